@@ -1,0 +1,259 @@
+"""The CDR contract: one record type and the one validator that enforces it.
+
+A message on ``cdr.raw`` is one CDR as a JSON object, or a batch as a JSON
+array of such objects. :func:`validate_message` turns the message's bytes
+into valid, normalised :class:`CDR` values plus one :class:`Rejection` per
+part that failed, so a bad CDR in a batch never costs the good ones.
+The fields are documented in ``docs/cdr-contract.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from features.numbers import NumberError, normalise
+
+__all__ = [
+    "CDR",
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "Disposition",
+    "Rejection",
+    "ValidationResult",
+    "cdr_from_mapping",
+    "validate_message",
+]
+
+DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+_MAX_ID_LENGTH = 128
+_MAX_DURATION_S = 7 * 24 * 3600  # a week: anything longer is a unit error
+# Epoch milliseconds between 2000-01-01 and 2100-01-01: outside, it is
+# almost always seconds or microseconds sent by mistake.
+_MIN_EPOCH_MS = 946_684_800_000
+_MAX_EPOCH_MS = 4_102_444_800_000
+
+
+class Disposition(StrEnum):
+    """How the call ended."""
+
+    ANSWERED = "ANSWERED"
+    NO_ANSWER = "NO_ANSWER"
+    BUSY = "BUSY"
+    REJECTED = "REJECTED"
+    FAILED = "FAILED"
+
+
+_DISPOSITIONS = {member.value: member for member in Disposition}
+
+
+@dataclass(frozen=True, slots=True)
+class CDR:
+    """One valid call detail record, numbers normalised, time in epoch ms (UTC)."""
+
+    cdr_id: str
+    caller: str
+    callee: str
+    start_ms: int
+    duration_s: float
+    disposition: Disposition
+    ring_s: float | None = None
+    carrier: str | None = None
+
+    @property
+    def answered(self) -> bool:
+        """Whether the callee picked up."""
+        return self.disposition is Disposition.ANSWERED
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The record as a contract-conforming JSON object (epoch ms time)."""
+        return {
+            "cdr_id": self.cdr_id,
+            "caller": self.caller,
+            "callee": self.callee,
+            "start_time": self.start_ms,
+            "duration_s": self.duration_s,
+            "disposition": self.disposition.value,
+            "ring_s": self.ring_s,
+            "carrier": self.carrier,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One part of a message that failed validation, and why.
+
+    ``index`` is the position inside a batch, or ``None`` when the whole
+    message failed (garbage bytes, not UTF-8, too large, empty batch...).
+    ``original`` is the raw message for a whole-message failure, or the
+    failed batch element re-encoded as JSON.
+    """
+
+    reason: str
+    original: bytes
+    index: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationResult:
+    """What one message yielded: the good CDRs and the rejected parts."""
+
+    cdrs: list[CDR]
+    rejections: list[Rejection]
+
+
+class _FieldError(ValueError):
+    pass
+
+
+def validate_message(
+    raw: bytes,
+    *,
+    default_region: str = "CN",
+    max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> ValidationResult:
+    """Validate one ``cdr.raw`` message (a JSON object or a JSON array of them)."""
+    if raw is None:
+        return ValidationResult([], [Rejection("empty message (no value)", b"")])
+    if len(raw) > max_bytes:
+        reason = f"message of {len(raw)} bytes exceeds the limit of {max_bytes} bytes"
+        return ValidationResult([], [Rejection(reason, raw)])
+    try:
+        decoded = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        return ValidationResult([], [Rejection(f"not valid UTF-8 JSON: {error}", raw)])
+    if isinstance(decoded, dict):
+        try:
+            return ValidationResult([cdr_from_mapping(decoded, default_region)], [])
+        except _FieldError as error:
+            return ValidationResult([], [Rejection(str(error), raw)])
+    if isinstance(decoded, list):
+        return _validate_batch(decoded, raw, default_region)
+    kind = type(decoded).__name__
+    return ValidationResult([], [Rejection(f"expected a JSON object or array, got {kind}", raw)])
+
+
+def _validate_batch(items: list[Any], raw: bytes, default_region: str) -> ValidationResult:
+    if not items:
+        return ValidationResult([], [Rejection("empty batch: a JSON array with no CDR", raw)])
+    cdrs: list[CDR] = []
+    rejections: list[Rejection] = []
+    for index, item in enumerate(items):
+        try:
+            if not isinstance(item, dict):
+                raise _FieldError(f"batch element is {type(item).__name__}, not a JSON object")
+            cdrs.append(cdr_from_mapping(item, default_region))
+        except _FieldError as error:
+            rejections.append(Rejection(f"[{index}] {error}", orjson.dumps(item), index))
+    return ValidationResult(cdrs, rejections)
+
+
+def cdr_from_mapping(fields: Mapping[str, Any], default_region: str = "CN") -> CDR:
+    """Build a :class:`CDR` from decoded JSON, or raise ``ValueError`` with the reason."""
+    disposition = _disposition(fields)
+    duration_s = _seconds(fields, "duration_s", required=True)
+    assert duration_s is not None  # required=True never returns None
+    if duration_s > 0 and disposition is not Disposition.ANSWERED:
+        raise _FieldError(
+            f"duration_s: talk time must be 0 when disposition is {disposition.value}, "
+            f"got {duration_s}"
+        )
+    return CDR(
+        cdr_id=_cdr_id(fields),
+        caller=_number(fields, "caller", default_region),
+        callee=_number(fields, "callee", default_region),
+        start_ms=_start_ms(fields),
+        duration_s=duration_s,
+        disposition=disposition,
+        ring_s=_seconds(fields, "ring_s", required=False),
+        carrier=_carrier(fields),
+    )
+
+
+def _required(fields: Mapping[str, Any], name: str) -> Any:
+    try:
+        value = fields[name]
+    except KeyError:
+        raise _FieldError(f"{name}: missing") from None
+    if value is None:
+        raise _FieldError(f"{name}: null")
+    return value
+
+
+def _cdr_id(fields: Mapping[str, Any]) -> str:
+    value = _required(fields, "cdr_id")
+    if not isinstance(value, str):
+        raise _FieldError(f"cdr_id: must be a string, got {type(value).__name__}")
+    if not value or len(value) > _MAX_ID_LENGTH:
+        raise _FieldError(f"cdr_id: must be 1 to {_MAX_ID_LENGTH} characters")
+    return value
+
+
+def _number(fields: Mapping[str, Any], name: str, default_region: str) -> str:
+    value = _required(fields, name)
+    if not isinstance(value, str):
+        raise _FieldError(f"{name}: must be a string, got {type(value).__name__}")
+    try:
+        return normalise(value, default_region)
+    except NumberError as error:
+        raise _FieldError(f"{name}: {error} ({value[:40]!r})") from None
+
+
+def _start_ms(fields: Mapping[str, Any]) -> int:
+    value = _required(fields, "start_time")
+    if isinstance(value, bool):
+        raise _FieldError("start_time: must be RFC 3339 text or epoch milliseconds, got bool")
+    if isinstance(value, int):
+        epoch_ms = value
+    elif isinstance(value, str):
+        epoch_ms = _parse_rfc3339_ms(value)
+    else:
+        kind = type(value).__name__
+        raise _FieldError(f"start_time: must be RFC 3339 text or epoch milliseconds, got {kind}")
+    if not _MIN_EPOCH_MS <= epoch_ms < _MAX_EPOCH_MS:
+        raise _FieldError(
+            f"start_time: {value!r} is outside 2000-2100; epoch values must be in milliseconds"
+        )
+    return epoch_ms
+
+
+def _parse_rfc3339_ms(text: str) -> int:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise _FieldError(f"start_time: not RFC 3339 ({text[:40]!r})") from None
+    if moment.tzinfo is None:
+        raise _FieldError(f"start_time: RFC 3339 needs a UTC offset ({text[:40]!r})")
+    return round(moment.timestamp() * 1000)
+
+
+def _seconds(fields: Mapping[str, Any], name: str, *, required: bool) -> float | None:
+    value = _required(fields, name) if required else fields.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _FieldError(f"{name}: must be a number of seconds, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 0 or value > _MAX_DURATION_S:
+        raise _FieldError(f"{name}: must be between 0 and {_MAX_DURATION_S}, got {value}")
+    return float(value)
+
+
+def _disposition(fields: Mapping[str, Any]) -> Disposition:
+    value = _required(fields, "disposition")
+    member = _DISPOSITIONS.get(value) if isinstance(value, str) else None
+    if member is None:
+        allowed = ", ".join(_DISPOSITIONS)
+        raise _FieldError(f"disposition: must be one of {allowed}, got {str(value)[:40]!r}")
+    return member
+
+
+def _carrier(fields: Mapping[str, Any]) -> str | None:
+    value = fields.get("carrier")
+    if value is None or isinstance(value, str):
+        return value
+    raise _FieldError(f"carrier: must be a string, got {type(value).__name__}")
