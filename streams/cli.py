@@ -1,0 +1,80 @@
+"""The ``callguard`` command: a thin shell over the library."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from streams.settings import ConfigurationError, Settings, load_settings
+
+__all__ = ["main"]
+
+cli = typer.Typer(
+    name="callguard",
+    help="Spot nuisance callers from call detail records.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ConfigurationError as error:
+        typer.echo(f"callguard: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
+@cli.command()
+def broker(
+    port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1.")] = 9092,
+    log: Annotated[Path | None, typer.Option(help="Append the broker's log here.")] = None,
+) -> None:
+    """Run the local in-memory Kafka-protocol broker (Tansu) until Ctrl-C."""
+    from streams.broker import LocalBroker
+
+    local = LocalBroker(port, log_path=log)
+    try:
+        local.start()
+    except (TimeoutError, RuntimeError) as error:
+        typer.echo(f"callguard broker: could not start: {error}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"broker ready on {local.url} (memory only: topics vanish when it stops)")
+    signal.signal(signal.SIGTERM, lambda *_: local.stop())
+    try:
+        code = local.wait()
+    except KeyboardInterrupt:
+        local.stop()
+        code = 0
+    raise typer.Exit(code)
+
+
+@cli.command()
+def worker(
+    broker_url: Annotated[
+        str | None, typer.Option("--broker", help="kafka://host:port (env CALLGUARD_BROKER_URL).")
+    ] = None,
+    web_port: Annotated[int | None, typer.Option(help="Worker HTTP port.")] = None,
+    loglevel: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run a Faust worker: ingest, features, scoring and sinks."""
+    import faust
+
+    from streams.app import create_app
+
+    settings = _settings(broker_url=broker_url, web_port=web_port, log_level=loglevel)
+    app = create_app(settings)
+    faust.Worker(app.faust_app, loglevel=settings.log_level).execute_from_commandline()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        cli()
+    except ConfigurationError as error:
+        print(f"callguard: {error}", file=sys.stderr)
+        sys.exit(2)

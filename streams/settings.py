@@ -1,0 +1,119 @@
+"""The one settings object: every knob, its environment name, type and meaning.
+
+Read once at the edge (the CLI), frozen, then passed down. Environment
+variables use the prefix ``CALLGUARD_`` (``CALLGUARD_BROKER_URL`` and so on).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import phonenumbers
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ConfigurationError", "Settings", "load_settings"]
+
+
+class ConfigurationError(RuntimeError):
+    """A setting is wrong; the message says which and what to change."""
+
+
+class Settings(BaseSettings):
+    """callguard's configuration, with the embedded defaults of the demo."""
+
+    model_config = SettingsConfigDict(env_prefix="CALLGUARD_", frozen=True, extra="forbid")
+
+    app_id: str = Field("callguard", description="Faust app id = Kafka consumer group.")
+    broker_url: str = Field(
+        "kafka://127.0.0.1:9092",
+        description="Kafka bootstrap servers, kafka://host:port[;host:port].",
+    )
+    default_region: str = Field("CN", description="Region for numbers without a country code.")
+
+    topic_cdr_raw: str = Field("cdr.raw", description="Where carriers publish CDRs.")
+    topic_deadletter: str = Field("cdr.deadletter", description="Rejected CDRs and why.")
+    topic_by_caller: str = Field(
+        "cdr.by_caller", description="Valid CDRs repartitioned by normalised caller."
+    )
+    topic_complaints: str = Field("complaints", description="User complaints about numbers.")
+    topic_flags: str = Field("cdr.flags", description="Decisions for interception systems.")
+    partitions: int = Field(4, ge=1, le=1024, description="Partitions of the topics we create.")
+
+    max_message_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="Larger cdr.raw messages are dead-lettered."
+    )
+    deadletter_max_original_bytes: int = Field(
+        900_000,
+        ge=1024,
+        description="Originals longer than this are truncated in the dead letter (size kept).",
+    )
+    ingest_batch_size: int = Field(
+        5000, ge=1, description="Messages taken from cdr.raw per processing batch."
+    )
+    ingest_batch_within_s: float = Field(
+        0.2, gt=0, description="Longest wait to fill an ingest batch, seconds."
+    )
+
+    store_url: str = Field(
+        "chdb:///var/lib/callguard/chdb",
+        description="clickhouse://user:password@host:9000/db or chdb:///path.",
+    )
+    store_password: SecretStr | None = Field(
+        None, description="Overrides the password in store_url, so URLs can be logged."
+    )
+    data_dir: Path = Field(Path("var/callguard"), description="Worker state (Faust tables).")
+    web_port: int = Field(6066, ge=1, le=65535, description="Worker HTTP port.")
+
+    broker_session_timeout_s: float = Field(
+        6.0, gt=0, description="Consumer session timeout; low so group joins are quick."
+    )
+    broker_rebalance_timeout_s: float = Field(
+        6.0, gt=0, description="Consumer rebalance timeout; Faust's 30 s default slows joins."
+    )
+    broker_heartbeat_interval_s: float = Field(1.0, gt=0, description="Consumer heartbeat.")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("broker_url")
+    @classmethod
+    def _check_broker_url(cls, value: str) -> str:
+        if not value.startswith("kafka://") or len(value) <= len("kafka://"):
+            raise ValueError(
+                f"{value!r} is not a broker URL; use kafka://host:port (several: separated by ;)"
+            )
+        return value
+
+    @field_validator("default_region")
+    @classmethod
+    def _check_region(cls, value: str) -> str:
+        if value not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{value!r} is not an ISO 3166 region phonenumbers knows (e.g. CN)")
+        return value
+
+    @field_validator("store_url")
+    @classmethod
+    def _check_store_url(cls, value: str) -> str:
+        if not value.startswith(("clickhouse://", "chdb://")):
+            raise ValueError(
+                f"{value!r}: use clickhouse://user:password@host:9000/db or chdb:///path"
+            )
+        return value
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The broker URL as a client's ``host:port,host:port`` list."""
+        return self.broker_url.removeprefix("kafka://").replace(";", ",")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment (and overrides), or fail with what to change."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        lines = []
+        for problem in error.errors():
+            field = ".".join(str(part) for part in problem["loc"]) or "settings"
+            env_name = f"CALLGUARD_{field.upper()}"
+            lines.append(f"  {field} (env {env_name}): {problem['msg']}")
+        raise ConfigurationError("invalid configuration:\n" + "\n".join(lines)) from None

@@ -1,0 +1,41 @@
+"""The Kafka topics callguard reads and writes, declared once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faust
+
+from streams.settings import Settings
+
+__all__ = ["Topics", "declare_topics"]
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Handles on every topic of the pipeline (raw bytes; codecs live in our code)."""
+
+    cdr_raw: faust.TopicT
+    deadletter: faust.TopicT
+    by_caller: faust.TopicT
+
+
+def declare_topics(app: faust.App, settings: Settings) -> Topics:
+    """Declare the topics; ``internal=True`` lets the worker create missing ones at start."""
+
+    def raw_topic(name: str) -> faust.TopicT:
+        return app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.partitions,
+            internal=True,
+        )
+
+    return Topics(
+        cdr_raw=raw_topic(settings.topic_cdr_raw),
+        deadletter=raw_topic(settings.topic_deadletter),
+        by_caller=raw_topic(settings.topic_by_caller),
+    )

@@ -1,0 +1,126 @@
+"""Shared fixtures: the real local broker, worker processes, Kafka helpers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from streams.broker import LocalBroker, free_port, wait_for_port
+
+try:  # the ClickHouse fixtures live with the sink tests
+    from tests.clickhouse_fixtures import *  # noqa: F403
+except ImportError:  # pragma: no cover - until that module exists
+    pass
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``host:port`` of a real Tansu broker, fresh for this test session."""
+    log = tmp_path_factory.mktemp("broker") / "tansu.log"
+    with LocalBroker(log_path=log) as broker:
+        yield broker.bootstrap
+
+
+@pytest.fixture()
+def kafka_producer(kafka_bootstrap: str) -> Iterator[KafkaProducer]:
+    """A kafka-python producer, as a carrier's exporter would use."""
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, max_request_size=16 * 1024 * 1024)
+    yield producer
+    producer.close()
+
+
+def read_topic(
+    bootstrap: str,
+    topic: str,
+    *,
+    until: Callable[[list], bool],
+    timeout_s: float = 60.0,
+) -> list:
+    """Read every partition of ``topic`` from the start until ``until(records)`` holds."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=500)
+    try:
+        deadline = time.monotonic() + timeout_s
+        partitions: set[int] = set()
+        while not partitions:
+            consumer.topics()  # refresh metadata
+            partitions = consumer.partitions_for_topic(topic) or set()
+            if not partitions:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"topic {topic} never appeared")
+                time.sleep(0.2)
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
+        consumer.seek_to_beginning(*assigned)
+        records: list = []
+        while not until(records):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out on {topic}: got {len(records)} records")
+            for batch in consumer.poll(timeout_ms=300).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()
+
+
+class WorkerProcess:
+    """``callguard worker`` in a subprocess, as operators run it."""
+
+    def __init__(self, bootstrap: str, workdir: Path, **env: str) -> None:
+        self.web_port = free_port()
+        self.log_path = workdir / f"worker-{self.web_port}.log"
+        self.env = {
+            **os.environ,
+            "CALLGUARD_BROKER_URL": f"kafka://{bootstrap}",
+            "CALLGUARD_WEB_PORT": str(self.web_port),
+            "CALLGUARD_DATA_DIR": str(workdir / f"data-{self.web_port}"),
+            **env,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603
+                [sys.executable, "-m", "streams", "worker"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for_port("127.0.0.1", self.web_port, 60)
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture()
+def start_worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start ``callguard worker`` processes; all are stopped after the test."""
+    started: list[WorkerProcess] = []
+
+    def start(**env: str) -> WorkerProcess:
+        worker = WorkerProcess(kafka_bootstrap, tmp_path, **env).start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()

@@ -1,0 +1,69 @@
+"""Round trip through the real broker: kafka-python in, the worker, topics out."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+
+import orjson
+import pytest
+
+from streams.wire import decode_columns
+from tests.conftest import read_topic
+
+pytestmark = pytest.mark.integration
+
+
+def _cdr(cdr_id: str, caller: str = "13800138000") -> dict:
+    return {
+        "cdr_id": cdr_id,
+        "caller": caller,
+        "callee": "010-12345678",
+        "start_time": "2024-05-01T10:00:00+08:00",
+        "duration_s": 12,
+        "disposition": "ANSWERED",
+    }
+
+
+def test_malformed_cdrs_go_to_deadletter_and_good_ones_go_on(
+    kafka_bootstrap, kafka_producer, start_worker
+):
+    run = uuid.uuid4().hex[:8]
+    raw_topic, dead_topic, routed_topic = f"raw-{run}", f"dead-{run}", f"routed-{run}"
+    worker = start_worker(
+        CALLGUARD_APP_ID=f"cg-{run}",
+        CALLGUARD_TOPIC_CDR_RAW=raw_topic,
+        CALLGUARD_TOPIC_DEADLETTER=dead_topic,
+        CALLGUARD_TOPIC_BY_CALLER=routed_topic,
+    )
+    good_single = _cdr(f"{run}-1")
+    garbage = b"\xff\xfe not json"
+    batch = [_cdr(f"{run}-2", "+8613900139000"), {**_cdr(f"{run}-3"), "duration_s": "long"}]
+    # One partition keeps offsets in send order. The worker declares the raw
+    # topic at start: produce once it is there.
+    read_topic(kafka_bootstrap, raw_topic, until=lambda _: True)
+    kafka_producer.send(raw_topic, orjson.dumps(good_single), partition=0)
+    kafka_producer.send(raw_topic, garbage, partition=0)
+    kafka_producer.send(raw_topic, orjson.dumps(batch), partition=0)
+    kafka_producer.send(raw_topic, orjson.dumps(_cdr(f"{run}-4")), partition=0)
+    kafka_producer.flush()
+
+    def routed_ids(records) -> list[str]:
+        return [i for r in records for i in decode_columns(r.value).cdr_id]
+
+    routed = read_topic(kafka_bootstrap, routed_topic, until=lambda rs: len(routed_ids(rs)) >= 3)
+    assert sorted(routed_ids(routed)) == [f"{run}-1", f"{run}-2", f"{run}-4"], worker.log()
+
+    dead = read_topic(kafka_bootstrap, dead_topic, until=lambda rs: len(rs) >= 2)
+    letters = sorted((orjson.loads(r.value) for r in dead), key=lambda d: d["source_offset"])
+    assert len(letters) == 2
+    garbage_letter, element_letter = letters
+    assert garbage_letter["source_topic"] == raw_topic
+    assert garbage_letter["batch_index"] is None
+    assert "not valid UTF-8 JSON" in garbage_letter["reason"]
+    assert base64.b64decode(garbage_letter["original_b64"]) == garbage
+    assert element_letter["batch_index"] == 1
+    assert element_letter["reason"].startswith("[1] duration_s: must be a number")
+    assert orjson.loads(base64.b64decode(element_letter["original_b64"]))["cdr_id"] == f"{run}-3"
+    assert element_letter["source_offset"] == garbage_letter["source_offset"] + 1
+    assert worker.process.poll() is None, "the worker must go on after bad input"
