@@ -128,7 +128,7 @@ def segment_of(number: str) -> str:
     >>> segment_of("+8613800138000")
     '1380013'
     >>> segment_of("+861012345678")
-    '10123'
+    '101234'
     """
     if not number.startswith("+"):
         return number
