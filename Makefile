@@ -1,0 +1,39 @@
+# The two commands of the README: `make demo` and `make test`.
+# Everything else here is what they need, installed on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
+
+.PHONY: setup demo test lint unit integration clickhouse clickhouse-stop clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
+		-c requirements.lock -e ".[dev]"
+	@rm -f $(VENV)/.installed-* && touch $@
+
+demo: setup
+	$(BIN)/callguard demo
+
+clickhouse:
+	bash scripts/clickhouse-server.sh ensure
+
+clickhouse-stop:
+	bash scripts/clickhouse-server.sh stop
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/python -m pytest -m "not integration and not e2e" -q
+
+test: setup clickhouse lint
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache
