@@ -1,0 +1,78 @@
+"""Flag lifecycle: tiers, renewal, expiry, appeal, allow-list."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.decisions import DecisionPolicy, FlagState, Score, decide, expire, lift
+from sinks.flag_record import Action, decode_flag, encode_flag
+
+HOUR = 3600 * 1000
+POLICY = DecisionPolicy(block_threshold=0.9, watch_threshold=0.6, flag_ttl_ms=24 * HOUR)
+T0 = 1_714_528_800_000
+
+
+def score(p: float, at: int = T0, category: str = "finance_marketing") -> Score:
+    return Score("+8613800138000", category, p, "v1", at, ("short-call ratio 0.93",))
+
+
+def test_tiers_from_thresholds() -> None:
+    assert decide(FlagState(), score(0.5), POLICY, allowed=False) == (FlagState(), None)
+    _, watch = decide(FlagState(), score(0.6), POLICY, allowed=False)
+    _, block = decide(FlagState(), score(0.95), POLICY, allowed=False)
+    assert watch.action is Action.WATCH and block.action is Action.BLOCK
+    assert block.expires_at_ms == T0 + 24 * HOUR
+    assert block.reasons == ("short-call ratio 0.93",)
+
+
+def test_renewal_publishes_upgrades_at_once_and_repeats_only_past_half_life() -> None:
+    state, first = decide(FlagState(), score(0.7), POLICY, allowed=False)
+    assert first.action is Action.WATCH
+    state, same = decide(state, score(0.7, T0 + HOUR), POLICY, allowed=False)
+    assert same is None and state.flag == first
+    state, upgraded = decide(state, score(0.95, T0 + 2 * HOUR), POLICY, allowed=False)
+    assert upgraded.action is Action.BLOCK
+    state, renewed = decide(state, score(0.95, T0 + 15 * HOUR), POLICY, allowed=False)
+    assert renewed is not None and renewed.expires_at_ms == T0 + 39 * HOUR
+    _, new_category = decide(state, score(0.95, T0 + 16 * HOUR, "fraud"), POLICY, allowed=False)
+    assert new_category.category == "fraud"
+
+
+def test_expiry_emits_one_clear() -> None:
+    state, flag = decide(FlagState(), score(0.95), POLICY, allowed=False)
+    assert expire(state, T0 + 23 * HOUR) == (state, None)
+    state, cleared = expire(state, T0 + 25 * HOUR)
+    assert cleared.action is Action.CLEAR and cleared.source == "expiry"
+    assert cleared.flagged_at_ms == flag.expires_at_ms and cleared.expires_at_ms is None
+    assert expire(state, T0 + 26 * HOUR) == (state, None)
+
+
+def test_appeal_clears_and_suppresses() -> None:
+    state, _ = decide(FlagState(), score(0.95), POLICY, allowed=False)
+    with pytest.raises(ValueError, match="needs a reason"):
+        lift(state, T0 + HOUR, POLICY, why=" ")
+    state, cleared = lift(state, T0 + HOUR, POLICY, why="registered school notices")
+    assert cleared.action is Action.CLEAR and cleared.source == "appeal"
+    assert "registered school notices" in cleared.reasons[0]
+    assert decide(state, score(0.99, T0 + 2 * HOUR), POLICY, allowed=False)[1] is None
+    after = T0 + HOUR + POLICY.appeal_suppression_ms
+    assert decide(state, score(0.99, after), POLICY, allowed=False)[1].action is Action.BLOCK
+
+
+def test_allow_listed_numbers_are_never_flagged_and_get_cleared() -> None:
+    assert decide(FlagState(), score(0.999), POLICY, allowed=True) == (FlagState(), None)
+    state, _ = decide(FlagState(), score(0.95), POLICY, allowed=False)
+    state, cleared = decide(state, score(0.999, T0 + HOUR), POLICY, allowed=True)
+    assert cleared.action is Action.CLEAR and cleared.source == "allowlist"
+
+
+def test_bad_thresholds_fail_fast() -> None:
+    with pytest.raises(ValueError, match="watch <= block"):
+        DecisionPolicy(block_threshold=0.5, watch_threshold=0.8)
+
+
+def test_flag_json_round_trip_and_stable_id() -> None:
+    _, flag = decide(FlagState(), score(0.95), POLICY, allowed=False)
+    decoded = decode_flag(encode_flag(flag))
+    assert decoded == flag
+    assert decoded.decision_id == flag.decision_id
