@@ -1,0 +1,180 @@
+"""The small sketches that keep per-caller memory bounded, and their errors.
+
+**Callees: bottom-k (KMV) with counts.** Each aggregate keeps the ``k``
+smallest distinct 32-bit callee hashes it has seen, each with a call count
+(saturating at 255). Merging two sketches keeps the ``k`` smallest of the
+union and adds the counts, so the result does not depend on how the calls
+were split or ordered, and the counts of the kept callees are exact (a
+callee among the ``k`` smallest of a union is among the ``k`` smallest of
+every part it appears in). From it:
+
+* distinct callees: exact while at most ``k`` distinct callees were seen;
+  beyond, ``(k - 1) * 2**32 / h_k`` (``h_k`` the k-th smallest hash), an
+  unbiased estimate with relative standard error about ``1 / sqrt(k - 2)``:
+  27 % for k = 16, 18 % for k = 32. The estimate is clamped to
+  ``[k, calls]``.
+* the kept hashes are a uniform sample of the distinct callees, which the
+  repeat-callee ratio and the reciprocity estimate use; both are exact while
+  at most ``k`` distinct callees were seen, and beyond carry a binomial
+  standard error of about ``sqrt(p (1 - p) / k)`` (at most 0.125 for k = 16).
+
+**Segments: a hashed histogram** of ``B`` counters of calls per segment
+hash. Entropy and distinct segments are exact while no two called segments
+share a counter; with ``d`` segments the chance of a collision is about
+``d (d - 1) / (2 B)``. Distinct segments are estimated by linear counting,
+``B ln(B / empty)``, which saturates near ``B ln(2 B)`` (55 for B = 16):
+beyond a dozen segments it says "many", not how many.
+
+**Inbound callers: a Bloom filter** of ``m`` bits and 3 hash positions per
+number (derived from the same 32-bit hash), in two generations. With ``n``
+distinct inbound numbers in a generation the false-positive rate is about
+``(1 - exp(-3 n / m)) ** 3``: for m = 512, 0.2 % at n = 20, 1.6 % at 50,
+8.7 % at 100; a query checks two generations, so up to twice that.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "BLOOM_HASHES",
+    "EMPTY_HASH",
+    "bloom_add",
+    "bloom_contains",
+    "kmv_distinct",
+    "kmv_repeat_share",
+    "kmv_union",
+    "kmv_union_groups",
+    "segment_distinct",
+    "segment_entropy",
+]
+
+EMPTY_HASH = np.uint32(0xFFFFFFFF)
+BLOOM_HASHES = 3
+_COUNT_CAP = 255
+_HASH_SPACE = 2.0**32
+
+UInt32Array = NDArray[np.uint32]
+UInt8Array = NDArray[np.uint8]
+
+
+def kmv_union_groups(
+    groups: NDArray[np.intp],
+    hashes: UInt32Array,
+    counts: NDArray[np.integer],
+    n_groups: int,
+    k: int,
+) -> tuple[UInt32Array, UInt8Array]:
+    """Bottom-k sketches of many groups at once.
+
+    ``groups[i]`` says which of ``n_groups`` sketches entry ``i`` (a hash seen
+    ``counts[i]`` times) belongs to; empty-slot entries are ignored. Returns
+    ``(n_groups, k)`` hashes (ascending, padded with :data:`EMPTY_HASH`) and
+    counts (0 in padding).
+    """
+    keep = hashes != EMPTY_HASH
+    groups, hashes, counts = groups[keep], hashes[keep], counts[keep].astype(np.int64)
+    out_hashes = np.full((n_groups, k), EMPTY_HASH, dtype=np.uint32)
+    out_counts = np.zeros((n_groups, k), dtype=np.uint8)
+    if len(hashes) == 0:
+        return out_hashes, out_counts
+    order = np.lexsort((hashes, groups))
+    groups, hashes, counts = groups[order], hashes[order], counts[order]
+    distinct = np.flatnonzero(
+        np.r_[True, (groups[1:] != groups[:-1]) | (hashes[1:] != hashes[:-1])]
+    )
+    groups, hashes = groups[distinct], hashes[distinct]
+    counts = np.add.reduceat(counts, distinct)
+    group_first = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    rank = np.arange(len(groups)) - np.repeat(group_first, np.diff(np.r_[group_first, len(groups)]))
+    kept = rank < k
+    out_hashes[groups[kept], rank[kept]] = hashes[kept]
+    out_counts[groups[kept], rank[kept]] = np.minimum(counts[kept], _COUNT_CAP)
+    return out_hashes, out_counts
+
+
+def kmv_union(
+    hashes_a: UInt32Array,
+    counts_a: NDArray[np.integer],
+    hashes_b: UInt32Array,
+    counts_b: NDArray[np.integer],
+    k: int,
+) -> tuple[UInt32Array, UInt8Array]:
+    """Bottom-k of the union of two sketches (or of a sketch and raw hashes)."""
+    hashes = np.concatenate((hashes_a, hashes_b))
+    counts = np.concatenate((counts_a, counts_b)).astype(np.int64)
+    order = np.argsort(hashes, kind="stable")
+    hashes, counts = hashes[order], counts[order]
+    distinct = np.flatnonzero(np.r_[True, hashes[1:] != hashes[:-1]])
+    summed = np.add.reduceat(counts, distinct)[:k]
+    distinct = distinct[:k]
+    out_hashes = np.full(k, EMPTY_HASH, dtype=np.uint32)
+    out_counts = np.zeros(k, dtype=np.uint8)
+    out_hashes[: len(distinct)] = hashes[distinct]
+    out_counts[: len(distinct)] = np.minimum(summed, _COUNT_CAP)
+    # Padding sorts last and its counts are 0, so it never displaces a hash.
+    out_counts[out_hashes == EMPTY_HASH] = 0
+    return out_hashes, out_counts
+
+
+def kmv_distinct(hashes: UInt32Array, calls: int) -> float:
+    """Distinct callees from one bottom-k sketch (see the module docstring)."""
+    k = len(hashes)
+    used = int(np.count_nonzero(hashes != EMPTY_HASH))
+    if used < k:
+        return float(used)
+    kth = float(hashes[k - 1]) + 1.0
+    estimate = (k - 1) * _HASH_SPACE / kth
+    return float(min(max(estimate, k), max(calls, k)))
+
+
+def kmv_repeat_share(counts: UInt8Array) -> float:
+    """Share of the sampled distinct callees that were called at least twice."""
+    used = counts[counts > 0]
+    if len(used) == 0:
+        return 0.0
+    return float(np.count_nonzero(used >= 2)) / len(used)
+
+
+def segment_entropy(histogram: NDArray[np.integer]) -> float:
+    """Shannon entropy in bits of calls over (hashed) segments; 0 without calls."""
+    counts = histogram[histogram > 0].astype(np.float64)
+    total = counts.sum()
+    if total == 0:
+        return 0.0
+    shares = counts / total
+    return float(max(0.0, -(shares * np.log2(shares)).sum()))
+
+
+def segment_distinct(histogram: NDArray[np.integer]) -> float:
+    """Linear-counting estimate of distinct segments from a hashed histogram."""
+    bins = len(histogram)
+    empty = bins - int(np.count_nonzero(histogram))
+    if empty == bins:
+        return 0.0
+    return bins * math.log(bins / max(empty, 0.5))
+
+
+def _bloom_positions(hashes: UInt32Array, bits: int) -> NDArray[np.int64]:
+    # Double hashing (Kirsch-Mitzenmacher) from the two halves of the hash.
+    hashes = hashes.astype(np.int64)
+    low, high = hashes & 0xFFFF, (hashes >> 16) | 1
+    steps = np.arange(BLOOM_HASHES, dtype=np.int64)
+    return (low[:, None] + steps[None, :] * high[:, None]) % bits
+
+
+def bloom_add(words: NDArray[np.uint64], hashes: UInt32Array) -> None:
+    """Set the bits of ``hashes`` in a filter of ``64 * len(words)`` bits, in place."""
+    positions = _bloom_positions(hashes, 64 * len(words)).ravel()
+    masks = np.left_shift(np.uint64(1), (positions % 64).astype(np.uint64))
+    np.bitwise_or.at(words, positions // 64, masks)
+
+
+def bloom_contains(words: NDArray[np.uint64], hashes: UInt32Array) -> NDArray[np.bool_]:
+    """Whether each hash may be in the filter (false positives, never negatives)."""
+    positions = _bloom_positions(hashes, 64 * len(words))
+    bits = (words[positions // 64] >> (positions % 64).astype(np.uint64)) & np.uint64(1)
+    return np.all(bits == 1, axis=1)
