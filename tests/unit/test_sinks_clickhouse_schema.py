@@ -1,0 +1,137 @@
+"""Schema rendering per server version, user grants and decisions, without a server."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sinks.clickhouse import Action, FlagDecision, ServerFeatures, decision_id_for
+from sinks.clickhouse.schema import render_migrations
+from sinks.clickhouse.users import render_user_statements
+
+OLD = ServerFeatures((18, 16, 1))
+CURRENT = ServerFeatures((26, 9, 2, 1))
+WINDOW_END = datetime(2026, 11, 22, 12, tzinfo=UTC)
+
+
+def all_sql(features: ServerFeatures, retention_days: int = 180) -> str:
+    migrations = render_migrations("callguard", features, retention_days)
+    return "\n".join(statement for m in migrations for statement in m.statements)
+
+
+def test_old_server_gets_no_ttl_and_no_low_cardinality() -> None:
+    sql = all_sql(OLD)
+
+    assert "TTL" not in sql
+    assert "LowCardinality" not in sql
+    assert "ReplacingMergeTree(version)" in sql
+    assert "PARTITION BY toYYYYMM(flagged_at)" in sql
+
+
+def test_current_server_gets_ttl_on_every_retained_table() -> None:
+    sql = all_sql(CURRENT, retention_days=30)
+
+    assert sql.count("TTL ") == 5  # history, current, features, hourly, metrics
+    assert "TTL flagged_at + INTERVAL 30 DAY" in sql
+    assert "TTL hour + INTERVAL 30 DAY" in sql
+    assert "category LowCardinality(String)" in sql
+
+
+def test_every_statement_can_be_repeated() -> None:
+    for features in (OLD, CURRENT):
+        for migration in render_migrations("callguard", features, 180):
+            for statement in migration.statements:
+                assert "IF NOT EXISTS" in statement.split("\n", 1)[0]
+
+
+def test_migrations_are_named_in_order_and_versioned_by_content() -> None:
+    old, current = render_migrations("db", OLD, 180), render_migrations("db", CURRENT, 180)
+
+    names = [migration.name for migration in old]
+    assert names == sorted(names) and names[0] == "0001_schema_migrations"
+    assert names == [migration.name for migration in current]
+    assert old[1].checksum != current[1].checksum
+
+
+def test_retention_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="retention_days"):
+        render_migrations("db", CURRENT, 0)
+
+
+@pytest.mark.parametrize(
+    ("version", "ttl", "sql_users"),
+    [((18, 16, 1), False, False), ((20, 3), True, False), ((24, 8, 1), True, True)],
+)
+def test_features_by_version(version: tuple[int, ...], ttl: bool, sql_users: bool) -> None:
+    features = ServerFeatures(version)
+
+    assert (features.ttl, features.sql_users) == (ttl, sql_users)
+
+
+def test_user_statements_grant_narrowly_and_escape_passwords() -> None:
+    statements = render_user_statements("callguard", "w'pass\\", "reader")
+    sql = "\n".join(statements)
+
+    assert "IDENTIFIED WITH sha256_password BY 'w\\'pass\\\\'" in sql
+    assert "GRANT INSERT ON `callguard`.* TO `callguard_writer`" in statements
+    assert "GRANT SELECT ON `callguard`.* TO `callguard_reader`" in statements
+    assert not any("GRANT SELECT ON" in s and "writer" in s for s in statements)
+
+
+def test_user_statements_need_passwords() -> None:
+    with pytest.raises(ValueError, match="password"):
+        render_user_statements("callguard", "", "reader")
+
+
+def make(**fields: object) -> FlagDecision:
+    values: dict[str, object] = {
+        "number": "+8613800000001",
+        "action": "block",
+        "category": "robocall",
+        "score": 0.9,
+        "window_start": WINDOW_END - timedelta(minutes=10),
+        "window_end": WINDOW_END,
+        "flagged_at": WINDOW_END + timedelta(seconds=3),
+        "expires_at": WINDOW_END + timedelta(days=7),
+        "model_version": "hgb-1",
+        "actor": "worker-1",
+    }
+    values.update(fields)
+    return FlagDecision(**values)  # type: ignore[arg-type]
+
+
+def test_decision_id_is_the_same_for_a_replayed_decision() -> None:
+    first = make()
+    replay = make(flagged_at=WINDOW_END + timedelta(minutes=5), actor="worker-2")
+
+    assert first.action is Action.BLOCK
+    assert first.decision_id == replay.decision_id
+    assert len(first.decision_id) == 32 and first.number not in first.decision_id
+    assert first.decision_id == decision_id_for(first.number, "block", WINDOW_END, "hgb-1")
+
+
+def test_decision_id_differs_for_another_decision() -> None:
+    ids = {
+        make().decision_id,
+        make(action="clear").decision_id,
+        make(window_end=WINDOW_END + timedelta(minutes=1)).decision_id,
+        make(model_version="hgb-2").decision_id,
+        make(number="+8613800000002").decision_id,
+    }
+
+    assert len(ids) == 5
+
+
+def test_decisions_refuse_naive_times_and_unknown_actions() -> None:
+    with pytest.raises(ValueError, match="flagged_at"):
+        make(flagged_at=datetime(2026, 11, 22, 12))  # noqa: DTZ001 - naive on purpose
+    with pytest.raises(ValueError):
+        make(action="delete")
+
+
+def test_version_orders_decisions_by_time() -> None:
+    earlier = make(flagged_at=WINDOW_END + timedelta(milliseconds=1000))
+    later = make(flagged_at=WINDOW_END + timedelta(milliseconds=1500))
+
+    assert later.version - earlier.version == 500
