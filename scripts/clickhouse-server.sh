@@ -18,6 +18,7 @@
 # Every command is idempotent. Settings (environment):
 #   CLICKHOUSE_HOST (127.0.0.1), CLICKHOUSE_PORT (9000), CLICKHOUSE_WAIT_S (60)
 set -euo pipefail
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 CONFIG=/etc/clickhouse-server/config.xml
 USERS_DIR=/etc/clickhouse-server/users.d
