@@ -156,7 +156,7 @@ class CallBatch:
             ),
         )
 
-    def take(self, rows: NDArray[np.integer] | slice) -> CallBatch:
+    def take(self, rows: NDArray[np.integer] | NDArray[np.bool_] | slice) -> CallBatch:
         """The batch restricted to ``rows`` (indices, a mask or a slice), in that order."""
         return CallBatch(
             start_ms=self.start_ms[rows],

@@ -34,8 +34,6 @@ distinct inbound numbers in a generation the false-positive rate is about
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numpy.typing import NDArray
 
@@ -120,42 +118,49 @@ def kmv_union(
     return out_hashes, out_counts
 
 
-def kmv_distinct(hashes: UInt32Array, calls: int) -> float:
-    """Distinct callees from one bottom-k sketch (see the module docstring)."""
-    k = len(hashes)
-    used = int(np.count_nonzero(hashes != EMPTY_HASH))
-    if used < k:
-        return float(used)
-    kth = float(hashes[k - 1]) + 1.0
+def kmv_distinct(hashes: UInt32Array, calls: NDArray[np.integer]) -> NDArray[np.float64]:
+    """Distinct callees from bottom-k sketches ``(n, k)`` (see the module docstring)."""
+    k = hashes.shape[1]
+    used = np.count_nonzero(hashes != EMPTY_HASH, axis=1)
+    kth = hashes[:, k - 1].astype(np.float64) + 1.0
     estimate = (k - 1) * _HASH_SPACE / kth
-    return float(min(max(estimate, k), max(calls, k)))
+    ceiling = np.maximum(calls, k).astype(np.float64)
+    return np.where(used < k, used, np.clip(estimate, k, ceiling)).astype(np.float64)
 
 
-def kmv_repeat_share(counts: UInt8Array) -> float:
-    """Share of the sampled distinct callees that were called at least twice."""
-    used = counts[counts > 0]
-    if len(used) == 0:
-        return 0.0
-    return float(np.count_nonzero(used >= 2)) / len(used)
+def kmv_repeat_share(counts: UInt8Array) -> NDArray[np.float64]:
+    """Per row, the share of sampled distinct callees that were called at least twice."""
+    used = np.count_nonzero(counts > 0, axis=1)
+    repeated = np.count_nonzero(counts >= 2, axis=1)
+    return _safe_ratio(repeated, used)
 
 
-def segment_entropy(histogram: NDArray[np.integer]) -> float:
-    """Shannon entropy in bits of calls over (hashed) segments; 0 without calls."""
-    counts = histogram[histogram > 0].astype(np.float64)
-    total = counts.sum()
-    if total == 0:
-        return 0.0
-    shares = counts / total
-    return float(max(0.0, -(shares * np.log2(shares)).sum()))
+def segment_entropy(histogram: NDArray[np.integer]) -> NDArray[np.float64]:
+    """Per row, Shannon entropy in bits of calls over (hashed) segments; 0 without calls."""
+    counts = histogram.astype(np.float64)
+    totals = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    terms = np.zeros_like(shares)
+    np.log2(shares, out=terms, where=shares > 0)
+    return np.maximum(0.0, -(shares * terms).sum(axis=1))
 
 
-def segment_distinct(histogram: NDArray[np.integer]) -> float:
-    """Linear-counting estimate of distinct segments from a hashed histogram."""
-    bins = len(histogram)
-    empty = bins - int(np.count_nonzero(histogram))
-    if empty == bins:
-        return 0.0
-    return bins * math.log(bins / max(empty, 0.5))
+def segment_distinct(histogram: NDArray[np.integer]) -> NDArray[np.float64]:
+    """Per row, the linear-counting estimate of distinct segments from a hashed histogram."""
+    bins = histogram.shape[1]
+    empty = bins - np.count_nonzero(histogram, axis=1)
+    estimate = bins * np.log(bins / np.maximum(empty, 0.5))
+    return np.where(empty == bins, 0.0, estimate)
+
+
+def _safe_ratio(
+    numerator: NDArray[np.integer], denominator: NDArray[np.integer]
+) -> NDArray[np.float64]:
+    numerator_f = numerator.astype(np.float64)
+    denominator_f = denominator.astype(np.float64)
+    return np.divide(
+        numerator_f, denominator_f, out=np.zeros_like(numerator_f), where=denominator_f != 0
+    )
 
 
 def _bloom_positions(hashes: UInt32Array, bits: int) -> NDArray[np.int64]:

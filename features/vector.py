@@ -1,15 +1,16 @@
 """The features: one pure function each, from one window's aggregate.
 
-Every function takes an :class:`~features.aggregate.Aggregates` and the row
-holding the window (its buckets already combined), and returns a float.
-Ratios with an empty denominator are 0. :data:`FEATURE_NAMES` fixes the
+Every function takes an :class:`~features.aggregate.Aggregates` whose rows
+are windows (each window's buckets already combined) and returns one float
+per row, so the streaming state (one row) and the offline path (a row per
+caller and window end) run the same code. Ratios with an empty denominator
+are 0. :data:`FEATURE_NAMES` fixes the
 order of the feature vector: the per-window names below, first for the
 short window (``short_`` prefix), then for the long one (``long_``).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
@@ -40,7 +41,7 @@ __all__ = [
     "distinct_callee_ratio",
     "distinct_callees",
     "distinct_segments",
-    "feature_row",
+    "PER_WINDOW",
     "gap_cv",
     "gap_mean_s",
     "mean_talk_s",
@@ -51,124 +52,127 @@ __all__ = [
     "segment_entropy_bits",
     "sequential_score",
     "short_call_ratio",
+    "window_features",
 ]
 
 
-def _ratio(numerator: float, denominator: float) -> float:
-    return float(numerator) / float(denominator) if denominator else 0.0
+Column = NDArray[np.float64]
 
 
-def call_volume(agg: Aggregates, row: int = 0) -> float:
+def _ratio(numerator: NDArray[np.generic], denominator: NDArray[np.generic]) -> Column:
+    top = np.asarray(numerator, dtype=np.float64)
+    bottom = np.asarray(denominator, dtype=np.float64)
+    return np.divide(top, bottom, out=np.zeros_like(top), where=bottom != 0)
+
+
+def call_volume(agg: Aggregates) -> Column:
     """``calls``: calls placed in the window, whatever their outcome."""
-    return float(agg.counters[row, CALLS])
+    return agg.counters[:, CALLS].astype(np.float64)
 
 
-def answer_rate(agg: Aggregates, row: int = 0) -> float:
+def answer_rate(agg: Aggregates) -> Column:
     """``answered / calls``."""
-    return _ratio(agg.counters[row, ANSWERED], agg.counters[row, CALLS])
+    return _ratio(agg.counters[:, ANSWERED], agg.counters[:, CALLS])
 
 
-def short_call_ratio(agg: Aggregates, row: int = 0) -> float:
+def short_call_ratio(agg: Aggregates) -> Column:
     """``answered calls with talk time < short_call_s / answered calls``."""
-    return _ratio(agg.counters[row, SHORT_ANSWERED], agg.counters[row, ANSWERED])
+    return _ratio(agg.counters[:, SHORT_ANSWERED], agg.counters[:, ANSWERED])
 
 
-def one_ring_ratio(agg: Aggregates, row: int = 0) -> float:
+def one_ring_ratio(agg: Aggregates) -> Column:
     """``unanswered calls with 0 < ring_s < one_ring_s / calls``.
 
     Calls whose ring time is unknown, or that never rang, are not one-ring.
     """
-    return _ratio(agg.counters[row, ONE_RING], agg.counters[row, CALLS])
+    return _ratio(agg.counters[:, ONE_RING], agg.counters[:, CALLS])
 
 
-def night_call_ratio(agg: Aggregates, row: int = 0) -> float:
+def night_call_ratio(agg: Aggregates) -> Column:
     """``calls starting in [night_start_hour, night_end_hour) local time / calls``.
 
     Local time is the configured zone (Asia/Shanghai, UTC+8, no DST).
     """
-    return _ratio(agg.counters[row, NIGHT], agg.counters[row, CALLS])
+    return _ratio(agg.counters[:, NIGHT], agg.counters[:, CALLS])
 
 
-def mean_talk_s(agg: Aggregates, row: int = 0) -> float:
+def mean_talk_s(agg: Aggregates) -> Column:
     """``sum of talk time / answered calls``, in seconds (talk time rounded to ms)."""
-    return _ratio(agg.counters[row, TALK_MS], agg.counters[row, ANSWERED]) / 1000.0
+    return _ratio(agg.counters[:, TALK_MS], agg.counters[:, ANSWERED]) / 1000.0
 
 
-def distinct_callees(agg: Aggregates, row: int = 0) -> float:
+def distinct_callees(agg: Aggregates) -> Column:
     """Distinct callees: exact up to ``kmv_k``, then the bottom-k estimate.
 
     Relative standard error about ``1 / sqrt(kmv_k - 2)`` beyond ``kmv_k``
     (27 % for 16); see :mod:`features.sketch`.
     """
-    return kmv_distinct(agg.kmv_hash[row], int(agg.counters[row, CALLS]))
+    return kmv_distinct(agg.kmv_hash, agg.counters[:, CALLS])
 
 
-def distinct_callee_ratio(agg: Aggregates, row: int = 0) -> float:
+def distinct_callee_ratio(agg: Aggregates) -> Column:
     """``distinct_callees / calls`` (1 for a caller who never calls anyone twice)."""
-    return _ratio(distinct_callees(agg, row), agg.counters[row, CALLS])
+    return _ratio(distinct_callees(agg), agg.counters[:, CALLS])
 
 
-def repeat_callee_ratio(agg: Aggregates, row: int = 0) -> float:
+def repeat_callee_ratio(agg: Aggregates) -> Column:
     """``distinct callees called at least twice / distinct callees``.
 
     Exact up to ``kmv_k`` distinct callees, then measured on the sketch's
     uniform sample of ``kmv_k`` callees (standard error <= 0.125 for 16).
     """
-    return kmv_repeat_share(agg.kmv_count[row])
+    return kmv_repeat_share(agg.kmv_count)
 
 
-def distinct_segments(agg: Aggregates, row: int = 0) -> float:
+def distinct_segments(agg: Aggregates) -> Column:
     """Distinct callee segments (号段): ``B ln(B / empty counters)`` (linear counting).
 
     From a histogram of ``B = segment_bins`` hashed counters; about 1.03 for
     one segment with B = 16, saturating near ``B ln(2B)`` (55).
     """
-    return segment_distinct(agg.segment_hist[row])
+    return segment_distinct(agg.segment_hist)
 
 
-def segment_entropy_bits(agg: Aggregates, row: int = 0) -> float:
+def segment_entropy_bits(agg: Aggregates) -> Column:
     """``-sum(p_i log2 p_i)`` over the share ``p_i`` of calls to each segment counter.
 
     0 when every call goes to one segment; at most ``log2(segment_bins)``.
     """
-    return segment_entropy(agg.segment_hist[row])
+    return segment_entropy(agg.segment_hist)
 
 
-def sequential_score(agg: Aggregates, row: int = 0) -> float:
+def sequential_score(agg: Aggregates) -> Column:
     """``sequential pairs / successive pairs`` of calls in event-time order.
 
     A pair is sequential when both callees share a segment and their numbers
     differ by 1 to ``sequential_max_gap``.
     """
-    return _ratio(agg.counters[row, SEQUENTIAL_PAIRS], agg.counters[row, GAP_COUNT])
+    return _ratio(agg.counters[:, SEQUENTIAL_PAIRS], agg.counters[:, GAP_COUNT])
 
 
-def gap_mean_s(agg: Aggregates, row: int = 0) -> float:
+def gap_mean_s(agg: Aggregates) -> Column:
     """``sum of gaps / number of gaps`` between successive call starts, in seconds."""
-    return _ratio(agg.counters[row, GAP_SUM_MS], agg.counters[row, GAP_COUNT]) / 1000.0
+    return _ratio(agg.counters[:, GAP_SUM_MS], agg.counters[:, GAP_COUNT]) / 1000.0
 
 
-def gap_cv(agg: Aggregates, row: int = 0) -> float:
+def gap_cv(agg: Aggregates) -> Column:
     """Coefficient of variation of the gaps: ``std / mean`` (population std).
 
     ``std = sqrt(sum(g^2) / n - mean^2)``; 0 with no gap or a zero mean. Low
     values mean machine-regular dialling.
     """
-    count = int(agg.counters[row, GAP_COUNT])
-    total = int(agg.counters[row, GAP_SUM_MS])
-    if count == 0 or total == 0:
-        return 0.0
-    mean = total / count
-    variance = max(0.0, int(agg.counters[row, GAP_SUMSQ_MS2]) / count - mean * mean)
-    return math.sqrt(variance) / mean
+    mean = _ratio(agg.counters[:, GAP_SUM_MS], agg.counters[:, GAP_COUNT])
+    mean_square = _ratio(agg.counters[:, GAP_SUMSQ_MS2], agg.counters[:, GAP_COUNT])
+    std = np.sqrt(np.maximum(0.0, mean_square - mean * mean))
+    return _ratio(std, mean)
 
 
-def complaints(agg: Aggregates, row: int = 0) -> float:
+def complaints(agg: Aggregates) -> Column:
     """Complaints received about the caller, by their report time, in the window."""
-    return float(agg.counters[row, COMPLAINTS])
+    return agg.counters[:, COMPLAINTS].astype(np.float64)
 
 
-def reciprocity(called_back: int, sampled: int) -> float:
+def reciprocity(called_back: NDArray[np.integer], sampled: NDArray[np.integer]) -> Column:
     """``sampled callees who called the caller / sampled callees``.
 
     The sample is the window's bottom-k callee sketch, i.e. every distinct
@@ -178,7 +182,7 @@ def reciprocity(called_back: int, sampled: int) -> float:
     return _ratio(called_back, sampled)
 
 
-FeatureFunction = Callable[[Aggregates, int], float]
+FeatureFunction = Callable[[Aggregates], Column]
 
 WINDOW_FEATURES: dict[str, FeatureFunction] = {
     "call_volume": call_volume,
@@ -197,14 +201,18 @@ WINDOW_FEATURES: dict[str, FeatureFunction] = {
     "gap_cv": gap_cv,
     "complaints": complaints,
 }
-_PER_WINDOW = (*WINDOW_FEATURES, "reciprocity")
+PER_WINDOW = (*WINDOW_FEATURES, "reciprocity")
 FEATURE_NAMES: tuple[str, ...] = tuple(
-    f"{window}_{name}" for window in ("short", "long") for name in _PER_WINDOW
+    f"{window}_{name}" for window in ("short", "long") for name in PER_WINDOW
 )
 
 
-def feature_row(agg: Aggregates, row: int, reciprocity_value: float) -> NDArray[np.float64]:
-    """One window's features in ``_PER_WINDOW`` order (half of :data:`FEATURE_NAMES`)."""
-    values = [function(agg, row) for function in WINDOW_FEATURES.values()]
-    values.append(reciprocity_value)
-    return np.asarray(values, dtype=np.float64)
+def window_features(agg: Aggregates, reciprocity_values: Column) -> NDArray[np.float64]:
+    """``(n, 16)``: each row's features for one window, in ``PER_WINDOW`` order.
+
+    The short window's features fill the first half of :data:`FEATURE_NAMES`,
+    the long window's the second half.
+    """
+    columns = [function(agg) for function in WINDOW_FEATURES.values()]
+    columns.append(np.asarray(reciprocity_values, dtype=np.float64))
+    return np.column_stack(columns)

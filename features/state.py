@@ -1,0 +1,495 @@
+"""Per-caller streaming state: rings of buckets for both windows.
+
+:class:`CallerState` is what the feature agent keeps per caller. It holds
+
+* a ring of ``slots`` bucket aggregates per window (short and long), each
+  slot tagged with its bucket index (``start_ms // hop``); a bucket is
+  replaced when a newer bucket needs its slot, which is how buckets expire;
+* the watermark: the latest call start seen for this caller. A call older
+  than ``watermark - grace`` is dropped and counted; a call within the
+  grace lands in its bucket;
+* the reorder buffer: the last calls (at most ``reorder_capacity``) not yet
+  put in the gap and sequential-dialling chain. A call is chained once it
+  is older than ``watermark - grace``: no call accepted later can precede
+  it, so the chain is in exact event-time order and matches the offline
+  path. Features read the buffer too, so nothing waits to be counted. Only
+  when more than ``reorder_capacity`` calls fall within the grace are the
+  oldest chained early; a late call that then lands before them adds no gap
+  and no pair (see :mod:`features.aggregate`);
+* a two-generation Bloom filter of the numbers that called this caller
+  (:meth:`CallerState.note_inbound`), for reciprocity.
+
+Counts, sketches and complaints are applied at once; duplicates by
+``cdr_id`` are the agent's business (:mod:`features.dedup`).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from features.aggregate import (
+    CHAIN_LEN,
+    COMPLAINTS,
+    FIRST_KEY,
+    FIRST_MS,
+    LAST_KEY,
+    LAST_MS,
+    Aggregates,
+    aggregate_calls,
+    chain_calls,
+    combine,
+    merge_row,
+)
+from features.batch import CallBatch, key_hash32
+from features.config import FeatureConfig, WindowName, WindowSpec
+from features.sketch import EMPTY_HASH, bloom_add, bloom_contains
+from features.vector import FEATURE_NAMES, reciprocity, window_features
+
+__all__ = ["CallerState", "UpdateStats"]
+
+_NO_BUCKET = np.iinfo(np.int64).min
+_NO_TIME = -(2**62)
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateStats:
+    """What one update did with its calls.
+
+    ``late_accepted``: calls that arrived after a later call of the same
+    caller but within the grace (counted in the features). ``late_dropped``:
+    calls older than the watermark minus the grace (not counted).
+    """
+
+    accepted: int
+    late_accepted: int
+    late_dropped: int
+
+
+class CallerState:
+    """One caller's buckets, reorder buffer and inbound filter (see the module docstring)."""
+
+    __slots__ = (
+        "_buckets",
+        "_inbound",
+        "_inbound_generation",
+        "_pending_key",
+        "_pending_ms",
+        "_rings",
+        "config",
+        "watermark_ms",
+    )
+
+    def __init__(self, config: FeatureConfig) -> None:
+        self.config = config
+        self.watermark_ms = _NO_TIME
+        windows = config.windows
+        self._rings = tuple(Aggregates.empty(window.slots, config) for window in windows)
+        self._buckets = tuple(np.full(window.slots, _NO_BUCKET, np.int64) for window in windows)
+        self._pending_ms = np.empty(0, np.int64)
+        self._pending_key = np.empty(0, np.uint64)
+        self._inbound = np.zeros(2 * config.inbound_bloom_bits // 64, np.uint64)
+        self._inbound_generation = _NO_BUCKET
+
+    # -- updates -----------------------------------------------------------
+
+    def update(self, calls: CallBatch) -> UpdateStats:
+        """Add this caller's calls, given in arrival order."""
+        config = self.config
+        if len(calls) == 0:
+            return UpdateStats(0, 0, 0)
+        start_ms = calls.start_ms
+        # The watermark each call met on arrival: the latest start before it.
+        seen = np.maximum.accumulate(start_ms)
+        met = np.empty_like(start_ms)
+        met[0] = self.watermark_ms
+        np.maximum(seen[:-1], self.watermark_ms, out=met[1:])
+        dropped = start_ms < met - config.grace_s * 1000
+        late = int(np.count_nonzero(start_ms < met)) - int(np.count_nonzero(dropped))
+        self.watermark_ms = max(self.watermark_ms, int(seen[-1]))
+        n_dropped = int(np.count_nonzero(dropped))
+        if n_dropped:
+            calls = calls.take(~dropped)
+            if len(calls) == 0:
+                return UpdateStats(0, 0, n_dropped)
+        calls = calls.take(np.lexsort((calls.callee, calls.start_ms)))
+        self._count(calls, config)
+        self._hold_back(calls.start_ms, calls.callee, config)
+        return UpdateStats(len(calls), late, n_dropped)
+
+    def _count(self, calls: CallBatch, config: FeatureConfig) -> None:
+        short_hop_ms = config.short_hop_s * 1000
+        short_buckets = calls.start_ms // short_hop_ms
+        starts = np.flatnonzero(np.r_[True, short_buckets[1:] != short_buckets[:-1]])
+        partial = aggregate_calls(calls, starts, config, chain=False)
+        for group, first_row in enumerate(starts.tolist()):
+            start_ms = int(calls.start_ms[first_row])
+            for index, window in enumerate(config.windows):
+                slot = self._claim_slot(index, window, start_ms // window.hop_ms)
+                if slot is not None:
+                    merge_row(self._rings[index], slot, partial, group, config)
+
+    def _hold_back(
+        self, start_ms: NDArray[np.int64], callee: NDArray[np.uint64], config: FeatureConfig
+    ) -> None:
+        pending_ms = np.concatenate((self._pending_ms, start_ms))
+        pending_key = np.concatenate((self._pending_key, callee))
+        order = np.lexsort((pending_key, pending_ms))
+        pending_ms, pending_key = pending_ms[order], pending_key[order]
+        settled = int(np.searchsorted(pending_ms, self.watermark_ms - config.grace_s * 1000))
+        settled = max(settled, len(pending_ms) - config.reorder_capacity)
+        if settled:
+            self._chain(pending_ms[:settled], pending_key[:settled], config)
+        self._pending_ms, self._pending_key = pending_ms[settled:], pending_key[settled:]
+
+    def _chain(
+        self, start_ms: NDArray[np.int64], callee: NDArray[np.uint64], config: FeatureConfig
+    ) -> None:
+        short_buckets = start_ms // (config.short_hop_s * 1000)
+        starts = np.flatnonzero(np.r_[True, short_buckets[1:] != short_buckets[:-1]])
+        partial = chain_calls(start_ms, callee, starts, config)
+        for group, first_row in enumerate(starts.tolist()):
+            first_ms = int(start_ms[first_row])
+            for index, window in enumerate(config.windows):
+                slot = self._find_slot(index, window, first_ms // window.hop_ms)
+                if slot is not None:  # else the bucket expired before the call settled
+                    merge_row(self._rings[index], slot, partial, group, config)
+
+    def note_complaints(self, time_ms: NDArray[np.int64]) -> int:
+        """Count complaints about this caller at their report times; returns how many landed.
+
+        A complaint lands in each window whose ring still has (or can open)
+        its bucket; complaints older than the ring are dropped. They do not
+        move the watermark.
+        """
+        config, landed = self.config, 0
+        for moment in np.asarray(time_ms, dtype=np.int64).tolist():
+            for index, window in enumerate(config.windows):
+                slot = self._claim_slot(index, window, moment // window.hop_ms)
+                if slot is not None:
+                    self._rings[index].counters[slot, COMPLAINTS] += 1
+                    landed += index == 0
+        return landed
+
+    def note_inbound(self, caller_keys: NDArray[np.uint64], time_ms: NDArray[np.int64]) -> None:
+        """Record that these numbers (callee keys) called this caller at these times.
+
+        The agent calls this on the *callee's* state for every CDR, so that a
+        caller's callees who call back can be recognised. Two generations of
+        ``inbound_generation_s`` are kept: a call-back counts if it happened
+        in the current generation or the one before.
+        """
+        keys = np.asarray(caller_keys, dtype=np.uint64)
+        generation_ms = self.config.inbound_generation_s * 1000
+        generations = np.asarray(time_ms, dtype=np.int64) // generation_ms
+        if len(keys) == 0:
+            return
+        order = np.argsort(generations, kind="stable")
+        keys, generations = keys[order], generations[order]
+        hashes = key_hash32(keys)
+        words = len(self._inbound) // 2
+        for generation in np.unique(generations).tolist():
+            self._rotate_inbound(generation, words)
+            offset = self._inbound_generation - generation
+            if offset in (0, 1):
+                filter_words = self._inbound[offset * words : (offset + 1) * words]
+                bloom_add(filter_words, hashes[generations == generation])
+
+    def _rotate_inbound(self, generation: int, words: int) -> None:
+        if generation <= self._inbound_generation:
+            return
+        if generation == self._inbound_generation + 1:
+            self._inbound[words:] = self._inbound[:words]
+        else:
+            self._inbound[words:] = 0
+        self._inbound[:words] = 0
+        self._inbound_generation = generation
+
+    def _claim_slot(self, index: int, window: WindowSpec, bucket: int) -> int | None:
+        """The slot for ``bucket``, opening it (and expiring its occupant) if it is newer."""
+        slot = bucket % window.slots
+        held = int(self._buckets[index][slot])
+        if held == bucket:
+            return slot
+        if held > bucket:
+            return None
+        self._buckets[index][slot] = bucket
+        self._rings[index].clear(slot)
+        return slot
+
+    def _find_slot(self, index: int, window: WindowSpec, bucket: int) -> int | None:
+        slot = bucket % window.slots
+        return slot if int(self._buckets[index][slot]) == bucket else None
+
+    def expire(self, now_ms: int) -> bool:
+        """Drop buckets no window ending after ``now_ms`` needs; True if nothing is left.
+
+        An agent can delete the state of a caller for whom this returns True.
+        """
+        config = self.config
+        for index, window in enumerate(config.windows):
+            oldest = -(-now_ms // window.hop_ms) - window.buckets_per_window
+            stale = (self._buckets[index] < oldest) & (self._buckets[index] != _NO_BUCKET)
+            for slot in np.flatnonzero(stale).tolist():
+                self._buckets[index][slot] = _NO_BUCKET
+                self._rings[index].clear(slot)
+        if len(self._pending_ms) and self._pending_ms[-1] < now_ms - config.long_window_s * 1000:
+            self._pending_ms = self._pending_ms[:0]
+            self._pending_key = self._pending_key[:0]
+        generation = now_ms // (config.inbound_generation_s * 1000)
+        if self._inbound_generation < generation - 1:
+            self._inbound[:] = 0
+            self._inbound_generation = _NO_BUCKET
+        buckets_left = any(bool((held != _NO_BUCKET).any()) for held in self._buckets)
+        return not buckets_left and len(self._pending_ms) == 0 and not self._inbound.any()
+
+    # -- reading -----------------------------------------------------------
+
+    def default_end_ms(self) -> int:
+        """End of the short bucket holding the watermark: the window "now"."""
+        hop_ms = self.config.short_hop_s * 1000
+        return (self.watermark_ms // hop_ms + 1) * hop_ms
+
+    def window_aggregate(self, window: WindowName, end_ms: int | None = None) -> Aggregates:
+        """One window's aggregate (one row): its buckets in the ring, then held-back calls.
+
+        The window ends at the first bucket boundary at or after ``end_ms``
+        and spans ``buckets_per_window`` buckets.
+        """
+        config = self.config
+        spec = config.window(window)
+        index = 0 if window == "short" else 1
+        end_ms = self.default_end_ms() if end_ms is None else end_ms
+        last = -(-end_ms // spec.hop_ms)
+        first = last - spec.buckets_per_window
+        held = self._buckets[index]
+        slots = np.flatnonzero((held >= first) & (held < last))
+        slots = slots[np.argsort(held[slots])]
+        parts = self._rings[index].take(slots)
+        pending_buckets = self._pending_ms // spec.hop_ms
+        pending = (pending_buckets >= first) & (pending_buckets < last)
+        if pending.any():
+            chain = chain_calls(
+                self._pending_ms[pending], self._pending_key[pending], np.zeros(1, np.intp), config
+            )
+            parts = _concatenate(parts, chain)
+        return combine(parts, np.zeros(1, np.intp), config)
+
+    def features(self, end_ms: int | None = None) -> NDArray[np.float64]:
+        """The feature vector, in :data:`~features.vector.FEATURE_NAMES` order.
+
+        ``end_ms`` defaults to :meth:`default_end_ms`; it should be a short
+        hop boundary. The long window is the one whose last bucket holds
+        ``end_ms - 1``.
+        """
+        return np.concatenate(
+            [self.window_features("short", end_ms), self.window_features("long", end_ms)]
+        )
+
+    def window_features(self, window: WindowName, end_ms: int | None = None) -> NDArray[np.float64]:
+        """One window's half of :meth:`features`."""
+        aggregate = self.window_aggregate(window, end_ms)
+        return window_features(aggregate, self._reciprocity(aggregate))[0]
+
+    def feature_dict(self, end_ms: int | None = None) -> dict[str, float]:
+        """:meth:`features` as a name -> value mapping."""
+        return dict(zip(FEATURE_NAMES, self.features(end_ms).tolist(), strict=True))
+
+    def _reciprocity(self, aggregate: Aggregates) -> NDArray[np.float64]:
+        sampled = aggregate.kmv_hash[0][aggregate.kmv_hash[0] != EMPTY_HASH]
+        if len(sampled) == 0 or not self._inbound.any():
+            return np.zeros(1)
+        words = len(self._inbound) // 2
+        called_back = bloom_contains(self._inbound[:words], sampled) | bloom_contains(
+            self._inbound[words:], sampled
+        )
+        return reciprocity(np.array([np.count_nonzero(called_back)]), np.array([len(sampled)]))
+
+    # -- serialisation -----------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """Compact encoding: non-empty buckets, used sketch entries, the buffer, the filter."""
+        return _encode(self)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, config: FeatureConfig) -> CallerState:
+        """Inverse of :meth:`to_bytes`; the config must be the one that wrote it."""
+        return _decode(data, config)
+
+
+def _concatenate(first: Aggregates, second: Aggregates) -> Aggregates:
+    return Aggregates(
+        np.concatenate((first.counters, second.counters)),
+        np.concatenate((first.kmv_hash, second.kmv_hash)),
+        np.concatenate((first.kmv_count, second.kmv_count)),
+        np.concatenate((first.segment_hist, second.segment_hist)),
+    )
+
+
+# -- the byte format ---------------------------------------------------------
+# Header: version, watermark, inbound generation, buffer length, used slots
+# per window, whether the inbound filter is stored. Then the buffer (start as
+# a u32 offset below the watermark, callee key), then per used slot a fixed
+# record, its sketch entries and its non-zero histogram counters, then the
+# filter words.
+
+_VERSION = 1
+_HEADER = struct.Struct("<BqqBBBB")
+_SLOT = np.dtype(
+    [
+        ("bucket_back", "<i4"),  # watermark bucket minus this bucket
+        ("calls", "<u4"),
+        ("answered", "<u4"),
+        ("short_answered", "<u4"),
+        ("one_ring", "<u4"),
+        ("night", "<u4"),
+        ("talk_ms", "<u8"),
+        ("complaints", "<u4"),
+        ("chain_len", "<u4"),
+        ("gap_count", "<u4"),
+        ("gap_sum_ms", "<u8"),
+        ("gap_sumsq_ms2", "<u8"),
+        ("sequential_pairs", "<u4"),
+        ("first_offset_ms", "<u4"),  # from the bucket's start
+        ("last_offset_ms", "<u4"),
+        ("first_key", "<u8"),
+        ("last_key", "<u8"),
+        ("sketch_used", "u1"),
+        ("histogram_used", "u1"),
+    ]
+)
+_PENDING = np.dtype([("back_ms", "<u4"), ("key", "<u8")])
+_SKETCH = np.dtype([("hash", "<u4"), ("count", "u1")])
+_HISTOGRAM = np.dtype([("bin", "u1"), ("count", "<u4")])
+_COUNTER_FIELDS = (
+    "calls",
+    "answered",
+    "short_answered",
+    "one_ring",
+    "night",
+    "talk_ms",
+    "complaints",
+    "chain_len",
+    "gap_count",
+    "gap_sum_ms",
+    "gap_sumsq_ms2",
+    "sequential_pairs",
+)  # counter columns 0-11, in order
+
+
+def _encode(state: CallerState) -> bytes:
+    config = state.config
+    used = [np.flatnonzero(held != _NO_BUCKET) for held in state._buckets]
+    has_inbound = bool(state._inbound.any())
+    pending = np.empty(len(state._pending_ms), _PENDING)
+    pending["back_ms"] = state.watermark_ms - state._pending_ms
+    pending["key"] = state._pending_key
+    header = _HEADER.pack(
+        _VERSION,
+        state.watermark_ms,
+        state._inbound_generation,
+        len(pending),
+        len(used[0]),
+        len(used[1]),
+        has_inbound,
+    )
+    parts = [header, pending.tobytes()]
+    for index, window in enumerate(config.windows):
+        ring, held = state._rings[index], state._buckets[index]
+        watermark_bucket = state.watermark_ms // window.hop_ms
+        for slot in used[index].tolist():
+            parts.extend(_encode_slot(ring, slot, int(held[slot]), watermark_bucket, window))
+    if has_inbound:
+        parts.append(state._inbound.astype("<u8").tobytes())
+    return b"".join(parts)
+
+
+def _encode_slot(
+    ring: Aggregates, slot: int, bucket: int, watermark_bucket: int, window: WindowSpec
+) -> list[bytes]:
+    counters = ring.counters[slot]
+    record = np.zeros(1, _SLOT)
+    record["bucket_back"] = watermark_bucket - bucket
+    for position, name in enumerate(_COUNTER_FIELDS):
+        record[name] = counters[position]
+    if counters[CHAIN_LEN]:
+        bucket_start = bucket * window.hop_ms
+        record["first_offset_ms"] = counters[FIRST_MS] - bucket_start
+        record["last_offset_ms"] = counters[LAST_MS] - bucket_start
+        record["first_key"] = counters[FIRST_KEY]
+        record["last_key"] = counters[LAST_KEY]
+    used = ring.kmv_hash[slot] != EMPTY_HASH
+    sketch = np.empty(int(used.sum()), _SKETCH)
+    sketch["hash"] = ring.kmv_hash[slot][used]
+    sketch["count"] = ring.kmv_count[slot][used]
+    occupied = np.flatnonzero(ring.segment_hist[slot])
+    histogram = np.empty(len(occupied), _HISTOGRAM)
+    histogram["bin"] = occupied
+    histogram["count"] = ring.segment_hist[slot][occupied]
+    record["sketch_used"] = len(sketch)
+    record["histogram_used"] = len(histogram)
+    return [record.tobytes(), sketch.tobytes(), histogram.tobytes()]
+
+
+def _decode(data: bytes, config: FeatureConfig) -> CallerState:
+    state = CallerState(config)
+    version, watermark, generation, n_pending, used_short, used_long, has_inbound = (
+        _HEADER.unpack_from(data, 0)
+    )
+    if version != _VERSION:
+        raise ValueError(f"caller state version {version}, this code reads {_VERSION}")
+    state.watermark_ms, state._inbound_generation = watermark, generation
+    offset = _HEADER.size
+    pending = np.frombuffer(data, _PENDING, n_pending, offset)
+    offset += pending.nbytes
+    state._pending_ms = watermark - pending["back_ms"].astype(np.int64)
+    state._pending_key = pending["key"].astype(np.uint64)
+    for index, (window, used) in enumerate(
+        zip(config.windows, (used_short, used_long), strict=True)
+    ):
+        watermark_bucket = watermark // window.hop_ms
+        for _ in range(used):
+            offset = _decode_slot(state, index, window, watermark_bucket, data, offset)
+    if has_inbound:
+        words = len(state._inbound)
+        state._inbound[:] = np.frombuffer(data, "<u8", words, offset)
+        offset += 8 * words
+    if offset != len(data):
+        raise ValueError(f"caller state has {len(data) - offset} trailing bytes (config mismatch?)")
+    return state
+
+
+def _decode_slot(
+    state: CallerState,
+    index: int,
+    window: WindowSpec,
+    watermark_bucket: int,
+    data: bytes,
+    offset: int,
+) -> int:
+    record = np.frombuffer(data, _SLOT, 1, offset)[0]
+    offset += _SLOT.itemsize
+    bucket = watermark_bucket - int(record["bucket_back"])
+    slot = bucket % window.slots
+    ring = state._rings[index]
+    state._buckets[index][slot] = bucket
+    counters = ring.counters[slot]
+    for position, name in enumerate(_COUNTER_FIELDS):
+        counters[position] = int(record[name])
+    if counters[CHAIN_LEN]:
+        bucket_start = bucket * window.hop_ms
+        counters[FIRST_MS] = bucket_start + int(record["first_offset_ms"])
+        counters[LAST_MS] = bucket_start + int(record["last_offset_ms"])
+        counters[FIRST_KEY] = int(record["first_key"])
+        counters[LAST_KEY] = int(record["last_key"])
+    sketch = np.frombuffer(data, _SKETCH, int(record["sketch_used"]), offset)
+    offset += sketch.nbytes
+    ring.kmv_hash[slot, : len(sketch)] = sketch["hash"]
+    ring.kmv_count[slot, : len(sketch)] = sketch["count"]
+    histogram = np.frombuffer(data, _HISTOGRAM, int(record["histogram_used"]), offset)
+    offset += histogram.nbytes
+    ring.segment_hist[slot, histogram["bin"].astype(np.intp)] = histogram["count"]
+    return offset
