@@ -181,8 +181,8 @@ def _validate(
         raise RegistryError(f"classes must include {NORMAL_CLASS!r} and a nuisance class")
     if set(thresholds) != {"block", "watch"}:
         raise RegistryError(f"thresholds need exactly block and watch, got {sorted(thresholds)}")
-    if not 0.0 <= thresholds["watch"] <= thresholds["block"] <= 1.0:
-        raise RegistryError(f"thresholds must satisfy 0 <= watch <= block <= 1: {dict(thresholds)}")
+    if not 0.0 < thresholds["watch"] <= thresholds["block"] <= 1.0:
+        raise RegistryError(f"thresholds must satisfy 0 < watch <= block <= 1: {dict(thresholds)}")
     if not _SHA256.fullmatch(training_data_sha256):
         raise RegistryError("training_data_sha256 must be 64 lowercase hex digits")
 

@@ -152,6 +152,7 @@ def test_register_refuses_metadata_that_disagrees_with_the_model(
     ("changes", "match"),
     [
         ({"thresholds": {"block": 0.5, "watch": 0.7}}, "watch <= block"),
+        ({"thresholds": {"block": 0.5, "watch": 0.0}}, "0 < watch"),
         ({"thresholds": {"block": 0.9}}, "block and watch"),
         ({"classes": ("marketing", "one_ring")}, "normal"),
         ({"training_data_sha256": "abc"}, "64 lowercase hex"),
