@@ -83,7 +83,10 @@ class ChdbStore(Store):
         for name, column in zip(column_names, columns, strict=True):
             if name not in types:
                 raise StoreError(f"{self.database}.{table} has no column {name!r}")
-            arrays.append(pa.array(list(column), type=arrow_type(types[name])))
+            try:
+                arrays.append(pa.array(list(column), type=arrow_type(types[name])))
+            except (pa.ArrowException, TypeError, ValueError) as error:
+                raise StoreError(f"column {name!r} ({types[name]}): {error}") from error
         block = pa.Table.from_arrays(arrays, names=list(column_names))
         buffer = io.BytesIO()
         with arrow_ipc.new_stream(buffer, block.schema) as writer:

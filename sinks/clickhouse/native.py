@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from clickhouse_driver import Client
 from clickhouse_driver import errors as driver_errors
 
-from sinks.clickhouse.errors import QueryError, StoreUnavailable
+from sinks.clickhouse.errors import QueryError, StoreError, StoreUnavailable
 from sinks.clickhouse.sqltext import bind, quote_identifier
 from sinks.clickhouse.store import Params, Store, block_length, parse_version
 from sinks.clickhouse.url import StoreURL
@@ -79,7 +79,10 @@ class NativeStore(Store):
         names = ", ".join(quote_identifier(name) for name in column_names)
         statement = f"INSERT INTO {self.table(table)} ({names}) VALUES"
         data = [list(column) for column in columns]
-        self._call(lambda: self._client.execute(statement, data, columnar=True))
+        try:
+            self._call(lambda: self._client.execute(statement, data, columnar=True))
+        except (TypeError, ValueError, OverflowError) as error:  # the driver's own checks
+            raise StoreError(f"{self.database}.{table}: {error}") from error
         return rows
 
     def server_version(self) -> tuple[int, ...]:

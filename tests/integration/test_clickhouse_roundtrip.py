@@ -13,6 +13,7 @@ from sinks.clickhouse import (
     FlagDecision,
     ServerFeatures,
     Store,
+    StoreError,
     UnsupportedFeature,
     create_users,
     current_flag,
@@ -295,3 +296,11 @@ def test_store_persists_across_reopening(store_url: str) -> None:
 def test_sql_users_need_a_server_that_has_them(store: Store) -> None:
     with pytest.raises(UnsupportedFeature):
         create_users(store, "writer-secret", "reader-secret")
+
+
+def test_a_column_of_the_wrong_type_is_a_store_error(store: Store) -> None:
+    with pytest.raises(StoreError):
+        store.insert_columns("pipeline_metrics", ["ts", "value"], [[NOW], ["not a number"]])
+    with pytest.raises(StoreError):
+        store.insert_columns("pipeline_metrics", ["ts", "value"], [[NOW, NOW], [1.0]])
+    assert count(store, "pipeline_metrics") == 0
