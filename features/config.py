@@ -146,8 +146,9 @@ class FeatureConfig:
             window_s, hop_s = self.long_window_s, self.long_hop_s
         else:
             raise ValueError(f"window must be 'short' or 'long', got {name!r}")
-        # A late event may land in the bucket of (watermark - grace): keep it.
-        slots = max(window_s // hop_s, math.ceil(self.grace_s / hop_s) + 1)
+        # The window ending at E is final once the watermark passes E + grace;
+        # until then its buckets and those the grace reaches must all be held.
+        slots = window_s // hop_s + math.ceil(self.grace_s / hop_s)
         return WindowSpec(name, window_s, hop_s, slots)
 
     @property

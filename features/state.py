@@ -266,6 +266,13 @@ class CallerState:
         last = -(-end_ms // spec.hop_ms)
         first = last - spec.buckets_per_window
         held = self._buckets[index]
+        newest = int(held.max())
+        if newest != _NO_BUCKET and first <= newest - spec.slots:
+            raise ValueError(
+                f"the {window} window ending at {end_ms} is older than the ring holds "
+                f"(its first bucket may have been reused); evaluate windows before the "
+                f"watermark passes their end plus the grace"
+            )
         slots = np.flatnonzero((held >= first) & (held < last))
         slots = slots[np.argsort(held[slots])]
         parts = self._rings[index].take(slots)
