@@ -14,6 +14,7 @@ import numpy as np
 
 from simulator.categories import SECTORS, Category, LegitKind, source_id
 from simulator.numbering import (
+    Draw,
     NumberAllocator,
     fixed_numbers,
     international_numbers,
@@ -313,18 +314,21 @@ def _allocate_numbers(
         if kind in _KNOWN_SERVICE:
             known = np.array(_KNOWN_SERVICE[kind][:count], dtype=np.int64)
             allocator.reserve(-known)
-            extra = allocator.take(
-                lambda r, n, first=_KNOWN_SERVICE[kind][0]: (
-                    -(first // 1000 * 1000 + r.integers(0, 1000, n))
-                ),
-                rng,
-                count - known.size,
-            )
+            extra = allocator.take(_same_block_as(_KNOWN_SERVICE[kind][0]), rng, count - known.size)
             codes[position : position + count] = np.concatenate([-known, extra])
             kind_array[position : position + count] = "assigned"
         position += count
-    for kind, draw in _DRAWS.items():
-        wanted = np.flatnonzero(kind_array == kind)
+    for number_kind, draw in _DRAWS.items():
+        wanted = np.flatnonzero(kind_array == number_kind)
         if wanted.size:
             codes[wanted] = allocator.take(draw, rng, wanted.size)
     return codes
+
+
+def _same_block_as(known: int) -> Draw:
+    """Random short numbers in the thousand-block of ``known`` (95xxx, 12xxx)."""
+
+    def draw(rng: np.random.Generator, count: int) -> np.ndarray:
+        return -(known // 1000 * 1000 + rng.integers(0, 1000, count))
+
+    return draw

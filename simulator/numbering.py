@@ -15,6 +15,7 @@ import polars as pl
 
 __all__ = [
     "AREA_CODES",
+    "Draw",
     "MOBILE_PREFIXES",
     "NumberAllocator",
     "carrier_expr",
@@ -63,7 +64,8 @@ _NORTHERN_AREAS = (10, 22, 24, 532)  # where China Unicom holds the fixed networ
 
 
 def _mobile_prefix_pool() -> tuple[np.ndarray, np.ndarray]:
-    prefixes, weights = [], []
+    prefixes: list[int] = []
+    weights: list[float] = []
     for carrier, carrier_prefixes in MOBILE_PREFIXES.items():
         prefixes += carrier_prefixes
         weights += [_CARRIER_SHARE[carrier] / len(carrier_prefixes)] * len(carrier_prefixes)

@@ -49,29 +49,32 @@ Share = Annotated[float, Field(ge=0.0, le=1.0)]
 class SubscriberSettings(_Settings):
     """The ordinary population and how it calls."""
 
-    count: int = Field(50_000, ge=100, le=5_000_000, description="number of subscribers")
-    mobile_share: Share = Field(0.85, description="share of subscribers on mobile lines")
-    calls_per_day: float = Field(3.0, gt=0, le=100, description="mean outgoing calls a day")
+    count: int = Field(default=50_000, ge=100, le=5_000_000, description="number of subscribers")
+    mobile_share: Share = Field(default=0.85, description="share of subscribers on mobile lines")
+    calls_per_day: float = Field(default=3.0, gt=0, le=100, description="mean outgoing calls a day")
     activity_sigma: float = Field(
-        1.0, ge=0, le=3, description="log-normal sigma of per-person call rates (the heavy tail)"
+        default=1.0,
+        ge=0,
+        le=3,
+        description="log-normal sigma of per-person call rates (the heavy tail)",
     )
-    contacts_mean: float = Field(15.0, ge=1, le=500, description="mean contacts per person")
-    answer_rate: Share = Field(0.75, description="share of calls between people answered")
-    callback_rate: Share = Field(0.5, description="share of missed calls returned")
-    stranger_share: Share = Field(0.05, description="share of calls to non-contacts")
-    service_share: Share = Field(0.03, description="share of calls to 955xx/12345 lines")
+    contacts_mean: float = Field(default=15.0, ge=1, le=500, description="mean contacts per person")
+    answer_rate: Share = Field(default=0.75, description="share of calls between people answered")
+    callback_rate: Share = Field(default=0.5, description="share of missed calls returned")
+    stranger_share: Share = Field(default=0.05, description="share of calls to non-contacts")
+    service_share: Share = Field(default=0.03, description="share of calls to 955xx/12345 lines")
 
 
 class CampaignSettings(_Settings):
     """Nuisance campaigns: how many, and of which categories."""
 
-    count: int = Field(40, ge=0, le=10_000, description="number of campaigns")
+    count: int = Field(default=40, ge=0, le=10_000, description="number of campaigns")
     mix: dict[Category, Annotated[float, Field(ge=0)]] = Field(
         default_factory=lambda: dict(DEFAULT_MIX),
         description="relative weight of each category among campaigns (missing = 0)",
     )
     calls_per_agent_day: float = Field(
-        800, gt=0, le=5000, description="dials a day of one call-centre agent"
+        default=800, gt=0, le=5000, description="dials a day of one call-centre agent"
     )
 
     @model_validator(mode="after")
@@ -84,13 +87,13 @@ class CampaignSettings(_Settings):
 class LegitSettings(_Settings):
     """How many legitimate high-volume callers of each kind."""
 
-    bank_service: int = Field(4, ge=0, le=1000)
-    utility_service: int = Field(2, ge=0, le=1000)
-    courier: int = Field(200, ge=0, le=100_000)
-    ride_hailing: int = Field(300, ge=0, le=100_000)
-    school_hospital: int = Field(10, ge=0, le=10_000)
-    government_hotline: int = Field(1, ge=0, le=100)
-    enterprise_switchboard: int = Field(20, ge=0, le=10_000)
+    bank_service: int = Field(default=4, ge=0, le=1000)
+    utility_service: int = Field(default=2, ge=0, le=1000)
+    courier: int = Field(default=200, ge=0, le=100_000)
+    ride_hailing: int = Field(default=300, ge=0, le=100_000)
+    school_hospital: int = Field(default=10, ge=0, le=10_000)
+    government_hotline: int = Field(default=1, ge=0, le=100)
+    enterprise_switchboard: int = Field(default=20, ge=0, le=10_000)
 
     def counts(self) -> dict[LegitKind, int]:
         """Callers per kind."""
@@ -100,11 +103,11 @@ class LegitSettings(_Settings):
 class ComplaintSettings(_Settings):
     """Complaints raised by people who received nuisance calls."""
 
-    rate: Share = Field(0.03, description="share of answered nuisance calls reported")
-    one_ring_rate: Share = Field(0.004, description="share of one-ring calls reported")
-    mislabel_share: Share = Field(0.1, description="true reports with the wrong category")
+    rate: Share = Field(default=0.03, description="share of answered nuisance calls reported")
+    one_ring_rate: Share = Field(default=0.004, description="share of one-ring calls reported")
+    mislabel_share: Share = Field(default=0.1, description="true reports with the wrong category")
     noise_share: Share = Field(
-        0.1, description="share of complaints that are wrong or malicious (legit numbers)"
+        default=0.1, description="share of complaints that are wrong or malicious (legit numbers)"
     )
 
     @field_validator("noise_share")
@@ -118,13 +121,17 @@ class ComplaintSettings(_Settings):
 class OutputSettings(_Settings):
     """How a run is played out to Kafka."""
 
-    rate: float | None = Field(None, gt=0, description="cap in CDRs a second; null = no cap")
-    acceleration: float | None = Field(
-        None, gt=0, description="simulated seconds per wall second; null = as fast as possible"
+    rate: float | None = Field(
+        default=None, gt=0, description="cap in CDRs a second; null = no cap"
     )
-    batch_size: int = Field(200, ge=1, le=10_000, description="CDRs per Kafka message")
+    acceleration: float | None = Field(
+        default=None,
+        gt=0,
+        description="simulated seconds per wall second; null = as fast as possible",
+    )
+    batch_size: int = Field(default=200, ge=1, le=10_000, description="CDRs per Kafka message")
     raw_format_share: Share = Field(
-        0.3, description="share of Kafka numbers in raw formats (138-0013-8000, 0086...)"
+        default=0.3, description="share of Kafka numbers in raw formats (138-0013-8000, 0086...)"
     )
 
 
@@ -135,13 +142,15 @@ _UNIT_SECONDS = {"m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 class Scenario(_Settings):
     """One simulation run."""
 
-    name: str = Field("default", min_length=1, max_length=100)
-    seed: int = Field(20180702, ge=0, lt=2**63)
+    name: str = Field(default="default", min_length=1, max_length=100)
+    seed: int = Field(default=20180702, ge=0, lt=2**63)
     start: datetime = Field(
-        datetime.fromisoformat("2018-07-02T00:00:00+08:00"),
+        default=datetime.fromisoformat("2018-07-02T00:00:00+08:00"),
         description="aware datetime on the hour, e.g. 2018-07-02T00:00:00+08:00",
     )
-    duration: timedelta = Field(timedelta(days=1), description="whole hours: 6h, 2d, 1w, P1D")
+    duration: timedelta = Field(
+        default=timedelta(days=1), description="whole hours: 6h, 2d, 1w, P1D"
+    )
     subscribers: SubscriberSettings = SubscriberSettings()
     campaigns: CampaignSettings = CampaignSettings()
     legit: LegitSettings = LegitSettings()
