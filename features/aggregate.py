@@ -24,7 +24,8 @@ and last call (time and callee key). Chaining ``A`` then ``B`` adds the
 boundary pair (A's last call, B's first call). If ``B`` starts before ``A``
 ends (only when the streaming state had to chain a call before a late one
 arrived), the boundary pair is skipped: the calls still count in
-``chain_len`` but contribute no gap and no pair.
+``chain_len`` but contribute no gap and no pair, and the merged chain runs
+from the earlier first call to the later last call.
 """
 
 from __future__ import annotations
@@ -263,8 +264,12 @@ def _combine_chains(
     np.add.at(out[:, GAP_SUM_MS], joined_groups, gaps)
     np.add.at(out[:, GAP_SUMSQ_MS2], joined_groups, gaps * gaps)
     np.add.at(out[:, SEQUENTIAL_PAIRS], groups[1:][sequential], 1)
-    first = np.r_[True, groups[1:] != groups[:-1]]
-    last = np.r_[groups[1:] != groups[:-1], True]
+    # The earliest first call and the latest last call (ties: the later row
+    # for the last call), which are the first and last rows unless chains overlap.
+    by_first = np.lexsort((-np.arange(len(rows)), rows[:, FIRST_MS], groups))
+    by_last = np.lexsort((np.arange(len(rows)), rows[:, LAST_MS], groups))
+    first = by_first[np.r_[True, groups[by_first][1:] != groups[by_first][:-1]]]
+    last = by_last[np.r_[groups[by_last][1:] != groups[by_last][:-1], True]]
     out[groups[first], FIRST_MS] = rows[first, FIRST_MS]
     out[groups[first], FIRST_KEY] = rows[first, FIRST_KEY]
     out[groups[last], LAST_MS] = rows[last, LAST_MS]
@@ -295,8 +300,12 @@ def merge_row(
                 into[SEQUENTIAL_PAIRS] += _pair_is_sequential(
                     int(into[LAST_KEY]), int(added[FIRST_KEY]), config
                 )
-            into[LAST_MS] = added[LAST_MS]
-            into[LAST_KEY] = added[LAST_KEY]
+            if added[FIRST_MS] < into[FIRST_MS]:
+                into[FIRST_MS] = added[FIRST_MS]
+                into[FIRST_KEY] = added[FIRST_KEY]
+            if added[LAST_MS] >= into[LAST_MS]:
+                into[LAST_MS] = added[LAST_MS]
+                into[LAST_KEY] = added[LAST_KEY]
     if added[CALLS] > 0:
         target.kmv_hash[row], target.kmv_count[row] = kmv_union(
             target.kmv_hash[row],

@@ -26,6 +26,7 @@ Counts, sketches and complaints are applied at once; duplicates by
 from __future__ import annotations
 
 import struct
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -337,14 +338,14 @@ def _concatenate(first: Aggregates, second: Aggregates) -> Aggregates:
 
 
 # -- the byte format ---------------------------------------------------------
-# Header: version, watermark, inbound generation, buffer length, used slots
+# Header: version, config fingerprint, watermark, inbound generation, buffer length, used slots
 # per window, whether the inbound filter is stored. Then the buffer (start as
 # a u32 offset below the watermark, callee key), then per used slot a fixed
 # record, its sketch entries and its non-zero histogram counters, then the
 # filter words.
 
 _VERSION = 1
-_HEADER = struct.Struct("<BqqBBBB")
+_HEADER = struct.Struct("<BIqqBBBB")
 _SLOT = np.dtype(
     [
         ("bucket_back", "<i4"),  # watermark bucket minus this bucket
@@ -396,6 +397,7 @@ def _encode(state: CallerState) -> bytes:
     pending["key"] = state._pending_key
     header = _HEADER.pack(
         _VERSION,
+        _layout_fingerprint(config),
         state.watermark_ms,
         state._inbound_generation,
         len(pending),
@@ -441,13 +443,29 @@ def _encode_slot(
     return [record.tobytes(), sketch.tobytes(), histogram.tobytes()]
 
 
+def _layout_fingerprint(config: FeatureConfig) -> int:
+    """CRC of every setting the stored bytes depend on."""
+    layout = (
+        [(window.window_s, window.hop_s, window.slots) for window in config.windows],
+        config.kmv_k,
+        config.segment_bins,
+        config.inbound_bloom_bits,
+        config.inbound_generation_s,
+        config.reorder_capacity,
+    )
+    return zlib.crc32(repr(layout).encode())
+
+
 def _decode(data: bytes, config: FeatureConfig) -> CallerState:
     state = CallerState(config)
-    version, watermark, generation, n_pending, used_short, used_long, has_inbound = (
-        _HEADER.unpack_from(data, 0)
+    fields = _HEADER.unpack_from(data, 0)
+    version, fingerprint, watermark, generation, n_pending, used_short, used_long, has_inbound = (
+        fields
     )
     if version != _VERSION:
         raise ValueError(f"caller state version {version}, this code reads {_VERSION}")
+    if fingerprint != _layout_fingerprint(config):
+        raise ValueError("caller state was written under another FeatureConfig (windows, sketches)")
     state.watermark_ms, state._inbound_generation = watermark, generation
     offset = _HEADER.size
     pending = np.frombuffer(data, _PENDING, n_pending, offset)
