@@ -71,6 +71,15 @@ def worker(
     faust.Worker(app.faust_app, loglevel=settings.log_level).execute_from_commandline()
 
 
+def _mount_subcommands() -> None:
+    from simulator.cli import app as simulate_app
+
+    cli.add_typer(simulate_app, name="simulate")
+
+
+_mount_subcommands()
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
