@@ -15,6 +15,7 @@ A version directory appears whole (it is built aside and renamed) and never chan
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 import tempfile
@@ -65,6 +66,8 @@ __all__ = [
     "UntrustedArtefact",
     "check_features",
 ]
+
+logger = logging.getLogger(__name__)
 
 ARTEFACT_FILE = "model.skops"
 METADATA_FILE = "metadata.json"
@@ -164,6 +167,7 @@ class ModelRegistry:
         path = self._version_dir(version) / ARTEFACT_FILE
         model = load_artefact(path, metadata.artefact_sha256)
         _check_model_against(model, metadata)
+        _warn_on_library_drift(metadata)
         return LoadedModel(model, metadata)
 
     def list_versions(self) -> list[ModelMetadata]:
@@ -276,6 +280,19 @@ class ModelRegistry:
         if now.tzinfo is None:
             raise RegistryError("the registry clock must return timezone-aware datetimes")
         return now.astimezone(UTC)
+
+
+def _warn_on_library_drift(metadata: ModelMetadata) -> None:
+    """Log when the libraries that shape predictions differ from the registering ones."""
+    running = detect_library_versions()
+    drifted = [
+        f"{name} {metadata.library_versions[name]} -> {running[name]}"
+        for name in ("scikit-learn", "numpy", "skops")
+        if name in metadata.library_versions and metadata.library_versions[name] != running[name]
+    ]
+    if drifted:
+        logger.warning("model %s was saved with other library versions: %s",
+                       metadata.version, "; ".join(drifted))
 
 
 def _metadata_json(metadata: ModelMetadata) -> str:

@@ -94,8 +94,9 @@ class ModelHolder:
             self._seen_pointer = pointer
             self._last_refusal = None
             try:
+                # Features first: a cheap metadata read spares loading a model we would refuse.
+                check_features(self.registry.show(pointer.version), self.running_feature_names)
                 loaded = self.registry.load_pointer(pointer)
-                check_features(loaded.metadata, self.running_feature_names)
             except RegistryError as error:
                 return self._refuse(pointer.version, str(error), remember=True)
             previous = self._serving()

@@ -329,3 +329,11 @@ def test_holder_starts_empty_when_the_first_model_is_refused(
     holder = ModelHolder(registry, FEATURES)
     result = holder.refresh()
     assert result.status == "refused" and result.serving is None and holder.model is None
+
+
+def test_loading_logs_library_drift(
+    registry: ModelRegistry, model: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    meta = registry.register(model, draft(library_versions={"scikit-learn": "0.24.2"}))
+    registry.load(meta.version)
+    assert "scikit-learn 0.24.2 -> 1.9" in caplog.text
