@@ -100,6 +100,12 @@ class FeatureConfig:
                 f"must be a multiple of {prefix}_hop_s ({hop_s}), got {window_s}",
             )
         _require(
+            self.long_hop_s % self.short_hop_s == 0,
+            "long_hop_s",
+            f"must be a multiple of short_hop_s ({self.short_hop_s}): a long bucket is a run "
+            f"of short ones offline, got {self.long_hop_s}",
+        )
+        _require(
             isinstance(self.grace_s, int) and 0 <= self.grace_s <= self.long_window_s,
             "grace_s",
             f"must be whole seconds between 0 and long_window_s, got {self.grace_s!r}",

@@ -1,0 +1,168 @@
+"""Sketches and aggregates: documented errors, merge laws, scalar/vector twins, config."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from features.aggregate import (
+    Aggregates,
+    _pair_is_sequential,
+    aggregate_calls,
+    combine,
+    is_sequential,
+    merge_row,
+)
+from features.batch import CallBatch, callee_keys, key_hash32, segment_keys
+from features.config import FeatureConfig
+from features.numbers import segment_of
+from features.sketch import EMPTY_HASH, kmv_distinct, kmv_union, kmv_union_groups
+from features.vector import distinct_callees
+
+
+@pytest.fixture()
+def config() -> FeatureConfig:
+    return FeatureConfig()
+
+
+def sketch_of(keys: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    hashes = key_hash32(keys.astype(np.uint64))
+    return kmv_union_groups(
+        np.zeros(len(hashes), np.intp), hashes, np.ones(len(hashes), np.int64), 1, k
+    )
+
+
+@pytest.mark.parametrize("distinct", [1, 5, 16])
+def test_kmv_is_exact_up_to_k(distinct: int) -> None:
+    keys = np.repeat(8613800000000 + np.arange(distinct), 3)
+    hashes, counts = sketch_of(keys, 16)
+    assert kmv_distinct(hashes, np.array([len(keys)]))[0] == distinct
+    assert set(counts[0][counts[0] > 0].tolist()) == {3}
+
+
+@pytest.mark.parametrize(("k", "distinct"), [(16, 200), (16, 5000), (32, 5000)])
+def test_kmv_relative_error_matches_the_documented_bound(k: int, distinct: int) -> None:
+    rng = np.random.default_rng(k + distinct)
+    errors = []
+    for trial in range(200):
+        keys = 8613000000000 + rng.choice(10**9, distinct, replace=False) + trial
+        hashes, _ = sketch_of(keys, k)
+        estimate = kmv_distinct(hashes, np.array([10**9]))[0]
+        errors.append(estimate / distinct - 1)
+    rse = float(np.sqrt(np.mean(np.square(errors))))
+    assert rse < 1.25 / np.sqrt(k - 2)  # documented: about 1/sqrt(k - 2)
+    assert abs(float(np.mean(errors))) < 0.1  # no strong bias
+
+
+def test_kmv_union_is_order_free_and_counts_stay_exact() -> None:
+    rng = np.random.default_rng(3)
+    keys = 8613800000000 + rng.integers(0, 40, 300)
+    whole_hashes, whole_counts = sketch_of(keys, 16)
+    hashes, counts = sketch_of(keys[:100], 16)
+    for part in (keys[200:], keys[100:200]):
+        part_hashes, part_counts = sketch_of(part, 16)
+        hashes, counts = kmv_union(hashes[0], counts[0], part_hashes[0], part_counts[0], 16)
+        hashes, counts = hashes[None], counts[None]
+    np.testing.assert_array_equal(hashes, whole_hashes)
+    np.testing.assert_array_equal(counts, whole_counts)
+
+
+def test_segment_keys_match_segment_of() -> None:
+    numbers = [
+        "+8613800138000",
+        "+861012345678",
+        "+8675512345678",
+        "95588",
+        "12345",
+        "+14155550100",
+    ]
+    keys = segment_keys(callee_keys(numbers))
+    for number, key in zip(numbers, keys.tolist(), strict=True):
+        expected = segment_of(number)
+        if number.startswith("+86"):
+            expected = "86" + expected
+        elif number.startswith("+"):
+            expected = number[1:-4]
+        assert str(key) == expected, number
+
+
+def test_scalar_and_vector_sequential_tests_agree(config: FeatureConfig) -> None:
+    rng = np.random.default_rng(5)
+    previous = np.concatenate(
+        [8613800000000 + rng.integers(0, 30_000, 500), rng.integers(95000, 95600, 50)]
+    )
+    following = previous + rng.integers(-150, 150, len(previous))
+    vector = is_sequential(previous, following, config)
+    scalar = [
+        _pair_is_sequential(int(a), int(b), config)
+        for a, b in zip(previous, following, strict=True)
+    ]
+    assert vector.tolist() == scalar
+    assert 0 < vector.sum() < len(vector)
+
+
+def random_calls(rng: np.random.Generator, n: int, config: FeatureConfig) -> CallBatch:
+    start = np.sort(1_709_251_200_000 + rng.integers(0, 3_600_000, n))
+    callee = 8613800000000 + rng.integers(0, 400, n)
+    order = np.lexsort((callee, start))
+    answered = rng.random(n) < 0.5
+    return CallBatch.from_arrays(
+        config,
+        start_ms=start[order],
+        callee=callee[order],
+        duration_s=np.where(answered, rng.exponential(20, n), 0),
+        answered=answered,
+        ring_s=rng.uniform(0, 6, n),
+    )
+
+
+def test_merge_row_and_combine_agree_with_one_pass(config: FeatureConfig) -> None:
+    rng = np.random.default_rng(11)
+    calls = random_calls(rng, 400, config)
+    whole = aggregate_calls(calls, np.zeros(1, np.intp), config)
+    cuts = np.array([0, 37, 38, 120, 300])
+    parts = aggregate_calls(calls, cuts, config)
+    combined = combine(parts, np.zeros(1, np.intp), config)
+    folded = Aggregates.empty(1, config)
+    for row in range(len(parts)):
+        merge_row(folded, 0, parts, row, config)
+    for result in (combined, folded):
+        np.testing.assert_array_equal(result.counters, whole.counters)
+        np.testing.assert_array_equal(result.kmv_hash, whole.kmv_hash)
+        np.testing.assert_array_equal(result.kmv_count, whole.kmv_count)
+        np.testing.assert_array_equal(result.segment_hist, whole.segment_hist)
+    assert distinct_callees(whole)[0] == pytest.approx(400 * (1 - (399 / 400) ** 400), rel=0.9)
+
+
+def test_empty_aggregates_have_no_sketch(config: FeatureConfig) -> None:
+    empty = Aggregates.empty(2, config)
+    assert (empty.kmv_hash == EMPTY_HASH).all()
+    assert distinct_callees(empty).tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"short_window_s": 700}, "short_window_s"),
+        ({"long_hop_s": 0}, "long_hop_s"),
+        ({"long_hop_s": 21_700, "long_window_s": 86_800}, "long_hop_s"),
+        ({"grace_s": -1}, "grace_s"),
+        ({"night_start_hour": 24}, "night_start_hour"),
+        ({"night_end_hour": 22}, "night_end_hour"),
+        ({"timezone": "Mars/Olympus"}, "timezone"),
+        ({"timezone": "Europe/Paris"}, "timezone"),
+        ({"kmv_k": 2}, "kmv_k"),
+        ({"inbound_bloom_bits": 100}, "inbound_bloom_bits"),
+        ({"sequential_max_gap": 0}, "sequential_max_gap"),
+    ],
+)
+def test_config_errors_name_the_field(changes: dict[str, object], field: str) -> None:
+    with pytest.raises(ValueError, match=f"FeatureConfig.{field}"):
+        FeatureConfig(**changes)  # type: ignore[arg-type]
+
+
+def test_config_defaults(config: FeatureConfig) -> None:
+    short, long = config.windows
+    assert (short.buckets_per_window, short.slots) == (2, 3)
+    assert (long.buckets_per_window, long.slots) == (4, 5)
+    assert config.utc_offset_ms == 8 * 3600_000
