@@ -15,7 +15,14 @@ from typing import Any
 
 import orjson
 
-__all__ = ["Action", "Flag", "decode_flag", "encode_flag", "ms_to_rfc3339"]
+__all__ = [
+    "Action",
+    "Flag",
+    "decision_id_for",
+    "decode_flag",
+    "encode_flag",
+    "ms_to_rfc3339",
+]
 
 
 class Action(StrEnum):
@@ -44,15 +51,45 @@ class Flag:
 
     @property
     def decision_id(self) -> str:
-        """Deterministic id: a retried write of the same decision has the same id."""
-        identity = f"{self.number}|{self.action}|{self.category}|{self.flagged_at_ms}|{self.source}"
-        return hashlib.sha256(identity.encode()).hexdigest()[:32]
+        """Deterministic id (see :func:`decision_id_for`)."""
+        return decision_id_for(
+            self.number, self.action, self.category, self.flagged_at_ms, self.source
+        )
 
     def active_at(self, now_ms: int) -> bool:
         """Whether the flag still applies at ``now_ms``."""
         if self.action is Action.CLEAR:
             return False
         return self.expires_at_ms is None or now_ms < self.expires_at_ms
+
+
+def decision_id_for(
+    number: str, action: Action | str, category: str, flagged_at_ms: int, source: str
+) -> str:
+    """The one definition of a decision's id: 32 hex digits of a SHA-256.
+
+    The id names the decision *event*: which number, what was done, for which
+    category, when (in event time, milliseconds) and why (``source``). It is
+    replay-safe because every part is derived from the CDRs' clock and the
+    decision itself, never from the wall clock, the worker, the attempt or the
+    model build: a batch retried after a timeout, or the stream replayed from
+    an earlier offset (even after a model promotion), gives a decision the id
+    it had the first time, so the store keeps one row for it.
+
+    ``model_version`` and ``window_end`` are left out on purpose. A replay
+    under a newer model that reaches the same verdict at the same moment is
+    the same decision, not a second one; and a ``clear`` inherits the
+    ``window_end`` and ``model_version`` of the flag it lifts, so with those
+    in the id an appeal and an expiry of one flag would collide and one audit
+    record would be lost. ``flagged_at`` and ``source`` tell them apart.
+    ``flagged_at`` in milliseconds is also the ``flags_current`` version, so
+    two decisions with one id never compete there.
+
+    >>> decision_id_for("+8613800138000", "block", "fraud", 1714528800000, "model")
+    '2fb50aefdcc97207cdb723eba4867f62'
+    """
+    identity = f"{number}|{Action(action).value}|{category}|{int(flagged_at_ms)}|{source}"
+    return hashlib.sha256(identity.encode()).hexdigest()[:32]
 
 
 def ms_to_rfc3339(epoch_ms: int | None) -> str | None:

@@ -16,13 +16,7 @@ from sinks.clickhouse.errors import (
     StoreURLError,
     UnsupportedFeature,
 )
-from sinks.clickhouse.flags import (
-    Action,
-    FlagDecision,
-    decision_id_for,
-    insert_decisions,
-    insert_metrics,
-)
+from sinks.clickhouse.flags import FlagDecision, insert_decisions, insert_metrics
 from sinks.clickhouse.migrate import DEFAULT_RETENTION_DAYS, migrate
 from sinks.clickhouse.queries import (
     current_flag,
@@ -35,6 +29,7 @@ from sinks.clickhouse.retention import enforce_retention
 from sinks.clickhouse.store import Store, open_store
 from sinks.clickhouse.url import StoreURL, parse_store_url
 from sinks.clickhouse.users import create_users
+from sinks.flag_record import Action, decision_id_for
 
 __all__ = [
     "DEFAULT_RETENTION_DAYS",

@@ -14,6 +14,7 @@ _TTL_SINCE = (20, 1)  # column/table TTL appeared in 19.6; 20.1 is the first LTS
 _LOW_CARDINALITY_SINCE = (20, 1)  # experimental (setting needed) until 19.x
 _SQL_USERS_SINCE = (20, 5)  # CREATE USER / GRANT; 18.x keeps users in users.xml
 _MUTATIONS_SYNC_SINCE = (20, 1)  # mutations_sync setting on ALTER ... DELETE
+_ADD_COLUMN_IF_NOT_EXISTS_SINCE = (20, 1)  # 18.16 has only a bare ADD COLUMN
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,11 @@ class ServerFeatures:
     def mutations_sync(self) -> bool:
         """Whether ``ALTER ... DELETE`` can wait for itself (``SETTINGS mutations_sync``)."""
         return self.version >= _MUTATIONS_SYNC_SINCE
+
+    @property
+    def add_column_if_not_exists(self) -> bool:
+        """Whether ``ALTER TABLE ... ADD COLUMN IF NOT EXISTS`` parses."""
+        return self.version >= _ADD_COLUMN_IF_NOT_EXISTS_SINCE
 
     @property
     def string_type(self) -> str:

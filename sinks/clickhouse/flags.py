@@ -1,25 +1,23 @@
 """Flag decisions and the one way to write them: retry-safe, columnar.
 
-A decision's ``decision_id`` is a digest of what makes it the same decision
-(number, action, window end, model version), so a batch replayed after a
+A decision's ``decision_id`` is :func:`sinks.flag_record.decision_id_for`,
+the same id the decision carries on ``cdr.flags``: a batch replayed after a
 crash or a timeout carries the ids it had the first time.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from enum import StrEnum
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sinks.clickhouse.store import Store
+from sinks.flag_record import Action, Flag, decision_id_for
 
 __all__ = [
     "Action",
     "FlagDecision",
-    "decision_id_for",
     "insert_decisions",
     "insert_metrics",
     "stored_decision_ids",
@@ -38,6 +36,7 @@ HISTORY_COLUMNS = (
     "decision_id",
     "actor",
     "note",
+    "source",
 )
 FEATURE_COLUMNS = (
     "decision_id",
@@ -48,33 +47,30 @@ FEATURE_COLUMNS = (
     "feature_names",
     "feature_values",
 )
+SOURCES = ("model", "expiry", "appeal", "allowlist")
 _LOOKUP_CHUNK = 2000  # ids per existence query: keeps the SQL text well under max_query_size
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
 
 
-class Action(StrEnum):
-    """What a decision does to a number."""
-
-    BLOCK = "block"
-    WATCH = "watch"
-    CLEAR = "clear"
+def epoch_ms(moment: datetime) -> int:
+    """Exact epoch milliseconds of an aware datetime (no float rounding)."""
+    return (moment - _EPOCH) // _MILLISECOND
 
 
-def decision_id_for(number: str, action: str, window_end: datetime, model_version: str) -> str:
-    """The deterministic id of a decision (32 hex characters).
-
-    Operators' decisions pass the time of their action as ``window_end`` and
-    their tool's name as ``model_version``.
-    """
-    key = "\x1f".join((number, str(action), str(int(window_end.timestamp())), model_version))
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
+def from_epoch_ms(epoch_milliseconds: int) -> datetime:
+    """The aware UTC datetime of epoch milliseconds (exact)."""
+    return _EPOCH + epoch_milliseconds * _MILLISECOND
 
 
 @dataclass(frozen=True, slots=True)
 class FlagDecision:
-    """One decision about one calling number, with the features behind it.
+    """One decision about one calling number, with the features behind it, as stored.
 
-    ``features`` are aggregates of the number's traffic (never callee numbers).
-    Times must be aware; ``decision_id`` is derived when not given.
+    Build it from the published record with :meth:`from_flag`. ``features``
+    are aggregates of the number's traffic (never callee numbers). Times must
+    be aware; ``decision_id`` is derived with
+    :func:`sinks.flag_record.decision_id_for` when not given.
     """
 
     number: str
@@ -90,6 +86,7 @@ class FlagDecision:
     reasons: tuple[str, ...] = ()
     note: str = ""
     features: Mapping[str, float] = field(default_factory=dict, hash=False)
+    source: str = "model"
     decision_id: str = ""
 
     def __post_init__(self) -> None:
@@ -101,14 +98,54 @@ class FlagDecision:
             moment: datetime = getattr(self, name)
             if moment.tzinfo is None or moment.utcoffset() is None:
                 raise ValueError(f"{name} must be an aware datetime, got {moment!r}")
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
         if not self.decision_id:
-            digest = decision_id_for(self.number, self.action, self.window_end, self.model_version)
+            digest = decision_id_for(
+                self.number, self.action, self.category, self.version, self.source
+            )
             object.__setattr__(self, "decision_id", digest)
+
+    @classmethod
+    def from_flag(
+        cls,
+        flag: Flag,
+        *,
+        actor: str,
+        note: str = "",
+        window_start_ms: int | None = None,
+    ) -> FlagDecision:
+        """The stored form of a published :class:`~sinks.flag_record.Flag`; same ``decision_id``.
+
+        ``actor`` is who wrote it (the worker's name, ``op:<login>``). A
+        ``clear`` has no expiry on the topic; it is stored as expiring when it
+        was made. Without ``window_start_ms`` the window start is its end.
+        """
+        window_end = from_epoch_ms(flag.window_end_ms)
+        flagged_at = from_epoch_ms(flag.flagged_at_ms)
+        expires_ms = flag.expires_at_ms
+        return cls(
+            number=flag.number,
+            action=flag.action,
+            category=flag.category,
+            score=flag.score,
+            window_start=window_end if window_start_ms is None else from_epoch_ms(window_start_ms),
+            window_end=window_end,
+            flagged_at=flagged_at,
+            expires_at=flagged_at if expires_ms is None else from_epoch_ms(expires_ms),
+            model_version=flag.model_version,
+            actor=actor,
+            reasons=flag.reasons,
+            note=note,
+            features=dict(flag.features),
+            source=flag.source,
+            decision_id=flag.decision_id,
+        )
 
     @property
     def version(self) -> int:
         """The ``flags_current`` version: decision time in epoch milliseconds."""
-        return int(self.flagged_at.timestamp() * 1000)
+        return epoch_ms(self.flagged_at)
 
 
 def stored_decision_ids(store: Store, decisions: Iterable[FlagDecision]) -> set[str]:
@@ -184,6 +221,7 @@ def _history_columns(decisions: Sequence[FlagDecision]) -> list[list[Any]]:
         [decision.decision_id for decision in decisions],
         [decision.actor for decision in decisions],
         [decision.note for decision in decisions],
+        [decision.source for decision in decisions],
     ]
 
 

@@ -33,14 +33,14 @@ def migrate(store: Store, *, retention_days: int = DEFAULT_RETENTION_DAYS) -> li
     migrations = render_migrations(store.database, ServerFeatures(version), retention_days)
     bootstrap = migrations[0]
     for statement in bootstrap.statements:
-        _run(store, statement)
+        _run(store, statement, bootstrap.done_codes)
     applied = applied_migrations(store)
     done: list[str] = []
     for migration in migrations:
         if migration.name in applied:
             continue
         for statement in migration.statements:
-            _run(store, statement)
+            _run(store, statement, migration.done_codes)
         _record(store, migration, version)
         done.append(migration.name)
     return done
@@ -53,11 +53,11 @@ def applied_migrations(store: Store) -> set[str]:
     return {name for (name,) in rows}
 
 
-def _run(store: Store, statement: str) -> None:
+def _run(store: Store, statement: str, done_codes: frozenset[int]) -> None:
     try:
         store.execute(statement)
     except QueryError as error:
-        if error.code not in _ALREADY_EXISTS:
+        if error.code not in _ALREADY_EXISTS and error.code not in done_codes:
             raise
 
 

@@ -25,6 +25,10 @@ Tables (all times ``DateTime('UTC')``):
     stored before inserting.
 ``pipeline_metrics``
     Worker gauges and counters: ``(ts, worker, name, value)``.
+
+``flags_history`` and ``flags_current`` also carry ``source`` (model, expiry,
+appeal, allowlist; added by migration 0007, ``'model'`` for older rows), which
+is part of the decision id.
 ``schema_migrations``
     The migrations applied, by name.
 
@@ -52,6 +56,7 @@ __all__ = ["ACTION_TYPE", "Migration", "render_migrations"]
 
 ACTION_TYPE = "Enum8('block' = 1, 'watch' = 2, 'clear' = 3)"
 MIGRATIONS_TABLE = "schema_migrations"
+_ILLEGAL_COLUMN = 44
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +65,8 @@ class Migration:
 
     name: str
     statements: tuple[str, ...]
+    # Error codes that mean "already done" for this migration, besides "already exists".
+    done_codes: frozenset[int] = frozenset()
 
     @property
     def checksum(self) -> str:
@@ -83,6 +90,18 @@ def render_migrations(
         Migration("0004_flag_features", (render.flag_features(),)),
         Migration("0005_flags_hourly", (render.flags_hourly(), render.flags_hourly_mv())),
         Migration("0006_pipeline_metrics", (render.pipeline_metrics(),)),
+        Migration(
+            "0007_decision_source",
+            (
+                render.add_source("flags_history"),
+                render.add_source("flags_current"),
+                # 18.16 fixes a view's columns when it is created: recreate it.
+                render.drop_history_dedup(),
+                render.flags_history_dedup(),
+            ),
+            # Without IF NOT EXISTS, a rerun after a crash finds the column (ILLEGAL_COLUMN).
+            frozenset() if features.add_column_if_not_exists else frozenset({_ILLEGAL_COLUMN}),
+        ),
     )
 
 
@@ -178,6 +197,16 @@ SELECT
     sum(score) AS score_sum
 FROM {self._table("flags_history")}
 GROUP BY hour, category, action"""
+
+    def drop_history_dedup(self) -> str:
+        return f"DROP TABLE IF EXISTS {self._table('flags_history_dedup')}"
+
+    def add_source(self, table: str) -> str:
+        if_not_exists = " IF NOT EXISTS" if self.features.add_column_if_not_exists else ""
+        return (
+            f"ALTER TABLE {self._table(table)} ADD COLUMN{if_not_exists} "
+            f"source {self.features.string_type} DEFAULT 'model' AFTER note"
+        )
 
     def pipeline_metrics(self) -> str:
         short = self.features.string_type

@@ -83,7 +83,7 @@ def bind(sql: str, params: Mapping[str, Any] | None) -> str:
     r"""Replace each ``%(name)s`` in ``sql`` by the literal of ``params[name]``.
 
     >>> bind("SELECT %(n)s, %(s)s", {"n": 1, "s": "x'y"})
-    "SELECT 1, 'x\\\\'y'"
+    "SELECT 1, 'x\\'y'"
     """
     if not params:
         return sql

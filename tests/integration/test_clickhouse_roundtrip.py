@@ -28,6 +28,7 @@ from sinks.clickhouse import (
     open_store,
 )
 from sinks.clickhouse.flags import HISTORY_COLUMNS, _history_columns
+from sinks.flag_record import Flag
 
 pytestmark = pytest.mark.integration
 
@@ -101,7 +102,7 @@ def test_migrate_twice_applies_once(fresh_store: Store) -> None:
     first = migrate(fresh_store)
     second = migrate(fresh_store)
 
-    assert first[0] == "0001_schema_migrations" and len(first) == 6
+    assert first[0] == "0001_schema_migrations" and len(first) == 7
     assert second == []
     tables = fresh_store.query_rows(
         "SELECT name FROM system.tables WHERE database = %(db)s", {"db": fresh_store.database}
@@ -304,3 +305,30 @@ def test_a_column_of_the_wrong_type_is_a_store_error(store: Store) -> None:
     with pytest.raises(StoreError):
         store.insert_columns("pipeline_metrics", ["ts", "value"], [[NOW, NOW], [1.0]])
     assert count(store, "pipeline_metrics") == 0
+
+
+def test_a_published_flag_is_stored_with_its_id_and_source(store: Store) -> None:
+    at_ms = int(HOUR.timestamp()) * 1000 + 250
+    flag = Flag(
+        number="+8613200000001",
+        action=Action.CLEAR,
+        category="fraud",
+        score=0.97,
+        reasons=("appeal upheld: school notices",),
+        model_version="hgb-1",
+        window_end_ms=at_ms - 3_600_000,
+        flagged_at_ms=at_ms,
+        expires_at_ms=None,
+        source="appeal",
+    )
+    insert_decisions(store, [FlagDecision.from_flag(flag, actor="op:li")])
+
+    (row,) = flag_history(store, flag.number)
+    assert row["decision_id"] == flag.decision_id
+    assert (row["source"], row["actor"]) == ("appeal", "op:li")
+    current = current_flag(store, flag.number)
+    assert current is not None and current["source"] == "appeal"
+    ((source,),) = store.query_rows(
+        f"SELECT source FROM {store.table('flags_history_dedup')}"  # noqa: S608
+    )
+    assert source == "appeal"
