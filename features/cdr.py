@@ -10,11 +10,11 @@ The fields are documented in ``docs/cdr-contract.md``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 
@@ -23,15 +23,22 @@ from features.numbers import NumberError, normalise
 __all__ = [
     "CDR",
     "DEFAULT_MAX_MESSAGE_BYTES",
+    "FieldError",
     "Disposition",
     "Rejection",
     "ValidationResult",
     "cdr_from_mapping",
+    "epoch_ms_field",
+    "number_field",
+    "required_field",
     "validate_message",
+    "validate_records",
 ]
 
 DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 _MAX_ID_LENGTH = 128
+RecordT = TypeVar("RecordT")
+
 _MAX_DURATION_S = 7 * 24 * 3600  # a week: anything longer is a unit error
 # Epoch milliseconds between 2000-01-01 and 2100-01-01: outside, it is
 # almost always seconds or microseconds sent by mistake.
@@ -100,15 +107,20 @@ class Rejection:
 
 
 @dataclass(frozen=True, slots=True)
-class ValidationResult:
-    """What one message yielded: the good CDRs and the rejected parts."""
+class ValidationResult(Generic[RecordT]):
+    """What one message yielded: the good records and the rejected parts."""
 
-    cdrs: list[CDR]
+    records: list[RecordT]
     rejections: list[Rejection]
 
+    @property
+    def cdrs(self) -> list[RecordT]:
+        """The good records of a ``cdr.raw`` message."""
+        return self.records
 
-class _FieldError(ValueError):
-    pass
+
+class FieldError(ValueError):
+    """One field of a record is missing or wrong; the message names it."""
 
 
 def validate_message(
@@ -116,8 +128,24 @@ def validate_message(
     *,
     default_region: str = "CN",
     max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-) -> ValidationResult:
+) -> ValidationResult[CDR]:
     """Validate one ``cdr.raw`` message (a JSON object or a JSON array of them)."""
+    return validate_records(
+        raw, lambda fields: cdr_from_mapping(fields, default_region), max_bytes=max_bytes
+    )
+
+
+def validate_records(
+    raw: bytes | None,
+    build: Callable[[Mapping[str, Any]], RecordT],
+    *,
+    max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> ValidationResult[RecordT]:
+    """Validate a message holding one JSON object or a JSON array of them.
+
+    ``build`` turns one decoded object into a record or raises
+    :class:`FieldError`; every failure becomes a :class:`Rejection`.
+    """
     if raw is None:
         return ValidationResult([], [Rejection("empty message (no value)", b"")])
     if len(raw) > max_bytes:
@@ -129,28 +157,30 @@ def validate_message(
         return ValidationResult([], [Rejection(f"not valid UTF-8 JSON: {error}", raw)])
     if isinstance(decoded, dict):
         try:
-            return ValidationResult([cdr_from_mapping(decoded, default_region)], [])
-        except _FieldError as error:
+            return ValidationResult([build(decoded)], [])
+        except FieldError as error:
             return ValidationResult([], [Rejection(str(error), raw)])
     if isinstance(decoded, list):
-        return _validate_batch(decoded, raw, default_region)
+        return _validate_batch(decoded, raw, build)
     kind = type(decoded).__name__
     return ValidationResult([], [Rejection(f"expected a JSON object or array, got {kind}", raw)])
 
 
-def _validate_batch(items: list[Any], raw: bytes, default_region: str) -> ValidationResult:
+def _validate_batch(
+    items: list[Any], raw: bytes, build: Callable[[Mapping[str, Any]], RecordT]
+) -> ValidationResult[RecordT]:
     if not items:
-        return ValidationResult([], [Rejection("empty batch: a JSON array with no CDR", raw)])
-    cdrs: list[CDR] = []
+        return ValidationResult([], [Rejection("empty batch: a JSON array with no record", raw)])
+    records: list[RecordT] = []
     rejections: list[Rejection] = []
     for index, item in enumerate(items):
         try:
             if not isinstance(item, dict):
-                raise _FieldError(f"batch element is {type(item).__name__}, not a JSON object")
-            cdrs.append(cdr_from_mapping(item, default_region))
-        except _FieldError as error:
+                raise FieldError(f"batch element is {type(item).__name__}, not a JSON object")
+            records.append(build(item))
+        except FieldError as error:
             rejections.append(Rejection(f"[{index}] {error}", orjson.dumps(item), index))
-    return ValidationResult(cdrs, rejections)
+    return ValidationResult(records, rejections)
 
 
 def cdr_from_mapping(fields: Mapping[str, Any], default_region: str = "CN") -> CDR:
@@ -159,14 +189,14 @@ def cdr_from_mapping(fields: Mapping[str, Any], default_region: str = "CN") -> C
     duration_s = _seconds(fields, "duration_s", required=True)
     assert duration_s is not None  # required=True never returns None
     if duration_s > 0 and disposition is not Disposition.ANSWERED:
-        raise _FieldError(
+        raise FieldError(
             f"duration_s: talk time must be 0 when disposition is {disposition.value}, "
             f"got {duration_s}"
         )
     return CDR(
         cdr_id=_cdr_id(fields),
-        caller=_number(fields, "caller", default_region),
-        callee=_number(fields, "callee", default_region),
+        caller=number_field(fields, "caller", default_region),
+        callee=number_field(fields, "callee", default_region),
         start_ms=_start_ms(fields),
         duration_s=duration_s,
         disposition=disposition,
@@ -175,80 +205,87 @@ def cdr_from_mapping(fields: Mapping[str, Any], default_region: str = "CN") -> C
     )
 
 
-def _required(fields: Mapping[str, Any], name: str) -> Any:
+def required_field(fields: Mapping[str, Any], name: str) -> Any:
+    """The field's value; :class:`FieldError` when it is missing or null."""
     try:
         value = fields[name]
     except KeyError:
-        raise _FieldError(f"{name}: missing") from None
+        raise FieldError(f"{name}: missing") from None
     if value is None:
-        raise _FieldError(f"{name}: null")
+        raise FieldError(f"{name}: null")
     return value
 
 
 def _cdr_id(fields: Mapping[str, Any]) -> str:
-    value = _required(fields, "cdr_id")
+    value = required_field(fields, "cdr_id")
     if not isinstance(value, str):
-        raise _FieldError(f"cdr_id: must be a string, got {type(value).__name__}")
+        raise FieldError(f"cdr_id: must be a string, got {type(value).__name__}")
     if not value or len(value) > _MAX_ID_LENGTH:
-        raise _FieldError(f"cdr_id: must be 1 to {_MAX_ID_LENGTH} characters")
+        raise FieldError(f"cdr_id: must be 1 to {_MAX_ID_LENGTH} characters")
     return value
 
 
-def _number(fields: Mapping[str, Any], name: str, default_region: str) -> str:
-    value = _required(fields, name)
+def number_field(fields: Mapping[str, Any], name: str, default_region: str) -> str:
+    """A required phone-number field, normalised (see :mod:`features.numbers`)."""
+    value = required_field(fields, name)
     if not isinstance(value, str):
-        raise _FieldError(f"{name}: must be a string, got {type(value).__name__}")
+        raise FieldError(f"{name}: must be a string, got {type(value).__name__}")
     try:
         return normalise(value, default_region)
     except NumberError as error:
-        raise _FieldError(f"{name}: {error} ({value[:40]!r})") from None
+        raise FieldError(f"{name}: {error} ({value[:40]!r})") from None
 
 
 def _start_ms(fields: Mapping[str, Any]) -> int:
-    value = _required(fields, "start_time")
+    return epoch_ms_field(fields, "start_time")
+
+
+def epoch_ms_field(fields: Mapping[str, Any], name: str) -> int:
+    """A required instant: RFC 3339 text with offset, or integer epoch ms."""
+    value = required_field(fields, name)
     if isinstance(value, bool):
-        raise _FieldError("start_time: must be RFC 3339 text or epoch milliseconds, got bool")
+        raise FieldError(f"{name}: must be RFC 3339 text or epoch milliseconds, got bool")
     if isinstance(value, int):
         epoch_ms = value
     elif isinstance(value, str):
-        epoch_ms = _parse_rfc3339_ms(value)
+        epoch_ms = _parse_rfc3339_ms(value, name)
     else:
         kind = type(value).__name__
-        raise _FieldError(f"start_time: must be RFC 3339 text or epoch milliseconds, got {kind}")
+        raise FieldError(f"{name}: must be RFC 3339 text or epoch milliseconds, got {kind}")
     if not _MIN_EPOCH_MS <= epoch_ms < _MAX_EPOCH_MS:
-        raise _FieldError(
-            f"start_time: {value!r} is outside 2000-2100; epoch values must be in milliseconds"
+        raise FieldError(
+            f"{name}: {value!r} is outside 2000-2100; epoch values must be in milliseconds"
         )
     return epoch_ms
 
 
-def _parse_rfc3339_ms(text: str) -> int:
+def _parse_rfc3339_ms(text: str, name: str) -> int:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise _FieldError(f"start_time: not RFC 3339 ({text[:40]!r})") from None
+        raise FieldError(f"{name}: not RFC 3339 ({text[:40]!r})") from None
     if moment.tzinfo is None:
-        raise _FieldError(f"start_time: RFC 3339 needs a UTC offset ({text[:40]!r})")
+        raise FieldError(f"{name}: RFC 3339 needs a UTC offset ({text[:40]!r})")
     return round(moment.timestamp() * 1000)
 
 
 def _seconds(fields: Mapping[str, Any], name: str, *, required: bool) -> float | None:
-    value = _required(fields, name) if required else fields.get(name)
+    value = required_field(fields, name) if required else fields.get(name)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _FieldError(f"{name}: must be a number of seconds, got {type(value).__name__}")
+        raise FieldError(f"{name}: must be a number of seconds, got {type(value).__name__}")
     if not math.isfinite(value) or value < 0 or value > _MAX_DURATION_S:
-        raise _FieldError(f"{name}: must be between 0 and {_MAX_DURATION_S}, got {value}")
+        raise FieldError(f"{name}: must be between 0 and {_MAX_DURATION_S}, got {value}")
     return float(value)
 
 
 def _disposition(fields: Mapping[str, Any]) -> Disposition:
-    value = _required(fields, "disposition")
+    value = required_field(fields, "disposition")
     member = _DISPOSITIONS.get(value) if isinstance(value, str) else None
     if member is None:
         allowed = ", ".join(_DISPOSITIONS)
-        raise _FieldError(f"disposition: must be one of {allowed}, got {str(value)[:40]!r}")
+        raise FieldError(f"disposition: must be one of {allowed}, got {str(value)[:40]!r}")
     return member
 
 
@@ -256,4 +293,4 @@ def _carrier(fields: Mapping[str, Any]) -> str | None:
     value = fields.get("carrier")
     if value is None or isinstance(value, str):
         return value
-    raise _FieldError(f"carrier: must be a string, got {type(value).__name__}")
+    raise FieldError(f"carrier: must be a string, got {type(value).__name__}")
