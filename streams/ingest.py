@@ -1,26 +1,34 @@
-"""Ingest: validate ``cdr.raw`` messages, route good CDRs by caller, reject the rest.
+"""Ingest: validate raw messages, route good records by number, reject the rest.
 
-Pure logic; the Faust agent in :mod:`streams.agents` reads, calls this and
-sends what it returns.
+Pure logic; the Faust agents in :mod:`streams.agents` read, call this and
+send what it returns.
 """
 
 from __future__ import annotations
 
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from features.cdr import CDR, validate_message
+from features.cdr import ValidationResult, validate_message
+from features.complaints import validate_complaints
 from streams.deadletter import SourcePosition, deadletter_record
-from streams.wire import CdrColumns
+from streams.wire import RoutedBatch
 
-__all__ = ["IngestOutcome", "RawMessage", "ingest", "partition_for_caller"]
+__all__ = [
+    "IngestOutcome",
+    "RawMessage",
+    "ingest_cdrs",
+    "ingest_complaints",
+    "partition_for_number",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class RawMessage:
-    """A ``cdr.raw`` message as read: value and position."""
+    """A raw message as read: value and position."""
 
     value: bytes
     source: SourcePosition
@@ -30,18 +38,18 @@ class RawMessage:
 class IngestOutcome:
     """What one batch of raw messages turned into."""
 
-    by_partition: dict[int, CdrColumns] = field(default_factory=dict)
+    by_partition: dict[int, RoutedBatch] = field(default_factory=dict)
     deadletters: list[tuple[bytes, bytes]] = field(default_factory=list)  # (key, value)
     valid: int = 0
     rejected: int = 0
 
 
-def partition_for_caller(caller: str, partitions: int) -> int:
-    """Stable partition of a normalised caller (CRC-32: fast, same in every process)."""
-    return zlib.crc32(caller.encode()) % partitions
+def partition_for_number(number: str, partitions: int) -> int:
+    """Stable partition of a normalised number (CRC-32: fast, same in every process)."""
+    return zlib.crc32(number.encode()) % partitions
 
 
-def ingest(
+def ingest_cdrs(
     messages: Iterable[RawMessage],
     *,
     partitions: int,
@@ -50,16 +58,55 @@ def ingest(
     max_original_bytes: int,
     now_ms: int,
 ) -> IngestOutcome:
-    """Validate messages; group valid CDRs by target partition; encode rejections."""
+    """Validate CDR messages; route each call to its caller's and its callee's partition."""
+
+    def validate(raw: bytes) -> ValidationResult[Any]:
+        return validate_message(raw, default_region=default_region, max_bytes=max_message_bytes)
+
+    def route(batches: defaultdict[int, RoutedBatch], cdr: Any) -> None:
+        batches[partition_for_number(cdr.caller, partitions)].calls.append(cdr)
+        inbound = batches[partition_for_number(cdr.callee, partitions)].inbound
+        inbound.number.append(cdr.callee)
+        inbound.from_number.append(cdr.caller)
+        inbound.time_ms.append(cdr.start_ms)
+
+    return _ingest(messages, validate, route, max_original_bytes, now_ms)
+
+
+def ingest_complaints(
+    messages: Iterable[RawMessage],
+    *,
+    partitions: int,
+    default_region: str,
+    max_message_bytes: int,
+    max_original_bytes: int,
+    now_ms: int,
+) -> IngestOutcome:
+    """Validate complaint messages; route each to the reported number's partition."""
+
+    def validate(raw: bytes) -> ValidationResult[Any]:
+        return validate_complaints(raw, default_region=default_region, max_bytes=max_message_bytes)
+
+    def route(batches: defaultdict[int, RoutedBatch], complaint: Any) -> None:
+        batches[partition_for_number(complaint.reported, partitions)].complaints.append(complaint)
+
+    return _ingest(messages, validate, route, max_original_bytes, now_ms)
+
+
+def _ingest(
+    messages: Iterable[RawMessage],
+    validate: Callable[[bytes], ValidationResult[Any]],
+    route: Callable[[defaultdict[int, RoutedBatch], Any], None],
+    max_original_bytes: int,
+    now_ms: int,
+) -> IngestOutcome:
     outcome = IngestOutcome()
-    routed: defaultdict[int, list[CDR]] = defaultdict(list)
+    batches: defaultdict[int, RoutedBatch] = defaultdict(RoutedBatch)
     for message in messages:
-        result = validate_message(
-            message.value, default_region=default_region, max_bytes=max_message_bytes
-        )
-        for cdr in result.cdrs:
-            routed[partition_for_caller(cdr.caller, partitions)].append(cdr)
-        outcome.valid += len(result.cdrs)
+        result = validate(message.value)
+        for record in result.records:
+            route(batches, record)
+        outcome.valid += len(result.records)
         outcome.rejected += len(result.rejections)
         for rejection in result.rejections:
             value = deadletter_record(
@@ -69,7 +116,5 @@ def ingest(
                 max_original_bytes=max_original_bytes,
             )
             outcome.deadletters.append((message.source.key, value))
-    outcome.by_partition = {
-        partition: CdrColumns.from_cdrs(cdrs) for partition, cdrs in routed.items()
-    }
+    outcome.by_partition = dict(batches)
     return outcome

@@ -1,65 +1,136 @@
-"""The internal wire format of ``cdr.by_caller``: validated CDRs, columnar.
+"""The internal wire format of ``cdr.by_caller``: everything one partition needs.
 
-One message carries the validated CDRs of one ingest batch that belong to
-one partition, as a JSON object of equal-length columns. Columns let the
-feature stage hand numpy arrays to the feature code without a per-CDR
-object; numbers are already normalised, so nothing is validated again.
+A message carries, for one partition of callers, columns of three kinds of
+record (each kind may be empty):
+
+- ``calls``: validated CDRs whose *caller* belongs to the partition;
+- ``inbound``: (callee, caller, time) of CDRs whose *callee* belongs to the
+  partition, so that a caller's state learns who called it (reciprocity);
+- ``complaints``: complaints whose *reported* number belongs to the partition.
+
+Columns let the feature stage hand numpy arrays to the feature code without
+a per-CDR object; numbers are already normalised, nothing is validated again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 import orjson
 
 from features.cdr import CDR
+from features.complaints import Complaint
 
-__all__ = ["CdrColumns", "decode_columns", "encode_columns"]
+__all__ = [
+    "CdrColumns",
+    "ComplaintColumns",
+    "InboundColumns",
+    "RoutedBatch",
+    "decode_routed",
+    "encode_routed",
+]
 
-_COLUMNS = ("cdr_id", "caller", "callee", "start_ms", "duration_s", "disposition", "ring_s")
 
-
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CdrColumns:
     """Validated CDRs as parallel lists (disposition as its string value)."""
 
-    cdr_id: list[str]
-    caller: list[str]
-    callee: list[str]
-    start_ms: list[int]
-    duration_s: list[float]
-    disposition: list[str]
-    ring_s: list[float | None]
+    cdr_id: list[str] = field(default_factory=list)
+    caller: list[str] = field(default_factory=list)
+    callee: list[str] = field(default_factory=list)
+    start_ms: list[int] = field(default_factory=list)
+    duration_s: list[float] = field(default_factory=list)
+    disposition: list[str] = field(default_factory=list)
+    ring_s: list[float | None] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.cdr_id)
 
+    def append(self, cdr: CDR) -> None:
+        """Add one record at the end."""
+        self.cdr_id.append(cdr.cdr_id)
+        self.caller.append(cdr.caller)
+        self.callee.append(cdr.callee)
+        self.start_ms.append(cdr.start_ms)
+        self.duration_s.append(cdr.duration_s)
+        self.disposition.append(cdr.disposition.value)
+        self.ring_s.append(cdr.ring_s)
+
     @classmethod
     def from_cdrs(cls, cdrs: Sequence[CDR]) -> CdrColumns:
         """Columns of the given records, in their order."""
-        return cls(
-            cdr_id=[cdr.cdr_id for cdr in cdrs],
-            caller=[cdr.caller for cdr in cdrs],
-            callee=[cdr.callee for cdr in cdrs],
-            start_ms=[cdr.start_ms for cdr in cdrs],
-            duration_s=[cdr.duration_s for cdr in cdrs],
-            disposition=[cdr.disposition.value for cdr in cdrs],
-            ring_s=[cdr.ring_s for cdr in cdrs],
-        )
+        columns = cls()
+        for cdr in cdrs:
+            columns.append(cdr)
+        return columns
 
 
-def encode_columns(columns: CdrColumns) -> bytes:
-    """Serialise for ``cdr.by_caller``."""
-    return orjson.dumps({name: getattr(columns, name) for name in _COLUMNS})
+@dataclass(slots=True)
+class InboundColumns:
+    """Who called a number of this partition, and when."""
+
+    number: list[str] = field(default_factory=list)
+    from_number: list[str] = field(default_factory=list)
+    time_ms: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.number)
 
 
-def decode_columns(raw: bytes) -> CdrColumns:
-    """Inverse of :func:`encode_columns`; raises ``ValueError`` on a foreign message."""
+@dataclass(slots=True)
+class ComplaintColumns:
+    """Complaints about numbers of this partition."""
+
+    complaint_id: list[str] = field(default_factory=list)
+    number: list[str] = field(default_factory=list)
+    time_ms: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.number)
+
+    def append(self, complaint: Complaint) -> None:
+        """Add one complaint at the end."""
+        self.complaint_id.append(complaint.complaint_id)
+        self.number.append(complaint.reported)
+        self.time_ms.append(complaint.time_ms)
+
+
+@dataclass(slots=True)
+class RoutedBatch:
+    """One ``cdr.by_caller`` message."""
+
+    calls: CdrColumns = field(default_factory=CdrColumns)
+    inbound: InboundColumns = field(default_factory=InboundColumns)
+    complaints: ComplaintColumns = field(default_factory=ComplaintColumns)
+
+    def __len__(self) -> int:
+        return len(self.calls) + len(self.inbound) + len(self.complaints)
+
+
+_PARTS = {"calls": CdrColumns, "inbound": InboundColumns, "complaints": ComplaintColumns}
+
+
+def encode_routed(batch: RoutedBatch) -> bytes:
+    """Serialise for ``cdr.by_caller`` (empty parts are left out)."""
+    message = {}
+    for name in _PARTS:
+        part = getattr(batch, name)
+        if len(part):
+            message[name] = {column.name: getattr(part, column.name) for column in fields(part)}
+    return orjson.dumps(message)
+
+
+def decode_routed(raw: bytes) -> RoutedBatch:
+    """Inverse of :func:`encode_routed`; ``ValueError`` on a foreign message."""
     decoded = orjson.loads(raw)
-    if not isinstance(decoded, dict) or set(decoded) != set(_COLUMNS):
-        raise ValueError("not a cdr.by_caller columnar batch")
-    lengths = {len(decoded[name]) for name in _COLUMNS}
-    if len(lengths) != 1:
-        raise ValueError("cdr.by_caller batch has columns of different lengths")
-    return CdrColumns(**decoded)
+    if not isinstance(decoded, dict) or not set(decoded) <= set(_PARTS):
+        raise ValueError("not a cdr.by_caller batch")
+    batch = RoutedBatch()
+    for name, part_type in _PARTS.items():
+        if name in decoded:
+            columns = decoded[name]
+            if len({len(values) for values in columns.values()}) != 1:
+                raise ValueError(f"cdr.by_caller {name} has columns of different lengths")
+            setattr(batch, name, part_type(**columns))
+    return batch

@@ -8,7 +8,7 @@ import uuid
 import orjson
 import pytest
 
-from streams.wire import decode_columns
+from streams.wire import decode_routed
 from tests.conftest import read_topic
 
 pytestmark = pytest.mark.integration
@@ -49,7 +49,7 @@ def test_malformed_cdrs_go_to_deadletter_and_good_ones_go_on(
     kafka_producer.flush()
 
     def routed_ids(records) -> list[str]:
-        return [i for r in records for i in decode_columns(r.value).cdr_id]
+        return [i for r in records for i in decode_routed(r.value).calls.cdr_id]
 
     routed = read_topic(kafka_bootstrap, routed_topic, until=lambda rs: len(routed_ids(rs)) >= 3)
     assert sorted(routed_ids(routed)) == [f"{run}-1", f"{run}-2", f"{run}-4"], worker.log()

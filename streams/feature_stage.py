@@ -1,0 +1,210 @@
+"""The feature stage: apply one ``cdr.by_caller`` message to per-caller state.
+
+Pure of Faust: it reads and writes a ``MutableMapping[str, bytes]`` (the
+Faust table in the worker, a dict in tests), so the agent stays a thin loop.
+
+Emission policy (which callers go on to scoring): after a message, every
+caller with newly accepted calls is a candidate; it is emitted when at
+least ``emit_interval_s`` of event time has passed since its last emission
+(or it was never emitted) and its short window holds at least
+``min_calls`` calls. So a caller's vector is re-evaluated at most once per
+interval while it keeps calling, as soon as its behaviour is visible; an
+idle caller is not re-scored, and its flag, if any, lapses by the flag
+lifecycle (:mod:`models.decisions`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from features.batch import CallBatch, callee_keys
+from features.config import FeatureConfig
+from features.vector import FEATURE_NAMES
+from streams.caller_record import CallerRecord, fingerprints
+from streams.wire import RoutedBatch
+
+__all__ = ["Emission", "EmissionPolicy", "FeatureStage", "StageStats"]
+
+_SHORT_VOLUME = FEATURE_NAMES.index("short_call_volume")
+
+
+@dataclass(frozen=True, slots=True)
+class EmissionPolicy:
+    """When a caller's feature vector goes on to scoring."""
+
+    emit_interval_s: float = 60.0
+    min_calls: int = 5
+
+
+@dataclass(slots=True)
+class StageStats:
+    """Counts for one message (summed into the worker's metrics)."""
+
+    calls: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    replayed: int = 0
+    late_accepted: int = 0
+    late_dropped: int = 0
+    complaints: int = 0
+    inbound: int = 0
+    callers: int = 0
+    emitted: int = 0
+
+    def add(self, other: StageStats) -> None:
+        """Accumulate ``other`` into this one."""
+        for name in self.__slots__:  # type: ignore[attr-defined]
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass(slots=True)
+class Emission:
+    """Feature vectors of the emitted callers, one row each."""
+
+    numbers: list[str] = field(default_factory=list)
+    window_end_ms: list[int] = field(default_factory=list)
+    rows: list[NDArray[np.float64]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def matrix(self) -> NDArray[np.float64]:
+        """The rows stacked, columns in ``FEATURE_NAMES`` order."""
+        if not self.rows:
+            return np.zeros((0, len(FEATURE_NAMES)))
+        return np.vstack(self.rows)
+
+
+class FeatureStage:
+    """Applies routed batches to a table of :class:`CallerRecord` bytes."""
+
+    def __init__(self, config: FeatureConfig, policy: EmissionPolicy | None = None) -> None:
+        self.config = config
+        self.policy = policy or EmissionPolicy()
+
+    def load(self, table: MutableMapping[str, bytes], number: str) -> CallerRecord | None:
+        """The stored record of ``number``, if any."""
+        raw = table.get(number)
+        return None if raw is None else CallerRecord.from_bytes(raw, self.config)
+
+    def apply(
+        self, batch: RoutedBatch, offset: int, table: MutableMapping[str, bytes]
+    ) -> tuple[StageStats, Emission]:
+        """Apply one message read at ``offset``; write back every record it touched."""
+        stats = StageStats()
+        touched: dict[str, CallerRecord] = {}
+        prior_offset: dict[str, int] = {}
+
+        def record_of(number: str, create: bool) -> CallerRecord | None:
+            record = touched.get(number)
+            if record is None:
+                record = self.load(table, number)
+                if record is None and create:
+                    record = CallerRecord.new(self.config)
+                if record is not None:
+                    touched[number] = record
+                    prior_offset[number] = record.last_offset
+            return record
+
+        called = self._apply_calls(batch, offset, record_of, prior_offset, stats)
+        self._apply_complaints(batch, offset, record_of, prior_offset, stats)
+        self._apply_inbound(batch, record_of, stats)
+        emission = self._emit(called, touched, stats)
+        for number, record in touched.items():
+            record.last_offset = max(record.last_offset, offset)
+            table[number] = record.to_bytes()
+        stats.callers = len(touched)
+        return stats, emission
+
+    def _apply_calls(self, batch, offset, record_of, prior_offset, stats) -> list[str]:  # type: ignore[no-untyped-def]
+        calls = batch.calls
+        stats.calls = len(calls)
+        if not len(calls):
+            return []
+        columns = CallBatch.from_arrays(
+            self.config,
+            start_ms=np.asarray(calls.start_ms, np.int64),
+            callee=callee_keys(calls.callee),
+            duration_s=np.asarray(calls.duration_s, np.float64),
+            answered=np.asarray(calls.disposition) == "ANSWERED",
+            ring_s=np.array([np.nan if r is None else r for r in calls.ring_s], np.float64),
+        )
+        ids = fingerprints(calls.cdr_id)
+        called = []
+        for number, rows in _group_rows(calls.caller):
+            record = record_of(number, True)
+            if prior_offset[number] >= offset:
+                stats.replayed += len(rows)
+                continue
+            fresh = rows[record.unseen(ids[rows])]
+            stats.duplicates += len(rows) - len(fresh)
+            if not len(fresh):
+                continue
+            update = record.state.update(columns.take(fresh))
+            record.remember(ids[fresh])
+            stats.accepted += update.accepted
+            stats.late_accepted += update.late_accepted
+            stats.late_dropped += update.late_dropped
+            if update.accepted:
+                called.append(number)
+        return called
+
+    def _apply_complaints(self, batch, offset, record_of, prior_offset, stats) -> None:  # type: ignore[no-untyped-def]
+        complaints = batch.complaints
+        if not len(complaints):
+            return
+        times = np.asarray(complaints.time_ms, np.int64)
+        for number, rows in _group_rows(complaints.number):
+            record = record_of(number, True)
+            if prior_offset[number] >= offset:
+                continue
+            stats.complaints += record.state.note_complaints(times[rows])
+
+    def _apply_inbound(self, batch, record_of, stats) -> None:  # type: ignore[no-untyped-def]
+        # Adding to a Bloom filter is idempotent: replays need no guard. Only
+        # numbers that already have state learn who called them, which keeps
+        # state to active callers.
+        inbound = batch.inbound
+        if not len(inbound):
+            return
+        times = np.asarray(inbound.time_ms, np.int64)
+        keys = callee_keys(inbound.from_number)
+        for number, rows in _group_rows(inbound.number):
+            record = record_of(number, False)
+            if record is not None:
+                record.state.note_inbound(keys[rows], times[rows])
+                stats.inbound += len(rows)
+
+    def _emit(
+        self, called: list[str], touched: dict[str, CallerRecord], stats: StageStats
+    ) -> Emission:
+        emission = Emission()
+        interval_ms = int(self.policy.emit_interval_s * 1000)
+        for number in called:
+            record = touched[number]
+            watermark = record.state.watermark_ms
+            if record.last_emitted_ms >= 0 and watermark - record.last_emitted_ms < interval_ms:
+                continue
+            row = record.state.features()
+            if row[_SHORT_VOLUME] < self.policy.min_calls:
+                continue
+            record.last_emitted_ms = watermark
+            emission.numbers.append(number)
+            emission.window_end_ms.append(record.state.default_end_ms())
+            emission.rows.append(row)
+        stats.emitted = len(emission)
+        return emission
+
+
+def _group_rows(names: list[str]) -> list[tuple[str, NDArray[np.intp]]]:
+    """Row indices of each distinct name, rows in arrival order."""
+    values = np.asarray(names)
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    ends = np.r_[starts[1:], len(order)]
+    return [(str(ordered[s]), order[s:e]) for s, e in zip(starts, ends, strict=True)]
