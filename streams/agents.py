@@ -1,28 +1,44 @@
-"""Faust agents: thin loops that read, call the pure code, and send."""
+"""Faust agents: thin loops that read, call the pure code, and send.
+
+- ``callguard.ingest``: ``cdr.raw`` -> validate -> ``cdr.by_caller`` / ``cdr.deadletter``
+- ``callguard.complaints``: ``complaints`` -> validate -> ``cdr.by_caller`` / dead letter
+- ``callguard.features``: ``cdr.by_caller`` -> per-caller state (table ``caller-state``)
+  -> emitted feature vectors -> ``caller.features`` and the scorer
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import Any
+
+import faust
 
 from streams.app import CallguardApp
 from streams.deadletter import SourcePosition
-from streams.ingest import RawMessage, ingest
-from streams.wire import encode_columns
+from streams.feature_stage import EmissionPolicy, FeatureStage
+from streams.ingest import IngestOutcome, RawMessage, ingest_cdrs, ingest_complaints
+from streams.wire import decode_routed, encode_features, encode_routed
 
-__all__ = ["register_agents"]
+__all__ = ["TableView", "register_agents"]
 
 
 def register_agents(app: CallguardApp) -> None:
     """Attach every agent of the pipeline to ``app``."""
-    _register_ingest(app)
+    _register_ingest(app, app.topics.cdr_raw, "callguard.ingest", ingest_cdrs)
+    _register_ingest(app, app.topics.complaints, "callguard.complaints", ingest_complaints)
+    _register_features(app)
 
 
-def _register_ingest(app: CallguardApp) -> None:
+def _register_ingest(
+    app: CallguardApp,
+    source: faust.TopicT,
+    name: str,
+    ingest: Callable[..., IngestOutcome],
+) -> None:
     settings, topics, counters = app.settings, app.topics, app.counters
 
-    @app.faust_app.agent(topics.cdr_raw, name="callguard.ingest")
-    async def ingest_cdrs(stream):  # type: ignore[no-untyped-def]
-        """Validate raw CDRs in batches; route good ones by caller, dead-letter the rest."""
+    async def validate_and_route(stream: Any) -> None:
         async for events in stream.take_events(
             settings.ingest_batch_size, within=settings.ingest_batch_within_s
         ):
@@ -45,9 +61,66 @@ def _register_ingest(app: CallguardApp) -> None:
             )
             for key, value in outcome.deadletters:
                 await topics.deadletter.send(key=key, value=value)
-            for partition, columns in outcome.by_partition.items():
-                await topics.by_caller.send(value=encode_columns(columns), partition=partition)
+            for partition, routed in outcome.by_partition.items():
+                await topics.by_caller.send(value=encode_routed(routed), partition=partition)
             counters.messages_in += len(messages)
-            counters.cdrs_valid += outcome.valid
-            counters.cdrs_rejected += outcome.rejected
-            counters.batches_routed += len(outcome.by_partition)
+            counters.records_valid += outcome.valid
+            counters.records_rejected += outcome.rejected
+
+    validate_and_route.__doc__ = f"Validate {source.get_topic_name()} in batches and route it."
+    app.faust_app.agent(source, name=name)(validate_and_route)
+
+
+class TableView(MutableMapping[str, bytes]):
+    """A Faust table seen as ``str -> bytes`` (keys are stored as UTF-8 bytes)."""
+
+    def __init__(self, table: faust.Table) -> None:
+        self._table = table
+
+    def __getitem__(self, key: str) -> bytes:
+        value = self._table.get(key.encode())
+        if value is None:
+            raise KeyError(key)
+        return value  # type: ignore[no-any-return]
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self._table[key.encode()] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._table[key.encode()]
+
+    def __iter__(self) -> Iterator[str]:
+        return (key.decode() for key in self._table.keys())
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+
+def _register_features(app: CallguardApp) -> None:
+    settings, topics, counters = app.settings, app.topics, app.counters
+    config = settings.feature_config()
+    stage = FeatureStage(config, EmissionPolicy(settings.emit_interval_s, settings.emit_min_calls))
+    table = app.faust_app.Table(
+        "caller-state",
+        schema=faust.Schema(
+            key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        ),
+        partitions=settings.partitions,
+        help="Per-caller feature state (streams.caller_record).",
+    )
+    view = TableView(table)
+    app.caller_table = view
+
+    @app.faust_app.agent(topics.by_caller, name="callguard.features")
+    async def update_features(stream: Any) -> None:
+        """Apply routed batches to per-caller state; emit feature vectors."""
+        async for event in stream.events():
+            batch = decode_routed(event.value)
+            stats, emission = stage.apply(batch, event.message.offset, view)
+            counters.features.add(stats)
+            if len(emission):
+                await topics.features.send(
+                    value=encode_features(emission), partition=event.message.partition
+                )
+                for listener in app.emission_listeners:
+                    await listener(emission)

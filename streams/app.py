@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 
 import faust
 
+from streams.feature_stage import Emission, StageStats
 from streams.settings import Settings
 from streams.topics import Topics, declare_topics
 
@@ -17,9 +19,9 @@ class PipelineCounters:
     """Running totals of one worker, read by status pages and tests."""
 
     messages_in: int = 0
-    cdrs_valid: int = 0
-    cdrs_rejected: int = 0
-    batches_routed: int = 0
+    records_valid: int = 0
+    records_rejected: int = 0
+    features: StageStats = field(default_factory=StageStats)
 
 
 @dataclass
@@ -30,6 +32,8 @@ class CallguardApp:
     settings: Settings
     topics: Topics
     counters: PipelineCounters = field(default_factory=PipelineCounters)
+    caller_table: MutableMapping[str, bytes] | None = None
+    emission_listeners: list[Callable[[Emission], Awaitable[None]]] = field(default_factory=list)
 
 
 def create_app(settings: Settings) -> CallguardApp:
@@ -51,7 +55,9 @@ def create_app(settings: Settings) -> CallguardApp:
         stream_wait_empty=False,
     )
     app = CallguardApp(faust_app, settings, declare_topics(faust_app, settings))
-    from streams.agents import register_agents  # agents need the built app
+    from streams.agents import register_agents  # agents and views need the built app
+    from streams.web import register_views
 
     register_agents(app)
+    register_views(app)
     return app

@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Literal
 
 import phonenumbers
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from features.config import FeatureConfig
 
 __all__ = ["ConfigurationError", "Settings", "load_settings"]
 
@@ -39,6 +41,9 @@ class Settings(BaseSettings):
     )
     topic_complaints: str = Field("complaints", description="User complaints about numbers.")
     topic_flags: str = Field("cdr.flags", description="Decisions for interception systems.")
+    topic_features: str = Field(
+        "caller.features", description="Emitted per-caller feature vectors (for analysts)."
+    )
     partitions: int = Field(4, ge=1, le=1024, description="Partitions of the topics we create.")
 
     max_message_bytes: int = Field(
@@ -55,6 +60,18 @@ class Settings(BaseSettings):
     ingest_batch_within_s: float = Field(
         0.2, gt=0, description="Longest wait to fill an ingest batch, seconds."
     )
+
+    short_window_s: int = Field(600, description="Short window length, seconds.")
+    short_hop_s: int = Field(300, description="Short window hop, seconds.")
+    long_window_s: int = Field(86_400, description="Long window length, seconds.")
+    long_hop_s: int = Field(21_600, description="Long window hop, seconds.")
+    grace_s: int = Field(120, description="Lateness a caller's calls may have and still count.")
+    short_call_s: float = Field(10.0, description="Answered calls shorter than this are short.")
+    one_ring_s: float = Field(3.0, description="Unanswered calls ringing less are one-ring.")
+    emit_interval_s: float = Field(
+        60.0, gt=0, description="Event time between two scorings of a busy caller."
+    )
+    emit_min_calls: int = Field(5, ge=1, description="Short-window calls before a first scoring.")
 
     store_url: str = Field(
         "chdb:///var/lib/callguard/chdb",
@@ -100,6 +117,26 @@ class Settings(BaseSettings):
             )
         return value
 
+    @model_validator(mode="after")
+    def _check_windows(self) -> Settings:
+        self.feature_config()  # FeatureConfig names the bad field and the fix
+        return self
+
+    def feature_config(self) -> FeatureConfig:
+        """The feature core's configuration from these settings."""
+        try:
+            return FeatureConfig(
+                short_window_s=self.short_window_s,
+                short_hop_s=self.short_hop_s,
+                long_window_s=self.long_window_s,
+                long_hop_s=self.long_hop_s,
+                grace_s=self.grace_s,
+                short_call_s=self.short_call_s,
+                one_ring_s=self.one_ring_s,
+            )
+        except ValueError as error:
+            raise ValueError(str(error).replace("FeatureConfig.", "")) from None
+
     @property
     def bootstrap_servers(self) -> str:
         """The broker URL as a client's ``host:port,host:port`` list."""
@@ -113,7 +150,9 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as error:
         lines = []
         for problem in error.errors():
-            field = ".".join(str(part) for part in problem["loc"]) or "settings"
-            env_name = f"CALLGUARD_{field.upper()}"
-            lines.append(f"  {field} (env {env_name}): {problem['msg']}")
+            message = str(problem["msg"]).removeprefix("Value error, ")
+            field = ".".join(str(part) for part in problem["loc"])
+            if not field:  # a check across fields names its field first
+                field, _, message = message.partition(": ")
+            lines.append(f"  {field} (env CALLGUARD_{field.upper()}): {message}")
         raise ConfigurationError("invalid configuration:\n" + "\n".join(lines)) from None

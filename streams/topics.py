@@ -16,8 +16,10 @@ class Topics:
     """Handles on every topic of the pipeline (raw bytes; codecs live in our code)."""
 
     cdr_raw: faust.TopicT
+    complaints: faust.TopicT
     deadletter: faust.TopicT
     by_caller: faust.TopicT
+    features: faust.TopicT
 
 
 def declare_topics(app: faust.App, settings: Settings) -> Topics:
@@ -36,6 +38,8 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
 
     return Topics(
         cdr_raw=raw_topic(settings.topic_cdr_raw),
+        complaints=raw_topic(settings.topic_complaints),
         deadletter=raw_topic(settings.topic_deadletter),
         by_caller=raw_topic(settings.topic_by_caller),
+        features=raw_topic(settings.topic_features),
     )

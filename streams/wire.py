@@ -16,18 +16,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
 
 import orjson
 
+if TYPE_CHECKING:
+    from streams.feature_stage import Emission
+
 from features.cdr import CDR
 from features.complaints import Complaint
+from features.vector import FEATURE_NAMES
 
 __all__ = [
     "CdrColumns",
     "ComplaintColumns",
     "InboundColumns",
     "RoutedBatch",
+    "decode_features",
     "decode_routed",
+    "encode_features",
     "encode_routed",
 ]
 
@@ -134,3 +141,24 @@ def decode_routed(raw: bytes) -> RoutedBatch:
                 raise ValueError(f"cdr.by_caller {name} has columns of different lengths")
             setattr(batch, name, part_type(**columns))
     return batch
+
+
+def encode_features(emission: Emission) -> bytes:
+    """One ``caller.features`` message: emitted callers and their feature rows.
+
+    ``{"feature_names": [...], "numbers": [...], "window_end_ms": [...], "rows": [[...]]}``
+    """
+    return orjson.dumps(
+        {
+            "feature_names": list(FEATURE_NAMES),
+            "numbers": emission.numbers,
+            "window_end_ms": emission.window_end_ms,
+            "rows": emission.matrix(),
+        },
+        option=orjson.OPT_SERIALIZE_NUMPY,
+    )
+
+
+def decode_features(raw: bytes) -> dict[str, list]:  # type: ignore[type-arg]
+    """Inverse of :func:`encode_features`, as plain lists."""
+    return orjson.loads(raw)  # type: ignore[no-any-return]

@@ -1,0 +1,73 @@
+"""HTTP views on the worker (Faust's web server, ``CALLGUARD_WEB_PORT``).
+
+- ``GET /status``: this worker's counters (JSON).
+- ``GET /callers/{number}/features``: the caller's current feature vector,
+  answered by the worker that owns the number (requests to another worker
+  are forwarded to the owner, as Faust's table routing does).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+
+from faust.exceptions import SameNode
+from faust.web import Request, Response, View
+
+from features.numbers import NumberError, normalise
+from streams.app import CallguardApp
+from streams.caller_record import CallerRecord
+
+__all__ = ["register_views"]
+
+Answer = Callable[[View, str], Awaitable[Response]]
+
+
+def register_views(app: CallguardApp) -> None:
+    """Attach the worker's HTTP views."""
+    faust_app = app.faust_app
+
+    @faust_app.page("/status")
+    async def status(web: View, request: Request) -> Response:
+        return web.json(
+            {
+                "app_id": app.settings.app_id,
+                "counters": dataclasses.asdict(app.counters),
+                "assigned": sorted(
+                    f"{tp.topic}:{tp.partition}" for tp in faust_app.assignor.assigned_actives()
+                ),
+            }
+        )
+
+    async def features(web: View, number: str) -> Response:
+        raw = app.caller_table.get(number) if app.caller_table is not None else None
+        if raw is None:
+            return web.json({"number": number, "known": False}, status=404)
+        record = CallerRecord.from_bytes(raw, app.settings.feature_config())
+        return web.json(
+            {
+                "number": number,
+                "known": True,
+                "window_end_ms": record.state.default_end_ms(),
+                "watermark_ms": record.state.watermark_ms,
+                "features": record.state.feature_dict(),
+            }
+        )
+
+    @faust_app.page("/callers/{number}/features")
+    async def caller_features(web: View, request: Request, number: str) -> Response:
+        return await _routed(app, "caller-state", web, request, number, features)
+
+
+async def _routed(
+    app: CallguardApp, table: str, web: View, request: Request, raw_number: str, answer: Answer
+) -> Response:
+    """Normalise, then answer here if this worker owns the number, else forward."""
+    try:
+        number = normalise(raw_number, app.settings.default_region)
+    except NumberError as error:
+        return web.json({"number": raw_number, "error": str(error)}, status=400)
+    try:
+        return await app.faust_app.router.route_req(table, number.encode(), web, request)
+    except SameNode:
+        return await answer(web, number)
