@@ -10,27 +10,55 @@
 #   scripts/clickhouse-server.sh users    write the writer/reader users for old servers
 #
 # `users` is for servers without SQL users (18.x): it reads
-# CALLGUARD_CH_WRITER_PASSWORD and CALLGUARD_CH_READER_PASSWORD (and optionally
-# CALLGUARD_CH_DATABASE, default "callguard") from the environment, never from
+# CALLGUARD_WRITER_PASSWORD and CALLGUARD_READER_PASSWORD, the names
+# `callguard db migrate` reads (CALLGUARD_CH_WRITER_PASSWORD and
+# CALLGUARD_CH_READER_PASSWORD still work), and optionally
+# CALLGUARD_CH_DATABASE, default "callguard", from the environment, never from
 # arguments, and writes /etc/clickhouse-server/users.d/callguard.xml with
 # SHA-256 password hashes. The server reloads users files by itself.
 #
 # Every command is idempotent. Settings (environment):
 #   CLICKHOUSE_HOST (127.0.0.1), CLICKHOUSE_PORT (9000), CLICKHOUSE_WAIT_S (60)
+#   CLICKHOUSE_INSTANCE   a name: run a second, private server with its own
+#                         data (/var/lib/clickhouse-NAME), logs and pid file,
+#                         on CLICKHOUSE_PORT (required, not 9000), HTTP on
+#                         CLICKHOUSE_HTTP_PORT (PORT+1) and interserver on
+#                         PORT+2. Tests that stop a server use one, so the
+#                         shared server on 9000 is never interrupted.
 set -euo pipefail
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
+die() { echo "clickhouse-server.sh: $*" >&2; exit 1; }
+say() { echo "clickhouse-server.sh${INSTANCE:+ [$INSTANCE]}: $*" >&2; }
+
 CONFIG=/etc/clickhouse-server/config.xml
 USERS_DIR=/etc/clickhouse-server/users.d
-LOG_DIR=/var/log/clickhouse-server
 RUN_DIR=/var/run/clickhouse-server
-PID_FILE=$RUN_DIR/clickhouse-server.pid
 HOST=${CLICKHOUSE_HOST:-127.0.0.1}
-PORT=${CLICKHOUSE_PORT:-9000}
 WAIT_S=${CLICKHOUSE_WAIT_S:-60}
-
-die() { echo "clickhouse-server.sh: $*" >&2; exit 1; }
-say() { echo "clickhouse-server.sh: $*" >&2; }
+INSTANCE=${CLICKHOUSE_INSTANCE:-}
+OVERRIDES=()
+if [ -z "$INSTANCE" ]; then
+    PORT=${CLICKHOUSE_PORT:-9000}
+    LOG_DIR=/var/log/clickhouse-server
+    DATA_DIR=/var/lib/clickhouse
+    PID_FILE=$RUN_DIR/clickhouse-server.pid
+else
+    [[ "$INSTANCE" =~ ^[a-z0-9_-]+$ ]] || die "CLICKHOUSE_INSTANCE must be lowercase letters, digits, _ or -"
+    PORT=${CLICKHOUSE_PORT:?set CLICKHOUSE_PORT for instance $INSTANCE}
+    [ "$PORT" != 9000 ] || die "instance $INSTANCE needs its own CLICKHOUSE_PORT, not 9000"
+    HTTP_PORT=${CLICKHOUSE_HTTP_PORT:-$((PORT + 1))}
+    LOG_DIR=/var/log/clickhouse-server-$INSTANCE
+    DATA_DIR=/var/lib/clickhouse-$INSTANCE
+    PID_FILE=$RUN_DIR/clickhouse-server-$INSTANCE.pid
+    # The packaged config, with ports and every path moved (server options after --).
+    OVERRIDES=(-- "--tcp_port=$PORT" "--http_port=$HTTP_PORT"
+        "--interserver_http_port=$((PORT + 2))" "--path=$DATA_DIR/"
+        "--tmp_path=$DATA_DIR/tmp/" "--user_files_path=$DATA_DIR/user_files/"
+        "--format_schema_path=$DATA_DIR/format_schemas/"
+        "--logger.log=$LOG_DIR/clickhouse-server.log"
+        "--logger.errorlog=$LOG_DIR/clickhouse-server.err.log")
+fi
 
 need_root() {
     [ "$(id -u)" -eq 0 ] || die "$1 needs root (run with sudo, or as root as CI does)"
@@ -77,15 +105,15 @@ start() {
     command -v clickhouse-server >/dev/null 2>&1 || die "clickhouse-server is not installed (run: $0 ensure)"
     need_root "starting clickhouse-server"
     # /var/run is a tmpfs on most machines: the pid directory may be gone.
-    install -d -o clickhouse -g clickhouse "$RUN_DIR" "$LOG_DIR" /var/lib/clickhouse
+    install -d -o clickhouse -g clickhouse "$RUN_DIR" "$LOG_DIR" "$DATA_DIR"
     if pid_alive; then
         say "process $(cat "$PID_FILE") is starting; waiting for it"
     else
         rm -f "$PID_FILE"
         # The packaged config listens on 127.0.0.1 and ::1 (either may be
         # missing) and its users.xml lets `default` in without a password.
-        (cd /var/lib/clickhouse && runuser -u clickhouse -- clickhouse-server \
-            --config-file="$CONFIG" --pid-file="$PID_FILE" --daemon)
+        (cd "$DATA_DIR" && runuser -u clickhouse -- "$(command -v clickhouse-server)" \
+            --config-file="$CONFIG" --pid-file="$PID_FILE" --daemon "${OVERRIDES[@]}")
     fi
     wait_ready
     say "ready on $HOST:$PORT ($(clickhouse-client --host "$HOST" --port "$PORT" --query 'SELECT version()'))"
@@ -119,11 +147,13 @@ users() {
     need_root "writing $USERS_DIR/callguard.xml"
     local database=${CALLGUARD_CH_DATABASE:-callguard}
     [[ "$database" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || die "CALLGUARD_CH_DATABASE is not a plain identifier"
-    [ -n "${CALLGUARD_CH_WRITER_PASSWORD:-}" ] || die "set CALLGUARD_CH_WRITER_PASSWORD"
-    [ -n "${CALLGUARD_CH_READER_PASSWORD:-}" ] || die "set CALLGUARD_CH_READER_PASSWORD"
+    local writer_password=${CALLGUARD_WRITER_PASSWORD:-${CALLGUARD_CH_WRITER_PASSWORD:-}}
+    local reader_password=${CALLGUARD_READER_PASSWORD:-${CALLGUARD_CH_READER_PASSWORD:-}}
+    [ -n "$writer_password" ] || die "set CALLGUARD_WRITER_PASSWORD"
+    [ -n "$reader_password" ] || die "set CALLGUARD_READER_PASSWORD"
     local writer_hash reader_hash tmp
-    writer_hash=$(sha256_of "$CALLGUARD_CH_WRITER_PASSWORD")
-    reader_hash=$(sha256_of "$CALLGUARD_CH_READER_PASSWORD")
+    writer_hash=$(sha256_of "$writer_password")
+    reader_hash=$(sha256_of "$reader_password")
     install -d -m 0755 "$USERS_DIR"
     tmp=$(mktemp "$USERS_DIR/.callguard.XXXXXX")
     # 18.x has no per-statement grants: the writer cannot run DDL

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, ClassVar
 
@@ -111,14 +112,17 @@ def parse_version(text: str) -> tuple[int, ...]:
     return tuple(numbers)
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, password: str | None = None) -> Store:
     """Open the store a URL names (no connection is made until the first call).
 
     ``clickhouse://user:password@host:9000/db`` gives a native-protocol client;
     ``chdb:///abs/path`` an in-process chDB session persisted at that path (one
-    process per path).
+    process per path). ``password``, when given, replaces the URL's (so the URL
+    can be logged and the secret kept apart); chDB has none and ignores it.
     """
     parsed = parse_store_url(url)
+    if password is not None and parsed.scheme == "clickhouse":
+        parsed = replace(parsed, password=password)
     if parsed.scheme == "clickhouse":
         from sinks.clickhouse.native import NativeStore
 

@@ -65,7 +65,7 @@ def create_users(
     if not ServerFeatures(store.server_version()).sql_users:
         raise UnsupportedFeature(
             "this server keeps users in users.xml: run "
-            "`CALLGUARD_CH_WRITER_PASSWORD=... CALLGUARD_CH_READER_PASSWORD=... "
+            "`CALLGUARD_WRITER_PASSWORD=... CALLGUARD_READER_PASSWORD=... "
             "scripts/clickhouse-server.sh users` on its host"
         )
     for statement in render_user_statements(
