@@ -8,6 +8,7 @@
 #   scripts/clickhouse-server.sh stop     stop the server this script started, wait
 #   scripts/clickhouse-server.sh status   exit 0 if `SELECT 1` answers on port 9000
 #   scripts/clickhouse-server.sh users    write the writer/reader users for old servers
+#   scripts/clickhouse-server.sh purge    delete a stopped private instance's data and logs
 #
 # `users` is for servers without SQL users (18.x): it reads
 # CALLGUARD_WRITER_PASSWORD and CALLGUARD_READER_PASSWORD, the names
@@ -141,6 +142,15 @@ stop() {
     say "stopped"
 }
 
+purge() {
+    [ -n "$INSTANCE" ] || die "purge is for private instances (CLICKHOUSE_INSTANCE) only"
+    ! pid_alive || die "instance $INSTANCE is running: stop it first"
+    need_root "deleting $DATA_DIR"
+    rm -rf -- "$DATA_DIR" "$LOG_DIR"
+    rm -f -- "$PID_FILE"
+    say "purged $DATA_DIR and $LOG_DIR"
+}
+
 sha256_of() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 
 users() {
@@ -196,5 +206,6 @@ case "${1:-}" in
     status)
         if answering; then echo "running ($HOST:$PORT)"; else echo "not running"; exit 3; fi ;;
     users) users ;;
-    *) echo "usage: $0 {ensure|start|stop|status|users}" >&2; exit 2 ;;
+    purge) purge ;;
+    *) echo "usage: $0 {ensure|start|stop|status|users|purge}" >&2; exit 2 ;;
 esac

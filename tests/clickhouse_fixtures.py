@@ -5,18 +5,23 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from clickhouse_driver import Client
 
 __all__ = [
+    "PrivateServer",
     "chdb_url",
     "clickhouse_database_factory",
     "clickhouse_database_url",
+    "clickhouse_private_server",
     "clickhouse_server",
     "clickhouse_url",
 ]
@@ -86,3 +91,96 @@ def clickhouse_database_url(clickhouse_database_factory: Callable[[str], str]) -
 def chdb_url(tmp_path: Path) -> str:
     """A store URL for an embedded chDB store under this test's temporary directory."""
     return f"chdb://{tmp_path / 'chdb'}"
+
+
+@dataclass
+class PrivateServer:
+    """A second ClickHouse server, this test's own: stopping it disturbs nobody.
+
+    Same binary and config as the shared one, run by ``clickhouse-server.sh``
+    with ``CLICKHOUSE_INSTANCE``: its own port, data directory and pid file.
+    """
+
+    instance: str
+    port: int
+    databases: list[str] = field(default_factory=list)
+
+    def script(self, command: str) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            "CLICKHOUSE_INSTANCE": self.instance,
+            "CLICKHOUSE_PORT": str(self.port),
+        }
+        result = subprocess.run(  # noqa: S603 - our own script, fixed arguments
+            ["bash", str(SERVER_SCRIPT), command],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+            env=env,
+        )
+        if result.returncode != 0:
+            raise AssertionError(
+                f"clickhouse-server.sh {command} ({self.instance}) failed:\n{result.stderr}"
+            )
+        return result
+
+    def ensure(self) -> None:
+        """Start the server (install if needed) and wait until it answers."""
+        self.script("ensure")
+
+    def stop(self) -> None:
+        """Stop the server and wait until its process is gone."""
+        self.script("stop")
+
+    def database_url(self, prefix: str) -> str:
+        """A store URL on this server with a fresh database."""
+        database = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        client = Client(host=HOST, port=self.port, user="default", password="", connect_timeout=5)
+        try:
+            client.execute(f"CREATE DATABASE {database}")
+        finally:
+            client.disconnect()
+        self.databases.append(database)
+        return f"clickhouse://default:@{HOST}:{self.port}/{database}"
+
+
+def _free_port_triple() -> int:
+    """A port whose next two are free too (native, HTTP, interserver)."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind((HOST, 0))
+            base = probe.getsockname()[1]
+        if base + 2 < 65536 and all(_is_free(base + offset) for offset in (1, 2)):
+            return base
+    raise RuntimeError("no three consecutive free ports")
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.fixture()
+def clickhouse_private_server() -> Iterator[PrivateServer]:
+    """A private ClickHouse server this test may stop and start; removed afterwards."""
+    port = _free_port_triple()
+    # Named by port: two test sessions at once get two servers and two data directories.
+    server = PrivateServer(instance=f"cgtest-{port}", port=port)
+    server.ensure()
+    try:
+        yield server
+    finally:
+        server.ensure()  # the test may have left it stopped
+        client = Client(host=HOST, port=server.port, user="default", password="")
+        try:
+            for database in server.databases:
+                client.execute(f"DROP DATABASE IF EXISTS {database}")
+        finally:
+            client.disconnect()
+        server.stop()
+        server.script("purge")
