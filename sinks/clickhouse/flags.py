@@ -202,7 +202,12 @@ def insert_metrics(
     if not values:
         return 0
     count = len(values)
-    columns = [[at] * count, [worker] * count, list(values), [float(v) for v in values.values()]]
+    columns: list[list[Any]] = [
+        [at] * count,
+        [worker] * count,
+        list(values),
+        [float(value) for value in values.values()],
+    ]
     return store.insert_columns("pipeline_metrics", ("ts", "worker", "name", "value"), columns)
 
 
