@@ -1,0 +1,250 @@
+"""The labelled feature table training learns from, built with polars.
+
+One row per caller and short-bucket end at which the caller called, with the
+features of :func:`features.offline.compute_features` and a label. Only rows
+the streaming worker would score are kept: those whose short window holds at
+least ``min_short_calls`` calls (the worker's ``emit_min_calls``), so the
+model is trained and judged on what it will see in service.
+
+Labels: a ground-truth nuisance number's rows carry its category while the
+row's window end lies in the number's active window (plus
+``label_slack_ms``, because a window ending just after the number stops
+still describes its calls); every other row is ``normal``. Rows of
+legitimate high-volume callers (banks, couriers, hotlines...) are ``normal``
+and marked ``is_legit_bulk``, for the false-flag measure.
+
+Where the data comes from is a :class:`LabelledCalls` value: Parquet files
+written by ``callguard simulate --out`` today (:func:`read_parquet_dir`); a
+ClickHouse reader only has to build the same four frames.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from features.config import FeatureConfig
+from features.offline import compute_features
+from features.vector import FEATURE_NAMES
+
+__all__ = [
+    "NORMAL",
+    "DatasetConfig",
+    "LabelledCalls",
+    "TrainingData",
+    "build_training_data",
+    "build_training_table",
+    "campaign_first_calls",
+    "read_parquet_dir",
+    "stable_unit_interval",
+    "table_sha256",
+]
+
+NORMAL = "normal"
+_TIME_MS = pl.col("active_from", "active_to").dt.epoch("ms")
+
+
+@dataclass(frozen=True)
+class LabelledCalls:
+    """CDRs and complaints, with what is known about who made them.
+
+    ``cdrs``: ``caller, callee, start_ms, duration_s, disposition, ring_s``.
+    ``complaints``: ``reported, time_ms``. ``ground_truth``: nuisance numbers,
+    ``number, category, campaign_id, active_from, active_to`` (datetimes or
+    epoch ms). ``legit_callers``: ``number`` of legitimate bulk callers.
+    """
+
+    cdrs: pl.DataFrame
+    complaints: pl.DataFrame
+    ground_truth: pl.DataFrame
+    legit_callers: pl.DataFrame
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """How the table is built.
+
+    ``normal_fraction`` < 1 keeps that share of ``normal`` callers (whole
+    callers, chosen by a hash of the number, so the choice is stable) and
+    gives their rows the weight ``1 / normal_fraction``; legitimate bulk
+    callers and nuisance numbers are always kept. Use it only when the
+    normal rows are too many to train on: the weights keep precision and
+    calibration honest, but fewer distinct normal callers are seen.
+    """
+
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    min_short_calls: int = 5
+    label_slack_ms: int = 600_000
+    normal_fraction: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.normal_fraction <= 1.0:
+            raise ValueError(f"normal_fraction must be in (0, 1], got {self.normal_fraction}")
+        if self.min_short_calls < 1:
+            raise ValueError("min_short_calls must be at least 1")
+
+
+def read_parquet_dir(data_dir: str | Path) -> LabelledCalls:
+    """Read the Parquet files of ``callguard simulate --out DIR``."""
+    root = Path(data_dir)
+    needed = ("cdrs", "complaints", "ground_truth", "legit_callers")
+    missing = [name for name in needed if not (root / f"{name}.parquet").is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{root} lacks {', '.join(f'{name}.parquet' for name in missing)}; "
+            "write a run there with `callguard simulate --out DIR`"
+        )
+    frames = {name: pl.read_parquet(root / f"{name}.parquet") for name in needed}
+    return LabelledCalls(**frames)
+
+
+def build_training_table(
+    data: LabelledCalls | str | Path, config: DatasetConfig | None = None
+) -> pl.DataFrame:
+    """The labelled table: ``caller, end_ms``, :data:`FEATURE_NAMES`, and label columns.
+
+    Label columns: ``label`` (a category or ``normal``), ``campaign_id``
+    (null for normal rows), ``is_legit_bulk``, ``first_call_ms`` (the
+    caller's first call in the data) and ``weight``. Sorted by ``end_ms,
+    caller``.
+    """
+    config = config or DatasetConfig()
+    calls = data if isinstance(data, LabelledCalls) else read_parquet_dir(data)
+    features = compute_features(
+        calls.cdrs, config.features, at="bucket ends", complaints=calls.complaints
+    ).filter(pl.col("short_call_volume") >= config.min_short_calls)
+    first_calls = calls.cdrs.group_by("caller").agg(pl.col("start_ms").min().alias("first_call_ms"))
+    truth = calls.ground_truth.select(
+        pl.col("number").alias("caller"),
+        pl.col("category").cast(pl.String),
+        pl.col("campaign_id").cast(pl.Int32),
+        *_epoch_ms(calls.ground_truth),
+    )
+    legit = calls.legit_callers.select(pl.col("number").alias("caller")).unique()
+    in_window = (pl.col("end_ms") > pl.col("active_from")) & (
+        pl.col("end_ms") <= pl.col("active_to") + config.label_slack_ms
+    )
+    table = (
+        features.join(first_calls, on="caller", how="left")
+        .join(truth, on="caller", how="left")
+        .join(legit.with_columns(is_legit_bulk=pl.lit(True)), on="caller", how="left")
+        .with_columns(
+            label=pl.when(in_window).then(pl.col("category")).otherwise(pl.lit(NORMAL)),
+            campaign_id=pl.when(in_window).then(pl.col("campaign_id")),
+            is_legit_bulk=pl.col("is_legit_bulk").fill_null(False),
+        )
+    )
+    table = _sample_normal(table, config.normal_fraction)
+    return table.select(
+        "caller",
+        "end_ms",
+        *FEATURE_NAMES,
+        "label",
+        "campaign_id",
+        "is_legit_bulk",
+        "first_call_ms",
+        "weight",
+    ).sort("end_ms", "caller")
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The labelled table and, per campaign, when it started calling.
+
+    ``campaigns`` lists every campaign of the ground truth, including those
+    whose numbers never reach a scored row, so the time-to-flag measure
+    counts them as never flagged instead of forgetting them.
+    """
+
+    table: pl.DataFrame
+    campaigns: pl.DataFrame
+
+
+def build_training_data(
+    data: LabelledCalls | str | Path, config: DatasetConfig | None = None
+) -> TrainingData:
+    """:func:`build_training_table` and :func:`campaign_first_calls` from one read of the data."""
+    calls = data if isinstance(data, LabelledCalls) else read_parquet_dir(data)
+    return TrainingData(build_training_table(calls, config), campaign_first_calls(calls))
+
+
+def campaign_first_calls(calls: LabelledCalls) -> pl.DataFrame:
+    """``campaign_id, category, first_call_ms, numbers``: each campaign's first call in the CDRs.
+
+    Campaigns none of whose numbers called have a null ``first_call_ms``.
+    """
+    firsts = calls.cdrs.group_by("caller").agg(pl.col("start_ms").min().alias("first_call_ms"))
+    return (
+        calls.ground_truth.select(
+            pl.col("number").alias("caller"),
+            pl.col("campaign_id").cast(pl.Int32),
+            pl.col("category").cast(pl.String),
+        )
+        .join(firsts, on="caller", how="left")
+        .group_by("campaign_id")
+        .agg(
+            pl.col("category").first(),
+            pl.col("first_call_ms").min(),
+            pl.col("caller").n_unique().alias("numbers"),
+        )
+        .sort("campaign_id")
+    )
+
+
+def _epoch_ms(frame: pl.DataFrame) -> list[pl.Expr]:
+    if frame.schema["active_from"].is_temporal():
+        return [_TIME_MS.cast(pl.Int64)]
+    return [pl.col("active_from", "active_to").cast(pl.Int64)]
+
+
+def _sample_normal(table: pl.DataFrame, fraction: float) -> pl.DataFrame:
+    if fraction >= 1.0:
+        return table.with_columns(weight=pl.lit(1.0))
+    ordinary = (pl.col("label") == NORMAL) & ~pl.col("is_legit_bulk")
+    # A hash of the number, not a random draw: the same callers are kept every run.
+    bucket = pl.col("caller").map_batches(stable_unit_interval, return_dtype=pl.Float64)
+    return table.filter(~ordinary | (bucket < fraction)).with_columns(
+        weight=pl.when(ordinary).then(1.0 / fraction).otherwise(1.0)
+    )
+
+
+def stable_unit_interval(numbers: pl.Series) -> pl.Series:
+    """A number's place in [0, 1) from a hash of it, the same on every machine and run.
+
+    >>> stable_unit_interval(pl.Series(["+8613800138000"])).round(3).to_list()
+    [0.056]
+    """
+    distinct = numbers.unique().drop_nulls().to_list()
+    places = {
+        number: int.from_bytes(hashlib.blake2b(number.encode(), digest_size=8).digest(), "big")
+        / 2**64
+        for number in distinct
+    }
+    return numbers.replace_strict(places, default=0.0, return_dtype=pl.Float64)
+
+
+def table_sha256(table: pl.DataFrame) -> str:
+    """A sha256 of the table's content: column names, types and values, rows in sorted order.
+
+    Independent of the row order it was built in and of file formats, so the
+    same data always gives the same digest.
+
+    >>> frame = pl.DataFrame({"caller": ["b", "a"], "end_ms": [2, 1]})
+    >>> table_sha256(frame) == table_sha256(frame.reverse())
+    True
+    """
+    ordered = table.sort(table.columns)
+    digest = hashlib.sha256()
+    for name in ordered.columns:
+        column = ordered[name]
+        digest.update(f"{name}:{column.dtype}:{column.null_count()}\n".encode())
+        if column.dtype.is_numeric() or column.dtype == pl.Boolean:
+            values = column.to_numpy(allow_copy=True)
+            digest.update(np.ascontiguousarray(values.astype("<f8")).tobytes())
+        else:
+            digest.update("\x1f".join("\x00" if v is None else str(v) for v in column).encode())
+    return digest.hexdigest()

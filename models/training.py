@@ -1,0 +1,316 @@
+"""Training: a calibrated gradient-boosting classifier over the nuisance categories and normal.
+
+The library API behind ``callguard train`` and the notebooks::
+
+    data = build_training_data("var/sim")          # models.dataset
+    result = train(data, seed=7)
+    print(result.report)
+    register_candidate(result, ModelRegistry(root), actor="ana", why="weekly retrain")
+
+Steps: cut the table by campaign and time (:mod:`models.training_split`);
+fit a :class:`~sklearn.ensemble.HistGradientBoostingClassifier` (classes
+balanced) inside :class:`~sklearn.calibration.CalibratedClassifierCV`,
+whose folds keep each campaign and each normal caller whole; choose the
+``block`` and ``watch`` thresholds as the lowest nuisance scores whose
+precision on the *validation* campaigns and callers reaches the target
+precisions; then measure everything on the *test* part. The model
+registered is exactly the model measured: it is not refitted afterwards.
+Fitting and prediction use one OpenMP thread, so runs are reproducible and
+leave the machine to the worker.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.model_selection import StratifiedGroupKFold
+from threadpoolctl import threadpool_limits
+
+from features.vector import FEATURE_NAMES
+from models.dataset import NORMAL, TrainingData, table_sha256
+from models.reasons import FeatureRange, reference_from_table, reference_metrics
+from models.registry import ModelDraft, ModelMetadata, ModelRegistry
+from models.scoring import nuisance_scores
+from models.training_metrics import (
+    classification_metrics,
+    false_flag_metrics,
+    threshold_for_precision,
+    time_to_flag_metrics,
+)
+from models.training_report import metrics_text, targets_markdown
+from models.training_split import Split, split_table
+
+__all__ = ["TrainingOptions", "TrainingResult", "register_candidate", "train"]
+
+DEFAULT_TARGET_PRECISION: Mapping[str, float] = {"block": 0.995, "watch": 0.9}
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """Knobs of :func:`train`; the defaults are what ``callguard train`` uses."""
+
+    seed: int = 0
+    train_share: float = 0.6
+    target_precision: Mapping[str, float] = field(
+        default_factory=lambda: dict(DEFAULT_TARGET_PRECISION)
+    )
+    max_iter: int = 150
+    learning_rate: float = 0.1
+    max_leaf_nodes: int = 15
+    calibration: Literal["sigmoid", "isotonic", "temperature"] = "sigmoid"
+    calibration_folds: int = 3
+    min_class_rows: int = 30
+    max_legit_flag_rate: float = 0.001
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """A trained candidate and everything measured about it."""
+
+    model: CalibratedClassifierCV
+    feature_names: tuple[str, ...]
+    classes: tuple[str, ...]
+    thresholds: dict[str, float]
+    metrics: dict[str, float]
+    reference: dict[str, FeatureRange]
+    training_data_sha256: str
+    split: Split
+    report: str
+
+    def draft(self, notes: str = "") -> ModelDraft:
+        """What the registry needs; the notes open with the targets table."""
+        recorded = {k: v for k, v in self.metrics.items() if not math.isnan(v)}
+        recorded |= reference_metrics(self.reference)
+        text = targets_markdown(self.metrics) + f"\n\nSplit: {self.split.describe()}."
+        return ModelDraft(
+            feature_names=self.feature_names,
+            classes=self.classes,
+            thresholds=self.thresholds,
+            metrics=recorded,
+            training_data_sha256=self.training_data_sha256,
+            notes=text + (f"\n\n{notes}" if notes else ""),
+        )
+
+
+def train(
+    data: TrainingData | pl.DataFrame,
+    *,
+    seed: int | None = None,
+    options: TrainingOptions | None = None,
+) -> TrainingResult:
+    """Fit, choose thresholds and measure a candidate on ``data`` (see the module doc)."""
+    options = options or TrainingOptions()
+    if seed is not None:
+        options = TrainingOptions(**{**options.__dict__, "seed": seed})
+    table = data.table if isinstance(data, TrainingData) else data
+    campaigns = data.campaigns if isinstance(data, TrainingData) else _campaigns_in(table)
+    split = split_table(table, seed=options.seed, train_share=options.train_share)
+    matrix = table.select(FEATURE_NAMES).to_numpy().astype(np.float64)
+    labels = table["label"].to_numpy().astype(str)
+    weights = table["weight"].to_numpy().astype(np.float64)
+    fit = split.fit & _trainable(labels, split.fit, options.min_class_rows)
+    model = _fit(matrix[fit], labels[fit], weights[fit], table.filter(pl.Series(fit)), options)
+    classes = tuple(str(c) for c in model.classes_)
+    with threadpool_limits(limits=1, user_api="openmp"):
+        probabilities = model.predict_proba(matrix)
+    scores, categories = nuisance_scores(probabilities, classes)
+    validation_rows = table.filter(pl.Series(split.validation))
+    thresholds, validation = _thresholds(validation_rows, scores[split.validation], options)
+    test = split.test
+    metrics = classification_metrics(
+        labels[test],
+        probabilities[test],
+        classes,
+        scores[test],
+        categories[test],
+        thresholds,
+        weights[test],
+    )
+    metrics |= false_flag_metrics(
+        table["caller"].filter(pl.Series(test)),
+        table["is_legit_bulk"].to_numpy()[test],
+        scores[test],
+        thresholds["watch"],
+    )
+    test_campaigns = campaigns.filter(pl.col("campaign_id").is_in(split.campaigns["test"]))
+    metrics |= time_to_flag_metrics(
+        table.filter(pl.Series(split.latency)),
+        scores[split.latency],
+        thresholds["watch"],
+        test_campaigns,
+    )
+    metrics |= validation | _sizes(split)
+    return TrainingResult(
+        model=model,
+        feature_names=FEATURE_NAMES,
+        classes=classes,
+        thresholds=thresholds,
+        metrics=metrics,
+        reference=reference_from_table(table.filter(pl.Series(split.fit))),
+        training_data_sha256=table_sha256(table),
+        split=split,
+        report=metrics_text(metrics, thresholds),
+    )
+
+
+def register_candidate(
+    result: TrainingResult,
+    registry: ModelRegistry,
+    *,
+    promote: bool | None = None,
+    actor: str = "callguard-train",
+    why: str = "trained by callguard train",
+    notes: str = "",
+) -> ModelMetadata:
+    """Register ``result``; promote it if asked, or (``None``) if nothing serves yet."""
+    metadata = registry.register(result.model, result.draft(notes))
+    if promote is None:
+        promote = registry.current() is None
+    if promote:
+        registry.promote(metadata.version, actor=actor, why=why)
+    return metadata
+
+
+def _trainable(
+    labels: NDArray[np.str_], fit: NDArray[np.bool_], min_rows: int
+) -> NDArray[np.bool_]:
+    """Rows whose class has at least ``min_rows`` fit rows; rarer classes are left out.
+
+    A class seen a handful of times cannot be learnt, and its rows must not
+    be taught as ``normal`` either; they still count as nuisance on the test.
+    """
+    names, counts = np.unique(labels[fit], return_counts=True)
+    return np.isin(labels, names[counts >= min_rows])
+
+
+def _fit(
+    matrix: NDArray[np.float64],
+    labels: NDArray[np.str_],
+    weights: NDArray[np.float64],
+    fit_rows: pl.DataFrame,
+    options: TrainingOptions,
+) -> CalibratedClassifierCV:
+    if len(set(labels)) < 2:
+        raise ValueError(f"the training part has fewer than two classes: {sorted(set(labels))}")
+    booster = HistGradientBoostingClassifier(
+        max_iter=options.max_iter,
+        learning_rate=options.learning_rate,
+        max_leaf_nodes=options.max_leaf_nodes,
+        class_weight="balanced",
+        early_stopping=False,
+        random_state=options.seed,
+    )
+    # Calibration folds keep a campaign (or a normal caller) whole, as the hold-out does.
+    groups = (
+        fit_rows.select(
+            pl.when(pl.col("campaign_id").is_not_null())
+            .then(pl.format("campaign {}", pl.col("campaign_id")))
+            .otherwise(pl.col("caller"))
+        )
+        .to_series()
+        .to_numpy()
+    )
+    folds = StratifiedGroupKFold(
+        n_splits=options.calibration_folds, shuffle=True, random_state=options.seed
+    )
+    model = CalibratedClassifierCV(
+        booster,
+        method=options.calibration,
+        cv=list(folds.split(matrix, labels, groups)),
+        ensemble=False,
+    )
+    with threadpool_limits(limits=1, user_api="openmp"):
+        model.fit(matrix, labels, sample_weight=weights)
+    return model
+
+
+def _thresholds(
+    rows: pl.DataFrame, scores: NDArray[np.float64], options: TrainingOptions
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Thresholds per tier from the validation rows, and how they did there.
+
+    A tier's threshold is the lowest score at which (a) precision, at that
+    score and above, reaches the tier's target precision and (b) at most
+    ``max_legit_flag_rate`` of the legitimate bulk callers would be flagged
+    (with fewer than 1,000 such callers: none). That lowest score is then
+    raised to midway towards the next nuisance score, which flags the same
+    validation rows but leaves a margin for unseen normal callers. ``block``
+    is never below ``watch``. No threshold reaching the block target: block
+    is 1.0.
+    """
+    is_nuisance = (rows["label"] != NORMAL).to_numpy()
+    weights = rows["weight"].to_numpy()
+    legit_floor = _legit_floor(rows, scores, options.max_legit_flag_rate)
+    found = {
+        tier: threshold_for_precision(is_nuisance, scores, target, weights)
+        for tier, target in options.target_precision.items()
+    }
+    nuisance_scores_seen = np.sort(scores[is_nuisance])
+    block = _into_gap(
+        max(legit_floor, 1.0 if found["block"] is None else found["block"]), nuisance_scores_seen
+    )
+    watch = (
+        block
+        if found["watch"] is None
+        else min(block, _into_gap(max(legit_floor, found["watch"]), nuisance_scores_seen))
+    )
+    thresholds = {"block": min(block, 1.0), "watch": max(min(watch, 1.0), 1e-6)}
+    report: dict[str, float] = {
+        f"validation.{tier}_target_reached": float(found[tier] is not None) for tier in found
+    }
+    report["validation.legit_floor"] = legit_floor
+    for tier, threshold in thresholds.items():
+        flagged = scores >= threshold
+        caught = flagged & is_nuisance
+        report[f"validation.{tier}_precision"] = _ratio(weights[caught], weights[flagged])
+        report[f"validation.{tier}_recall"] = _ratio(weights[caught], weights[is_nuisance])
+    return thresholds, report
+
+
+def _into_gap(threshold: float, nuisance_scores: NDArray[np.float64]) -> float:
+    """Midway between ``threshold`` and the lowest sorted nuisance score at or above it."""
+    position = int(np.searchsorted(nuisance_scores, threshold))
+    if threshold >= 1.0 or position == len(nuisance_scores):
+        return threshold
+    return (threshold + float(nuisance_scores[position])) / 2
+
+
+def _legit_floor(rows: pl.DataFrame, scores: NDArray[np.float64], max_rate: float) -> float:
+    """The lowest threshold flagging at most ``max_rate`` of the legitimate callers."""
+    legit = rows.with_columns(score=pl.Series(scores)).filter("is_legit_bulk")
+    if legit.is_empty():
+        return 0.0
+    highest = np.sort(legit.group_by("caller").agg(pl.col("score").max())["score"].to_numpy())
+    allowed = int(max_rate * len(highest))
+    return float(np.nextafter(highest[len(highest) - 1 - allowed], np.inf))
+
+
+def _ratio(numerator: NDArray[np.float64], denominator: NDArray[np.float64]) -> float:
+    bottom = float(denominator.sum())
+    return float(numerator.sum()) / bottom if bottom else float("nan")
+
+
+def _sizes(split: Split) -> dict[str, float]:
+    return {
+        "split.fit_rows": float(split.fit.sum()),
+        "split.validation_rows": float(split.validation.sum()),
+        "split.test_rows": float(split.test.sum()),
+        **{f"split.{part}_campaigns": float(len(ids)) for part, ids in split.campaigns.items()},
+    }
+
+
+def _campaigns_in(table: pl.DataFrame) -> pl.DataFrame:
+    """Campaign starts as far as the table shows them (campaigns without rows are unseen)."""
+    return (
+        table.filter(pl.col("campaign_id").is_not_null())
+        .group_by("campaign_id")
+        .agg(pl.col("label").first().alias("category"), pl.col("first_call_ms").min())
+    )
