@@ -14,12 +14,13 @@ describe what is unusual, not the model's internal attribution.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import polars as pl
+from numpy.typing import NDArray
 
 from features.config import FeatureConfig
 from features.vector import FEATURE_NAMES
@@ -27,6 +28,7 @@ from models.registry_metadata import NORMAL_CLASS, ModelMetadata
 
 __all__ = [
     "REFERENCE_PREFIX",
+    "Explainer",
     "FeatureRange",
     "Reference",
     "explain",
@@ -201,35 +203,92 @@ def explain(
     >>> explain(row, ref, top=2)
     ('212 calls in 10 min', 'short-call ratio 0.93 over 212 calls in 10 min')
     """
-    config = config or FeatureConfig()
-    windows = {
-        "short": _window_words(config.short_window_s),
-        "long": _window_words(config.long_window_s),
-    }
-    best: dict[str, tuple[float, str]] = {}
-    for name, value in features.items():
-        window, _, base = name.partition("_")
-        template = _TEMPLATES.get(base)
-        bounds = reference.get(name)
-        if template is None or bounds is None or window not in windows:
-            continue
-        excess = _excess(float(value), bounds, template)
-        if base not in best or excess > best[base][0]:
-            calls = float(features.get(f"{window}_call_volume", 0.0))
-            best[base] = (excess, template.phrase(float(value), calls, windows[window]))
-    ranked = sorted(best.values(), key=lambda item: -item[0])
-    beyond = [words for excess, words in ranked if excess > 0]
-    return tuple(beyond[:top]) if beyond else tuple(words for _, words in ranked[:1])
+    names = tuple(features)
+    matrix = np.array([[float(features[name]) for name in names]], dtype=np.float64)
+    return Explainer(names, reference, top=top, config=config).explain(matrix)[0]
 
 
-def _excess(value: float, bounds: FeatureRange, template: _Template) -> float:
-    """How far ``value`` lies beyond the normal range, in normal spreads (<= 0 inside it)."""
-    if not np.isfinite(value):
-        return -np.inf
-    high = (value - bounds.p99) / max(bounds.p99 - bounds.p50, template.floor)
-    low = (bounds.p01 - value) / max(bounds.p50 - bounds.p01, template.floor)
-    if template.direction == "high":
-        return high
-    if template.direction == "low":
-        return low
-    return max(high, low)
+class Explainer:
+    """:func:`explain` for a batch of rows: the ranking is vectorised with numpy.
+
+    Built once per model (its feature order and reference), then called per batch.
+    """
+
+    def __init__(
+        self,
+        feature_names: Sequence[str],
+        reference: Reference,
+        top: int = 3,
+        *,
+        config: FeatureConfig | None = None,
+    ) -> None:
+        config = config or FeatureConfig()
+        windows = {
+            "short": _window_words(config.short_window_s),
+            "long": _window_words(config.long_window_s),
+        }
+        names = list(feature_names)
+        self.top = top
+        self._columns: list[int] = []
+        self._templates: list[_Template] = []
+        self._window_words: list[str] = []
+        self._volume_columns: list[int] = []
+        kinds: list[str] = []
+        for column, name in enumerate(names):
+            window, _, base = name.partition("_")
+            if base not in _TEMPLATES or name not in reference or window not in windows:
+                continue
+            volume = f"{window}_call_volume"
+            self._columns.append(column)
+            self._templates.append(_TEMPLATES[base])
+            self._window_words.append(windows[window])
+            self._volume_columns.append(names.index(volume) if volume in names else -1)
+            kinds.append(base)
+        bounds = [reference[names[column]] for column in self._columns]
+        self._p01 = np.array([b.p01 for b in bounds])
+        self._p50 = np.array([b.p50 for b in bounds])
+        self._p99 = np.array([b.p99 for b in bounds])
+        floors = np.array([t.floor for t in self._templates])
+        self._high_spread = np.maximum(self._p99 - self._p50, floors)
+        self._low_spread = np.maximum(self._p50 - self._p01, floors)
+        self._use_high = np.array([t.direction in ("high", "both") for t in self._templates])
+        self._use_low = np.array([t.direction in ("low", "both") for t in self._templates])
+        self._kind_ids = np.unique(np.array(kinds, dtype=str), return_inverse=True)[1]
+
+    def excess(self, matrix: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Per row and explained feature: normal spreads beyond the normal range (<= 0 inside)."""
+        values = np.asarray(matrix, dtype=np.float64)[:, self._columns]
+        with np.errstate(invalid="ignore"):
+            high = np.where(self._use_high, (values - self._p99) / self._high_spread, -np.inf)
+            low = np.where(self._use_low, (self._p01 - values) / self._low_spread, -np.inf)
+        return np.where(np.isfinite(values), np.maximum(high, low), -np.inf)
+
+    def explain(self, matrix: NDArray[np.float64]) -> list[tuple[str, ...]]:
+        """Reasons for each row of ``matrix`` (columns in the order given at construction)."""
+        matrix = np.asarray(matrix, dtype=np.float64)
+        if not self._columns:
+            return [() for _ in range(len(matrix))]
+        excess = self.excess(matrix)
+        order = np.argsort(-excess, axis=1, kind="stable")
+        reasons = []
+        for row in range(len(matrix)):
+            # One reason per kind: the short and long twins compete for one place.
+            kinds_seen: set[int] = set()
+            picked: list[int] = []
+            for position in order[row]:
+                kind = int(self._kind_ids[position])
+                if kind in kinds_seen:
+                    continue
+                kinds_seen.add(kind)
+                picked.append(int(position))
+                if len(picked) == self.top:
+                    break
+            beyond = [p for p in picked if excess[row, p] > 0] or picked[:1]
+            reasons.append(tuple(self._phrase(matrix[row], p) for p in beyond))
+        return reasons
+
+    def _phrase(self, row: NDArray[np.float64], position: int) -> str:
+        volume_column = self._volume_columns[position]
+        calls = float(row[volume_column]) if volume_column >= 0 else 0.0
+        value = float(row[self._columns[position]])
+        return self._templates[position].phrase(value, calls, self._window_words[position])

@@ -62,8 +62,8 @@ class TrainingOptions:
     target_precision: Mapping[str, float] = field(
         default_factory=lambda: dict(DEFAULT_TARGET_PRECISION)
     )
-    max_iter: int = 150
-    learning_rate: float = 0.1
+    max_iter: int = 60
+    learning_rate: float = 0.2
     max_leaf_nodes: int = 15
     calibration: Literal["sigmoid", "isotonic", "temperature"] = "sigmoid"
     calibration_folds: int = 3
