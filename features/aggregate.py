@@ -37,6 +37,7 @@ from numpy.typing import NDArray
 
 from features.batch import EVENT_COLUMNS, CallBatch, segment_key, segment_keys
 from features.config import FeatureConfig
+from features.runs import run_lengths, run_starts
 from features.sketch import EMPTY_HASH, kmv_union, kmv_union_groups
 
 __all__ = [
@@ -166,7 +167,7 @@ def aggregate_calls(
         result = chain_calls(calls.start_ms, calls.callee, group_starts, config)
     else:
         result = Aggregates.empty(n_groups, config)
-    lengths = np.diff(np.r_[group_starts, n_rows])
+    lengths = run_lengths(group_starts, n_rows)
     result.counters[:, _EVENTS] = np.add.reduceat(calls.flags, group_starts, axis=0)
     group_of_row = np.repeat(np.arange(n_groups), lengths)
     result.kmv_hash, result.kmv_count = kmv_union_groups(
@@ -188,7 +189,7 @@ def chain_calls(
     """Aggregates holding only the call chain of each group (rows sorted as above)."""
     result = Aggregates.empty(len(group_starts), config)
     if len(start_ms):
-        lengths = np.diff(np.r_[group_starts, len(start_ms)])
+        lengths = run_lengths(group_starts, len(start_ms))
         _chain_calls(result.counters, start_ms, callee, group_starts, lengths, config)
     return result
 
@@ -231,7 +232,7 @@ def combine(
     result = Aggregates.empty(n_groups, config)
     if n_rows == 0:
         return result
-    lengths = np.diff(np.r_[group_starts, n_rows])
+    lengths = run_lengths(group_starts, n_rows)
     counters = aggregates.counters
     result.counters[:, ADDITIVE] = np.add.reduceat(counters[:, ADDITIVE], group_starts, axis=0)
     _combine_chains(result.counters, counters, np.repeat(np.arange(n_groups), lengths), config)
@@ -266,10 +267,12 @@ def _combine_chains(
     np.add.at(out[:, SEQUENTIAL_PAIRS], groups[1:][sequential], 1)
     # The earliest first call and the latest last call (ties: the later row
     # for the last call), which are the first and last rows unless chains overlap.
-    by_first = np.lexsort((-np.arange(len(rows)), rows[:, FIRST_MS], groups))
-    by_last = np.lexsort((np.arange(len(rows)), rows[:, LAST_MS], groups))
-    first = by_first[np.r_[True, groups[by_first][1:] != groups[by_first][:-1]]]
-    last = by_last[np.r_[groups[by_last][1:] != groups[by_last][:-1], True]]
+    # lexsort is stable: ties keep row order, as merge_row does.
+    by_first = np.lexsort((rows[:, FIRST_MS], groups))
+    by_last = np.lexsort((rows[:, LAST_MS], groups))
+    first = by_first[run_starts(groups[by_first])]
+    last_starts = run_starts(groups[by_last])
+    last = by_last[last_starts + run_lengths(last_starts, len(rows)) - 1]
     out[groups[first], FIRST_MS] = rows[first, FIRST_MS]
     out[groups[first], FIRST_KEY] = rows[first, FIRST_KEY]
     out[groups[last], LAST_MS] = rows[last, LAST_MS]

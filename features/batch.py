@@ -23,6 +23,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from features.cdr import CDR, Disposition
 from features.config import FeatureConfig
+from features.runs import run_lengths, run_starts
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -189,8 +190,8 @@ def split_by_caller(
         return []
     order = np.argsort(names, kind="stable")
     sorted_names = names[order]
-    starts = np.flatnonzero(np.r_[True, sorted_names[1:] != sorted_names[:-1]])
-    ends = np.r_[starts[1:], len(order)]
+    starts = run_starts(sorted_names)
+    ends = starts + run_lengths(starts, len(order))
     return [
         (str(sorted_names[start]), batch.take(order[start:end]))
         for start, end in zip(starts, ends, strict=True)

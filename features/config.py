@@ -73,12 +73,15 @@ class FeatureConfig:
     inbound_bloom_bits: int = 512
     inbound_generation_s: int = 86_400
     utc_offset_ms: int = field(init=False, repr=False, compare=False)
+    _window_specs: tuple[WindowSpec, WindowSpec] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._check_windows()
         self._check_thresholds()
         self._check_sketches()
         object.__setattr__(self, "utc_offset_ms", _fixed_offset_ms(self.timezone))
+        specs = (self.window("short"), self.window("long"))
+        object.__setattr__(self, "_window_specs", specs)
 
     def _check_windows(self) -> None:
         for prefix in ("short", "long"):
@@ -160,7 +163,7 @@ class FeatureConfig:
     @property
     def windows(self) -> tuple[WindowSpec, WindowSpec]:
         """Both windows, short first."""
-        return (self.window("short"), self.window("long"))
+        return self._window_specs
 
 
 def _require(condition: bool, name: str, message: str) -> None:

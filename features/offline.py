@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 from features.aggregate import COMPLAINTS, Aggregates, aggregate_calls, combine
 from features.batch import CallBatch, key_hash32
 from features.config import FeatureConfig
+from features.runs import run_starts
 from features.sketch import EMPTY_HASH
 from features.vector import FEATURE_NAMES, reciprocity, window_features
 
@@ -75,7 +76,7 @@ def compute_features(
     )
     caller_ids = frame["caller_id"].to_numpy().astype(np.int64)
     row_keys = (caller_ids << _BUCKET_BITS) | (calls.start_ms // short_hop_ms)
-    starts = np.flatnonzero(np.r_[True, row_keys[1:] != row_keys[:-1]])
+    starts = run_starts(row_keys)
     buckets, bucket_keys = aggregate_calls(calls, starts, config), row_keys[starts]
     caller_of_end, end_ms = _evaluation_ends(bucket_keys, at, config)
     if complaints is not None:
@@ -87,7 +88,7 @@ def compute_features(
         window = Aggregates.empty(len(end_ms), config)
         if len(rows):
             present = np.unique(groups)
-            group_starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+            group_starts = run_starts(groups)
             combined = combine(buckets.take(rows), group_starts, config)
             window.counters[present] = combined.counters
             window.kmv_hash[present] = combined.kmv_hash
@@ -162,7 +163,7 @@ def _add_complaints(
         np.concatenate((buckets.kmv_count, extra.kmv_count))[order],
         np.concatenate((buckets.segment_hist, extra.segment_hist))[order],
     )
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    starts = run_starts(keys)
     return combine(merged, starts, config), keys[starts]
 
 

@@ -37,6 +37,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from features.runs import run_lengths, run_starts
+
 __all__ = [
     "BLOOM_HASHES",
     "EMPTY_HASH",
@@ -81,13 +83,11 @@ def kmv_union_groups(
         return out_hashes, out_counts
     order = np.lexsort((hashes, groups))
     groups, hashes, counts = groups[order], hashes[order], counts[order]
-    distinct = np.flatnonzero(
-        np.r_[True, (groups[1:] != groups[:-1]) | (hashes[1:] != hashes[:-1])]
-    )
+    distinct = run_starts(groups, hashes)
     groups, hashes = groups[distinct], hashes[distinct]
     counts = np.add.reduceat(counts, distinct)
-    group_first = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
-    rank = np.arange(len(groups)) - np.repeat(group_first, np.diff(np.r_[group_first, len(groups)]))
+    group_first = run_starts(groups)
+    rank = np.arange(len(groups)) - np.repeat(group_first, run_lengths(group_first, len(groups)))
     kept = rank < k
     out_hashes[groups[kept], rank[kept]] = hashes[kept]
     out_counts[groups[kept], rank[kept]] = np.minimum(counts[kept], _COUNT_CAP)
@@ -104,17 +104,17 @@ def kmv_union(
     """Bottom-k of the union of two sketches (or of a sketch and raw hashes)."""
     hashes = np.concatenate((hashes_a, hashes_b))
     counts = np.concatenate((counts_a, counts_b)).astype(np.int64)
-    order = np.argsort(hashes, kind="stable")
+    order = hashes.argsort(kind="stable")
     hashes, counts = hashes[order], counts[order]
-    distinct = np.flatnonzero(np.r_[True, hashes[1:] != hashes[:-1]])
+    distinct = run_starts(hashes)
     summed = np.add.reduceat(counts, distinct)[:k]
     distinct = distinct[:k]
     out_hashes = np.full(k, EMPTY_HASH, dtype=np.uint32)
     out_counts = np.zeros(k, dtype=np.uint8)
     out_hashes[: len(distinct)] = hashes[distinct]
-    out_counts[: len(distinct)] = np.minimum(summed, _COUNT_CAP)
-    # Padding sorts last and its counts are 0, so it never displaces a hash.
-    out_counts[out_hashes == EMPTY_HASH] = 0
+    # Padding sorts last with a count of 0, so it never displaces a hash.
+    np.minimum(summed, _COUNT_CAP, out=summed)
+    out_counts[: len(distinct)] = summed
     return out_hashes, out_counts
 
 

@@ -47,6 +47,7 @@ from features.aggregate import (
 )
 from features.batch import CallBatch, key_hash32
 from features.config import FeatureConfig, WindowName, WindowSpec
+from features.runs import run_starts
 from features.sketch import EMPTY_HASH, bloom_add, bloom_contains
 from features.vector import FEATURE_NAMES, reciprocity, window_features
 
@@ -124,7 +125,7 @@ class CallerState:
     def _count(self, calls: CallBatch, config: FeatureConfig) -> None:
         short_hop_ms = config.short_hop_s * 1000
         short_buckets = calls.start_ms // short_hop_ms
-        starts = np.flatnonzero(np.r_[True, short_buckets[1:] != short_buckets[:-1]])
+        starts = run_starts(short_buckets)
         partial = aggregate_calls(calls, starts, config, chain=False)
         for group, first_row in enumerate(starts.tolist()):
             start_ms = int(calls.start_ms[first_row])
@@ -150,7 +151,7 @@ class CallerState:
         self, start_ms: NDArray[np.int64], callee: NDArray[np.uint64], config: FeatureConfig
     ) -> None:
         short_buckets = start_ms // (config.short_hop_s * 1000)
-        starts = np.flatnonzero(np.r_[True, short_buckets[1:] != short_buckets[:-1]])
+        starts = run_starts(short_buckets)
         partial = chain_calls(start_ms, callee, starts, config)
         for group, first_row in enumerate(starts.tolist()):
             first_ms = int(start_ms[first_row])
