@@ -22,6 +22,7 @@ import typer
 from models.dataset import build_training_data
 from models.registry import ModelRegistry, RegistryError
 from models.training import TrainingOptions, register_candidate, train
+from models.training_presets import training_scenario
 from models.training_report import check_targets
 
 __all__ = ["app", "train_command"]
@@ -43,7 +44,7 @@ def train_command(
     ] = None,
     simulate: Annotated[
         str | None,
-        typer.Option("--simulate", help="Simulate a built-in scenario first: tiny or default."),
+        typer.Option("--simulate", help="Simulate first: tiny, small or default."),
     ] = None,
     simulate_out: Annotated[
         Path | None,
@@ -122,10 +123,9 @@ def _data_dir(
         yield data
         return
     from simulator.parquet import write_parquet
-    from simulator.scenario import builtin_scenario
 
     assert scenario is not None  # one of the two is given  # noqa: S101
-    chosen = builtin_scenario(scenario)
+    chosen = training_scenario(scenario)
     if keep is not None:
         status.line(f"simulating scenario {scenario!r} into {keep}")
         write_parquet(chosen, keep, progress=status.enabled)
