@@ -1,0 +1,106 @@
+"""Batch scoring: one predict_proba per batch, same as row by row, order kept, shapes checked."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from features.vector import FEATURE_NAMES
+from models.reasons import FeatureRange
+from models.registry import LoadedModel, ModelMetadata
+from models.scoring import BatchScorer, nuisance_scores
+
+CLASSES = ("fraud", "normal", "one_ring")
+
+
+class CountingModel:
+    """Wraps a classifier and counts predict_proba calls."""
+
+    def __init__(self, model: Any) -> None:
+        self.model, self.calls = model, 0
+
+    def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return self.model.predict_proba(matrix)
+
+
+@pytest.fixture(scope="module")
+def rows() -> np.ndarray:
+    rng = np.random.default_rng(3)
+    return rng.uniform(0, 1, size=(40, len(FEATURE_NAMES))) * 50
+
+
+@pytest.fixture()
+def scorer(rows: np.ndarray) -> BatchScorer:
+    labels = np.array(CLASSES)[np.arange(len(rows)) % 3]
+    model = HistGradientBoostingClassifier(max_iter=5, random_state=0).fit(rows, labels)
+    metadata = ModelMetadata(
+        version="20261122T143000Z-00000000",
+        created_at=datetime(2026, 11, 22, tzinfo=UTC),
+        feature_names=FEATURE_NAMES,
+        classes=CLASSES,
+        thresholds={"block": 0.9, "watch": 0.6},
+        metrics={"reference.short_call_volume.p01": 1.0,
+                 "reference.short_call_volume.p50": 6.0,
+                 "reference.short_call_volume.p99": 12.0},
+        training_data_sha256="0" * 64,
+        library_versions={},
+        artefact_sha256="0" * 64,
+    )
+    return BatchScorer(LoadedModel(CountingModel(model), metadata))
+
+
+def test_batch_equals_row_by_row_and_keeps_order(scorer: BatchScorer, rows: np.ndarray) -> None:
+    numbers = [f"+86138{i:08d}" for i in range(len(rows))]
+    batch = scorer.score(numbers, 1_000, rows)
+    single = [scorer.score([n], 1_000, rows[i : i + 1])[0] for i, n in enumerate(numbers)]
+    assert [s.number for s in batch] == numbers
+    assert batch == single
+
+
+def test_one_predict_call_per_batch(scorer: BatchScorer, rows: np.ndarray) -> None:
+    scorer.score([str(i) for i in range(len(rows))], list(range(len(rows))), rows)
+    assert scorer.model.calls == 1
+
+
+def test_score_fields(scorer: BatchScorer, rows: np.ndarray) -> None:
+    score = scorer.score(["+8613800138000"], [5_000], rows[:1])[0]
+    proba = scorer.model.model.predict_proba(rows[:1])[0]
+    assert score.category in {"fraud", "one_ring"}
+    assert score.probability == pytest.approx(max(proba[0], proba[2]))
+    assert score.window_end_ms == 5_000 and score.model_version == scorer.metadata.version
+    assert list(score.features) == list(FEATURE_NAMES)
+    assert score.features["short_call_volume"] == rows[0, 0]
+    assert score.reasons and "calls in 10 min" in score.reasons[0]
+
+
+def test_category_is_never_normal_even_when_normal_wins() -> None:
+    proba = np.array([[0.05, 0.9, 0.05], [0.02, 0.95, 0.03]])
+    scores, index = nuisance_scores(proba, CLASSES)
+    assert list(np.array(CLASSES)[index]) == ["fraud", "one_ring"]
+    assert scores.tolist() == [0.05, 0.03]
+
+
+def test_wrong_shapes_are_refused(scorer: BatchScorer, rows: np.ndarray) -> None:
+    with pytest.raises(ValueError, match="takes rows of 32 features"):
+        scorer.score(["a"], 0, rows[:1, :31])
+    with pytest.raises(ValueError, match="2 numbers for 1 feature rows"):
+        scorer.score(["a", "b"], 0, rows[:1])
+    with pytest.raises(ValueError, match="1 window ends for 2 numbers"):
+        scorer.score(["a", "b"], [0], rows[:2])
+
+
+def test_empty_batch_makes_no_call(scorer: BatchScorer) -> None:
+    assert scorer.score([], 0, np.zeros((0, len(FEATURE_NAMES)))) == []
+    assert scorer.model.calls == 0
+
+
+def test_explicit_reference_overrides_metadata(scorer: BatchScorer, rows: np.ndarray) -> None:
+    reference = {name: FeatureRange(0.0, 0.0, 0.0) for name in FEATURE_NAMES}
+    loaded = LoadedModel(scorer.model, scorer.metadata)
+    custom = BatchScorer(loaded, reference=reference, top_reasons=5)
+    assert len(custom.score(["a"], 0, rows[:1])[0].reasons) == 5
