@@ -17,6 +17,7 @@ import faust
 from streams.app import CallguardApp
 from streams.deadletter import SourcePosition
 from streams.feature_stage import EmissionPolicy, FeatureStage
+from streams.hw_nudge import schedule_nudges
 from streams.ingest import IngestOutcome, RawMessage, ingest_cdrs, ingest_complaints
 from streams.wire import decode_routed, encode_features, encode_routed
 
@@ -100,14 +101,34 @@ def _register_features(app: CallguardApp) -> None:
     settings, topics, counters = app.settings, app.topics, app.counters
     config = settings.feature_config()
     stage = FeatureStage(config, EmissionPolicy(settings.emit_interval_s, settings.emit_min_calls))
+    # Keys and values are our own bytes. Faust derives a table's serializers
+    # from key_type/value_type ("json" for bytes) and uses them for the
+    # changelog and for recovery, so both are set to "raw" explicitly.
+    raw = faust.Schema(
+        key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+    changelog = app.faust_app.topic(
+        f"{settings.app_id}-caller-state-changelog",
+        schema=raw,
+        partitions=settings.partitions,
+        compacting=True,
+        deleting=False,
+        acks=False,
+        internal=True,
+        maxsize=131_072,
+        allow_empty=True,
+    )
     table = app.faust_app.Table(
         "caller-state",
-        schema=faust.Schema(
-            key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-        ),
+        schema=raw,
+        changelog_topic=changelog,
         partitions=settings.partitions,
         help="Per-caller feature state (streams.caller_record).",
     )
+    table.key_serializer = table.value_serializer = "raw"
+    if settings.changelog_nudge_s > 0:
+        schedule_nudges(app.faust_app, [changelog], settings.partitions, settings.changelog_nudge_s)
+    app.changelog_topics.append(changelog.get_topic_name())
     view = TableView(table)
     app.caller_table = view
 

@@ -33,6 +33,7 @@ class CallguardApp:
     topics: Topics
     counters: PipelineCounters = field(default_factory=PipelineCounters)
     caller_table: MutableMapping[str, bytes] | None = None
+    changelog_topics: list[str] = field(default_factory=list)
     emission_listeners: list[Callable[[Emission], Awaitable[None]]] = field(default_factory=list)
 
 

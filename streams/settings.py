@@ -90,6 +90,11 @@ class Settings(BaseSettings):
         6.0, gt=0, description="Consumer rebalance timeout; Faust's 30 s default slows joins."
     )
     broker_heartbeat_interval_s: float = Field(1.0, gt=0, description="Consumer heartbeat.")
+    changelog_nudge_s: float = Field(
+        2.0,
+        ge=0,
+        description="Embedded-broker workaround (streams.hw_nudge); 0 on Apache Kafka.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("broker_url")

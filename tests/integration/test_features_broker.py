@@ -1,97 +1,97 @@
-"""Features through the real broker and worker equal the offline path's (parity)."""
+"""Features through the real broker and workers: parity, restarts, scale-out."""
 
 from __future__ import annotations
 
-import json
-import time
-import urllib.request
-import uuid
+import signal
 
-import orjson
 import polars as pl
 import pytest
 
-from features.offline import compute_features
-from features.vector import FEATURE_NAMES
 from simulator.run import simulate
 from simulator.scenario import builtin_scenario, with_overrides
-from streams.settings import load_settings
+from tests.integration.streaming import (
+    assert_features_match_offline,
+    get_json,
+    produce_cdrs,
+    run_topics,
+    sample_callers,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
-# Reciprocity: the stream counts every call-back it has seen so far, including
-# ones later in event time than this caller's window end (other callers'
-# clocks run on), and its Bloom filter may report a call-back that did not
-# happen (documented in features.sketch); offline counts exact call-backs up
-# to the window end. So the stream's value is at least the offline one.
-APPROXIMATE = {"short_reciprocity", "long_reciprocity"}
 
-
-def get_json(url: str) -> dict:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - localhost
-            return json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return json.loads(error.read())
-
-
-def wait_for(predicate, timeout_s: float, what: str, log=lambda: ""):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}\n{log()[-3000:]}")
-
-
-def test_stream_features_match_offline_features(kafka_producer, start_worker):
-    run = uuid.uuid4().hex[:8]
-    raw_topic = f"raw-{run}"
-    worker = start_worker(
-        CALLGUARD_APP_ID=f"cg-{run}",
-        CALLGUARD_TOPIC_CDR_RAW=raw_topic,
-        CALLGUARD_TOPIC_COMPLAINTS=f"complaints-{run}",
-        CALLGUARD_TOPIC_DEADLETTER=f"dead-{run}",
-        CALLGUARD_TOPIC_BY_CALLER=f"routed-{run}",
-        CALLGUARD_TOPIC_FEATURES=f"features-{run}",
-    )
+@pytest.fixture(scope="module")
+def cdrs() -> pl.DataFrame:
     scenario = with_overrides(builtin_scenario("tiny"), duration="3h")
-    cdrs = pl.concat([chunk.cdrs for chunk in simulate(scenario)])
-    # One raw partition keeps each caller's calls in order, as keying by caller would.
-    for start in range(0, cdrs.height, 500):
-        rows = cdrs.slice(start, 500).drop("start_time").rename({"start_ms": "start_time"})
-        kafka_producer.send(raw_topic, orjson.dumps(rows.to_dicts()), partition=0)
-    kafka_producer.flush()
+    return pl.concat([chunk.cdrs for chunk in simulate(scenario)])
 
-    status_url = f"http://127.0.0.1:{worker.web_port}/status"
-    wait_for(
-        lambda: get_json(status_url)["counters"]["features"]["calls"] >= cdrs.height,
-        180, "the worker to apply every CDR", worker.log,
-    )
-    counters = get_json(status_url)["counters"]
+
+def applied(port: int) -> int:
+    return get_json(f"http://127.0.0.1:{port}/status")["counters"]["features"]["accepted"]
+
+
+def test_stream_features_match_offline_features(kafka_producer, start_worker, cdrs):
+    env = run_topics()
+    worker = start_worker(**env)
+    produce_cdrs(kafka_producer, env["CALLGUARD_TOPIC_CDR_RAW"], cdrs)
+    wait_for(lambda: applied(worker.web_port) >= cdrs.height, 180, "every CDR", worker.log)
+    counters = get_json(f"http://127.0.0.1:{worker.web_port}/status")["counters"]
     assert counters["records_rejected"] == 0
     assert counters["features"]["accepted"] == cdrs.height
     assert counters["features"]["late_dropped"] == counters["features"]["duplicates"] == 0
+    assert_features_match_offline(worker.web_port, cdrs, sample_callers(cdrs))
 
-    config = load_settings().feature_config()
-    volumes = cdrs.group_by("caller").len().sort(["len", "caller"], descending=True)
-    sample = volumes.head(15)["caller"].to_list() + volumes.tail(10)["caller"].to_list()
-    for number in sample:
-        streamed = get_json(f"http://127.0.0.1:{worker.web_port}/callers/{number}/features")
-        assert streamed["known"], number
-        offline = compute_features(
-            cdrs.filter(pl.col("caller") == number), config, at=[streamed["window_end_ms"]]
-        )
-        # reciprocity needs everyone's calls, not only this caller's
-        offline_recip = compute_features(cdrs, config, at=[streamed["window_end_ms"]]).filter(
-            pl.col("caller") == number
-        )
-        expected = offline.row(0, named=True)
-        expected.update({name: offline_recip.row(0, named=True)[name] for name in APPROXIMATE})
-        for name in FEATURE_NAMES:
-            got, want = streamed["features"][name], expected[name]
-            if name in APPROXIMATE:
-                assert got >= want - 1e-9, (number, name, got, want)
-            else:
-                assert got == pytest.approx(want, rel=1e-9, abs=1e-9), (number, name, got, want)
+
+def test_state_survives_a_worker_restart(kafka_producer, start_worker, cdrs):
+    env = run_topics()
+    first_half, second_half = cdrs.head(cdrs.height // 2), cdrs.tail(cdrs.height - cdrs.height // 2)
+    worker = start_worker(**env)
+    produce_cdrs(kafka_producer, env["CALLGUARD_TOPIC_CDR_RAW"], first_half)
+    wait_for(lambda: applied(worker.web_port) >= first_half.height, 180, "first half", worker.log)
+    worker.stop()
+    # A new worker with an empty data dir rebuilds the table from its changelog.
+    successor = start_worker(**env)
+    produce_cdrs(kafka_producer, env["CALLGUARD_TOPIC_CDR_RAW"], second_half)
+    wait_for(lambda: applied(successor.web_port) >= second_half.height, 180, "second half",
+             successor.log)
+    assert_features_match_offline(successor.web_port, cdrs, sample_callers(cdrs))
+
+
+def test_two_workers_one_killed_mid_stream_lose_and_double_nothing(
+    kafka_producer, start_worker, cdrs
+):
+    env = run_topics()
+    survivor = start_worker(**env)
+    victim = start_worker(**env)
+    wait_for(
+        lambda: all(
+            any(tp.startswith(env["CALLGUARD_TOPIC_BY_CALLER"])
+                for tp in get_json(f"http://127.0.0.1:{w.web_port}/status")["assigned"])
+            for w in (survivor, victim)
+        ),
+        120, "both workers to own partitions", victim.log,
+    )
+    produce_cdrs(kafka_producer, env["CALLGUARD_TOPIC_CDR_RAW"], cdrs.head(cdrs.height // 2))
+    wait_for(lambda: applied(victim.web_port) > 0, 120, "the victim to apply calls", victim.log)
+    victim.process.send_signal(signal.SIGKILL)  # no goodbye, no final commit
+    victim.process.wait()
+    produce_cdrs(kafka_producer, env["CALLGUARD_TOPIC_CDR_RAW"], cdrs.tail(cdrs.height // 2 + 1))
+
+    def caught_up() -> bool:
+        routed = get_json(f"http://127.0.0.1:{survivor.web_port}/status")
+        owns_all = sum(tp.startswith(env["CALLGUARD_TOPIC_BY_CALLER"])
+                       for tp in routed["assigned"]) == 4
+        if not owns_all:
+            return False
+        numbers = sample_callers(cdrs)
+        url = f"http://127.0.0.1:{survivor.web_port}/callers/{{}}/features"
+        last = cdrs.group_by("caller").agg(pl.len()).filter(pl.col("caller").is_in(numbers))
+        for number, calls in last.iter_rows():
+            streamed = get_json(url.format(number))
+            if not streamed.get("known") or streamed["features"]["long_call_volume"] < calls:
+                return False
+        return True
+
+    wait_for(caught_up, 240, "the survivor to take over and catch up", survivor.log)
+    assert_features_match_offline(survivor.web_port, cdrs, sample_callers(cdrs))

@@ -1,0 +1,94 @@
+"""Helpers for tests that run workers against the real broker."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+
+import orjson
+import polars as pl
+
+from features.offline import compute_features
+from features.vector import FEATURE_NAMES
+from streams.settings import load_settings
+
+# Reciprocity: the stream counts every call-back it has seen so far, including
+# ones later in event time than this caller's window end (other callers'
+# clocks run on), and its Bloom filter may report a call-back that did not
+# happen (documented in features.sketch); offline counts exact call-backs up
+# to the window end. So the stream's value is at least the offline one.
+APPROXIMATE = frozenset({"short_reciprocity", "long_reciprocity"})
+
+
+def run_topics() -> dict[str, str]:
+    """Worker environment with topics and group of their own, for one test."""
+    run = uuid.uuid4().hex[:8]
+    return {
+        "CALLGUARD_APP_ID": f"cg-{run}",
+        "CALLGUARD_TOPIC_CDR_RAW": f"raw-{run}",
+        "CALLGUARD_TOPIC_COMPLAINTS": f"complaints-{run}",
+        "CALLGUARD_TOPIC_DEADLETTER": f"dead-{run}",
+        "CALLGUARD_TOPIC_BY_CALLER": f"routed-{run}",
+        "CALLGUARD_TOPIC_FEATURES": f"features-{run}",
+        "CALLGUARD_TOPIC_FLAGS": f"flags-{run}",
+    }
+
+
+def get_json(url: str) -> dict:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - localhost
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return json.loads(error.read())
+
+
+def wait_for(predicate: Callable[[], object], timeout_s: float, what: str,
+             log: Callable[[], str] = lambda: "") -> object:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except (OSError, KeyError):
+            value = None
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}\n{log()[-3000:]}")
+
+
+def produce_cdrs(producer, topic: str, cdrs: pl.DataFrame, batch: int = 500) -> None:
+    """Send simulator rows as JSON batches to one partition (keeps per-caller order)."""
+    for start in range(0, cdrs.height, batch):
+        rows = cdrs.slice(start, batch).drop("start_time").rename({"start_ms": "start_time"})
+        producer.send(topic, orjson.dumps(rows.to_dicts()), partition=0)
+    producer.flush()
+
+
+def assert_features_match_offline(web_port: int, cdrs: pl.DataFrame, numbers: list[str]) -> None:
+    """The worker's features of ``numbers`` equal the offline path's on ``cdrs``."""
+    config = load_settings().feature_config()
+    for number in numbers:
+        streamed = get_json(f"http://127.0.0.1:{web_port}/callers/{number}/features")
+        assert streamed["known"], number
+        end = [streamed["window_end_ms"]]
+        expected = compute_features(cdrs.filter(pl.col("caller") == number), config, at=end)
+        everyone = compute_features(cdrs, config, at=end).filter(pl.col("caller") == number)
+        want = expected.row(0, named=True) | {
+            name: everyone.row(0, named=True)[name] for name in APPROXIMATE
+        }
+        for name in FEATURE_NAMES:
+            got = streamed["features"][name]
+            if name in APPROXIMATE:
+                assert got >= want[name] - 1e-9, (number, name, got, want[name])
+            else:
+                assert abs(got - want[name]) <= 1e-9 * max(1.0, abs(want[name])), (
+                    number, name, got, want[name], streamed["window_end_ms"])
+
+
+def sample_callers(cdrs: pl.DataFrame, busiest: int = 15, quietest: int = 10) -> list[str]:
+    volumes = cdrs.group_by("caller").len().sort(["len", "caller"], descending=True)
+    return volumes.head(busiest)["caller"].to_list() + volumes.tail(quietest)["caller"].to_list()
