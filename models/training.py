@@ -22,9 +22,9 @@ leave the machine to the worker.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -45,10 +45,17 @@ from models.training_metrics import (
     threshold_for_precision,
     time_to_flag_metrics,
 )
-from models.training_report import metrics_text, targets_markdown
+from models.training_report import TARGETS, metrics_text, targets_markdown
 from models.training_split import Split, split_table
 
-__all__ = ["TrainingOptions", "TrainingResult", "register_candidate", "train"]
+__all__ = [
+    "TrainingOptions",
+    "TrainingResult",
+    "compare",
+    "evaluate",
+    "register_candidate",
+    "train",
+]
 
 DEFAULT_TARGET_PRECISION: Mapping[str, float] = {"block": 0.995, "watch": 0.9}
 
@@ -119,34 +126,11 @@ def train(
     fit = split.fit & _trainable(labels, split.fit, options.min_class_rows)
     model = _fit(matrix[fit], labels[fit], weights[fit], table.filter(pl.Series(fit)), options)
     classes = tuple(str(c) for c in model.classes_)
-    with threadpool_limits(limits=1, user_api="openmp"):
-        probabilities = model.predict_proba(matrix)
-    scores, categories = nuisance_scores(probabilities, classes)
+    probabilities = _predict(model, matrix)
+    scores, _categories = nuisance_scores(probabilities, classes)
     validation_rows = table.filter(pl.Series(split.validation))
     thresholds, validation = _thresholds(validation_rows, scores[split.validation], options)
-    test = split.test
-    metrics = classification_metrics(
-        labels[test],
-        probabilities[test],
-        classes,
-        scores[test],
-        categories[test],
-        thresholds,
-        weights[test],
-    )
-    metrics |= false_flag_metrics(
-        table["caller"].filter(pl.Series(test)),
-        table["is_legit_bulk"].to_numpy()[test],
-        scores[test],
-        thresholds["watch"],
-    )
-    test_campaigns = campaigns.filter(pl.col("campaign_id").is_in(split.campaigns["test"]))
-    metrics |= time_to_flag_metrics(
-        table.filter(pl.Series(split.latency)),
-        scores[split.latency],
-        thresholds["watch"],
-        test_campaigns,
-    )
+    metrics = _measure(probabilities, classes, thresholds, table, campaigns, split)
     metrics |= validation | _sizes(split)
     return TrainingResult(
         model=model,
@@ -158,6 +142,40 @@ def train(
         training_data_sha256=table_sha256(table),
         split=split,
         report=metrics_text(metrics, thresholds),
+    )
+
+
+def evaluate(
+    model: Any,
+    classes: Sequence[str],
+    thresholds: Mapping[str, float],
+    data: TrainingData,
+    split: Split,
+) -> dict[str, float]:
+    """Measure any model (a candidate or the serving one) on ``split``'s test part of ``data``.
+
+    The same measures as :func:`train` reports, so two models can be set side
+    by side on the same hold-out; ``thresholds`` are the model's own.
+    """
+    matrix = data.table.select(FEATURE_NAMES).to_numpy().astype(np.float64)
+    probabilities = _predict(model, matrix)
+    return _measure(
+        probabilities, tuple(classes), dict(thresholds), data.table, data.campaigns, split
+    )
+
+
+def compare(metrics: Mapping[str, Mapping[str, float]]) -> pl.DataFrame:
+    """Metrics of several models side by side: a ``metric`` column and one column per model.
+
+    The quality-target metrics come first, then the rest in name order.
+    """
+    names = [t.metric for t in TARGETS]
+    others = sorted({k for m in metrics.values() for k in m if not k.startswith("reference.")})
+    ordered = names + [name for name in others if name not in names]
+    return pl.DataFrame(
+        {"metric": ordered}
+        | {label: [values.get(name) for name in ordered] for label, values in metrics.items()},
+        strict=False,
     )
 
 
@@ -177,6 +195,48 @@ def register_candidate(
     if promote:
         registry.promote(metadata.version, actor=actor, why=why)
     return metadata
+
+
+def _predict(model: Any, matrix: NDArray[np.float64]) -> NDArray[np.float64]:
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return np.asarray(model.predict_proba(matrix), dtype=np.float64)
+
+
+def _measure(
+    probabilities: NDArray[np.float64],
+    classes: tuple[str, ...],
+    thresholds: dict[str, float],
+    table: pl.DataFrame,
+    campaigns: pl.DataFrame,
+    split: Split,
+) -> dict[str, float]:
+    """Every hold-out measure of one model's probabilities over ``table``."""
+    scores, categories = nuisance_scores(probabilities, classes)
+    test = split.test
+    labels = table["label"].to_numpy().astype(str)
+    metrics = classification_metrics(
+        labels[test],
+        probabilities[test],
+        classes,
+        scores[test],
+        categories[test],
+        thresholds,
+        table["weight"].to_numpy()[test],
+    )
+    metrics |= false_flag_metrics(
+        table["caller"].filter(pl.Series(test)),
+        table["is_legit_bulk"].to_numpy()[test],
+        scores[test],
+        thresholds["watch"],
+    )
+    test_campaigns = campaigns.filter(pl.col("campaign_id").is_in(split.campaigns["test"]))
+    metrics |= time_to_flag_metrics(
+        table.filter(pl.Series(split.latency)),
+        scores[split.latency],
+        thresholds["watch"],
+        test_campaigns,
+    )
+    return metrics
 
 
 def _trainable(
