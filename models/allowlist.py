@@ -55,7 +55,7 @@ BEGIN SELECT RAISE(ABORT, 'the allow-list audit is append-only'); END;
 """
 
 DEFAULT_ENTRIES: tuple[tuple[str, str], ...] = (
-    ("95*", "95xxx service lines of banks, insurers and utilities (licensed by MIIT)"),
+    ("955xx", "five-digit 955 customer-service lines of banks, insurers and utilities"),
     ("12345", "government service hotline"),
     ("10086", "China Mobile customer service"),
     ("10010", "China Unicom customer service"),

@@ -76,9 +76,15 @@ def worker(
 
 
 def _mount_subcommands() -> None:
+    from models.cli import allow_app
+    from models.cli import app as models_app
     from simulator.cli import app as simulate_app
+    from sinks.cli import app as db_app
 
     cli.add_typer(simulate_app, name="simulate")
+    cli.add_typer(models_app, name="models", help="List, show, promote and roll back models.")
+    cli.add_typer(allow_app, name="allow", help="Numbers and ranges that are never flagged.")
+    cli.add_typer(db_app, name="db", help="ClickHouse schema, retention and flag queries.")
 
 
 _mount_subcommands()
