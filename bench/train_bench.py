@@ -13,6 +13,7 @@ from simulator.parquet import write_parquet
 
 
 def main(name: str = "default") -> None:
+    """Simulate ``name``, build the table, train; print the times and the report."""
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
         paths = write_parquet(training_scenario(name), out, progress=False)
@@ -24,7 +25,8 @@ def main(name: str = "default") -> None:
     rows = data.table.height
     print(f"scenario {name}: {paths.cdr_rows} CDRs -> {rows} scored rows")
     print(f"simulate {simulated - started:6.1f} s")
-    print(f"table    {built - simulated:6.1f} s  ({paths.cdr_rows / (built - simulated):,.0f} CDRs/s)")
+    table_s = built - simulated
+    print(f"table    {table_s:6.1f} s  ({paths.cdr_rows / table_s:,.0f} CDRs/s)")
     print(f"train    {trained - built:6.1f} s  ({rows / (trained - built):,.0f} rows/s, "
           f"{int(result.split.fit.sum())} fit rows)")
     print(result.report)
