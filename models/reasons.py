@@ -158,11 +158,19 @@ def reference_from_table(table: pl.DataFrame) -> dict[str, FeatureRange]:
 
 
 def reference_metrics(reference: Reference) -> dict[str, float]:
-    """The reference as flat metrics entries (``reference.<feature>.p99``) for the registry."""
+    """The reference as flat metrics entries (``reference.<feature>.p99``)."""
     return {
         f"{REFERENCE_PREFIX}{name}.{key}": getattr(bounds, key)
         for name, bounds in reference.items()
         for key in _QUANTILES
+    }
+
+
+def reference_extra(reference: Reference) -> dict[str, dict[str, float]]:
+    """The reference as the registry stores it: ``extra['reference']``."""
+    return {
+        name: {key: getattr(bounds, key) for key in _QUANTILES}
+        for name, bounds in reference.items()
     }
 
 

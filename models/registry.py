@@ -130,6 +130,7 @@ class ModelRegistry:
                 library_versions=dict(draft.library_versions or detect_library_versions()),
                 artefact_sha256=artefact_sha256,
                 notes=draft.notes,
+                extra=dict(draft.extra),
             )
             write_durably(staging / METADATA_FILE, _metadata_json(metadata))
             write_durably(staging / CARD_FILE, card_text or render_model_card(metadata))

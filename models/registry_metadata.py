@@ -1,7 +1,10 @@
 """What the registry records about a model, and how it becomes JSON and back.
 
-Thresholds apply to the *nuisance score*: the largest predicted probability
-among the classes other than ``normal``. A score at or above
+Thresholds apply to the *nuisance score*: the probability that the caller is
+not ``normal``, i.e. ``1 - P(normal)`` (the category shown is the most
+probable nuisance class). Summing the nuisance classes keeps a caller whose
+probability is split between look-alike categories (finance and other
+marketing dial the same way) from hiding under the thresholds. A score at or above
 ``thresholds['block']`` means block, at or above ``thresholds['watch']`` means
 watch, anything lower means clear.
 """
@@ -48,6 +51,7 @@ class ModelDraft:
     training_data_sha256: str
     notes: str = ""
     library_versions: Mapping[str, str] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "feature_names", tuple(self.feature_names))

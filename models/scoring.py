@@ -6,8 +6,8 @@ them together. Each row gets a :class:`~models.decisions.Score`:
 
 - ``category``: the most probable class among the nuisance classes (never
   ``normal``), even when ``normal`` is more probable overall;
-- ``probability``: that class's probability, which is the *nuisance score*
-  the model's thresholds apply to (see :mod:`models.registry_metadata`);
+- ``probability``: the *nuisance score* ``1 - P(normal)`` the model's
+  thresholds apply to (see :mod:`models.registry_metadata`);
 - ``reasons``: the features that stand out most from normal traffic, in an
   operator's words (:func:`models.reasons.explain`);
 - ``features``: the whole vector by name, for audit.
@@ -33,19 +33,20 @@ __all__ = ["BatchScorer", "nuisance_scores"]
 def nuisance_scores(
     probabilities: NDArray[np.float64], classes: Sequence[str]
 ) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
-    """Per row: the largest nuisance-class probability and that class's index in ``classes``.
+    """Per row: the nuisance score ``1 - P(normal)`` and the most probable nuisance class.
 
     >>> proba = np.array([[0.1, 0.7, 0.2], [0.5, 0.1, 0.4]])
-    >>> nuisance_scores(proba, ["fraud", "normal", "one_ring"])
-    (array([0.2, 0.5]), array([2, 0]))
+    >>> scores, best = nuisance_scores(proba, ["fraud", "normal", "one_ring"])
+    >>> scores.round(6).tolist(), best.tolist()
+    ([0.3, 0.9], [2, 0])
     """
     nuisance = np.array([label != NORMAL_CLASS for label in classes])
     if not nuisance.any():
         raise ValueError(f"no nuisance class among {list(classes)}")
     columns = np.flatnonzero(nuisance)
     best = np.argmax(probabilities[:, columns], axis=1)
-    rows = np.arange(len(probabilities))
-    return probabilities[rows, columns[best]], columns[best]
+    score = np.clip(probabilities[:, columns].sum(axis=1), 0.0, 1.0)
+    return score, columns[best]
 
 
 class BatchScorer:

@@ -36,7 +36,7 @@ from threadpoolctl import threadpool_limits
 
 from features.vector import FEATURE_NAMES
 from models.dataset import NORMAL, TrainingData, table_sha256
-from models.reasons import FeatureRange, reference_from_table, reference_metrics
+from models.reasons import FeatureRange, reference_extra, reference_from_table
 from models.registry import ModelDraft, ModelMetadata, ModelRegistry
 from models.scoring import nuisance_scores
 from models.training_metrics import (
@@ -95,7 +95,6 @@ class TrainingResult:
     def draft(self, notes: str = "") -> ModelDraft:
         """What the registry needs; the notes open with the targets table."""
         recorded = {k: v for k, v in self.metrics.items() if not math.isnan(v)}
-        recorded |= reference_metrics(self.reference)
         text = targets_markdown(self.metrics) + f"\n\nSplit: {self.split.describe()}."
         return ModelDraft(
             feature_names=self.feature_names,
@@ -104,6 +103,7 @@ class TrainingResult:
             metrics=recorded,
             training_data_sha256=self.training_data_sha256,
             notes=text + (f"\n\n{notes}" if notes else ""),
+            extra={"reference": reference_extra(self.reference)},
         )
 
 

@@ -43,12 +43,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from sinks.backoff import Backoff
 from sinks.clickhouse.errors import StoreError, StoreUnavailable
 from sinks.clickhouse.flags import FlagDecision, insert_decisions
 from sinks.clickhouse.store import Store, open_store
 from sinks.flag_record import Flag
+
+T = TypeVar("T")
 
 __all__ = ["BackPressure", "BufferedStoreWriter", "CloseReport", "FlushFailed", "WriterMetrics"]
 
@@ -167,6 +170,21 @@ class BufferedStoreWriter:
             if written or self._metrics.consecutive_failures:
                 self._succeeded(written)
             return written
+
+    def run(self, work: Callable[[Store], T]) -> T:
+        """Run ``work`` on the writer's store connection, between flushes.
+
+        An embedded (chdb) store admits one process per path, so whatever else
+        the worker reads or writes there (the schema, dashboard queries) goes
+        through this one connection. A store error discards the connection,
+        as a failed flush does, and propagates.
+        """
+        with self._flush_lock:
+            try:
+                return work(self._open())
+            except StoreUnavailable:
+                self._discard_store()
+                raise
 
     def pending(self) -> int:
         """Decisions added but not yet in the store."""

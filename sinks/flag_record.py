@@ -48,6 +48,7 @@ class Flag:
     expires_at_ms: int | None
     source: str = "model"  # model, expiry, appeal, allowlist
     features: dict[str, float] = field(default_factory=dict, compare=False)
+    actor: str = ""  # the operator behind an appeal; empty for the pipeline's own decisions
 
     @property
     def decision_id(self) -> str:
@@ -121,11 +122,15 @@ def encode_flag(flag: Flag) -> bytes:
         "source": flag.source,
         "decision_id": flag.decision_id,
     }
+    if flag.actor:
+        value["actor"] = flag.actor
+    if flag.features:
+        value["features"] = flag.features
     return orjson.dumps(value)
 
 
 def decode_flag(raw: bytes) -> Flag:
-    """Inverse of :func:`encode_flag` (feature values are not on the topic)."""
+    """Inverse of :func:`encode_flag`."""
     value = orjson.loads(raw)
     return Flag(
         number=value["number"],
@@ -138,4 +143,6 @@ def decode_flag(raw: bytes) -> Flag:
         flagged_at_ms=_rfc3339_to_ms(value["flagged_at"]) or 0,
         expires_at_ms=_rfc3339_to_ms(value["expires_at"]),
         source=value.get("source", "model"),
+        features=value.get("features", {}),
+        actor=value.get("actor", ""),
     )

@@ -3,7 +3,9 @@
 - ``callguard.ingest``: ``cdr.raw`` -> validate -> ``cdr.by_caller`` / ``cdr.deadletter``
 - ``callguard.complaints``: ``complaints`` -> validate -> ``cdr.by_caller`` / dead letter
 - ``callguard.features``: ``cdr.by_caller`` -> per-caller state (table ``caller-state``)
-  -> emitted feature vectors -> ``caller.features`` and the scorer
+  -> emitted feature vectors -> ``caller.features``; scored in batches -> flag
+  lifecycle (table ``flag-state``) -> ``cdr.flags``
+- ``callguard.flag-sink``: ``cdr.flags`` -> ClickHouse/chdb, acknowledged only once written
 """
 
 from __future__ import annotations
@@ -14,8 +16,12 @@ from typing import Any
 
 import faust
 
+from sinks.clickhouse import FlagDecision
+from sinks.flag_record import decode_flag, encode_flag
 from streams.app import CallguardApp
 from streams.deadletter import SourcePosition
+from streams.decision_stage import decide_emission, lift_flag
+from streams.expiry import ExpiryIndex
 from streams.feature_stage import EmissionPolicy, FeatureStage
 from streams.hw_nudge import schedule_nudges
 from streams.ingest import IngestOutcome, RawMessage, ingest_cdrs, ingest_complaints
@@ -29,6 +35,8 @@ def register_agents(app: CallguardApp) -> None:
     _register_ingest(app, app.topics.cdr_raw, "callguard.ingest", ingest_cdrs)
     _register_ingest(app, app.topics.complaints, "callguard.complaints", ingest_complaints)
     _register_features(app)
+    if app.settings.store_enabled:
+        _register_flag_sink(app)
 
 
 def _register_ingest(
@@ -91,24 +99,22 @@ class TableView(MutableMapping[str, bytes]):
         del self._table[key.encode()]
 
     def __iter__(self) -> Iterator[str]:
-        return (key.decode() for key in self._table.keys())
+        return (key.decode() for key in self._table.keys() if not key.startswith(b"\x00"))
 
     def __len__(self) -> int:
         return len(self._table)
 
 
-def _register_features(app: CallguardApp) -> None:
-    settings, topics, counters = app.settings, app.topics, app.counters
-    config = settings.feature_config()
-    stage = FeatureStage(config, EmissionPolicy(settings.emit_interval_s, settings.emit_min_calls))
-    # Keys and values are our own bytes. Faust derives a table's serializers
-    # from key_type/value_type ("json" for bytes) and uses them for the
-    # changelog and for recovery, so both are set to "raw" explicitly.
+def _raw_table(app: CallguardApp, name: str, help_text: str) -> TableView:
+    """A changelogged table of our own bytes, co-partitioned with ``cdr.by_caller``."""
+    settings = app.settings
+    # Faust derives a table's serializers from key_type/value_type ("json" for
+    # bytes) and uses them for the changelog and for recovery: set "raw".
     raw = faust.Schema(
         key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
     changelog = app.faust_app.topic(
-        f"{settings.app_id}-caller-state-changelog",
+        f"{settings.app_id}-{name}-changelog",
         schema=raw,
         partitions=settings.partitions,
         compacting=True,
@@ -119,29 +125,70 @@ def _register_features(app: CallguardApp) -> None:
         allow_empty=True,
     )
     table = app.faust_app.Table(
-        "caller-state",
-        schema=raw,
-        changelog_topic=changelog,
-        partitions=settings.partitions,
-        help="Per-caller feature state (streams.caller_record).",
+        name, schema=raw, changelog_topic=changelog, partitions=settings.partitions,
+        help=help_text,
     )
     table.key_serializer = table.value_serializer = "raw"
     if settings.changelog_nudge_s > 0:
         schedule_nudges(app.faust_app, [changelog], settings.partitions, settings.changelog_nudge_s)
     app.changelog_topics.append(changelog.get_topic_name())
-    view = TableView(table)
-    app.caller_table = view
+    return TableView(table)
+
+
+def _register_features(app: CallguardApp) -> None:
+    settings, topics, counters = app.settings, app.topics, app.counters
+    stage = FeatureStage(
+        settings.feature_config(),
+        EmissionPolicy(settings.emit_interval_s, settings.emit_min_calls),
+    )
+    callers = _raw_table(app, "caller-state", "Per-caller feature state (streams.caller_record).")
+    flags = _raw_table(app, "flag-state", "Per-number flag state (streams.decision_stage).")
+    app.caller_table, app.flag_table = callers, flags
+    expiry = ExpiryIndex(settings.partitions)
+    models = app.models
 
     @app.faust_app.agent(topics.by_caller, name="callguard.features")
     async def update_features(stream: Any) -> None:
-        """Apply routed batches to per-caller state; emit feature vectors."""
+        """Apply routed batches to per-caller state; score emitted callers; publish flags."""
         async for event in stream.events():
+            partition = event.message.partition
             batch = decode_routed(event.value)
-            stats, emission = stage.apply(batch, event.message.offset, view)
+            stats, emission = stage.apply(batch, event.message.offset, callers)
             counters.features.add(stats)
+            kit = models.current
+            published = []
             if len(emission):
-                await topics.features.send(
-                    value=encode_features(emission), partition=event.message.partition
+                await topics.features.send(value=encode_features(emission), partition=partition)
+                decided, decision_stats = decide_emission(emission, kit, models.matcher, flags)
+                counters.decisions.add(decision_stats)
+                published.extend(decided)
+            for number, actor, why, at_ms in batch.appeals.rows():
+                lifted = lift_flag(number, at_ms, kit, flags, actor=actor, why=why)
+                if lifted is not None:
+                    published.append(lifted)
+            stream_time = max(emission.window_end_ms, default=0)
+            expiry.rebuild_once(partition, flags)
+            published.extend(expiry.expire(partition, stream_time, flags))
+            for flag in published:
+                expiry.track(partition, flag)
+                await topics.flags.send(key=flag.number.encode(), value=encode_flag(flag))
+            counters.decisions.count(published)
+
+
+def _register_flag_sink(app: CallguardApp) -> None:
+    settings, writer = app.settings, app.writer
+    actor = f"worker:{settings.app_id}:{settings.web_port}"
+
+    @app.faust_app.agent(app.topics.flags, name="callguard.flag-sink")
+    async def store_flags(stream: Any) -> None:
+        """Write decisions to the store in batches; a batch is acknowledged once written."""
+        async for events in stream.take_events(1000, within=1.0):
+            decisions = []
+            for event in events:
+                flag = decode_flag(event.message.value)
+                decisions.append(
+                    FlagDecision.from_flag(flag, actor=flag.actor or actor, note=flag.source)
                 )
-                for listener in app.emission_listeners:
-                    await listener(emission)
+            await writer.add_async(decisions, executor=app.store_executor)
+            await writer.flush_async(executor=app.store_executor)
+            app.counters.flags_stored += len(decisions)

@@ -2,43 +2,66 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+import asyncio
+import logging
+from collections.abc import MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import faust
 
-from streams.feature_stage import Emission, StageStats
+from sinks.buffered import BufferedStoreWriter
+from sinks.clickhouse import migrate, open_store
+from streams.decision_stage import DecisionStats
+from streams.feature_stage import StageStats
+from streams.model_service import ModelService
 from streams.settings import Settings
 from streams.topics import Topics, declare_topics
 
 __all__ = ["CallguardApp", "PipelineCounters", "create_app"]
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class PipelineCounters:
-    """Running totals of one worker, read by status pages and tests."""
+    """Running totals of one worker, read by status pages, metrics and tests."""
 
     messages_in: int = 0
     records_valid: int = 0
     records_rejected: int = 0
     features: StageStats = field(default_factory=StageStats)
+    decisions: DecisionStats = field(default_factory=DecisionStats)
+    flags_stored: int = 0
 
 
 @dataclass
 class CallguardApp:
-    """The Faust app with its settings, topics and counters."""
+    """The Faust app with its settings, topics, services and counters."""
 
     faust_app: faust.App
     settings: Settings
     topics: Topics
+    models: ModelService
+    writer: BufferedStoreWriter
+    # The store's blocking clients run here, one thread: chdb sessions and
+    # clickhouse-driver connections are not shared across threads.
+    store_executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="callguard-store")
+    )
     counters: PipelineCounters = field(default_factory=PipelineCounters)
     caller_table: MutableMapping[str, bytes] | None = None
+    flag_table: MutableMapping[str, bytes] | None = None
     changelog_topics: list[str] = field(default_factory=list)
-    emission_listeners: list[Callable[[Emission], Awaitable[None]]] = field(default_factory=list)
+
+    @property
+    def worker_name(self) -> str:
+        """How this worker signs what it writes."""
+        return f"worker:{self.settings.app_id}:{self.settings.web_port}"
 
 
 def create_app(settings: Settings) -> CallguardApp:
-    """Build the Faust app, its topics and agents from ``settings``."""
+    """Build the Faust app, its topics, services, agents and views from ``settings``."""
     faust_app = faust.App(
         settings.app_id,
         broker=settings.broker_url,
@@ -55,10 +78,50 @@ def create_app(settings: Settings) -> CallguardApp:
         producer_max_request_size=max(1_048_576, settings.deadletter_max_original_bytes * 2),
         stream_wait_empty=False,
     )
-    app = CallguardApp(faust_app, settings, declare_topics(faust_app, settings))
+    password = settings.store_password.get_secret_value() if settings.store_password else None
+    app = CallguardApp(
+        faust_app,
+        settings,
+        declare_topics(faust_app, settings),
+        ModelService(
+            settings.model_dir,
+            settings.allowlist_path,
+            flag_ttl_s=settings.flag_ttl_s,
+            appeal_suppression_s=settings.appeal_suppression_s,
+        ),
+        BufferedStoreWriter(
+            lambda: open_store(settings.store_url, password=password),
+            actor=f"worker:{settings.app_id}:{settings.web_port}",
+        ),
+    )
     from streams.agents import register_agents  # agents and views need the built app
     from streams.web import register_views
 
     register_agents(app)
     register_views(app)
+    _register_services(app)
     return app
+
+
+def _register_services(app: CallguardApp) -> None:
+    settings = app.settings
+
+    @app.faust_app.task
+    async def prepare_store() -> None:
+        """Apply the schema once at start (idempotent), off the event loop."""
+        if not (settings.store_enabled and settings.store_migrate_on_start):
+            return
+        loop = asyncio.get_running_loop()
+        applied = await loop.run_in_executor(app.store_executor, app.writer.run, migrate)
+        logger.info("store schema: %s", ", ".join(applied) or "up to date")
+
+    @app.faust_app.timer(settings.model_refresh_s, on_leader=False)
+    async def refresh_models() -> None:
+        """Pick up promoted models and allow-list changes without a restart."""
+        status = await asyncio.get_running_loop().run_in_executor(None, app.models.refresh)
+        if status not in ("unchanged", "loaded"):
+            logger.warning("model: %s", status)
+
+    @app.faust_app.task
+    async def load_models_at_start() -> None:
+        await refresh_models()

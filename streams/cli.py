@@ -75,13 +75,57 @@ def worker(
     faust.Worker(app.faust_app, loglevel=settings.log_level).execute_from_commandline()
 
 
+@cli.command()
+def appeal(
+    number: Annotated[str, typer.Argument(help="The flagged number, any format.")],
+    actor: Annotated[str, typer.Option(help="Who upholds the appeal (recorded).")],
+    why: Annotated[str, typer.Option(help="Why the flag is lifted (recorded).")],
+    broker_url: Annotated[
+        str | None, typer.Option("--broker", help="kafka://host:port (env CALLGUARD_BROKER_URL).")
+    ] = None,
+) -> None:
+    """Lift a number's flag on appeal: the owning worker publishes a clear and audits it."""
+    import time
+
+    from kafka import KafkaProducer
+
+    from features.numbers import NumberError, normalise
+    from streams.ingest import partition_for_number
+    from streams.wire import AppealColumns, RoutedBatch, encode_routed
+
+    settings = _settings(broker_url=broker_url)
+    if not actor.strip() or not why.strip():
+        typer.echo("callguard appeal: --actor and --why must not be empty", err=True)
+        raise typer.Exit(2)
+    try:
+        normalised = normalise(number, settings.default_region)
+    except NumberError as error:
+        typer.echo(f"callguard appeal: {number!r}: {error}", err=True)
+        raise typer.Exit(2) from None
+    batch = RoutedBatch(
+        appeals=AppealColumns([normalised], [actor], [why], [int(time.time() * 1000)])
+    )
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        producer.send(
+            settings.topic_by_caller,
+            encode_routed(batch),
+            partition=partition_for_number(normalised, settings.partitions),
+        ).get(timeout=30)
+    finally:
+        producer.close()
+    typer.echo(f"appeal for {normalised} sent; the owning worker will publish a clear")
+
+
 def _mount_subcommands() -> None:
     from models.cli import allow_app
     from models.cli import app as models_app
+    from models.train_cli import app as train_app
     from simulator.cli import app as simulate_app
     from sinks.cli import app as db_app
 
     cli.add_typer(simulate_app, name="simulate")
+    cli.add_typer(train_app, name="train")
     cli.add_typer(models_app, name="models", help="List, show, promote and roll back models.")
     cli.add_typer(allow_app, name="allow", help="Numbers and ranges that are never flagged.")
     cli.add_typer(db_app, name="db", help="ClickHouse schema, retention and flag queries.")

@@ -73,6 +73,23 @@ class Settings(BaseSettings):
     )
     emit_min_calls: int = Field(5, ge=1, description="Short-window calls before a first scoring.")
 
+    model_dir: Path = Field(Path("var/callguard/models"), description="Model registry root.")
+    allowlist_path: Path = Field(
+        Path("var/callguard/allowlist.sqlite"), description="The allow-list database."
+    )
+    model_refresh_s: float = Field(
+        5.0, gt=0, description="How often a worker looks for a newly promoted model."
+    )
+    flag_ttl_s: float = Field(86_400.0, gt=0, description="A flag lapses this long after renewal.")
+    appeal_suppression_s: float = Field(
+        7 * 86_400.0, ge=0, description="No new flag this long after an upheld appeal."
+    )
+
+    lookup_event_time: bool = Field(
+        False,
+        description="GET /numbers: judge expiry by event time only (simulated clocks, demo).",
+    )
+
     store_url: str = Field(
         "chdb:///var/lib/callguard/chdb",
         description="clickhouse://user:password@host:9000/db or chdb:///path.",
@@ -80,6 +97,10 @@ class Settings(BaseSettings):
     store_password: SecretStr | None = Field(
         None, description="Overrides the password in store_url, so URLs can be logged."
     )
+    store_migrate_on_start: bool = Field(
+        True, description="Apply the schema at worker start (off where the writer may not DDL)."
+    )
+    store_enabled: bool = Field(True, description="Write decisions to the store at all.")
     data_dir: Path = Field(Path("var/callguard"), description="Worker state (Faust tables).")
     web_port: int = Field(6066, ge=1, le=65535, description="Worker HTTP port.")
 

@@ -20,12 +20,13 @@ class Topics:
     deadletter: faust.TopicT
     by_caller: faust.TopicT
     features: faust.TopicT
+    flags: faust.TopicT
 
 
 def declare_topics(app: faust.App, settings: Settings) -> Topics:
     """Declare the topics; ``internal=True`` lets the worker create missing ones at start."""
 
-    def raw_topic(name: str) -> faust.TopicT:
+    def raw_topic(name: str, *, compacting: bool | None = None) -> faust.TopicT:
         return app.topic(
             name,
             key_type=bytes,
@@ -34,6 +35,7 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
             value_serializer="raw",
             partitions=settings.partitions,
             internal=True,
+            compacting=compacting,
         )
 
     return Topics(
@@ -42,4 +44,6 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
         deadletter=raw_topic(settings.topic_deadletter),
         by_caller=raw_topic(settings.topic_by_caller),
         features=raw_topic(settings.topic_features),
+        # Keyed by number; the latest decision per number is the truth.
+        flags=raw_topic(settings.topic_flags, compacting=True),
     )

@@ -1,22 +1,29 @@
 """HTTP views on the worker (Faust's web server, ``CALLGUARD_WEB_PORT``).
 
 - ``GET /status``: this worker's counters (JSON).
-- ``GET /callers/{number}/features``: the caller's current feature vector,
-  answered by the worker that owns the number (requests to another worker
-  are forwarded to the owner, as Faust's table routing does).
+- ``GET /callers/{number}/features``: the caller's current feature vector;
+- ``GET /numbers/{number}``: the number's current flag, for interception
+  systems that poll (any number format; "not flagged" when unknown).
+
+Number views are answered by the worker that owns the number: a request to
+another worker is forwarded to the owner, as Faust's table routing does.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Awaitable, Callable
 
+import orjson
 from faust.exceptions import SameNode
 from faust.web import Request, Response, View
 
 from features.numbers import NumberError, normalise
+from sinks.flag_record import Action, encode_flag
 from streams.app import CallguardApp
 from streams.caller_record import CallerRecord
+from streams.decision_stage import decode_state
 
 __all__ = ["register_views"]
 
@@ -57,6 +64,26 @@ def register_views(app: CallguardApp) -> None:
     @faust_app.page("/callers/{number}/features")
     async def caller_features(web: View, request: Request, number: str) -> Response:
         return await _routed(app, "caller-state", web, request, number, features)
+
+    async def flag(web: View, number: str) -> Response:
+        raw = app.flag_table.get(number) if app.flag_table is not None else None
+        state = decode_state(raw)
+        current = state.flag
+        if current is None:
+            return web.json({"number": number, "flagged": False, "action": None})
+        decision = orjson.loads(encode_flag(current))
+        now_ms = int(time.time() * 1000)
+        # Event time drives expiry; a flag past its expiry by the wall clock is
+        # reported as lapsed even before the stream has published its clear.
+        flagged = current.action is not Action.CLEAR and (
+            current.expires_at_ms is None or current.expires_at_ms > now_ms
+            or app.settings.lookup_event_time
+        )
+        return web.json({**decision, "flagged": flagged})
+
+    @faust_app.page("/numbers/{number}")
+    async def number_flag(web: View, request: Request, number: str) -> Response:
+        return await _routed(app, "flag-state", web, request, number, flag)
 
 
 async def _routed(

@@ -6,7 +6,9 @@ record (each kind may be empty):
 - ``calls``: validated CDRs whose *caller* belongs to the partition;
 - ``inbound``: (callee, caller, time) of CDRs whose *callee* belongs to the
   partition, so that a caller's state learns who called it (reciprocity);
-- ``complaints``: complaints whose *reported* number belongs to the partition.
+- ``complaints``: complaints whose *reported* number belongs to the partition;
+- ``appeals``: operators' upheld appeals (``callguard appeal``), so the
+  worker that owns the number's flag lifts it.
 
 Columns let the feature stage hand numpy arrays to the feature code without
 a per-CDR object; numbers are already normalised, nothing is validated again.
@@ -28,6 +30,7 @@ from features.complaints import Complaint
 from features.vector import FEATURE_NAMES
 
 __all__ = [
+    "AppealColumns",
     "CdrColumns",
     "ComplaintColumns",
     "InboundColumns",
@@ -104,18 +107,41 @@ class ComplaintColumns:
 
 
 @dataclass(slots=True)
+class AppealColumns:
+    """Operators' upheld appeals about numbers of this partition."""
+
+    number: list[str] = field(default_factory=list)
+    actor: list[str] = field(default_factory=list)
+    why: list[str] = field(default_factory=list)
+    time_ms: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.number)
+
+    def rows(self) -> list[tuple[str, str, str, int]]:
+        """(number, actor, why, time_ms) per appeal."""
+        return list(zip(self.number, self.actor, self.why, self.time_ms, strict=True))
+
+
+@dataclass(slots=True)
 class RoutedBatch:
     """One ``cdr.by_caller`` message."""
 
     calls: CdrColumns = field(default_factory=CdrColumns)
     inbound: InboundColumns = field(default_factory=InboundColumns)
     complaints: ComplaintColumns = field(default_factory=ComplaintColumns)
+    appeals: AppealColumns = field(default_factory=AppealColumns)
 
     def __len__(self) -> int:
-        return len(self.calls) + len(self.inbound) + len(self.complaints)
+        return len(self.calls) + len(self.inbound) + len(self.complaints) + len(self.appeals)
 
 
-_PARTS = {"calls": CdrColumns, "inbound": InboundColumns, "complaints": ComplaintColumns}
+_PARTS = {
+    "calls": CdrColumns,
+    "inbound": InboundColumns,
+    "complaints": ComplaintColumns,
+    "appeals": AppealColumns,
+}
 
 
 def encode_routed(batch: RoutedBatch) -> bytes:
