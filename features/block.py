@@ -1,0 +1,548 @@
+"""Streaming state of many callers as columns, updated a whole message at a time.
+
+:class:`CallerBlock` holds what :class:`features.state.CallerState` holds for
+one caller -- rings of bucket aggregates, watermark, reorder buffer, inbound
+filter -- for every caller of a partition, plus the bookkeeping of
+:class:`streams.caller_record.CallerRecord` (last applied offset, last
+emission, recent ``cdr_id`` fingerprints). One :meth:`CallerBlock.update` per
+message applies every caller's calls with a few dozen numpy calls over
+(caller, slot) groups instead of a hundred per caller.
+
+**Equal to CallerState.** For the same messages, every caller's features are
+the ones its ``CallerState`` would give, to the bit: the same watermark and
+grace per call in arrival order, the same slot claims (a newer bucket evicts,
+an older one is dropped), the same reorder buffer (calls chained once older
+than the watermark minus the grace, or when more than ``reorder_capacity``
+wait), the same sequential chain merge (see :func:`features.block_ops.fold_chains`)
+and the same window combination when reading (:func:`features.aggregate.combine`).
+The tests feed both with random streams and compare.
+
+**Equal to the feature stage.** ``update`` applies the exactly-once rules of
+:mod:`streams.feature_stage`: a caller whose ``last_offset`` is at or past
+the message's offset is skipped (replay), and calls whose fingerprint is among
+the caller's last :data:`~features.block_layout.RECENT_IDS` or repeated earlier
+in the message are duplicates. A caller's offset advances on the first
+``update``/``note_complaints``/``note_inbound`` of a message that touches it,
+so the later parts of the same message still apply: call ``update`` first for
+each message (it begins the message), then ``note_complaints`` and
+``note_inbound`` (see :meth:`CallerBlock.open`).
+
+Memory: callers and slots live in two :class:`~features.block_pool.RecordPool`
+tables; a slot record exists only for a bucket some caller holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from features.aggregate import CHAIN_LEN, COMPLAINTS, FIRST_MS, LAST_KEY, chain_calls
+from features.batch import EVENT_COLUMNS, CallBatch, key_hash32
+from features.block_layout import (
+    NO_BUCKET,
+    RECENT_IDS,
+    caller_layout,
+    ring_slots,
+    slot_layout,
+)
+from features.block_ops import fold_chains, group_ids, rank_in_group, segmented_cummax
+from features.block_pool import RecordPool
+from features.block_read import block_features
+from features.config import FeatureConfig, WindowSpec
+from features.runs import run_lengths, run_starts
+from features.sketch import _bloom_positions, kmv_union_groups
+
+__all__ = ["BlockUpdate", "CallerBlock"]
+
+Int64Array = NDArray[np.int64]
+_EVENTS = slice(0, len(EVENT_COLUMNS))
+_CHAIN = slice(CHAIN_LEN, LAST_KEY + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockUpdate:
+    """What one :meth:`CallerBlock.update` did with each call (masks in input order).
+
+    A call is exactly one of: ``replayed`` (its caller already holds this
+    offset), ``duplicate`` (fingerprint seen), ``dropped`` (older than the
+    grace), or accepted (``late`` if a later call of its caller came first).
+    ``rows``: each call's caller row; ``called``: rows with an accepted call.
+    """
+
+    rows: Int64Array
+    replayed: NDArray[np.bool_]
+    duplicate: NDArray[np.bool_]
+    dropped: NDArray[np.bool_]
+    accepted: NDArray[np.bool_]
+    late: NDArray[np.bool_]
+    called: Int64Array
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many calls of each kind (``late_accepted`` as in the feature stage)."""
+        return {
+            "calls": len(self.rows),
+            "replayed": int(self.replayed.sum()),
+            "duplicates": int(self.duplicate.sum()),
+            "late_dropped": int(self.dropped.sum()),
+            "accepted": int(self.accepted.sum()),
+            "late_accepted": int(self.late.sum()),
+        }
+
+
+class CallerBlock:
+    """Many callers' streaming state (see the module docstring)."""
+
+    def __init__(self, config: FeatureConfig, capacity: int = 1024) -> None:
+        self.config = config
+        self.callers = RecordPool(capacity, caller_layout(config))
+        self.slots = RecordPool(2 * capacity, slot_layout(config))
+        self._row_of: dict[str, int] = {}
+        self._numbers: list[str | None] = []
+        self._message_offset: int | None = None
+        self._opened: set[int] = set()
+        self._ring_slots = ring_slots(config)
+        short, long = config.windows
+        # (window, first column of its ring slots in the caller table)
+        self._windows: tuple[tuple[WindowSpec, int], ...] = ((short, 0), (long, short.slots))
+
+    # -- callers -------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._row_of)
+
+    def __contains__(self, number: object) -> bool:
+        return number in self._row_of
+
+    def row(self, number: str) -> int | None:
+        """The row of ``number``, if it has state."""
+        return self._row_of.get(number)
+
+    def number(self, row: int) -> str:
+        """The number whose state is in ``row``."""
+        number = self._numbers[row]
+        if number is None:
+            raise KeyError(f"row {row} holds no caller")
+        return number
+
+    def rows_of(self, numbers: Sequence[str], *, create: bool) -> Int64Array:
+        """Each number's row; new rows for unknown numbers if ``create``, else -1."""
+        row_of = self._row_of
+        rows = np.fromiter((row_of.get(number, -1) for number in numbers), np.int64, len(numbers))
+        if create:
+            missing = np.flatnonzero(rows < 0)
+            if len(missing):
+                new_numbers = list(dict.fromkeys(numbers[i] for i in missing.tolist()))
+                fresh = self.callers.allocate(len(new_numbers))
+                self._register(new_numbers, fresh)
+                rows[missing] = [row_of[numbers[i]] for i in missing.tolist()]
+        return rows
+
+    def _register(self, numbers: list[str], rows: Int64Array) -> None:
+        if len(self._numbers) < self.callers.capacity:
+            self._numbers.extend([None] * (self.callers.capacity - len(self._numbers)))
+        for number, row in zip(numbers, rows.tolist(), strict=True):
+            self._row_of[number] = row
+            self._numbers[row] = number
+
+    def column(self, name: str) -> NDArray[np.generic]:
+        """One caller column (e.g. ``watermark``, ``last_offset``), indexed by row."""
+        return self.callers.columns[name]
+
+    def default_end_ms(self, rows: Int64Array) -> Int64Array:
+        """End of the short bucket holding each row's watermark: the window "now"."""
+        hop_ms = self.config.short_hop_s * 1000
+        watermark = self.callers.columns["watermark"][rows]
+        return (watermark // hop_ms + 1) * hop_ms
+
+    def features(
+        self, rows: Int64Array, end_ms: Int64Array | int | None = None
+    ) -> NDArray[np.float64]:
+        """``(len(rows), len(FEATURE_NAMES))`` feature vectors (see :mod:`features.block_read`)."""
+        return block_features(self, rows, end_ms)
+
+    # -- exactly-once --------------------------------------------------------
+
+    def begin(self, offset: int) -> None:
+        """Start applying the message at ``offset`` (:meth:`update` does it).
+
+        Until the next ``begin``, a caller the message has opened stays open
+        to the message's later parts (complaints, inbound notes).
+        """
+        self._message_offset = offset
+        self._opened = set()
+
+    def open(self, rows: Int64Array, offset: int) -> NDArray[np.bool_]:
+        """Which of ``rows`` the current message (at ``offset``) may change.
+
+        A row is open if this message already opened it, or if its
+        ``last_offset`` is before ``offset``; then its ``last_offset`` becomes
+        ``offset``. A row already at ``offset`` when the message begins is
+        closed: the message was applied before (a replay).
+        """
+        if offset != self._message_offset:
+            self.begin(offset)
+        last_offset = self.callers.columns["last_offset"]
+        unique, inverse = np.unique(rows, return_inverse=True)
+        opened = np.fromiter((row in self._opened for row in unique.tolist()), bool, len(unique))
+        newly = ~opened & (last_offset[unique] < offset)
+        last_offset[unique[newly]] = offset
+        self._opened.update(unique[newly].tolist())
+        return (opened | newly)[inverse]
+
+    # -- calls ---------------------------------------------------------------
+
+    def update(
+        self,
+        numbers: Sequence[str],
+        calls: CallBatch,
+        cdr_fingerprints: NDArray[np.uint32],
+        offset: int,
+    ) -> BlockUpdate:
+        """Apply one message's calls (``numbers[i]`` placed call ``i``), in arrival order.
+
+        Call it once per message, first (with no calls if the message has
+        none): it begins the message (see :meth:`begin`).
+        """
+        self.begin(offset)
+        if len(numbers) != len(calls) or len(cdr_fingerprints) != len(calls):
+            raise ValueError("numbers, calls and fingerprints must have one entry per call")
+        rows = self.rows_of(numbers, create=True)
+        size = len(rows)
+        replayed = ~self.open(rows, offset) if size else np.zeros(0, bool)
+        fresh = ~replayed & self._unseen(rows, np.asarray(cdr_fingerprints, np.uint32), replayed)
+        dropped = np.zeros(size, bool)
+        late = np.zeros(size, bool)
+        index = np.flatnonzero(fresh)
+        if len(index):
+            self._remember(rows[index], np.asarray(cdr_fingerprints, np.uint32)[index])
+            # Per caller in arrival order: the watermark each call met.
+            index = index[np.argsort(rows[index], kind="stable")]
+            self._watermark(rows[index], calls.start_ms[index], index, dropped, late)
+        accepted = fresh & ~dropped
+        chosen = np.flatnonzero(accepted)
+        if len(chosen):
+            taken = calls.take(chosen)
+            self._count(rows[chosen], taken)
+            self._hold_back(rows[chosen], taken.start_ms, taken.callee)
+        return BlockUpdate(
+            rows=rows,
+            replayed=replayed,
+            duplicate=~replayed & ~fresh,
+            dropped=dropped,
+            accepted=accepted,
+            late=late,
+            called=np.unique(rows[chosen]),
+        )
+
+    def _unseen(
+        self, rows: Int64Array, ids: NDArray[np.uint32], skipped: NDArray[np.bool_]
+    ) -> NDArray[np.bool_]:
+        """Ids neither in their caller's recent ring nor repeated earlier for that caller."""
+        columns = self.callers.columns
+        recent = columns["recent"][rows]
+        valid = np.arange(RECENT_IDS) < columns["recent_n"][rows][:, None]
+        remembered = ((recent == ids[:, None]) & valid).any(axis=1)
+        candidates = np.flatnonzero(~skipped)
+        order = candidates[np.lexsort((candidates, ids[candidates], rows[candidates]))]
+        first = np.zeros(len(rows), bool)
+        first[order[run_starts(rows[order], ids[order])]] = True
+        return first & ~remembered
+
+    def _remember(self, rows: Int64Array, ids: NDArray[np.uint32]) -> None:
+        """Push accepted ids (arrival order) into each caller's ring of recent ids."""
+        columns = self.callers.columns
+        order = np.argsort(rows, kind="stable")
+        rows, ids = rows[order], ids[order]
+        starts = run_starts(rows)
+        rank = rank_in_group(starts, len(rows))
+        per_row = run_lengths(starts, len(rows))
+        newest = rank >= np.repeat(per_row, per_row) - RECENT_IDS
+        rows, ids, rank = rows[newest], ids[newest], rank[newest]
+        position = (columns["recent_next"][rows].astype(np.int64) + rank) % RECENT_IDS
+        columns["recent"][rows, position] = ids
+        unique = rows[run_starts(rows)]
+        added = np.minimum(per_row, RECENT_IDS)
+        columns["recent_next"][unique] = (columns["recent_next"][unique] + per_row) % RECENT_IDS
+        columns["recent_n"][unique] = np.minimum(columns["recent_n"][unique] + added, RECENT_IDS)
+
+    def _watermark(
+        self,
+        rows: Int64Array,
+        start_ms: Int64Array,
+        index: Int64Array,
+        dropped: NDArray[np.bool_],
+        late: NDArray[np.bool_],
+    ) -> None:
+        """Lateness of each call against the watermark it met; advance the watermarks."""
+        watermark = self.callers.columns["watermark"]
+        starts = run_starts(rows)
+        seen = segmented_cummax(start_ms, starts)
+        met = np.empty_like(seen)
+        met[1:] = seen[:-1]
+        met[starts] = np.iinfo(np.int64).min
+        np.maximum(met, watermark[rows], out=met)
+        too_old = start_ms < met - self.config.grace_s * 1000
+        dropped[index] = too_old
+        late[index] = (start_ms < met) & ~too_old
+        unique = rows[starts]
+        watermark[unique] = np.maximum(watermark[unique], np.maximum.reduceat(start_ms, starts))
+
+    def _count(self, rows: Int64Array, calls: CallBatch) -> None:
+        """Add calls to the bucket of each window they fall in (claiming slots)."""
+        for window, first_column in self._windows:
+            buckets = calls.start_ms // window.hop_ms
+            cells = rows * self._ring_slots + first_column + buckets % window.slots
+            order = np.lexsort((buckets, cells))
+            cells, buckets = cells[order], buckets[order]
+            cell_starts = run_starts(cells)
+            newest = self._claim(
+                cells[cell_starts], buckets[cell_starts + run_lengths(cell_starts, len(cells)) - 1]
+            )
+            landing = buckets == np.repeat(newest, run_lengths(cell_starts, len(cells)))
+            order, cells = order[landing], cells[landing]
+            group_starts = run_starts(cells)
+            records = self.callers.columns["slot"].reshape(-1)[cells[group_starts]]
+            self._add_calls(records, calls.take(order), group_starts)
+
+    def _claim(self, cells: Int64Array, buckets: Int64Array) -> Int64Array:
+        """Open ``buckets`` in their ring cells where newer than the held bucket.
+
+        Returns the bucket each cell holds afterwards (calls for older buckets
+        are dropped, as ``CallerState._claim_slot`` does).
+        """
+        held = self.callers.columns["bucket"].reshape(-1)
+        records = self.callers.columns["slot"].reshape(-1)
+        newer = buckets > held[cells]
+        claimed = cells[newer]
+        held[claimed] = buckets[newer]
+        reused = records[claimed]
+        self.slots.clear(reused[reused >= 0])
+        empty = claimed[reused < 0]
+        if len(empty):
+            records[empty] = self.slots.allocate(len(empty))
+        return held[cells]
+
+    def _add_calls(self, records: Int64Array, calls: CallBatch, starts: NDArray[np.intp]) -> None:
+        columns = self.slots.columns
+        counters = columns["counters"]
+        counters[records, _EVENTS] += np.add.reduceat(calls.flags, starts, axis=0)
+        groups = group_ids(starts, len(calls))
+        bins = self.config.segment_bins
+        histogram = np.bincount(groups * bins + calls.segment_bin, minlength=len(starts) * bins)
+        columns["segment_hist"][records] += histogram.reshape(len(starts), bins).astype(np.uint32)
+        k = self.config.kmv_k
+        kmv_hash, kmv_count = columns["kmv_hash"], columns["kmv_count"]
+        merged_hash, merged_count = kmv_union_groups(
+            np.concatenate((np.repeat(np.arange(len(starts)), k), groups)),
+            np.concatenate((kmv_hash[records].ravel(), calls.callee_hash)),
+            np.concatenate((kmv_count[records].ravel(), np.ones(len(calls), np.uint8))),
+            len(starts),
+            k,
+        )
+        kmv_hash[records] = merged_hash
+        kmv_count[records] = merged_count
+
+    # -- the reorder buffer and the call chain -------------------------------
+
+    def _hold_back(
+        self, rows: Int64Array, start_ms: Int64Array, callee: NDArray[np.uint64]
+    ) -> None:
+        """Buffer the accepted calls; chain what the watermark has settled."""
+        columns = self.callers.columns
+        capacity = self.config.reorder_capacity
+        unique = np.unique(rows)
+        held = columns["pending_n"][unique].astype(np.int64)
+        waiting = np.arange(capacity) < held[:, None]
+        all_rows = np.concatenate((np.repeat(unique, held), rows))
+        all_ms = np.concatenate((columns["pending_ms"][unique][waiting], start_ms))
+        all_keys = np.concatenate((columns["pending_key"][unique][waiting], callee))
+        order = np.lexsort((all_keys, all_ms, all_rows))
+        all_rows, all_ms, all_keys = all_rows[order], all_ms[order], all_keys[order]
+        starts = run_starts(all_rows)
+        lengths = run_lengths(starts, len(all_rows))
+        cutoff = columns["watermark"][unique] - self.config.grace_s * 1000
+        below = (all_ms < np.repeat(cutoff, lengths)).astype(np.int64)
+        settled = np.maximum(np.add.reduceat(below, starts), lengths - capacity)
+        rank = rank_in_group(starts, len(all_rows))
+        settling = rank < np.repeat(settled, lengths)
+        remain = ~settling
+        columns["pending_n"][unique] = lengths - settled
+        position = (rank - np.repeat(settled, lengths))[remain]
+        columns["pending_ms"][all_rows[remain], position] = all_ms[remain]
+        columns["pending_key"][all_rows[remain], position] = all_keys[remain]
+        if settling.any():
+            self._chain(all_rows[settling], all_ms[settling], all_keys[settling])
+
+    def _chain(self, rows: Int64Array, start_ms: Int64Array, callee: NDArray[np.uint64]) -> None:
+        """Chain settled calls (sorted by caller, time, callee) into the buckets that hold them."""
+        short_hop_ms = self.config.short_hop_s * 1000
+        starts = run_starts(rows, start_ms // short_hop_ms)
+        parts = chain_calls(start_ms, callee, starts, self.config).counters
+        part_rows = rows[starts]
+        held = self.callers.columns["bucket"].reshape(-1)
+        records = self.callers.columns["slot"].reshape(-1)
+        counters = self.slots.columns["counters"]
+        for window, first_column in self._windows:
+            buckets = parts[:, FIRST_MS] // window.hop_ms
+            cells = part_rows * self._ring_slots + first_column + buckets % window.slots
+            found = held[cells] == buckets  # else the bucket expired before the call settled
+            if not found.any():
+                continue
+            targets = records[cells[found]].astype(np.int64)
+            target_starts = run_starts(targets)
+            distinct = targets[target_starts]
+            existing = counters[distinct]
+            chained = existing[:, CHAIN_LEN] > 0
+            # Items per target: the slot's own chain first, then the parts in time order.
+            item_target = np.concatenate(
+                (np.flatnonzero(chained), group_ids(target_starts, len(targets)))
+            )
+            items = np.concatenate((existing[chained], parts[found]))
+            order = np.argsort(item_target, kind="stable")
+            merged_of, merged = fold_chains(item_target[order], items[order], self.config)
+            counters[distinct[merged_of], _CHAIN] = merged[:, _CHAIN]
+
+    # -- complaints and inbound calls ----------------------------------------
+
+    def note_complaints(
+        self, numbers: Sequence[str], time_ms: Int64Array, offset: int
+    ) -> NDArray[np.bool_]:
+        """Count complaints about ``numbers`` at their report times (arrival order).
+
+        Returns which complaints landed in the short window's ring (what
+        ``CallerState.note_complaints`` counts); replayed ones do not land.
+        """
+        time_ms = np.asarray(time_ms, dtype=np.int64)
+        rows = self.rows_of(numbers, create=True)
+        landed = np.zeros(len(rows), bool)
+        live = np.flatnonzero(self.open(rows, offset)) if len(rows) else np.zeros(0, np.int64)
+        rows, time_ms = rows[live], time_ms[live]
+        held = self.callers.columns["bucket"].reshape(-1)
+        records = self.callers.columns["slot"].reshape(-1)
+        for window, first_column in self._windows:
+            buckets = time_ms // window.hop_ms
+            cells = rows * self._ring_slots + first_column + buckets % window.slots
+            order = np.lexsort((np.arange(len(cells)), cells))
+            sorted_cells, sorted_buckets = cells[order], buckets[order]
+            starts = run_starts(sorted_cells)
+            before = held[sorted_cells[starts]]
+            if first_column == 0:
+                # In arrival order, a complaint lands if no newer bucket holds its slot.
+                seen = segmented_cummax(sorted_buckets, starts)
+                met = np.empty_like(seen)
+                met[1:] = seen[:-1]
+                met[starts] = before
+                met = np.maximum(met, np.repeat(before, run_lengths(starts, len(order))))
+                landed[live[order[sorted_buckets >= met]]] = True
+            newest = self._claim(sorted_cells[starts], np.maximum.reduceat(sorted_buckets, starts))
+            landing = sorted_buckets == np.repeat(newest, run_lengths(starts, len(order)))
+            counters = self.slots.columns["counters"]  # after _claim: the pool may have grown
+            np.add.at(counters[:, COMPLAINTS], records[sorted_cells[landing]], 1)
+        return landed
+
+    def note_inbound(
+        self,
+        numbers: Sequence[str],
+        caller_keys: NDArray[np.uint64],
+        time_ms: Int64Array,
+        offset: int | None = None,
+    ) -> int:
+        """Record that ``caller_keys[i]`` called ``numbers[i]`` at ``time_ms[i]``.
+
+        Only numbers with state learn it (as in the feature stage). Returns
+        how many notes were applied. With ``offset``, the noted rows count as
+        touched by that message (their offset advances).
+        """
+        rows = self.rows_of(numbers, create=False)
+        known = np.flatnonzero(rows >= 0)
+        if len(known) == 0:
+            return 0
+        rows = rows[known]
+        if offset is not None:
+            self.open(rows, offset)
+        keys = np.asarray(caller_keys, dtype=np.uint64)[known]
+        generation_ms = self.config.inbound_generation_s * 1000
+        generations = np.asarray(time_ms, dtype=np.int64)[known] // generation_ms
+        columns = self.callers.columns
+        inbound, current = columns["inbound"], columns["inbound_generation"]
+        words = inbound.shape[1] // 2
+        order = np.argsort(rows, kind="stable")
+        starts = run_starts(rows[order])
+        unique = rows[order][starts]
+        latest = np.maximum(current[unique], np.maximum.reduceat(generations[order], starts))
+        # Generations moved on: 1 shifts current to previous, 2 or more clears both.
+        step = latest - np.maximum(current[unique], latest - 2)
+        shift = unique[step == 1]
+        inbound[shift, words:] = inbound[shift, :words]
+        inbound[shift, :words] = 0
+        inbound[unique[step >= 2]] = 0
+        current[unique] = latest
+        # A note lands in the current or the previous generation, or nowhere.
+        age = latest[np.searchsorted(unique, rows)] - generations
+        keep = age <= 1
+        positions = _bloom_positions(key_hash32(keys[keep]), 64 * words)
+        word = (rows[keep] * inbound.shape[1] + age[keep] * words)[:, None] + positions // 64
+        masks = np.left_shift(np.uint64(1), (positions % 64).astype(np.uint64))
+        np.bitwise_or.at(inbound.reshape(-1), word.ravel(), masks.ravel())
+        return len(known)
+
+    # -- expiry --------------------------------------------------------------
+
+    def expire(self, now_ms: int) -> list[str]:
+        """Drop buckets no window ending after ``now_ms`` needs; free and return empty callers.
+
+        Per caller, what ``CallerState.expire`` does; a caller whose buckets,
+        buffer and inbound filter are all empty is removed from the block.
+        """
+        rows = np.fromiter(self._row_of.values(), np.int64, len(self._row_of))
+        if len(rows) == 0:
+            return []
+        config, columns = self.config, self.callers.columns
+        held, records = columns["bucket"], columns["slot"]
+        for window, first_column in self._windows:
+            oldest = -(-now_ms // window.hop_ms) - window.buckets_per_window
+            ring = slice(first_column, first_column + window.slots)
+            stale = (held[rows, ring] < oldest) & (held[rows, ring] != NO_BUCKET)
+            stale_rows, stale_slots = np.nonzero(stale)
+            cells = rows[stale_rows], first_column + stale_slots
+            self.slots.release(records[cells])
+            held[cells] = NO_BUCKET
+            records[cells] = -1
+        pending_n = columns["pending_n"]
+        buffered = rows[pending_n[rows] > 0]
+        newest = columns["pending_ms"][buffered, pending_n[buffered].astype(np.int64) - 1]
+        pending_n[buffered[newest < now_ms - config.long_window_s * 1000]] = 0
+        generation = now_ms // (config.inbound_generation_s * 1000)
+        old = rows[columns["inbound_generation"][rows] < generation - 1]
+        columns["inbound"][old] = 0
+        columns["inbound_generation"][old] = NO_BUCKET
+        empty = (
+            (held[rows] == NO_BUCKET).all(axis=1)
+            & (pending_n[rows] == 0)
+            & ~columns["inbound"][rows].any(axis=1)
+        )
+        return self.remove(rows[empty])
+
+    def remove(self, rows: Int64Array) -> list[str]:
+        """Free ``rows`` (their slots too); returns their numbers."""
+        records = self.callers.columns["slot"][rows]
+        self.slots.release(records[records >= 0])
+        numbers = [self.number(row) for row in rows.tolist()]
+        for number, row in zip(numbers, rows.tolist(), strict=True):
+            del self._row_of[number]
+            self._numbers[row] = None
+            self._opened.discard(row)
+        self.callers.release(rows)
+        return numbers
+
+    # -- size ----------------------------------------------------------------
+
+    def bytes_per_caller(self) -> float:
+        """Bytes held per caller: its record plus its share of slot records."""
+        if not self._row_of:
+            return float(self.callers.record_bytes)
+        return self.callers.record_bytes + self.slots.used * self.slots.record_bytes / len(self)

@@ -1,0 +1,93 @@
+"""Growable tables of fixed-width records with a free list, for :mod:`features.block`.
+
+A :class:`RecordPool` holds named 2-D numpy columns that share their first
+axis (the record index). Records are handed out by :meth:`RecordPool.allocate`
+(vectorised: many at once), returned by :meth:`RecordPool.release`, and the
+columns double in length when the free list runs dry, so indices stay valid
+and nothing is copied per record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["Layout", "RecordPool"]
+
+# Column name -> (trailing shape, dtype, value of a fresh record).
+Layout = Mapping[str, tuple[tuple[int, ...], np.dtype[Any], int | float]]
+
+
+class RecordPool:
+    """Columns ``name -> (capacity, *shape)`` with a stack of free record indices."""
+
+    __slots__ = ("_fill", "_free", "_free_top", "columns")
+
+    def __init__(
+        self,
+        capacity: int,
+        layout: Layout,
+    ) -> None:
+        """``layout``: per column its trailing shape, dtype and the value of a fresh record."""
+        capacity = max(1, capacity)
+        self._fill = {name: fill for name, (_, _, fill) in layout.items()}
+        self.columns: dict[str, NDArray[Any]] = {
+            name: np.full((capacity, *shape), fill, dtype=dtype)
+            for name, (shape, dtype, fill) in layout.items()
+        }
+        # Lowest indices on top of the stack, so a young table stays compact.
+        self._free = np.arange(capacity - 1, -1, -1, dtype=np.int64)
+        self._free_top = capacity
+
+    @property
+    def capacity(self) -> int:
+        """Records the columns have room for."""
+        return len(next(iter(self.columns.values())))
+
+    @property
+    def used(self) -> int:
+        """Records handed out and not released."""
+        return self.capacity - self._free_top
+
+    @property
+    def record_bytes(self) -> int:
+        """Bytes of one record, summed over the columns."""
+        return sum(column[0].nbytes for column in self.columns.values())
+
+    def allocate(self, count: int) -> NDArray[np.int64]:
+        """``count`` fresh records (every column at its fill value)."""
+        while self._free_top < count:
+            self._grow()
+        self._free_top -= count
+        taken = self._free[self._free_top : self._free_top + count][::-1].copy()
+        return taken
+
+    def release(self, records: NDArray[np.integer]) -> None:
+        """Return records to the free list, resetting them to their fill value."""
+        records = np.asarray(records, dtype=np.int64)
+        if len(records) == 0:
+            return
+        self.clear(records)
+        self._free[self._free_top : self._free_top + len(records)] = records
+        self._free_top += len(records)
+
+    def clear(self, records: NDArray[np.integer]) -> None:
+        """Reset records to their fill value, keeping them allocated."""
+        for name, column in self.columns.items():
+            column[records] = self._fill[name]
+
+    def _grow(self) -> None:
+        old = self.capacity
+        for name, column in self.columns.items():
+            grown = np.full((2 * old, *column.shape[1:]), self._fill[name], dtype=column.dtype)
+            grown[:old] = column
+            self.columns[name] = grown
+        free = np.empty(2 * old, dtype=np.int64)
+        free[: self._free_top] = self._free[: self._free_top]
+        added = np.arange(2 * old - 1, old - 1, -1, dtype=np.int64)
+        free[self._free_top : self._free_top + old] = added
+        self._free = free
+        self._free_top += old

@@ -1,0 +1,162 @@
+"""Feature vectors of many rows of a :class:`~features.block.CallerBlock` at once.
+
+What :meth:`features.state.CallerState.features` computes for one caller,
+for every requested row in one pass per window: the slots whose bucket lies
+in the window (oldest first) and the chain of the buffered calls in it are
+folded by :func:`features.aggregate.combine` -- the offline path's function
+-- grouped by row, then read by :func:`features.vector.window_features`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import NDArray
+
+from features.aggregate import Aggregates, chain_calls, combine
+from features.block_layout import NO_BUCKET
+from features.config import WindowSpec
+from features.runs import run_starts
+from features.sketch import EMPTY_HASH, _bloom_positions
+from features.vector import reciprocity, window_features
+
+if TYPE_CHECKING:
+    from features.block import CallerBlock
+
+__all__ = ["block_features", "window_aggregates"]
+
+Int64Array = NDArray[np.int64]
+
+
+def block_features(
+    block: CallerBlock, rows: Int64Array, end_ms: Int64Array | int | None = None
+) -> NDArray[np.float64]:
+    """``(len(rows), len(FEATURE_NAMES))``: each row's feature vector.
+
+    ``end_ms``: one end for all rows, one per row, or None for each row's
+    :meth:`~features.block.CallerBlock.default_end_ms`.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if end_ms is None:
+        ends = block.default_end_ms(rows)
+    else:
+        ends = np.broadcast_to(np.asarray(end_ms, dtype=np.int64), rows.shape)
+    halves = []
+    for name in ("short", "long"):
+        aggregate = window_aggregates(block, rows, ends, name)
+        halves.append(window_features(aggregate, _reciprocity(block, rows, aggregate)))
+    return np.hstack(halves)
+
+
+def window_aggregates(
+    block: CallerBlock, rows: Int64Array, end_ms: Int64Array, name: str
+) -> Aggregates:
+    """One window's aggregate per row (as ``CallerState.window_aggregate``)."""
+    config = block.config
+    index = 0 if name == "short" else 1
+    spec, first_column = _window(block, index)
+    last = -(-end_ms // spec.hop_ms)
+    first = last - spec.buckets_per_window
+    columns = block.callers.columns
+    ring = slice(first_column, first_column + spec.slots)
+    held = columns["bucket"][rows, ring]
+    newest = held.max(axis=1)
+    too_old = (newest != NO_BUCKET) & (first <= newest - spec.slots)
+    if too_old.any():
+        raise ValueError(
+            f"the {name} window ending at {int(end_ms[np.argmax(too_old)])} is older than the "
+            "ring holds (its first bucket may have been reused); evaluate windows before the "
+            "watermark passes their end plus the grace"
+        )
+    inside = (held >= first[:, None]) & (held < last[:, None])
+    slot_of, ring_slot = np.nonzero(inside)
+    records = columns["slot"][rows[slot_of], first_column + ring_slot]
+    pools = block.slots.columns
+    parts = Aggregates(
+        pools["counters"][records],
+        pools["kmv_hash"][records],
+        pools["kmv_count"][records],
+        pools["segment_hist"][records],
+    )
+    part_owner = slot_of
+    part_order = held[slot_of, ring_slot]
+    pending = _pending_chains(block, rows, first, last, spec)
+    if pending is not None:
+        owners, chains = pending
+        parts = _concatenate(parts, chains)
+        part_owner = np.concatenate((part_owner, owners))
+        part_order = np.concatenate((part_order, np.full(len(owners), np.iinfo(np.int64).max)))
+    result = Aggregates.empty(len(rows), config)
+    if len(parts) == 0:
+        return result
+    order = np.lexsort((part_order, part_owner))
+    part_owner = part_owner[order]
+    starts = run_starts(part_owner)
+    combined = combine(parts.take(order), starts, config)
+    present = part_owner[starts]
+    result.counters[present] = combined.counters
+    result.kmv_hash[present] = combined.kmv_hash
+    result.kmv_count[present] = combined.kmv_count
+    result.segment_hist[present] = combined.segment_hist
+    return result
+
+
+def _window(block: CallerBlock, index: int) -> tuple[WindowSpec, int]:
+    windows = block.config.windows
+    return windows[index], 0 if index == 0 else windows[0].slots
+
+
+def _pending_chains(
+    block: CallerBlock, rows: Int64Array, first: Int64Array, last: Int64Array, spec: WindowSpec
+) -> tuple[Int64Array, Aggregates] | None:
+    """The chain of each row's buffered calls inside the window, one part per row."""
+    columns = block.callers.columns
+    count = columns["pending_n"][rows].astype(np.int64)
+    if not count.any():
+        return None
+    capacity = columns["pending_ms"].shape[1]
+    with_buffer = np.flatnonzero(count)
+    start_ms = columns["pending_ms"][rows[with_buffer]]
+    buckets = start_ms // spec.hop_ms
+    inside = (
+        (np.arange(capacity) < count[with_buffer, None])
+        & (buckets >= first[with_buffer, None])
+        & (buckets < last[with_buffer, None])
+    )
+    owner_of, position = np.nonzero(inside)
+    if len(owner_of) == 0:
+        return None
+    keys = columns["pending_key"][rows[with_buffer]][owner_of, position]
+    starts = run_starts(owner_of)
+    chains = chain_calls(start_ms[owner_of, position], keys, starts, block.config)
+    return with_buffer[owner_of[starts]], chains
+
+
+def _concatenate(first: Aggregates, second: Aggregates) -> Aggregates:
+    return Aggregates(
+        np.concatenate((first.counters, second.counters)),
+        np.concatenate((first.kmv_hash, second.kmv_hash)),
+        np.concatenate((first.kmv_count, second.kmv_count)),
+        np.concatenate((first.segment_hist, second.segment_hist)),
+    )
+
+
+def _reciprocity(
+    block: CallerBlock, rows: Int64Array, aggregate: Aggregates
+) -> NDArray[np.float64]:
+    """Share of each row's sampled callees that its inbound filter says called back."""
+    inbound = block.callers.columns["inbound"]
+    words = inbound.shape[1] // 2
+    sampled = aggregate.kmv_hash != EMPTY_HASH
+    owner, position = np.nonzero(sampled)
+    positions = _bloom_positions(aggregate.kmv_hash[owner, position], 64 * words)
+    word_index = (rows[owner] * inbound.shape[1])[:, None] + positions // 64
+    bit = (positions % 64).astype(np.uint64)
+    flat = inbound.reshape(-1)
+    called_back = np.zeros(len(owner), bool)
+    for half in (0, 1):
+        cells = flat[word_index + half * words]
+        called_back |= np.all((cells >> bit) & np.uint64(1) == 1, axis=1)
+    back = np.bincount(owner, weights=called_back, minlength=len(rows)).astype(np.int64)
+    return reciprocity(back, sampled.sum(axis=1))
