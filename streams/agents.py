@@ -162,13 +162,17 @@ def _register_features(app: CallguardApp) -> None:
                 decided, decision_stats = decide_emission(emission, kit, models.matcher, flags)
                 counters.decisions.add(decision_stats)
                 published.extend(decided)
-            for number, actor, why, at_ms in batch.appeals.rows():
+            expiry.rebuild_once(partition, flags)
+            published.extend(
+                expiry.expire(partition, max(emission.window_end_ms, default=0), flags)
+            )
+            for number, actor, why, sent_ms in batch.appeals.rows():
+                # Decisions run on the CDRs' clock: an appeal takes effect at the
+                # partition's stream time (its wall-clock time if nothing streamed yet).
+                at_ms = expiry.stream_time(partition) or sent_ms
                 lifted = lift_flag(number, at_ms, kit, flags, actor=actor, why=why)
                 if lifted is not None:
                     published.append(lifted)
-            stream_time = max(emission.window_end_ms, default=0)
-            expiry.rebuild_once(partition, flags)
-            published.extend(expiry.expire(partition, stream_time, flags))
             for flag in published:
                 expiry.track(partition, flag)
                 await topics.flags.send(key=flag.number.encode(), value=encode_flag(flag))

@@ -44,6 +44,10 @@ class ExpiryIndex:
             if flag is not None:
                 self.track(partition, flag)
 
+    def stream_time(self, partition: int) -> int:
+        """The latest event time seen on ``partition`` (0 before any)."""
+        return self._stream_time[partition]
+
     def expire(
         self, partition: int, event_time_ms: int, table: MutableMapping[str, bytes]
     ) -> list[Flag]:

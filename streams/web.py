@@ -40,6 +40,12 @@ def register_views(app: CallguardApp) -> None:
             {
                 "app_id": app.settings.app_id,
                 "counters": dataclasses.asdict(app.counters),
+                "model": {
+                    "version": app.models.current.version if app.models.current else None,
+                    "status": app.models.last_status,
+                    "allowlist_revision": app.models.matcher.revision,
+                },
+                "store": dataclasses.asdict(app.writer.metrics()),
                 "assigned": sorted(
                     f"{tp.topic}:{tp.partition}" for tp in faust_app.assignor.assigned_actives()
                 ),

@@ -1,0 +1,126 @@
+"""CDRs in, decisions out: scoring, flags on the topic, lookups, appeals, the store."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import polars as pl
+import pytest
+from jsonschema import Draft202012Validator
+
+from sinks.clickhouse import current_flags, flag_history, open_store
+from simulator.run import simulate
+from simulator.scenario import builtin_scenario, with_overrides
+from simulator.world import build_world
+from tests.conftest import ROOT, read_topic
+from tests.integration.streaming import get_json, produce_cdrs, run_topics, wait_for
+
+pytestmark = pytest.mark.integration
+
+SCHEMA = json.loads((ROOT / "sinks" / "schemas" / "flag.schema.json").read_text())
+
+
+def callguard(*args: str, env: dict | None = None) -> str:
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "streams", *args], cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A registry with a model trained on the `small` simulated set, promoted."""
+    registry = tmp_path_factory.mktemp("models")
+    callguard("train", "--simulate", "small", "--registry", str(registry), "--promote", "-q")
+    return registry
+
+
+def test_decisions_reach_the_topic_the_lookup_and_the_store(
+    kafka_bootstrap, kafka_producer, start_worker, model_dir, clickhouse_database_url, tmp_path
+):
+    allowlist = tmp_path / "allow.sqlite"
+    callguard("allow", "seed-defaults", env={"CALLGUARD_ALLOWLIST_PATH": str(allowlist),
+                                             "PATH": "/usr/bin:/bin"})
+    env = run_topics()
+    worker = start_worker(
+        **env,
+        CALLGUARD_MODEL_DIR=str(model_dir),
+        CALLGUARD_ALLOWLIST_PATH=str(allowlist),
+        CALLGUARD_STORE_URL=clickhouse_database_url,
+        CALLGUARD_LOOKUP_EVENT_TIME="true",
+    )
+    port = worker.web_port
+    wait_for(lambda: get_json(f"http://127.0.0.1:{port}/status")["model"]["version"], 60,
+             "the worker to load the model", worker.log)
+    # Traffic the model has not seen: another seed of the tiny scenario.
+    scenario = with_overrides(builtin_scenario("tiny"), seed=4242, duration="3h")
+    cdrs = pl.concat([chunk.cdrs for chunk in simulate(scenario)])
+    produce_cdrs(kafka_producer, env["CALLGUARD_TOPIC_CDR_RAW"], cdrs)
+    wait_for(
+        lambda: get_json(f"http://127.0.0.1:{port}/status")["counters"]["features"]["accepted"]
+        >= cdrs.height, 240, "every CDR", worker.log,
+    )
+    flags_topic = env["CALLGUARD_TOPIC_FLAGS"]
+    records = read_topic(kafka_bootstrap, flags_topic, until=lambda rs: len(rs) > 0, timeout_s=60)
+    decisions = [orjson.loads(r.value) for r in records]
+    validator = Draft202012Validator(SCHEMA)
+    for decision, record in zip(decisions, records, strict=True):
+        validator.validate(decision)
+        assert record.key == decision["number"].encode()
+
+    world = build_world(scenario)
+    nuisance = set(world.ground_truth()["number"].to_list())
+    legit = set(world.legit_callers()["number"].to_list())
+    flagged = {d["number"] for d in decisions if d["action"] in ("block", "watch")}
+    blocked = {d["number"] for d in decisions if d["action"] == "block"}
+    assert flagged, "no number was flagged"
+    assert not blocked & legit, f"legitimate callers blocked: {blocked & legit}"
+    assert len(flagged & nuisance) >= 0.9 * len(flagged), (flagged - nuisance)
+    assert all(d["reasons"] for d in decisions)
+
+    # Lookup: a flagged number in another format, an unknown number, a bad one.
+    number = sorted(blocked or flagged)[0]
+    latest = [d for d in decisions if d["number"] == number][-1]
+    answer = get_json(f"http://127.0.0.1:{port}/numbers/{number.removeprefix('+86')}")
+    assert answer["flagged"] and answer["action"] == latest["action"]
+    assert answer["reasons"] == latest["reasons"]
+    assert get_json(f"http://127.0.0.1:{port}/numbers/13000000001")["flagged"] is False
+    assert "error" in get_json(f"http://127.0.0.1:{port}/numbers/not-a-number")
+
+    # Appeal: the owning worker publishes a clear, audited with the operator.
+    callguard("appeal", number, "--actor", "op:li", "--why", "registered school notices",
+              env={**env, "CALLGUARD_BROKER_URL": f"kafka://{kafka_bootstrap}",
+                   "PATH": "/usr/bin:/bin"})
+    cleared = read_topic(
+        kafka_bootstrap, flags_topic,
+        until=lambda rs: any(orjson.loads(r.value).get("source") == "appeal" for r in rs),
+    )
+    appeal = [orjson.loads(r.value) for r in cleared if orjson.loads(r.value)["source"] == "appeal"]
+    assert appeal[0]["number"] == number and appeal[0]["action"] == "clear"
+    assert appeal[0]["actor"] == "op:li"
+    assert get_json(f"http://127.0.0.1:{port}/numbers/{number}")["flagged"] is False
+
+    # The store holds every decision exactly once, and the latest state per number.
+    all_decisions = {orjson.loads(r.value)["decision_id"] for r in cleared}
+    store = open_store(clickhouse_database_url)
+    try:
+        def stored() -> int:
+            return store.query_rows(
+                f"SELECT uniqExact(decision_id), count() FROM {store.table('flags_history')}"
+            )[0]
+        wait_for(lambda: stored()[0] >= len(all_decisions), 60, "the store to catch up",
+                 worker.log)
+        distinct, rows = stored()
+        assert distinct == rows == len(all_decisions)
+        history = flag_history(store, number)
+        assert history[0]["action"] == "clear" and history[0]["actor"] == "op:li"
+        current = {row["number"] for row in current_flags(store, now=None)}
+        assert number not in current
+    finally:
+        store.close()
