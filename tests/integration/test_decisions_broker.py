@@ -12,10 +12,10 @@ import polars as pl
 import pytest
 from jsonschema import Draft202012Validator
 
-from sinks.clickhouse import current_flags, flag_history, open_store
 from simulator.run import simulate
 from simulator.scenario import builtin_scenario, with_overrides
 from simulator.world import build_world
+from sinks.clickhouse import current_flags, flag_history, open_store
 from tests.conftest import ROOT, read_topic
 from tests.integration.streaming import get_json, produce_cdrs, run_topics, wait_for
 
