@@ -41,6 +41,7 @@ from numpy.typing import NDArray
 
 from features.aggregate import CHAIN_LEN, COMPLAINTS, FIRST_MS, LAST_KEY, chain_calls
 from features.batch import EVENT_COLUMNS, CallBatch, key_hash32
+from features.block_bytes import layout_fingerprint, load_row_bytes, row_bytes
 from features.block_layout import (
     NO_BUCKET,
     RECENT_IDS,
@@ -105,6 +106,7 @@ class CallerBlock:
         self._message_offset: int | None = None
         self._opened: set[int] = set()
         self._ring_slots = ring_slots(config)
+        self.fingerprint = layout_fingerprint(config)
         short, long = config.windows
         # (window, first column of its ring slots in the caller table)
         self._windows: tuple[tuple[WindowSpec, int], ...] = ((short, 0), (long, short.slots))
@@ -538,6 +540,26 @@ class CallerBlock:
             self._opened.discard(row)
         self.callers.release(rows)
         return numbers
+
+    # -- bytes for the changelog ----------------------------------------------
+
+    def row_bytes(self, row: int) -> bytes:
+        """The changelog value of ``row`` (see :mod:`features.block_bytes`)."""
+        return row_bytes(self, row)
+
+    def load_row(self, number: str, data: bytes) -> int:
+        """Restore ``number`` from :meth:`row_bytes` output (replacing its state); its row."""
+        existing = self._row_of.get(number)
+        if existing is not None:
+            self.remove(np.array([existing]))
+        row = int(self.callers.allocate(1)[0])
+        try:
+            load_row_bytes(self, row, data)
+        except Exception:
+            self.callers.release(np.array([row]))
+            raise
+        self._register([number], np.array([row]))
+        return row
 
     # -- size ----------------------------------------------------------------
 

@@ -67,3 +67,106 @@ def test_block_equals_the_per_caller_stage(name: str, seed: int) -> None:
         if step % 7 == 6:
             assert_same_features(block, table, config)
     assert_same_features(block, table, config)
+
+
+def fed_block(config: FeatureConfig, seed: int) -> tuple[CallerBlock, list]:
+    block = CallerBlock(config, capacity=4)
+    messages = random_messages(seed)
+    for message in messages:
+        apply_to_block(block, message)
+    return block, messages
+
+
+def live_rows(block: CallerBlock) -> np.ndarray:
+    return np.array([block.row(number) for number in sorted(block._row_of)])
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_row_bytes_round_trip(name: str) -> None:
+    config = CONFIGS[name]
+    block, messages = fed_block(config, 5)
+    copy = CallerBlock(config, capacity=2)
+    for number in sorted(block._row_of):
+        row = block.row(number)
+        assert row is not None
+        restored = copy.load_row(number, block.row_bytes(row))
+        assert copy.row_bytes(restored) == block.row_bytes(row)
+    rows, copied = live_rows(block), live_rows(copy)
+    np.testing.assert_array_equal(copy.features(copied), block.features(rows))
+    # Both go on alike, replays of old offsets included.
+    for message in random_messages(6)[:10]:
+        message.offset += 100
+        assert apply_to_block(copy, message) == apply_to_block(block, message)
+    np.testing.assert_array_equal(copy.features(live_rows(copy)), block.features(live_rows(block)))
+
+
+def test_row_bytes_refuse_another_config() -> None:
+    block, _ = fed_block(FeatureConfig(), 1)
+    data = block.row_bytes(int(live_rows(block)[0]))
+    with pytest.raises(ValueError, match="another FeatureConfig"):
+        CallerBlock(FeatureConfig(kmv_k=32)).load_row("+8613900000000", data)
+    with pytest.raises(ValueError):
+        CallerBlock(FeatureConfig()).load_row("+8613900000000", data + b"\0")
+
+
+@pytest.mark.parametrize("hours", [0.5, 2, 30, 80])
+def test_expire_equals_caller_state_expire(hours: float) -> None:
+    config = FeatureConfig()
+    stage, table = FeatureStage(config), {}
+    block = CallerBlock(config, capacity=4)
+    for message in random_messages(4):
+        stage.apply(message.batch, message.offset, table)
+        apply_to_block(block, message)
+    now = max(int(block.column("watermark")[row]) for row in live_rows(block))
+    now += int(hours * 3600_000)
+    states = {number: reference_record(table, number, config).state for number in table}
+    empty = {number for number, state in states.items() if state.expire(now)}
+    slots_before = block.slots.used
+    assert set(block.expire(now)) == empty
+    assert block.slots.used <= slots_before
+    assert set(block._row_of) == set(table) - empty
+    for number in block._row_of:
+        row = block.row(number)
+        assert row is not None
+        np.testing.assert_array_equal(block.features(np.array([row]))[0], states[number].features())
+
+
+def test_recent_ids_remember_the_last_32() -> None:
+    from features.batch import CallBatch
+
+    config = FeatureConfig()
+    block = CallerBlock(config)
+
+    def send(ids: list[int], offset: int) -> dict[str, int]:
+        n = len(ids)
+        calls = CallBatch.from_arrays(
+            config,
+            start_ms=np.full(n, 1_709_251_200_000) + np.arange(n),
+            callee=np.full(n, 8613800000000, np.uint64),
+            duration_s=np.zeros(n),
+            answered=np.zeros(n, bool),
+            ring_s=np.full(n, np.nan),
+        )
+        return block.update(["+8613900000001"] * n, calls, np.array(ids, np.uint32), offset).counts
+
+    assert send(list(range(40)), 0)["accepted"] == 40
+    counts = send([0, 7, 8, 39, 39], 1)  # 0..7 fell out of the ring; 39 twice in one message
+    assert (counts["accepted"], counts["duplicates"]) == (2, 3)
+    assert send([1], 1)["replayed"] == 1
+
+
+def test_pools_grow_and_reuse_freed_records() -> None:
+    config = FeatureConfig()
+    block, _ = fed_block(config, 2)
+    assert block.callers.capacity >= len(block) > 4
+    used = block.slots.used
+    assert used > 0
+    removed = block.expire(10**15)
+    assert len(block) == 0 and block.slots.used == 0 and len(removed) > 0
+    block2, _ = fed_block(config, 2)
+    for message in random_messages(2):
+        apply_to_block(block, message)
+    assert block.slots.used == block2.slots.used
+    np.testing.assert_array_equal(
+        block.features(live_rows(block)), block2.features(live_rows(block2))
+    )

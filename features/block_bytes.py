@@ -1,0 +1,130 @@
+"""One caller's row of a :class:`~features.block.CallerBlock` as bytes, and back.
+
+For the changelog: the value written per caller after a message, read back
+by :meth:`~features.block.CallerBlock.load_row` when a worker recovers a
+partition. Layout (little-endian): a header (version, layout fingerprint,
+watermark, last offset, last emission, inbound generation, buffer length,
+recent-id count and position, whether the inbound filter follows, a bit per
+held ring slot), then the held buckets, the buffer, the recent ids, one
+slot record per held bucket (counters, sketch, histogram) and the filter.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from features.block_layout import NO_BUCKET, RECENT_IDS
+from features.config import FeatureConfig
+
+if TYPE_CHECKING:
+    from features.block import CallerBlock
+
+__all__ = ["layout_fingerprint", "load_row_bytes", "row_bytes"]
+
+_VERSION = 1
+_HEADER = struct.Struct("<BIqqqqBBBBH")
+_SLOT_COLUMNS = ("counters", "kmv_hash", "kmv_count", "segment_hist")
+
+
+def layout_fingerprint(config: FeatureConfig) -> int:
+    """CRC of every setting the bytes depend on."""
+    layout = (
+        [(window.window_s, window.hop_s, window.slots) for window in config.windows],
+        config.kmv_k,
+        config.segment_bins,
+        config.inbound_bloom_bits,
+        config.inbound_generation_s,
+        config.reorder_capacity,
+        RECENT_IDS,
+    )
+    return zlib.crc32(repr(layout).encode())
+
+
+def row_bytes(block: CallerBlock, row: int) -> bytes:
+    """The bytes of ``row`` (see the module docstring)."""
+    columns = block.callers.columns
+    held = columns["bucket"][row]
+    used = held != NO_BUCKET
+    pending_n = int(columns["pending_n"][row])
+    recent_n = int(columns["recent_n"][row])
+    inbound = columns["inbound"][row]
+    has_inbound = bool(inbound.any())
+    header = _HEADER.pack(
+        _VERSION,
+        block.fingerprint,
+        int(columns["watermark"][row]),
+        int(columns["last_offset"][row]),
+        int(columns["last_emitted"][row]),
+        int(columns["inbound_generation"][row]),
+        pending_n,
+        recent_n,
+        int(columns["recent_next"][row]),
+        has_inbound,
+        _mask(used),
+    )
+    records = columns["slot"][row][used]
+    slots = block.slots.columns
+    parts = [
+        header,
+        held[used].tobytes(),
+        columns["pending_ms"][row, :pending_n].tobytes(),
+        columns["pending_key"][row, :pending_n].tobytes(),
+        columns["recent"][row, :recent_n].tobytes(),
+    ]
+    parts.extend(slots[name][records].tobytes() for name in _SLOT_COLUMNS)
+    if has_inbound:
+        parts.append(inbound.tobytes())
+    return b"".join(parts)
+
+
+def _mask(used: np.ndarray) -> int:
+    """One bit per ring slot (short slots in the low bits)."""
+    return int((used.astype(np.int64) << np.arange(len(used))).sum())
+
+
+def load_row_bytes(block: CallerBlock, row: int, data: bytes) -> None:
+    """Fill the fresh ``row`` (no slots held) from :func:`row_bytes` output."""
+    fields = _HEADER.unpack_from(data, 0)
+    version, fingerprint, watermark, last_offset, last_emitted, generation = fields[:6]
+    pending_n, recent_n, recent_next, has_inbound, mask = fields[6:]
+    if version != _VERSION:
+        raise ValueError(f"caller block row version {version}, this code reads {_VERSION}")
+    if fingerprint != block.fingerprint:
+        raise ValueError("caller block row was written under another FeatureConfig")
+    columns = block.callers.columns
+    ring = columns["bucket"].shape[1]
+    used = ((mask >> np.arange(ring)) & 1).astype(bool)
+    n_used = int(used.sum())
+    offset = _HEADER.size
+
+    def take(dtype: np.dtype, count: int, shape: tuple[int, ...] = ()) -> np.ndarray:
+        nonlocal offset
+        values = np.frombuffer(data, dtype, count * int(np.prod(shape, dtype=np.int64)), offset)
+        offset += values.nbytes
+        return values.reshape(count, *shape) if shape else values
+
+    held = take(columns["bucket"].dtype, n_used)
+    columns["watermark"][row] = watermark
+    columns["last_offset"][row] = last_offset
+    columns["last_emitted"][row] = last_emitted
+    columns["inbound_generation"][row] = generation
+    columns["pending_n"][row] = pending_n
+    columns["pending_ms"][row, :pending_n] = take(columns["pending_ms"].dtype, pending_n)
+    columns["pending_key"][row, :pending_n] = take(columns["pending_key"].dtype, pending_n)
+    columns["recent_n"][row] = recent_n
+    columns["recent_next"][row] = recent_next
+    columns["recent"][row, :recent_n] = take(columns["recent"].dtype, recent_n)
+    records = block.slots.allocate(n_used)
+    slots = block.slots.columns
+    for name in _SLOT_COLUMNS:
+        slots[name][records] = take(slots[name].dtype, n_used, slots[name].shape[1:])
+    columns["bucket"][row, used] = held
+    columns["slot"][row, used] = records
+    if has_inbound:
+        columns["inbound"][row] = take(columns["inbound"].dtype, 1, columns["inbound"].shape[1:])[0]
+    if offset != len(data):
+        raise ValueError(f"caller block row has {len(data) - offset} trailing bytes")
