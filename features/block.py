@@ -195,6 +195,16 @@ class CallerBlock:
         self._opened.update(unique[newly].tolist())
         return (opened | newly)[inverse]
 
+    def _open_each(self, rows: Int64Array, offsets: Int64Array) -> NDArray[np.bool_]:
+        """Replay mask for calls with their own (ascending) offsets; advances the offsets."""
+        last_offset = self.callers.columns["last_offset"]
+        replayed = offsets <= last_offset[rows]
+        live = np.flatnonzero(~replayed)
+        np.maximum.at(last_offset, rows[live], offsets[live])
+        self.begin(int(offsets.max()) if len(offsets) else -1)
+        self._opened.update(rows[live][offsets[live] == self._message_offset].tolist())
+        return replayed
+
     # -- calls ---------------------------------------------------------------
 
     def update(
@@ -202,19 +212,28 @@ class CallerBlock:
         numbers: Sequence[str],
         calls: CallBatch,
         cdr_fingerprints: NDArray[np.uint32],
-        offset: int,
+        offset: int | Int64Array,
     ) -> BlockUpdate:
         """Apply one message's calls (``numbers[i]`` placed call ``i``), in arrival order.
 
         Call it once per message, first (with no calls if the message has
         none): it begins the message (see :meth:`begin`).
+
+        ``offset`` may also be one offset per call, ascending: the calls of
+        several consecutive messages applied as one batch (for sources that
+        send one CDR per message). A call is then replayed if its caller's
+        offset had reached the call's own offset; the features are those of
+        the same calls applied as one message.
         """
-        self.begin(offset)
         if len(numbers) != len(calls) or len(cdr_fingerprints) != len(calls):
             raise ValueError("numbers, calls and fingerprints must have one entry per call")
         rows = self.rows_of(numbers, create=True)
         size = len(rows)
-        replayed = ~self.open(rows, offset) if size else np.zeros(0, bool)
+        if np.ndim(offset) == 0:
+            self.begin(int(offset))
+            replayed = ~self.open(rows, int(offset)) if size else np.zeros(0, bool)
+        else:
+            replayed = self._open_each(rows, np.asarray(offset, dtype=np.int64))
         fresh = ~replayed & self._unseen(rows, np.asarray(cdr_fingerprints, np.uint32), replayed)
         dropped = np.zeros(size, bool)
         late = np.zeros(size, bool)

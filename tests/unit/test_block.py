@@ -7,8 +7,16 @@ import pytest
 
 from features.block import CallerBlock
 from features.config import FeatureConfig
+from streams.caller_record import fingerprints
 from streams.feature_stage import FeatureStage
-from tests.unit.test_block_support import apply_to_block, random_messages, reference_record
+from streams.wire import CdrColumns, RoutedBatch
+from tests.unit.test_block_support import (
+    Message,
+    apply_to_block,
+    call_batch,
+    random_messages,
+    reference_record,
+)
 
 CONFIGS = {
     "default": FeatureConfig(),
@@ -170,3 +178,56 @@ def test_pools_grow_and_reuse_freed_records() -> None:
     np.testing.assert_array_equal(
         block.features(live_rows(block)), block2.features(live_rows(block2))
     )
+
+
+def test_one_cdr_messages_coalesced_equal_one_update_each() -> None:
+    config = FeatureConfig(reorder_capacity=255)  # no early chaining: batching cannot matter
+    messages = [m for m in random_messages(8) if len(m.batch.calls)]
+    calls = CdrColumns()
+    for message in messages:
+        for column in CdrColumns.__slots__:
+            getattr(calls, column).extend(getattr(message.batch.calls, column))
+    singles = []
+    for index in range(len(calls)):
+        single = CdrColumns()
+        for column in CdrColumns.__slots__:
+            getattr(single, column).append(getattr(calls, column)[index])
+        singles.append(Message(RoutedBatch(calls=single), index))
+    one_by_one, coalesced = CallerBlock(config), CallerBlock(config)
+    for single in singles:
+        apply_to_block(one_by_one, single)
+    for start in range(0, len(singles), 50):
+        chunk = singles[start : start + 50]
+        merged = calls_of(chunk)
+        counts = coalesced.update(
+            merged.caller,
+            call_batch(merged, config),
+            fingerprints(merged.cdr_id),
+            np.array([message.offset for message in chunk]),
+        )
+        assert counts.counts["replayed"] == 0
+    # A restarted worker reads the last 120 messages again, in both shapes.
+    for single in singles[-120:]:
+        assert apply_to_block(one_by_one, single)["replayed"] == 1
+    merged = calls_of(singles[-120:])
+    again = coalesced.update(
+        merged.caller,
+        call_batch(merged, config),
+        fingerprints(merged.cdr_id),
+        np.array([message.offset for message in singles[-120:]]),
+    )
+    assert again.counts["replayed"] == 120
+    np.testing.assert_array_equal(
+        coalesced.features(live_rows(coalesced)), one_by_one.features(live_rows(one_by_one))
+    )
+    for number in coalesced._row_of:
+        a, b = coalesced.row(number), one_by_one.row(number)
+        assert coalesced.column("last_offset")[a] == one_by_one.column("last_offset")[b]
+
+
+def calls_of(messages: list[Message]) -> CdrColumns:
+    merged = CdrColumns()
+    for message in messages:
+        for column in CdrColumns.__slots__:
+            getattr(merged, column).extend(getattr(message.batch.calls, column))
+    return merged

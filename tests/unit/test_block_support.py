@@ -120,14 +120,7 @@ def apply_to_block(block: CallerBlock, message: Message) -> dict[str, int]:
     stats: dict[str, int] = {}
     block.begin(message.offset)
     if len(calls):
-        columns = CallBatch.from_arrays(
-            config,
-            start_ms=np.asarray(calls.start_ms, np.int64),
-            callee=callee_keys(calls.callee),
-            duration_s=np.asarray(calls.duration_s, np.float64),
-            answered=np.asarray(calls.disposition) == "ANSWERED",
-            ring_s=np.array([np.nan if r is None else r for r in calls.ring_s], np.float64),
-        )
+        columns = call_batch(calls, config)
         update = block.update(calls.caller, columns, fingerprints(calls.cdr_id), message.offset)
         stats |= update.counts
     complaints = batch.complaints
@@ -143,6 +136,18 @@ def apply_to_block(block: CallerBlock, message: Message) -> dict[str, int]:
             message.offset,
         )
     return stats
+
+
+def call_batch(calls: CdrColumns, config: FeatureConfig) -> CallBatch:
+    """The feature stage's CallBatch of a message's calls."""
+    return CallBatch.from_arrays(
+        config,
+        start_ms=np.asarray(calls.start_ms, np.int64),
+        callee=callee_keys(calls.callee),
+        duration_s=np.asarray(calls.duration_s, np.float64),
+        answered=np.asarray(calls.disposition) == "ANSWERED",
+        ring_s=np.array([np.nan if r is None else r for r in calls.ring_s], np.float64),
+    )
 
 
 def reference_record(table: dict[str, bytes], number: str, config: FeatureConfig) -> CallerRecord:
