@@ -117,6 +117,29 @@ def appeal(
     typer.echo(f"appeal for {normalised} sent; the owning worker will publish a clear")
 
 
+@cli.command()
+def demo(
+    duration: Annotated[
+        float | None, typer.Option("--duration", help="Stop after this many seconds.")
+    ] = None,
+    acceleration: Annotated[
+        float, typer.Option(help="Simulated seconds per wall second.")
+    ] = 120.0,
+    scenario: Annotated[str, typer.Option(help="Built-in scenario: default or tiny.")] = "default",
+    home: Annotated[Path, typer.Option(help="Where the demo keeps its state.")] = Path("var/demo"),
+    live: Annotated[bool, typer.Option("--live/--plain", help="Live table or plain lines.")] = True,
+    web_port: Annotated[int, typer.Option(help="The worker's HTTP port.")] = 6066,
+) -> None:
+    """Run everything on embedded defaults and show flagged numbers as they arrive."""
+    from streams.demo import DemoOptions, run_demo
+
+    flagged = run_demo(
+        DemoOptions(home=home, scenario=scenario, acceleration=acceleration,
+                    duration_s=duration, live=live, web_port=web_port)
+    )
+    raise typer.Exit(0 if flagged or duration is None else 1)
+
+
 def _mount_subcommands() -> None:
     from models.cli import allow_app
     from models.cli import app as models_app

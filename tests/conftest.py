@@ -22,6 +22,24 @@ except ImportError:  # pragma: no cover - until that module exists
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def callguard(*args: str, env: dict | None = None, timeout_s: float = 600) -> str:
+    """Run the ``callguard`` command as a user would; its stdout (fails the test on error)."""
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "streams", *args], cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=timeout_s,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A registry with a model trained on the `small` simulated set, promoted."""
+    registry = tmp_path_factory.mktemp("models")
+    callguard("train", "--simulate", "small", "--registry", str(registry), "--promote", "-q")
+    return registry
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``host:port`` of a real Tansu broker, fresh for this test session."""

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import orjson
 import polars as pl
@@ -16,29 +13,12 @@ from simulator.run import simulate
 from simulator.scenario import builtin_scenario, with_overrides
 from simulator.world import build_world
 from sinks.clickhouse import current_flags, flag_history, open_store
-from tests.conftest import ROOT, read_topic
+from tests.conftest import ROOT, callguard, read_topic
 from tests.integration.streaming import get_json, produce_cdrs, run_topics, wait_for
 
 pytestmark = pytest.mark.integration
 
 SCHEMA = json.loads((ROOT / "sinks" / "schemas" / "flag.schema.json").read_text())
-
-
-def callguard(*args: str, env: dict | None = None) -> str:
-    done = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "streams", *args], cwd=ROOT, env=env, capture_output=True,
-        text=True, timeout=600,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A registry with a model trained on the `small` simulated set, promoted."""
-    registry = tmp_path_factory.mktemp("models")
-    callguard("train", "--simulate", "small", "--registry", str(registry), "--promote", "-q")
-    return registry
 
 
 def test_decisions_reach_the_topic_the_lookup_and_the_store(

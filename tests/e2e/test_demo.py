@@ -1,0 +1,48 @@
+"""The README's demo command runs headless to completion, flags numbers, leaves nothing behind."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from streams.broker import free_port
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_demo_runs_headless_and_flags_numbers(model_dir: Path, tmp_path: Path) -> None:
+    home = tmp_path / "demo"
+    shutil.copytree(model_dir, home / "models")  # the demo trains only when no model serves
+    web_port = free_port()
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "streams", "demo", "--duration", "60", "--plain",
+         "--scenario", "tiny", "--acceleration", "300", "--home", str(home),
+         "--web-port", str(web_port)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    decisions = [line for line in done.stdout.splitlines() if re.search(r"\b(block|watch)\b", line)]
+    assert decisions, done.stdout + done.stderr
+    assert "model" in done.stderr and "serves" in done.stderr
+    assert f"http://127.0.0.1:{web_port}/dashboard" in done.stderr
+    broker_port = re.search(r"broker on kafka://127.0.0.1:(\d+)", done.stderr).group(1)
+    for name in ("simulator", "worker"):
+        assert f"[demo] {name} stopped" in done.stderr
+    assert not listening(web_port) and not listening(int(broker_port))
+    leftovers = subprocess.run(  # noqa: S603, S607
+        ["pgrep", "-f", f"127.0.0.1:{broker_port}"], capture_output=True, text=True
+    )
+    assert leftovers.stdout.strip() == "", f"processes left behind: {leftovers.stdout}"
+    assert (home / "logs" / "worker.log").exists()
