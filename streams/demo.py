@@ -186,7 +186,8 @@ def _flag_consumer(bootstrap: str) -> KafkaConsumer:
             raise RuntimeError("cdr.flags never appeared: is the worker running?")
         consumer.topics()
         time.sleep(0.5)
-    partitions = [TopicPartition("cdr.flags", p) for p in consumer.partitions_for_topic("cdr.flags")]
+    numbers = consumer.partitions_for_topic("cdr.flags")
+    partitions = [TopicPartition("cdr.flags", partition) for partition in sorted(numbers)]
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)
     return consumer
