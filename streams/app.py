@@ -95,10 +95,14 @@ def create_app(settings: Settings) -> CallguardApp:
         ),
     )
     from streams.agents import register_agents  # agents and views need the built app
+    from streams.dashboard import register_dashboard
+    from streams.metrics import register_metrics
     from streams.web import register_views
 
     register_agents(app)
     register_views(app)
+    register_dashboard(app)
+    register_metrics(app)
     _register_services(app)
     return app
 

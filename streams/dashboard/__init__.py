@@ -1,0 +1,20 @@
+"""The built-in operations dashboard, served by the worker (``GET /dashboard``).
+
+``register_dashboard(app)`` attaches the page and its JSON API
+(:mod:`streams.dashboard.views`); the figures come from the flag store and
+from this worker's counters (:mod:`streams.dashboard.monitor`).
+"""
+
+from __future__ import annotations
+
+from streams.app import CallguardApp
+
+__all__ = ["register_dashboard"]
+
+
+def register_dashboard(app: CallguardApp) -> None:
+    """Serve the dashboard and its API from ``app``'s web server."""
+    from streams.dashboard.monitor import monitor_for
+    from streams.dashboard.views import register_views
+
+    register_views(app, monitor_for(app))

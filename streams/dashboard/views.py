@@ -1,0 +1,170 @@
+"""The dashboard's HTTP views on the worker's web server.
+
+- ``GET /dashboard``: the page (``?q=<number>`` opens that number); its script
+  and style at ``/dashboard/app.js`` and ``/dashboard/app.css``.
+- ``GET /api/flags?action=block|watch&category=...&limit=N``: flagged numbers
+  now, and the counts per action and category.
+- ``GET /api/timeline?hours=N``: decisions per hour, category and action.
+- ``GET /api/offenders?limit=N``: top new offenders (first flagged in the last day).
+- ``GET /api/clusters``: numbers flagged together (segment clusters, bursts).
+- ``GET /api/number?q=<any format>``: one number's flag, reasons, history, features.
+- ``GET /api/health``: this worker's pipeline health.
+- ``POST /api/appeal`` ``{"number", "actor", "reason"}``: lift a flag on appeal.
+- ``POST /api/allow`` ``{"pattern", "actor", "reason"}``: allow a number or range.
+
+Store reads run through :class:`~streams.dashboard.monitor.StoreReader`, off
+the event loop. The actions take JSON only: a cross-site form cannot send it
+without a CORS preflight, which this server does not answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from importlib.resources import files
+from typing import Any
+
+import orjson
+from faust.web import Request, Response, View
+
+from features.numbers import NumberError, normalise
+from sinks.clickhouse import Store, StoreError, current_flags
+from streams.app import CallguardApp
+from streams.dashboard import queries
+from streams.dashboard.actions import ActionRefused, OperatorRequest, allow_number, send_appeal
+from streams.dashboard.clusters import find_clusters
+from streams.dashboard.monitor import PipelineMonitor
+
+__all__ = ["register_views"]
+
+logger = logging.getLogger(__name__)
+
+STATIC = files("streams.dashboard") / "static"
+ASSETS = {
+    "app.js": ("dashboard.js", "application/javascript"),
+    "app.css": ("dashboard.css", "text/css"),
+}
+NO_CACHE = {"Cache-Control": "no-store"}
+
+
+def register_views(app: CallguardApp, monitor: PipelineMonitor) -> None:
+    """Attach the page, its assets and the JSON API to the worker's web server."""
+    faust_app = app.faust_app
+    event_time = app.settings.lookup_event_time
+
+    async def query(web: View, work: Callable[[Store, datetime], Any]) -> Response:
+        """Run ``work(store, as_of)`` off the loop; a store error is a 503 with its reason."""
+        if not app.settings.store_enabled:
+            return web.json({"error": "the store is disabled on this worker"}, status=503)
+
+        def with_now(store: Store) -> Any:
+            now = queries.as_of(store, event_time=event_time)
+            return {"as_of": now.strftime("%Y-%m-%dT%H:%M:%SZ"), **work(store, now)}
+
+        try:
+            return web.json(await monitor.reader.run(with_now), headers=NO_CACHE)
+        except StoreError as error:
+            logger.warning("dashboard query failed: %s", error)
+            return web.json({"error": f"the flag store did not answer: {error}"}, status=503)
+
+    @faust_app.page("/dashboard")
+    async def dashboard(web: View, request: Request) -> Response:
+        return web.html(_asset("index.html"), headers=NO_CACHE)
+
+    @faust_app.page("/dashboard/{asset}")
+    async def dashboard_asset(web: View, request: Request, asset: str) -> Response:
+        if asset not in ASSETS:
+            return web.json({"error": f"no asset {asset!r}"}, status=404)
+        name, content_type = ASSETS[asset]
+        return web.text(_asset(name), content_type=content_type, headers=NO_CACHE)
+
+    @faust_app.page("/api/flags")
+    async def api_flags(web: View, request: Request) -> Response:
+        action = request.query.get("action") or None
+        if action not in (None, *queries.FLAGGED):
+            return web.json({"error": "action is block or watch"}, status=400)
+        actions = (action,) if action else queries.FLAGGED
+        category = request.query.get("category") or None
+        limit = _int(request.query.get("limit"), 200, 1, 10_000)
+        return await query(web, lambda store, now: {
+            "counts": queries.flag_counts(store, now),
+            "flags": queries.flags_now(
+                store, now, actions=actions, category=category, limit=limit
+            ),
+        })
+
+    @faust_app.page("/api/timeline")
+    async def api_timeline(web: View, request: Request) -> Response:
+        hours = _int(request.query.get("hours"), 48, 1, 24 * 90)
+        return await query(web, lambda store, now: {
+            "hours": hours, "buckets": queries.timeline(store, now, hours=hours)
+        })
+
+    @faust_app.page("/api/offenders")
+    async def api_offenders(web: View, request: Request) -> Response:
+        limit = _int(request.query.get("limit"), 10, 1, 500)
+        return await query(web, lambda store, now: {
+            "offenders": queries.top_new_offenders(store, now, limit=limit)
+        })
+
+    @faust_app.page("/api/clusters")
+    async def api_clusters(web: View, request: Request) -> Response:
+        def clusters(store: Store, now: datetime) -> dict[str, Any]:
+            flags = current_flags(store, now=now, limit=10_000)
+            started = queries.first_flagged(store, now, lookback=timedelta(days=2))
+            found = find_clusters(flags, started)
+            return {"clusters": [cluster.as_dict() for cluster in found[:50]]}
+
+        return await query(web, clusters)
+
+    @faust_app.page("/api/number")
+    async def api_number(web: View, request: Request) -> Response:
+        raw = request.query.get("q", "")
+        try:
+            number = normalise(raw, app.settings.default_region)
+        except NumberError as error:
+            return web.json({"query": raw, "error": str(error)}, status=400)
+        allowed = app.models.matcher.allows_many([number])[0]
+        return await query(web, lambda store, now: {
+            "query": raw, "allowlisted": bool(allowed),
+            **queries.number_detail(store, number, now),
+        })
+
+    @faust_app.page("/api/health")
+    async def api_health(web: View, request: Request) -> Response:
+        return web.json(monitor.health(), headers=NO_CACHE)
+
+    @faust_app.page("/api/appeal")
+    class Appeal(View):
+        async def post(self, request: Request) -> Response:
+            return await _act(self, request, "number", lambda ask: send_appeal(app, ask))
+
+    @faust_app.page("/api/allow")
+    class Allow(View):
+        async def post(self, request: Request) -> Response:
+            return await _act(self, request, "pattern", lambda ask: allow_number(app, ask))
+
+
+async def _act(web: View, request: Request, subject: str, act: Callable[..., Any]) -> Response:
+    if not request.content_type.startswith("application/json"):
+        return web.json({"error": "send application/json"}, status=415)
+    try:
+        body = orjson.loads(await request.read())
+        ask = OperatorRequest.from_json(body, subject)
+        return web.json(await act(ask))
+    except orjson.JSONDecodeError:
+        return web.json({"error": "the body is not JSON"}, status=400)
+    except ActionRefused as error:
+        return web.json({"error": str(error)}, status=400)
+
+
+def _asset(name: str) -> str:
+    return (STATIC / name).read_text(encoding="utf-8")
+
+
+def _int(text: str | None, default: int, low: int, high: int) -> int:
+    try:
+        return min(high, max(low, int(text))) if text else default
+    except ValueError:
+        return default

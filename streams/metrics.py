@@ -1,0 +1,179 @@
+"""``GET /metrics``: the worker's counters in the Prometheus text format (0.0.4).
+
+Series (all prefixed ``callguard_``):
+
+========================================  =======  ==========================================
+``cdrs_total``                            counter  CDRs ingested (valid and dead-lettered)
+``messages_total``                        counter  ``cdr.raw`` messages read (a batch is one)
+``records_rejected_total``                counter  CDRs sent to the dead letter
+``late_events_total{kind}``               counter  late calls ``accepted`` / ``dropped``
+``duplicates_total``                      counter  calls seen before (by ``cdr_id``)
+``complaints_total``                      counter  complaints applied
+``scored_total``                          counter  feature vectors scored
+``flags_total{action}``                   counter  decisions published, by action
+``flags_stored_total``                    counter  decisions written to the store
+``flags_current{action,category}``        gauge    numbers blocked/watched now (from the store)
+``model_info{version}``                   gauge    1 for the serving model version
+``store_insert_failures_total``           counter  failed store flushes
+``store_buffered``                        gauge    decisions waiting for the store
+``consumer_lag{topic,partition}``         gauge    messages not yet read, per partition
+``cdrs_per_second``                       gauge    CDRs per second over the last minute
+========================================  =======  ==========================================
+
+Counters are this worker's since it started (Prometheus' ``rate()`` handles
+restarts); ``flags_current`` is the same for every worker, refreshed every
+``FLAG_COUNTS_INTERVAL_S`` from the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from faust.web import Request, Response, View
+
+from sinks.clickhouse import StoreError
+from streams.app import CallguardApp
+from streams.dashboard.monitor import PipelineMonitor, consumer_lag, monitor_for
+from streams.dashboard.queries import as_of, flag_counts
+
+__all__ = ["CONTENT_TYPE", "MetricFamily", "collect", "register_metrics", "render"]
+
+logger = logging.getLogger(__name__)
+
+CONTENT_TYPE = "text/plain; version=0.0.4"  # aiohttp adds the charset (utf-8)
+PREFIX = "callguard_"
+FLAG_COUNTS_INTERVAL_S = 30.0
+
+Labels = Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class MetricFamily:
+    """One metric: its name (without prefix), type, help and samples."""
+
+    name: str
+    kind: str  # counter or gauge
+    help: str
+    samples: Sequence[tuple[Labels, float]] = field(default_factory=list)
+
+
+def render(families: Iterable[MetricFamily]) -> str:
+    r"""The exposition text of ``families``.
+
+    >>> print(render([MetricFamily("up", "gauge", "Alive.", [({"w": 'a"b'}, 1)])]), end="")
+    # HELP callguard_up Alive.
+    # TYPE callguard_up gauge
+    callguard_up{w="a\"b"} 1
+    """
+    lines: list[str] = []
+    for family in families:
+        name = PREFIX + family.name
+        lines.append(f"# HELP {name} {_escape_help(family.help)}")
+        lines.append(f"# TYPE {name} {family.kind}")
+        for labels, value in family.samples:
+            lines.append(f"{name}{_labels(labels)} {_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def collect(app: CallguardApp, monitor: PipelineMonitor,
+            flag_counts_now: Sequence[Mapping[str, object]] = ()) -> list[MetricFamily]:
+    """Every family, from the app's counters, writer, consumer and the cached flag counts."""
+    counters = app.counters
+    features, decisions = counters.features, counters.decisions
+    store = app.writer.metrics()
+    kit = app.models.current
+
+    def one(name: str, kind: str, help_text: str, value: float) -> MetricFamily:
+        return MetricFamily(name, kind, help_text, [({}, value)])
+
+    lags = [lag for lag in consumer_lag(app) if lag.lag is not None]
+    return [
+        one("cdrs_total", "counter", "CDRs ingested, valid and dead-lettered.",
+            monitor.cdrs_total()),
+        one("messages_total", "counter", "cdr.raw messages read (a batch counts once).",
+            counters.messages_in),
+        one("records_rejected_total", "counter", "CDRs sent to the dead letter.",
+            counters.records_rejected),
+        MetricFamily("late_events_total", "counter",
+                     "Late calls: accepted within grace, or dropped.",
+                     [({"kind": "accepted"}, features.late_accepted),
+                      ({"kind": "dropped"}, features.late_dropped)]),
+        one("duplicates_total", "counter", "Calls seen before (same cdr_id).",
+            features.duplicates),
+        one("complaints_total", "counter", "Complaints applied to callers.",
+            features.complaints),
+        one("scored_total", "counter", "Feature vectors scored.", decisions.scored),
+        MetricFamily("flags_total", "counter", "Decisions published, by action.",
+                     [({"action": action}, getattr(decisions, action))
+                      for action in ("block", "watch", "clear")]),
+        one("flags_stored_total", "counter", "Decisions written to the store.",
+            counters.flags_stored),
+        MetricFamily("flags_current", "gauge",
+                     "Numbers blocked or watched now, by action and category (from the store).",
+                     [({"action": str(row["action"]), "category": str(row["category"])},
+                       float(row["numbers"]))  # type: ignore[arg-type]
+                      for row in flag_counts_now]),
+        MetricFamily("model_info", "gauge", "The serving model version (value 1).",
+                     [({"version": kit.version}, 1)] if kit else []),
+        one("store_insert_failures_total", "counter", "Failed flushes to the flag store.",
+            store.insert_failures),
+        one("store_buffered", "gauge", "Decisions waiting to be written to the store.",
+            store.buffered),
+        MetricFamily("consumer_lag", "gauge", "Messages not yet read, per assigned partition.",
+                     [({"topic": lag.topic, "partition": str(lag.partition)}, lag.lag or 0)
+                      for lag in lags]),
+        one("cdrs_per_second", "gauge", "CDRs ingested per second over the last minute.",
+            monitor.cdr_meter.rate()),
+    ]
+
+
+def register_metrics(app: CallguardApp) -> None:
+    """Serve ``GET /metrics`` from ``app``'s web server."""
+    monitor = monitor_for(app)
+    cached: dict[str, list[dict[str, object]]] = {"flag_counts": []}
+
+    @app.faust_app.page("/metrics")
+    async def metrics(web: View, request: Request) -> Response:
+        text = render(collect(app, monitor, cached["flag_counts"]))
+        return web.text(text, content_type=CONTENT_TYPE)
+
+    if not app.settings.store_enabled:
+        return
+    event_time = app.settings.lookup_event_time
+
+    @app.faust_app.timer(FLAG_COUNTS_INTERVAL_S, on_leader=False)
+    async def refresh_flag_counts() -> None:
+        try:
+            cached["flag_counts"] = await monitor.reader.run(
+                lambda store: flag_counts(store, as_of(store, event_time=event_time))
+            )
+        except StoreError as error:  # keep the last counts; the store's own metrics say why
+            logger.debug("metrics: flag counts not refreshed: %s", error)
+
+
+def _labels(labels: Labels) -> str:
+    if not labels:
+        return ""
+    inner = ",".join(f'{name}="{_escape_label(value)}"' for name, value in labels.items())
+    return "{" + inner + "}"
+
+
+def _escape_label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _value(value: float) -> str:
+    if isinstance(value, int) or (math.isfinite(value) and float(value).is_integer()):
+        return str(int(value))
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value))
