@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import orjson
 import polars as pl
@@ -102,5 +103,55 @@ def test_decisions_reach_the_topic_the_lookup_and_the_store(
         assert history[0]["action"] == "clear" and history[0]["actor"] == "op:li"
         current = {row["number"] for row in current_flags(store, now=None)}
         assert number not in current
+        assert_no_callee_in_clear(store, cdrs)
     finally:
         store.close()
+
+
+def assert_no_callee_in_clear(store, cdrs: pl.DataFrame) -> None:
+    """PIPL: no table holds a callee's number (nor a raw CDR); callers flagged may appear."""
+    callers = set(cdrs["caller"].to_list())
+    # Subscribers' numbers; short service codes (10086, 95588) are no one's personal data.
+    callees_only = {n for n in set(cdrs["callee"].to_list()) - callers if len(n) >= 10}
+    tables = [row[0] for row in store.query_rows(
+        f"SELECT name FROM system.tables WHERE database = '{store.database}'"
+        " AND engine NOT LIKE '%View'"
+    )]
+    assert "flags_history" in tables
+    for table in tables:
+        columns = store.query_rows(
+            f"SELECT name, type FROM system.columns WHERE database = '{store.database}'"
+            f" AND table = '{table}'"
+        )
+        for column, kind in columns:
+            if "String" not in kind:
+                continue
+            values = store.query_rows(
+                f"SELECT DISTINCT toString({column}) FROM {store.table(table)}"
+                if "Array" not in kind else
+                f"SELECT DISTINCT arrayJoin({column}) FROM {store.table(table)}"
+            )
+            text = " ".join(str(value[0]) for value in values)
+            leaked = [n for n in callees_only if n in text or n.removeprefix("+86") in text]
+            assert not leaked, f"{table}.{column} holds callee numbers: {leaked[:3]}"
+
+
+def test_a_promoted_model_is_picked_up_without_restart(
+    kafka_bootstrap, start_worker, model_dir, tmp_path
+):
+    registry = tmp_path / "models"
+    shutil.copytree(model_dir, registry)
+    version = (registry / "current").read_text()
+    version = json.loads(version)["version"]
+    (registry / "current").unlink()
+    (registry / "history.jsonl").unlink()  # nothing promoted yet
+    worker = start_worker(**run_topics(), CALLGUARD_MODEL_DIR=str(registry),
+                          CALLGUARD_MODEL_REFRESH_S="1", CALLGUARD_STORE_ENABLED="false")
+    status_url = f"http://127.0.0.1:{worker.web_port}/status"
+    wait_for(lambda: get_json(status_url)["model"]["status"] == "no_model", 60,
+             "the worker to report that no model serves", worker.log)
+    callguard("models", "promote", version, "--actor", "ops", "--why", "first model",
+              env={"CALLGUARD_MODEL_DIR": str(registry), "PATH": "/usr/bin:/bin"})
+    wait_for(lambda: get_json(status_url)["model"]["version"] == version, 30,
+             "the worker to serve the promoted model", worker.log)
+    assert worker.process.poll() is None
