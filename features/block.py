@@ -43,6 +43,7 @@ from features.aggregate import CHAIN_LEN, COMPLAINTS, FIRST_MS, LAST_KEY, chain_
 from features.batch import EVENT_COLUMNS, CallBatch, key_hash32
 from features.block_bytes import layout_fingerprint, load_row_bytes, row_bytes
 from features.block_layout import (
+    HELD_COMPLAINTS,
     NO_BUCKET,
     RECENT_IDS,
     caller_layout,
@@ -249,6 +250,8 @@ class CallerBlock:
             taken = calls.take(chosen)
             self._count(rows[chosen], taken)
             self._hold_back(rows[chosen], taken.start_ms, taken.callee)
+        if len(index):
+            self._release_complaints(np.unique(rows[index]))
         return BlockUpdate(
             rows=rows,
             replayed=replayed,
@@ -434,14 +437,40 @@ class CallerBlock:
     ) -> NDArray[np.bool_]:
         """Count complaints about ``numbers`` at their report times (arrival order).
 
-        Returns which complaints landed in the short window's ring (what
-        ``CallerState.note_complaints`` counts); replayed ones do not land.
+        Returns which complaints landed in the short window's ring or were held
+        (what ``CallerState.note_complaints`` counts); replayed ones do not land.
+        A complaint dated after its caller's watermark short bucket is held
+        until the watermark reaches it, as ``CallerState.note_complaints`` does.
         """
         time_ms = np.asarray(time_ms, dtype=np.int64)
         rows = self.rows_of(numbers, create=True)
         landed = np.zeros(len(rows), bool)
-        live = np.flatnonzero(self.open(rows, offset)) if len(rows) else np.zeros(0, np.int64)
+        if len(rows) == 0:
+            return landed
+        live = np.flatnonzero(self.open(rows, offset))
         rows, time_ms = rows[live], time_ms[live]
+        short_hop_ms = self.config.short_hop_s * 1000
+        buckets = time_ms // short_hop_ms
+        ahead = buckets > self.callers.columns["watermark"][rows] // short_hop_ms
+        if ahead.any():
+            self._hold_complaints(rows[ahead], buckets[ahead])
+            landed[live[ahead]] = True
+        now = np.flatnonzero(~ahead)
+        landed[live[now]] = self._land_complaints(
+            rows[now], time_ms[now], np.ones(len(now), np.int64)
+        )
+        return landed
+
+    def _land_complaints(
+        self, rows: Int64Array, time_ms: Int64Array, counts: Int64Array
+    ) -> NDArray[np.bool_]:
+        """Add ``counts[i]`` complaints at ``time_ms[i]`` to ``rows[i]``, in order.
+
+        Returns which landed in the short ring (a newer bucket in their slot drops them).
+        """
+        landed = np.zeros(len(rows), bool)
+        if len(rows) == 0:
+            return landed
         held = self.callers.columns["bucket"].reshape(-1)
         records = self.callers.columns["slot"].reshape(-1)
         for window, first_column in self._windows:
@@ -458,12 +487,82 @@ class CallerBlock:
                 met[1:] = seen[:-1]
                 met[starts] = before
                 met = np.maximum(met, np.repeat(before, run_lengths(starts, len(order))))
-                landed[live[order[sorted_buckets >= met]]] = True
+                landed[order[sorted_buckets >= met]] = True
             newest = self._claim(sorted_cells[starts], np.maximum.reduceat(sorted_buckets, starts))
             landing = sorted_buckets == np.repeat(newest, run_lengths(starts, len(order)))
             counters = self.slots.columns["counters"]  # after _claim: the pool may have grown
-            np.add.at(counters[:, COMPLAINTS], records[sorted_cells[landing]], 1)
+            added = counts[order][landing]
+            np.add.at(counters[:, COMPLAINTS], records[sorted_cells[landing]], added)
         return landed
+
+    def _hold_complaints(self, rows: Int64Array, buckets: Int64Array) -> None:
+        """Hold one complaint per entry for a future short bucket (as ``CallerState`` does).
+
+        Per row, the :data:`HELD_COMPLAINTS` oldest buckets are kept in
+        ascending order; complaints of later buckets join the last kept one.
+        """
+        columns = self.callers.columns
+        held_bucket, held_count, held_n = (
+            columns["held_bucket"],
+            columns["held_count"],
+            columns["held_n"],
+        )
+        unique = np.unique(rows)
+        count = held_n[unique].astype(np.int64)
+        waiting = np.arange(HELD_COMPLAINTS) < count[:, None]
+        all_rows = np.concatenate((np.repeat(unique, count), rows))
+        all_buckets = np.concatenate((held_bucket[unique][waiting], buckets))
+        all_counts = np.concatenate(
+            (held_count[unique][waiting].astype(np.int64), np.ones(len(rows), np.int64))
+        )
+        order = np.lexsort((all_buckets, all_rows))
+        all_rows, all_buckets, all_counts = all_rows[order], all_buckets[order], all_counts[order]
+        distinct = run_starts(all_rows, all_buckets)
+        rows_d, buckets_d = all_rows[distinct], all_buckets[distinct]
+        counts_d = np.add.reduceat(all_counts, distinct)
+        rank = np.minimum(rank_in_group(run_starts(rows_d), len(rows_d)), HELD_COMPLAINTS - 1)
+        kept = run_starts(rows_d, rank)
+        held_bucket[unique] = NO_BUCKET
+        held_count[unique] = 0
+        held_bucket[rows_d[kept], rank[kept]] = buckets_d[kept]
+        held_count[rows_d[kept], rank[kept]] = np.add.reduceat(counts_d, kept)
+        held_n[unique] = run_lengths(run_starts(rows_d[kept]), len(kept))
+
+    def _release_complaints(self, rows: Int64Array) -> None:
+        """Land held complaints whose short bucket the watermark of ``rows`` has reached."""
+        columns = self.callers.columns
+        held_n = columns["held_n"]
+        rows = rows[held_n[rows] > 0]
+        if len(rows) == 0:
+            return
+        short_hop_ms = self.config.short_hop_s * 1000
+        held_bucket, held_count = columns["held_bucket"], columns["held_count"]
+        count = held_n[rows].astype(np.int64)
+        waiting = np.arange(HELD_COMPLAINTS) < count[:, None]
+        due = waiting & (held_bucket[rows] <= (columns["watermark"][rows] // short_hop_ms)[:, None])
+        owner, position = np.nonzero(due)
+        if len(owner) == 0:
+            return
+        self._land_complaints(
+            rows[owner],
+            held_bucket[rows[owner], position] * short_hop_ms,
+            held_count[rows[owner], position].astype(np.int64),
+        )
+        self._drop_held(rows, due.sum(axis=1))
+
+    def _drop_held(self, rows: Int64Array, dropped: Int64Array) -> None:
+        """Remove the first (oldest) ``dropped[i]`` held entries of ``rows[i]``."""
+        columns = self.callers.columns
+        count = columns["held_n"][rows].astype(np.int64)
+        position = np.arange(HELD_COMPLAINTS)[None, :] + dropped[:, None]
+        inside = position < count[:, None]
+        source = np.minimum(position, HELD_COMPLAINTS - 1)
+        for name, fill in (("held_bucket", NO_BUCKET), ("held_count", 0)):
+            values = columns[name][rows]
+            shifted = np.full_like(values, fill)
+            shifted[inside] = np.take_along_axis(values, source, axis=1)[inside]
+            columns[name][rows] = shifted
+        columns["held_n"][rows] = count - dropped
 
     def note_inbound(
         self,
@@ -541,12 +640,29 @@ class CallerBlock:
         old = rows[columns["inbound_generation"][rows] < generation - 1]
         columns["inbound"][old] = 0
         columns["inbound_generation"][old] = NO_BUCKET
+        self._expire_held(rows, now_ms)
         empty = (
             (held[rows] == NO_BUCKET).all(axis=1)
             & (pending_n[rows] == 0)
             & ~columns["inbound"][rows].any(axis=1)
+            & (columns["held_n"][rows] == 0)
         )
         return self.remove(rows[empty])
+
+    def _expire_held(self, rows: Int64Array, now_ms: int) -> None:
+        """Drop held complaints older than every long window ending after ``now_ms``."""
+        columns = self.callers.columns
+        held_n = columns["held_n"]
+        rows = rows[held_n[rows] > 0]
+        if len(rows) == 0:
+            return
+        long = self.config.windows[1]
+        oldest_long = -(-now_ms // long.hop_ms) - long.buckets_per_window
+        short_hop_ms = self.config.short_hop_s * 1000
+        waiting = np.arange(HELD_COMPLAINTS) < held_n[rows][:, None]
+        long_bucket = (columns["held_bucket"][rows] * short_hop_ms) // long.hop_ms
+        stale = waiting & (long_bucket < oldest_long)  # a prefix: buckets ascend
+        self._drop_held(rows, stale.sum(axis=1))
 
     def remove(self, rows: Int64Array) -> list[str]:
         """Free ``rows`` (their slots too); returns their numbers."""

@@ -5,8 +5,9 @@ by :meth:`~features.block.CallerBlock.load_row` when a worker recovers a
 partition. Layout (little-endian): a header (version, layout fingerprint,
 watermark, last offset, last emission, inbound generation, buffer length,
 recent-id count and position, whether the inbound filter follows, a bit per
-held ring slot), then the held buckets, the buffer, the recent ids, one
-slot record per held bucket (counters, sketch, histogram) and the filter.
+held ring slot, how many future complaint buckets are held), then the held
+buckets, the buffer, the recent ids, the held complaints (buckets, counts),
+one slot record per held bucket (counters, sketch, histogram) and the filter.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from features.block_layout import NO_BUCKET, RECENT_IDS
+from features.block_layout import HELD_COMPLAINTS, NO_BUCKET, RECENT_IDS
 from features.config import FeatureConfig
 
 if TYPE_CHECKING:
@@ -25,8 +26,8 @@ if TYPE_CHECKING:
 
 __all__ = ["layout_fingerprint", "load_row_bytes", "row_bytes"]
 
-_VERSION = 1
-_HEADER = struct.Struct("<BIqqqqBBBBH")
+_VERSION = 2
+_HEADER = struct.Struct("<BIqqqqBBBBHB")
 _SLOT_COLUMNS = ("counters", "kmv_hash", "kmv_count", "segment_hist")
 
 
@@ -40,6 +41,7 @@ def layout_fingerprint(config: FeatureConfig) -> int:
         config.inbound_generation_s,
         config.reorder_capacity,
         RECENT_IDS,
+        HELD_COMPLAINTS,
     )
     return zlib.crc32(repr(layout).encode())
 
@@ -53,6 +55,7 @@ def row_bytes(block: CallerBlock, row: int) -> bytes:
     recent_n = int(columns["recent_n"][row])
     inbound = columns["inbound"][row]
     has_inbound = bool(inbound.any())
+    held_n = int(columns["held_n"][row])
     header = _HEADER.pack(
         _VERSION,
         block.fingerprint,
@@ -65,6 +68,7 @@ def row_bytes(block: CallerBlock, row: int) -> bytes:
         int(columns["recent_next"][row]),
         has_inbound,
         _mask(used),
+        held_n,
     )
     records = columns["slot"][row][used]
     slots = block.slots.columns
@@ -74,6 +78,8 @@ def row_bytes(block: CallerBlock, row: int) -> bytes:
         columns["pending_ms"][row, :pending_n].tobytes(),
         columns["pending_key"][row, :pending_n].tobytes(),
         columns["recent"][row, :recent_n].tobytes(),
+        columns["held_bucket"][row, :held_n].tobytes(),
+        columns["held_count"][row, :held_n].tobytes(),
     ]
     parts.extend(slots[name][records].tobytes() for name in _SLOT_COLUMNS)
     if has_inbound:
@@ -90,7 +96,7 @@ def load_row_bytes(block: CallerBlock, row: int, data: bytes) -> None:
     """Fill the fresh ``row`` (no slots held) from :func:`row_bytes` output."""
     fields = _HEADER.unpack_from(data, 0)
     version, fingerprint, watermark, last_offset, last_emitted, generation = fields[:6]
-    pending_n, recent_n, recent_next, has_inbound, mask = fields[6:]
+    pending_n, recent_n, recent_next, has_inbound, mask, held_n = fields[6:]
     if version != _VERSION:
         raise ValueError(f"caller block row version {version}, this code reads {_VERSION}")
     if fingerprint != block.fingerprint:
@@ -118,6 +124,9 @@ def load_row_bytes(block: CallerBlock, row: int, data: bytes) -> None:
     columns["recent_n"][row] = recent_n
     columns["recent_next"][row] = recent_next
     columns["recent"][row, :recent_n] = take(columns["recent"].dtype, recent_n)
+    columns["held_n"][row] = held_n
+    columns["held_bucket"][row, :held_n] = take(columns["held_bucket"].dtype, held_n)
+    columns["held_count"][row, :held_n] = take(columns["held_count"].dtype, held_n)
     records = block.slots.allocate(n_used)
     slots = block.slots.columns
     for name in _SLOT_COLUMNS:

@@ -3,7 +3,8 @@
 Callers (one record each): watermark, the streaming bookkeeping (last
 applied offset, last emission, a ring of recent ``cdr_id`` fingerprints),
 the bucket held by each ring slot of both windows (short slots first) and a
-reference into the slot table, the reorder buffer and the inbound filter.
+reference into the slot table, the reorder buffer, the inbound filter and
+the complaints held for short buckets ahead of the watermark (ascending).
 
 Slots (one record per *held* bucket, allocated on demand and released when
 the bucket expires): the counters, sketch and histogram of
@@ -19,8 +20,10 @@ from features.aggregate import COUNTER_NAMES
 from features.block_pool import Layout
 from features.config import FeatureConfig
 from features.sketch import EMPTY_HASH
+from features.state import HELD_COMPLAINTS
 
 __all__ = [
+    "HELD_COMPLAINTS",
     "NO_BUCKET",
     "NO_TIME",
     "RECENT_IDS",
@@ -57,6 +60,9 @@ def caller_layout(config: FeatureConfig) -> Layout:
         "recent_n": ((), np.dtype(np.uint8), 0),
         "recent_next": ((), np.dtype(np.uint8), 0),
         "inbound": ((2 * config.inbound_bloom_bits // 64,), np.dtype(np.uint64), 0),
+        "held_bucket": ((HELD_COMPLAINTS,), np.dtype(np.int64), NO_BUCKET),
+        "held_count": ((HELD_COMPLAINTS,), np.dtype(np.uint32), 0),
+        "held_n": ((), np.dtype(np.uint8), 0),
     }
 
 

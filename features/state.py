@@ -17,7 +17,10 @@
   oldest chained early; a late call that then lands before them adds no gap
   and no pair (see :mod:`features.aggregate`);
 * a two-generation Bloom filter of the numbers that called this caller
-  (:meth:`CallerState.note_inbound`), for reciprocity.
+  (:meth:`CallerState.note_inbound`), for reciprocity;
+* complaints dated after the watermark's short bucket, held as (short
+  bucket, count) until the watermark reaches them (see
+  :meth:`CallerState.note_complaints`).
 
 Counts, sketches and complaints are applied at once; duplicates by
 ``cdr_id`` are the agent's business (:mod:`features.dedup`).
@@ -51,7 +54,10 @@ from features.runs import run_starts
 from features.sketch import EMPTY_HASH, bloom_add, bloom_contains
 from features.vector import FEATURE_NAMES, reciprocity, window_features
 
-__all__ = ["CallerState", "UpdateStats"]
+__all__ = ["HELD_COMPLAINTS", "CallerState", "UpdateStats"]
+
+# Distinct future short buckets of complaints a caller holds; later ones join the last.
+HELD_COMPLAINTS = 4
 
 _NO_BUCKET = np.iinfo(np.int64).min
 _NO_TIME = -(2**62)
@@ -76,6 +82,8 @@ class CallerState:
 
     __slots__ = (
         "_buckets",
+        "_held_bucket",
+        "_held_count",
         "_inbound",
         "_inbound_generation",
         "_pending_key",
@@ -95,11 +103,23 @@ class CallerState:
         self._pending_key = np.empty(0, np.uint64)
         self._inbound = np.zeros(2 * config.inbound_bloom_bits // 64, np.uint64)
         self._inbound_generation = _NO_BUCKET
+        self._held_bucket = np.empty(0, np.int64)  # ascending short buckets
+        self._held_count = np.empty(0, np.int64)
 
     # -- updates -----------------------------------------------------------
 
     def update(self, calls: CallBatch) -> UpdateStats:
-        """Add this caller's calls, given in arrival order."""
+        """Add this caller's calls, given in arrival order.
+
+        Complaints held for short buckets the watermark has now reached land
+        afterwards (see :meth:`note_complaints`).
+        """
+        stats = self._update(calls)
+        if len(self._held_bucket):
+            self._release_complaints()
+        return stats
+
+    def _update(self, calls: CallBatch) -> UpdateStats:
         config = self.config
         if len(calls) == 0:
             return UpdateStats(0, 0, 0)
@@ -163,18 +183,66 @@ class CallerState:
     def note_complaints(self, time_ms: NDArray[np.int64]) -> int:
         """Count complaints about this caller at their report times; returns how many landed.
 
-        A complaint lands in each window whose ring still has (or can open)
-        its bucket; complaints older than the ring are dropped. They do not
-        move the watermark.
+        A complaint in the watermark's short bucket or before lands in each
+        window whose ring still has (or can open) its bucket; complaints older
+        than the ring are dropped. A complaint dated in a later short bucket
+        (the caller has no calls that recent yet, or none at all) is held and
+        lands when the watermark reaches its bucket, so it never opens a
+        bucket ahead of the caller's calls: that would evict buckets the
+        current windows need. Held complaints count as landed; they do not
+        move the watermark. This is the offline path's rule
+        (:func:`features.offline.compute_features`): a complaint counts in
+        windows ending after its report time.
         """
-        config, landed = self.config, 0
+        short_hop_ms = self.config.short_hop_s * 1000
+        watermark_bucket = self.watermark_ms // short_hop_ms
+        landed, ahead = 0, []
         for moment in np.asarray(time_ms, dtype=np.int64).tolist():
-            for index, window in enumerate(config.windows):
-                slot = self._claim_slot(index, window, moment // window.hop_ms)
-                if slot is not None:
-                    self._rings[index].counters[slot, COMPLAINTS] += 1
-                    landed += index == 0
+            if moment // short_hop_ms > watermark_bucket:
+                ahead.append(moment // short_hop_ms)
+                landed += 1
+            else:
+                landed += self._land_complaints(moment, 1)
+        if ahead:
+            self._hold_complaints(np.array(ahead, np.int64))
         return landed
+
+    def _land_complaints(self, moment: int, count: int) -> int:
+        """Add ``count`` complaints at ``moment``; 1 if they landed in the short ring."""
+        landed = 0
+        for index, window in enumerate(self.config.windows):
+            slot = self._claim_slot(index, window, moment // window.hop_ms)
+            if slot is not None:
+                self._rings[index].counters[slot, COMPLAINTS] += count
+                landed += index == 0
+        return landed
+
+    def _hold_complaints(self, buckets: NDArray[np.int64]) -> None:
+        """Hold complaints of future short buckets (one each), at most HELD_COMPLAINTS buckets.
+
+        The oldest buckets are kept exactly; complaints of later buckets join
+        the last kept one (counted a little early rather than lost). The
+        result does not depend on the order complaints arrive in.
+        """
+        held, inverse = np.unique(
+            np.concatenate((self._held_bucket, buckets)), return_inverse=True
+        )
+        weights = np.concatenate((self._held_count, np.ones(len(buckets), np.int64)))
+        counts = np.bincount(inverse, weights=weights).astype(np.int64)
+        if len(held) > HELD_COMPLAINTS:
+            counts[HELD_COMPLAINTS - 1] = counts[HELD_COMPLAINTS - 1 :].sum()
+            held, counts = held[:HELD_COMPLAINTS], counts[:HELD_COMPLAINTS]
+        self._held_bucket, self._held_count = held.astype(np.int64), counts.astype(np.int64)
+
+    def _release_complaints(self) -> None:
+        """Land the held complaints whose short bucket the watermark has reached."""
+        short_hop_ms = self.config.short_hop_s * 1000
+        due = int(np.searchsorted(self._held_bucket, self.watermark_ms // short_hop_ms, "right"))
+        for bucket, count in zip(
+            self._held_bucket[:due].tolist(), self._held_count[:due].tolist(), strict=True
+        ):
+            self._land_complaints(bucket * short_hop_ms, count)
+        self._held_bucket, self._held_count = self._held_bucket[due:], self._held_count[due:]
 
     def note_inbound(self, caller_keys: NDArray[np.uint64], time_ms: NDArray[np.int64]) -> None:
         """Record that these numbers (callee keys) called this caller at these times.
@@ -245,8 +313,17 @@ class CallerState:
         if self._inbound_generation < generation - 1:
             self._inbound[:] = 0
             self._inbound_generation = _NO_BUCKET
+        long = config.windows[1]
+        oldest_long = -(-now_ms // long.hop_ms) - long.buckets_per_window
+        stale = (self._held_bucket * (config.short_hop_s * 1000)) // long.hop_ms < oldest_long
+        self._held_bucket, self._held_count = self._held_bucket[~stale], self._held_count[~stale]
         buckets_left = any(bool((held != _NO_BUCKET).any()) for held in self._buckets)
-        return not buckets_left and len(self._pending_ms) == 0 and not self._inbound.any()
+        return (
+            not buckets_left
+            and len(self._pending_ms) == 0
+            and not self._inbound.any()
+            and len(self._held_bucket) == 0
+        )
 
     # -- reading -----------------------------------------------------------
 
@@ -340,13 +417,15 @@ def _concatenate(first: Aggregates, second: Aggregates) -> Aggregates:
 
 # -- the byte format ---------------------------------------------------------
 # Header: version, config fingerprint, watermark, inbound generation, buffer length, used slots
-# per window, whether the inbound filter is stored. Then the buffer (start as
-# a u32 offset below the watermark, callee key), then per used slot a fixed
-# record, its sketch entries and its non-zero histogram counters, then the
-# filter words.
+# per window, whether the inbound filter is stored, (version 2) held complaint
+# buckets. Then the buffer (start as a u32 offset below the watermark, callee
+# key), (version 2) the held complaints, then per used slot a fixed record, its
+# sketch entries and its non-zero histogram counters, then the filter words.
+# Version 1 is written when no complaint is held, so workers of the previous
+# release still read most states during a rolling upgrade.
 
-_VERSION = 1
-_HEADER = struct.Struct("<BIqqBBBB")
+_VERSION = 2
+_HEADERS = {1: struct.Struct("<BIqqBBBB"), 2: struct.Struct("<BIqqBBBBB")}
 _SLOT = np.dtype(
     [
         ("bucket_back", "<i4"),  # watermark bucket minus this bucket
@@ -371,6 +450,7 @@ _SLOT = np.dtype(
     ]
 )
 _PENDING = np.dtype([("back_ms", "<u4"), ("key", "<u8")])
+_HELD = np.dtype([("bucket", "<i8"), ("count", "<u4")])
 _SKETCH = np.dtype([("hash", "<u4"), ("count", "u1")])
 _HISTOGRAM = np.dtype([("bin", "u1"), ("count", "<u4")])
 _COUNTER_FIELDS = (
@@ -396,8 +476,7 @@ def _encode(state: CallerState) -> bytes:
     pending = np.empty(len(state._pending_ms), _PENDING)
     pending["back_ms"] = state.watermark_ms - state._pending_ms
     pending["key"] = state._pending_key
-    header = _HEADER.pack(
-        _VERSION,
+    fields = [
         _layout_fingerprint(config),
         state.watermark_ms,
         state._inbound_generation,
@@ -405,8 +484,13 @@ def _encode(state: CallerState) -> bytes:
         len(used[0]),
         len(used[1]),
         has_inbound,
-    )
-    parts = [header, pending.tobytes()]
+    ]
+    complaints = np.empty(len(state._held_bucket), _HELD)
+    complaints["bucket"], complaints["count"] = state._held_bucket, state._held_count
+    version = 2 if len(complaints) else 1
+    extra = [len(complaints)] if version == 2 else []
+    header = _HEADERS[version].pack(version, *fields, *extra)
+    parts = [header, pending.tobytes(), complaints.tobytes()]
     for index, window in enumerate(config.windows):
         ring, held = state._rings[index], state._buckets[index]
         watermark_bucket = state.watermark_ms // window.hop_ms
@@ -459,20 +543,24 @@ def _layout_fingerprint(config: FeatureConfig) -> int:
 
 def _decode(data: bytes, config: FeatureConfig) -> CallerState:
     state = CallerState(config)
-    fields = _HEADER.unpack_from(data, 0)
-    version, fingerprint, watermark, generation, n_pending, used_short, used_long, has_inbound = (
-        fields
-    )
-    if version != _VERSION:
-        raise ValueError(f"caller state version {version}, this code reads {_VERSION}")
+    version = data[0] if data else 0
+    if version not in _HEADERS:
+        raise ValueError(f"caller state version {version}, this code reads 1 to {_VERSION}")
+    fields = _HEADERS[version].unpack_from(data, 0)
+    fingerprint, watermark, generation, n_pending, used_short, used_long, has_inbound = fields[1:8]
+    n_held = fields[8] if version >= 2 else 0
     if fingerprint != _layout_fingerprint(config):
         raise ValueError("caller state was written under another FeatureConfig (windows, sketches)")
     state.watermark_ms, state._inbound_generation = watermark, generation
-    offset = _HEADER.size
+    offset = _HEADERS[version].size
     pending = np.frombuffer(data, _PENDING, n_pending, offset)
     offset += pending.nbytes
     state._pending_ms = watermark - pending["back_ms"].astype(np.int64)
     state._pending_key = pending["key"].astype(np.uint64)
+    held = np.frombuffer(data, _HELD, n_held, offset)
+    offset += held.nbytes
+    state._held_bucket = held["bucket"].astype(np.int64)
+    state._held_count = held["count"].astype(np.int64)
     for index, (window, used) in enumerate(
         zip(config.windows, (used_short, used_long), strict=True)
     ):
