@@ -77,7 +77,7 @@ function stackedBars(target, buckets, hours, asOf) {
   const width = 960, height = 220, left = 40, bottom = 24, top = 8;
   const end = Date.parse(asOf);
   const start = Math.floor((end - hours * 3600e3) / 3600e3) * 3600e3;
-  const slots = Math.ceil((end - start) / 3600e3) || 1;
+  const slots = Math.floor((end - start) / 3600e3) + 1;  // the hour of `end` included
   const perHour = new Map();
   for (const bucket of buckets) {
     if (bucket.action === "clear") continue;

@@ -1,0 +1,295 @@
+"""The operations dashboard in headless Chromium, against a worker and a real ClickHouse.
+
+Chromium (Debian's package, ``scripts/chromium.sh ensure``) loads the page
+with ``--dump-dom`` once its scripts have run; the figures in the rendered DOM
+are checked against the store, the number search is exercised through the
+page's ``?q=`` (a number in another format), and a screenshot is saved in the
+test's directory and copied to ``var/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from datetime import timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from simulator.run import simulate
+from simulator.scenario import builtin_scenario, with_overrides
+from sinks.clickhouse import current_flags, decision_features, flag_history, open_store
+from tests.conftest import ROOT
+from tests.integration.streaming import get_json, produce_cdrs, run_topics, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+SCREENSHOTS = ROOT / "var" / "screenshots"
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--virtual-time-budget=10000", "--window-size=1400,2400",
+]
+
+
+# -- a headless browser ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    done = subprocess.run(  # noqa: S603 - our script, fixed arguments
+        ["bash", str(ROOT / "scripts" / "chromium.sh"), "ensure"],
+        capture_output=True, text=True, timeout=900, check=False,
+    )
+    if done.returncode != 0:
+        pytest.fail(f"scripts/chromium.sh ensure failed:\n{done.stdout}\n{done.stderr}")
+    return "/usr/bin/chromium"
+
+
+class Browser:
+    def __init__(self, binary: str, profile: Path) -> None:
+        self.binary, self.profile = binary, profile
+        self.timings: dict[str, float] = {}
+
+    def run(self, *args: str, url: str, label: str) -> str:
+        started = time.monotonic()
+        done = subprocess.run(  # noqa: S603
+            [self.binary, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", *args, url],
+            capture_output=True, text=True, timeout=120, check=False,
+        )
+        self.timings[label] = time.monotonic() - started
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    def dom(self, url: str, label: str) -> Dom:
+        return Dom.parse(self.run("--dump-dom", url=url, label=label))
+
+    def screenshot(self, url: str, path: Path) -> None:
+        self.run(f"--screenshot={path}", url=url, label="screenshot")
+
+
+class Node:
+    def __init__(self, tag: str, attrs: dict[str, str]) -> None:
+        self.tag, self.attrs = tag, attrs
+        self.children: list[Node] = []
+        self.parts: list[str] = []
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts + [child.text for child in self.children]).strip()
+
+    def all(self, tag: str) -> list[Node]:
+        found = []
+        for child in self.children:
+            if child.tag == tag:
+                found.append(child)
+            found.extend(child.all(tag))
+        return found
+
+
+class Dom(HTMLParser):
+    """Just enough of a DOM: elements by id, their attributes, text and descendants."""
+
+    VOID = {"meta", "link", "input", "br", "img", "hr", "source", "col", "wbr"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.root = Node("#root", {})
+        self.stack = [self.root]
+        self.ids: dict[str, Node] = {}
+
+    @classmethod
+    def parse(cls, html: str) -> Dom:
+        dom = cls()
+        dom.feed(html)
+        return dom
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        node = Node(tag, {name: value or "" for name, value in attrs})
+        self.stack[-1].children.append(node)
+        if "id" in node.attrs:
+            self.ids[node.attrs["id"]] = node
+        if tag not in self.VOID:
+            self.stack.append(node)
+
+    def handle_endtag(self, tag: str) -> None:
+        for depth in range(len(self.stack) - 1, 0, -1):
+            if self.stack[depth].tag == tag:
+                del self.stack[depth:]
+                return
+
+    def handle_data(self, data: str) -> None:
+        self.stack[-1].parts.append(data)
+
+    def __getitem__(self, element_id: str) -> Node:
+        return self.ids[element_id]
+
+    def rows(self, table_id: str) -> list[Node]:
+        return self[table_id].all("tbody")[0].all("tr")
+
+
+# -- the worker with decisions in the store ----------------------------------------
+
+def callguard(*args: str, env: dict | None = None) -> str:
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "streams", *args], cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def post_json(url: str, payload: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(  # noqa: S310 - localhost
+        url, json.dumps(payload).encode(), {"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    registry = tmp_path_factory.mktemp("models")
+    callguard("train", "--simulate", "small", "--registry", str(registry), "--promote", "-q")
+    return registry
+
+
+def national(number: str) -> str:
+    """+8615028996993 -> '150 2899 6993': the same number as a person would type it."""
+    digits = number.removeprefix("+86")
+    return f"{digits[:3]} {digits[3:7]} {digits[7:]}" if len(digits) == 11 else f"0{digits}"
+
+
+def test_dashboard_in_headless_chromium(
+    chromium, kafka_producer, start_worker, model_dir, clickhouse_database_url, tmp_path
+):
+    allowlist = tmp_path / "allow.sqlite"
+    callguard("allow", "seed-defaults", env={"CALLGUARD_ALLOWLIST_PATH": str(allowlist),
+                                             "PATH": "/usr/bin:/bin"})
+    env = run_topics()
+    worker = start_worker(
+        **env,
+        CALLGUARD_MODEL_DIR=str(model_dir),
+        CALLGUARD_ALLOWLIST_PATH=str(allowlist),
+        CALLGUARD_STORE_URL=clickhouse_database_url,
+        CALLGUARD_LOOKUP_EVENT_TIME="true",
+    )
+    base = f"http://127.0.0.1:{worker.web_port}"
+    wait_for(lambda: get_json(f"{base}/status")["model"]["version"], 60, "the model", worker.log)
+    scenario = with_overrides(builtin_scenario("tiny"), seed=4242, duration="3h")
+    cdrs = pl.concat([chunk.cdrs for chunk in simulate(scenario)])
+    produce_cdrs(kafka_producer, env["CALLGUARD_TOPIC_CDR_RAW"], cdrs)
+
+    def settled() -> bool:
+        counters = get_json(f"{base}/status")["counters"]
+        published = sum(counters["decisions"][action] for action in ("block", "watch", "clear"))
+        return counters["features"]["accepted"] >= cdrs.height and published > 0 and (
+            counters["flags_stored"] == published)
+
+    wait_for(settled, 240, "every CDR processed and every decision stored", worker.log)
+
+    store = open_store(clickhouse_database_url)
+    try:
+        history_table = store.table("flags_history")
+        ((latest,),) = store.query_rows(f"SELECT max(flagged_at) FROM {history_table}")  # noqa: S608
+        flags = current_flags(store, now=latest)
+        blocked = [row for row in flags if row["action"] == "block"]
+        watched = [row for row in flags if row["action"] == "watch"]
+        hourly = store.query_rows(
+            f"SELECT sum(decisions) FROM {store.table('flags_hourly')} "  # noqa: S608
+            "WHERE action IN ('block', 'watch') AND hour >= %(since)s",
+            {"since": (latest - timedelta(hours=24)).replace(minute=0, second=0)},
+        )[0][0]
+        assert flags, "nothing flagged: the dashboard would have nothing to show"
+
+        browser = Browser(chromium, tmp_path / "chromium-profile")
+        page = browser.dom(f"{base}/dashboard", "overview")
+
+        # The figures shown are the store's.
+        assert page.root.all("body")[0].attrs["data-ready"] == "true"
+        assert page["as-of"].attrs["data-value"] == latest.strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert int(page["kpi-block"].attrs["data-value"]) == len(blocked)
+        assert int(page["kpi-watch"].attrs["data-value"]) == len(watched)
+        shown = [row.attrs["data-number"] for row in page.rows("flags-table")]
+        assert shown == [row["number"] for row in flags][:500]
+        assert int(page["timeline-chart"].attrs["data-total"]) == hourly
+        assert page["model-version"].text == get_json(f"{base}/status")["model"]["version"]
+        offenders = [row.attrs["data-number"] for row in page.rows("offenders-table")]
+        assert offenders and set(offenders) <= {number for (number,) in store.query_rows(
+            f"SELECT DISTINCT number FROM {history_table}")}  # noqa: S608
+        assert page["category-chart"].all("rect"), "no bars in the category chart"
+        health = get_json(f"{base}/api/health")
+        assert int(page["kpi-lag"].attrs["data-value"]) == health["consumer_lag"]
+        assert page.rows("lag-table"), "no partitions in the health panel"
+
+        # Search: a flagged number typed as a person would, through ?q=.
+        number = (blocked or watched)[0]["number"]
+        typed = national(number)
+        detail_page = browser.dom(f"{base}/dashboard?{urllib.parse.urlencode({'q': typed})}",
+                                  "search")
+        detail = detail_page["detail"]
+        assert "hidden" not in detail.attrs
+        assert detail.attrs["data-number"] == number
+        stored = flag_history(store, number)
+        assert detail_page["detail-action"].attrs["data-value"] == stored[0]["action"]
+        reasons = [item.text for item in detail_page["detail-reasons"].all("li")]
+        assert reasons == list(stored[0]["reasons"])
+        shown_history = [row.attrs["data-decision"] for row in detail_page.rows("history-table")]
+        assert shown_history == [row["decision_id"] for row in stored]
+        snapshot = decision_features(store, number, stored[0]["decision_id"])
+        features = [row.attrs["data-feature"] for row in detail_page.rows("features-table")]
+        assert snapshot and features == list(snapshot)
+        assert detail_page["detail-chart"].all("circle"), "no score chart"
+
+        nonsense = browser.dom(f"{base}/dashboard?q=not-a-number", "bad search")
+        assert "hidden" not in nonsense["detail-error"].attrs
+        assert nonsense["detail-error"].text
+
+        # The screenshot, for people.
+        picture = tmp_path / "dashboard.png"
+        browser.screenshot(f"{base}/dashboard?{urllib.parse.urlencode({'q': typed})}", picture)
+        assert picture.stat().st_size > 20_000 and picture.read_bytes()[:4] == b"\x89PNG"
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(picture, SCREENSHOTS / "dashboard.png")
+        print(f"\ndashboard timings (s, Chromium start to DOM): {browser.timings}")
+        assert browser.timings["overview"] < 30
+
+        # The operators' actions: actor and reason required; an appeal lifts the flag.
+        status, refused = post_json(f"{base}/api/appeal", {"number": typed, "actor": "li"})
+        assert status == 400 and "reason" in refused["error"]
+        status, answer = post_json(f"{base}/api/appeal", {
+            "number": typed, "actor": "li", "reason": "registered school notices"})
+        assert status == 200 and answer["number"] == number, answer
+        wait_for(lambda: get_json(
+            f"{base}/api/number?q={urllib.parse.quote(typed)}")["flagged"] is False,
+            60, "the appeal to lift the flag", worker.log)
+        lifted = flag_history(store, number)[0]
+        assert (lifted["action"], lifted["source"], lifted["actor"]) == ("clear", "appeal", "op:li")
+        status, allowed = post_json(f"{base}/api/allow", {
+            "pattern": typed, "actor": "li", "reason": "school notices, verified"})
+        assert status == 200 and allowed["pattern"] == number, allowed
+        wait_for(lambda: get_json(f"{base}/api/number?q={number}")["allowlisted"], 30,
+                 "the allow-list to reach the worker", worker.log)
+
+        # The metrics endpoint agrees with the worker's counters.
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:  # noqa: S310
+            metrics = response.read().decode()
+        assert f"callguard_cdrs_total {cdrs.height}" in metrics
+        assert 'callguard_model_info{version="' in metrics
+    finally:
+        store.close()
+
+
+def test_national_formats() -> None:
+    assert national("+8615028996993") == "150 2899 6993"
+    assert national("+862834272701") == "02834272701"
