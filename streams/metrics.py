@@ -23,29 +23,37 @@ Series (all prefixed ``callguard_``):
 Counters are this worker's since it started (Prometheus' ``rate()`` handles
 restarts); ``flags_current`` is the same for every worker, refreshed every
 ``FLAG_COUNTS_INTERVAL_S`` from the store.
+
+Every ``STORE_SAMPLE_INTERVAL_S`` the worker also writes a sample of the
+unlabelled series (without prefix) plus ``consumer_lag`` (summed) to the
+store's ``pipeline_metrics`` table, so Grafana's pipeline-health panels read
+ClickHouse like the rest of its dashboard.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from faust.web import Request, Response, View
 
-from sinks.clickhouse import StoreError
+from sinks.clickhouse import StoreError, insert_metrics
 from streams.app import CallguardApp
 from streams.dashboard.monitor import PipelineMonitor, consumer_lag, monitor_for
 from streams.dashboard.queries import as_of, flag_counts
 
-__all__ = ["CONTENT_TYPE", "MetricFamily", "collect", "register_metrics", "render"]
+__all__ = ["CONTENT_TYPE", "MetricFamily", "collect", "register_metrics", "render", "store_sample"]
 
 logger = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4"  # aiohttp adds the charset (utf-8)
 PREFIX = "callguard_"
 FLAG_COUNTS_INTERVAL_S = 30.0
+STORE_SAMPLE_INTERVAL_S = 60.0
 
 Labels = Mapping[str, str]
 
@@ -152,6 +160,34 @@ def register_metrics(app: CallguardApp) -> None:
             )
         except StoreError as error:  # keep the last counts; the store's own metrics say why
             logger.debug("metrics: flag counts not refreshed: %s", error)
+
+    @app.faust_app.timer(STORE_SAMPLE_INTERVAL_S, on_leader=False)
+    async def sample_to_store() -> None:
+        values = store_sample(collect(app, monitor))
+        at = datetime.now(UTC)
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                app.store_executor, app.writer.run,
+                lambda store: insert_metrics(store, app.worker_name, values, at=at),
+            )
+        except StoreError as error:
+            logger.debug("metrics: sample not stored: %s", error)
+
+
+def store_sample(families: Sequence[MetricFamily]) -> dict[str, float]:
+    """The unlabelled series by name, plus the consumer lag summed, for ``pipeline_metrics``."""
+    values = {
+        family.name: float(family.samples[0][1])
+        for family in families
+        if len(family.samples) == 1 and not family.samples[0][0]
+    }
+    for family in families:
+        if family.name == "consumer_lag":
+            values["consumer_lag"] = float(sum(value for _, value in family.samples))
+        elif family.name == "late_events_total":
+            for labels, value in family.samples:
+                values[f"late_{labels['kind']}_total"] = float(value)
+    return values
 
 
 def _labels(labels: Labels) -> str:
