@@ -120,6 +120,10 @@ class CallerBlock:
     def __contains__(self, number: object) -> bool:
         return number in self._row_of
 
+    def numbers(self) -> list[str]:
+        """Every number with state in the block."""
+        return list(self._row_of)
+
     def row(self, number: str) -> int | None:
         """The row of ``number``, if it has state."""
         return self._row_of.get(number)
@@ -616,13 +620,19 @@ class CallerBlock:
         """Drop buckets no window ending after ``now_ms`` needs; free and return empty callers.
 
         Per caller, what ``CallerState.expire`` does; a caller whose buckets,
-        buffer and inbound filter are all empty is removed from the block.
+        buffer, inbound filter and held complaints are all empty is removed
+        from the block.
         """
+        return self.expire_rows(now_ms)[0]
+
+    def expire_rows(self, now_ms: int) -> tuple[list[str], Int64Array]:
+        """:meth:`expire`, also returning the rows it changed and kept (for the changelog)."""
         rows = np.fromiter(self._row_of.values(), np.int64, len(self._row_of))
         if len(rows) == 0:
-            return []
+            return [], rows
         config, columns = self.config, self.callers.columns
         held, records = columns["bucket"], columns["slot"]
+        changed = []
         for window, first_column in self._windows:
             oldest = -(-now_ms // window.hop_ms) - window.buckets_per_window
             ring = slice(first_column, first_column + window.slots)
@@ -632,37 +642,43 @@ class CallerBlock:
             self.slots.release(records[cells])
             held[cells] = NO_BUCKET
             records[cells] = -1
+            changed.append(rows[stale_rows])
         pending_n = columns["pending_n"]
         buffered = rows[pending_n[rows] > 0]
         newest = columns["pending_ms"][buffered, pending_n[buffered].astype(np.int64) - 1]
-        pending_n[buffered[newest < now_ms - config.long_window_s * 1000]] = 0
+        flushed = buffered[newest < now_ms - config.long_window_s * 1000]
+        pending_n[flushed] = 0
         generation = now_ms // (config.inbound_generation_s * 1000)
-        old = rows[columns["inbound_generation"][rows] < generation - 1]
+        current = columns["inbound_generation"][rows]
+        old = rows[(current < generation - 1) & (current != NO_BUCKET)]
         columns["inbound"][old] = 0
         columns["inbound_generation"][old] = NO_BUCKET
-        self._expire_held(rows, now_ms)
+        changed.extend((flushed, old, self._expire_held(rows, now_ms)))
         empty = (
             (held[rows] == NO_BUCKET).all(axis=1)
             & (pending_n[rows] == 0)
             & ~columns["inbound"][rows].any(axis=1)
             & (columns["held_n"][rows] == 0)
         )
-        return self.remove(rows[empty])
+        kept = np.setdiff1d(np.concatenate(changed), rows[empty])
+        return self.remove(rows[empty]), kept
 
-    def _expire_held(self, rows: Int64Array, now_ms: int) -> None:
+    def _expire_held(self, rows: Int64Array, now_ms: int) -> Int64Array:
         """Drop held complaints older than every long window ending after ``now_ms``."""
         columns = self.callers.columns
         held_n = columns["held_n"]
         rows = rows[held_n[rows] > 0]
         if len(rows) == 0:
-            return
+            return rows
         long = self.config.windows[1]
         oldest_long = -(-now_ms // long.hop_ms) - long.buckets_per_window
         short_hop_ms = self.config.short_hop_s * 1000
         waiting = np.arange(HELD_COMPLAINTS) < held_n[rows][:, None]
         long_bucket = (columns["held_bucket"][rows] * short_hop_ms) // long.hop_ms
         stale = waiting & (long_bucket < oldest_long)  # a prefix: buckets ascend
-        self._drop_held(rows, stale.sum(axis=1))
+        dropped = stale.sum(axis=1)
+        self._drop_held(rows[dropped > 0], dropped[dropped > 0])
+        return rows[dropped > 0]
 
     def remove(self, rows: Int64Array) -> list[str]:
         """Free ``rows`` (their slots too); returns their numbers."""

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from features.aggregate import Aggregates, chain_calls, combine
-from features.block_layout import NO_BUCKET
+from features.aggregate import COMPLAINTS, Aggregates, chain_calls, combine
+from features.block_layout import HELD_COMPLAINTS, NO_BUCKET
 from features.config import WindowSpec
 from features.runs import run_starts
 from features.sketch import EMPTY_HASH, _bloom_positions
@@ -87,6 +87,14 @@ def window_aggregates(
         parts = _concatenate(parts, chains)
         part_owner = np.concatenate((part_owner, owners))
         part_order = np.concatenate((part_order, np.full(len(owners), np.iinfo(np.int64).max)))
+    held_complaints = _held_complaints(
+        block, rows, first, np.minimum(last * spec.hop_ms, end_ms), spec
+    )
+    if held_complaints is not None:
+        owners, complaints = held_complaints
+        parts = _concatenate(parts, complaints)
+        part_owner = np.concatenate((part_owner, owners))
+        part_order = np.concatenate((part_order, np.full(len(owners), np.iinfo(np.int64).max)))
     result = Aggregates.empty(len(rows), config)
     if len(parts) == 0:
         return result
@@ -131,6 +139,36 @@ def _pending_chains(
     starts = run_starts(owner_of)
     chains = chain_calls(start_ms[owner_of, position], keys, starts, block.config)
     return with_buffer[owner_of[starts]], chains
+
+
+def _held_complaints(
+    block: CallerBlock, rows: Int64Array, first: Int64Array, end_ms: Int64Array, spec: WindowSpec
+) -> tuple[Int64Array, Aggregates] | None:
+    """Complaints held ahead of the watermark in the window before ``end_ms``, one part per row.
+
+    As ``CallerState.window_aggregate``: up to the end, not the long bucket's end.
+    """
+    columns = block.callers.columns
+    count = columns["held_n"][rows].astype(np.int64)
+    if not count.any():
+        return None
+    with_held = np.flatnonzero(count)
+    short_hop_ms = block.config.short_hop_s * 1000
+    buckets = columns["held_bucket"][rows[with_held]]
+    low = first[with_held] * spec.hop_ms // short_hop_ms
+    high = -(-end_ms[with_held] // short_hop_ms)
+    inside = (
+        (np.arange(HELD_COMPLAINTS) < count[with_held, None])
+        & (buckets >= low[:, None])
+        & (buckets < high[:, None])
+    )
+    totals = np.where(inside, columns["held_count"][rows[with_held]], 0).sum(axis=1)
+    present = np.flatnonzero(inside.any(axis=1))
+    if len(present) == 0:
+        return None
+    parts = Aggregates.empty(len(present), block.config)
+    parts.counters[:, COMPLAINTS] = totals[present]
+    return with_held[present], parts
 
 
 def _concatenate(first: Aggregates, second: Aggregates) -> Aggregates:

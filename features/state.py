@@ -333,9 +333,11 @@ class CallerState:
         return (self.watermark_ms // hop_ms + 1) * hop_ms
 
     def window_aggregate(self, window: WindowName, end_ms: int | None = None) -> Aggregates:
-        """One window's aggregate (one row): its buckets in the ring, then held-back calls.
+        """One window's aggregate (one row): ring buckets, held-back calls, held complaints.
 
-        The window ends at the first bucket boundary at or after ``end_ms``
+        Held complaints count where the window reaches past the watermark's
+        bucket, up to ``end_ms`` (not to the end of the long bucket, as the
+        offline path). The window ends at the first bucket boundary at or after ``end_ms``
         and spans ``buckets_per_window`` buckets.
         """
         config = self.config
@@ -362,6 +364,15 @@ class CallerState:
                 self._pending_ms[pending], self._pending_key[pending], np.zeros(1, np.intp), config
             )
             parts = _concatenate(parts, chain)
+        short_hop_ms = config.short_hop_s * 1000
+        held = self._held_bucket
+        inside = (held >= first * spec.hop_ms // short_hop_ms) & (
+            held < min(last * spec.hop_ms // short_hop_ms, -(-end_ms // short_hop_ms))
+        )
+        if inside.any():
+            complaints = Aggregates.empty(1, config)
+            complaints.counters[0, COMPLAINTS] = self._held_count[inside].sum()
+            parts = _concatenate(parts, complaints)
         return combine(parts, np.zeros(1, np.intp), config)
 
     def features(self, end_ms: int | None = None) -> NDArray[np.float64]:
