@@ -1,0 +1,212 @@
+"""The feature stage on a :class:`~features.block.CallerBlock`: same contract, columnar state.
+
+:class:`BlockFeatureStage` is a drop-in for :class:`streams.feature_stage.FeatureStage`:
+``apply(batch, offset, table)`` gives the same :class:`StageStats` and the
+same :class:`Emission` (numbers, window ends, rows bit for bit) and applies
+the same emission policy. What differs is where the state lives:
+
+- the block is the hot state: every caller of the partitions this worker
+  has touched, as columns, updated a whole message at a time;
+- the table (a Faust table with a changelog in the worker, a dict in tests)
+  is the durable copy: after each message, the bytes of every caller the
+  message touched (:meth:`CallerBlock.row_bytes`) are written to it. A
+  caller missing from the block but present in the table (after a restart
+  or a rebalance, the table is recovered and the block is empty) is loaded
+  on first touch, so a new stage over the same table goes on exactly where
+  the old one stopped.
+
+The table's values are block rows, not :class:`streams.caller_record.CallerRecord`
+bytes: a table written by one stage cannot be read by the other (switching a
+worker over starts from an empty table, or from a replay of ``cdr.by_caller``).
+
+The block replaces ``CallerRecord``'s bookkeeping with its own columns
+(``last_offset``, ``last_emitted``, recent ``cdr_id`` fingerprints), so the
+exactly-once rules are those of the feature stage.
+
+Housekeeping the worker drives: :meth:`BlockFeatureStage.forget_partition`
+when partitions are revoked (their callers leave the block; the table keeps
+them for whoever takes over), :meth:`BlockFeatureStage.preload` when they are
+assigned (optional: loads the recovered callers at once, so that expiry sees
+them), and :meth:`BlockFeatureStage.expire` from a timer: it drops what no
+window needs, rewrites the callers it changed and deletes (tombstones) the
+callers left empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, MutableMapping
+
+import numpy as np
+from numpy.typing import NDArray
+
+from features.batch import CallBatch, callee_keys
+from features.block import CallerBlock
+from features.config import FeatureConfig
+from features.vector import FEATURE_NAMES
+from streams.caller_record import fingerprints
+from streams.feature_stage import Emission, EmissionPolicy, StageStats
+from streams.ingest import partition_for_number
+from streams.wire import CdrColumns, RoutedBatch
+
+__all__ = ["BlockFeatureStage"]
+
+_SHORT_VOLUME = FEATURE_NAMES.index("short_call_volume")
+Table = MutableMapping[str, bytes]
+
+
+class BlockFeatureStage:
+    """Applies routed batches to a :class:`CallerBlock` backed by a table of row bytes."""
+
+    def __init__(
+        self, config: FeatureConfig, policy: EmissionPolicy | None = None, capacity: int = 1024
+    ) -> None:
+        self.config = config
+        self.policy = policy or EmissionPolicy()
+        self._capacity = capacity
+        self.block = CallerBlock(config, capacity)
+
+    def apply(self, batch: RoutedBatch, offset: int, table: Table) -> tuple[StageStats, Emission]:
+        """Apply one message read at ``offset``; write back every caller it touched.
+
+        If applying fails, the block is dropped (it may hold part of the
+        message, the table holds none of it): callers reload from the table.
+        """
+        try:
+            return self._apply(batch, offset, table)
+        except Exception:
+            self.block = CallerBlock(self.config, self._capacity)
+            raise
+
+    def _apply(self, batch: RoutedBatch, offset: int, table: Table) -> tuple[StageStats, Emission]:
+        block, stats = self.block, StageStats()
+        calls, complaints, inbound = batch.calls, batch.complaints, batch.inbound
+        self._load_missing(table, [calls.caller, complaints.number, inbound.number])
+        block.begin(offset)
+        touched = []
+        called = np.zeros(0, np.int64)
+        if len(calls):
+            update = block.update(
+                calls.caller, _call_batch(calls, self.config), fingerprints(calls.cdr_id), offset
+            )
+            for name, count in update.counts.items():
+                setattr(stats, name, count)
+            touched.append(update.rows)
+            called = update.called
+        if len(complaints):
+            landed = block.note_complaints(
+                complaints.number, np.asarray(complaints.time_ms, np.int64), offset
+            )
+            stats.complaints = int(landed.sum())
+            touched.append(block.rows_of(complaints.number, create=False))
+        if len(inbound):
+            # Only numbers that already have state learn who called them (as in
+            # FeatureStage); Bloom filter adds are idempotent, so replays apply too.
+            rows = block.rows_of(inbound.number, create=False)
+            stats.inbound = block.note_inbound(
+                inbound.number,
+                callee_keys(inbound.from_number),
+                np.asarray(inbound.time_ms, np.int64),
+                offset,
+            )
+            touched.append(rows[rows >= 0])
+        emission = self._emit(called)
+        stats.emitted = len(emission)
+        rows = np.unique(np.concatenate(touched)) if touched else called
+        self._write(rows, table)
+        stats.callers = len(rows)
+        return stats, emission
+
+    def _load_missing(self, table: Table, number_lists: list[list[str]]) -> None:
+        """Load from the table the callers of this message the block does not hold."""
+        block = self.block
+        for number in dict.fromkeys(n for numbers in number_lists for n in numbers):
+            if number not in block:
+                data = table.get(number)
+                if data is not None:
+                    block.load_row(number, data)
+
+    def _emit(self, called: NDArray[np.int64]) -> Emission:
+        """Emission policy of :class:`FeatureStage`, over the rows with accepted calls."""
+        emission = Emission()
+        if not len(called):
+            return emission
+        block = self.block
+        numbers = [block.number(row) for row in called.tolist()]
+        order = sorted(range(len(numbers)), key=numbers.__getitem__)  # FeatureStage's order
+        rows = called[order]
+        watermark = block.column("watermark")[rows]
+        last_emitted = block.column("last_emitted")[rows]
+        interval_ms = int(self.policy.emit_interval_s * 1000)
+        due = (last_emitted < 0) | (watermark - last_emitted >= interval_ms)
+        rows, watermark = rows[due], watermark[due]
+        if not len(rows):
+            return emission
+        matrix = block.features(rows)
+        enough = matrix[:, _SHORT_VOLUME] >= self.policy.min_calls
+        rows, matrix = rows[enough], matrix[enough]
+        block.column("last_emitted")[rows] = watermark[enough]
+        emission.numbers = [block.number(row) for row in rows.tolist()]
+        emission.window_end_ms = block.default_end_ms(rows).tolist()
+        emission.rows = list(matrix)
+        return emission
+
+    def _write(self, rows: NDArray[np.int64], table: Table) -> None:
+        block = self.block
+        for row in rows.tolist():
+            table[block.number(row)] = block.row_bytes(row)
+
+    # -- housekeeping ----------------------------------------------------------
+
+    def forget(self, numbers: Iterable[str]) -> int:
+        """Drop ``numbers`` from the block (not from the table); how many were held."""
+        rows = self.block.rows_of(list(numbers), create=False)
+        return len(self.block.remove(np.unique(rows[rows >= 0])))
+
+    def forget_partition(self, partition: int, partitions: int) -> int:
+        """Drop the callers of a revoked partition of ``cdr.by_caller`` from the block."""
+        return self.forget(
+            number
+            for number in self.block.numbers()
+            if partition_for_number(number, partitions) == partition
+        )
+
+    def preload(self, table: Table, numbers: Iterable[str]) -> int:
+        """Load ``numbers`` from the table into the block where missing; how many loaded.
+
+        Optional (callers load on first touch anyway); after an assignment, it
+        lets :meth:`expire` see callers no message has touched yet. Pass only
+        numbers of partitions this worker owns.
+        """
+        loaded = 0
+        for number in numbers:
+            if number not in self.block:
+                data = table.get(number)
+                if data is not None:
+                    self.block.load_row(number, data)
+                    loaded += 1
+        return loaded
+
+    def expire(self, now_ms: int, table: Table) -> list[str]:
+        """Drop state no window ending after ``now_ms`` needs; returns the callers deleted.
+
+        Callers left empty leave the block and the table (a tombstone in the
+        changelog); callers that lost buckets are written back, so a worker
+        that recovers the table holds what this one holds.
+        """
+        removed, changed = self.block.expire_rows(now_ms)
+        for number in removed:
+            table.pop(number, None)
+        self._write(changed, table)
+        return removed
+
+
+def _call_batch(calls: CdrColumns, config: FeatureConfig) -> CallBatch:
+    """A message's calls as the feature core's columns (as :class:`FeatureStage` builds them)."""
+    return CallBatch.from_arrays(
+        config,
+        start_ms=np.asarray(calls.start_ms, np.int64),
+        callee=callee_keys(calls.callee),
+        duration_s=np.asarray(calls.duration_s, np.float64),
+        answered=np.asarray(calls.disposition) == "ANSWERED",
+        ring_s=np.array([np.nan if r is None else r for r in calls.ring_s], np.float64),
+    )

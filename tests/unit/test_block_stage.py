@@ -1,0 +1,412 @@
+"""BlockFeatureStage keeps FeatureStage's contract: same scenarios, same results, restarts.
+
+Also the complaint rule both states share: a complaint dated after the
+caller's watermark bucket (or about a number with no calls) is held, not
+crashed on, and the stream then agrees with the offline path.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import polars as pl
+import pytest
+
+from features.batch import CallBatch
+from features.block import CallerBlock
+from features.config import FeatureConfig
+from features.offline import compute_features
+from features.state import HELD_COMPLAINTS, CallerState
+from features.vector import FEATURE_NAMES
+from streams.block_stage import BlockFeatureStage
+from streams.caller_record import RECENT_IDS, CallerRecord
+from streams.feature_stage import Emission, EmissionPolicy, FeatureStage, StageStats
+from streams.ingest import partition_for_number
+from streams.wire import ComplaintColumns, RoutedBatch
+from tests.unit.test_block_support import Message, random_messages
+from tests.unit.test_feature_stage import CALLER, CONFIG, T0, cdr, routed
+
+STAGES = [FeatureStage, BlockFeatureStage]
+Stage = FeatureStage | BlockFeatureStage
+
+
+def features_of(stage: Stage, table: dict, number: str = CALLER) -> dict[str, float]:
+    """A caller's features as the stage's table holds them."""
+    if isinstance(stage, FeatureStage):
+        return CallerRecord.from_bytes(table[number], stage.config).state.feature_dict()
+    block = CallerBlock(stage.config)
+    row = block.load_row(number, table[number])
+    return dict(zip(FEATURE_NAMES, block.features(np.array([row]))[0].tolist(), strict=True))
+
+
+# -- the scenarios of test_feature_stage, for both stages ------------------------
+
+
+@pytest.mark.parametrize("stage_type", STAGES)
+def test_calls_are_counted_once_despite_resends_and_replays(stage_type: type[Stage]) -> None:
+    stage, table = stage_type(CONFIG), {}
+    stats, _ = stage.apply(routed([cdr(i) for i in range(10)]), 0, table)
+    assert stats.accepted == 10 and features_of(stage, table)["long_call_volume"] == 10
+    stats, _ = stage.apply(routed([cdr(3), cdr(4), cdr(5), cdr(10), cdr(11)]), 1, table)
+    assert (stats.duplicates, stats.accepted) == (3, 2)
+    stats, _ = stage.apply(routed([cdr(3), cdr(4), cdr(5), cdr(10), cdr(11)]), 1, table)
+    assert stats.replayed == 5 and features_of(stage, table)["long_call_volume"] == 12
+
+
+@pytest.mark.parametrize("stage_type", STAGES)
+def test_duplicates_inside_one_message(stage_type: type[Stage]) -> None:
+    stats, _ = stage_type(CONFIG).apply(routed([cdr(1), cdr(1), cdr(2)]), 0, {})
+    assert (stats.accepted, stats.duplicates) == (2, 1)
+
+
+@pytest.mark.parametrize("stage_type", STAGES)
+def test_late_calls_beyond_grace_are_dropped_and_counted(stage_type: type[Stage]) -> None:
+    stage, table = stage_type(CONFIG), {}
+    stage.apply(routed([cdr(0, at=T0 + 3_600_000)]), 0, table)
+    late_in_grace = cdr(1, at=T0 + 3_600_000 - 60_000)
+    too_late = cdr(2, at=T0 + 3_600_000 - 600_000)
+    stats, _ = stage.apply(routed([late_in_grace, too_late]), 1, table)
+    assert (stats.late_accepted, stats.late_dropped) == (1, 1)
+    assert features_of(stage, table)["long_call_volume"] == 2
+
+
+@pytest.mark.parametrize("stage_type", STAGES)
+def test_emission_waits_for_min_calls_and_then_respects_the_interval(
+    stage_type: type[Stage],
+) -> None:
+    stage = stage_type(CONFIG, EmissionPolicy(emit_interval_s=60, min_calls=5))
+    table: dict = {}
+    _, emission = stage.apply(routed([cdr(i) for i in range(4)]), 0, table)
+    assert len(emission) == 0
+    _, emission = stage.apply(routed([cdr(4)]), 1, table)
+    assert emission.numbers == [CALLER]
+    assert emission.matrix().shape == (1, len(FEATURE_NAMES))
+    _, emission = stage.apply(routed([cdr(5)]), 2, table)
+    assert len(emission) == 0
+    _, emission = stage.apply(routed([cdr(11)]), 3, table)
+    assert emission.numbers == [CALLER]
+
+
+@pytest.mark.parametrize("stage_type", STAGES)
+def test_reciprocity_and_complaints_reach_the_callers_state(stage_type: type[Stage]) -> None:
+    stage, table = stage_type(CONFIG), {}
+    callees = [f"+86139001{i:05d}" for i in range(10)]
+    stage.apply(routed([cdr(i, callee=c) for i, c in enumerate(callees)]), 0, table)
+    backs = [
+        cdr(100 + i, caller=c, callee=CALLER, at=T0 + 200_000) for i, c in enumerate(callees[:5])
+    ]
+    stats, _ = stage.apply(routed(backs), 1, table)
+    assert stats.inbound == 5
+    complaint = {
+        "complaint_id": "k1",
+        "reporter": callees[0],
+        "reported": CALLER,
+        "time_ms": T0 + 50_000,
+    }
+    stats, _ = stage.apply(routed([complaint], complaints=True), 2, table)
+    assert stats.complaints == 1
+    features = features_of(stage, table)
+    assert features["long_complaints"] == 1
+    assert 0.3 <= features["long_reciprocity"] <= 0.7
+
+
+def test_block_row_bytes_round_trip_and_recent_ids_are_bounded() -> None:
+    stage, table = BlockFeatureStage(CONFIG), {}
+    stage.apply(routed([cdr(i) for i in range(3 * RECENT_IDS)]), 7, table)
+    block = CallerBlock(CONFIG)
+    row = block.load_row(CALLER, table[CALLER])
+    assert block.column("last_offset")[row] == 7 and block.column("recent_n")[row] == RECENT_IDS
+    assert block.row_bytes(row) == table[CALLER]
+    # Fixed-width slot records: larger than CallerRecord's packed bytes (<= 1 KB here).
+    assert len(table[CALLER]) <= 2048
+    assert np.isfinite(block.features(np.array([row]))).all()
+
+
+# -- random streams: both stages agree ---------------------------------------------
+
+
+def messages_with_any_complaints(seed: int, n_messages: int = 40) -> list[Message]:
+    """``random_messages`` plus complaints ahead of the watermark and about non-callers."""
+    rng = np.random.default_rng(seed + 1000)
+    messages = random_messages(seed, n_messages)
+    strangers = [f"+861360000{i:04d}" for i in range(3)]  # complained about, never call
+    seen: set[int] = set()
+    for message in messages:
+        batch = message.batch
+        if not len(batch.calls) or id(batch) in seen:
+            continue  # a replay shares its batch
+        seen.add(id(batch))
+        complaints = copy.deepcopy(batch.complaints)
+        latest = max(batch.calls.start_ms)
+        for index in range(int(rng.integers(0, 5))):
+            ahead = rng.random() < 0.6
+            number = (
+                strangers[int(rng.integers(len(strangers)))]
+                if rng.random() < 0.3
+                else batch.calls.caller[int(rng.integers(len(batch.calls)))]
+            )
+            lead = int(rng.integers(0, 3 * 3600_000)) if ahead else -int(rng.integers(0, 600_000))
+            complaints.complaint_id.append(f"x{message.offset}-{index}")
+            complaints.number.append(number)
+            complaints.time_ms.append(latest + lead)
+        batch.complaints = complaints
+    return messages
+
+
+def assert_same_stats(expected: StageStats, got: StageStats, step: int) -> None:
+    for name in StageStats.__slots__:  # type: ignore[attr-defined]
+        assert getattr(got, name) == getattr(expected, name), (step, name)
+
+
+def assert_same_emission(expected: Emission, got: Emission, step: int) -> None:
+    assert got.numbers == expected.numbers, step
+    assert got.window_end_ms == expected.window_end_ms, step
+    np.testing.assert_array_equal(got.matrix(), expected.matrix(), err_msg=str(step))
+
+
+def assert_same_state(reference: dict, stage: BlockFeatureStage, table: dict) -> None:
+    """Same callers; each caller's features equal to the bit."""
+    assert set(table) == set(reference)
+    for number in sorted(reference):
+        expected = CallerRecord.from_bytes(reference[number], stage.config)
+        got = features_of(stage, table, number)
+        np.testing.assert_array_equal(
+            np.array(list(got.values())), expected.state.features(), err_msg=number
+        )
+
+
+CONFIGS = {
+    "default": FeatureConfig(),
+    "tiny buffer": FeatureConfig(reorder_capacity=2, kmv_k=4, segment_bins=4),
+    "long grace": FeatureConfig(grace_s=400, reorder_capacity=3, inbound_generation_s=3600),
+}
+POLICY = EmissionPolicy(emit_interval_s=30, min_calls=2)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_block_stage_equals_feature_stage_on_random_streams(name: str, seed: int) -> None:
+    config = CONFIGS[name]
+    reference, reference_table = FeatureStage(config, POLICY), {}
+    stage, table = BlockFeatureStage(config, POLICY, capacity=4), {}
+    emitted = 0
+    for step, message in enumerate(messages_with_any_complaints(seed)):
+        expected = reference.apply(message.batch, message.offset, reference_table)
+        got = stage.apply(message.batch, message.offset, table)
+        assert_same_stats(expected[0], got[0], step)
+        assert_same_emission(expected[1], got[1], step)
+        emitted += len(got[1])
+    assert emitted > 0
+    assert_same_state(reference_table, stage, table)
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_a_new_stage_over_the_same_table_goes_on_as_if_uninterrupted(seed: int) -> None:
+    messages = messages_with_any_complaints(seed, 60)
+    steady, steady_table = BlockFeatureStage(CONFIG, POLICY), {}
+    restarted, table = BlockFeatureStage(CONFIG, POLICY), {}
+    for step, message in enumerate(messages):
+        if step in (20, 41):  # the worker restarts: its table is recovered, its block is empty
+            restarted = BlockFeatureStage(CONFIG, POLICY)
+        expected = steady.apply(message.batch, message.offset, steady_table)
+        got = restarted.apply(message.batch, message.offset, table)
+        assert_same_stats(expected[0], got[0], step)
+        assert_same_emission(expected[1], got[1], step)
+    assert table == steady_table
+
+
+def test_a_revoked_partition_reloads_from_the_table() -> None:
+    messages = messages_with_any_complaints(7)
+    steady, steady_table = BlockFeatureStage(CONFIG, POLICY), {}
+    stage, table = BlockFeatureStage(CONFIG, POLICY), {}
+    for step, message in enumerate(messages):
+        if step % 10 == 9:
+            held = set(stage.block.numbers())
+            forgotten = stage.forget_partition(1, 4)
+            assert forgotten == sum(partition_for_number(n, 4) == 1 for n in held) > 0
+            assert all(partition_for_number(n, 4) != 1 for n in stage.block.numbers())
+        expected = steady.apply(message.batch, message.offset, steady_table)
+        got = stage.apply(message.batch, message.offset, table)
+        assert_same_stats(expected[0], got[0], step)
+        assert_same_emission(expected[1], got[1], step)
+    assert table == steady_table
+    assert stage.forget(["+8613000000000", *stage.block.numbers()[:2]]) == 2
+
+
+@pytest.mark.parametrize("hours", [0.5, 2, 30, 80])
+def test_expire_deletes_empty_callers_and_rewrites_the_rest(hours: float) -> None:
+    messages = messages_with_any_complaints(8)
+    stage, table = BlockFeatureStage(CONFIG, POLICY), {}
+    reference, reference_table = FeatureStage(CONFIG, POLICY), {}
+    for message in messages[:30]:
+        stage.apply(message.batch, message.offset, table)
+        reference.apply(message.batch, message.offset, reference_table)
+    now = int(stage.block.column("watermark")[[stage.block.row(n) for n in table]].max())
+    now += int(hours * 3600_000)
+    states = {n: CallerRecord.from_bytes(v, CONFIG).state for n, v in reference_table.items()}
+    empty = {number for number, state in states.items() if state.expire(now)}
+    assert set(stage.expire(now, table)) == empty
+    assert set(table) == set(states) - empty
+    for number in table:  # what the table holds is what the block holds
+        row = stage.block.row(number)
+        assert row is not None and table[number] == stage.block.row_bytes(row)
+        np.testing.assert_array_equal(
+            np.array(list(features_of(stage, table, number).values())), states[number].features()
+        )
+    # A worker that recovers this table and preloads it goes on like this one.
+    recovered = BlockFeatureStage(CONFIG, POLICY)
+    recovered_table = dict(table)
+    assert recovered.preload(recovered_table, list(recovered_table)) == len(table)
+    for step, message in enumerate(messages[30:]):
+        expected = stage.apply(message.batch, message.offset + 100, table)
+        got = recovered.apply(message.batch, message.offset + 100, recovered_table)
+        assert_same_stats(expected[0], got[0], step)
+        assert_same_emission(expected[1], got[1], step)
+        if step == 5:
+            assert stage.expire(now + 3600_000, table) == recovered.expire(
+                now + 3600_000, recovered_table
+            )
+    assert recovered_table == table
+
+
+def test_a_failed_message_leaves_no_half_applied_state() -> None:
+    stage, table = BlockFeatureStage(CONFIG), {}
+    stage.apply(routed([cdr(i) for i in range(5)]), 0, table)
+    bad = routed([cdr(10)])
+    bad.calls.start_ms[0] = "not a time"  # type: ignore[call-overload]
+    with pytest.raises((TypeError, ValueError)):
+        stage.apply(bad, 1, table)
+    assert len(stage.block) == 0  # dropped: callers reload from the table
+    stats, _ = stage.apply(routed([cdr(5)]), 1, table)
+    assert stats.accepted == 1 and features_of(stage, table)["long_call_volume"] == 6
+
+
+# -- complaints ahead of the watermark ---------------------------------------------
+
+
+def complaint_batch(number: str, *times_ms: int) -> RoutedBatch:
+    complaints = ComplaintColumns()
+    for index, time_ms in enumerate(times_ms):
+        complaints.complaint_id.append(f"k{index}")
+        complaints.number.append(number)
+        complaints.time_ms.append(time_ms)
+    return RoutedBatch(complaints=complaints)
+
+
+@pytest.mark.parametrize("stage_type", STAGES)
+def test_complaints_about_a_number_without_calls_wait_for_its_calls(
+    stage_type: type[Stage],
+) -> None:
+    stage, table = stage_type(CONFIG), {}
+    stats, _ = stage.apply(complaint_batch(CALLER, T0 + 30_000, T0 - 3600_000), 0, table)
+    assert stats.complaints == 2 and CALLER in table  # held, and stored
+    stage.apply(routed([cdr(i) for i in range(6)]), 1, table)  # T0 .. T0 + 50 s
+    features = features_of(stage, table)
+    assert (features["short_complaints"], features["long_complaints"]) == (1, 2)
+
+
+@pytest.mark.parametrize("stage_type", STAGES)
+def test_a_complaint_from_the_future_does_not_break_the_window(stage_type: type[Stage]) -> None:
+    stage, table = stage_type(CONFIG), {}
+    stage.apply(routed([cdr(i) for i in range(6)]), 0, table)
+    stats, _ = stage.apply(complaint_batch(CALLER, T0 + 3 * 3600_000), 1, table)
+    assert stats.complaints == 1
+    _, emission = stage.apply(routed([cdr(i) for i in range(6, 12)]), 2, table)
+    assert features_of(stage, table)["long_complaints"] == 0  # not yet: it is 3 h ahead
+    stage.apply(routed([cdr(99, at=T0 + 3 * 3600_000 + 1000)]), 3, table)
+    assert features_of(stage, table)["short_complaints"] == 1
+
+
+def test_held_complaints_are_bounded_and_order_does_not_matter() -> None:
+    config = FeatureConfig()
+    hop = config.short_hop_s * 1000
+    times = T0 + hop * np.array([9, 2, 7, 2, 5, 3, 11, 5])
+    states = []
+    for order in (np.arange(len(times)), np.arange(len(times))[::-1]):
+        state = CallerState(config)
+        for time_ms in times[order]:
+            state.note_complaints(np.array([time_ms]))
+        states.append(state)
+    assert states[0].to_bytes() == states[1].to_bytes()
+    state = CallerState.from_bytes(states[0].to_bytes(), config)
+    assert len(state._held_bucket) == HELD_COMPLAINTS
+    assert int(state._held_count.sum()) == len(times)
+    assert state.expire(T0 + 3 * 86_400_000)
+
+
+def offline_and_stream(seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One caller's calls and complaints, streamed in time order and computed offline.
+
+    As in test_features_parity: everything before a window end is fed, in
+    time order (each complaint after the calls that precede it), then the
+    window is evaluated.
+    """
+    config = FeatureConfig()
+    rng = np.random.default_rng(seed)
+    starts = np.sort(T0 + 3600_000 + rng.integers(0, 6 * 3600_000, 300))
+    callees = (8613800000000 + rng.integers(0, 50, len(starts))).astype(np.uint64)
+    # One complaint before the first call (no watermark yet), the rest among the calls.
+    complaint_times = np.sort(np.r_[T0, T0 + 3600_000 + rng.integers(0, 7 * 3600_000, 25)])
+    events = sorted(
+        [(int(t), 0, i) for i, t in enumerate(starts)] + [(int(t), 1, -1) for t in complaint_times]
+    )
+    state = CallerState(config)
+
+    def feed(calls: list[int]) -> None:
+        if calls:
+            index = np.array(calls)
+            state.update(
+                CallBatch.from_arrays(
+                    config,
+                    start_ms=starts[index],
+                    callee=callees[index],
+                    duration_s=np.zeros(len(index)),
+                    answered=np.zeros(len(index), bool),
+                    ring_s=np.full(len(index), 4.0),
+                )
+            )
+            calls.clear()
+
+    rows, pending = [], []
+    position = 0
+    for end in range(T0 + 1800_000, T0 + 8 * 3600_000 + 1, 1800_000):
+        while position < len(events) and events[position][0] < end:
+            time_ms, kind, call = events[position]
+            position += 1
+            if kind == 0:
+                pending.append(call)
+            else:
+                feed(pending)
+                state.note_complaints(np.array([time_ms]))
+        feed(pending)
+        if state.watermark_ms > end - config.long_window_s * 1000:
+            rows.append({"end_ms": end} | state.feature_dict(end))
+    streamed = pl.DataFrame(rows)
+    cdrs = pl.DataFrame(
+        {
+            "caller": [CALLER] * len(starts),
+            "callee": ["+" + str(c) for c in callees],
+            "start_ms": starts,
+            "duration_s": np.zeros(len(starts)),
+            "disposition": ["NO_ANSWER"] * len(starts),
+            "ring_s": np.full(len(starts), 4.0),
+        }
+    )
+    complaints = pl.DataFrame(
+        {"reported": [CALLER] * len(complaint_times), "time_ms": complaint_times}
+    )
+    offline = compute_features(cdrs, config, at=streamed["end_ms"].to_list(), complaints=complaints)
+    return offline, streamed
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_complaints_streamed_in_time_order_agree_with_the_offline_path(seed: int) -> None:
+    offline, streamed = offline_and_stream(seed)
+    joined = offline.join(streamed, on="end_ms", suffix="_stream")
+    assert joined.height == streamed.height > 10
+    assert joined["long_complaints"].max() > 0
+    for name in FEATURE_NAMES:
+        np.testing.assert_array_equal(
+            joined[f"{name}_stream"].to_numpy(), joined[name].to_numpy(), err_msg=name
+        )
