@@ -41,7 +41,7 @@ from numpy.typing import NDArray
 
 from features.aggregate import CHAIN_LEN, COMPLAINTS, FIRST_MS, LAST_KEY, chain_calls
 from features.batch import EVENT_COLUMNS, CallBatch, key_hash32
-from features.block_bytes import layout_fingerprint, load_row_bytes, row_bytes
+from features.block_bytes import layout_fingerprint, load_row_bytes, row_bytes, rows_bytes
 from features.block_layout import (
     HELD_COMPLAINTS,
     NO_BUCKET,
@@ -697,6 +697,10 @@ class CallerBlock:
     def row_bytes(self, row: int) -> bytes:
         """The changelog value of ``row`` (see :mod:`features.block_bytes`)."""
         return row_bytes(self, row)
+
+    def rows_bytes(self, rows: Int64Array) -> list[bytes]:
+        """:meth:`row_bytes` of many rows, built at once (about 1 us a row)."""
+        return rows_bytes(self, rows)
 
     def load_row(self, number: str, data: bytes) -> int:
         """Restore ``number`` from :meth:`row_bytes` output (replacing its state); its row."""

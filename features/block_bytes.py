@@ -17,6 +17,7 @@ import zlib
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import NDArray
 
 from features.block_layout import HELD_COMPLAINTS, NO_BUCKET, RECENT_IDS
 from features.config import FeatureConfig
@@ -24,7 +25,7 @@ from features.config import FeatureConfig
 if TYPE_CHECKING:
     from features.block import CallerBlock
 
-__all__ = ["layout_fingerprint", "load_row_bytes", "row_bytes"]
+__all__ = ["layout_fingerprint", "load_row_bytes", "row_bytes", "rows_bytes"]
 
 _VERSION = 2
 _HEADER = struct.Struct("<BIqqqqBBBBHB")
@@ -46,50 +47,87 @@ def layout_fingerprint(config: FeatureConfig) -> int:
     return zlib.crc32(repr(layout).encode())
 
 
+_HEADER_FIELDS = np.dtype(
+    [
+        ("version", "u1"),
+        ("fingerprint", "<u4"),
+        ("watermark", "<i8"),
+        ("last_offset", "<i8"),
+        ("last_emitted", "<i8"),
+        ("inbound_generation", "<i8"),
+        ("pending_n", "u1"),
+        ("recent_n", "u1"),
+        ("recent_next", "u1"),
+        ("has_inbound", "u1"),
+        ("mask", "<u2"),
+        ("held_n", "u1"),
+    ]
+)  # _HEADER as a packed numpy record
+
+
 def row_bytes(block: CallerBlock, row: int) -> bytes:
     """The bytes of ``row`` (see the module docstring)."""
-    columns = block.callers.columns
-    held = columns["bucket"][row]
+    return rows_bytes(block, np.array([row]))[0]
+
+
+def rows_bytes(block: CallerBlock, rows: NDArray[np.int64]) -> list[bytes]:
+    """The bytes of each of ``rows``, built for all rows at once.
+
+    Each part of the layout is gathered for every row as one flat array
+    (row-major, so each row's piece is contiguous), then copied into one
+    buffer at the row's offset; a row's bytes are one slice of it.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    columns, slots = block.callers.columns, block.slots.columns
+    held = columns["bucket"][rows]
     used = held != NO_BUCKET
-    pending_n = int(columns["pending_n"][row])
-    recent_n = int(columns["recent_n"][row])
-    inbound = columns["inbound"][row]
-    has_inbound = bool(inbound.any())
-    held_n = int(columns["held_n"][row])
-    header = _HEADER.pack(
-        _VERSION,
-        block.fingerprint,
-        int(columns["watermark"][row]),
-        int(columns["last_offset"][row]),
-        int(columns["last_emitted"][row]),
-        int(columns["inbound_generation"][row]),
-        pending_n,
-        recent_n,
-        int(columns["recent_next"][row]),
-        has_inbound,
-        _mask(used),
-        held_n,
-    )
-    records = columns["slot"][row][used]
-    slots = block.slots.columns
-    parts = [
-        header,
-        held[used].tobytes(),
-        columns["pending_ms"][row, :pending_n].tobytes(),
-        columns["pending_key"][row, :pending_n].tobytes(),
-        columns["recent"][row, :recent_n].tobytes(),
-        columns["held_bucket"][row, :held_n].tobytes(),
-        columns["held_count"][row, :held_n].tobytes(),
+    inbound = columns["inbound"][rows]
+    has_inbound = inbound.any(axis=1)
+    header = np.zeros(len(rows), _HEADER_FIELDS)
+    header["version"], header["fingerprint"] = _VERSION, block.fingerprint
+    for name in ("watermark", "last_offset", "last_emitted", "inbound_generation"):
+        header[name] = columns[name][rows]
+    for name in ("pending_n", "recent_n", "recent_next", "held_n"):
+        header[name] = columns[name][rows]
+    header["has_inbound"] = has_inbound
+    header["mask"] = (used.astype(np.int64) << np.arange(used.shape[1])).sum(axis=1)
+    records = columns["slot"][rows][used]  # row-major: each row's slots in ring order
+    n_used = used.sum(axis=1)
+
+    def first(name: str, count_column: str) -> tuple[NDArray[np.generic], NDArray[np.int64]]:
+        values = columns[name][rows]
+        count = columns[count_column][rows].astype(np.int64)
+        return values[np.arange(values.shape[1]) < count[:, None]], count
+
+    parts: list[tuple[NDArray[np.generic], NDArray[np.int64]]] = [
+        (header, np.ones(len(rows), np.int64)),
+        (held[used], n_used),
+        first("pending_ms", "pending_n"),
+        first("pending_key", "pending_n"),
+        first("recent", "recent_n"),
+        first("held_bucket", "held_n"),
+        first("held_count", "held_n"),
     ]
-    parts.extend(slots[name][records].tobytes() for name in _SLOT_COLUMNS)
-    if has_inbound:
-        parts.append(inbound.tobytes())
-    return b"".join(parts)
-
-
-def _mask(used: np.ndarray) -> int:
-    """One bit per ring slot (short slots in the low bits)."""
-    return int((used.astype(np.int64) << np.arange(len(used))).sum())
+    parts.extend((slots[name][records], n_used) for name in _SLOT_COLUMNS)
+    parts.append((inbound[has_inbound], np.asarray(has_inbound, dtype=np.int64)))
+    # Bytes of each part in each row: its count times one element's (a record's) size.
+    sizes = [count * (values[0].nbytes if len(values) else 0) for values, count in parts]
+    row_size = np.sum(sizes, axis=0)
+    row_start = np.cumsum(row_size) - row_size
+    buffer = np.empty(int(row_size.sum()), np.uint8)
+    offset_in_row = np.zeros(len(rows), np.int64)
+    for (values, _), size in zip(parts, sizes, strict=True):
+        data = np.ascontiguousarray(values).view(np.uint8).reshape(-1)
+        if len(data):
+            piece_start = row_start + offset_in_row
+            within = np.arange(len(data)) - np.repeat(np.cumsum(size) - size, size)
+            buffer[np.repeat(piece_start, size) + within] = data
+        offset_in_row += size
+    raw = buffer.tobytes()
+    return [
+        raw[start : start + size]
+        for start, size in zip(row_start.tolist(), row_size.tolist(), strict=True)
+    ]
 
 
 def load_row_bytes(block: CallerBlock, row: int, data: bytes) -> None:

@@ -152,8 +152,8 @@ class BlockFeatureStage:
 
     def _write(self, rows: NDArray[np.int64], table: Table) -> None:
         block = self.block
-        for row in rows.tolist():
-            table[block.number(row)] = block.row_bytes(row)
+        for row, data in zip(rows.tolist(), block.rows_bytes(rows), strict=True):
+            table[block.number(row)] = data
 
     # -- housekeeping ----------------------------------------------------------
 
