@@ -6,9 +6,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test lint unit integration clickhouse clickhouse-stop clean
+.PHONY: setup demo test lint unit integration clickhouse clickhouse-stop chromium clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(VENV)/share/compose-spec/compose_spec.json
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,14 @@ $(STAMP): pyproject.toml requirements.lock
 demo: setup
 	$(BIN)/callguard demo
 
+$(VENV)/share/compose-spec/compose_spec.json: | $(STAMP)
+	bash scripts/compose-schema.sh $@
+
 clickhouse:
 	bash scripts/clickhouse-server.sh ensure
+
+chromium:
+	bash scripts/chromium.sh ensure
 
 clickhouse-stop:
 	bash scripts/clickhouse-server.sh stop
@@ -32,7 +38,7 @@ lint: setup
 unit: setup
 	$(BIN)/python -m pytest -m "not integration and not e2e" -q
 
-test: setup clickhouse lint
+test: setup clickhouse chromium lint
 	$(BIN)/python -m pytest -q
 
 clean:

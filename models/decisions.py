@@ -133,12 +133,15 @@ def expire(state: FlagState, now_ms: int) -> tuple[FlagState, Flag | None]:
 
 
 def lift(
-    state: FlagState, now_ms: int, policy: DecisionPolicy, *, why: str
+    state: FlagState, now_ms: int, *, suppression_ms: int, why: str
 ) -> tuple[FlagState, Flag | None]:
-    """An operator upholds an appeal: clear now and suppress re-flagging for a while."""
+    """An operator upholds an appeal: clear now and suppress re-flagging for ``suppression_ms``.
+
+    Needs no model: an appeal is honoured even while no model serves.
+    """
     if not why.strip():
         raise ValueError("an appeal needs a reason (why)")
-    suppressed = replace(state, suppressed_until_ms=now_ms + policy.appeal_suppression_ms)
+    suppressed = replace(state, suppressed_until_ms=now_ms + suppression_ms)
     if not state.active(now_ms):
         return suppressed, None
     return _clear(suppressed, now_ms, source="appeal", reason=f"appeal upheld: {why.strip()}")

@@ -66,6 +66,7 @@ def _plural(count: float, word: str) -> str:
 
 
 def _entropy(value: float, calls: float, window: str) -> str:
+    value += 0.0  # turns -0.0 into 0.0
     return f"callee number segments spread with {value:.1f} bits of entropy in {window}"
 
 

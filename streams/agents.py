@@ -170,7 +170,8 @@ def _register_features(app: CallguardApp) -> None:
                 # Decisions run on the CDRs' clock: an appeal takes effect at the
                 # partition's stream time (its wall-clock time if nothing streamed yet).
                 at_ms = expiry.stream_time(partition) or sent_ms
-                lifted = lift_flag(number, at_ms, kit, flags, actor=actor, why=why)
+                lifted = lift_flag(number, at_ms, models.appeal_suppression_ms, flags,
+                                   actor=actor, why=why)
                 if lifted is not None:
                     published.append(lifted)
             for flag in published:

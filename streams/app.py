@@ -7,6 +7,7 @@ import logging
 from collections.abc import MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 import faust
 
@@ -68,7 +69,7 @@ def create_app(settings: Settings) -> CallguardApp:
         store="memory://",
         datadir=str(settings.data_dir),
         web_port=settings.web_port,
-        web_host="127.0.0.1",
+        web_host=settings.web_host,
         topic_partitions=settings.partitions,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
@@ -116,7 +117,11 @@ def _register_services(app: CallguardApp) -> None:
         if not (settings.store_enabled and settings.store_migrate_on_start):
             return
         loop = asyncio.get_running_loop()
-        applied = await loop.run_in_executor(app.store_executor, app.writer.run, migrate)
+        applied = await loop.run_in_executor(
+            app.store_executor,
+            app.writer.run,
+            partial(migrate, retention_days=settings.store_retention_days),
+        )
         logger.info("store schema: %s", ", ".join(applied) or "up to date")
 
     @app.faust_app.timer(settings.model_refresh_s, on_leader=False)

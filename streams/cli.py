@@ -44,7 +44,10 @@ def broker(
         typer.echo(f"callguard broker: could not start: {error}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"broker ready on {local.url} (memory only: topics vanish when it stops)")
-    signal.signal(signal.SIGTERM, lambda *_: local.stop())
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt  # stop below, outside the signal handler
+
+    signal.signal(signal.SIGTERM, interrupted)
     try:
         code = local.wait()
     except KeyboardInterrupt:

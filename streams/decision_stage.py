@@ -100,13 +100,14 @@ def expire_due(
 
 
 def lift_flag(
-    number: str, now_ms: int, kit: DecisionKit | None, table: MutableMapping[str, bytes],
+    number: str, now_ms: int, suppression_ms: int, table: MutableMapping[str, bytes],
     *, actor: str, why: str,
 ) -> Flag | None:
     """An operator's appeal: clear the number's flag and suppress re-flagging."""
-    if kit is None:
-        raise ValueError("no model is serving, so there is no policy to lift a flag with")
-    state, flag = lift(decode_state(table.get(number)), now_ms, kit.policy, why=why)
+    if not why.strip():
+        return None  # the CLI and the dashboard refuse empty reasons; never crash the agent
+    state, flag = lift(decode_state(table.get(number)), now_ms, suppression_ms=suppression_ms,
+                       why=why)
     table[number] = encode_state(state)
     if flag is None:
         return None

@@ -118,6 +118,8 @@ def run_demo(options: DemoOptions) -> int:
         "CALLGUARD_DATA_DIR": str(home / "worker"),
         "CALLGUARD_WEB_PORT": str(options.web_port),
         "CALLGUARD_LOOKUP_EVENT_TIME": "true",
+        # The simulated clock runs in 2018: keep its decisions past the retention TTL.
+        "CALLGUARD_STORE_RETENTION_DAYS": "36500",
     }
     _ensure_model(home, env)
     _ensure_allowlist(home / "allowlist.sqlite")

@@ -97,12 +97,23 @@ class Settings(BaseSettings):
     store_password: SecretStr | None = Field(
         None, description="Overrides the password in store_url, so URLs can be logged."
     )
+    reader_store_url: str | None = Field(
+        None,
+        description="Read-only store URL for the dashboard where the writer may not SELECT.",
+    )
+    reader_store_password: SecretStr | None = Field(None, description="Its password.")
+    store_retention_days: int = Field(
+        180, ge=1, description="Keep decisions this long (event time; TTL or dropped partitions)."
+    )
     store_migrate_on_start: bool = Field(
         True, description="Apply the schema at worker start (off where the writer may not DDL)."
     )
     store_enabled: bool = Field(True, description="Write decisions to the store at all.")
     data_dir: Path = Field(Path("var/callguard"), description="Worker state (Faust tables).")
     web_port: int = Field(6066, ge=1, le=65535, description="Worker HTTP port.")
+    web_host: str = Field(
+        "127.0.0.1", description="Worker HTTP bind address (0.0.0.0 in containers)."
+    )
 
     broker_session_timeout_s: float = Field(
         6.0, gt=0, description="Consumer session timeout; low so group joins are quick."

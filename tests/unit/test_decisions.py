@@ -9,6 +9,7 @@ from sinks.flag_record import Action, decode_flag, encode_flag
 
 HOUR = 3600 * 1000
 POLICY = DecisionPolicy(block_threshold=0.9, watch_threshold=0.6, flag_ttl_ms=24 * HOUR)
+SUPPRESS = POLICY.appeal_suppression_ms
 T0 = 1_714_528_800_000
 
 
@@ -50,10 +51,10 @@ def test_expiry_emits_one_clear() -> None:
 def test_appeal_clears_and_suppresses() -> None:
     state, _ = decide(FlagState(), score(0.95), POLICY, allowed=False)
     with pytest.raises(ValueError, match="needs a reason"):
-        lift(state, T0 + HOUR, POLICY, why=" ")
-    state, cleared = lift(state, T0 + HOUR, POLICY, why="registered school notices")
+        lift(state, T0 + HOUR, suppression_ms=SUPPRESS, why=" ")
+    state, cleared = lift(state, T0 + HOUR, suppression_ms=SUPPRESS, why="school notices")
     assert cleared.action is Action.CLEAR and cleared.source == "appeal"
-    assert "registered school notices" in cleared.reasons[0]
+    assert "school notices" in cleared.reasons[0]
     assert decide(state, score(0.99, T0 + 2 * HOUR), POLICY, allowed=False)[1] is None
     after = T0 + HOUR + POLICY.appeal_suppression_ms
     assert decide(state, score(0.99, after), POLICY, allowed=False)[1].action is Action.BLOCK

@@ -17,6 +17,7 @@ from sinks.flag_record import Action, Flag, encode_flag
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "sinks" / "schemas" / "flag.schema.json"
 T0 = 1_795_000_000_123
 POLICY = DecisionPolicy(block_threshold=0.9, watch_threshold=0.6)
+SUPPRESS = POLICY.appeal_suppression_ms
 # jsonschema checks "date-time" only with an optional package; this is RFC 3339's grammar.
 RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})"
@@ -41,7 +42,7 @@ def lifecycle_flags() -> list[Flag]:
     score = Score("+8613800138000", "finance_marketing", 0.95, "hgb-1", T0, ("short calls",))
     state, block = decide(FlagState(), score, POLICY, allowed=False)
     _, expired = expire(state, T0 + POLICY.flag_ttl_ms)
-    _, appealed = lift(state, T0 + 1000, POLICY, why="school notices")
+    _, appealed = lift(state, T0 + 1000, suppression_ms=SUPPRESS, why="school notices")
     _, allowed = decide(state, score, POLICY, allowed=True)
     watch_score = Score("95588", "debt_collection", 0.7, "hgb-1", T0, ())
     _, watch = decide(FlagState(), watch_score, POLICY, allowed=False)
