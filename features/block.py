@@ -699,7 +699,7 @@ class CallerBlock:
         return row_bytes(self, row)
 
     def rows_bytes(self, rows: Int64Array) -> list[bytes]:
-        """:meth:`row_bytes` of many rows, built at once (about 1 us a row)."""
+        """:meth:`row_bytes` of many rows, built at once (for batches: see ``rows_bytes``)."""
         return rows_bytes(self, rows)
 
     def load_row(self, number: str, data: bytes) -> int:

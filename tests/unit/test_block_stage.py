@@ -201,6 +201,31 @@ def test_block_stage_equals_feature_stage_on_random_streams(name: str, seed: int
     assert_same_state(reference_table, stage, table)
 
 
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_rows_bytes_equal_row_bytes_and_features_past_the_watermark_agree(name: str) -> None:
+    config = CONFIGS[name]
+    reference, reference_table = FeatureStage(config, POLICY), {}
+    stage, table = BlockFeatureStage(config, POLICY, capacity=4), {}
+    for message in messages_with_any_complaints(9):
+        reference.apply(message.batch, message.offset, reference_table)
+        stage.apply(message.batch, message.offset, table)
+    block = stage.block
+    numbers = block.numbers()
+    rows = np.array([block.row(number) for number in numbers])
+    assert (block.column("held_n")[rows] > 0).any()
+    assert block.rows_bytes(rows) == [block.row_bytes(int(row)) for row in rows]
+    # Windows ending after the watermark hold the complaints held for them.
+    hop = config.short_hop_s * 1000
+    for later in (hop, 4 * hop, 30 * hop):
+        ends = block.default_end_ms(rows) + later
+        got = block.features(rows, ends)
+        for index, number in enumerate(numbers):
+            state = CallerRecord.from_bytes(reference_table[number], config).state
+            np.testing.assert_array_equal(
+                got[index], state.features(int(ends[index])), err_msg=number
+            )
+
+
 @pytest.mark.parametrize("seed", [5, 6])
 def test_a_new_stage_over_the_same_table_goes_on_as_if_uninterrupted(seed: int) -> None:
     messages = messages_with_any_complaints(seed, 60)

@@ -1,0 +1,127 @@
+"""Benchmark of the feature stage: FeatureStage.apply vs BlockFeatureStage.apply.
+
+Run: ``.venv/bin/python bench/stage_bench.py [--cdrs 200000] [--callers 50000]``.
+Builds ``cdr.by_caller`` messages of 5,000 CDRs the way the ingest agent does
+(:func:`streams.ingest.ingest_cdrs` over simulator-like JSON, one partition,
+so each message carries its inbound notes too), then applies the same
+messages to each stage with a dict for a table. Prints CDR/s through
+``apply`` (table writes included, message building excluded), emissions and
+the table's bytes per caller. Asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import MutableMapping
+
+import numpy as np
+import orjson
+
+from features.config import FeatureConfig
+from streams.block_stage import BlockFeatureStage
+from streams.deadletter import SourcePosition
+from streams.feature_stage import EmissionPolicy, FeatureStage
+from streams.ingest import RawMessage, ingest_cdrs
+from streams.wire import RoutedBatch
+
+T0 = 1_709_251_200_000  # 2024-03-01 08:00 in Shanghai
+MESSAGE_CDRS = 5_000
+
+
+def messages(n_cdrs: int, n_callers: int, seed: int = 1) -> list[RoutedBatch]:
+    """Routed messages of MESSAGE_CDRS calls, 60 s of event time each.
+
+    A fifth of the callees are callers too (their inbound notes land on
+    state); a tenth of the callers place half of the calls.
+    """
+    rng = np.random.default_rng(seed)
+    callers = [f"+86139{i:08d}" for i in range(n_callers)]
+    busy = max(1, n_callers // 10)
+    batches = []
+    for index in range(n_cdrs // MESSAGE_CDRS):
+        heavy = rng.random(MESSAGE_CDRS) < 0.5
+        caller_ids = np.where(
+            heavy, rng.integers(0, busy, MESSAGE_CDRS), rng.integers(0, n_callers, MESSAGE_CDRS)
+        )
+        answered = rng.random(MESSAGE_CDRS) < 0.4
+        starts = T0 + index * 60_000 + rng.integers(-30_000, 60_000, MESSAGE_CDRS)
+        records = []
+        for row in range(MESSAGE_CDRS):
+            callee = (
+                callers[int(rng.integers(n_callers))]
+                if rng.random() < 0.2
+                else f"+86137{int(rng.integers(0, 10**8)):08d}"
+            )
+            records.append(
+                {
+                    "cdr_id": f"c{index}-{row}",
+                    "caller": callers[int(caller_ids[row])],
+                    "callee": callee,
+                    "start_time": int(starts[row]),
+                    "duration_s": round(float(rng.exponential(40)), 1) if answered[row] else 0,
+                    "disposition": "ANSWERED" if answered[row] else "NO_ANSWER",
+                    "ring_s": round(float(rng.uniform(0, 20)), 1),
+                }
+            )
+        outcome = ingest_cdrs(
+            [RawMessage(orjson.dumps(records), SourcePosition("cdr.raw", 0, index))],
+            partitions=1,
+            default_region="CN",
+            max_message_bytes=1 << 24,
+            max_original_bytes=1024,
+            now_ms=0,
+        )
+        batches.append(outcome.by_partition[0])
+    return batches
+
+
+def run(stage: FeatureStage | BlockFeatureStage, batches: list[RoutedBatch]) -> dict[str, float]:
+    """Apply every message to ``stage`` over a fresh dict table; its figures."""
+    table: MutableMapping[str, bytes] = {}
+    emitted = calls = 0
+    started = time.perf_counter()
+    for offset, batch in enumerate(batches):
+        stats, _ = stage.apply(batch, offset, table)
+        emitted += stats.emitted
+        calls += stats.calls
+    elapsed = time.perf_counter() - started
+    sizes = np.array([len(value) for value in table.values()])
+    return {
+        "cdr_per_s": calls / elapsed,
+        "emitted": emitted,
+        "callers": len(table),
+        "bytes_mean": float(sizes.mean()),
+        "bytes_max": float(sizes.max()),
+    }
+
+
+def main() -> None:
+    """Build the messages once, run both stages, print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cdrs", type=int, default=200_000)
+    parser.add_argument("--callers", type=int, default=50_000)
+    args = parser.parse_args()
+    config = FeatureConfig()
+    policy = EmissionPolicy(emit_interval_s=60, min_calls=5)
+    started = time.perf_counter()
+    batches = messages(args.cdrs, args.callers)
+    inbound = sum(len(batch.inbound) for batch in batches)
+    print(
+        f"{len(batches)} messages of {MESSAGE_CDRS:,} CDRs ({inbound:,} inbound notes) over "
+        f"{args.callers:,} callers, built in {time.perf_counter() - started:.1f} s"
+    )
+    for name, stage in (
+        ("FeatureStage", FeatureStage(config, policy)),
+        ("BlockFeatureStage", BlockFeatureStage(config, policy)),
+    ):
+        figures = run(stage, batches)
+        print(
+            f"  {name:>17}: {figures['cdr_per_s']:>9,.0f} CDR/s through apply; "
+            f"{figures['emitted']:,.0f} emitted; table {figures['callers']:,.0f} callers, "
+            f"{figures['bytes_mean']:,.0f} B/caller (max {figures['bytes_max']:,.0f})"
+        )
+
+
+if __name__ == "__main__":
+    main()
