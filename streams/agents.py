@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
@@ -19,6 +20,7 @@ import faust
 from sinks.clickhouse import FlagDecision
 from sinks.flag_record import decode_flag, encode_flag
 from streams.app import CallguardApp
+from streams.block_stage import BlockFeatureStage
 from streams.deadletter import SourcePosition
 from streams.decision_stage import decide_emission, lift_flag
 from streams.expiry import ExpiryIndex
@@ -28,6 +30,8 @@ from streams.ingest import IngestOutcome, RawMessage, ingest_cdrs, ingest_compla
 from streams.wire import decode_routed, encode_features, encode_routed
 
 __all__ = ["TableView", "register_agents"]
+
+logger = logging.getLogger(__name__)
 
 
 def register_agents(app: CallguardApp) -> None:
@@ -137,15 +141,29 @@ def _raw_table(app: CallguardApp, name: str, help_text: str) -> TableView:
 
 def _register_features(app: CallguardApp) -> None:
     settings, topics, counters = app.settings, app.topics, app.counters
-    stage = FeatureStage(
+    engine = BlockFeatureStage if settings.feature_engine == "block" else FeatureStage
+    stage = engine(
         settings.feature_config(),
         EmissionPolicy(settings.emit_interval_s, settings.emit_min_calls),
     )
-    callers = _raw_table(app, "caller-state", "Per-caller feature state (streams.caller_record).")
+    app.feature_stage = stage
+    # The two engines store different bytes: each has its own table and changelog.
+    table_name = "caller-rows" if settings.feature_engine == "block" else "caller-state"
+    callers = _raw_table(app, table_name, f"Per-caller feature state ({engine.__name__}).")
     flags = _raw_table(app, "flag-state", "Per-number flag state (streams.decision_stage).")
     app.caller_table, app.flag_table = callers, flags
     expiry = ExpiryIndex(settings.partitions)
     models = app.models
+
+    @app.faust_app.on_partitions_revoked.connect
+    async def forget_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
+        """Callers of revoked partitions leave the hot block; the table keeps them."""
+        for tp in revoked:
+            if isinstance(stage, BlockFeatureStage) and (
+                tp.topic == topics.by_caller.get_topic_name()
+            ):
+                forgotten = stage.forget_partition(tp.partition, settings.partitions)
+                logger.info("partition %s revoked: %d callers leave the block", tp, forgotten)
 
     @app.faust_app.agent(topics.by_caller, name="callguard.features")
     async def update_features(stream: Any) -> None:

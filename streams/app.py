@@ -12,9 +12,10 @@ from functools import partial
 import faust
 
 from sinks.buffered import BufferedStoreWriter
-from sinks.clickhouse import migrate, open_store
+from sinks.clickhouse import StoreError, migrate, open_store
+from streams.block_stage import BlockFeatureStage
 from streams.decision_stage import DecisionStats
-from streams.feature_stage import StageStats
+from streams.feature_stage import FeatureStage, StageStats
 from streams.model_service import ModelService
 from streams.settings import Settings
 from streams.topics import Topics, declare_topics
@@ -52,6 +53,7 @@ class CallguardApp:
     )
     counters: PipelineCounters = field(default_factory=PipelineCounters)
     caller_table: MutableMapping[str, bytes] | None = None
+    feature_stage: BlockFeatureStage | FeatureStage | None = None
     flag_table: MutableMapping[str, bytes] | None = None
     changelog_topics: list[str] = field(default_factory=list)
 
@@ -113,16 +115,29 @@ def _register_services(app: CallguardApp) -> None:
 
     @app.faust_app.task
     async def prepare_store() -> None:
-        """Apply the schema once at start (idempotent), off the event loop."""
+        """Apply the schema once at start (idempotent), off the event loop.
+
+        A store that cannot be opened yet does not stop the worker: scoring
+        and publishing go on, the flag sink holds its offsets, and this
+        retries until the store answers.
+        """
         if not (settings.store_enabled and settings.store_migrate_on_start):
             return
         loop = asyncio.get_running_loop()
-        applied = await loop.run_in_executor(
-            app.store_executor,
-            app.writer.run,
-            partial(migrate, retention_days=settings.store_retention_days),
-        )
-        logger.info("store schema: %s", ", ".join(applied) or "up to date")
+        migrate_now = partial(migrate, retention_days=settings.store_retention_days)
+        delay = 1.0
+        while True:
+            try:
+                applied = await loop.run_in_executor(
+                    app.store_executor, app.writer.run, migrate_now
+                )
+            except StoreError as error:
+                logger.error("store not ready (retry in %.0f s): %s", delay, error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+                continue
+            logger.info("store schema: %s", ", ".join(applied) or "up to date")
+            return
 
     @app.faust_app.timer(settings.model_refresh_s, on_leader=False)
     async def refresh_models() -> None:

@@ -186,6 +186,21 @@ class BlockFeatureStage:
                     loaded += 1
         return loaded
 
+    def snapshot(self, number: str, table: Table) -> dict[str, object] | None:
+        """The caller's current features and clocks (loaded from the table if needed)."""
+        if number not in self.block:
+            data = table.get(number)
+            if data is None:
+                return None
+            self.block.load_row(number, data)
+        rows = self.block.rows_of([number], create=False)
+        matrix = self.block.features(rows)
+        return {
+            "window_end_ms": int(self.block.default_end_ms(rows)[0]),
+            "watermark_ms": int(self.block.column("watermark")[rows[0]]),
+            "features": dict(zip(FEATURE_NAMES, matrix[0].tolist(), strict=True)),
+        }
+
     def expire(self, now_ms: int, table: Table) -> list[str]:
         """Drop state no window ending after ``now_ms`` needs; returns the callers deleted.
 

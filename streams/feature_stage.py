@@ -91,6 +91,19 @@ class FeatureStage:
         raw = table.get(number)
         return None if raw is None else CallerRecord.from_bytes(raw, self.config)
 
+    def snapshot(
+        self, number: str, table: MutableMapping[str, bytes]
+    ) -> dict[str, object] | None:
+        """The caller's current features and clocks, read from the table."""
+        record = self.load(table, number)
+        if record is None:
+            return None
+        return {
+            "window_end_ms": record.state.default_end_ms(),
+            "watermark_ms": record.state.watermark_ms,
+            "features": record.state.feature_dict(),
+        }
+
     def apply(
         self, batch: RoutedBatch, offset: int, table: MutableMapping[str, bytes]
     ) -> tuple[StageStats, Emission]:

@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     grace_s: int = Field(120, description="Lateness a caller's calls may have and still count.")
     short_call_s: float = Field(10.0, description="Answered calls shorter than this are short.")
     one_ring_s: float = Field(3.0, description="Unanswered calls ringing less are one-ring.")
+    feature_engine: Literal["records", "block"] = Field(
+        "records",
+        description=(
+            "records: one CallerState per caller (proven); block: the vectorised "
+            "CallerBlock (about 40x faster, still failing some worker tests: see the issues)."
+        ),
+    )
     emit_interval_s: float = Field(
         60.0, gt=0, description="Event time between two scorings of a busy caller."
     )

@@ -18,12 +18,13 @@ from collections.abc import Awaitable, Callable
 import orjson
 from faust.exceptions import SameNode
 from faust.web import Request, Response, View
+from faust.web.exceptions import ServiceUnavailable
 
 from features.numbers import NumberError, normalise
 from sinks.flag_record import Action, encode_flag
 from streams.app import CallguardApp
-from streams.caller_record import CallerRecord
 from streams.decision_stage import decode_state
+from streams.ingest import partition_for_number
 
 __all__ = ["register_views"]
 
@@ -53,23 +54,16 @@ def register_views(app: CallguardApp) -> None:
         )
 
     async def features(web: View, number: str) -> Response:
-        raw = app.caller_table.get(number) if app.caller_table is not None else None
-        if raw is None:
+        stage, table = app.feature_stage, app.caller_table
+        snapshot = stage.snapshot(number, table) if stage and table is not None else None
+        if snapshot is None:
             return web.json({"number": number, "known": False}, status=404)
-        record = CallerRecord.from_bytes(raw, app.settings.feature_config())
-        return web.json(
-            {
-                "number": number,
-                "known": True,
-                "window_end_ms": record.state.default_end_ms(),
-                "watermark_ms": record.state.watermark_ms,
-                "features": record.state.feature_dict(),
-            }
-        )
+        return web.json({"number": number, "known": True, **snapshot})
 
     @faust_app.page("/callers/{number}/features")
     async def caller_features(web: View, request: Request, number: str) -> Response:
-        return await _routed(app, "caller-state", web, request, number, features)
+        table = "caller-rows" if app.settings.feature_engine == "block" else "caller-state"
+        return await _routed(app, table, web, request, number, features)
 
     async def flag(web: View, number: str) -> Response:
         raw = app.flag_table.get(number) if app.flag_table is not None else None
@@ -100,7 +94,21 @@ async def _routed(
         number = normalise(raw_number, app.settings.default_region)
     except NumberError as error:
         return web.json({"number": raw_number, "error": str(error)}, status=400)
+    partition = partition_for_number(number, app.settings.partitions)
+    owned = {
+        tp.partition
+        for tp in app.faust_app.assignor.assigned_actives()
+        if tp.topic == app.topics.by_caller.get_topic_name()
+    }
+    if partition in owned:  # the common case, and no broker metadata needed
+        return await answer(web, number)
     try:
         return await app.faust_app.router.route_req(table, number.encode(), web, request)
     except SameNode:
         return await answer(web, number)
+    except (KeyError, TypeError, ServiceUnavailable):
+        # No owner known yet (a rebalance is going on, or metadata is not fetched).
+        return web.json(
+            {"number": number, "error": "the owning worker is not known yet; retry shortly"},
+            status=503,
+        )

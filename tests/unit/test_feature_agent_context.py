@@ -8,7 +8,6 @@ from pathlib import Path
 import orjson
 
 from streams.app import create_app
-from streams.caller_record import CallerRecord
 from streams.deadletter import SourcePosition
 from streams.ingest import RawMessage, ingest_cdrs
 from streams.settings import load_settings
@@ -42,8 +41,10 @@ def test_window_boundaries_late_and_dropped_calls_through_the_agent(tmp_path: Pa
     config = settings.feature_config()
 
     def features() -> dict[str, float]:
-        record = CallerRecord.from_bytes(app.caller_table[CALLER], config)
-        return {"end": record.state.default_end_ms(), **record.state.feature_dict()}
+        # Read back from the table, as a recovering worker would.
+        fresh = type(app.feature_stage)(config)
+        snapshot = fresh.snapshot(CALLER, app.caller_table)
+        return {"end": snapshot["window_end_ms"], **snapshot["features"]}
 
     async def run() -> list[dict]:
         seen = []
