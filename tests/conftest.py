@@ -100,6 +100,10 @@ class WorkerProcess:
             "CALLGUARD_BROKER_URL": f"kafka://{bootstrap}",
             "CALLGUARD_WEB_PORT": str(self.web_port),
             "CALLGUARD_DATA_DIR": str(workdir / f"data-{self.web_port}"),
+            # Each worker its own embedded store and files: nothing shared with var/.
+            "CALLGUARD_STORE_URL": f"chdb://{workdir / f'chdb-{self.web_port}'}",
+            "CALLGUARD_MODEL_DIR": str(workdir / "no-models"),
+            "CALLGUARD_ALLOWLIST_PATH": str(workdir / "no-allowlist.sqlite"),
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None
