@@ -139,12 +139,15 @@ def _register_services(app: CallguardApp) -> None:
             logger.info("store schema: %s", ", ".join(applied) or "up to date")
             return
 
+    last_status = [""]
+
     @app.faust_app.timer(settings.model_refresh_s, on_leader=False)
     async def refresh_models() -> None:
         """Pick up promoted models and allow-list changes without a restart."""
         status = await asyncio.get_running_loop().run_in_executor(None, app.models.refresh)
-        if status not in ("unchanged", "loaded"):
-            logger.warning("model: %s", status)
+        if status not in ("unchanged", "loaded", last_status[0]):
+            logger.warning("model: %s", status)  # once per change, not every poll
+        last_status[0] = status
 
     @app.faust_app.task
     async def load_models_at_start() -> None:
