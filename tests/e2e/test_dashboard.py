@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -27,7 +26,7 @@ import pytest
 from simulator.run import simulate
 from simulator.scenario import builtin_scenario, with_overrides
 from sinks.clickhouse import current_flags, decision_features, flag_history, open_store
-from tests.conftest import ROOT
+from tests.conftest import ROOT, callguard
 from tests.integration.streaming import get_json, produce_cdrs, run_topics, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -137,15 +136,6 @@ class Dom(HTMLParser):
 
 # -- the worker with decisions in the store ----------------------------------------
 
-def callguard(*args: str, env: dict | None = None) -> str:
-    done = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "streams", *args], cwd=ROOT, env=env, capture_output=True,
-        text=True, timeout=600,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
-
-
 def post_json(url: str, payload: dict) -> tuple[int, dict]:
     request = urllib.request.Request(  # noqa: S310 - localhost
         url, json.dumps(payload).encode(), {"Content-Type": "application/json"}
@@ -156,12 +146,6 @@ def post_json(url: str, payload: dict) -> tuple[int, dict]:
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
 
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    registry = tmp_path_factory.mktemp("models")
-    callguard("train", "--simulate", "small", "--registry", str(registry), "--promote", "-q")
-    return registry
 
 
 def national(number: str) -> str:
