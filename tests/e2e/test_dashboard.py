@@ -26,8 +26,13 @@ import pytest
 from simulator.run import simulate
 from simulator.scenario import builtin_scenario, with_overrides
 from sinks.clickhouse import current_flags, decision_features, flag_history, open_store
-from tests.conftest import ROOT, callguard
-from tests.integration.streaming import get_json, produce_cdrs, run_topics, wait_for
+from tests.conftest import ROOT
+from tests.integration.streaming import (
+    get_json,
+    produce_cdrs,
+    start_deciding_worker,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -157,16 +162,9 @@ def national(number: str) -> str:
 def test_dashboard_in_headless_chromium(
     chromium, kafka_producer, start_worker, model_dir, clickhouse_database_url, tmp_path
 ):
-    allowlist = tmp_path / "allow.sqlite"
-    callguard("allow", "seed-defaults", env={"CALLGUARD_ALLOWLIST_PATH": str(allowlist),
-                                             "PATH": "/usr/bin:/bin"})
-    env = run_topics()
-    worker = start_worker(
-        **env,
-        CALLGUARD_MODEL_DIR=str(model_dir),
-        CALLGUARD_ALLOWLIST_PATH=str(allowlist),
-        CALLGUARD_STORE_URL=clickhouse_database_url,
-        CALLGUARD_LOOKUP_EVENT_TIME="true",
+    worker, env = start_deciding_worker(
+        start_worker, model_dir=model_dir, store_url=clickhouse_database_url,
+        allowlist=tmp_path / "allow.sqlite",
     )
     base = f"http://127.0.0.1:{worker.web_port}"
     wait_for(lambda: get_json(f"{base}/status")["model"]["version"], 60, "the model", worker.log)

@@ -95,3 +95,20 @@ def assert_features_match_offline(web_port: int, cdrs: pl.DataFrame, numbers: li
 def sample_callers(cdrs: pl.DataFrame, busiest: int = 15, quietest: int = 10) -> list[str]:
     volumes = cdrs.group_by("caller").len().sort(["len", "caller"], descending=True)
     return volumes.head(busiest)["caller"].to_list() + volumes.tail(quietest)["caller"].to_list()
+
+
+def start_deciding_worker(start_worker, *, model_dir, store_url: str, allowlist) -> tuple:
+    """A worker with a promoted model, a seeded allow-list and a store: (worker, env)."""
+    from tests.conftest import callguard
+
+    callguard("allow", "seed-defaults", env={"CALLGUARD_ALLOWLIST_PATH": str(allowlist),
+                                             "PATH": "/usr/bin:/bin"})
+    env = run_topics()
+    worker = start_worker(
+        **env,
+        CALLGUARD_MODEL_DIR=str(model_dir),
+        CALLGUARD_ALLOWLIST_PATH=str(allowlist),
+        CALLGUARD_STORE_URL=store_url,
+        CALLGUARD_LOOKUP_EVENT_TIME="true",
+    )
+    return worker, env

@@ -15,7 +15,13 @@ from simulator.scenario import builtin_scenario, with_overrides
 from simulator.world import build_world
 from sinks.clickhouse import current_flags, flag_history, open_store
 from tests.conftest import ROOT, callguard, read_topic
-from tests.integration.streaming import get_json, produce_cdrs, run_topics, wait_for
+from tests.integration.streaming import (
+    get_json,
+    produce_cdrs,
+    run_topics,
+    start_deciding_worker,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -25,16 +31,9 @@ SCHEMA = json.loads((ROOT / "sinks" / "schemas" / "flag.schema.json").read_text(
 def test_decisions_reach_the_topic_the_lookup_and_the_store(
     kafka_bootstrap, kafka_producer, start_worker, model_dir, clickhouse_database_url, tmp_path
 ):
-    allowlist = tmp_path / "allow.sqlite"
-    callguard("allow", "seed-defaults", env={"CALLGUARD_ALLOWLIST_PATH": str(allowlist),
-                                             "PATH": "/usr/bin:/bin"})
-    env = run_topics()
-    worker = start_worker(
-        **env,
-        CALLGUARD_MODEL_DIR=str(model_dir),
-        CALLGUARD_ALLOWLIST_PATH=str(allowlist),
-        CALLGUARD_STORE_URL=clickhouse_database_url,
-        CALLGUARD_LOOKUP_EVENT_TIME="true",
+    worker, env = start_deciding_worker(
+        start_worker, model_dir=model_dir, store_url=clickhouse_database_url,
+        allowlist=tmp_path / "allow.sqlite",
     )
     port = worker.web_port
     wait_for(lambda: get_json(f"http://127.0.0.1:{port}/status")["model"]["version"], 60,
