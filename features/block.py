@@ -244,11 +244,15 @@ class CallerBlock:
         late = np.zeros(size, bool)
         index = np.flatnonzero(fresh)
         if len(index):
-            self._remember(rows[index], np.asarray(cdr_fingerprints, np.uint32)[index])
             # Per caller in arrival order: the watermark each call met.
             index = index[np.argsort(rows[index], kind="stable")]
             self._watermark(rows[index], calls.start_ms[index], index, dropped, late)
         accepted = fresh & ~dropped
+        kept = np.flatnonzero(accepted)
+        if len(kept):
+            # Only calls that counted enter the ring: ids dropped as late (a
+            # resent backlog) must not push out those of the latest calls.
+            self._remember(rows[kept], np.asarray(cdr_fingerprints, np.uint32)[kept])
         chosen = np.flatnonzero(accepted)
         if len(chosen):
             taken = calls.take(chosen)

@@ -104,3 +104,16 @@ def test_record_bytes_round_trip_and_recent_ids_are_bounded() -> None:
     assert CallerRecord.from_bytes(record.to_bytes(), CONFIG).to_bytes() == record.to_bytes()
     assert len(table[CALLER]) <= 1024
     assert np.isfinite(record.state.features()).all()
+
+
+def test_a_resent_backlog_does_not_push_out_the_latest_ids() -> None:
+    # 100 calls 10 s apart; the grace (120 s) covers the last 12. A worker dies
+    # and its successor re-ingests the whole backlog in two new messages: the
+    # older 60, dropped as late, must not evict the ids of the latest calls,
+    # or the resends of those within the grace would be counted twice.
+    stage, table = FeatureStage(CONFIG), {}
+    stage.apply(routed([cdr(i) for i in range(100)]), 0, table)
+    stage.apply(routed([cdr(i) for i in range(60)]), 1, table)
+    stats, _ = stage.apply(routed([cdr(i) for i in range(60, 100)]), 2, table)
+    assert stats.accepted == 0 and stats.late_accepted == 0
+    assert volume(table) == 100
