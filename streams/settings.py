@@ -69,10 +69,10 @@ class Settings(BaseSettings):
     short_call_s: float = Field(10.0, description="Answered calls shorter than this are short.")
     one_ring_s: float = Field(3.0, description="Unanswered calls ringing less are one-ring.")
     feature_engine: Literal["records", "block"] = Field(
-        "records",
+        "block",
         description=(
-            "records: one CallerState per caller (proven); block: the vectorised "
-            "CallerBlock (about 40x faster, still failing some worker tests: see the issues)."
+            "block: all callers' state as columns, updated a message at a time (fast); "
+            "records: one CallerState per caller (the reference, about 40x slower)."
         ),
     )
     emit_interval_s: float = Field(
