@@ -39,14 +39,14 @@ from collections.abc import Iterable, MutableMapping
 import numpy as np
 from numpy.typing import NDArray
 
-from features.batch import CallBatch, callee_keys
+from features.batch import callee_keys
 from features.block import CallerBlock
 from features.config import FeatureConfig
 from features.vector import FEATURE_NAMES
 from streams.caller_record import fingerprints
-from streams.feature_stage import Emission, EmissionPolicy, StageStats
+from streams.feature_stage import Emission, EmissionPolicy, StageStats, call_batch
 from streams.ingest import partition_for_number
-from streams.wire import CdrColumns, RoutedBatch
+from streams.wire import RoutedBatch
 
 __all__ = ["BlockFeatureStage"]
 
@@ -86,7 +86,7 @@ class BlockFeatureStage:
         called = np.zeros(0, np.int64)
         if len(calls):
             update = block.update(
-                calls.caller, _call_batch(calls, self.config), fingerprints(calls.cdr_id), offset
+                calls.caller, call_batch(calls, self.config), fingerprints(calls.cdr_id), offset
             )
             for name, count in update.counts.items():
                 setattr(stats, name, count)
@@ -213,15 +213,3 @@ class BlockFeatureStage:
             table.pop(number, None)
         self._write(changed, table)
         return removed
-
-
-def _call_batch(calls: CdrColumns, config: FeatureConfig) -> CallBatch:
-    """A message's calls as the feature core's columns (as :class:`FeatureStage` builds them)."""
-    return CallBatch.from_arrays(
-        config,
-        start_ms=np.asarray(calls.start_ms, np.int64),
-        callee=callee_keys(calls.callee),
-        duration_s=np.asarray(calls.duration_s, np.float64),
-        answered=np.asarray(calls.disposition) == "ANSWERED",
-        ring_s=np.array([np.nan if r is None else r for r in calls.ring_s], np.float64),
-    )

@@ -14,7 +14,7 @@ import orjson
 
 from models.allowlist_patterns import AllowMatcher
 from models.decisions import FlagState, decide, expire, lift
-from sinks.flag_record import Action, Flag, decode_flag, encode_flag
+from sinks.flag_record import Flag, decode_flag, encode_flag
 from streams.feature_stage import Emission
 from streams.model_service import DecisionKit
 
@@ -116,8 +116,3 @@ def lift_flag(
 
 def _fields(flag: Flag) -> dict[str, Any]:
     return {name: getattr(flag, name) for name in Flag.__slots__}  # type: ignore[attr-defined]
-
-
-def active_action(state: FlagState, now_ms: int) -> Action | None:
-    """The action in force for a state at ``now_ms`` (``None`` if not flagged)."""
-    return state.flag.action if state.active(now_ms) else None

@@ -24,6 +24,7 @@ from kafka import KafkaConsumer, TopicPartition
 from models.allowlist import AllowList
 from models.registry import ModelRegistry
 from streams.broker import LocalBroker, free_port, wait_for_port
+from streams.settings import load_settings
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -181,15 +182,16 @@ def _watch(
 
 
 def _flag_consumer(bootstrap: str) -> KafkaConsumer:
+    topic = load_settings().topic_flags
     consumer = KafkaConsumer(bootstrap_servers=bootstrap)
     deadline = time.monotonic() + 60
-    while not consumer.partitions_for_topic("cdr.flags"):
+    while not consumer.partitions_for_topic(topic):
         if time.monotonic() > deadline:
-            raise RuntimeError("cdr.flags never appeared: is the worker running?")
+            raise RuntimeError(f"{topic} never appeared: is the worker running?")
         consumer.topics()
         time.sleep(0.5)
-    numbers = consumer.partitions_for_topic("cdr.flags")
-    partitions = [TopicPartition("cdr.flags", partition) for partition in sorted(numbers)]
+    numbers = consumer.partitions_for_topic(topic)
+    partitions = [TopicPartition(topic, partition) for partition in sorted(numbers)]
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)
     return consumer

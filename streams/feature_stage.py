@@ -25,7 +25,7 @@ from features.batch import CallBatch, callee_keys
 from features.config import FeatureConfig
 from features.vector import FEATURE_NAMES
 from streams.caller_record import CallerRecord, fingerprints
-from streams.wire import RoutedBatch
+from streams.wire import CdrColumns, RoutedBatch
 
 __all__ = ["Emission", "EmissionPolicy", "FeatureStage", "StageStats"]
 
@@ -138,14 +138,7 @@ class FeatureStage:
         stats.calls = len(calls)
         if not len(calls):
             return []
-        columns = CallBatch.from_arrays(
-            self.config,
-            start_ms=np.asarray(calls.start_ms, np.int64),
-            callee=callee_keys(calls.callee),
-            duration_s=np.asarray(calls.duration_s, np.float64),
-            answered=np.asarray(calls.disposition) == "ANSWERED",
-            ring_s=np.array([np.nan if r is None else r for r in calls.ring_s], np.float64),
-        )
+        columns = call_batch(calls, self.config)
         ids = fingerprints(calls.cdr_id)
         called = []
         for number, rows in _group_rows(calls.caller):
@@ -222,6 +215,18 @@ class FeatureStage:
             emission.rows.append(row)
         stats.emitted = len(emission)
         return emission
+
+
+def call_batch(calls: CdrColumns, config: FeatureConfig) -> CallBatch:
+    """A message's calls as the feature core's columns (both engines build them so)."""
+    return CallBatch.from_arrays(
+        config,
+        start_ms=np.asarray(calls.start_ms, np.int64),
+        callee=callee_keys(calls.callee),
+        duration_s=np.asarray(calls.duration_s, np.float64),
+        answered=np.asarray(calls.disposition) == "ANSWERED",
+        ring_s=np.array([np.nan if r is None else r for r in calls.ring_s], np.float64),
+    )
 
 
 def _group_rows(names: list[str]) -> list[tuple[str, NDArray[np.intp]]]:

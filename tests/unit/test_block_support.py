@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features.batch import CallBatch, callee_keys
+from features.batch import callee_keys
 from features.block import CallerBlock
 from features.config import FeatureConfig
 from streams.caller_record import CallerRecord, fingerprints
+from streams.feature_stage import call_batch
 from streams.wire import CdrColumns, ComplaintColumns, InboundColumns, RoutedBatch
 from tests.unit.test_features_support import T0
 
@@ -137,17 +138,6 @@ def apply_to_block(block: CallerBlock, message: Message) -> dict[str, int]:
         )
     return stats
 
-
-def call_batch(calls: CdrColumns, config: FeatureConfig) -> CallBatch:
-    """The feature stage's CallBatch of a message's calls."""
-    return CallBatch.from_arrays(
-        config,
-        start_ms=np.asarray(calls.start_ms, np.int64),
-        callee=callee_keys(calls.callee),
-        duration_s=np.asarray(calls.duration_s, np.float64),
-        answered=np.asarray(calls.disposition) == "ANSWERED",
-        ring_s=np.array([np.nan if r is None else r for r in calls.ring_s], np.float64),
-    )
 
 
 def reference_record(table: dict[str, bytes], number: str, config: FeatureConfig) -> CallerRecord:
