@@ -27,6 +27,7 @@ from streams.expiry import ExpiryIndex
 from streams.feature_stage import EmissionPolicy, FeatureStage
 from streams.hw_nudge import schedule_nudges
 from streams.ingest import IngestOutcome, RawMessage, ingest_cdrs, ingest_complaints
+from streams.trace import headers_for, oldest_ms, source_ms
 from streams.wire import decode_routed, encode_features, encode_routed
 
 __all__ = ["TableView", "register_agents"]
@@ -61,9 +62,11 @@ def _register_ingest(
                     SourcePosition(
                         event.message.topic, event.message.partition, event.message.offset
                     ),
+                    event.message.headers,
                 )
                 for event in events
             ]
+            trace = headers_for(oldest_ms(event.message.timestamp for event in events))
             outcome = ingest(
                 messages,
                 partitions=settings.partitions,
@@ -75,7 +78,9 @@ def _register_ingest(
             for key, value in outcome.deadletters:
                 await topics.deadletter.send(key=key, value=value)
             for partition, routed in outcome.by_partition.items():
-                await topics.by_caller.send(value=encode_routed(routed), partition=partition)
+                await topics.by_caller.send(
+                    value=encode_routed(routed), partition=partition, headers=trace
+                )
             counters.messages_in += len(messages)
             counters.records_valid += outcome.valid
             counters.records_rejected += outcome.rejected
@@ -170,13 +175,16 @@ def _register_features(app: CallguardApp) -> None:
         """Apply routed batches to per-caller state; score emitted callers; publish flags."""
         async for event in stream.events():
             partition = event.message.partition
+            trace = headers_for(source_ms(event.message.headers))
             batch = decode_routed(event.value)
             stats, emission = stage.apply(batch, event.message.offset, callers)
             counters.features.add(stats)
             kit = models.current
             published = []
             if len(emission):
-                await topics.features.send(value=encode_features(emission), partition=partition)
+                await topics.features.send(
+                    value=encode_features(emission), partition=partition, headers=trace
+                )
                 decided, decision_stats = decide_emission(emission, kit, models.matcher, flags)
                 counters.decisions.add(decision_stats)
                 published.extend(decided)
@@ -194,7 +202,9 @@ def _register_features(app: CallguardApp) -> None:
                     published.append(lifted)
             for flag in published:
                 expiry.track(partition, flag)
-                await topics.flags.send(key=flag.number.encode(), value=encode_flag(flag))
+                await topics.flags.send(
+                    key=flag.number.encode(), value=encode_flag(flag), headers=trace
+                )
             counters.decisions.count(published)
 
 

@@ -7,7 +7,7 @@ send what it returns.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,10 +29,11 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class RawMessage:
-    """A raw message as read: value and position."""
+    """A raw message as read: value, position and Kafka headers."""
 
     value: bytes
     source: SourcePosition
+    headers: Mapping[str, bytes] | Sequence[tuple[str, bytes]] | None = None
 
 
 @dataclass(slots=True)

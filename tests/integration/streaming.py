@@ -92,6 +92,23 @@ def assert_features_match_offline(web_port: int, cdrs: pl.DataFrame, numbers: li
                     number, name, got, want[name], streamed["window_end_ms"])
 
 
+def caught_up(web_port: int, cdrs: pl.DataFrame, numbers: list[str]) -> bool:
+    """Whether the worker's long window holds at least every call of each of ``numbers``.
+
+    The long window (24 h) covers the test runs, so its call volume is the
+    count of calls applied. Waiting for this, rather than for a counter to
+    pass a total, cannot be fooled by calls counted twice: those show as a
+    mismatch in :func:`assert_features_match_offline` afterwards.
+    """
+    totals = cdrs.filter(pl.col("caller").is_in(numbers)).group_by("caller").len()
+    url = f"http://127.0.0.1:{web_port}/callers/{{}}/features"
+    for number, calls in totals.iter_rows():
+        streamed = get_json(url.format(number))
+        if not streamed.get("known") or streamed["features"]["long_call_volume"] < calls:
+            return False
+    return True
+
+
 def sample_callers(cdrs: pl.DataFrame, busiest: int = 15, quietest: int = 10) -> list[str]:
     volumes = cdrs.group_by("caller").len().sort(["len", "caller"], descending=True)
     return volumes.head(busiest)["caller"].to_list() + volumes.tail(quietest)["caller"].to_list()

@@ -14,6 +14,7 @@ from simulator.run import simulate
 from simulator.scenario import builtin_scenario, with_overrides
 from simulator.world import build_world
 from sinks.clickhouse import current_flags, flag_history, open_store
+from streams.trace import source_ms
 from tests.conftest import ROOT, callguard, read_topic
 from tests.integration.streaming import (
     get_json,
@@ -53,6 +54,9 @@ def test_decisions_reach_the_topic_the_lookup_and_the_store(
     for decision, record in zip(decisions, records, strict=True):
         validator.validate(decision)
         assert record.key == decision["number"].encode()
+        # The latency trace: the oldest cdr.raw timestamp behind the decision.
+        source = source_ms(record.headers)
+        assert source is not None and 0 <= record.timestamp - source < 600_000, record.headers
 
     world = build_world(scenario)
     nuisance = set(world.ground_truth()["number"].to_list())
