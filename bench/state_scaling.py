@@ -1,0 +1,436 @@
+"""State size and memory of the block feature stage against active callers (issue 8).
+
+Run: ``.venv/bin/python bench/state_scaling.py [--sizes 10000,100000,1000000] [--json out.json]``.
+
+For each size N, a fresh Python process (so its RSS is its own) builds state
+for N active callers through :meth:`BlockFeatureStage.apply` with a table of
+bytes keyed by UTF-8 numbers (what the worker's Faust in-memory table holds),
+then reports:
+
+- changelog bytes per caller: mean, p99 and max of the table values, and the
+  mean key size;
+- block bytes per caller: the numpy columns' ``nbytes`` (allocated, spare
+  capacity included) and :meth:`CallerBlock.bytes_per_caller` (records in use);
+- process RSS per caller: peak (``VmHWM``) and current (``VmRSS``) after the
+  build, minus the RSS measured before any state existed;
+- CDR/s through ``apply`` on a fixed workload (same CDRs at every size,
+  callers drawn uniformly from the N), after a warm-up;
+- the time to load the N callers from the table into an empty stage
+  (:meth:`BlockFeatureStage.preload`, what a worker does after a takeover).
+
+The workload: every caller is in each of seven rounds with probability
+``ROUND_SHARE``: four rounds 6 h apart (one per bucket of the long window)
+and three in the last 15 minutes (one per short bucket); a caller no round
+has picked yet is in the last one, so all N have state. A tenth of the
+callers place ``BUSY_CALLS`` calls per round. A fifth of the callees are
+active callers (their inbound notes land on state), the rest are spread over
+``SEGMENTS`` number segments. After each round, :meth:`BlockFeatureStage.expire`
+runs as the stage's housekeeping timer would (``--no-expire`` skips it).
+Messages are built from numpy columns directly
+(:class:`streams.wire.RoutedBatch`, with the inbound notes
+:func:`streams.ingest.ingest_cdrs` would route to a single partition), so the
+build of a million callers takes a minute or two, not an hour of JSON.
+
+Prints a markdown table and writes JSON (``bench/results/state_scaling.json``
+by default). Asserts nothing about the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import resource
+import subprocess  # noqa: S404 - runs this very script, one size per process
+import sys
+import time
+from collections.abc import Iterator, MutableMapping
+from pathlib import Path
+
+import numpy as np
+
+from features.config import FeatureConfig
+from streams.block_stage import BlockFeatureStage
+from streams.feature_stage import EmissionPolicy
+from streams.wire import CdrColumns, InboundColumns, RoutedBatch
+
+T0 = 1_709_251_200_000  # 2024-03-01 00:00 UTC, aligned to the long window's 6 h hop
+MESSAGE_CDRS = 5_000
+CALLER_BASE = 8_613_900_000_000  # callers are +86139 followed by 8 digits
+ROUND_SHARE = 0.75  # chance that a caller calls in a given round
+BUSY_SHARE = 0.1
+BUSY_CALLS = 4
+CALLEE_IS_CALLER = 0.2
+ANSWERED_SHARE = 0.4
+SEGMENTS = 2_000
+HOUR_MS = 3_600_000
+MINUTE_MS = 60_000
+# (start after T0, span) of each round, in ms: one per long bucket, then one
+# per short bucket of the last quarter hour.
+ROUNDS = (
+    (1 * HOUR_MS, 30 * MINUTE_MS),
+    (7 * HOUR_MS, 30 * MINUTE_MS),
+    (13 * HOUR_MS, 30 * MINUTE_MS),
+    (19 * HOUR_MS, 30 * MINUTE_MS),
+    (23 * HOUR_MS + 45 * MINUTE_MS, 3 * MINUTE_MS),
+    (23 * HOUR_MS + 51 * MINUTE_MS, 3 * MINUTE_MS),
+    (23 * HOUR_MS + 56 * MINUTE_MS, 3 * MINUTE_MS),
+)
+TIMED_START_MS = T0 + 24 * HOUR_MS + MINUTE_MS
+WARMUP_MESSAGES = 5
+DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
+DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "state_scaling.json"
+
+
+class ByteKeyTable(MutableMapping[str, bytes]):
+    """A dict of UTF-8 keys to bytes seen as ``str -> bytes``.
+
+    What :class:`streams.agents.TableView` makes of the worker's Faust table
+    (whose in-memory store is a dict of bytes); that class is not reused here
+    because importing :mod:`streams.agents` loads the whole app (about
+    250 MB and 4 s per process).
+    """
+
+    def __init__(self) -> None:
+        self.store: dict[bytes, bytes] = {}
+
+    def __getitem__(self, key: str) -> bytes:
+        return self.store[key.encode()]
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self.store[key.encode()] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.store[key.encode()]
+
+    def __iter__(self) -> Iterator[str]:
+        return (key.decode() for key in self.store)
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+
+# -- messages -------------------------------------------------------------------
+
+
+class MessageMaker:
+    """Builds ``cdr.by_caller`` messages for callers given by index."""
+
+    def __init__(self, callers: int, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.callers = callers
+        self.names = list(map("+{}".format, (CALLER_BASE + np.arange(callers)).tolist()))
+        self.segments = self.rng.integers(861_300_000, 861_990_000, SEGMENTS)
+        self.busy = self.rng.random(callers) < BUSY_SHARE
+        self.seen = np.zeros(callers, bool)
+        self.next_cdr = 0
+
+    def round_callers(self, last: bool) -> np.ndarray:
+        """Caller indices of one round, shuffled (busy callers several times).
+
+        The ``last`` round also takes every caller no round has taken yet.
+        """
+        rng = self.rng
+        chosen = rng.random(self.callers) < ROUND_SHARE
+        if last:
+            chosen |= ~self.seen
+        self.seen |= chosen
+        present = np.flatnonzero(chosen)
+        busy = present[self.busy[present]]
+        ids = np.concatenate([present, np.repeat(busy, BUSY_CALLS - 1)])
+        rng.shuffle(ids)
+        return ids
+
+    def messages(
+        self, caller_ids: np.ndarray, start_ms: int, span_ms: int
+    ) -> Iterator[RoutedBatch]:
+        """Messages of up to MESSAGE_CDRS calls, event time advancing over the span."""
+        count = max(1, -(-len(caller_ids) // MESSAGE_CDRS))
+        for index in range(count):
+            chunk = caller_ids[index * MESSAGE_CDRS : (index + 1) * MESSAGE_CDRS]
+            low = start_ms + span_ms * index // count
+            yield self.message(chunk, low, max(1, span_ms // count))
+
+    def message(self, caller_ids: np.ndarray, low_ms: int, span_ms: int) -> RoutedBatch:
+        """One message: the calls of ``caller_ids`` within ``span_ms`` of ``low_ms``."""
+        rng, size = self.rng, len(caller_ids)
+        # Arrival roughly in event time, with up to 30 s of disorder.
+        start_ms = np.sort(low_ms + rng.integers(0, span_ms, size)) + rng.integers(0, 30_000, size)
+        to_caller = rng.random(size) < CALLEE_IS_CALLER
+        callee_keys = np.where(
+            to_caller,
+            CALLER_BASE + rng.integers(0, self.callers, size),
+            self.segments[rng.integers(0, SEGMENTS, size)] * 10_000 + rng.integers(0, 10_000, size),
+        )
+        answered = rng.random(size) < ANSWERED_SHARE
+        callers = [self.names[i] for i in caller_ids.tolist()]
+        callees = list(map("+{}".format, callee_keys.tolist()))
+        times = start_ms.tolist()
+        calls = CdrColumns(
+            cdr_id=list(map("cdr{}".format, range(self.next_cdr, self.next_cdr + size))),
+            caller=callers,
+            callee=callees,
+            start_ms=times,
+            duration_s=np.where(answered, np.round(rng.exponential(40, size), 1), 0.0).tolist(),
+            disposition=np.where(answered, "ANSWERED", "NO_ANSWER").tolist(),
+            ring_s=np.round(rng.uniform(0, 20, size), 1).tolist(),
+        )
+        self.next_cdr += size
+        # One partition: every call's callee note travels in the same message.
+        inbound = InboundColumns(number=callees, from_number=callers, time_ms=times)
+        return RoutedBatch(calls=calls, inbound=inbound)
+
+
+# -- measuring ------------------------------------------------------------------
+
+
+def memory_kb() -> tuple[int, int]:
+    """(current RSS, peak RSS) of this process in kB."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        fields = dict(line.split(":", 1) for line in status.read_text().splitlines())
+        return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux, bytes on macOS
+    return peak, peak
+
+
+def block_figures(stage: BlockFeatureStage, callers: int) -> dict[str, float]:
+    """Bytes of the block's numpy columns per caller, allocated and in use."""
+    block = stage.block
+    pools = (block.callers, block.slots)
+    allocated = sum(column.nbytes for pool in pools for column in pool.columns.values())
+    return {
+        "block_allocated_bytes_per_caller": allocated / callers,
+        "block_used_bytes_per_caller": block.bytes_per_caller(),
+        "caller_record_bytes": block.callers.record_bytes,
+        "held_bucket_bytes": block.slots.record_bytes,
+        "held_buckets_per_caller": block.slots.used / callers,
+    }
+
+
+def table_figures(table: ByteKeyTable) -> dict[str, float]:
+    """Sizes of the changelog values and keys, and the table's own Python memory."""
+    values = np.fromiter((len(value) for value in table.store.values()), np.int64)
+    keys = np.fromiter((len(key) for key in table.store), np.int64)
+    python_bytes = sys.getsizeof(table.store) + sum(
+        sys.getsizeof(key) + sys.getsizeof(value) for key, value in table.store.items()
+    )
+    return {
+        "changelog_value_bytes_mean": float(values.mean()),
+        "changelog_value_bytes_p99": float(np.percentile(values, 99)),
+        "changelog_value_bytes_max": float(values.max()),
+        "changelog_key_bytes_mean": float(keys.mean()),
+        "table_ram_bytes_per_caller": python_bytes / len(table),
+    }
+
+
+def build(
+    stage: BlockFeatureStage, maker: MessageMaker, table: ByteKeyTable, expire: bool
+) -> dict[str, float]:
+    """Apply every round (expiring after each); CDRs and messages applied, seconds taken."""
+    started, started_cpu = time.perf_counter(), time.process_time()
+    offset = cdrs = 0
+    for index, (start_ms, span_ms) in enumerate(ROUNDS):
+        caller_ids = maker.round_callers(last=index == len(ROUNDS) - 1)
+        for batch in maker.messages(caller_ids, T0 + start_ms, span_ms):
+            stage.apply(batch, offset, table)
+            offset += 1
+            cdrs += len(batch.calls)
+        if expire:
+            stage.expire(T0 + start_ms + span_ms, table)
+    return {
+        "build_cdrs": cdrs,
+        "build_messages": offset,
+        "build_s": time.perf_counter() - started,
+        "build_cpu_s": time.process_time() - started_cpu,
+    }
+
+
+def throughput(
+    stage: BlockFeatureStage, maker: MessageMaker, table: ByteKeyTable, timed_cdrs: int
+) -> dict[str, float]:
+    """CDR/s through ``apply`` on a fixed workload (callers uniform over all), after warm-up."""
+    total = timed_cdrs + WARMUP_MESSAGES * MESSAGE_CDRS
+    caller_ids = maker.rng.integers(0, maker.callers, total)
+    batches = list(maker.messages(caller_ids, TIMED_START_MS, 10 * MINUTE_MS))
+    offset = 1 << 40  # past every build message
+    for batch in batches[:WARMUP_MESSAGES]:
+        stage.apply(batch, offset, table)
+        offset += 1
+    timed = batches[WARMUP_MESSAGES:]
+    started, started_cpu = time.perf_counter(), time.process_time()
+    for batch in timed:
+        stage.apply(batch, offset, table)
+        offset += 1
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - started_cpu
+    calls = sum(len(batch.calls) for batch in timed)
+    return {
+        "timed_cdrs": calls,
+        "apply_cdr_per_s": calls / elapsed,
+        "apply_cdr_per_cpu_s": calls / cpu,
+    }
+
+
+def reload(config: FeatureConfig, policy: EmissionPolicy, table: ByteKeyTable) -> dict[str, float]:
+    """Time to load every caller of the table into an empty stage."""
+    fresh = BlockFeatureStage(config, policy)
+    started, started_cpu = time.perf_counter(), time.process_time()
+    loaded = fresh.preload(table, iter(table))
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - started_cpu
+    if loaded != len(table) or len(fresh.block) != len(table):
+        raise RuntimeError(f"loaded {loaded} of {len(table)} callers")
+    return {"load_s": elapsed, "load_cpu_s": cpu, "load_callers_per_s": loaded / elapsed}
+
+
+def progress(callers: int, message: str) -> None:
+    """One line of progress on stderr."""
+    print(f"  [{callers:,}] {message}", file=sys.stderr, flush=True)
+
+
+def measure(callers: int, timed_cdrs: int, seed: int, expire: bool) -> dict[str, float]:
+    """Every figure for one size (run it in a process of its own)."""
+    config = FeatureConfig()
+    policy = EmissionPolicy()  # its defaults are the worker's (streams.settings)
+    gc.collect()
+    baseline_kb, _ = memory_kb()
+    maker = MessageMaker(callers, seed)
+    stage, table = BlockFeatureStage(config, policy), ByteKeyTable()
+    figures: dict[str, float] = {"active_callers": callers}
+    figures |= build(stage, maker, table, expire)
+    progress(callers, f"built in {figures['build_s']:.1f} s ({figures['build_cdrs']:,.0f} CDRs)")
+    if len(table) != callers or len(stage.block) != callers:
+        raise RuntimeError(f"{len(table)} callers in the table, {len(stage.block)} in the block")
+    gc.collect()
+    now_kb, peak_kb = memory_kb()
+    figures |= {
+        "rss_baseline_mb": baseline_kb / 1024,
+        "rss_peak_mb": peak_kb / 1024,
+        "rss_peak_bytes_per_caller": (peak_kb - baseline_kb) * 1024 / callers,
+        "rss_now_bytes_per_caller": (now_kb - baseline_kb) * 1024 / callers,
+    }
+    figures |= block_figures(stage, callers) | table_figures(table)
+    figures |= throughput(stage, maker, table, timed_cdrs)
+    progress(callers, f"apply: {figures['apply_cdr_per_s']:,.0f} CDR/s")
+    del stage  # a worker taking over holds the table, not the old block
+    gc.collect()
+    figures |= reload(config, policy, table)
+    progress(callers, f"loaded into an empty stage in {figures['load_s']:.1f} s")
+    return figures
+
+
+# -- driver ---------------------------------------------------------------------
+
+
+def run_size(args: argparse.Namespace, callers: int) -> dict[str, float]:
+    """:func:`measure` in a fresh interpreter (its progress goes to stderr)."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", str(callers)]
+    command += ["--timed-cdrs", str(args.timed_cdrs), "--seed", str(args.seed)]
+    command += [] if args.expire else ["--no-expire"]
+    print(f"measuring {callers:,} active callers ...", file=sys.stderr, flush=True)
+    done = subprocess.run(  # noqa: S603
+        command, stdout=subprocess.PIPE, stderr=None, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"measuring {callers:,} callers failed (exit {done.returncode})")
+    figures: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def source_state() -> dict[str, object]:
+    """The commit measured and the stage's files that differ from it (a shared work tree)."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        command = ["git", *args]  # noqa: S607 - git from PATH, as a developer runs it
+        done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)  # noqa: S603
+        return done.stdout.strip()
+
+    changed = git("status", "--porcelain", "--untracked-files=no", "features", "streams")
+    return {"commit": git("rev-parse", "HEAD"), "uncommitted": changed.splitlines()}
+
+
+def markdown(rows: list[dict[str, float]]) -> str:
+    """The figures as a markdown table."""
+    lines = [
+        "| active callers | changelog B/caller mean / p99 (+ key) | block B/caller allocated / "
+        "in use | RSS B/caller peak / after build | apply CDR/s | load all callers s "
+        "(callers/s) | build s (CDRs) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['active_callers']:,.0f} "
+            f"| {row['changelog_value_bytes_mean']:,.0f} / {row['changelog_value_bytes_p99']:,.0f}"
+            f" (+ {row['changelog_key_bytes_mean']:.0f}) "
+            f"| {row['block_allocated_bytes_per_caller']:,.0f} / "
+            f"{row['block_used_bytes_per_caller']:,.0f} "
+            f"| {row['rss_peak_bytes_per_caller']:,.0f} / {row['rss_now_bytes_per_caller']:,.0f} "
+            f"| {row['apply_cdr_per_s']:,.0f} "
+            f"| {row['load_s']:,.2f} ({row['load_callers_per_s']:,.0f}) "
+            f"| {row['build_s']:,.1f} ({row['build_cdrs']:,.0f}) |"
+        )
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sizes",
+        default=",".join(map(str, DEFAULT_SIZES)),
+        help="comma-separated numbers of active callers",
+    )
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write JSON")
+    parser.add_argument(
+        "--timed-cdrs", type=int, default=200_000, help="CDRs of the timed apply workload"
+    )
+    parser.add_argument("--seed", type=int, default=8)
+    parser.add_argument(
+        "--no-expire",
+        dest="expire",
+        action="store_false",
+        help="never run BlockFeatureStage.expire (the worker does not run it yet)",
+    )
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, object]:
+    """Measure every size, print the table, write the JSON; returns what it wrote."""
+    args = parse_args(argv)
+    if args.child is not None:
+        print(json.dumps(measure(args.child, args.timed_cdrs, args.seed, args.expire)))
+        return {}
+    sizes = [int(size) for size in args.sizes.split(",") if size.strip()]
+    rows = [run_size(args, size) for size in sizes]
+    result: dict[str, object] = {
+        "workload": {
+            "rounds": len(ROUNDS),
+            "round_share": ROUND_SHARE,
+            "busy_share": BUSY_SHARE,
+            "busy_calls_per_round": BUSY_CALLS,
+            "callee_is_caller": CALLEE_IS_CALLER,
+            "message_cdrs": MESSAGE_CDRS,
+            "expire_after_each_round": args.expire,
+            "timed_cdrs": args.timed_cdrs,
+            "warmup_messages": WARMUP_MESSAGES,
+            "seed": args.seed,
+        },
+        "source": source_state(),
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "numpy": np.__version__,
+        },
+        "sizes": rows,
+    }
+    print(markdown(rows))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.json}", file=sys.stderr)
+    return result
+
+
+if __name__ == "__main__":
+    main()
