@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from simulator.kafka import produce_to_kafka
+from simulator.kafka import Encoding, produce_to_kafka
 from simulator.parquet import write_parquet
 from simulator.scenario import ScenarioError, builtin_scenario, load_scenario, with_overrides
 
@@ -55,6 +55,10 @@ def simulate_command(
     complaints_topic: Annotated[
         str, typer.Option("--complaints-topic", help="Complaints topic.")
     ] = "complaints",
+    encoding: Annotated[
+        Encoding,
+        typer.Option("--encoding", help="CDR batches on Kafka: json arrays or Arrow IPC streams."),
+    ] = "json",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Simulate a scenario to Parquet (--out) and/or Kafka (--kafka)."""
@@ -79,6 +83,7 @@ def simulate_command(
                 complaints_topic=complaints_topic,
                 rate=rate,
                 acceleration=acceleration,
+                encoding=encoding,
                 progress=progress,
             )
         )

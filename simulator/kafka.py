@@ -2,18 +2,25 @@
 
 Numbers are sent partly in raw formats (``138-0013-8000``, ``0086...``,
 ``010-12345678``) and times partly as RFC 3339 text, so consumers exercise
-the contract's normalisation. Pacing: with an acceleration ``A``, a message
-leaves when the wall clock reaches ``(event_time - start) / A``; with a
-rate, at most that many CDRs a second; with neither, as fast as possible.
+the contract's normalisation. A CDR batch is a JSON array, or with
+``encoding="arrow"`` an Arrow IPC stream announced by a ``content-type``
+header (:mod:`features.cdr_arrow`). An Arrow column has one type, so there
+text times come by batch: a batch's ``start_time`` is RFC 3339 text with
+probability ``raw_format_share``, otherwise epoch-ms integers.
+
+Pacing: with an acceleration ``A``, a message leaves when the wall clock
+reaches ``(event_time - start) / A``; with a rate, at most that many CDRs a
+second; with neither, as fast as possible.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import orjson
@@ -21,10 +28,21 @@ import polars as pl
 from aiokafka import AIOKafkaProducer
 from tqdm import tqdm
 
+from features.cdr_arrow import ARROW_STREAM_CONTENT_TYPE, CONTENT_TYPE_HEADER
 from simulator.run import Chunk, simulate
 from simulator.scenario import Scenario
 
-__all__ = ["KafkaMessage", "ProduceStats", "kafka_messages", "produce_to_kafka", "raw_number_expr"]
+__all__ = [
+    "Encoding",
+    "KafkaMessage",
+    "ProduceStats",
+    "kafka_messages",
+    "produce_to_kafka",
+    "raw_number_expr",
+]
+
+Encoding = Literal["json", "arrow"]
+ARROW_HEADERS = ((CONTENT_TYPE_HEADER, ARROW_STREAM_CONTENT_TYPE.encode()),)
 
 _MAX_IN_FLIGHT = 500  # sends awaited in groups, so errors surface and memory stays bounded
 
@@ -48,6 +66,7 @@ class KafkaMessage:
     key: bytes | None
     value: bytes
     cdrs: int
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 def raw_number_expr(number: pl.Expr, style: pl.Expr) -> pl.Expr:
@@ -101,7 +120,11 @@ def raw_number_expr(number: pl.Expr, style: pl.Expr) -> pl.Expr:
     )
 
 
-def _cdr_records(chunk: Chunk, scenario: Scenario) -> list[dict[str, Any]]:
+def _raw_cdr_frame(chunk: Chunk, scenario: Scenario) -> pl.DataFrame:
+    """The chunk's CDRs with numbers in raw styles and each time also as text.
+
+    ``as_text`` marks the rows a JSON batch sends with a text time.
+    """
     rng = np.random.default_rng([scenario.seed, 2, chunk.index])
     rows = chunk.cdrs.height
     share = scenario.output.raw_format_share
@@ -109,7 +132,7 @@ def _cdr_records(chunk: Chunk, scenario: Scenario) -> list[dict[str, Any]]:
     def styles() -> np.ndarray:
         return np.where(rng.random(rows) < share, rng.integers(1, 4, rows), 0)
 
-    frame = chunk.cdrs.with_columns(
+    return chunk.cdrs.with_columns(
         caller_style=pl.Series(styles()),
         callee_style=pl.Series(styles()),
         as_text=pl.Series(rng.random(rows) < share),
@@ -118,36 +141,71 @@ def _cdr_records(chunk: Chunk, scenario: Scenario) -> list[dict[str, Any]]:
         raw_number_expr(pl.col("caller"), pl.col("caller_style")).alias("caller"),
         raw_number_expr(pl.col("callee"), pl.col("callee_style")).alias("callee"),
         pl.col("start_ms").alias("start_time"),
-        pl.when("as_text")
-        .then(
-            pl.col("start_time")
-            .dt.convert_time_zone("Asia/Shanghai")
-            .dt.strftime("%Y-%m-%dT%H:%M:%S%.3f%:z")
-        )
+        pl.col("start_time")
+        .dt.convert_time_zone("Asia/Shanghai")
+        .dt.strftime("%Y-%m-%dT%H:%M:%S%.3f%:z")
         .alias("start_text"),
+        "as_text",
         "duration_s",
         "disposition",
         "ring_s",
         "carrier",
     )
-    records = frame.to_dicts()
+
+
+def _json_batches(frame: pl.DataFrame, batch_size: int) -> list[bytes]:
+    records = frame.with_columns(
+        pl.when("as_text").then(pl.col("start_text")).alias("start_text")
+    ).to_dicts()
     for record in records:
         text = record.pop("start_text")
+        del record["as_text"]
         if text is not None:
             record["start_time"] = text
-    return records
+    return [
+        orjson.dumps(records[begin : begin + batch_size])
+        for begin in range(0, len(records), batch_size)
+    ]
+
+
+def _arrow_batches(
+    frame: pl.DataFrame, batch_size: int, text_share: float, rng: np.random.Generator
+) -> list[bytes]:
+    batches = []
+    for begin in range(0, frame.height, batch_size):
+        batch = frame.slice(begin, batch_size)
+        if rng.random() < text_share:
+            batch = batch.with_columns(pl.col("start_text").alias("start_time"))
+        buffer = io.BytesIO()
+        batch.drop("start_text", "as_text").with_columns(
+            pl.col("disposition").cast(pl.Categorical)
+        ).write_ipc_stream(buffer)
+        batches.append(buffer.getvalue())
+    return batches
 
 
 def kafka_messages(
-    chunk: Chunk, scenario: Scenario, *, topic: str, complaints_topic: str, batch_size: int
+    chunk: Chunk,
+    scenario: Scenario,
+    *,
+    topic: str,
+    complaints_topic: str,
+    batch_size: int,
+    encoding: Encoding = "json",
 ) -> list[KafkaMessage]:
-    """One chunk's messages in release order: CDR batches (JSON arrays) and complaints."""
-    records = _cdr_records(chunk, scenario)
+    """One chunk's messages in release order: CDR batches and complaints (JSON)."""
+    frame = _raw_cdr_frame(chunk, scenario)
+    if encoding == "arrow":
+        rng = np.random.default_rng([scenario.seed, 3, chunk.index])
+        share = scenario.output.raw_format_share
+        values, headers = _arrow_batches(frame, batch_size, share, rng), ARROW_HEADERS
+    else:
+        values, headers = _json_batches(frame, batch_size), ()
     start_ms = chunk.cdrs["start_ms"].to_list()
     messages = [
-        KafkaMessage(start_ms[end - 1], topic, None, orjson.dumps(records[begin:end]), end - begin)
-        for begin in range(0, len(records), batch_size)
-        for end in [min(begin + batch_size, len(records))]
+        KafkaMessage(start_ms[end - 1], topic, None, value, end - begin, headers)
+        for value, begin in zip(values, range(0, frame.height, batch_size), strict=True)
+        for end in [min(begin + batch_size, frame.height)]
     ]
     for complaint in chunk.complaints.drop("is_noise").to_dicts():
         messages.append(
@@ -190,12 +248,14 @@ async def produce_to_kafka(
     rate: float | None = None,
     acceleration: float | None = None,
     batch_size: int | None = None,
+    encoding: Encoding = "json",
     progress: bool = False,
 ) -> ProduceStats:
     """Simulate ``scenario`` and send it to the broker at ``bootstrap``.
 
     ``rate``, ``acceleration`` and ``batch_size`` default to the scenario's
-    ``output`` settings. Returns what was sent.
+    ``output`` settings; ``encoding`` is that of the CDR batches (``json``
+    or ``arrow``). Returns what was sent.
     """
     output = scenario.output
     rate = output.rate if rate is None else rate
@@ -223,11 +283,17 @@ async def produce_to_kafka(
                     topic=topic,
                     complaints_topic=complaints_topic,
                     batch_size=batch_size,
+                    encoding=encoding,
                 )
                 for message in messages:
                     await pacer.wait(message)
                     in_flight.append(
-                        await producer.send(message.topic, message.value, key=message.key)
+                        await producer.send(
+                            message.topic,
+                            message.value,
+                            key=message.key,
+                            headers=list(message.headers) or None,
+                        )
                     )
                     if len(in_flight) >= _MAX_IN_FLIGHT:
                         await asyncio.gather(*in_flight)
