@@ -23,15 +23,16 @@ from features.numbers import NumberError, normalise
 
 __all__ = ["epoch_ms_from_instants", "normalise_numbers"]
 
-# Only plain ASCII digits and the separators normalise() strips: Python's
-# \s and \d also match other Unicode characters, which are left to normalise().
-_PLAIN_NUMBER = r"^[0-9+\-(). ]+$"
 _SEPARATORS = r"[ \-().]"
-# features.numbers' fast patterns, anchored (fullmatch) and in the same order.
-_CN_PATTERNS = (
-    r"^(?:\+86|0086|86)?(1[3-9][0-9]{9})$",  # mobile
-    r"^(?:\+86|0086|0)((?:10|2[0-9])[0-9]{8}|[3-9][0-9]{2}[0-9]{7,8})$",  # fixed line
-    r"^(?:\+86|0086)?([48]00[0-9]{7})$",  # 400/800
+# features.numbers' fast patterns for mobile, fixed-line and 400/800 numbers
+# in one alternation, tried in the same order; a match becomes "=+86<digits>"
+# ("=" marks it: no compacted number holds one). Only ASCII digits match, so
+# where this matches, normalise() strips the same separators and matches
+# too; what it misses (other Unicode spaces or digits) goes to normalise().
+_CN_NATIONAL = (
+    r"^(?:(?:\+86|0086|86)?(1[3-9][0-9]{9})"
+    r"|(?:\+86|0086|0)((?:10|2[0-9])[0-9]{8}|[3-9][0-9]{2}[0-9]{7,8})"
+    r"|(?:\+86|0086)?([48]00[0-9]{7}))$"
 )
 _CN_SERVICE = r"^(?:9[56][0-9]{3,4}|1[0-9]{4}|100[0-9]{2,3}|1[0-2][0-9])$"
 
@@ -48,8 +49,7 @@ _INSTANT_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%:z"
 def normalise_numbers(raw: pl.Series, default_region: str = "CN") -> pl.Series:
     """Each number normalised as :func:`features.numbers.normalise` does; null if invalid."""
     texts = raw.cast(pl.String)
-    distinct = texts.drop_nulls().unique()
-    fast = _normalise_cn_fast(distinct) if default_region == "CN" else _nulls(distinct)
+    fast = _normalise_cn_fast(texts) if default_region == "CN" else _nulls(texts)
 
     def slow(text: str) -> str | None:
         try:
@@ -57,7 +57,7 @@ def normalise_numbers(raw: pl.Series, default_region: str = "CN") -> pl.Series:
         except NumberError:
             return None
 
-    return _lookup(texts, distinct, fast, slow, pl.String)
+    return _settle(texts, fast, slow)
 
 
 def epoch_ms_from_instants(column: pl.Series) -> pl.Series:
@@ -80,16 +80,14 @@ def epoch_ms_from_instants(column: pl.Series) -> pl.Series:
 
 
 def _epoch_ms_from_text(texts: pl.Series) -> pl.Series:
-    distinct = texts.drop_nulls().unique()
-    text = pl.col("text")
     parsed = (
-        text.str.replace(r"Z$", "+00:00")
+        texts.str.replace(r"Z$", "+00:00")
         .str.strptime(pl.Datetime("ms", "UTC"), _INSTANT_FORMAT, strict=False)
         .dt.epoch("ms")
     )
     fast = (
-        distinct.to_frame("text")
-        .select(pl.when(text.str.contains(_PLAIN_INSTANT)).then(_in_range(parsed)))
+        pl.DataFrame({"plain": texts.str.contains(_PLAIN_INSTANT), "ms": parsed})
+        .select(pl.when("plain").then(_in_range(pl.col("ms"))))
         .to_series()
     )
 
@@ -99,36 +97,33 @@ def _epoch_ms_from_text(texts: pl.Series) -> pl.Series:
         except FieldError:
             return None
 
-    return _lookup(texts, distinct, fast, slow, pl.Int64)
+    return _settle(texts, fast, slow)
 
 
-def _normalise_cn_fast(distinct: pl.Series) -> pl.Series:
-    raw = pl.col("raw")
-    compact = raw.str.replace_all(_SEPARATORS, "")
-    national = [pl.lit("+86") + compact.str.extract(pattern, 1) for pattern in _CN_PATTERNS]
-    service = pl.when(compact.str.contains(_CN_SERVICE)).then(compact)
-    found = pl.coalesce([*national, service])
-    plain = raw.str.contains(_PLAIN_NUMBER)
-    return distinct.to_frame("raw").select(pl.when(plain).then(found)).to_series()
-
-
-def _lookup(
-    values: pl.Series,
-    distinct: pl.Series,
-    fast: pl.Series,
-    slow: Callable[[str], object],
-    dtype: pl.DataType | type[pl.DataType],
-) -> pl.Series:
-    """``values`` mapped through distinct -> fast result, or ``slow`` where fast is null."""
-    unsettled = distinct.filter(fast.is_null())
-    keys = pl.concat([distinct.filter(fast.is_not_null()), unsettled])
-    answers = pl.concat(
-        [
-            fast.drop_nulls().cast(dtype),
-            pl.Series([slow(text) for text in unsettled.to_list()], dtype=dtype),
-        ]
+def _normalise_cn_fast(texts: pl.Series) -> pl.Series:
+    # Step by step: each regex runs once per value (an expression that used
+    # a column twice would compute it twice).
+    compact = texts.str.replace_all(_SEPARATORS, "")
+    marked = compact.str.replace(_CN_NATIONAL, "=+86${1}${2}${3}")
+    return (
+        pl.DataFrame({"compact": compact, "marked": marked})
+        .select(
+            pl.when(pl.col("marked").str.starts_with("="))
+            .then(pl.col("marked").str.slice(1))
+            .when(pl.col("compact").str.contains(_CN_SERVICE))
+            .then(pl.col("compact"))
+        )
+        .to_series()
     )
-    return values.replace_strict(keys, answers, default=None, return_dtype=dtype)
+
+
+def _settle(values: pl.Series, fast: pl.Series, slow: Callable[[str], object]) -> pl.Series:
+    """``fast``, with each value it left null (and ``values`` did not) passed once to ``slow``."""
+    unsettled = values.filter(fast.is_null() & values.is_not_null()).unique()
+    if unsettled.is_empty():
+        return fast
+    answers = pl.Series([slow(value) for value in unsettled.to_list()], dtype=fast.dtype)
+    return fast.fill_null(values.replace_strict(unsettled, answers, default=None))
 
 
 def _in_range(epoch_ms: pl.Expr) -> pl.Expr:
