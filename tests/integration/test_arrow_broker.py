@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+
 import polars as pl
 import pytest
 
-from simulator.kafka import kafka_messages
+from features.cdr_arrow import ARROW_STREAM_CONTENT_TYPE, validate_arrow_message
+from simulator.kafka import kafka_messages, produce_to_kafka
 from simulator.run import simulate
 from simulator.scenario import builtin_scenario, with_overrides
+from tests.conftest import read_topic
 from tests.integration.streaming import (
     assert_features_match_offline,
     get_json,
@@ -48,3 +53,23 @@ def test_arrow_batches_give_the_features_json_batches_give(kafka_producer, start
     assert final["features"]["accepted"] == cdrs.height
     assert final["features"]["late_dropped"] == final["features"]["duplicates"] == 0
     assert_features_match_offline(worker.web_port, cdrs, sample_callers(cdrs))
+
+
+def test_the_simulator_produces_arrow_batches_with_the_header(kafka_bootstrap: str) -> None:
+    scenario = with_overrides(builtin_scenario("tiny"), duration="1h")
+    run = uuid.uuid4().hex[:8]
+    cdr_topic = f"sim.arrow.{run}"
+    stats = asyncio.run(produce_to_kafka(scenario, kafka_bootstrap, topic=cdr_topic,
+                                         complaints_topic=f"sim.complaints.{run}",
+                                         batch_size=200, encoding="arrow"))
+    expected = pl.concat([chunk.cdrs for chunk in simulate(scenario)])
+    records = read_topic(kafka_bootstrap, cdr_topic, timeout_s=60,
+                         until=lambda rs: len(rs) >= stats.messages - stats.complaints)
+    assert all(dict(r.headers)["content-type"] == ARROW_STREAM_CONTENT_TYPE.encode()
+               for r in records)
+    results = [validate_arrow_message(r.value) for r in records]
+    assert [r.rejections for r in results if r.rejections] == []
+    got = pl.concat([r.cdrs for r in results]).sort("cdr_id")
+    want = expected.sort("cdr_id")
+    assert got.select("cdr_id", "caller", "callee", "start_ms").equals(
+        want.select("cdr_id", "caller", "callee", "start_ms"))

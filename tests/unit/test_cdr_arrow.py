@@ -326,3 +326,24 @@ def test_a_pyarrow_stream_of_several_compressed_record_batches() -> None:
     assert result.cdrs.to_dicts() == cdr_rows(expected)
     assert [(r.reason, r.index) for r in result.rejections] == [
         (r.reason, r.index) for r in expected.rejections] == [(expected.rejections[0].reason, 3)]
+
+
+def test_the_simulate_cli_passes_the_encoding_on(monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from simulator import cli
+    from simulator.kafka import ProduceStats
+
+    seen = {}
+
+    async def produce(scenario, bootstrap, **options) -> ProduceStats:
+        seen.update(options, bootstrap=bootstrap)
+        return ProduceStats(1, 0, 1, 0.1)
+
+    monkeypatch.setattr(cli, "produce_to_kafka", produce)
+    tiny = ["--scenario", "simulator/scenarios/tiny.yaml", "--kafka", "broker:9092", "-q"]
+    result = CliRunner().invoke(cli.app, [*tiny, "--encoding", "arrow"])
+    assert result.exit_code == 0, result.output
+    assert seen["encoding"] == "arrow" and seen["bootstrap"] == "broker:9092"
+    assert CliRunner().invoke(cli.app, tiny).exit_code == 0 and seen["encoding"] == "json"
+    assert CliRunner().invoke(cli.app, [*tiny, "--encoding", "xml"]).exit_code == 2
