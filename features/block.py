@@ -33,8 +33,9 @@ tables; a slot record exists only for a bucket some caller holds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 from numpy.typing import NDArray
@@ -50,9 +51,16 @@ from features.block_layout import (
     ring_slots,
     slot_layout,
 )
-from features.block_ops import fold_chains, group_ids, rank_in_group, segmented_cummax
+from features.block_ops import (
+    distinct_rows,
+    fold_chains,
+    group_ids,
+    lex_order,
+    rank_in_group,
+    segmented_cummax,
+)
 from features.block_pool import RecordPool
-from features.block_read import block_features
+from features.block_read import block_features, window_calls
 from features.config import FeatureConfig, WindowSpec
 from features.runs import run_lengths, run_starts
 from features.sketch import _bloom_positions, kmv_union_groups
@@ -135,10 +143,23 @@ class CallerBlock:
             raise KeyError(f"row {row} holds no caller")
         return number
 
+    def numbers_of(self, rows: Int64Array) -> list[str]:
+        """The number whose state is in each of ``rows`` (rows that hold a caller)."""
+        numbers = self._numbers
+        found = [numbers[row] for row in rows.tolist()]
+        if None in found:
+            raise KeyError(f"row {int(rows[found.index(None)])} holds no caller")
+        return found  # type: ignore[return-value]
+
+    def missing(self, numbers: Iterable[str]) -> list[str]:
+        """The distinct ``numbers`` without state in the block, in first-seen order."""
+        row_of = self._row_of
+        return [number for number in dict.fromkeys(numbers) if number not in row_of]
+
     def rows_of(self, numbers: Sequence[str], *, create: bool) -> Int64Array:
         """Each number's row; new rows for unknown numbers if ``create``, else -1."""
         row_of = self._row_of
-        rows = np.fromiter((row_of.get(number, -1) for number in numbers), np.int64, len(numbers))
+        rows = np.fromiter(map(row_of.get, numbers, repeat(-1)), np.int64, len(numbers))
         if create:
             missing = np.flatnonzero(rows < 0)
             if len(missing):
@@ -155,6 +176,10 @@ class CallerBlock:
             self._row_of[number] = row
             self._numbers[row] = number
 
+    def distinct(self, rows: Int64Array) -> Int64Array:
+        """``np.unique`` of caller rows (ascending, each once)."""
+        return distinct_rows(rows, self.callers.capacity)[0]
+
     def column(self, name: str) -> NDArray[np.generic]:
         """One caller column (e.g. ``watermark``, ``last_offset``), indexed by row."""
         return self.callers.columns[name]
@@ -170,6 +195,14 @@ class CallerBlock:
     ) -> NDArray[np.float64]:
         """``(len(rows), len(FEATURE_NAMES))`` feature vectors (see :mod:`features.block_read`)."""
         return block_features(self, rows, end_ms)
+
+    def window_calls(self, rows: Int64Array, name: str = "short") -> Int64Array:
+        """Calls of each row in its ``name`` window ending at :meth:`default_end_ms`.
+
+        The ``call_volume`` of that window in :meth:`features`, read from the
+        ring alone (see :func:`features.block_read.window_calls`).
+        """
+        return window_calls(self, rows, self.default_end_ms(rows), name)
 
     # -- exactly-once --------------------------------------------------------
 
@@ -193,7 +226,7 @@ class CallerBlock:
         if offset != self._message_offset:
             self.begin(offset)
         last_offset = self.callers.columns["last_offset"]
-        unique, inverse = np.unique(rows, return_inverse=True)
+        unique, inverse = distinct_rows(rows, self.callers.capacity, inverse=True)
         opened = np.fromiter((row in self._opened for row in unique.tolist()), bool, len(unique))
         newly = ~opened & (last_offset[unique] < offset)
         last_offset[unique[newly]] = offset
@@ -259,7 +292,7 @@ class CallerBlock:
             self._count(rows[chosen], taken)
             self._hold_back(rows[chosen], taken.start_ms, taken.callee)
         if len(index):
-            self._release_complaints(np.unique(rows[index]))
+            self._release_complaints(self.distinct(rows[index]))
         return BlockUpdate(
             rows=rows,
             replayed=replayed,
@@ -267,7 +300,7 @@ class CallerBlock:
             dropped=dropped,
             accepted=accepted,
             late=late,
-            called=np.unique(rows[chosen]),
+            called=self.distinct(rows[chosen]),
         )
 
     def _unseen(
@@ -279,7 +312,7 @@ class CallerBlock:
         valid = np.arange(RECENT_IDS) < columns["recent_n"][rows][:, None]
         remembered = ((recent == ids[:, None]) & valid).any(axis=1)
         candidates = np.flatnonzero(~skipped)
-        order = candidates[np.lexsort((candidates, ids[candidates], rows[candidates]))]
+        order = candidates[lex_order(candidates, ids[candidates], rows[candidates])]
         first = np.zeros(len(rows), bool)
         first[order[run_starts(rows[order], ids[order])]] = True
         return first & ~remembered
@@ -328,7 +361,7 @@ class CallerBlock:
         for window, first_column in self._windows:
             buckets = calls.start_ms // window.hop_ms
             cells = rows * self._ring_slots + first_column + buckets % window.slots
-            order = np.lexsort((buckets, cells))
+            order = lex_order(buckets, cells)
             cells, buckets = cells[order], buckets[order]
             cell_starts = run_starts(cells)
             newest = self._claim(
@@ -386,13 +419,13 @@ class CallerBlock:
         """Buffer the accepted calls; chain what the watermark has settled."""
         columns = self.callers.columns
         capacity = self.config.reorder_capacity
-        unique = np.unique(rows)
+        unique = self.distinct(rows)
         held = columns["pending_n"][unique].astype(np.int64)
         waiting = np.arange(capacity) < held[:, None]
         all_rows = np.concatenate((np.repeat(unique, held), rows))
         all_ms = np.concatenate((columns["pending_ms"][unique][waiting], start_ms))
         all_keys = np.concatenate((columns["pending_key"][unique][waiting], callee))
-        order = np.lexsort((all_keys, all_ms, all_rows))
+        order = lex_order(all_keys, all_ms, all_rows)
         all_rows, all_ms, all_keys = all_rows[order], all_ms[order], all_keys[order]
         starts = run_starts(all_rows)
         lengths = run_lengths(starts, len(all_rows))
@@ -587,14 +620,28 @@ class CallerBlock:
         """
         rows = self.rows_of(numbers, create=False)
         known = np.flatnonzero(rows >= 0)
-        if len(known) == 0:
+        return self.note_inbound_rows(
+            rows[known],
+            np.asarray(caller_keys, dtype=np.uint64)[known],
+            np.asarray(time_ms, dtype=np.int64)[known],
+            offset,
+        )
+
+    def note_inbound_rows(
+        self,
+        rows: Int64Array,
+        caller_keys: NDArray[np.uint64],
+        time_ms: Int64Array,
+        offset: int | None = None,
+    ) -> int:
+        """:meth:`note_inbound` for numbers already mapped to their rows (all held)."""
+        if len(rows) == 0:
             return 0
-        rows = rows[known]
         if offset is not None:
             self.open(rows, offset)
-        keys = np.asarray(caller_keys, dtype=np.uint64)[known]
+        keys = np.asarray(caller_keys, dtype=np.uint64)
         generation_ms = self.config.inbound_generation_s * 1000
-        generations = np.asarray(time_ms, dtype=np.int64)[known] // generation_ms
+        generations = np.asarray(time_ms, dtype=np.int64) // generation_ms
         columns = self.callers.columns
         inbound, current = columns["inbound"], columns["inbound_generation"]
         words = inbound.shape[1] // 2
@@ -616,7 +663,7 @@ class CallerBlock:
         word = (rows[keep] * inbound.shape[1] + age[keep] * words)[:, None] + positions // 64
         masks = np.left_shift(np.uint64(1), (positions % 64).astype(np.uint64))
         np.bitwise_or.at(inbound.reshape(-1), word.ravel(), masks.ravel())
-        return len(known)
+        return len(rows)
 
     # -- expiry --------------------------------------------------------------
 

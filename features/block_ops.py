@@ -34,7 +34,14 @@ from features.aggregate import (
 from features.config import FeatureConfig
 from features.runs import run_lengths, run_starts
 
-__all__ = ["fold_chains", "group_ids", "rank_in_group", "segmented_cummax"]
+__all__ = [
+    "distinct_rows",
+    "fold_chains",
+    "group_ids",
+    "lex_order",
+    "rank_in_group",
+    "segmented_cummax",
+]
 
 Int64Array = NDArray[np.int64]
 _CHAIN_SUMS = slice(CHAIN_LEN, SEQUENTIAL_PAIRS + 1)
@@ -48,6 +55,61 @@ def group_ids(starts: NDArray[np.intp], size: int) -> NDArray[np.intp]:
 def rank_in_group(starts: NDArray[np.intp], size: int) -> NDArray[np.intp]:
     """Each row's position within its group (0 for the first row)."""
     return np.arange(size) - np.repeat(starts, run_lengths(starts, size))
+
+
+def distinct_rows(
+    rows: NDArray[np.integer], size: int, *, inverse: bool = False
+) -> tuple[Int64Array, NDArray[np.intp]]:
+    """``np.unique(rows)`` for record indices below ``size``, by marking a mask.
+
+    With ``inverse``, also each row's position in the result (else an empty
+    array). Cheaper than a sort or a hash when the rows are many and
+    ``size`` is the pool's capacity.
+
+    >>> distinct_rows(np.array([5, 2, 5]), 8, inverse=True)[1].tolist()
+    [1, 0, 1]
+    """
+    marked = np.zeros(size, dtype=bool)
+    marked[rows] = True
+    unique = np.flatnonzero(marked)
+    if not inverse:
+        return unique, np.empty(0, np.intp)
+    position = np.cumsum(marked) - 1
+    return unique, position[rows]
+
+
+def lex_order(*keys: NDArray[np.integer]) -> NDArray[np.intp]:
+    """``np.lexsort(keys)`` (last key primary, ties in input order), for integer keys.
+
+    The most significant keys that fit together in 64 bits (by their value
+    ranges) are packed into one key for one stable argsort. If keys are
+    left over, they only matter between rows whose packed keys tie; without
+    such ties the order is already lexsort's, else lexsort decides.
+
+    >>> lex_order(np.array([2, 1, 0]), np.array([1, 0, 1])).tolist()
+    [1, 2, 0]
+    """
+    size = len(keys[-1])
+    if size == 0:
+        return np.empty(0, np.intp)
+    packed = np.zeros(size, dtype=np.uint64)
+    bits_used = 0
+    for index in range(len(keys) - 1, -1, -1):
+        key = keys[index]
+        low, high = int(key.min()), int(key.max())
+        bits = (high - low).bit_length()
+        if bits_used + bits > 64:
+            break
+        offset = key.astype(np.uint64) - np.uint64(low % 2**64)  # mod 2**64: exact below 2**64
+        packed = (packed << np.uint64(bits)) | offset if bits else packed
+        bits_used += bits
+    else:
+        return np.argsort(packed, kind="stable")
+    order = np.argsort(packed, kind="stable")
+    ordered = packed[order]
+    if not (ordered[1:] == ordered[:-1]).any():
+        return order
+    return np.lexsort(keys)
 
 
 def segmented_cummax(values: Int64Array, starts: NDArray[np.intp]) -> Int64Array:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from features.aggregate import COMPLAINTS, Aggregates, chain_calls, combine
+from features.aggregate import CALLS, COMPLAINTS, Aggregates, chain_calls, combine
 from features.block_layout import HELD_COMPLAINTS, NO_BUCKET
 from features.config import WindowSpec
 from features.runs import run_starts
@@ -24,7 +24,7 @@ from features.vector import reciprocity, window_features
 if TYPE_CHECKING:
     from features.block import CallerBlock
 
-__all__ = ["block_features", "window_aggregates"]
+__all__ = ["block_features", "window_aggregates", "window_calls"]
 
 Int64Array = NDArray[np.int64]
 
@@ -108,6 +108,27 @@ def window_aggregates(
     result.kmv_count[present] = combined.kmv_count
     result.segment_hist[present] = combined.segment_hist
     return result
+
+
+def window_calls(
+    block: CallerBlock, rows: Int64Array, end_ms: Int64Array, name: str
+) -> Int64Array:
+    """Each row's ``calls`` counter of one window: what :func:`window_aggregates` would sum.
+
+    Only slots count calls (the buffered calls' chain and the held
+    complaints add none), so this reads the ring alone: a cheap test of
+    ``call_volume`` before computing whole feature vectors.
+    """
+    spec, first_column = _window(block, 0 if name == "short" else 1)
+    last = -(-end_ms // spec.hop_ms)
+    first = last - spec.buckets_per_window
+    columns = block.callers.columns
+    ring = slice(first_column, first_column + spec.slots)
+    held = columns["bucket"][rows, ring]
+    inside = (held >= first[:, None]) & (held < last[:, None])
+    # A ring slot without a record holds NO_BUCKET, never inside: its -1 reads any record.
+    calls = block.slots.columns["counters"][columns["slot"][rows, ring], CALLS]
+    return np.where(inside, calls, 0).sum(axis=1)
 
 
 def _window(block: CallerBlock, index: int) -> tuple[WindowSpec, int]:

@@ -35,6 +35,7 @@ callers left empty.
 from __future__ import annotations
 
 from collections.abc import Iterable, MutableMapping
+from itertools import chain
 
 import numpy as np
 from numpy.typing import NDArray
@@ -102,58 +103,67 @@ class BlockFeatureStage:
             # Only numbers that already have state learn who called them (as in
             # FeatureStage); Bloom filter adds are idempotent, so replays apply too.
             rows = block.rows_of(inbound.number, create=False)
-            stats.inbound = block.note_inbound(
-                inbound.number,
-                callee_keys(inbound.from_number),
-                np.asarray(inbound.time_ms, np.int64),
+            known = np.flatnonzero(rows >= 0)
+            from_number, time_ms = inbound.from_number, inbound.time_ms
+            stats.inbound = block.note_inbound_rows(
+                rows[known],
+                callee_keys([from_number[index] for index in known.tolist()]),
+                np.array([time_ms[index] for index in known.tolist()], np.int64),
                 offset,
             )
-            touched.append(rows[rows >= 0])
+            touched.append(rows[known])
         emission = self._emit(called)
         stats.emitted = len(emission)
-        rows = np.unique(np.concatenate(touched)) if touched else called
+        rows = block.distinct(np.concatenate(touched)) if touched else called
         self._write(rows, table)
         stats.callers = len(rows)
         return stats, emission
 
     def _load_missing(self, table: Table, number_lists: list[list[str]]) -> None:
         """Load from the table the callers of this message the block does not hold."""
-        block = self.block
-        for number in dict.fromkeys(n for numbers in number_lists for n in numbers):
-            if number not in block:
-                data = table.get(number)
-                if data is not None:
-                    block.load_row(number, data)
+        block, get = self.block, table.get
+        for number in block.missing(chain.from_iterable(number_lists)):
+            data = get(number)
+            if data is not None:
+                block.load_row(number, data)
 
     def _emit(self, called: NDArray[np.int64]) -> Emission:
-        """Emission policy of :class:`FeatureStage`, over the rows with accepted calls."""
+        """Emission policy of :class:`FeatureStage`, over the rows with accepted calls.
+
+        Rows are tested before any feature is computed: due by their clock,
+        then by their short window's call count (exactly the
+        ``short_call_volume`` the vector would hold, see
+        :meth:`CallerBlock.window_calls`); only the rows that pass get a
+        feature vector, in number order as ``FeatureStage`` emits them.
+        """
         emission = Emission()
         if not len(called):
             return emission
         block = self.block
-        numbers = [block.number(row) for row in called.tolist()]
-        order = sorted(range(len(numbers)), key=numbers.__getitem__)  # FeatureStage's order
-        rows = called[order]
-        watermark = block.column("watermark")[rows]
-        last_emitted = block.column("last_emitted")[rows]
+        watermark = block.column("watermark")[called]
+        last_emitted = block.column("last_emitted")[called]
         interval_ms = int(self.policy.emit_interval_s * 1000)
         due = (last_emitted < 0) | (watermark - last_emitted >= interval_ms)
-        rows, watermark = rows[due], watermark[due]
+        rows, watermark = called[due], watermark[due]
+        busy = block.window_calls(rows, "short") >= self.policy.min_calls
+        rows, watermark = rows[busy], watermark[busy]
         if not len(rows):
             return emission
+        numbers = block.numbers_of(rows)
+        order = sorted(range(len(numbers)), key=numbers.__getitem__)  # FeatureStage's order
+        rows, watermark = rows[order], watermark[order]
         matrix = block.features(rows)
-        enough = matrix[:, _SHORT_VOLUME] >= self.policy.min_calls
+        enough = matrix[:, _SHORT_VOLUME] >= self.policy.min_calls  # as busy: kept as the rule
         rows, matrix = rows[enough], matrix[enough]
         block.column("last_emitted")[rows] = watermark[enough]
-        emission.numbers = [block.number(row) for row in rows.tolist()]
+        emission.numbers = [numbers[index] for index in np.asarray(order)[enough].tolist()]
         emission.window_end_ms = block.default_end_ms(rows).tolist()
         emission.rows = list(matrix)
         return emission
 
     def _write(self, rows: NDArray[np.int64], table: Table) -> None:
         block = self.block
-        for row, data in zip(rows.tolist(), block.rows_bytes(rows), strict=True):
-            table[block.number(row)] = data
+        table.update(dict(zip(block.numbers_of(rows), block.rows_bytes(rows), strict=True)))
 
     # -- housekeeping ----------------------------------------------------------
 
