@@ -12,7 +12,8 @@ then reports:
 - block bytes per caller: the numpy columns' ``nbytes`` (allocated, spare
   capacity included) and :meth:`CallerBlock.bytes_per_caller` (records in use);
 - process RSS per caller: peak (``VmHWM``) and current (``VmRSS``) after the
-  build, minus the RSS measured before any state existed;
+  build, minus the RSS measured before any state existed; and current again
+  after glibc's ``malloc_trim`` (how much of it is free heap not yet returned);
 - CDR/s through ``apply`` on a fixed workload (same CDRs at every size,
   callers drawn uniformly from the N), after a warm-up;
 - the time to load the N callers from the table into an empty stage
@@ -38,6 +39,7 @@ by default). Asserts nothing about the figures.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import json
 import platform
@@ -47,9 +49,11 @@ import sys
 import time
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+import features
 from features.config import FeatureConfig
 from streams.block_stage import BlockFeatureStage
 from streams.feature_stage import EmissionPolicy
@@ -288,15 +292,39 @@ def progress(callers: int, message: str) -> None:
     print(f"  [{callers:,}] {message}", file=sys.stderr, flush=True)
 
 
-def measure(callers: int, timed_cdrs: int, seed: int, expire: bool) -> dict[str, float]:
+def trimmed_rss_kb() -> int | None:
+    """RSS after handing free heap back to the system (glibc only; else None)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        return None
+    return memory_kb()[0]
+
+
+def code_source() -> dict[str, Any]:
+    """Where the measured code was imported from, its commit and its uncommitted files."""
+    root = Path(features.__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        command = ["git", "-C", str(root), *args]  # noqa: S607 - git from PATH
+        done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    changed = git("status", "--porcelain", "--untracked-files=no", "features", "streams")
+    return {"root": str(root), "commit": git("rev-parse", "HEAD"), "uncommitted": changed.split()}
+
+
+def measure(callers: int, timed_cdrs: int, seed: int, expire: bool) -> dict[str, Any]:
     """Every figure for one size (run it in a process of its own)."""
+    code = code_source()  # the shared work tree may change while a sweep runs
     config = FeatureConfig()
     policy = EmissionPolicy()  # its defaults are the worker's (streams.settings)
     gc.collect()
     baseline_kb, _ = memory_kb()
     maker = MessageMaker(callers, seed)
     stage, table = BlockFeatureStage(config, policy), ByteKeyTable()
-    figures: dict[str, float] = {"active_callers": callers}
+    figures: dict[str, Any] = {"active_callers": callers, "code": code}
     figures |= build(stage, maker, table, expire)
     progress(callers, f"built in {figures['build_s']:.1f} s ({figures['build_cdrs']:,.0f} CDRs)")
     if len(table) != callers or len(stage.block) != callers:
@@ -309,6 +337,9 @@ def measure(callers: int, timed_cdrs: int, seed: int, expire: bool) -> dict[str,
         "rss_peak_bytes_per_caller": (peak_kb - baseline_kb) * 1024 / callers,
         "rss_now_bytes_per_caller": (now_kb - baseline_kb) * 1024 / callers,
     }
+    trimmed_kb = trimmed_rss_kb()
+    if trimmed_kb is not None:
+        figures["rss_trimmed_bytes_per_caller"] = (trimmed_kb - baseline_kb) * 1024 / callers
     figures |= block_figures(stage, callers) | table_figures(table)
     figures |= throughput(stage, maker, table, timed_cdrs)
     progress(callers, f"apply: {figures['apply_cdr_per_s']:,.0f} CDR/s")
@@ -322,7 +353,7 @@ def measure(callers: int, timed_cdrs: int, seed: int, expire: bool) -> dict[str,
 # -- driver ---------------------------------------------------------------------
 
 
-def run_size(args: argparse.Namespace, callers: int) -> dict[str, float]:
+def run_size(args: argparse.Namespace, callers: int) -> dict[str, Any]:
     """:func:`measure` in a fresh interpreter (its progress goes to stderr)."""
     command = [sys.executable, str(Path(__file__).resolve()), "--child", str(callers)]
     command += ["--timed-cdrs", str(args.timed_cdrs), "--seed", str(args.seed)]
@@ -333,42 +364,31 @@ def run_size(args: argparse.Namespace, callers: int) -> dict[str, float]:
     )
     if done.returncode != 0:
         raise RuntimeError(f"measuring {callers:,} callers failed (exit {done.returncode})")
-    figures: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return figures
 
 
-def source_state() -> dict[str, object]:
-    """The commit measured and the stage's files that differ from it (a shared work tree)."""
-    root = Path(__file__).resolve().parent.parent
-
-    def git(*args: str) -> str:
-        command = ["git", *args]  # noqa: S607 - git from PATH, as a developer runs it
-        done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)  # noqa: S603
-        return done.stdout.strip()
-
-    changed = git("status", "--porcelain", "--untracked-files=no", "features", "streams")
-    return {"commit": git("rev-parse", "HEAD"), "uncommitted": changed.splitlines()}
-
-
-def markdown(rows: list[dict[str, float]]) -> str:
-    """The figures as a markdown table."""
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """The figures as a markdown table (wall-clock rates, CPU-time rates in brackets)."""
     lines = [
-        "| active callers | changelog B/caller mean / p99 (+ key) | block B/caller allocated / "
-        "in use | RSS B/caller peak / after build | apply CDR/s | load all callers s "
-        "(callers/s) | build s (CDRs) |",
+        "| active callers | changelog B/caller: value mean / p99, key | block B/caller: "
+        "allocated / in use | RSS B/caller: peak / after build / after trim | apply CDR/s "
+        "(per CPU s) | load all callers: s (CPU s) | build: s (CDRs) |",
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
+        trimmed = row.get("rss_trimmed_bytes_per_caller")
         lines.append(
-            f"| {row['active_callers']:,.0f} "
+            f"| {row['active_callers']:,} "
             f"| {row['changelog_value_bytes_mean']:,.0f} / {row['changelog_value_bytes_p99']:,.0f}"
-            f" (+ {row['changelog_key_bytes_mean']:.0f}) "
+            f", {row['changelog_key_bytes_mean']:.0f} "
             f"| {row['block_allocated_bytes_per_caller']:,.0f} / "
             f"{row['block_used_bytes_per_caller']:,.0f} "
-            f"| {row['rss_peak_bytes_per_caller']:,.0f} / {row['rss_now_bytes_per_caller']:,.0f} "
-            f"| {row['apply_cdr_per_s']:,.0f} "
-            f"| {row['load_s']:,.2f} ({row['load_callers_per_s']:,.0f}) "
-            f"| {row['build_s']:,.1f} ({row['build_cdrs']:,.0f}) |"
+            f"| {row['rss_peak_bytes_per_caller']:,.0f} / {row['rss_now_bytes_per_caller']:,.0f}"
+            f" / {'-' if trimmed is None else f'{trimmed:,.0f}'} "
+            f"| {row['apply_cdr_per_s']:,.0f} ({row['apply_cdr_per_cpu_s']:,.0f}) "
+            f"| {row['load_s']:,.1f} ({row['load_cpu_s']:,.1f}) "
+            f"| {row['build_s']:,.0f} ({row['build_cdrs']:,}) |"
         )
     return "\n".join(lines)
 
@@ -417,7 +437,6 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             "warmup_messages": WARMUP_MESSAGES,
             "seed": args.seed,
         },
-        "source": source_state(),
         "machine": {
             "python": platform.python_version(),
             "platform": platform.platform(),

@@ -63,7 +63,7 @@ def test_every_figure_is_positive(outcome: tuple[dict, Path], name: str) -> None
 def test_json_written_where_asked_equals_the_result(outcome: tuple[dict, Path]) -> None:
     result, out = outcome
     assert json.loads(out.read_text()) == result
-    assert {"workload", "source", "machine", "sizes"} <= set(result)
+    assert {"workload", "machine", "sizes"} <= set(result)
 
 
 def test_rss_per_caller_reported(outcome: tuple[dict, Path]) -> None:
@@ -72,3 +72,9 @@ def test_rss_per_caller_reported(outcome: tuple[dict, Path]) -> None:
     for row in result["sizes"]:
         for name in ("rss_peak_bytes_per_caller", "rss_now_bytes_per_caller"):
             assert isinstance(row[name], int | float), name
+
+
+def test_each_size_names_the_code_it_measured(outcome: tuple[dict, Path]) -> None:
+    result, _ = outcome
+    for row in result["sizes"]:
+        assert {"root", "commit", "uncommitted"} <= set(row["code"])
