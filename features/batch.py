@@ -56,7 +56,12 @@ def callee_keys(numbers: Iterable[str]) -> UInt64Array:
     >>> callee_keys(["+8613800138000", "95588"]).tolist()
     [8613800138000, 95588]
     """
-    return np.fromiter((int(number.lstrip("+")) for number in numbers), dtype=np.uint64)
+    numbers = numbers if isinstance(numbers, Sequence) else list(numbers)
+    try:
+        # int() reads one leading "+" itself; only odd input needs the strip.
+        return np.fromiter(map(int, numbers), dtype=np.uint64, count=len(numbers))
+    except ValueError:
+        return np.fromiter((int(number.lstrip("+")) for number in numbers), dtype=np.uint64)
 
 
 def segment_keys(keys: UInt64Array) -> UInt64Array:
