@@ -33,7 +33,7 @@ tables; a slot record exists only for a bucket some caller holds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import repeat
 
@@ -151,22 +151,19 @@ class CallerBlock:
             raise KeyError(f"row {int(rows[found.index(None)])} holds no caller")
         return found  # type: ignore[return-value]
 
-    def missing(self, numbers: Iterable[str]) -> list[str]:
-        """The distinct ``numbers`` without state in the block, in first-seen order."""
-        row_of = self._row_of
-        return [number for number in dict.fromkeys(numbers) if number not in row_of]
-
     def rows_of(self, numbers: Sequence[str], *, create: bool) -> Int64Array:
         """Each number's row; new rows for unknown numbers if ``create``, else -1."""
-        row_of = self._row_of
-        rows = np.fromiter(map(row_of.get, numbers, repeat(-1)), np.int64, len(numbers))
-        if create:
-            missing = np.flatnonzero(rows < 0)
-            if len(missing):
-                new_numbers = list(dict.fromkeys(numbers[i] for i in missing.tolist()))
-                fresh = self.callers.allocate(len(new_numbers))
-                self._register(new_numbers, fresh)
-                rows[missing] = [row_of[numbers[i]] for i in missing.tolist()]
+        rows = np.fromiter(map(self._row_of.get, numbers, repeat(-1)), np.int64, len(numbers))
+        return self._create_missing(numbers, rows) if create else rows
+
+    def _create_missing(self, numbers: Sequence[str], rows: Int64Array) -> Int64Array:
+        """Fill the -1 entries of ``rows`` with new rows (one per distinct number)."""
+        missing = np.flatnonzero(rows < 0).tolist()
+        if missing:
+            new_numbers = list(dict.fromkeys([numbers[i] for i in missing]))
+            self._register(new_numbers, self.callers.allocate(len(new_numbers)))
+            row_of = self._row_of
+            rows[missing] = [row_of[numbers[i]] for i in missing]
         return rows
 
     def _register(self, numbers: list[str], rows: Int64Array) -> None:
@@ -251,6 +248,8 @@ class CallerBlock:
         calls: CallBatch,
         cdr_fingerprints: NDArray[np.uint32],
         offset: int | Int64Array,
+        *,
+        rows: Int64Array | None = None,
     ) -> BlockUpdate:
         """Apply one message's calls (``numbers[i]`` placed call ``i``), in arrival order.
 
@@ -262,10 +261,16 @@ class CallerBlock:
         send one CDR per message). A call is then replayed if its caller's
         offset had reached the call's own offset; the features are those of
         the same calls applied as one message.
+
+        ``rows``: what ``rows_of(numbers, create=False)`` returns now, if the
+        caller has it (saves looking every number up again).
         """
         if len(numbers) != len(calls) or len(cdr_fingerprints) != len(calls):
             raise ValueError("numbers, calls and fingerprints must have one entry per call")
-        rows = self.rows_of(numbers, create=True)
+        if rows is None:
+            rows = self.rows_of(numbers, create=True)
+        else:
+            rows = self._create_missing(numbers, rows.copy())
         size = len(rows)
         if np.ndim(offset) == 0:
             self.begin(int(offset))

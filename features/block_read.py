@@ -110,9 +110,7 @@ def window_aggregates(
     return result
 
 
-def window_calls(
-    block: CallerBlock, rows: Int64Array, end_ms: Int64Array, name: str
-) -> Int64Array:
+def window_calls(block: CallerBlock, rows: Int64Array, end_ms: Int64Array, name: str) -> Int64Array:
     """Each row's ``calls`` counter of one window: what :func:`window_aggregates` would sum.
 
     Only slots count calls (the buffered calls' chain and the held

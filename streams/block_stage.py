@@ -35,7 +35,6 @@ callers left empty.
 from __future__ import annotations
 
 from collections.abc import Iterable, MutableMapping
-from itertools import chain
 
 import numpy as np
 from numpy.typing import NDArray
@@ -53,6 +52,18 @@ __all__ = ["BlockFeatureStage"]
 
 _SHORT_VOLUME = FEATURE_NAMES.index("short_call_volume")
 Table = MutableMapping[str, bytes]
+
+
+def _look_up_again(
+    block: CallerBlock, numbers: list[str], rows: NDArray[np.int64]
+) -> NDArray[np.int64]:
+    """``rows`` with the -1 entries (numbers without state then) looked up again."""
+    missing = np.flatnonzero(rows < 0)
+    if not len(missing):
+        return rows
+    rows = rows.copy()
+    rows[missing] = block.rows_of([numbers[i] for i in missing.tolist()], create=False)
+    return rows
 
 
 class BlockFeatureStage:
@@ -81,13 +92,19 @@ class BlockFeatureStage:
     def _apply(self, batch: RoutedBatch, offset: int, table: Table) -> tuple[StageStats, Emission]:
         block, stats = self.block, StageStats()
         calls, complaints, inbound = batch.calls, batch.complaints, batch.inbound
-        self._load_missing(table, [calls.caller, complaints.number, inbound.number])
+        caller_rows, _, inbound_rows = self._load_missing(
+            table, [calls.caller, complaints.number, inbound.number]
+        )
         block.begin(offset)
         touched = []
         called = np.zeros(0, np.int64)
         if len(calls):
             update = block.update(
-                calls.caller, call_batch(calls, self.config), fingerprints(calls.cdr_id), offset
+                calls.caller,
+                call_batch(calls, self.config),
+                fingerprints(calls.cdr_id),
+                offset,
+                rows=caller_rows,
             )
             for name, count in update.counts.items():
                 setattr(stats, name, count)
@@ -102,7 +119,9 @@ class BlockFeatureStage:
         if len(inbound):
             # Only numbers that already have state learn who called them (as in
             # FeatureStage); Bloom filter adds are idempotent, so replays apply too.
-            rows = block.rows_of(inbound.number, create=False)
+            rows = _look_up_again(
+                block, inbound.number, inbound_rows
+            )  # callers new in this message
             known = np.flatnonzero(rows >= 0)
             from_number, time_ms = inbound.from_number, inbound.time_ms
             stats.inbound = block.note_inbound_rows(
@@ -119,13 +138,26 @@ class BlockFeatureStage:
         stats.callers = len(rows)
         return stats, emission
 
-    def _load_missing(self, table: Table, number_lists: list[list[str]]) -> None:
-        """Load from the table the callers of this message the block does not hold."""
+    def _load_missing(self, table: Table, number_lists: list[list[str]]) -> list[NDArray[np.int64]]:
+        """Load from the table the numbers of this message the block does not hold.
+
+        In first-seen order over the lists (so rows are handed out as one
+        pass over the message would). Returns each list's rows once loaded
+        (-1 where neither the block nor the table holds the number).
+        """
         block, get = self.block, table.get
-        for number in block.missing(chain.from_iterable(number_lists)):
-            data = get(number)
-            if data is not None:
-                block.load_row(number, data)
+        found = []
+        for numbers in number_lists:
+            rows = block.rows_of(numbers, create=False)
+            for number in dict.fromkeys([numbers[i] for i in np.flatnonzero(rows < 0).tolist()]):
+                data = get(number)
+                if data is not None:
+                    block.load_row(number, data)
+            found.append(rows)
+        return [
+            _look_up_again(block, numbers, rows)
+            for numbers, rows in zip(number_lists, found, strict=True)
+        ]
 
     def _emit(self, called: NDArray[np.int64]) -> Emission:
         """Emission policy of :class:`FeatureStage`, over the rows with accepted calls.
