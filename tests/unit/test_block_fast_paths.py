@@ -1,0 +1,102 @@
+"""The shortcuts of the block's hot path give what the plain numpy calls give.
+
+``lex_order`` and ``distinct_rows`` stand in for ``np.lexsort`` and
+``np.unique``; ``CallerBlock.window_calls`` stands in for the
+``call_volume`` column of a feature vector; ``callee_keys`` reads numbers
+with ``int`` directly; ``kmv_union_groups`` packs its sort key. Each is
+checked against the call it replaces, on random input and on the edges
+(empty input, keys too wide to pack, counts too large to pack).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from features.batch import callee_keys
+from features.block import CallerBlock
+from features.block_ops import distinct_rows, lex_order
+from features.sketch import EMPTY_HASH, kmv_union_groups
+from features.vector import FEATURE_NAMES
+from tests.unit.test_block import CONFIGS
+from tests.unit.test_block_support import apply_to_block, random_messages
+
+
+def _random_key(rng: np.random.Generator, size: int, kind: int) -> np.ndarray:
+    if kind == 0:
+        return rng.integers(-3, 3, size)  # many ties
+    if kind == 1:
+        return rng.integers(-(2**62), 2**62, size)  # too wide to pack with another key
+    if kind == 2:
+        return rng.integers(0, 2**63, size, dtype=np.uint64) * np.uint64(2)  # full 64 bits
+    return np.iinfo(np.int64).min + rng.integers(0, 5, size)  # near the NO_BUCKET sentinel
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_lex_order_is_lexsort(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for _ in range(300):
+        size = int(rng.integers(0, 40))
+        keys = [_random_key(rng, size, int(rng.integers(4))) for _ in range(rng.integers(1, 4))]
+        np.testing.assert_array_equal(lex_order(*keys), np.lexsort(keys))
+
+
+def test_distinct_rows_is_unique_with_inverse() -> None:
+    rng = np.random.default_rng(7)
+    for size in (0, 1, 5, 300):
+        rows = rng.integers(0, 64, size)
+        unique, inverse = distinct_rows(rows, 64, inverse=True)
+        expected, expected_inverse = np.unique(rows, return_inverse=True)
+        np.testing.assert_array_equal(unique, expected)
+        np.testing.assert_array_equal(inverse, expected_inverse.ravel())
+        np.testing.assert_array_equal(distinct_rows(rows, 64)[0], expected)
+
+
+def test_callee_keys_read_plus_signs_as_before() -> None:
+    assert callee_keys(["+8613800138000", "95588"]).tolist() == [8613800138000, 95588]
+    assert callee_keys(number for number in ["++12", "+3"]).tolist() == [12, 3]
+    assert callee_keys([]).tolist() == []
+    with pytest.raises(ValueError):
+        callee_keys(["+86abc"])
+
+
+def _kmv_reference(groups, hashes, counts, n_groups, k):  # type: ignore[no-untyped-def]
+    """Bottom-k per group, one group at a time, with Python sets."""
+    out_hashes = np.full((n_groups, k), EMPTY_HASH, np.uint32)
+    out_counts = np.zeros((n_groups, k), np.uint8)
+    for group in range(n_groups):
+        totals: dict[int, int] = {}
+        for index in np.flatnonzero(groups == group):
+            if hashes[index] != EMPTY_HASH:
+                totals[int(hashes[index])] = totals.get(int(hashes[index]), 0) + int(counts[index])
+        for rank, value in enumerate(sorted(totals)[:k]):
+            out_hashes[group, rank] = value
+            out_counts[group, rank] = min(totals[value], 255)
+    return out_hashes, out_counts
+
+
+@pytest.mark.parametrize("count_high", [3, 255, 1000])  # 1000: counts too large to pack
+def test_kmv_union_groups_equals_a_per_group_union(count_high: int) -> None:
+    rng = np.random.default_rng(count_high)
+    size, n_groups, k = 400, 30, 4
+    groups = rng.integers(0, n_groups, size)
+    hashes = rng.integers(0, 12, size).astype(np.uint32) * np.uint32(300_000_000)
+    hashes[rng.random(size) < 0.1] = EMPTY_HASH
+    counts = rng.integers(0, count_high, size)
+    got = kmv_union_groups(groups, hashes, counts, n_groups, k)
+    expected = _kmv_reference(groups, hashes, counts, n_groups, k)
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_window_calls_is_the_call_volume_of_the_features(name: str) -> None:
+    config = CONFIGS[name]
+    block = CallerBlock(config, capacity=4)
+    for message in random_messages(3):
+        apply_to_block(block, message)
+    rows = np.array([block.row(number) for number in block.numbers()])
+    features = block.features(rows)
+    for window in ("short", "long"):
+        column = FEATURE_NAMES.index(f"{window}_call_volume")
+        np.testing.assert_array_equal(block.window_calls(rows, window), features[:, column])
