@@ -6,7 +6,29 @@ Builds ``cdr.by_caller`` messages of 5,000 CDRs the way the ingest agent does
 so each message carries its inbound notes too), then applies the same
 messages to each stage with a dict for a table. Prints CDR/s through
 ``apply`` (table writes included, message building excluded), emissions and
-the table's bytes per caller. Asserts nothing.
+the table's bytes per caller. Asserts nothing. ``--stage block`` runs only
+the block stage (the per-caller one takes a minute at the default size).
+
+What the profile showed and what changed (py-spy/pyinstrument and
+per-function CPU timers, 40 messages of 5,000 CDRs, 50,000 callers): at
+about 48,000 CDR/s, a third of ``BlockFeatureStage.apply`` went to writing
+rows back (``rows_bytes`` built an int64 index for every byte of every
+row), a third to emission (feature vectors for every caller with a call,
+though four in five then failed ``min_calls``), a quarter to ``update``
+(two-key ``lexsort`` calls, ``np.unique``) and a tenth to per-number dict
+lookups, done two or three times per number. Now ``rows_bytes`` copies
+fixed-width items into padded row regions; emission tests the short
+window's call count from the ring first and computes vectors only for
+the callers that emit (in number order, sorted after the test);
+``lex_order`` packs sort keys into one 64-bit key, ``distinct_rows``
+marks a mask instead of ``np.unique``; ``kmv_union_groups`` sorts a packed
+(group, hash, count) key; numbers are looked up once per message and
+inbound notes are keyed only for numbers with state. About 2.2x in all
+(see the commit log for figures); what is left is spread thin: the
+write-back (about a third: gathers of caller and slot records and one
+``bytes`` per row), ``update`` (a third), the feature vectors of the
+emitted callers and the number lookups. Same results to the bit: stats,
+emissions, every table write.
 """
 
 from __future__ import annotations
@@ -101,6 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cdrs", type=int, default=200_000)
     parser.add_argument("--callers", type=int, default=50_000)
+    parser.add_argument("--stage", choices=("both", "block"), default="both")
     args = parser.parse_args()
     config = FeatureConfig()
     policy = EmissionPolicy(emit_interval_s=60, min_calls=5)
@@ -111,10 +134,12 @@ def main() -> None:
         f"{len(batches)} messages of {MESSAGE_CDRS:,} CDRs ({inbound:,} inbound notes) over "
         f"{args.callers:,} callers, built in {time.perf_counter() - started:.1f} s"
     )
-    for name, stage in (
-        ("FeatureStage", FeatureStage(config, policy)),
-        ("BlockFeatureStage", BlockFeatureStage(config, policy)),
-    ):
+    stages: list[tuple[str, FeatureStage | BlockFeatureStage]] = [
+        ("BlockFeatureStage", BlockFeatureStage(config, policy))
+    ]
+    if args.stage == "both":
+        stages.insert(0, ("FeatureStage", FeatureStage(config, policy)))
+    for name, stage in stages:
         figures = run(stage, batches)
         print(
             f"  {name:>17}: {figures['cdr_per_s']:>9,.0f} CDR/s through apply; "
