@@ -28,7 +28,7 @@ from streams.feature_stage import EmissionPolicy, FeatureStage
 from streams.hw_nudge import schedule_nudges
 from streams.ingest import IngestOutcome, RawMessage, ingest_cdrs, ingest_complaints
 from streams.trace import headers_for, oldest_ms, source_ms
-from streams.wire import decode_routed, encode_features, encode_routed
+from streams.wire import decode_routed, encode_features_parts, encode_routed_parts
 
 __all__ = ["TableView", "register_agents"]
 
@@ -78,9 +78,9 @@ def _register_ingest(
             for key, value in outcome.deadletters:
                 await topics.deadletter.send(key=key, value=value)
             for partition, routed in outcome.by_partition.items():
-                await topics.by_caller.send(
-                    value=encode_routed(routed), partition=partition, headers=trace
-                )
+                # Large batches of batches are cut to stay under Kafka's record limit.
+                for part in encode_routed_parts(routed, settings.internal_max_message_bytes):
+                    await topics.by_caller.send(value=part, partition=partition, headers=trace)
             counters.messages_in += len(messages)
             counters.records_valid += outcome.valid
             counters.records_rejected += outcome.rejected
@@ -182,9 +182,8 @@ def _register_features(app: CallguardApp) -> None:
             kit = models.current
             published = []
             if len(emission):
-                await topics.features.send(
-                    value=encode_features(emission), partition=partition, headers=trace
-                )
+                for part in encode_features_parts(emission, settings.internal_max_message_bytes):
+                    await topics.features.send(value=part, partition=partition, headers=trace)
                 decided, decision_stats = decide_emission(emission, kit, models.matcher, flags)
                 counters.decisions.add(decision_stats)
                 published.extend(decided)

@@ -60,6 +60,14 @@ class Settings(BaseSettings):
     ingest_batch_within_s: float = Field(
         0.2, gt=0, description="Longest wait to fill an ingest batch, seconds."
     )
+    internal_max_message_bytes: int = Field(
+        900_000,
+        ge=10_000,
+        description=(
+            "cdr.by_caller and caller.features messages are cut below this size "
+            "(keep it under the broker's message.max.bytes, 1 MiB by default)."
+        ),
+    )
 
     short_window_s: int = Field(600, description="Short window length, seconds.")
     short_hop_s: int = Field(300, description="Short window hop, seconds.")

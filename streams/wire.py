@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import orjson
 
@@ -38,8 +38,14 @@ __all__ = [
     "decode_features",
     "decode_routed",
     "encode_features",
+    "encode_features_parts",
     "encode_routed",
+    "encode_routed_parts",
 ]
+
+# Kafka's default record limit (message.max.bytes, max.request.size) is 1 MiB;
+# internal messages stay below it with room for the record's overhead.
+DEFAULT_MAX_MESSAGE_BYTES = 900_000
 
 
 @dataclass(slots=True)
@@ -136,6 +142,8 @@ class RoutedBatch:
         return len(self.calls) + len(self.inbound) + len(self.complaints) + len(self.appeals)
 
 
+_Part = TypeVar("_Part", "CdrColumns", "InboundColumns", "ComplaintColumns", "AppealColumns")
+
 _PARTS = {
     "calls": CdrColumns,
     "inbound": InboundColumns,
@@ -152,6 +160,62 @@ def encode_routed(batch: RoutedBatch) -> bytes:
         if len(part):
             message[name] = {column.name: getattr(part, column.name) for column in fields(part)}
     return orjson.dumps(message)
+
+
+def _slice(part: _Part, start: int, stop: int | None) -> _Part:
+    return type(part)(**{c.name: getattr(part, c.name)[start:stop] for c in fields(part)})
+
+
+def _halves(batch: RoutedBatch) -> tuple[RoutedBatch, RoutedBatch]:
+    """Two batches that, applied in order, hold what ``batch`` holds.
+
+    Calls and complaints are cut in the middle; inbound notes and appeals go
+    with the second half, so they still come after every call of the
+    original message (a number learns who called it once it has state, as
+    it would have from the whole message). Once calls and complaints cannot
+    be cut further, inbound notes and appeals are.
+    """
+    calls, complaints = len(batch.calls), len(batch.complaints)
+    if calls > 1 or complaints > 1:
+        cut_calls, cut_complaints = calls // 2, complaints // 2
+        first = RoutedBatch(
+            calls=_slice(batch.calls, 0, cut_calls),
+            complaints=_slice(batch.complaints, 0, cut_complaints),
+        )
+        second = RoutedBatch(
+            calls=_slice(batch.calls, cut_calls, None),
+            complaints=_slice(batch.complaints, cut_complaints, None),
+            inbound=batch.inbound,
+            appeals=batch.appeals,
+        )
+        return first, second
+    cut_inbound, cut_appeals = len(batch.inbound) // 2, len(batch.appeals) // 2
+    first = RoutedBatch(
+        calls=batch.calls,
+        complaints=batch.complaints,
+        inbound=_slice(batch.inbound, 0, cut_inbound),
+        appeals=_slice(batch.appeals, 0, cut_appeals),
+    )
+    second = RoutedBatch(
+        inbound=_slice(batch.inbound, cut_inbound, None),
+        appeals=_slice(batch.appeals, cut_appeals, None),
+    )
+    return first, second
+
+
+def encode_routed_parts(
+    batch: RoutedBatch, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+) -> list[bytes]:
+    """``batch`` as one message, or as several (in order) when one would exceed ``max_bytes``.
+
+    A batch of a single record that is still too large is returned as is:
+    the producer then refuses it with Kafka's own error.
+    """
+    encoded = encode_routed(batch)
+    if len(encoded) <= max_bytes or len(batch) <= 1:
+        return [encoded]
+    first, second = _halves(batch)
+    return encode_routed_parts(first, max_bytes) + encode_routed_parts(second, max_bytes)
 
 
 def decode_routed(raw: bytes) -> RoutedBatch:
@@ -183,6 +247,25 @@ def encode_features(emission: Emission) -> bytes:
         },
         option=orjson.OPT_SERIALIZE_NUMPY,
     )
+
+
+def encode_features_parts(
+    emission: Emission, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+) -> list[bytes]:
+    """:func:`encode_features`, cut into several messages when one would exceed ``max_bytes``."""
+    encoded = encode_features(emission)
+    if len(encoded) <= max_bytes or len(emission) <= 1:
+        return [encoded]
+    cut = len(emission) // 2
+    parts = []
+    for start, stop in ((0, cut), (cut, len(emission))):
+        half = type(emission)(
+            emission.numbers[start:stop],
+            emission.window_end_ms[start:stop],
+            emission.rows[start:stop],
+        )
+        parts.extend(encode_features_parts(half, max_bytes))
+    return parts
 
 
 def decode_features(raw: bytes) -> dict[str, list]:  # type: ignore[type-arg]

@@ -1,0 +1,108 @@
+"""Internal messages cut below the broker's record limit, losing and reordering nothing."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import numpy as np
+import orjson
+
+from features.config import FeatureConfig
+from streams.block_stage import BlockFeatureStage
+from streams.deadletter import SourcePosition
+from streams.feature_stage import Emission
+from streams.ingest import RawMessage, ingest_cdrs
+from streams.wire import (
+    RoutedBatch,
+    decode_features,
+    decode_routed,
+    encode_features,
+    encode_features_parts,
+    encode_routed,
+    encode_routed_parts,
+)
+
+T0 = 1_709_251_200_000
+
+
+def routed(calls: int = 3000, partitions: int = 1) -> RoutedBatch:
+    """One partition's batch: a few busy callers ringing many numbers (inbound notes too)."""
+    rng = np.random.default_rng(5)
+    records = [
+        {
+            "cdr_id": f"c{i}",
+            "caller": f"+86139{int(rng.integers(0, 40)):08d}",
+            "callee": f"+86139{int(rng.integers(0, 400)):08d}",
+            "start_time": T0 + i * 700,
+            "duration_s": float(rng.integers(0, 90)),
+            "disposition": "ANSWERED" if rng.random() < 0.5 else "NO_ANSWER",
+        }
+        for i in range(calls)
+    ]
+    outcome = ingest_cdrs(
+        [RawMessage(orjson.dumps(records), SourcePosition("raw", 0, 0))],
+        partitions=partitions, default_region="CN", max_message_bytes=10**8,
+        max_original_bytes=10**6, now_ms=0,
+    )
+    return outcome.by_partition[0]
+
+
+def concatenated(parts: list[bytes]) -> dict[str, dict[str, list]]:
+    joined: dict[str, dict[str, list]] = {}
+    for raw in parts:
+        batch = decode_routed(raw)
+        for name in ("calls", "inbound", "complaints", "appeals"):
+            part = getattr(batch, name)
+            for column in fields(part):
+                joined.setdefault(name, {}).setdefault(column.name, []).extend(
+                    getattr(part, column.name))
+    return joined
+
+
+def test_a_small_batch_stays_one_message():
+    batch = routed(50)
+    assert encode_routed_parts(batch) == [encode_routed(batch)]
+
+
+def test_a_large_batch_is_cut_below_the_limit_with_every_record_in_order():
+    batch = routed(3000)
+    whole = encode_routed(batch)
+    parts = encode_routed_parts(batch, max_bytes=len(whole) // 5)
+    assert len(parts) >= 5
+    assert all(len(part) <= len(whole) // 5 for part in parts)
+    assert concatenated(parts) == concatenated([whole])
+    # Inbound notes never come before the calls of the message they were cut from.
+    first_inbound = next(i for i, p in enumerate(parts) if decode_routed(p).inbound.number)
+    assert all(not decode_routed(p).calls.cdr_id for p in parts[first_inbound + 1:])
+
+
+def test_applying_the_parts_gives_the_features_of_the_whole_message():
+    batch = routed(3000)
+    config = FeatureConfig()
+    whole_stage, parts_stage = BlockFeatureStage(config), BlockFeatureStage(config)
+    whole_table: dict[str, bytes] = {}
+    parts_table: dict[str, bytes] = {}
+    whole_stage.apply(batch, 0, whole_table)
+    parts = encode_routed_parts(batch, max_bytes=len(encode_routed(batch)) // 4)
+    for offset, raw in enumerate(parts):
+        parts_stage.apply(decode_routed(raw), offset, parts_table)
+    assert set(whole_table) == set(parts_table)
+    for number in whole_table:
+        assert whole_stage.snapshot(number, whole_table)["features"] == (
+            parts_stage.snapshot(number, parts_table)["features"]), number
+
+
+def test_a_large_emission_is_cut_by_callers():
+    rng = np.random.default_rng(1)
+    emission = Emission(
+        [f"+86139{i:08d}" for i in range(900)],
+        [T0] * 900,
+        list(rng.random((900, 32))),
+    )
+    whole = encode_features(emission)
+    parts = encode_features_parts(emission, max_bytes=len(whole) // 3)
+    assert len(parts) >= 3 and all(len(p) <= len(whole) // 3 for p in parts)
+    decoded = [decode_features(p) for p in parts]
+    assert [n for d in decoded for n in d["numbers"]] == emission.numbers
+    assert np.array_equal(np.array([r for d in decoded for r in d["rows"]]), emission.matrix())
+
