@@ -681,9 +681,15 @@ class CallerBlock:
         """
         return self.expire_rows(now_ms)[0]
 
-    def expire_rows(self, now_ms: int) -> tuple[list[str], Int64Array]:
-        """:meth:`expire`, also returning the rows it changed and kept (for the changelog)."""
-        rows = np.fromiter(self._row_of.values(), np.int64, len(self._row_of))
+    def expire_rows(
+        self, now_ms: int, rows: Int64Array | None = None
+    ) -> tuple[list[str], Int64Array]:
+        """:meth:`expire`, also returning the rows it changed and kept (for the changelog).
+
+        ``rows`` limits it to those callers (default: every caller held).
+        """
+        if rows is None:
+            rows = np.fromiter(self._row_of.values(), np.int64, len(self._row_of))
         if len(rows) == 0:
             return [], rows
         config, columns = self.config, self.callers.columns

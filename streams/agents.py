@@ -170,6 +170,28 @@ def _register_features(app: CallguardApp) -> None:
                 forgotten = stage.forget_partition(tp.partition, settings.partitions)
                 logger.info("partition %s revoked: %d callers leave the block", tp, forgotten)
 
+    stream_ms: dict[int, int] = {}  # per partition: the latest call start seen
+    expired_at: dict[int, float] = {}  # per partition: wall clock of the last expiry
+    grace_ms = settings.grace_s * 1000
+
+    def expire_idle(partition: int) -> None:
+        """Now and then, drop the partition's callers no window needs (block engine).
+
+        Runs inside the agent (Faust tables change only there): the
+        tombstones go to the partition's changelog.
+        """
+        if not isinstance(stage, BlockFeatureStage) or partition not in stream_ms:
+            return
+        now = time.monotonic()
+        if now - expired_at.get(partition, now) < settings.caller_expiry_interval_s:
+            expired_at.setdefault(partition, now)
+            return
+        expired_at[partition] = now
+        removed = stage.expire_idle(
+            stream_ms[partition] - grace_ms, callers, partition, settings.partitions
+        )
+        counters.features.expired += len(removed)
+
     @app.faust_app.agent(topics.by_caller, name="callguard.features")
     async def update_features(stream: Any) -> None:
         """Apply routed batches to per-caller state; score emitted callers; publish flags."""
@@ -179,6 +201,10 @@ def _register_features(app: CallguardApp) -> None:
             batch = decode_routed(event.value)
             stats, emission = stage.apply(batch, event.message.offset, callers)
             counters.features.add(stats)
+            if len(batch.calls):
+                latest = max(batch.calls.start_ms)
+                stream_ms[partition] = max(stream_ms.get(partition, latest), latest)
+            expire_idle(partition)
             kit = models.current
             published = []
             if len(emission):

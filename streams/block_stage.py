@@ -243,6 +243,36 @@ class BlockFeatureStage:
             "features": dict(zip(FEATURE_NAMES, matrix[0].tolist(), strict=True)),
         }
 
+    def expire_idle(
+        self, now_ms: int, table: Table, partition: int, partitions: int
+    ) -> list[str]:
+        """Delete the callers of ``partition`` that no window ending after ``now_ms`` needs.
+
+        A caller whose latest call is older than ``now_ms`` minus the long
+        window holds nothing any window still counts: it leaves the block
+        and the table (a tombstone in the changelog). Callers still inside
+        the long window are left exactly as they are (their features at
+        their own window end stay those of the offline path). What the
+        worker calls from its features agent, with ``now_ms`` the
+        partition's stream time minus the grace, so memory follows the
+        active callers rather than every number ever seen.
+        """
+        block = self.block
+        numbers = [
+            number
+            for number in block.numbers()
+            if partition_for_number(number, partitions) == partition
+        ]
+        rows = block.rows_of(numbers, create=False)
+        idle = rows[block.column("watermark")[rows] < now_ms - self.config.long_window_s * 1000]
+        if not len(idle):
+            return []
+        removed, changed = block.expire_rows(now_ms, idle)
+        for number in removed:
+            table.pop(number, None)
+        self._write(changed, table)
+        return removed
+
     def expire(self, now_ms: int, table: Table) -> list[str]:
         """Drop state no window ending after ``now_ms`` needs; returns the callers deleted.
 

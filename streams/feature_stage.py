@@ -54,6 +54,7 @@ class StageStats:
     inbound: int = 0
     callers: int = 0
     emitted: int = 0
+    expired: int = 0  # callers deleted as idle (not per message: the worker's expiry)
 
     def add(self, other: StageStats) -> None:
         """Accumulate ``other`` into this one."""

@@ -60,6 +60,14 @@ class Settings(BaseSettings):
     ingest_batch_within_s: float = Field(
         0.2, gt=0, description="Longest wait to fill an ingest batch, seconds."
     )
+    caller_expiry_interval_s: float = Field(
+        60.0,
+        gt=0,
+        description=(
+            "How often (wall clock) each partition drops callers idle for longer than "
+            "the long window."
+        ),
+    )
     internal_max_message_bytes: int = Field(
         900_000,
         ge=10_000,
@@ -124,6 +132,14 @@ class Settings(BaseSettings):
         True, description="Apply the schema at worker start (off where the writer may not DDL)."
     )
     store_enabled: bool = Field(True, description="Write decisions to the store at all.")
+    store_close_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description=(
+            "At worker stop: longest wait to write the decisions still buffered before the "
+            "store closes (the rest are read again by the next worker)."
+        ),
+    )
     data_dir: Path = Field(Path("var/callguard"), description="Worker state (Faust tables).")
     web_port: int = Field(6066, ge=1, le=65535, description="Worker HTTP port.")
     web_host: str = Field(

@@ -435,3 +435,35 @@ def test_complaints_streamed_in_time_order_agree_with_the_offline_path(seed: int
         np.testing.assert_array_equal(
             joined[f"{name}_stream"].to_numpy(), joined[name].to_numpy(), err_msg=name
         )
+
+
+def test_expire_idle_deletes_only_callers_past_the_long_window() -> None:
+    stage, table = BlockFeatureStage(CONFIG), {}
+    quiet, busy = "+8613900000001", "+8613900000002"
+    day_ms = CONFIG.long_window_s * 1000
+    stage.apply(routed([cdr(i, caller=quiet) for i in range(5)]
+                       + [cdr(100 + i, caller=busy) for i in range(5)]), 0, table)
+    late = [cdr(200 + i, caller=busy, at=T0 + day_ms + 3_600_000 + i) for i in range(5)]
+    stage.apply(routed(late), 1, table)
+    before = features_of(stage, table, busy)
+    now = T0 + day_ms + 3_600_000 - CONFIG.grace_s * 1000
+
+    removed = stage.expire_idle(now, table, partition=0, partitions=1)
+
+    assert removed == [quiet]
+    assert quiet not in table and quiet not in stage.block
+    assert features_of(stage, table, busy) == before
+    # A worker recovering the table holds the same.
+    successor = BlockFeatureStage(CONFIG)
+    assert successor.snapshot(quiet, table) is None
+    assert features_of(successor, table, busy) == before
+
+
+def test_expire_idle_keeps_callers_of_other_partitions() -> None:
+    stage, table = BlockFeatureStage(CONFIG), {}
+    numbers = [f"+86139000000{i:02d}" for i in range(20)]
+    stage.apply(routed([cdr(i, caller=n) for i, n in enumerate(numbers)]), 0, table)
+    far = T0 + 3 * CONFIG.long_window_s * 1000
+    removed = stage.expire_idle(far, table, partition=1, partitions=2)
+    assert removed and all(partition_for_number(n, 2) == 1 for n in removed)
+    assert sorted(table) == sorted(n for n in numbers if partition_for_number(n, 2) == 0)
