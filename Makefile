@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test lint unit integration clickhouse clickhouse-stop chromium clean
+.PHONY: setup demo test bench lint unit integration clickhouse clickhouse-stop chromium clean
 
 setup: $(STAMP) $(VENV)/share/compose-spec/compose_spec.json
 
@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml requirements.lock
 
 demo: setup
 	$(BIN)/callguard demo
+
+# Throughput, latency and memory against the ceiling and the baseline (bench/pipeline.py).
+bench: setup
+	$(BIN)/python -m bench.pipeline
 
 $(VENV)/share/compose-spec/compose_spec.json: | $(STAMP)
 	bash scripts/compose-schema.sh $@
