@@ -26,9 +26,16 @@ from streams.decision_stage import decide_emission, lift_flag
 from streams.expiry import ExpiryIndex
 from streams.feature_stage import EmissionPolicy, FeatureStage
 from streams.hw_nudge import schedule_nudges
-from streams.ingest import IngestOutcome, RawMessage, ingest_cdrs, ingest_complaints
+from streams.ingest import (
+    IngestOutcome,
+    RawMessage,
+    ingest_cdrs,
+    ingest_complaints,
+    partition_for_number,
+)
 from streams.trace import headers_for, oldest_ms, source_ms
 from streams.wire import decode_routed, encode_features_parts, encode_routed_parts
+from streams.write_behind import WriteBehind
 
 __all__ = ["TableView", "register_agents"]
 
@@ -133,9 +140,13 @@ def _raw_table(app: CallguardApp, name: str, help_text: str) -> TableView:
         maxsize=131_072,
         allow_empty=True,
     )
+    # use_partitioner: a key's changelog partition is Kafka's default partitioner
+    # on the key (murmur2, as streams.ingest.partition_for_number), not the
+    # partition of the event being processed: writes may be batched across
+    # partitions (streams.write_behind) or made outside an event (revocation).
     table = app.faust_app.Table(
         name, schema=raw, changelog_topic=changelog, partitions=settings.partitions,
-        help=help_text,
+        help=help_text, use_partitioner=True,
     )
     table.key_serializer = table.value_serializer = "raw"
     if settings.changelog_nudge_s > 0:
@@ -154,7 +165,9 @@ def _register_features(app: CallguardApp) -> None:
     app.feature_stage = stage
     # The two engines store different bytes: each has its own table and changelog.
     table_name = "caller-rows" if settings.feature_engine == "block" else "caller-state"
-    callers = _raw_table(app, table_name, f"Per-caller feature state ({engine.__name__}).")
+    callers = WriteBehind(
+        _raw_table(app, table_name, f"Per-caller feature state ({engine.__name__}).")
+    )
     flags = _raw_table(app, "flag-state", "Per-number flag state (streams.decision_stage).")
     app.caller_table, app.flag_table = callers, flags
     expiry = ExpiryIndex(settings.partitions)
@@ -162,13 +175,27 @@ def _register_features(app: CallguardApp) -> None:
 
     @app.faust_app.on_partitions_revoked.connect
     async def forget_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
-        """Callers of revoked partitions leave the hot block; the table keeps them."""
-        for tp in revoked:
-            if isinstance(stage, BlockFeatureStage) and (
-                tp.topic == topics.by_caller.get_topic_name()
-            ):
-                forgotten = stage.forget_partition(tp.partition, settings.partitions)
-                logger.info("partition %s revoked: %d callers leave the block", tp, forgotten)
+        """Callers of revoked partitions: state held back is written, then leaves the block.
+
+        Written first, so that whatever this worker still applies from events
+        it had already taken reloads complete state (see streams.write_behind).
+        """
+        lost = {tp.partition for tp in revoked if tp.topic == topics.by_caller.get_topic_name()}
+        if not lost:
+            return
+        written = callers.flush(
+            only=lambda number: partition_for_number(number, settings.partitions) in lost
+        )
+        for partition in sorted(lost):
+            forgotten = (
+                stage.forget_partition(partition, settings.partitions)
+                if isinstance(stage, BlockFeatureStage)
+                else 0
+            )
+            logger.info(
+                "partition %s revoked: %d callers leave the block (%d held writes flushed)",
+                partition, forgotten, written,
+            )
 
     stream_ms: dict[int, int] = {}  # per partition: the latest call start seen
     expired_at: dict[int, float] = {}  # per partition: wall clock of the last expiry
@@ -177,8 +204,8 @@ def _register_features(app: CallguardApp) -> None:
     def expire_idle(partition: int) -> None:
         """Now and then, drop the partition's callers no window needs (block engine).
 
-        Runs inside the agent (Faust tables change only there): the
-        tombstones go to the partition's changelog.
+        Runs in the agent, between messages: the deletions go through the
+        write-behind buffer and reach the changelog as tombstones.
         """
         if not isinstance(stage, BlockFeatureStage) or partition not in stream_ms:
             return
@@ -192,45 +219,57 @@ def _register_features(app: CallguardApp) -> None:
         )
         counters.features.expired += len(removed)
 
+    async def process(event: Any) -> None:
+        """One routed batch: state, emission, scoring, flag lifecycle, publication."""
+        partition = event.message.partition
+        trace = headers_for(source_ms(event.message.headers))
+        batch = decode_routed(event.value)
+        stats, emission = stage.apply(batch, event.message.offset, callers)
+        counters.features.add(stats)
+        if len(batch.calls):
+            latest = max(batch.calls.start_ms)
+            stream_ms[partition] = max(stream_ms.get(partition, latest), latest)
+        expire_idle(partition)
+        kit = models.current
+        published = []
+        if len(emission):
+            for part in encode_features_parts(emission, settings.internal_max_message_bytes):
+                await topics.features.send(value=part, partition=partition, headers=trace)
+            decided, decision_stats = decide_emission(emission, kit, models.matcher, flags)
+            counters.decisions.add(decision_stats)
+            published.extend(decided)
+        expiry.rebuild_once(partition, flags)
+        published.extend(expiry.expire(partition, max(emission.window_end_ms, default=0), flags))
+        for number, actor, why, sent_ms in batch.appeals.rows():
+            # Decisions run on the CDRs' clock: an appeal takes effect at the
+            # partition's stream time (its wall-clock time if nothing streamed yet).
+            at_ms = expiry.stream_time(partition) or sent_ms
+            lifted = lift_flag(number, at_ms, models.appeal_suppression_ms, flags,
+                               actor=actor, why=why)
+            if lifted is not None:
+                published.append(lifted)
+        for flag in published:
+            expiry.track(partition, flag)
+            await topics.flags.send(
+                key=flag.number.encode(), value=encode_flag(flag), headers=trace
+            )
+        counters.decisions.count(published)
+
     @app.faust_app.agent(topics.by_caller, name="callguard.features")
     async def update_features(stream: Any) -> None:
-        """Apply routed batches to per-caller state; score emitted callers; publish flags."""
-        async for event in stream.events():
-            partition = event.message.partition
-            trace = headers_for(source_ms(event.message.headers))
-            batch = decode_routed(event.value)
-            stats, emission = stage.apply(batch, event.message.offset, callers)
-            counters.features.add(stats)
-            if len(batch.calls):
-                latest = max(batch.calls.start_ms)
-                stream_ms[partition] = max(stream_ms.get(partition, latest), latest)
-            expire_idle(partition)
-            kit = models.current
-            published = []
-            if len(emission):
-                for part in encode_features_parts(emission, settings.internal_max_message_bytes):
-                    await topics.features.send(value=part, partition=partition, headers=trace)
-                decided, decision_stats = decide_emission(emission, kit, models.matcher, flags)
-                counters.decisions.add(decision_stats)
-                published.extend(decided)
-            expiry.rebuild_once(partition, flags)
-            published.extend(
-                expiry.expire(partition, max(emission.window_end_ms, default=0), flags)
-            )
-            for number, actor, why, sent_ms in batch.appeals.rows():
-                # Decisions run on the CDRs' clock: an appeal takes effect at the
-                # partition's stream time (its wall-clock time if nothing streamed yet).
-                at_ms = expiry.stream_time(partition) or sent_ms
-                lifted = lift_flag(number, at_ms, models.appeal_suppression_ms, flags,
-                                   actor=actor, why=why)
-                if lifted is not None:
-                    published.append(lifted)
-            for flag in published:
-                expiry.track(partition, flag)
-                await topics.flags.send(
-                    key=flag.number.encode(), value=encode_flag(flag), headers=trace
-                )
-            counters.decisions.count(published)
+        """Apply routed batches to per-caller state; score emitted callers; publish flags.
+
+        Messages are taken in small batches; each is applied, scored and
+        published on its own, then the batch's caller state goes to the table
+        once per caller (streams.write_behind), and only then is the batch
+        acknowledged (take_events acks after this body).
+        """
+        async for events in stream.take_events(
+            settings.feature_batch_size, within=settings.feature_batch_within_s
+        ):
+            for event in events:
+                await process(event)
+            callers.flush()
 
 
 def _register_flag_sink(app: CallguardApp) -> None:

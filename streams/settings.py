@@ -60,6 +60,17 @@ class Settings(BaseSettings):
     ingest_batch_within_s: float = Field(
         0.2, gt=0, description="Longest wait to fill an ingest batch, seconds."
     )
+    feature_batch_size: int = Field(
+        64,
+        ge=1,
+        description=(
+            "cdr.by_caller messages applied before the callers' state is written "
+            "to the changelog (once per caller) and the messages acknowledged."
+        ),
+    )
+    feature_batch_within_s: float = Field(
+        0.1, gt=0, description="Longest wait to fill a feature batch, seconds."
+    )
     caller_expiry_interval_s: float = Field(
         60.0,
         gt=0,
@@ -132,6 +143,14 @@ class Settings(BaseSettings):
         True, description="Apply the schema at worker start (off where the writer may not DDL)."
     )
     store_enabled: bool = Field(True, description="Write decisions to the store at all.")
+    stop_drain_timeout_s: float = Field(
+        8.0,
+        gt=0,
+        description=(
+            "At worker stop: longest wait for agents to finish the events they hold, so "
+            "that the final commit includes them (keep the stop inside a 30 s grace period)."
+        ),
+    )
     store_close_timeout_s: float = Field(
         5.0,
         gt=0,
