@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import MutableMapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import partial
 
 import faust
@@ -107,7 +107,36 @@ def create_app(settings: Settings) -> CallguardApp:
     register_dashboard(app)
     register_metrics(app)
     _register_services(app)
+    _declare_written_topics(app)
     return app
+
+
+def _declare_written_topics(app: CallguardApp) -> None:
+    """Create every topic the worker writes before its streams first resume.
+
+    Faust creates only the topics it reads; ``caller.features`` and
+    ``cdr.deadletter`` are only written. aiokafka's producer asks for the
+    metadata of all topics until it first sends to one its metadata lacks;
+    from then on it asks for that topic alone, and the answer drops every
+    other topic. Batches already queued for those topics lose their
+    partition leader and wait, unsent, for ``producer_request_timeout``
+    (20 minutes), and so does every producer flush: each offset commit and
+    the flush in a worker's stop. The worker commits nothing and a SIGTERM
+    hangs until SIGKILL. Created here, the topics are in the producer's
+    metadata before the first send, and it keeps asking for all of them.
+    """
+    faust_app, topics = app.faust_app, app.topics
+    written = [getattr(topics, topic.name) for topic in fields(topics)]
+    declared: list[bool] = []
+
+    @faust_app.on_rebalance_complete.connect
+    async def declare_written_topics(sender: object, **_: object) -> None:
+        """Runs before stream partitions resume (Faust awaits this signal)."""
+        if declared:
+            return
+        for topic in written:
+            await topic.maybe_declare()
+        declared.append(True)
 
 
 def _register_services(app: CallguardApp) -> None:
