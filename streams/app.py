@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import MutableMapping
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, fields
 from functools import partial
 
@@ -61,6 +62,28 @@ class CallguardApp:
     def worker_name(self) -> str:
         """How this worker signs what it writes."""
         return f"worker:{self.settings.app_id}:{self.settings.web_port}"
+
+    def close_store(self, timeout_s: float) -> None:
+        """Write what the flag sink still holds, then close the store in its own thread.
+
+        For after the worker's event loop has stopped. An embedded chdb engine
+        left open when the interpreter exits crashes the process (SIGSEGV in
+        its background threads) after a long stall. Decisions not written in
+        ``timeout_s`` are only logged: their offsets were never committed, so
+        the next worker reads them again.
+        """
+        closing = self.store_executor.submit(self.writer.close, timeout_s)
+        try:
+            report = closing.result(timeout_s + 2.0)
+        except FutureTimeout:
+            logger.error("the store did not close within %.0f s", timeout_s + 2.0)
+            return
+        finally:
+            self.store_executor.shutdown(wait=False)
+        if not report.complete:
+            logger.warning(
+                "%d decisions not stored; the next worker re-reads them", len(report.remaining)
+            )
 
 
 def create_app(settings: Settings) -> CallguardApp:

@@ -75,7 +75,10 @@ def worker(
         from streams.hw_nudge import nudge_before_start
 
         nudge_before_start(settings.bootstrap_servers, app.changelog_topics)
-    faust.Worker(app.faust_app, loglevel=settings.log_level).execute_from_commandline()
+    try:
+        faust.Worker(app.faust_app, loglevel=settings.log_level).execute_from_commandline()
+    finally:  # the event loop has stopped: nothing else uses the store now
+        app.close_store(settings.store_close_timeout_s)
 
 
 @cli.command()

@@ -143,6 +143,14 @@ class Settings(BaseSettings):
         True, description="Apply the schema at worker start (off where the writer may not DDL)."
     )
     store_enabled: bool = Field(True, description="Write decisions to the store at all.")
+    store_close_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description=(
+            "At worker stop: longest wait to write the decisions still buffered before the "
+            "store closes (the rest are read again by the next worker)."
+        ),
+    )
     stop_drain_timeout_s: float = Field(
         8.0,
         gt=0,
