@@ -131,7 +131,31 @@ def create_app(settings: Settings) -> CallguardApp:
     register_metrics(app)
     _register_services(app)
     _declare_written_topics(app)
+    _finish_taken_events_at_stop(app)
     return app
+
+
+def _finish_taken_events_at_stop(app: CallguardApp) -> None:
+    """At stop, let agents finish the events they hold, so the final commit includes them.
+
+    With ``stream_wait_empty`` off, Faust stops the agents mid-event and
+    commits without what they held: the next worker reads it again. Faust's
+    own wait (``stream_wait_empty``) has no bound, and the flag sink waits
+    out a store outage; this one gives up after ``stop_drain_timeout_s`` so
+    a stop stays inside an orchestrator's grace period.
+    """
+    faust_app, timeout_s = app.faust_app, app.settings.stop_drain_timeout_s
+
+    @faust_app.on_before_shutdown.connect
+    async def finish_taken_events(sender: object, **_: object) -> None:
+        """Runs after the fetcher stopped, before the agents and the producer stop."""
+        try:  # wait_empty commits as events are acked
+            await asyncio.wait_for(faust_app.consumer.wait_empty(), timeout_s)
+        except TimeoutError:
+            logger.warning(
+                "stopping with events unfinished after %.0f s; the next worker reads them again",
+                timeout_s,
+            )
 
 
 def _declare_written_topics(app: CallguardApp) -> None:

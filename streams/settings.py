@@ -143,6 +143,14 @@ class Settings(BaseSettings):
         True, description="Apply the schema at worker start (off where the writer may not DDL)."
     )
     store_enabled: bool = Field(True, description="Write decisions to the store at all.")
+    stop_drain_timeout_s: float = Field(
+        8.0,
+        gt=0,
+        description=(
+            "At worker stop: longest wait for agents to finish the events they hold, so "
+            "that the final commit includes them (keep the stop inside a 30 s grace period)."
+        ),
+    )
     store_close_timeout_s: float = Field(
         5.0,
         gt=0,
