@@ -159,22 +159,6 @@ class Settings(BaseSettings):
             "store closes (the rest are read again by the next worker)."
         ),
     )
-    stop_drain_timeout_s: float = Field(
-        8.0,
-        gt=0,
-        description=(
-            "At worker stop: longest wait for agents to finish the events they hold, so "
-            "that the final commit includes them (keep the stop inside a 30 s grace period)."
-        ),
-    )
-    store_close_timeout_s: float = Field(
-        5.0,
-        gt=0,
-        description=(
-            "At worker stop: longest wait to write the decisions still buffered before the "
-            "store closes (the rest are read again by the next worker)."
-        ),
-    )
     data_dir: Path = Field(Path("var/callguard"), description="Worker state (Faust tables).")
     web_port: int = Field(6066, ge=1, le=65535, description="Worker HTTP port.")
     web_host: str = Field(
