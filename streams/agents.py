@@ -97,10 +97,18 @@ def _register_ingest(
 
 
 class TableView(MutableMapping[str, bytes]):
-    """A Faust table seen as ``str -> bytes`` (keys are stored as UTF-8 bytes)."""
+    """A Faust table seen as ``str -> bytes`` (keys are stored as UTF-8 bytes).
 
-    def __init__(self, table: faust.Table) -> None:
+    Writes and deletes go to the key's own changelog partition, computed
+    as the ingest routes numbers (:func:`streams.ingest.partition_for_number`),
+    not to the partition of the event being processed: writes may be
+    batched across partitions (:mod:`streams.write_behind`) or made outside
+    any event (on revocation).
+    """
+
+    def __init__(self, table: faust.Table, partitions: int) -> None:
         self._table = table
+        self._partitions = partitions
 
     def __getitem__(self, key: str) -> bytes:
         value = self._table.get(key.encode())
@@ -109,10 +117,18 @@ class TableView(MutableMapping[str, bytes]):
         return value  # type: ignore[no-any-return]
 
     def __setitem__(self, key: str, value: bytes) -> None:
-        self._table[key.encode()] = value
+        raw = key.encode()
+        self._table.send_changelog(partition_for_number(key, self._partitions), raw, value)
+        self._table.data[raw] = value
 
     def __delitem__(self, key: str) -> None:
-        del self._table[key.encode()]
+        raw = key.encode()
+        if raw not in self._table.data:
+            raise KeyError(key)
+        self._table.send_changelog(
+            partition_for_number(key, self._partitions), raw, None, value_serializer="raw"
+        )
+        del self._table.data[raw]
 
     def __iter__(self) -> Iterator[str]:
         return (key.decode() for key in self._table.keys() if not key.startswith(b"\x00"))
@@ -140,19 +156,15 @@ def _raw_table(app: CallguardApp, name: str, help_text: str) -> TableView:
         maxsize=131_072,
         allow_empty=True,
     )
-    # use_partitioner: a key's changelog partition is Kafka's default partitioner
-    # on the key (murmur2, as streams.ingest.partition_for_number), not the
-    # partition of the event being processed: writes may be batched across
-    # partitions (streams.write_behind) or made outside an event (revocation).
     table = app.faust_app.Table(
         name, schema=raw, changelog_topic=changelog, partitions=settings.partitions,
-        help=help_text, use_partitioner=True,
+        help=help_text,
     )
     table.key_serializer = table.value_serializer = "raw"
     if settings.changelog_nudge_s > 0:
         schedule_nudges(app.faust_app, [changelog], settings.partitions, settings.changelog_nudge_s)
     app.changelog_topics.append(changelog.get_topic_name())
-    return TableView(table)
+    return TableView(table, settings.partitions)
 
 
 def _register_features(app: CallguardApp) -> None:

@@ -73,9 +73,10 @@ class WriteBehind(MutableMapping[str, bytes]):
         """Apply held writes to the table (those whose key passes ``only``); how many."""
         keys = list(self._pending) if only is None else [k for k in self._pending if only(k)]
         for key in keys:
-            value = self._pending.pop(key)
+            value = self._pending[key]
             if value is _DELETED:
                 self.table.pop(key, None)
             else:
                 self.table[key] = value
+            del self._pending[key]  # only once the table took it
         return len(keys)
