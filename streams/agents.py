@@ -35,7 +35,6 @@ from streams.ingest import (
 )
 from streams.trace import headers_for, oldest_ms, source_ms
 from streams.wire import decode_routed, encode_features_parts, encode_routed_parts
-from streams.write_behind import WriteBehind
 
 __all__ = ["TableView", "register_agents"]
 
@@ -101,9 +100,8 @@ class TableView(MutableMapping[str, bytes]):
 
     Writes and deletes go to the key's own changelog partition, computed
     as the ingest routes numbers (:func:`streams.ingest.partition_for_number`),
-    not to the partition of the event being processed: writes may be
-    batched across partitions (:mod:`streams.write_behind`) or made outside
-    any event (on revocation).
+    not taken from the event being processed, so a write is never logged to
+    another partition than the one whose owner will recover it.
     """
 
     def __init__(self, table: faust.Table, partitions: int) -> None:
@@ -177,9 +175,7 @@ def _register_features(app: CallguardApp) -> None:
     app.feature_stage = stage
     # The two engines store different bytes: each has its own table and changelog.
     table_name = "caller-rows" if settings.feature_engine == "block" else "caller-state"
-    callers = WriteBehind(
-        _raw_table(app, table_name, f"Per-caller feature state ({engine.__name__}).")
-    )
+    callers = _raw_table(app, table_name, f"Per-caller feature state ({engine.__name__}).")
     flags = _raw_table(app, "flag-state", "Per-number flag state (streams.decision_stage).")
     app.caller_table, app.flag_table = callers, flags
     expiry = ExpiryIndex(settings.partitions)
@@ -187,27 +183,13 @@ def _register_features(app: CallguardApp) -> None:
 
     @app.faust_app.on_partitions_revoked.connect
     async def forget_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
-        """Callers of revoked partitions: state held back is written, then leaves the block.
-
-        Written first, so that whatever this worker still applies from events
-        it had already taken reloads complete state (see streams.write_behind).
-        """
-        lost = {tp.partition for tp in revoked if tp.topic == topics.by_caller.get_topic_name()}
-        if not lost:
-            return
-        written = callers.flush(
-            only=lambda number: partition_for_number(number, settings.partitions) in lost
-        )
-        for partition in sorted(lost):
-            forgotten = (
-                stage.forget_partition(partition, settings.partitions)
-                if isinstance(stage, BlockFeatureStage)
-                else 0
-            )
-            logger.info(
-                "partition %s revoked: %d callers leave the block (%d held writes flushed)",
-                partition, forgotten, written,
-            )
+        """Callers of revoked partitions leave the hot block; the table keeps them."""
+        for tp in revoked:
+            if isinstance(stage, BlockFeatureStage) and (
+                tp.topic == topics.by_caller.get_topic_name()
+            ):
+                forgotten = stage.forget_partition(tp.partition, settings.partitions)
+                logger.info("partition %s revoked: %d callers leave the block", tp, forgotten)
 
     stream_ms: dict[int, int] = {}  # per partition: the latest call start seen
     expired_at: dict[int, float] = {}  # per partition: wall clock of the last expiry
@@ -216,8 +198,8 @@ def _register_features(app: CallguardApp) -> None:
     def expire_idle(partition: int) -> None:
         """Now and then, drop the partition's callers no window needs (block engine).
 
-        Runs in the agent, between messages: the deletions go through the
-        write-behind buffer and reach the changelog as tombstones.
+        Runs in the agent, between messages: the deletions reach the
+        changelog as tombstones.
         """
         if not isinstance(stage, BlockFeatureStage) or partition not in stream_ms:
             return
@@ -269,19 +251,9 @@ def _register_features(app: CallguardApp) -> None:
 
     @app.faust_app.agent(topics.by_caller, name="callguard.features")
     async def update_features(stream: Any) -> None:
-        """Apply routed batches to per-caller state; score emitted callers; publish flags.
-
-        Messages are taken in small batches; each is applied, scored and
-        published on its own, then the batch's caller state goes to the table
-        once per caller (streams.write_behind), and only then is the batch
-        acknowledged (take_events acks after this body).
-        """
-        async for events in stream.take_events(
-            settings.feature_batch_size, within=settings.feature_batch_within_s
-        ):
-            for event in events:
-                await process(event)
-            callers.flush()
+        """Apply routed batches to per-caller state; score emitted callers; publish flags."""
+        async for event in stream.events():
+            await process(event)
 
 
 def _register_flag_sink(app: CallguardApp) -> None:

@@ -60,17 +60,6 @@ class Settings(BaseSettings):
     ingest_batch_within_s: float = Field(
         0.2, gt=0, description="Longest wait to fill an ingest batch, seconds."
     )
-    feature_batch_size: int = Field(
-        64,
-        ge=1,
-        description=(
-            "cdr.by_caller messages applied before the callers' state is written "
-            "to the changelog (once per caller) and the messages acknowledged."
-        ),
-    )
-    feature_batch_within_s: float = Field(
-        0.1, gt=0, description="Longest wait to fill a feature batch, seconds."
-    )
     caller_expiry_interval_s: float = Field(
         60.0,
         gt=0,
