@@ -25,7 +25,7 @@ from streams.deadletter import SourcePosition
 from streams.decision_stage import decide_emission, lift_flag
 from streams.expiry import ExpiryIndex
 from streams.feature_stage import EmissionPolicy, FeatureStage
-from streams.hw_nudge import schedule_nudges
+from streams.hw_nudge import SENTINEL_KEY, schedule_nudges
 from streams.ingest import (
     IngestOutcome,
     RawMessage,
@@ -249,10 +249,20 @@ def _register_features(app: CallguardApp) -> None:
             )
         counters.decisions.count(published)
 
+    if settings.changelog_nudge_s > 0:
+        # The embedded broker's short high watermarks (streams.hw_nudge) hide the
+        # last routed batches of a partition from a worker that takes it over.
+        schedule_nudges(
+            app.faust_app, [topics.by_caller], settings.partitions, settings.changelog_nudge_s,
+            name="callguard.routed-nudge",
+        )
+
     @app.faust_app.agent(topics.by_caller, name="callguard.features")
     async def update_features(stream: Any) -> None:
         """Apply routed batches to per-caller state; score emitted callers; publish flags."""
         async for event in stream.events():
+            if event.message.key == SENTINEL_KEY:
+                continue  # a high-watermark nudge, not a batch
             await process(event)
 
 

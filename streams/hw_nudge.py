@@ -11,7 +11,10 @@ The nudge is a tombstone for a sentinel key (never a real number) sent to
 every changelog partition: recovery applies it as a delete of a key that
 does not exist. It runs when a worker starts (before it recovers) and every
 ``CALLGUARD_CHANGELOG_NUDGE_S`` seconds (so a partition taken over from a
-crashed worker is corrected before the group notices the crash). Apache
+crashed worker is corrected before the group notices the crash). The same
+timer nudges ``cdr.by_caller``, whose last routed batches would otherwise
+stay hidden from a worker taking a partition over (its features agent
+skips the sentinel). Apache
 Kafka does not need it: set the interval to 0 there (docker-compose does).
 """
 
@@ -51,11 +54,15 @@ def nudge_before_start(bootstrap: str, topics: list[str]) -> int:
 
 
 def schedule_nudges(
-    app: faust.App, changelogs: list[faust.TopicT], partitions: int, interval_s: float
+    app: faust.App,
+    changelogs: list[faust.TopicT],
+    partitions: int,
+    interval_s: float,
+    name: str = "callguard.changelog-nudge",
 ) -> None:
     """Nudge every partition of ``changelogs`` every ``interval_s`` seconds."""
 
-    @app.timer(interval_s, name="callguard.changelog-nudge")
+    @app.timer(interval_s, name=name)
     async def nudge() -> None:
         for topic in changelogs:
             for partition in range(partitions):
