@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streams.broker import free_port, wait_for_port
+from streams.broker import free_port, stop_process, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -77,13 +77,7 @@ class Process:
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout_s``."""
-        if self.alive():
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
+        stop_process(self.popen, timeout_s)
 
 
 def _launch(name: str, args: list[str], env: dict[str, str], workdir: Path, port: int) -> Process:

@@ -35,7 +35,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -84,13 +86,7 @@ class Traffic:
     callers: int = 0
 
 
-def _encodings_available() -> list[str]:
-    import inspect
-
-    offered = ["json1", "batch"]
-    if "encoding" in inspect.signature(kafka_messages).parameters:
-        offered.append("arrow")
-    return offered
+ENCODINGS = ("json1", "batch", "arrow")
 
 
 def _messages(chunk: Any, scenario: Any, encoding: str, batch_size: int) -> list[KafkaMessage]:
@@ -162,9 +158,10 @@ async def _send_all(
                 if seconds is not None and time.monotonic() - started > seconds:
                     break
             target = topic if message.cdrs else complaints_topic
-            headers = list(message.headers) if getattr(message, "headers", None) else None
             pending.append(
-                await producer.send(target, message.value, key=message.key, headers=headers)
+                await producer.send(
+                    target, message.value, key=message.key, headers=list(message.headers) or None
+                )
             )
             sent += message.cdrs
             if len(pending) >= 1000:
@@ -445,8 +442,6 @@ def ensure_model(model_dir: Path | None, workdir: Path) -> Path:
         return model_dir
     cached = ROOT / "var" / "bench" / "models"
     if not (cached / "current").exists():
-        import subprocess
-
         say("training a model on the `small` simulated set (once; cached in var/bench/models)")
         subprocess.run(  # noqa: S603
             [sys.executable, "-m", "streams", "train", "--simulate", "small", "--registry",
@@ -464,8 +459,6 @@ def machine() -> dict[str, Any]:
         platform.processor(),
     )
     memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
-    import os
-
     return {
         "cpu": model,
         "cores": os.cpu_count(),
@@ -481,7 +474,7 @@ async def run(options: argparse.Namespace) -> dict[str, Any]:
     """Every phase for every encoding (see the module docstring); the results."""
     workdir = Path(tempfile.mkdtemp(prefix="callguard-bench-"))
     model_dir = ensure_model(options.model_dir, workdir)
-    encodings = [e for e in options.encodings.split(",") if e in _encodings_available()]
+    encodings = [e for e in options.encodings.split(",") if e in ENCODINGS]
     say(f"traffic: {options.cdrs:,} CDRs of the default scenario in {', '.join(encodings)}")
     traffic = build_traffic(options.cdrs, options.latency_cdrs, options.batch_size, encodings)
     results: dict[str, Any] = {

@@ -93,14 +93,8 @@ class LocalBroker:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the broker (SIGTERM, then SIGKILL)."""
-        if self._process is None or self._process.poll() is not None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        if self._process is not None:
+            stop_process(self._process, timeout_s)
 
     def __enter__(self) -> LocalBroker:
         return self.start()
@@ -112,3 +106,15 @@ class LocalBroker:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """SIGTERM ``process``; SIGKILL it if it is still running after ``timeout_s``."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from streams.broker import LocalBroker, free_port, wait_for_port
+from streams.broker import LocalBroker, free_port, stop_process, wait_for_port
 
 try:  # the ClickHouse fixtures live with the sink tests
     from tests.clickhouse_fixtures import *  # noqa: F403
@@ -124,13 +124,8 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process:
+            stop_process(self.process, 30)
 
 
 @pytest.fixture()
