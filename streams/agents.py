@@ -1,10 +1,10 @@
 """Faust agents: thin loops that read, call the pure code, and send.
 
-- ``callguard.ingest``: ``cdr.raw`` -> validate -> ``cdr.by_caller`` / ``cdr.deadletter``
-- ``callguard.complaints``: ``complaints`` -> validate -> ``cdr.by_caller`` / dead letter
-- ``callguard.features``: ``cdr.by_caller`` -> per-caller state (table ``caller-state``)
-  -> emitted feature vectors -> ``caller.features``; scored in batches -> flag
-  lifecycle (table ``flag-state``) -> ``cdr.flags``
+- ingest (:mod:`streams.intake`, batches outside Faust's per-message machinery):
+  ``cdr.raw`` and ``complaints`` -> validate -> ``cdr.by_caller`` / ``cdr.deadletter``
+- ``callguard.features``: ``cdr.by_caller`` -> per-caller state (table ``caller-rows``,
+  written to its changelog at checkpoints) -> emitted feature vectors -> ``caller.features``;
+  scored in batches -> flag lifecycle (table ``flag-state``) -> ``cdr.flags``
 - ``callguard.flag-sink``: ``cdr.flags`` -> ClickHouse/chdb, acknowledged only once written
 """
 
@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Iterator, MutableMapping
+from functools import partial
 from typing import Any
 
 import faust
@@ -21,20 +22,15 @@ from sinks.clickhouse import FlagDecision
 from sinks.flag_record import decode_flag, encode_flag
 from streams.app import CallguardApp
 from streams.block_stage import BlockFeatureStage
-from streams.deadletter import SourcePosition
+from streams.checkpoint import Checkpointer
 from streams.decision_stage import decide_emission, lift_flag
 from streams.expiry import ExpiryIndex
 from streams.feature_stage import EmissionPolicy, FeatureStage
 from streams.hw_nudge import SENTINEL_KEY, schedule_nudges
-from streams.ingest import (
-    IngestOutcome,
-    RawMessage,
-    ingest_cdrs,
-    ingest_complaints,
-    partition_for_number,
-)
-from streams.trace import headers_for, oldest_ms, source_ms
-from streams.wire import decode_routed, encode_features_parts, encode_routed_parts
+from streams.ingest import partition_for_number
+from streams.trace import headers_for, source_ms
+from streams.wire import decode_routed, encode_features_parts
+from streams.write_behind import ChangelogWriter, WriteBehindTable
 
 __all__ = ["TableView", "register_agents"]
 
@@ -42,57 +38,10 @@ logger = logging.getLogger(__name__)
 
 
 def register_agents(app: CallguardApp) -> None:
-    """Attach every agent of the pipeline to ``app``."""
-    _register_ingest(app, app.topics.cdr_raw, "callguard.ingest", ingest_cdrs)
-    _register_ingest(app, app.topics.complaints, "callguard.complaints", ingest_complaints)
+    """Attach every agent of the pipeline to ``app`` (ingest: :mod:`streams.intake`)."""
     _register_features(app)
     if app.settings.store_enabled:
         _register_flag_sink(app)
-
-
-def _register_ingest(
-    app: CallguardApp,
-    source: faust.TopicT,
-    name: str,
-    ingest: Callable[..., IngestOutcome],
-) -> None:
-    settings, topics, counters = app.settings, app.topics, app.counters
-
-    async def validate_and_route(stream: Any) -> None:
-        async for events in stream.take_events(
-            settings.ingest_batch_size, within=settings.ingest_batch_within_s
-        ):
-            messages = [
-                RawMessage(
-                    event.message.value,
-                    SourcePosition(
-                        event.message.topic, event.message.partition, event.message.offset
-                    ),
-                    event.message.headers,
-                )
-                for event in events
-            ]
-            trace = headers_for(oldest_ms(event.message.timestamp for event in events))
-            outcome = ingest(
-                messages,
-                partitions=settings.partitions,
-                default_region=settings.default_region,
-                max_message_bytes=settings.max_message_bytes,
-                max_original_bytes=settings.deadletter_max_original_bytes,
-                now_ms=int(time.time() * 1000),
-            )
-            for key, value in outcome.deadletters:
-                await topics.deadletter.send(key=key, value=value)
-            for partition, routed in outcome.by_partition.items():
-                # Large batches of batches are cut to stay under Kafka's record limit.
-                for part in encode_routed_parts(routed, settings.internal_max_message_bytes):
-                    await topics.by_caller.send(value=part, partition=partition, headers=trace)
-            counters.messages_in += len(messages)
-            counters.records_valid += outcome.valid
-            counters.records_rejected += outcome.rejected
-
-    validate_and_route.__doc__ = f"Validate {source.get_topic_name()} in batches and route it."
-    app.faust_app.agent(source, name=name)(validate_and_route)
 
 
 class TableView(MutableMapping[str, bytes]):
@@ -135,8 +84,11 @@ class TableView(MutableMapping[str, bytes]):
         return len(self._table)
 
 
-def _raw_table(app: CallguardApp, name: str, help_text: str) -> TableView:
-    """A changelogged table of our own bytes, co-partitioned with ``cdr.by_caller``."""
+def _raw_table(app: CallguardApp, name: str, help_text: str) -> tuple[faust.Table, str]:
+    """A changelogged table of our own bytes, co-partitioned with ``cdr.by_caller``.
+
+    Returns the table and its changelog topic's name.
+    """
     settings = app.settings
     # Faust derives a table's serializers from key_type/value_type ("json" for
     # bytes) and uses them for the changelog and for recovery: set "raw".
@@ -162,7 +114,7 @@ def _raw_table(app: CallguardApp, name: str, help_text: str) -> TableView:
     if settings.changelog_nudge_s > 0:
         schedule_nudges(app.faust_app, [changelog], settings.partitions, settings.changelog_nudge_s)
     app.changelog_topics.append(changelog.get_topic_name())
-    return TableView(table, settings.partitions)
+    return table, changelog.get_topic_name()
 
 
 def _register_features(app: CallguardApp) -> None:
@@ -175,21 +127,51 @@ def _register_features(app: CallguardApp) -> None:
     app.feature_stage = stage
     # The two engines store different bytes: each has its own table and changelog.
     table_name = "caller-rows" if settings.feature_engine == "block" else "caller-state"
-    callers = _raw_table(app, table_name, f"Per-caller feature state ({engine.__name__}).")
-    flags = _raw_table(app, "flag-state", "Per-number flag state (streams.decision_stage).")
+    caller_table, caller_changelog = _raw_table(
+        app, table_name, f"Per-caller feature state ({engine.__name__})."
+    )
+    owner = partial(partition_for_number, partitions=settings.partitions)
+    # Callers reach the changelog at checkpoints (streams.checkpoint); flags, far
+    # fewer, as they change.
+    callers = WriteBehindTable(caller_table.data, owner)
+    flags = TableView(
+        _raw_table(app, "flag-state", "Per-number flag state (streams.decision_stage).")[0],
+        settings.partitions,
+    )
     app.caller_table, app.flag_table = callers, flags
+    writer = ChangelogWriter(
+        settings.bootstrap_servers,
+        settings.internal_max_message_bytes,
+        client_id=f"{settings.app_id}-checkpoints",
+    )
+    routed = topics.by_caller.get_topic_name()
+    ackless: list[Any] = []  # the agent's stream, acknowledged by hand (set when it starts)
+
+    async def ack(event: Any) -> None:
+        await ackless[0].ack(event)
+
+    checkpoints = Checkpointer(
+        callers, writer, caller_changelog, ack,
+        interval_s=settings.checkpoint_interval_s, max_rows=settings.checkpoint_max_rows,
+    )
+    app.checkpoints, app.changelog_writer = checkpoints, writer
     expiry = ExpiryIndex(settings.partitions)
     models = app.models
 
     @app.faust_app.on_partitions_revoked.connect
     async def forget_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
-        """Callers of revoked partitions leave the hot block; the table keeps them."""
-        for tp in revoked:
-            if isinstance(stage, BlockFeatureStage) and (
-                tp.topic == topics.by_caller.get_topic_name()
-            ):
-                forgotten = stage.forget_partition(tp.partition, settings.partitions)
-                logger.info("partition %s revoked: %d callers leave the block", tp, forgotten)
+        """Checkpoint; callers of revoked partitions leave the hot block, the table keeps them."""
+        gone = {tp.partition for tp in revoked if tp.topic == routed}
+        if not gone:
+            return
+        dropped = await checkpoints.revoke(lambda partition: partition not in gone)
+        logger.info("partitions %s of %s revoked: %d messages left to their next owner",
+                    sorted(gone), routed, dropped)
+        if isinstance(stage, BlockFeatureStage):
+            for partition in sorted(gone):
+                forgotten = stage.forget_partition(partition, settings.partitions)
+                logger.info("partition %s revoked: %d callers leave the block",
+                            partition, forgotten)
 
     stream_ms: dict[int, int] = {}  # per partition: the latest call start seen
     expired_at: dict[int, float] = {}  # per partition: wall clock of the last expiry
@@ -257,13 +239,26 @@ def _register_features(app: CallguardApp) -> None:
             name="callguard.routed-nudge",
         )
 
+    @app.faust_app.timer(min(1.0, settings.checkpoint_interval_s / 2), name="callguard.checkpoint")
+    async def checkpoint_when_idle() -> None:
+        """Acknowledge the last messages when traffic stops (the agent checks while it flows)."""
+        if checkpoints.held and checkpoints.due():
+            await checkpoints.run()
+
     @app.faust_app.agent(topics.by_caller, name="callguard.features")
     async def update_features(stream: Any) -> None:
-        """Apply routed batches to per-caller state; score emitted callers; publish flags."""
-        async for event in stream.events():
-            if event.message.key == SENTINEL_KEY:
-                continue  # a high-watermark nudge, not a batch
-            await process(event)
+        """Apply routed batches to per-caller state; score emitted callers; publish flags.
+
+        Messages are acknowledged by checkpoints (streams.checkpoint), not one by one.
+        """
+        manual = stream.noack()
+        ackless[:] = [manual]
+        async for event in manual.events():
+            if event.message.key != SENTINEL_KEY:  # else a high-watermark nudge
+                await process(event)
+            checkpoints.hold(event)
+            if checkpoints.due():
+                await checkpoints.run()
 
 
 def _register_flag_sink(app: CallguardApp) -> None:

@@ -15,11 +15,14 @@ import faust
 from sinks.buffered import BufferedStoreWriter
 from sinks.clickhouse import StoreError, migrate, open_store
 from streams.block_stage import BlockFeatureStage
+from streams.checkpoint import Checkpointer
 from streams.decision_stage import DecisionStats
 from streams.feature_stage import FeatureStage, StageStats
+from streams.intake import Intake
 from streams.model_service import ModelService
 from streams.settings import Settings
 from streams.topics import Topics, declare_topics
+from streams.write_behind import ChangelogWriter
 
 __all__ = ["CallguardApp", "PipelineCounters", "create_app"]
 
@@ -57,6 +60,9 @@ class CallguardApp:
     feature_stage: BlockFeatureStage | FeatureStage | None = None
     flag_table: MutableMapping[str, bytes] | None = None
     changelog_topics: list[str] = field(default_factory=list)
+    checkpoints: Checkpointer | None = None
+    intake: Intake | None = None
+    changelog_writer: ChangelogWriter | None = None
 
     @property
     def worker_name(self) -> str:
@@ -125,6 +131,7 @@ def create_app(settings: Settings) -> CallguardApp:
     from streams.metrics import register_metrics
     from streams.web import register_views
 
+    app.intake = Intake(app)
     register_agents(app)
     register_views(app)
     register_dashboard(app)
@@ -149,13 +156,30 @@ def _finish_taken_events_at_stop(app: CallguardApp) -> None:
     @faust_app.on_before_shutdown.connect
     async def finish_taken_events(sender: object, **_: object) -> None:
         """Runs after the fetcher stopped, before the agents and the producer stop."""
+        if app.intake is not None:
+            await app.intake.stop()  # its batch in hand is routed and committed first
         try:  # wait_empty commits as events are acked
-            await asyncio.wait_for(faust_app.consumer.wait_empty(), timeout_s)
+            await asyncio.wait_for(_drain(app), timeout_s)
         except TimeoutError:
             logger.warning(
                 "stopping with events unfinished after %.0f s; the next worker reads them again",
                 timeout_s,
             )
+        if app.changelog_writer is not None:
+            await app.changelog_writer.stop()
+
+
+async def _drain(app: CallguardApp) -> None:
+    """Until every event taken is acknowledged: checkpoint what the agents finished."""
+    empty = asyncio.ensure_future(app.faust_app.consumer.wait_empty())
+    try:
+        while not empty.done():
+            if app.checkpoints is not None:
+                await app.checkpoints.run()
+            await asyncio.wait([empty], timeout=0.2)
+        await empty
+    finally:
+        empty.cancel()
 
 
 def _declare_written_topics(app: CallguardApp) -> None:
@@ -178,12 +202,17 @@ def _declare_written_topics(app: CallguardApp) -> None:
 
     @faust_app.on_rebalance_complete.connect
     async def declare_written_topics(sender: object, **_: object) -> None:
-        """Runs before stream partitions resume (Faust awaits this signal)."""
+        """Runs before stream partitions resume (Faust awaits this signal).
+
+        Ingest starts here too, once the topics it writes exist.
+        """
         if declared:
             return
         for topic in written:
             await topic.maybe_declare()
         declared.append(True)
+        if app.intake is not None:
+            await app.intake.start()
 
 
 def _register_services(app: CallguardApp) -> None:

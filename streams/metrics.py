@@ -135,6 +135,29 @@ def collect(app: CallguardApp, monitor: PipelineMonitor,
                       for lag in lags]),
         one("cdrs_per_second", "gauge", "CDRs ingested per second over the last minute.",
             monitor.cdr_meter.rate()),
+        *_checkpoint_families(app),
+    ]
+
+
+def _checkpoint_families(app: CallguardApp) -> list[MetricFamily]:
+    checkpoints = app.checkpoints
+    if checkpoints is None:
+        return []
+    stats = checkpoints.stats
+    return [
+        MetricFamily(name, kind, help_text, [({}, value)])
+        for name, kind, help_text, value in (
+            ("checkpoints_total", "counter", "Caller-state checkpoints written.",
+             stats.checkpoints),
+            ("checkpoint_rows_total", "counter", "Caller rows written by checkpoints.",
+             stats.rows),
+            ("checkpoint_failures_total", "counter",
+             "Checkpoints the broker did not take (retried).", stats.failures),
+            ("checkpoint_seconds_total", "counter", "Time spent writing checkpoints.",
+             stats.seconds),
+            ("checkpoint_held_messages", "gauge",
+             "Routed messages applied, waiting for the next checkpoint.", checkpoints.held),
+        )
     ]
 
 

@@ -68,6 +68,19 @@ class Settings(BaseSettings):
             "the long window."
         ),
     )
+    checkpoint_interval_s: float = Field(
+        1.0,
+        gt=0,
+        description=(
+            "Per-caller state reaches its changelog, and the messages behind it are "
+            "acknowledged, at most this long after they were applied (streams.checkpoint)."
+        ),
+    )
+    checkpoint_max_rows: int = Field(
+        20_000,
+        ge=1,
+        description="A checkpoint runs early once this many callers wait to be written.",
+    )
     internal_max_message_bytes: int = Field(
         900_000,
         ge=10_000,

@@ -47,9 +47,17 @@ def register_views(app: CallguardApp) -> None:
                     "allowlist_revision": app.models.matcher.revision,
                 },
                 "store": dataclasses.asdict(app.writer.metrics()),
+                "checkpoints": (
+                    {**dataclasses.asdict(app.checkpoints.stats), "held": app.checkpoints.held}
+                    if app.checkpoints is not None else None
+                ),
                 "assigned": sorted(
                     f"{tp.topic}:{tp.partition}" for tp in faust_app.assignor.assigned_actives()
                 ),
+                "ingest_assigned": [
+                    f"{topic}:{partition}"
+                    for topic, partition, _, _ in (app.intake.positions() if app.intake else ())
+                ],
             }
         )
 

@@ -111,6 +111,8 @@ def consumer_lag(app: CallguardApp) -> list[PartitionLag]:
         read = consumer._read_offset.get(tp)  # Faust keeps the last offset it read
         position = read + 1 if read is not None else consumer._committed_offset.get(tp)
         lags.append(PartitionLag(tp.topic, tp.partition, highwater, position))
+    if app.intake is not None:  # the input topics, read outside Faust
+        lags.extend(PartitionLag(*position) for position in app.intake.positions())
     return lags
 
 

@@ -71,8 +71,11 @@ def test_sigterm_stops_in_time_commits_and_successor_reads_nothing_twice(
     print(f"stopped in {time.monotonic() - started:.1f} s with exit code {code}")
     assert code == 0, first.log()[-3000:]
 
-    read_topics = [env["CALLGUARD_TOPIC_CDR_RAW"], env["CALLGUARD_TOPIC_BY_CALLER"]]
-    assert uncommitted(kafka_bootstrap, env["CALLGUARD_APP_ID"], read_topics) == {}
+    # Ingest reads cdr.raw in a consumer group of its own (streams.intake).
+    ingest_group = f"{env['CALLGUARD_APP_ID']}-ingest"
+    assert uncommitted(kafka_bootstrap, ingest_group, [env["CALLGUARD_TOPIC_CDR_RAW"]]) == {}
+    assert uncommitted(kafka_bootstrap, env["CALLGUARD_APP_ID"],
+                       [env["CALLGUARD_TOPIC_BY_CALLER"]]) == {}
 
     # The successor rebuilds every caller from the changelog alone: nothing
     # read again, nothing lost from the producer buffer.

@@ -15,7 +15,9 @@ SERIES = (
     "callguard_cdrs_total", "callguard_records_rejected_total", "callguard_late_events_total",
     "callguard_duplicates_total", "callguard_flags_total", "callguard_flags_current",
     "callguard_model_info", "callguard_store_insert_failures_total", "callguard_store_buffered",
-    "callguard_consumer_lag", "callguard_cdrs_per_second",
+    "callguard_consumer_lag", "callguard_cdrs_per_second", "callguard_checkpoints_total",
+    "callguard_checkpoint_rows_total", "callguard_checkpoint_failures_total",
+    "callguard_checkpoint_seconds_total", "callguard_checkpoint_held_messages",
 )
 LABELS = r'(\{([a-z_]+="([^"\\]|\\.)*",?)*\})?'
 SAMPLE = re.compile(rf"^[a-z_]+{LABELS} (-?[0-9.e+]+|NaN|[+-]Inf)$")

@@ -1,0 +1,121 @@
+"""Checkpoints of the features agent: state to the changelog first, then the acks.
+
+The agent reads ``cdr.by_caller`` without acknowledging as it goes
+(``stream.noack()``): each message it has applied is held here. A
+checkpoint takes the caller table's overlay (:class:`WriteBehindTable`),
+sends it with one bulk write (:class:`ChangelogWriter`), and only once the
+broker has it acknowledges the held messages, so Faust's next commit covers
+exactly what the changelog holds. A checkpoint is due when the oldest held
+message is ``interval_s`` old or the overlay holds ``max_rows`` callers; the
+agent checks after every message and a timer checks when traffic stops.
+
+Revocation runs one checkpoint first, so the worker that takes a partition
+over recovers its newest state; the held messages of the revoked partitions
+are dropped unacknowledged (their offsets are no longer this worker's to
+commit) and read again, idempotently, by the new owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from streams.write_behind import ChangelogWriter, WriteBehindTable
+
+__all__ = ["CheckpointStats", "Checkpointer"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class CheckpointStats:
+    """Running totals, for ``/status`` and the metrics."""
+
+    checkpoints: int = 0
+    rows: int = 0
+    messages: int = 0
+    failures: int = 0
+    seconds: float = 0.0
+
+
+class Checkpointer:
+    """Holds applied messages until the state they produced is in the changelog."""
+
+    def __init__(
+        self,
+        table: WriteBehindTable,
+        writer: ChangelogWriter,
+        changelog_topic: str,
+        ack: Callable[[Any], Awaitable[Any]],
+        *,
+        interval_s: float,
+        max_rows: int,
+    ) -> None:
+        self._table, self._writer, self._topic, self._ack = table, writer, changelog_topic, ack
+        self._interval_s, self._max_rows = interval_s, max_rows
+        self._held: list[Any] = []
+        self._oldest: float | None = None  # monotonic time the oldest held message was held
+        self._lock = asyncio.Lock()
+        self.stats = CheckpointStats()
+
+    @property
+    def held(self) -> int:
+        """Messages applied and not yet acknowledged."""
+        return len(self._held)
+
+    def hold(self, event: Any) -> None:
+        """Keep ``event`` unacknowledged until the next checkpoint."""
+        if self._oldest is None:
+            self._oldest = time.monotonic()
+        self._held.append(event)
+
+    def due(self) -> bool:
+        """Whether a checkpoint should run now."""
+        if self._table.pending >= self._max_rows:
+            return True
+        return self._oldest is not None and time.monotonic() - self._oldest >= self._interval_s
+
+    async def run(self) -> bool:
+        """Write the overlay, then acknowledge what it stands for; False if the write failed.
+
+        On failure the records go back to the overlay and the messages stay
+        held, so the next checkpoint tries again and nothing is committed
+        past state the changelog lacks.
+        """
+        async with self._lock:
+            held, self._held, oldest, self._oldest = self._held, [], self._oldest, None
+            records = self._table.take()
+            started = time.perf_counter()
+            try:
+                if records:
+                    await self._writer.write(self._topic, records)
+            except Exception as error:  # the broker's errors vary; all mean "not stored"
+                self._table.restore(records)
+                self._held = held + self._held
+                self._oldest = oldest if oldest is not None else self._oldest
+                self.stats.failures += 1
+                logger.error("checkpoint of %d callers failed (retried): %r", len(records), error)
+                return False
+            for event in held:
+                await self._ack(event)
+            self.stats.checkpoints += 1
+            self.stats.rows += len(records)
+            self.stats.messages += len(held)
+            self.stats.seconds += time.perf_counter() - started
+            return True
+
+    async def revoke(self, keep: Callable[[int], bool]) -> int:
+        """Checkpoint everything, except the acks of partitions ``keep`` rejects; how many dropped.
+
+        Called when partitions are revoked: the changelog then holds this
+        worker's newest state for the new owner to recover.
+        """
+        async with self._lock:
+            kept = [event for event in self._held if keep(event.message.partition)]
+            dropped, self._held = len(self._held) - len(kept), kept
+        await self.run()
+        return dropped

@@ -1,0 +1,180 @@
+"""Ingest: ``cdr.raw`` and ``complaints`` read in batches by a consumer group of their own.
+
+Measured (bench/profile_worker.py, one CDR per JSON message): with the ingest
+agent reading ``cdr.raw`` through Faust, about 70% of the worker's CPU went
+to Faust's per-message machinery (a consumer message, an event, a task and
+a flow-control wait per Kafka message), several times the cost of
+validating the CDR. Ingest keeps no state, so it needs none of what that
+machinery buys: it reads with aiokafka's ``getmany`` (a list per fetch),
+validates the whole list with the pure functions of :mod:`streams.ingest`,
+sends the routed batches and dead letters, waits until the broker has them,
+and only then commits the offsets it read. The stateful part (the features
+agent, its tables and changelogs) stays a Faust agent on ``cdr.by_caller``.
+
+Scale-out is Kafka's own: the consumer group ``<app_id>-ingest`` shares the
+input partitions among the workers, as the Faust group shares
+``cdr.by_caller``. At-least-once: a batch read again after a crash is
+routed again, and the features stage drops its calls by ``cdr_id``.
+A rebalance waits for the batch in hand to be sent and committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+
+from streams.deadletter import SourcePosition
+from streams.ingest import IngestOutcome, RawMessage, ingest_cdrs, ingest_complaints
+from streams.trace import headers_for, oldest_ms
+from streams.wire import encode_routed_parts
+
+if TYPE_CHECKING:
+    from streams.app import CallguardApp
+
+__all__ = ["Intake"]
+
+logger = logging.getLogger(__name__)
+
+
+class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Revocation waits until the batch in hand is sent and its offsets committed."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self._lock = lock
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        async with self._lock:
+            pass
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        logger.info("ingest partitions assigned: %s",
+                    ", ".join(f"{tp.topic}:{tp.partition}" for tp in sorted(assigned)) or "none")
+
+
+class Intake:
+    """The worker's ingest loop over the input topics (started and stopped by the app)."""
+
+    def __init__(self, app: CallguardApp) -> None:
+        settings = app.settings
+        self._app = app
+        self._ingest: dict[str, Callable[..., IngestOutcome]] = {
+            settings.topic_cdr_raw: ingest_cdrs,
+            settings.topic_complaints: ingest_complaints,
+        }
+        self.group_id = f"{settings.app_id}-ingest"
+        self._consumer: AIOKafkaConsumer | None = None
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._read: dict[TopicPartition, int] = {}  # next offset to read, per partition
+
+    async def start(self) -> None:
+        """Join the ingest group and start reading (once)."""
+        if self._task is not None:
+            return
+        settings = self._app.settings
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            group_id=self.group_id,
+            client_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=settings.max_message_bytes + 65_536,
+            session_timeout_ms=int(settings.broker_session_timeout_s * 1000),
+            rebalance_timeout_ms=int(settings.broker_rebalance_timeout_s * 1000),
+            heartbeat_interval_ms=int(settings.broker_heartbeat_interval_s * 1000),
+        )
+        consumer.subscribe(list(self._ingest), listener=_WaitForBatch(self._lock))
+        await consumer.start()
+        self._consumer = consumer
+        self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        """Finish the batch in hand (sent and committed), then leave the group."""
+        task, self._task = self._task, None
+        if task is not None:
+            async with self._lock:  # not in the middle of a batch
+                task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
+
+    def positions(self) -> list[tuple[str, int, int | None, int | None]]:
+        """``(topic, partition, highwater, next offset to read)`` of each input partition held.
+
+        The highwater is the one the last fetch brought; ``None`` where unknown yet.
+        """
+        consumer = self._consumer
+        if consumer is None:
+            return []
+        return [
+            (tp.topic, tp.partition, consumer.highwater(tp), self._read.get(tp))
+            for tp in sorted(consumer.assignment())
+        ]
+
+    async def _run(self) -> None:
+        settings = self._app.settings
+        consumer = self._consumer
+        assert consumer is not None
+        while True:
+            fetched = await consumer.getmany(
+                timeout_ms=int(settings.ingest_batch_within_s * 1000),
+                max_records=settings.ingest_batch_size,
+            )
+            if not fetched:
+                continue
+            async with self._lock:
+                try:
+                    await self._route(fetched)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:
+                    # A bug, not bad input (bad input is dead-lettered): stop the
+                    # worker rather than skip data; the offsets stay uncommitted.
+                    logger.exception("ingest failed; stopping the worker")
+                    await self._app.faust_app.crash(error)
+                    return
+                offsets = {tp: records[-1].offset + 1 for tp, records in fetched.items()}
+                await consumer.commit(offsets)
+                self._read.update(offsets)
+
+    async def _route(self, fetched: dict[TopicPartition, list[Any]]) -> None:
+        """Validate and route one fetch; return once the broker has every message."""
+        settings, topics, counters = self._app.settings, self._app.topics, self._app.counters
+        sent: list[Any] = []
+        for topic in {tp.topic for tp in fetched}:
+            records = [record for tp, batch in fetched.items() if tp.topic == topic
+                       for record in batch]
+            messages = [
+                RawMessage(record.value or b"",
+                           SourcePosition(record.topic, record.partition, record.offset),
+                           record.headers)
+                for record in records
+            ]
+            trace = headers_for(oldest_ms(record.timestamp for record in records))
+            outcome = self._ingest[topic](
+                messages,
+                partitions=settings.partitions,
+                default_region=settings.default_region,
+                max_message_bytes=settings.max_message_bytes,
+                max_original_bytes=settings.deadletter_max_original_bytes,
+                now_ms=int(time.time() * 1000),
+            )
+            for key, value in outcome.deadletters:
+                sent.append(await topics.deadletter.send(key=key, value=value))
+            for partition, routed in outcome.by_partition.items():
+                # Large batches of batches are cut to stay under Kafka's record limit.
+                for part in encode_routed_parts(routed, settings.internal_max_message_bytes):
+                    sent.append(await topics.by_caller.send(
+                        value=part, partition=partition, headers=trace
+                    ))
+            counters.messages_in += len(messages)
+            counters.records_valid += outcome.valid
+            counters.records_rejected += outcome.rejected
+        if sent:
+            await asyncio.gather(*sent)

@@ -1,0 +1,137 @@
+"""The write-behind caller table and the checkpoint rules (pure logic; the broker side
+is tested in tests/integration/test_checkpoints_broker.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import pytest
+
+from streams.checkpoint import Checkpointer
+from streams.write_behind import ChangelogRecord, WriteBehindTable
+
+
+def partition_of(key: str) -> int:
+    return int(key[-1]) % 2
+
+
+def test_reads_see_the_overlay_first_and_take_folds_it_into_the_data() -> None:
+    data = {b"a1": b"old", b"b2": b"kept", b"c3": b"gone"}
+    table = WriteBehindTable(data, partition_of)
+    table["a1"] = b"new"
+    table.update({"d4": b"fresh"})
+    del table["c3"]
+    assert table["a1"] == b"new" and table.get("d4") == b"fresh"
+    assert table.get("c3") is None and "c3" not in table and "b2" in table
+    with pytest.raises(KeyError):
+        table["c3"]
+    with pytest.raises(KeyError):
+        del table["zz9"]
+    assert sorted(table) == ["a1", "b2", "d4"] and len(table) == 3
+    assert data == {b"a1": b"old", b"b2": b"kept", b"c3": b"gone"}  # untouched until taken
+    assert table.pending == 3
+
+    records = table.take()
+
+    assert sorted(records, key=lambda r: r[1]) == [
+        (1, b"a1", b"new"), (1, b"c3", None), (0, b"d4", b"fresh"),
+    ]
+    assert data == {b"a1": b"new", b"b2": b"kept", b"d4": b"fresh"}
+    assert table.pending == 0 and table.take() == []
+
+
+def test_restore_puts_a_failed_checkpoint_back_without_undoing_newer_writes() -> None:
+    table = WriteBehindTable({}, partition_of)
+    table["a1"], table["b2"] = b"v1", b"v1"
+    records = table.take()
+    table["a1"] = b"v2"  # written while the failed checkpoint was in flight
+    table.restore(records)
+    assert sorted(table.take(), key=lambda r: r[1]) == [(1, b"a1", b"v2"), (0, b"b2", b"v1")]
+
+
+@dataclass
+class Message:
+    partition: int
+    offset: int
+
+
+@dataclass
+class Event:
+    message: Message
+
+
+@dataclass
+class Writer:
+    """Records what it was asked to write; fails while ``down``."""
+
+    down: bool = False
+    written: list[list[ChangelogRecord]] = field(default_factory=list)
+
+    async def write(self, topic: str, records: list[ChangelogRecord]) -> int:
+        if self.down:
+            raise ConnectionError("broker unreachable")
+        self.written.append(list(records))
+        return len(records)
+
+
+def checkpointer(table: WriteBehindTable, writer: Writer, acked: list[Event],
+                 interval_s: float = 60.0, max_rows: int = 100) -> Checkpointer:
+    async def ack(event: Event) -> None:
+        acked.append(event)
+
+    return Checkpointer(table, writer, "changelog", ack,  # type: ignore[arg-type]
+                        interval_s=interval_s, max_rows=max_rows)
+
+
+def test_messages_are_acknowledged_only_after_their_state_is_written() -> None:
+    table, writer, acked = WriteBehindTable({}, partition_of), Writer(), []
+    points = checkpointer(table, writer, acked)
+    first, second = Event(Message(0, 10)), Event(Message(1, 11))
+    table["a1"] = b"x"
+    points.hold(first)
+    table["b2"] = b"y"
+    points.hold(second)
+    assert acked == [] and points.held == 2
+
+    writer.down = True
+    assert asyncio.run(points.run()) is False
+    assert acked == [] and points.held == 2 and table.pending == 2
+    assert points.stats.failures == 1
+
+    writer.down = False
+    assert asyncio.run(points.run()) is True
+    assert acked == [first, second] and points.held == 0
+    assert [sorted(batch) for batch in writer.written] == [[(0, b"b2", b"y"), (1, b"a1", b"x")]]
+    assert (points.stats.checkpoints, points.stats.rows, points.stats.messages) == (1, 2, 2)
+
+
+def test_a_checkpoint_is_due_by_age_of_the_oldest_message_or_by_rows_waiting() -> None:
+    table = WriteBehindTable({}, partition_of)
+    by_rows = checkpointer(table, Writer(), [], interval_s=3600, max_rows=2)
+    assert not by_rows.due()
+    by_rows.hold(Event(Message(0, 1)))
+    table["a1"] = b"x"
+    assert not by_rows.due()
+    table["b2"] = b"y"
+    assert by_rows.due()
+
+    by_age = checkpointer(WriteBehindTable({}, partition_of), Writer(), [], interval_s=0.01)
+    assert not by_age.due()  # nothing held: nothing to acknowledge
+    by_age.hold(Event(Message(0, 1)))
+    asyncio.run(asyncio.sleep(0.02))
+    assert by_age.due()
+
+
+def test_revocation_writes_everything_and_leaves_revoked_messages_unacknowledged() -> None:
+    table, writer, acked = WriteBehindTable({}, partition_of), Writer(), []
+    points = checkpointer(table, writer, acked)
+    kept, revoked = Event(Message(0, 5)), Event(Message(1, 7))
+    table["a1"], table["b2"] = b"x", b"y"
+    points.hold(kept)
+    points.hold(revoked)
+
+    dropped = asyncio.run(points.revoke(lambda partition: partition != 1))
+
+    assert dropped == 1 and acked == [kept] and points.held == 0
+    assert sorted(writer.written[0]) == [(0, b"b2", b"y"), (1, b"a1", b"x")]
