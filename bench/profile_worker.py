@@ -54,7 +54,7 @@ PARTS = [
         "decoding",
         re.compile(
             r"((^|/)features/(cdr|cdr_arrow|cdr_vector|numbers|complaints)\.py"
-            r"|streams/(ingest|wire|deadletter|trace)\.py|(^|/)polars/)"
+            r"|streams/(intake|ingest|wire|deadletter|trace)\.py|(^|/)polars/)"
         ),
     ),
     ("model", re.compile(r"((^|/)(sklearn|models)/|streams/(decision_stage|model_service)\.py)")),

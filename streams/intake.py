@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 
 from streams.deadletter import SourcePosition
 from streams.ingest import IngestOutcome, RawMessage, ingest_cdrs, ingest_complaints
@@ -118,6 +119,17 @@ class Intake:
         ]
 
     async def _run(self) -> None:
+        try:
+            await self._loop()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            # A bug, not bad input (bad input is dead-lettered): stop the worker
+            # rather than skip data; the offsets of the batch stay uncommitted.
+            logger.exception("ingest failed; stopping the worker")
+            await self._app.faust_app.crash(error)
+
+    async def _loop(self) -> None:
         settings = self._app.settings
         consumer = self._consumer
         assert consumer is not None
@@ -129,19 +141,16 @@ class Intake:
             if not fetched:
                 continue
             async with self._lock:
-                try:
-                    await self._route(fetched)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as error:
-                    # A bug, not bad input (bad input is dead-lettered): stop the
-                    # worker rather than skip data; the offsets stay uncommitted.
-                    logger.exception("ingest failed; stopping the worker")
-                    await self._app.faust_app.crash(error)
-                    return
+                await self._route(fetched)
                 offsets = {tp: records[-1].offset + 1 for tp, records in fetched.items()}
-                await consumer.commit(offsets)
                 self._read.update(offsets)
+                try:
+                    await consumer.commit(offsets)
+                except KafkaError as error:
+                    # The group moved on (a rebalance): the new owner reads the
+                    # batch again and the features stage drops its calls by cdr_id.
+                    logger.warning("ingest commit not taken (%r); the batch is read again",
+                                   error)
 
     async def _route(self, fetched: dict[TopicPartition, list[Any]]) -> None:
         """Validate and route one fetch; return once the broker has every message."""
