@@ -20,10 +20,13 @@ __all__ = ["SOURCE_MS_HEADER", "headers_for", "oldest_ms", "source_ms"]
 SOURCE_MS_HEADER = "callguard-source-ms"
 
 
-def oldest_ms(timestamps_s: Iterable[float | None]) -> int | None:
-    """The oldest of Kafka timestamps as Faust gives them (float seconds), in ms."""
-    known = [t for t in timestamps_s if t is not None and t > 0]
-    return int(min(known) * 1000) if known else None
+def oldest_ms(timestamps_ms: Iterable[int | None]) -> int | None:
+    """The oldest of Kafka timestamps as aiokafka gives them (integer milliseconds).
+
+    (Faust gives float seconds: not for this function.)
+    """
+    known = [t for t in timestamps_ms if t is not None and t > 0]
+    return min(known) if known else None
 
 
 def source_ms(headers: Mapping[str, Any] | Sequence[tuple[str, Any]] | None) -> int | None:

@@ -4,7 +4,7 @@ from streams.trace import SOURCE_MS_HEADER, headers_for, oldest_ms, source_ms
 
 
 def test_oldest_of_faust_timestamps_in_ms_ignoring_missing_ones():
-    assert oldest_ms([1_700_000_000.5, None, 1_699_999_999.25, 0]) == 1_699_999_999_250
+    assert oldest_ms([1_700_000_000_500, None, 1_699_999_999_250, 0]) == 1_699_999_999_250
     assert oldest_ms([None]) is None
     assert oldest_ms([]) is None
 
