@@ -28,9 +28,11 @@ __all__ = [
     "Rejection",
     "ValidationResult",
     "cdr_from_mapping",
+    "decode_message",
     "epoch_ms_field",
     "number_field",
     "required_field",
+    "validate_element",
     "validate_message",
     "validate_records",
 ]
@@ -146,41 +148,79 @@ def validate_records(
     ``build`` turns one decoded object into a record or raises
     :class:`FieldError`; every failure becomes a :class:`Rejection`.
     """
+    decoded = decode_message(raw, max_bytes=max_bytes)
+    if isinstance(decoded, Rejection):
+        return ValidationResult([], [decoded])
+    if isinstance(decoded, dict):
+        assert raw is not None  # decode_message rejects a missing value
+        outcome = validate_element(decoded, build, index=None, raw=raw)
+        if isinstance(outcome, Rejection):
+            return ValidationResult([], [outcome])
+        return ValidationResult([outcome], [])
+    return _validate_batch(decoded, build)
+
+
+def decode_message(
+    raw: bytes | None, *, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+) -> dict[str, Any] | list[Any] | Rejection:
+    """A message's JSON object or non-empty JSON array, or the rejection of the whole message."""
     if raw is None:
-        return ValidationResult([], [Rejection("empty message (no value)", b"")])
+        return Rejection("empty message (no value)", b"")
     if len(raw) > max_bytes:
         reason = f"message of {len(raw)} bytes exceeds the limit of {max_bytes} bytes"
-        return ValidationResult([], [Rejection(reason, raw)])
+        return Rejection(reason, raw)
     try:
         decoded = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
-        return ValidationResult([], [Rejection(f"not valid UTF-8 JSON: {error}", raw)])
-    if isinstance(decoded, dict):
-        try:
-            return ValidationResult([build(decoded)], [])
-        except FieldError as error:
-            return ValidationResult([], [Rejection(str(error), raw)])
-    if isinstance(decoded, list):
-        return _validate_batch(decoded, raw, build)
-    kind = type(decoded).__name__
-    return ValidationResult([], [Rejection(f"expected a JSON object or array, got {kind}", raw)])
+        return Rejection(f"not valid UTF-8 JSON: {error}", raw)
+    if isinstance(decoded, list) and not decoded:
+        return Rejection("empty batch: a JSON array with no record", raw)
+    if isinstance(decoded, dict | list):
+        return decoded
+    return Rejection(f"expected a JSON object or array, got {type(decoded).__name__}", raw)
+
+
+def validate_element(
+    item: Any,
+    build: Callable[[Mapping[str, Any]], RecordT],
+    *,
+    index: int | None,
+    raw: bytes,
+) -> RecordT | Rejection:
+    """One decoded part of a message: its record, or its rejection.
+
+    ``index`` is the part's position in a batch, or ``None`` when the
+    message ``raw`` is this one JSON object.
+    """
+    try:
+        return build(_element_fields(item))
+    except FieldError as error:
+        return _rejection(error, item, index, raw)
 
 
 def _validate_batch(
-    items: list[Any], raw: bytes, build: Callable[[Mapping[str, Any]], RecordT]
+    items: list[Any], build: Callable[[Mapping[str, Any]], RecordT]
 ) -> ValidationResult[RecordT]:
-    if not items:
-        return ValidationResult([], [Rejection("empty batch: a JSON array with no record", raw)])
     records: list[RecordT] = []
     rejections: list[Rejection] = []
     for index, item in enumerate(items):
         try:
-            if not isinstance(item, dict):
-                raise FieldError(f"batch element is {type(item).__name__}, not a JSON object")
-            records.append(build(item))
+            records.append(build(_element_fields(item)))
         except FieldError as error:
-            rejections.append(Rejection(f"[{index}] {error}", orjson.dumps(item), index))
+            rejections.append(_rejection(error, item, index, b""))
     return ValidationResult(records, rejections)
+
+
+def _element_fields(item: Any) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        raise FieldError(f"batch element is {type(item).__name__}, not a JSON object")
+    return item
+
+
+def _rejection(error: FieldError, item: Any, index: int | None, raw: bytes) -> Rejection:
+    if index is None:
+        return Rejection(str(error), raw)
+    return Rejection(f"[{index}] {error}", orjson.dumps(item), index)
 
 
 def cdr_from_mapping(fields: Mapping[str, Any], default_region: str = "CN") -> CDR:

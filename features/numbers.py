@@ -14,12 +14,13 @@ digits.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from enum import StrEnum
 from functools import lru_cache
 
 import phonenumbers
 
-__all__ = ["NumberError", "NumberKind", "normalise", "number_kind", "segment_of"]
+__all__ = ["NumberError", "NumberKind", "normalise", "normalise_many", "number_kind", "segment_of"]
 
 
 class NumberError(ValueError):
@@ -43,6 +44,10 @@ _FIXED = re.compile(r"(?:\+86|0086|0)((?:10|2\d)\d{8}|[3-9]\d{2}\d{7,8})")
 _SERVICE = re.compile(r"(?:9[56]\d{3,4}|1\d{4}|100\d{2,3}|1[0-2]\d)")
 _NON_GEOGRAPHIC = re.compile(r"(?:\+86|0086)?([48]00\d{7})")
 _SERVICE_MAX_DIGITS = 6
+# Already normal for region CN: +86 and a mobile, fixed-line or 400/800
+# number in ASCII digits. normalise() gives such text back unchanged (nothing
+# to strip, and the first of its fast patterns that matches keeps every digit).
+_NORMAL_CN = re.compile(r"\+86(?:1[3-9][0-9]{9}|(?:10|2[0-9])[0-9]{8}|[3-9][0-9]{9,10})")
 
 
 def normalise(raw: str, default_region: str = "CN") -> str:
@@ -65,6 +70,34 @@ def normalise(raw: str, default_region: str = "CN") -> str:
         if fast is not None:
             return fast
     return _normalise_slow(compact, default_region)
+
+
+def normalise_many(raws: Sequence[str], default_region: str = "CN") -> list[str | None]:
+    """Each text normalised as :func:`normalise` does it, or ``None`` where it raises.
+
+    For a column of numbers, most of them already normal: those cost one
+    regular-expression match, and each other distinct text one call.
+
+    >>> normalise_many(["+8613800138000", "010-12345678", "abc"])
+    ['+8613800138000', '+861012345678', None]
+    """
+    if default_region == "CN":
+        matches = map(_NORMAL_CN.fullmatch, raws)
+        normal = [raw if match else None for raw, match in zip(raws, matches, strict=True)]
+    else:
+        normal = [None] * len(raws)
+    pending = [row for row, value in enumerate(normal) if value is None]
+    answers = {raw: _normalise_or_none(raw, default_region) for raw in {raws[r] for r in pending}}
+    for row in pending:
+        normal[row] = answers[raws[row]]
+    return normal
+
+
+def _normalise_or_none(raw: str, default_region: str) -> str | None:
+    try:
+        return normalise(raw, default_region)
+    except NumberError:
+        return None
 
 
 def _normalise_cn_fast(compact: str) -> str | None:

@@ -4,16 +4,19 @@ Pure logic; the Faust agents in :mod:`streams.agents` read, call this and
 send what it returns. A CDR message is JSON unless its Kafka headers say
 ``content-type: application/vnd.apache.arrow.stream`` (see
 :mod:`features.cdr_arrow`); both encodings route to the same columns.
+Consecutive JSON messages are validated together, by column
+(:mod:`features.cdr_json`), once they hold enough records to pay for it.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Any
 
-import polars as pl
+import numpy as np
 from aiokafka.partitioner import murmur2
 
 from features.cdr import Rejection, ValidationResult, validate_message
@@ -22,9 +25,11 @@ from features.cdr_arrow import (
     CONTENT_TYPE_HEADER,
     validate_arrow_message,
 )
+from features.cdr_json import CdrArrays, validate_json_messages
 from features.complaints import validate_complaints
 from streams.deadletter import SourcePosition, deadletter_record
-from streams.wire import CdrColumns, RoutedBatch
+from streams.partitions import partitions_of
+from streams.wire import RoutedBatch
 
 __all__ = [
     "IngestOutcome",
@@ -37,9 +42,13 @@ __all__ = [
 
 Headers = Mapping[str, bytes] | Sequence[tuple[str, bytes]]
 Batches = defaultdict[int, RoutedBatch]
-# Validates one message, routes its good records into the batches, and
-# returns how many were good and the rejections.
-Accept = Callable[["RawMessage", Batches], tuple[int, list[Rejection]]]
+# Validates messages, routes their good records into the batches, and
+# returns how many were good and each message's rejections.
+Accept = Callable[[list["RawMessage"], Batches], tuple[int, list[list[Rejection]]]]
+
+# Below this many bytes of JSON (about 40 CDRs) the columns cost more than
+# they save: such messages are validated record by record (same outcome).
+_COLUMNAR_MIN_BYTES = 8 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,16 +130,38 @@ def ingest_cdrs(
         inbound.from_number.append(cdr.caller)
         inbound.time_ms.append(cdr.start_ms)
 
-    accept_json = _accept_records(validate, route)
+    accept_records = _accept_records(validate, route)
 
-    def accept(message: RawMessage, batches: Batches) -> tuple[int, list[Rejection]]:
-        if not is_arrow_stream(message.headers):
-            return accept_json(message, batches)
-        result = validate_arrow_message(
-            message.value, default_region=default_region, max_bytes=max_message_bytes
+    def accept_json(run: list[RawMessage], batches: Batches) -> tuple[int, list[list[Rejection]]]:
+        values = [message.value for message in run]
+        if sum(len(value) for value in values if value) < _COLUMNAR_MIN_BYTES:
+            return accept_records(run, batches)
+        result = validate_json_messages(
+            values,
+            default_region=default_region,
+            max_bytes=max_message_bytes,
         )
-        _route_cdr_frame(result.cdrs, partitions, batches)
-        return result.cdrs.height, result.rejections
+        _route_arrays(result.cdrs, partitions, batches)
+        return len(result.cdrs), result.rejections
+
+    def accept_arrow(run: list[RawMessage], batches: Batches) -> tuple[int, list[list[Rejection]]]:
+        valid, rejections = 0, []
+        for message in run:
+            result = validate_arrow_message(
+                message.value, default_region=default_region, max_bytes=max_message_bytes
+            )
+            _route_arrays(CdrArrays.from_frame(result.cdrs), partitions, batches)
+            valid += result.cdrs.height
+            rejections.append(result.rejections)
+        return valid, rejections
+
+    def accept(messages: list[RawMessage], batches: Batches) -> tuple[int, list[list[Rejection]]]:
+        valid, rejections = 0, []
+        for arrow, run in groupby(messages, key=lambda message: is_arrow_stream(message.headers)):
+            run_valid, run_rejections = (accept_arrow if arrow else accept_json)(list(run), batches)
+            valid += run_valid
+            rejections.extend(run_rejections)
+        return valid, rejections
 
     return _ingest(messages, accept, max_original_bytes, now_ms)
 
@@ -155,47 +186,49 @@ def ingest_complaints(
     return _ingest(messages, _accept_records(validate, route), max_original_bytes, now_ms)
 
 
-_CALL_COLUMNS = [column.name for column in fields(CdrColumns)]
+def _route_arrays(cdrs: CdrArrays, partitions: int, batches: Batches) -> None:
+    """Route valid CDRs as :func:`ingest_cdrs` routes them one by one.
 
-
-def _route_cdr_frame(cdrs: pl.DataFrame, partitions: int, batches: Batches) -> None:
-    """Route a frame of valid CDRs as :func:`ingest_cdrs` routes them one by one.
-
-    The partition is computed once per distinct number; rows keep their
-    order within each partition.
+    Every number of the batch is hashed at once; rows keep their order
+    within each partition.
     """
-    if cdrs.height == 0:
+    if not len(cdrs):
         return
-    numbers = pl.concat([cdrs["caller"], cdrs["callee"]]).unique()
-    owners = pl.Series([partition_for_number(n, partitions) for n in numbers.to_list()])
-    routed = cdrs.with_columns(
-        caller_partition=pl.col("caller").replace_strict(numbers, owners),
-        callee_partition=pl.col("callee").replace_strict(numbers, owners),
-    )
-    by_caller = routed.partition_by("caller_partition", maintain_order=True, as_dict=True)
-    for (partition,), calls in by_caller.items():
-        columns = batches[int(partition)].calls
-        for name in _CALL_COLUMNS:
-            getattr(columns, name).extend(calls[name].to_list())
-    by_callee = routed.partition_by("callee_partition", maintain_order=True, as_dict=True)
-    for (partition,), notes in by_callee.items():
-        inbound = batches[int(partition)].inbound
-        inbound.number.extend(notes["callee"].to_list())
-        inbound.from_number.extend(notes["caller"].to_list())
-        inbound.time_ms.extend(notes["start_ms"].to_list())
+    owners = partitions_of(cdrs.caller.tolist() + cdrs.callee.tolist(), partitions)
+    caller_owners, callee_owners = owners[: len(cdrs)], owners[len(cdrs) :]
+    for partition in np.unique(caller_owners).tolist():
+        rows = np.flatnonzero(caller_owners == partition)
+        calls = batches[partition].calls
+        calls.cdr_id.extend(cdrs.cdr_id[rows].tolist())
+        calls.caller.extend(cdrs.caller[rows].tolist())
+        calls.callee.extend(cdrs.callee[rows].tolist())
+        calls.start_ms.extend(cdrs.start_ms[rows].tolist())
+        calls.duration_s.extend(cdrs.duration_s[rows].tolist())
+        calls.disposition.extend(cdrs.disposition[rows].tolist())
+        calls.ring_s.extend(cdrs.ring_s[rows].tolist())
+    for partition in np.unique(callee_owners).tolist():
+        rows = np.flatnonzero(callee_owners == partition)
+        inbound = batches[partition].inbound
+        inbound.number.extend(cdrs.callee[rows].tolist())
+        inbound.from_number.extend(cdrs.caller[rows].tolist())
+        inbound.time_ms.extend(cdrs.start_ms[rows].tolist())
 
 
 def _accept_records(
     validate: Callable[[bytes], ValidationResult[Any]],
     route: Callable[[Batches, Any], None],
 ) -> Accept:
-    """Accept a JSON message: validate it, then route its records one by one."""
+    """Accept JSON messages one at a time: validate each, then route its records one by one."""
 
-    def accept(message: RawMessage, batches: Batches) -> tuple[int, list[Rejection]]:
-        result = validate(message.value)
-        for record in result.records:
-            route(batches, record)
-        return len(result.records), result.rejections
+    def accept(messages: list[RawMessage], batches: Batches) -> tuple[int, list[list[Rejection]]]:
+        valid, rejections = 0, []
+        for message in messages:
+            result = validate(message.value)
+            for record in result.records:
+                route(batches, record)
+            valid += len(result.records)
+            rejections.append(result.rejections)
+        return valid, rejections
 
     return accept
 
@@ -208,9 +241,9 @@ def _ingest(
 ) -> IngestOutcome:
     outcome = IngestOutcome()
     batches: Batches = defaultdict(RoutedBatch)
-    for message in messages:
-        valid, rejections = accept(message, batches)
-        outcome.valid += valid
+    taken = list(messages)
+    outcome.valid, rejections_by_message = accept(taken, batches)
+    for message, rejections in zip(taken, rejections_by_message, strict=True):
         outcome.rejected += len(rejections)
         for rejection in rejections:
             value = deadletter_record(

@@ -1,0 +1,187 @@
+"""JSON batches validated by column: the same outcome as the per-record contract, always."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from features.cdr import validate_message
+from features.cdr_json import validate_json_messages
+from features.numbers import NumberError, normalise, normalise_many
+from streams import ingest
+from streams.deadletter import SourcePosition
+from streams.ingest import RawMessage, ingest_cdrs
+from streams.wire import CdrColumns
+from tests.unit.test_cdr_contract import good
+from tests.unit.test_numbers import NORMALISATIONS
+
+NUMBERS = [raw for raw, _ in NORMALISATIONS] + [
+    "", "   ", "abc", "+86", "1380013800012345678", "--", "+8613800138000", "+861012345678",
+    "+862161234567", "+8675586013388", "+864008123123", "+8612345678901", "+86101234567",
+    "+8610123456789", "86 138 0013 8000", "0013800138000", "+86１３８００１３８０００",
+    "+86138٠٠١٣٨٠٠٠", "١٢٣٤٥", "+8613800138000\n", "13800138000 ", "+44 20 7946 0958",
+    "010", "0", "95588a", "(010)12345678", "+86-400-812-3123", "1" * 20,
+]
+TIMES: list[Any] = [
+    "2024-05-01T10:00:00+08:00", "2024-05-01T02:00:00Z", "2024-05-01T02:00:00.123Z",
+    "2024-05-01T02:00:00.123456-05:30", "2024-05-01T02:00:00", "2024-05-01 02:00:00+00:00",
+    "2024-05-01T02:00:60Z", "2024-13-01T02:00:00Z", "1999-12-31T23:59:59.999Z",
+    "2000-01-01T00:00:00Z", "2099-12-31T23:59:59.999+00:00", "2100-01-01T00:00:00Z",
+    "2024-05-01T02:00:00+14:00", "2024-05-01T02:00:00-23:59", "2024-05-01T02:00:00+0800",
+    "20240501T020000Z", "yesterday", "", "0001-01-01T00:00:00+01:00",
+    1714528800000, 1714528800, 946_684_800_000, 946_684_799_999, 4_102_444_800_000,
+    4_102_444_799_999, -1, 0, 2**63 - 1, 2**64 - 1, 1714528800000.0, True, False,
+]
+SECONDS: list[Any] = [0, 0.0, -0.0, 1, 42.5, 604800, 604800.0, 604800.5, 604801, -1, -0.5,
+                      1e300, 2**64 - 1, "12", True, False, [], {}]
+DISPOSITIONS: list[Any] = ["ANSWERED", "NO_ANSWER", "BUSY", "REJECTED", "FAILED", "answered",
+                           "HUNG_UP", "", 1, True]
+OTHERS: list[Any] = [None, 17, 1.5, True, [], {}, ["138"], {"a": 1}]
+
+
+def mutated(rng: random.Random, number: int) -> Any:
+    """A record: mostly good, often with one or more fields wrong, missing or null."""
+    if rng.random() < 0.03:
+        return rng.choice(["junk", 17, None, [good()], 1.5])
+    record = good(cdr_id=f"c-{number}", caller=rng.choice(NUMBERS[:26]),
+                  callee=rng.choice(NUMBERS[:26]), start_time=rng.choice(TIMES[:4] + TIMES[19:20]),
+                  duration_s=rng.choice([0, 0.0, 12, 42.5]),
+                  disposition=rng.choice(DISPOSITIONS[:5]), ring_s=rng.choice([None, 3, 4.5]))
+    if record["disposition"] != "ANSWERED" and rng.random() < 0.9:
+        record["duration_s"] = 0
+    for _ in range(rng.choice([0, 0, 0, 1, 1, 2])):
+        field = rng.choice(list(record) + ["ring_s", "carrier"])
+        pool = {"cdr_id": ["", "x" * 128, "x" * 129, "é" * 128, 5],
+                "caller": NUMBERS, "callee": NUMBERS, "start_time": TIMES,
+                "duration_s": SECONDS, "ring_s": SECONDS, "disposition": DISPOSITIONS,
+                "carrier": ["CMCC", "", None, 5, ["x"]]}[field]
+        roll = rng.random()
+        if roll < 0.1:
+            record.pop(field, None)
+        elif roll < 0.2:
+            record[field] = None
+        elif roll < 0.3:
+            record[field] = rng.choice(OTHERS)
+        else:
+            record[field] = rng.choice(pool)
+    if rng.random() < 0.05:
+        record["extra"] = [1, 2]
+    return record
+
+
+def message(rng: random.Random, first: int) -> bytes | None:
+    roll = rng.random()
+    if roll < 0.03:
+        return rng.choice([None, b"", b"x" * 100, b"[]", b"42", b'"a"', b"null", b'{"a":',
+                           b"\xff\xfe", orjson.dumps([good()] * 40)])  # the last: too large
+    if roll < 0.2:
+        return orjson.dumps(mutated(rng, first))
+    return orjson.dumps([mutated(rng, first + i) for i in range(rng.choice([1, 2, 7, 60]))])
+
+
+def reference(raws: list[bytes | None]) -> tuple[CdrColumns, list[list[tuple]]]:
+    columns, rejections = CdrColumns(), []
+    for raw in raws:
+        result = validate_message(raw, max_bytes=MAX_BYTES)  # type: ignore[arg-type]
+        for cdr in result.cdrs:
+            columns.append(cdr)
+        rejections.append([(r.reason, r.index, r.original) for r in result.rejections])
+    return columns, rejections
+
+
+MAX_BYTES = 4000
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_columns_give_what_the_record_path_gives(seed: int) -> None:
+    rng = random.Random(seed)
+    raws = [message(rng, 1000 * n) for n in range(rng.choice([1, 3, 20]))]
+    expected_cdrs, expected_rejections = reference(raws)
+    got = validate_json_messages(raws, max_bytes=MAX_BYTES)
+    assert [[(r.reason, r.index, r.original) for r in rejections]
+            for rejections in got.rejections] == expected_rejections
+    for name in ("cdr_id", "caller", "callee", "start_ms", "duration_s", "disposition",
+                 "ring_s"):
+        values = getattr(got.cdrs, name).tolist()
+        expected = getattr(expected_cdrs, name)
+        assert values == expected, name
+        assert [type(v) for v in values] == [type(v) for v in expected], name
+        # -0.0 and 0.0 compare equal but encode differently
+        assert orjson.dumps(values) == orjson.dumps(expected), name
+
+
+def test_a_clean_simulator_like_batch_is_accepted_whole() -> None:
+    records = [good(cdr_id=str(i), caller=f"+86138{i:08d}", callee=f"010-{i:08d}",
+                    start_time=1714528800000 + i) for i in range(500)]
+    got = validate_json_messages([orjson.dumps(records)])
+    assert got.rejections == [[]] and len(got.cdrs) == 500
+
+
+def test_no_message_and_no_record() -> None:
+    got = validate_json_messages([])
+    assert got.rejections == [] and len(got.cdrs) == 0
+    got = validate_json_messages([b"[]", None])
+    assert [[r.reason for r in rs] for rs in got.rejections] == [
+        ["empty batch: a JSON array with no record"], ["empty message (no value)"]]
+
+
+@pytest.mark.parametrize("region", ["CN", "US", "GB"])
+def test_normalise_many_is_normalise(region: str) -> None:
+    rng = random.Random(7)
+    generated = [rng.choice(["+86", "0086", "86", "0", "", "+1", "+44"])
+                 + "".join(rng.choice("0123456789") for _ in range(rng.randint(3, 13)))
+                 for _ in range(3000)]
+    raws = NUMBERS + generated
+    expected = []
+    for raw in raws:
+        try:
+            expected.append(normalise(raw, region))
+        except NumberError:
+            expected.append(None)
+    assert normalise_many(raws, region) == expected
+
+
+def ingest_both(raws: list[bytes | None], monkeypatch: pytest.MonkeyPatch,
+                partitions: int = 4) -> tuple[ingest.IngestOutcome, ingest.IngestOutcome]:
+    messages = [RawMessage(raw, SourcePosition("cdr.raw", 0, offset))  # type: ignore[arg-type]
+                for offset, raw in enumerate(raws)]
+    options = dict(partitions=partitions, default_region="CN", max_message_bytes=MAX_BYTES,
+                   max_original_bytes=64, now_ms=1)
+    monkeypatch.setattr(ingest, "_COLUMNAR_MIN_BYTES", 10**12)
+    by_record = ingest_cdrs(messages, **options)  # type: ignore[arg-type]
+    monkeypatch.setattr(ingest, "_COLUMNAR_MIN_BYTES", 0)
+    by_column = ingest_cdrs(messages, **options)  # type: ignore[arg-type]
+    return by_record, by_column
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_ingest_routes_and_dead_letters_the_same_either_way(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(100 + seed)
+    raws = [message(rng, 1000 * n) for n in range(30)]
+    by_record, by_column = ingest_both(raws, monkeypatch, partitions=rng.choice([1, 3, 8]))
+    assert by_column.by_partition == by_record.by_partition
+    assert by_column.deadletters == by_record.deadletters
+    assert (by_column.valid, by_column.rejected) == (by_record.valid, by_record.rejected)
+    assert by_record.valid > 0 and by_record.rejected > 0
+
+
+def test_a_disagreement_keeps_the_record_in_its_place(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Should the column rules refuse a good record, the record path's answer wins."""
+    from features import cdr_json
+
+    monkeypatch.setattr(cdr_json, "_MAX_ID_LENGTH", 1)  # refuses "a-2" only
+    records = [good(cdr_id="a"), good(cdr_id="a-2", caller="010-12345678"), good(cdr_id="b")]
+    got = validate_json_messages([orjson.dumps(records)])
+    assert got.rejections == [[]]
+    assert got.cdrs.cdr_id.tolist() == ["a", "a-2", "b"]
+    assert got.cdrs.caller.tolist()[1] == "+861012345678"
+    assert np.issubdtype(got.cdrs.start_ms.dtype, np.integer)
+    assert "refused a record the JSON rules accept" in caplog.text
