@@ -45,7 +45,7 @@ from features.config import FeatureConfig
 from features.vector import FEATURE_NAMES
 from streams.caller_record import fingerprints
 from streams.feature_stage import Emission, EmissionPolicy, StageStats, call_batch
-from streams.ingest import partition_for_number
+from streams.partitions import partitions_of
 from streams.wire import RoutedBatch
 
 __all__ = ["BlockFeatureStage"]
@@ -206,11 +206,15 @@ class BlockFeatureStage:
 
     def forget_partition(self, partition: int, partitions: int) -> int:
         """Drop the callers of a revoked partition of ``cdr.by_caller`` from the block."""
-        return self.forget(
-            number
-            for number in self.block.numbers()
-            if partition_for_number(number, partitions) == partition
-        )
+        return self.forget(self._numbers_of_partition(partition, partitions))
+
+    def _numbers_of_partition(self, partition: int, partitions: int) -> list[str]:
+        """The block's callers that ``cdr.by_caller``'s ``partition`` owns (hashed at once)."""
+        numbers = list(self.block.numbers())
+        if not numbers:
+            return []
+        owned = np.flatnonzero(partitions_of(numbers, partitions) == partition)
+        return [numbers[index] for index in owned.tolist()]
 
     def preload(self, table: Table, numbers: Iterable[str]) -> int:
         """Load ``numbers`` from the table into the block where missing; how many loaded.
@@ -258,11 +262,7 @@ class BlockFeatureStage:
         active callers rather than every number ever seen.
         """
         block = self.block
-        numbers = [
-            number
-            for number in block.numbers()
-            if partition_for_number(number, partitions) == partition
-        ]
+        numbers = self._numbers_of_partition(partition, partitions)
         rows = block.rows_of(numbers, create=False)
         idle = rows[block.column("watermark")[rows] < now_ms - self.config.long_window_s * 1000]
         if not len(idle):
