@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, MutableMapping
-from functools import partial
 from typing import Any
 
 import faust
@@ -28,6 +27,7 @@ from streams.expiry import ExpiryIndex
 from streams.feature_stage import EmissionPolicy, FeatureStage
 from streams.hw_nudge import SENTINEL_KEY, schedule_nudges
 from streams.ingest import partition_for_number
+from streams.partitions import partitions_of
 from streams.trace import headers_for, source_ms
 from streams.wire import decode_routed, encode_features_parts
 from streams.write_behind import ChangelogWriter, WriteBehindTable
@@ -130,10 +130,12 @@ def _register_features(app: CallguardApp) -> None:
     caller_table, caller_changelog = _raw_table(
         app, table_name, f"Per-caller feature state ({engine.__name__})."
     )
-    owner = partial(partition_for_number, partitions=settings.partitions)
     # Callers reach the changelog at checkpoints (streams.checkpoint); flags, far
     # fewer, as they change.
-    callers = WriteBehindTable(caller_table.data, owner)
+    callers = WriteBehindTable(
+        caller_table.data,
+        lambda keys: partitions_of(keys, settings.partitions).tolist(),
+    )
     flags = TableView(
         _raw_table(app, "flag-state", "Per-number flag state (streams.decision_stage).")[0],
         settings.partitions,

@@ -28,7 +28,7 @@ nothing: the messages since the last one are read again, and each caller's
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -42,15 +42,18 @@ class WriteBehindTable(MutableMapping[str, bytes]):
     """A table's data with an overlay of the writes since the last checkpoint.
 
     ``data`` is the Faust table's in-memory data (``bytes`` keys); keys in
-    this mapping are ``str`` and stored as UTF-8. ``partition_of`` names each
-    key's changelog partition (as ``cdr.by_caller`` routes it).
+    this mapping are ``str`` and stored as UTF-8. ``partitions_of`` names the
+    changelog partition of each of a list of keys (as ``cdr.by_caller``
+    routes them).
     """
 
     def __init__(
-        self, data: MutableMapping[bytes, bytes], partition_of: Callable[[str], int]
+        self,
+        data: MutableMapping[bytes, bytes],
+        partitions_of: Callable[[list[str]], Sequence[int]],
     ) -> None:
         self._data = data
-        self._partition_of = partition_of
+        self._partitions_of = partitions_of
         self._overlay: dict[str, bytes | None] = {}
 
     @property
@@ -106,16 +109,18 @@ class WriteBehindTable(MutableMapping[str, bytes]):
     def take(self) -> list[ChangelogRecord]:
         """The overlay as changelog records; folds it into the data and clears it."""
         overlay, self._overlay = self._overlay, {}
-        records: list[ChangelogRecord] = []
-        data, partition_of = self._data, self._partition_of
-        for key, value in overlay.items():
-            raw = key.encode()
+        if not overlay:
+            return []
+        keys = list(overlay)
+        raws = [key.encode() for key in keys]
+        values = list(overlay.values())
+        data = self._data
+        for raw, value in zip(raws, values, strict=True):
             if value is None:
                 data.pop(raw, None)
             else:
                 data[raw] = value
-            records.append((partition_of(key), raw, value))
-        return records
+        return list(zip(self._partitions_of(keys), raws, values, strict=True))
 
     def restore(self, records: list[ChangelogRecord]) -> None:
         """Put records taken by a failed checkpoint back; newer writes since win."""

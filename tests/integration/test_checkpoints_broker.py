@@ -47,7 +47,7 @@ def test_a_large_checkpoint_is_stored_whole_and_in_order_before_any_ack(kafka_bo
     topic = create_topic(kafka_bootstrap)
     # 3,000 rows of 1.5 KB, cut into batches of at most 100 KB: several per partition.
     writer = ChangelogWriter(kafka_bootstrap, 100_000, client_id="checkpoint-test")
-    table = WriteBehindTable({}, lambda key: int(key) % PARTITIONS)
+    table = WriteBehindTable({}, lambda keys: [int(key) % PARTITIONS for key in keys])
     acked_after: list[int] = []
 
     async def ack(event: object) -> None:
@@ -87,7 +87,7 @@ def test_a_large_checkpoint_is_stored_whole_and_in_order_before_any_ack(kafka_bo
 
 def test_an_unreachable_broker_keeps_the_messages_held_and_the_rows_waiting():
     writer = ChangelogWriter("127.0.0.1:1", 100_000, client_id="checkpoint-test")
-    table = WriteBehindTable({}, lambda key: 0)
+    table = WriteBehindTable({}, lambda keys: [0] * len(keys))
     acked: list[object] = []
 
     async def ack(event: object) -> None:

@@ -12,8 +12,8 @@ from streams.checkpoint import Checkpointer
 from streams.write_behind import ChangelogRecord, WriteBehindTable
 
 
-def partition_of(key: str) -> int:
-    return int(key[-1]) % 2
+def partition_of(keys: list[str]) -> list[int]:
+    return [int(key[-1]) % 2 for key in keys]
 
 
 def test_reads_see_the_overlay_first_and_take_folds_it_into_the_data() -> None:
