@@ -18,6 +18,7 @@ from streams.block_stage import BlockFeatureStage
 from streams.checkpoint import Checkpointer
 from streams.decision_stage import DecisionStats
 from streams.feature_stage import FeatureStage, StageStats
+from streams.fetch_guard import install as install_fetch_guard
 from streams.intake import Intake
 from streams.model_service import ModelService
 from streams.settings import Settings
@@ -94,6 +95,7 @@ class CallguardApp:
 
 def create_app(settings: Settings) -> CallguardApp:
     """Build the Faust app, its topics, services, agents and views from ``settings``."""
+    install_fetch_guard()  # else table recovery can make the worker skip records
     faust_app = faust.App(
         settings.app_id,
         broker=settings.broker_url,
@@ -138,6 +140,7 @@ def create_app(settings: Settings) -> CallguardApp:
     register_metrics(app)
     _register_services(app)
     _declare_written_topics(app)
+    _hold_events_until_streams_resume(app)
     _finish_taken_events_at_stop(app)
     return app
 
@@ -213,6 +216,29 @@ def _declare_written_topics(app: CallguardApp) -> None:
         declared.append(True)
         if app.intake is not None:
             await app.intake.start()
+
+
+def _hold_events_until_streams_resume(app: CallguardApp) -> None:
+    """After a rebalance, hold fetched events back until Faust has emptied the agents' queues.
+
+    Faust (faust-streaming 0.15.3, ``Recovery.on_recovery_completed``) sends
+    ``on_rebalance_complete``, resumes the stream partitions, awaits the seek
+    to committed offsets and only then resumes flow control, which empties
+    every agent's queue. Flow control is open during that await (table
+    recovery opened it), so events the fetcher hands over meanwhile reach a
+    queue and are thrown away, while the consumer's position has passed
+    them: nothing reads them again. Seen on the takeover test: a
+    ``cdr.by_caller`` event fetched during the seek, dropped at the resume.
+
+    Suspended here, events wait in the conductor and reach the agents after
+    Faust's own resume, once the queues are empty.
+    """
+    faust_app = app.faust_app
+
+    @faust_app.on_rebalance_complete.connect
+    async def hold_events(sender: object, **_: object) -> None:
+        """Runs before the stream partitions resume (Faust awaits this signal)."""
+        faust_app.flow_control.suspend()
 
 
 def _register_services(app: CallguardApp) -> None:

@@ -62,16 +62,6 @@ def test_state_survives_a_worker_restart(kafka_producer, start_worker, cdrs):
     assert_features_match_offline(successor.web_port, cdrs, numbers)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "after the SIGKILL the survivor takes every partition, recovers, processes for "
-        "about a second and then stops making progress (no error logged). One cause "
-        "found: the embedded broker's short high watermark hid the last routed batches "
-        "(cdr.by_caller is now nudged too): 1 failure in 18 runs since, against about "
-        "1 in 6 before; the rest is not explained. Not strict: reports show pass or fail."
-    ),
-)
 def test_two_workers_one_killed_mid_stream_lose_and_double_nothing(
     kafka_producer, start_worker, cdrs
 ):
