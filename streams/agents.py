@@ -25,7 +25,7 @@ from streams.checkpoint import Checkpointer
 from streams.decision_stage import decide_emission, lift_flag
 from streams.expiry import ExpiryIndex
 from streams.feature_stage import EmissionPolicy, FeatureStage
-from streams.hw_nudge import SENTINEL_KEY, schedule_nudges
+from streams.hw_nudge import schedule_nudges
 from streams.ingest import partition_for_number
 from streams.partitions import partitions_of
 from streams.trace import headers_for, source_ms
@@ -112,7 +112,8 @@ def _raw_table(app: CallguardApp, name: str, help_text: str) -> tuple[faust.Tabl
     )
     table.key_serializer = table.value_serializer = "raw"
     if settings.changelog_nudge_s > 0:
-        schedule_nudges(app.faust_app, [changelog], settings.partitions, settings.changelog_nudge_s)
+        schedule_nudges(app.faust_app, [changelog], settings.partitions, settings.changelog_nudge_s,
+                        name=f"callguard.changelog-nudge.{name}")
     app.changelog_topics.append(changelog.get_topic_name())
     return table, changelog.get_topic_name()
 
@@ -233,13 +234,6 @@ def _register_features(app: CallguardApp) -> None:
             )
         counters.decisions.count(published)
 
-    if settings.changelog_nudge_s > 0:
-        # The embedded broker's short high watermarks (streams.hw_nudge) hide the
-        # last routed batches of a partition from a worker that takes it over.
-        schedule_nudges(
-            app.faust_app, [topics.by_caller], settings.partitions, settings.changelog_nudge_s,
-            name="callguard.routed-nudge",
-        )
 
     @app.faust_app.timer(min(1.0, settings.checkpoint_interval_s / 2), name="callguard.checkpoint")
     async def checkpoint_when_idle() -> None:
@@ -256,8 +250,7 @@ def _register_features(app: CallguardApp) -> None:
         manual = stream.noack()
         ackless[:] = [manual]
         async for event in manual.events():
-            if event.message.key != SENTINEL_KEY:  # else a high-watermark nudge
-                await process(event)
+            await process(event)
             checkpoints.hold(event)
             if checkpoints.due():
                 await checkpoints.run()

@@ -11,11 +11,11 @@ The nudge is a tombstone for a sentinel key (never a real number) sent to
 every changelog partition: recovery applies it as a delete of a key that
 does not exist. It runs when a worker starts (before it recovers) and every
 ``CALLGUARD_CHANGELOG_NUDGE_S`` seconds (so a partition taken over from a
-crashed worker is corrected before the group notices the crash). The same
-timer nudges ``cdr.by_caller``, whose last routed batches would otherwise
-stay hidden from a worker taking a partition over (its features agent
-skips the sentinel). Apache
-Kafka does not need it: set the interval to 0 there (docker-compose does).
+crashed worker is corrected before the group notices the crash). Only the
+end offset that ListOffsets reports is short: fetch responses carry the
+true high watermark and return every record, so the topics the agents read
+need no nudge. Apache Kafka does not need it at all: set the interval to 0
+there (docker-compose does).
 """
 
 from __future__ import annotations
