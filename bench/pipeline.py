@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -358,9 +359,21 @@ async def measure_latency(
                     if source is not None and source >= started_ms:
                         latencies.append(now_ms - source)
 
+    worker = run.workers[0]
+    lag_samples: list[dict[str, int]] = []
+
+    async def sample_lag() -> None:
+        """Every half second: the first worker's unread messages per input topic."""
+        while not stop.is_set():
+            text = await asyncio.to_thread(_metrics_text, worker)
+            lag_samples.append(_lag_by_topic(text, run.topics))
+            await asyncio.sleep(0.5)
+
     try:
         await consumer.seek_to_end()
         collector = asyncio.create_task(collect())
+        sampler = asyncio.create_task(sample_lag())
+        cpu_before, wall_before = worker.cpu_seconds(), time.monotonic()
         sent = await _send_all(
             bootstrap,
             messages,
@@ -369,9 +382,11 @@ async def measure_latency(
             rate=rate,
             seconds=seconds,
         )
+        cpu_share = (worker.cpu_seconds() - cpu_before) / (time.monotonic() - wall_before)
         await asyncio.sleep(5)  # flags of the last CDRs
         stop.set()
         await collector
+        await sampler
     finally:
         await consumer.stop()
     ordered = sorted(latencies)
@@ -386,7 +401,38 @@ async def measure_latency(
         "p50_ms": quantile(0.5),
         "p99_ms": quantile(0.99),
         "max_ms": round(ordered[-1], 1) if ordered else None,
+        # Where the time goes: how busy the worker was while traffic was sent,
+        # and how far behind it fell (messages not yet read, sampled every 0.5 s).
+        "worker_cpu_share": round(cpu_share, 2),
+        "max_unread_raw": max((s.get("raw", 0) for s in lag_samples), default=None),
+        "max_unread_routed": max((s.get("routed", 0) for s in lag_samples), default=None),
     }
+
+
+def _metrics_text(process: Process) -> str:
+    url = f"http://127.0.0.1:{process.web_port}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - local
+            return response.read().decode()
+    except OSError:
+        return ""
+
+
+def _lag_by_topic(text: str, topics: dict[str, str]) -> dict[str, int]:
+    """Summed ``callguard_consumer_lag`` of the input (raw) and routed topics."""
+    names = {
+        topics["CALLGUARD_TOPIC_CDR_RAW"]: "raw",
+        topics["CALLGUARD_TOPIC_BY_CALLER"]: "routed",
+    }
+    found: dict[str, int] = {}
+    for line in text.splitlines():
+        if not line.startswith("callguard_consumer_lag{"):
+            continue
+        labels, _, value = line.rpartition(" ")
+        topic = labels.split('topic="', 1)[1].split('"', 1)[0]
+        if topic in names:
+            found[names[topic]] = found.get(names[topic], 0) + int(float(value))
+    return found
 
 
 async def scaled_run(

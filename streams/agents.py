@@ -252,8 +252,7 @@ def _register_features(app: CallguardApp) -> None:
         async for event in manual.events():
             await process(event)
             checkpoints.hold(event)
-            if checkpoints.due():
-                await checkpoints.run()
+            await checkpoints.step()
 
 
 def _register_flag_sink(app: CallguardApp) -> None:

@@ -7,7 +7,8 @@ sends it with one bulk write (:class:`ChangelogWriter`), and only once the
 broker has it acknowledges the held messages, so Faust's next commit covers
 exactly what the changelog holds. A checkpoint is due when the oldest held
 message is ``interval_s`` old or the overlay holds ``max_rows`` callers; the
-agent checks after every message and a timer checks when traffic stops.
+agent checks after every message and starts it in the background
+(:meth:`Checkpointer.step`), and a timer checks when traffic stops.
 
 Revocation runs one checkpoint first, so the worker that takes a partition
 over recovers its newest state; the held messages of the revoked partitions
@@ -60,6 +61,7 @@ class Checkpointer:
         self._held: list[Any] = []
         self._oldest: float | None = None  # monotonic time the oldest held message was held
         self._lock = asyncio.Lock()
+        self._running: asyncio.Future[bool] | None = None
         self.stats = CheckpointStats()
 
     @property
@@ -78,6 +80,22 @@ class Checkpointer:
         if self._table.pending >= self._max_rows:
             return True
         return self._oldest is not None and time.monotonic() - self._oldest >= self._interval_s
+
+    async def step(self) -> None:
+        """After each message: start a checkpoint in the background when one is due.
+
+        The agent goes on applying messages while the broker takes the
+        write (what it applies meanwhile goes to the next checkpoint). It
+        waits only when a checkpoint is still running and another one's
+        worth of callers is waiting, so the overlay stays bounded.
+        """
+        running = self._running
+        if running is not None and not running.done():
+            if self._table.pending >= self._max_rows:
+                await running
+            return
+        if self.due():
+            self._running = asyncio.ensure_future(self.run())
 
     async def run(self) -> bool:
         """Write the overlay, then acknowledge what it stands for; False if the write failed.

@@ -135,3 +135,37 @@ def test_revocation_writes_everything_and_leaves_revoked_messages_unacknowledged
 
     assert dropped == 1 and acked == [kept] and points.held == 0
     assert sorted(writer.written[0]) == [(0, b"b2", b"y"), (1, b"a1", b"x")]
+
+
+def test_step_checkpoints_in_the_background_and_waits_only_when_a_second_one_is_due() -> None:
+    release = asyncio.Event()
+
+    @dataclass
+    class SlowWriter(Writer):
+        async def write(self, topic: str, records: list[ChangelogRecord]) -> int:
+            await release.wait()
+            return await Writer.write(self, topic, records)
+
+    async def run() -> tuple[list[Event], bool, list[Event]]:
+        table, writer, acked = WriteBehindTable({}, partition_of), SlowWriter(), []
+        points = checkpointer(table, writer, acked, interval_s=3600, max_rows=2)
+        first = Event(Message(0, 1))
+        table["a1"], table["b2"] = b"x", b"y"
+        points.hold(first)
+        await points.step()  # due by rows: starts, does not wait for the broker
+        await asyncio.sleep(0)
+        acked_while_writing = list(acked)
+        table["c3"] = b"z"  # applied while the first checkpoint is in flight
+        points.hold(Event(Message(0, 2)))
+        await points.step()  # one row waiting: goes on
+        table["d4"] = b"w"
+        second_step = asyncio.ensure_future(points.step())  # two waiting: back-pressure
+        await asyncio.sleep(0.01)
+        blocked = not second_step.done()
+        release.set()
+        await second_step
+        return acked_while_writing, blocked, acked
+
+    acked_while_writing, blocked, acked = asyncio.run(run())
+    assert acked_while_writing == [] and blocked
+    assert acked == [Event(Message(0, 1))]  # the second message waits for the next checkpoint
