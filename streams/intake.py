@@ -130,14 +130,10 @@ class Intake:
             await self._app.faust_app.crash(error)
 
     async def _loop(self) -> None:
-        settings = self._app.settings
         consumer = self._consumer
         assert consumer is not None
         while True:
-            fetched = await consumer.getmany(
-                timeout_ms=int(settings.ingest_batch_within_s * 1000),
-                max_records=settings.ingest_batch_size,
-            )
+            fetched = await self._gather(consumer)
             if not fetched:
                 continue
             async with self._lock:
@@ -151,6 +147,33 @@ class Intake:
                     # batch again and the features stage drops its calls by cdr_id.
                     logger.warning("ingest commit not taken (%r); the batch is read again",
                                    error)
+
+    async def _gather(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, list[Any]]:
+        """Messages for one batch: up to ``ingest_batch_size``, within ``ingest_batch_within_s``.
+
+        Fetches until the batch is full or the time since its first message
+        is up. Under light traffic this trades up to that much latency for
+        fewer, larger routed messages: each one costs the features agent a
+        fixed overhead (an event, a scoring call) whatever its size, and
+        messages taken one at a time kept a worker 90% busy at half the
+        rate it sustains on a backlog.
+        """
+        settings = self._app.settings
+        size, within_s = settings.ingest_batch_size, settings.ingest_batch_within_s
+        fetched: dict[TopicPartition, list[Any]] = await consumer.getmany(
+            timeout_ms=int(within_s * 1000), max_records=size
+        )
+        count = sum(map(len, fetched.values()))
+        deadline = time.monotonic() + within_s
+        while fetched and count < size:
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms <= 0:
+                break
+            more = await consumer.getmany(timeout_ms=left_ms, max_records=size - count)
+            for tp, records in more.items():
+                fetched.setdefault(tp, []).extend(records)
+                count += len(records)
+        return fetched
 
     async def _route(self, fetched: dict[TopicPartition, list[Any]]) -> None:
         """Validate and route one fetch; return once the broker has every message."""
