@@ -234,7 +234,6 @@ def _register_features(app: CallguardApp) -> None:
             )
         counters.decisions.count(published)
 
-
     @app.faust_app.timer(min(1.0, settings.checkpoint_interval_s / 2), name="callguard.checkpoint")
     async def checkpoint_when_idle() -> None:
         """Acknowledge the last messages when traffic stops (the agent checks while it flows)."""
