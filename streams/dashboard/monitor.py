@@ -89,10 +89,7 @@ def consumer_lag(app: CallguardApp) -> list[PartitionLag]:
     the committed offset.
     """
     faust_app = app.faust_app
-    sources = {
-        topic.get_topic_name()
-        for topic in (app.topics.cdr_raw, app.topics.complaints, app.topics.by_caller)
-    }
+    sources = {app.topics.by_caller.get_topic_name()}  # Faust reads; ingest's are below
     if app.settings.store_enabled:
         sources.add(app.topics.flags.get_topic_name())
     try:
