@@ -17,11 +17,13 @@ from typing import Any
 
 import faust
 
+from features.cdr import Rejection
 from sinks.clickhouse import FlagDecision
 from sinks.flag_record import decode_flag, encode_flag
 from streams.app import CallguardApp
 from streams.block_stage import BlockFeatureStage
 from streams.checkpoint import Checkpointer
+from streams.deadletter import SourcePosition, deadletter_record
 from streams.decision_stage import decide_emission, lift_flag
 from streams.expiry import ExpiryIndex
 from streams.feature_stage import EmissionPolicy, FeatureStage
@@ -30,7 +32,7 @@ from streams.ingest import partition_for_number
 from streams.partitions import partitions_of
 from streams.trace import headers_for, source_ms
 from streams.wire import decode_routed, encode_features_parts
-from streams.write_behind import ChangelogWriter, WriteBehindTable
+from streams.write_behind import ChangelogWriter, WriteBehindTable, store_dict
 
 __all__ = ["TableView", "register_agents"]
 
@@ -134,7 +136,7 @@ def _register_features(app: CallguardApp) -> None:
     # Callers reach the changelog at checkpoints (streams.checkpoint); flags, far
     # fewer, as they change.
     callers = WriteBehindTable(
-        caller_table.data,
+        store_dict(caller_table),
         lambda keys: partitions_of(keys, settings.partitions).tolist(),
     )
     flags = TableView(
@@ -172,7 +174,7 @@ def _register_features(app: CallguardApp) -> None:
                     sorted(gone), routed, dropped)
         if isinstance(stage, BlockFeatureStage):
             for partition in sorted(gone):
-                forgotten = stage.forget_partition(partition, settings.partitions)
+                forgotten = stage.forget_partition(partition, settings.partitions, callers)
                 logger.info("partition %s revoked: %d callers leave the block",
                             partition, forgotten)
 
@@ -202,7 +204,11 @@ def _register_features(app: CallguardApp) -> None:
         """One routed batch: state, emission, scoring, flag lifecycle, publication."""
         partition = event.message.partition
         trace = headers_for(source_ms(event.message.headers))
-        batch = decode_routed(event.value)
+        try:
+            batch = decode_routed(event.value)
+        except ValueError as error:  # not ingest's: written to the internal topic by someone else
+            await _dead_letter(app, event, f"not a cdr.by_caller batch: {error}")
+            return
         stats, emission = stage.apply(batch, event.message.offset, callers)
         counters.features.add(stats)
         if len(batch.calls):
@@ -249,9 +255,45 @@ def _register_features(app: CallguardApp) -> None:
         manual = stream.noack()
         ackless[:] = [manual]
         async for event in manual.events():
-            await process(event)
+            try:
+                await process(event)
+            except Exception as error:
+                await _stop_worker(app, event, error)
+                raise
             checkpoints.hold(event)
             await checkpoints.step()
+
+
+async def _dead_letter(app: CallguardApp, event: Any, reason: str) -> None:
+    """Send a routed message the features stage cannot read to the dead letter, whole."""
+    message = event.message
+    source = SourcePosition(message.topic, message.partition, message.offset)
+    value = deadletter_record(
+        Rejection(reason, event.value if isinstance(event.value, bytes) else b""),
+        source,
+        rejected_at_ms=int(time.time() * 1000),
+        max_original_bytes=app.settings.deadletter_max_original_bytes,
+    )
+    await app.topics.deadletter.send(key=source.key, value=value)
+    app.counters.records_rejected += 1
+    logger.warning("%s[%d]@%d dead-lettered: %s", message.topic, message.partition,
+                   message.offset, reason)
+
+
+async def _stop_worker(app: CallguardApp, event: Any, error: Exception) -> None:
+    """A routed message failed: a bug, not bad input (ingest dead-letters that). Stop.
+
+    Skipping it would leave its offset unacknowledged behind later ones, so
+    nothing after it would ever be committed, and its calls would be missing
+    from the callers' state; the next start reads it again from the last
+    checkpoint instead, with the state that checkpoint wrote.
+    """
+    message = event.message
+    logger.exception(
+        "features agent failed on %s[%d]@%d: stopping the worker", message.topic,
+        message.partition, message.offset, exc_info=error,
+    )
+    await app.faust_app.crash(error)
 
 
 def _register_flag_sink(app: CallguardApp) -> None:

@@ -19,6 +19,7 @@ from streams.checkpoint import Checkpointer
 from streams.decision_stage import DecisionStats
 from streams.feature_stage import FeatureStage, StageStats
 from streams.fetch_guard import install as install_fetch_guard
+from streams.fetch_wait import install as install_fetch_wait
 from streams.intake import Intake
 from streams.model_service import ModelService
 from streams.settings import Settings
@@ -96,6 +97,7 @@ class CallguardApp:
 def create_app(settings: Settings) -> CallguardApp:
     """Build the Faust app, its topics, services, agents and views from ``settings``."""
     install_fetch_guard()  # else table recovery can make the worker skip records
+    install_fetch_wait(settings.fetch_max_wait_ms)  # Faust fixes 1.5 s
     faust_app = faust.App(
         settings.app_id,
         broker=settings.broker_url,
@@ -179,6 +181,8 @@ async def _drain(app: CallguardApp) -> None:
         while not empty.done():
             if app.checkpoints is not None:
                 await app.checkpoints.run()
+                if app.checkpoints.broken is not None:
+                    return  # what is held can never be acknowledged: read again on restart
             await asyncio.wait([empty], timeout=0.2)
         await empty
     finally:

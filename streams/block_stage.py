@@ -8,12 +8,24 @@ the same emission policy. What differs is where the state lives:
 - the block is the hot state: every caller of the partitions this worker
   has touched, as columns, updated a whole message at a time;
 - the table (a Faust table with a changelog in the worker, a dict in tests)
-  is the durable copy: after each message, the bytes of every caller the
-  message touched (:meth:`CallerBlock.row_bytes`) are written to it. A
-  caller missing from the block but present in the table (after a restart
-  or a rebalance, the table is recovered and the block is empty) is loaded
-  on first touch, so a new stage over the same table goes on exactly where
-  the old one stopped.
+  is the durable copy: after each message, every caller the message touched
+  is written to it. A plain mapping gets the bytes at once
+  (:meth:`CallerBlock.rows_bytes`); a table that can defer writes (the
+  worker's :class:`~streams.write_behind.WriteBehindTable`) gets the
+  numbers, and asks the stage for their bytes when it reads or checkpoints
+  them, so a caller touched by many messages between two checkpoints is
+  serialised once. A caller missing from the block but present in the
+  table (after a restart or a rebalance, the table is recovered and the
+  block is empty) is loaded on first touch, so a new stage over the same
+  table goes on exactly where the old one stopped.
+
+**A failed message.** If applying a message raises, the block may hold part
+of it; it is dropped and callers reload from the table. While the table
+still waits for deferred rows, that would lose the state of earlier
+messages: the stage then refuses to give those rows (:class:`StateLost`),
+so the checkpoint fails and nothing is acknowledged, and the worker must
+restart and read again from its last checkpoint (the features agent stops
+the worker on any failed message).
 
 The table's values are block rows, not :class:`streams.caller_record.CallerRecord`
 bytes: a table written by one stage cannot be read by the other (switching a
@@ -48,7 +60,7 @@ from streams.feature_stage import Emission, EmissionPolicy, StageStats, call_bat
 from streams.partitions import partitions_of
 from streams.wire import RoutedBatch
 
-__all__ = ["BlockFeatureStage"]
+__all__ = ["BlockFeatureStage", "StateLost"]
 
 _SHORT_VOLUME = FEATURE_NAMES.index("short_call_volume")
 Table = MutableMapping[str, bytes]
@@ -66,6 +78,10 @@ def _look_up_again(
     return rows
 
 
+class StateLost(RuntimeError):
+    """Deferred rows were asked for after a failed message dropped the block that held them."""
+
+
 class BlockFeatureStage:
     """Applies routed batches to a :class:`CallerBlock` backed by a table of row bytes."""
 
@@ -76,17 +92,28 @@ class BlockFeatureStage:
         self.policy = policy or EmissionPolicy()
         self._capacity = capacity
         self.block = CallerBlock(config, capacity)
+        self._lost: str | None = None  # why deferred rows can no longer be given
 
     def apply(self, batch: RoutedBatch, offset: int, table: Table) -> tuple[StageStats, Emission]:
         """Apply one message read at ``offset``; write back every caller it touched.
 
         If applying fails, the block is dropped (it may hold part of the
         message, the table holds none of it): callers reload from the table.
+        Rows the table still waits for are lost with it (see the module
+        docstring): from then on the stage raises :class:`StateLost`.
         """
+        if self._lost is not None:
+            raise StateLost(self._lost)
         try:
             return self._apply(batch, offset, table)
-        except Exception:
+        except Exception as error:
             self.block = CallerBlock(self.config, self._capacity)
+            if getattr(table, "deferred", False):
+                self._lost = (
+                    f"the message at offset {offset} failed ({error!r}) before the state of "
+                    "earlier messages was written: restart the worker, it reads them again "
+                    "from its last checkpoint"
+                )
             raise
 
     def _apply(self, batch: RoutedBatch, offset: int, table: Table) -> tuple[StageStats, Emission]:
@@ -195,18 +222,52 @@ class BlockFeatureStage:
 
     def _write(self, rows: NDArray[np.int64], table: Table) -> None:
         block = self.block
-        table.update(dict(zip(block.numbers_of(rows), block.rows_bytes(rows), strict=True)))
+        defer = getattr(table, "defer", None)
+        if defer is not None:
+            defer(block.numbers_of(rows), self.rows_bytes_of)
+        else:
+            table.update(dict(zip(block.numbers_of(rows), block.rows_bytes(rows), strict=True)))
+
+    def rows_bytes_of(self, numbers: list[str]) -> list[bytes]:
+        """The current bytes of callers the block holds (the source of deferred writes)."""
+        if self._lost is not None:
+            raise StateLost(self._lost)
+        rows = self.block.rows_of(numbers, create=False)
+        missing = np.flatnonzero(rows < 0)
+        if len(missing):
+            raise StateLost(
+                f"{len(missing)} callers with unwritten state are not in the block "
+                f"(first: {numbers[int(missing[0])]})"
+            )
+        return self.block.rows_bytes(rows)
+
+    @staticmethod
+    def _delete(numbers: list[str], table: Table) -> None:
+        discard = getattr(table, "discard", None)
+        if discard is not None:
+            discard(numbers)  # no read: a deferred row is not serialised to be deleted
+        else:
+            for number in numbers:
+                table.pop(number, None)
 
     # -- housekeeping ----------------------------------------------------------
 
-    def forget(self, numbers: Iterable[str]) -> int:
-        """Drop ``numbers`` from the block (not from the table); how many were held."""
-        rows = self.block.rows_of(list(numbers), create=False)
+    def forget(self, numbers: Iterable[str], table: Table | None = None) -> int:
+        """Drop ``numbers`` from the block (not from the table); how many were held.
+
+        Pass the table when it may wait for some of their rows: they are
+        serialised into it first.
+        """
+        numbers = list(numbers)
+        materialise = getattr(table, "materialise", None)
+        if materialise is not None:
+            materialise(numbers)
+        rows = self.block.rows_of(numbers, create=False)
         return len(self.block.remove(np.unique(rows[rows >= 0])))
 
-    def forget_partition(self, partition: int, partitions: int) -> int:
+    def forget_partition(self, partition: int, partitions: int, table: Table | None = None) -> int:
         """Drop the callers of a revoked partition of ``cdr.by_caller`` from the block."""
-        return self.forget(self._numbers_of_partition(partition, partitions))
+        return self.forget(self._numbers_of_partition(partition, partitions), table)
 
     def _numbers_of_partition(self, partition: int, partitions: int) -> list[str]:
         """The block's callers that ``cdr.by_caller``'s ``partition`` owns (hashed at once)."""
@@ -268,8 +329,7 @@ class BlockFeatureStage:
         if not len(idle):
             return []
         removed, changed = block.expire_rows(now_ms, idle)
-        for number in removed:
-            table.pop(number, None)
+        self._delete(removed, table)
         self._write(changed, table)
         return removed
 
@@ -281,7 +341,6 @@ class BlockFeatureStage:
         that recovers the table holds what this one holds.
         """
         removed, changed = self.block.expire_rows(now_ms)
-        for number in removed:
-            table.pop(number, None)
+        self._delete(removed, table)
         self._write(changed, table)
         return removed

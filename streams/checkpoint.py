@@ -63,6 +63,9 @@ class Checkpointer:
         self._lock = asyncio.Lock()
         self._running: asyncio.Future[bool] | None = None
         self.stats = CheckpointStats()
+        # Set when the table could not give its rows (the feature stage lost
+        # them): no checkpoint can succeed any more and the worker must restart.
+        self.broken: Exception | None = None
 
     @property
     def held(self) -> int:
@@ -102,11 +105,20 @@ class Checkpointer:
 
         On failure the records go back to the overlay and the messages stay
         held, so the next checkpoint tries again and nothing is committed
-        past state the changelog lacks.
+        past state the changelog lacks. If the table cannot give its rows at
+        all, checkpoints stop for good (:attr:`broken`).
         """
         async with self._lock:
+            if self.broken is not None:
+                return False
+            try:
+                records = self._table.take()
+            except Exception as error:  # the state to write is gone: nothing may be acked
+                self.broken = error
+                logger.error("checkpoints stopped: the caller table cannot give its rows: %s",
+                             error)
+                return False
             held, self._held, oldest, self._oldest = self._held, [], self._oldest, None
-            records = self._table.take()
             started = time.perf_counter()
             try:
                 if records:

@@ -5,7 +5,7 @@ Series (all prefixed ``callguard_``):
 ========================================  =======  ==========================================
 ``cdrs_total``                            counter  CDRs ingested (valid and dead-lettered)
 ``messages_total``                        counter  ``cdr.raw`` messages read (a batch is one)
-``records_rejected_total``                counter  CDRs sent to the dead letter
+``records_rejected_total``                counter  records sent to the dead letter
 ``late_events_total{kind}``               counter  late calls ``accepted`` / ``dropped``
 ``duplicates_total``                      counter  calls seen before (by ``cdr_id``)
 ``complaints_total``                      counter  complaints applied
@@ -103,7 +103,8 @@ def collect(app: CallguardApp, monitor: PipelineMonitor,
             monitor.cdrs_total()),
         one("messages_total", "counter", "cdr.raw messages read (a batch counts once).",
             counters.messages_in),
-        one("records_rejected_total", "counter", "CDRs sent to the dead letter.",
+        one("records_rejected_total", "counter",
+            "Records sent to the dead letter (CDRs, complaints, unreadable routed messages).",
             counters.records_rejected),
         MetricFamily("late_events_total", "counter",
                      "Late calls: accepted within grace, or dropped.",

@@ -261,6 +261,10 @@ def decode_routed(raw: bytes) -> RoutedBatch:
     for name, part_type in _PARTS.items():
         if name in decoded:
             columns = decoded[name]
+            if not isinstance(columns, dict) or set(columns) != set(_COLUMNS[name]):
+                raise ValueError(f"cdr.by_caller {name} lacks the columns {_COLUMNS[name]}")
+            if not all(isinstance(values, list) for values in columns.values()):
+                raise ValueError(f"cdr.by_caller {name} has a column that is not a list")
             if len({len(values) for values in columns.values()}) != 1:
                 raise ValueError(f"cdr.by_caller {name} has columns of different lengths")
             setattr(batch, name, part_type(**columns))

@@ -11,6 +11,11 @@ committed; this module does the same for callguard's tables:
   reads and writes. Writes and deletes land in an overlay (the newest value
   per key, ``None`` for a delete); reads see the overlay first, then the Faust
   table's recovered data.
+- :meth:`WriteBehindTable.defer` writes keys without their bytes: the
+  feature stage marks the callers a message touched, and their rows are
+  serialised once, when read or taken, by the stage itself (a caller touched
+  by five messages between two checkpoints is serialised once, not five
+  times).
 - :meth:`WriteBehindTable.take` hands the overlay over at a checkpoint and
   folds it into the table's data, so the table holds what its changelog will;
   :meth:`WriteBehindTable.restore` puts it back if the write fails.
@@ -33,15 +38,42 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-__all__ = ["ChangelogRecord", "ChangelogWriter", "WriteBehindTable"]
+__all__ = ["ChangelogRecord", "ChangelogWriter", "WriteBehindTable", "store_dict"]
 
 ChangelogRecord = tuple[int, bytes, bytes | None]  # partition, key, value (None: delete)
+# The bytes of each of a list of deferred keys, asked for once per read or take.
+RowSource = Callable[[list[str]], Sequence[bytes]]
+
+
+class _Deferred:
+    """The overlay's value of a key written by :meth:`WriteBehindTable.defer`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<deferred>"
+
+
+_DEFERRED: Any = _Deferred()
+
+
+def store_dict(table: Any) -> MutableMapping[bytes, bytes]:
+    """A Faust table's data: the dict inside its memory store, else the store itself.
+
+    Faust's memory store keeps its data in a plain dict behind a mapping
+    wrapper whose per-key methods cost a Python call each; a checkpoint
+    folds tens of thousands of rows into it at once.
+    """
+    store = table.data
+    inner = getattr(store, "data", None)
+    return inner if isinstance(inner, dict) else store
 
 
 class WriteBehindTable(MutableMapping[str, bytes]):
     """A table's data with an overlay of the writes since the last checkpoint.
 
-    ``data`` is the Faust table's in-memory data (``bytes`` keys); keys in
+    ``data`` is the Faust table's in-memory data (``bytes`` keys; the memory
+    store's own dict is cheapest, see :func:`store_dict`); keys in
     this mapping are ``str`` and stored as UTF-8. ``partitions_of`` names the
     changelog partition of each of a list of keys (as ``cdr.by_caller``
     routes them).
@@ -55,15 +87,23 @@ class WriteBehindTable(MutableMapping[str, bytes]):
         self._data = data
         self._partitions_of = partitions_of
         self._overlay: dict[str, bytes | None] = {}
+        self._source: RowSource | None = None
 
     @property
     def pending(self) -> int:
         """Keys written or deleted since the last checkpoint."""
         return len(self._overlay)
 
+    @property
+    def deferred(self) -> bool:
+        """Whether some written key still waits for its bytes from the source (a scan)."""
+        return any(value is _DEFERRED for value in self._overlay.values())
+
     def __getitem__(self, key: str) -> bytes:
         if key in self._overlay:
             value = self._overlay[key]
+            if value is _DEFERRED:
+                value = self._resolve([key])[0]
         else:
             value = self._data.get(key.encode())
         if value is None:
@@ -72,8 +112,49 @@ class WriteBehindTable(MutableMapping[str, bytes]):
 
     def get(self, key: str, default: Any = None) -> Any:  # the hot read: no exception
         """The value of ``key``, or ``default``."""
-        value = self._overlay[key] if key in self._overlay else self._data.get(key.encode())
-        return default if value is None else value
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def defer(self, keys: Iterable[str], source: RowSource) -> None:
+        """Write ``keys`` now, their bytes to be asked of ``source`` when read or taken.
+
+        ``source`` must answer for every deferred key until it is taken (the
+        feature stage keeps those callers in its block). One source per table.
+        """
+        if self._source is not None and self._source != source:
+            raise ValueError("a write-behind table defers to one row source only")
+        self._source = source
+        self._overlay.update(dict.fromkeys(keys, _DEFERRED))
+
+    def materialise(self, keys: Iterable[str]) -> int:
+        """Ask the source now for those of ``keys`` that are deferred; how many were.
+
+        Before the source lets go of them (a revoked partition leaves the
+        feature stage's block, but its rows still go to the next checkpoint).
+        """
+        overlay = self._overlay
+        waiting = [key for key in keys if overlay.get(key) is _DEFERRED]
+        if waiting:
+            overlay.update(zip(waiting, self._resolve(waiting), strict=True))
+        return len(waiting)
+
+    def discard(self, keys: Iterable[str]) -> None:
+        """Delete the ``keys`` that exist, without reading them (a deferred key is not resolved)."""
+        overlay, data = self._overlay, self._data
+        for key in keys:
+            value = overlay[key] if key in overlay else data.get(key.encode())
+            if value is not None:
+                overlay[key] = None
+
+    def _resolve(self, keys: list[str]) -> list[bytes]:
+        if self._source is None:
+            raise RuntimeError("deferred keys without a row source")
+        values = list(self._source(keys))
+        if len(values) != len(keys):
+            raise RuntimeError(f"the row source gave {len(values)} rows for {len(keys)} keys")
+        return values
 
     def __setitem__(self, key: str, value: bytes) -> None:
         self._overlay[key] = value
@@ -107,19 +188,30 @@ class WriteBehindTable(MutableMapping[str, bytes]):
         return sum(1 for _ in self)
 
     def take(self) -> list[ChangelogRecord]:
-        """The overlay as changelog records; folds it into the data and clears it."""
-        overlay, self._overlay = self._overlay, {}
+        """The overlay as changelog records; folds it into the data and clears it.
+
+        Deferred keys are resolved first, all in one call to the source; if
+        that raises, the overlay is left as it was.
+        """
+        overlay = self._overlay
         if not overlay:
             return []
         keys = list(overlay)
-        raws = [key.encode() for key in keys]
         values = list(overlay.values())
+        waiting = [index for index, value in enumerate(values) if value is _DEFERRED]
+        if waiting:
+            rows = self._resolve([keys[index] for index in waiting])
+            for index, row in zip(waiting, rows, strict=True):
+                values[index] = row
+        self._overlay = {}
+        raws = [key.encode() for key in keys]
         data = self._data
         for raw, value in zip(raws, values, strict=True):
             if value is None:
                 data.pop(raw, None)
-            else:
-                data[raw] = value
+        data.update(
+            (raw, value) for raw, value in zip(raws, values, strict=True) if value is not None
+        )
         return list(zip(self._partitions_of(keys), raws, values, strict=True))
 
     def restore(self, records: list[ChangelogRecord]) -> None:

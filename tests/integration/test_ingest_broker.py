@@ -10,6 +10,7 @@ import pytest
 
 from streams.wire import decode_routed
 from tests.conftest import read_topic
+from tests.integration.streaming import get_json, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -67,3 +68,37 @@ def test_malformed_cdrs_go_to_deadletter_and_good_ones_go_on(
     assert orjson.loads(base64.b64decode(element_letter["original_b64"]))["cdr_id"] == f"{run}-3"
     assert element_letter["source_offset"] == garbage_letter["source_offset"] + 1
     assert worker.process.poll() is None, "the worker must go on after bad input"
+
+
+def test_an_unreadable_routed_message_is_dead_lettered_and_the_features_go_on(
+    kafka_bootstrap, kafka_producer, start_worker
+):
+    run = uuid.uuid4().hex[:8]
+    raw_topic, dead_topic, routed_topic = f"raw-{run}", f"dead-{run}", f"routed-{run}"
+    worker = start_worker(
+        CALLGUARD_APP_ID=f"cg-{run}",
+        CALLGUARD_TOPIC_CDR_RAW=raw_topic,
+        CALLGUARD_TOPIC_DEADLETTER=dead_topic,
+        CALLGUARD_TOPIC_BY_CALLER=routed_topic,
+    )
+    read_topic(kafka_bootstrap, routed_topic, until=lambda _: True)
+    foreign = b'{"calls": "not columns"}'
+    kafka_producer.send(routed_topic, foreign, partition=0)
+    kafka_producer.flush()
+    read_topic(kafka_bootstrap, raw_topic, until=lambda _: True)
+    kafka_producer.send(raw_topic, orjson.dumps([_cdr(f"{run}-{i}") for i in range(3)]))
+    kafka_producer.flush()
+
+    dead = read_topic(kafka_bootstrap, dead_topic, until=lambda rs: len(rs) >= 1)
+    letter = orjson.loads(dead[0].value)
+    assert letter["source_topic"] == routed_topic and letter["batch_index"] is None
+    assert letter["reason"].startswith("not a cdr.by_caller batch"), letter
+    assert base64.b64decode(letter["original_b64"]) == foreign
+
+    def accepted() -> int:
+        return get_json(f"http://127.0.0.1:{worker.web_port}/status")["counters"]["features"][
+            "accepted"
+        ]
+
+    wait_for(lambda: accepted() == 3, 60, "the calls after it applied", log=worker.log)
+    assert worker.process.poll() is None, "the worker must go on after a foreign message"

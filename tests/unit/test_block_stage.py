@@ -19,11 +19,12 @@ from features.config import FeatureConfig
 from features.offline import compute_features
 from features.state import HELD_COMPLAINTS, CallerState
 from features.vector import FEATURE_NAMES
-from streams.block_stage import BlockFeatureStage
+from streams.block_stage import BlockFeatureStage, StateLost
 from streams.caller_record import RECENT_IDS, CallerRecord
 from streams.feature_stage import Emission, EmissionPolicy, FeatureStage, StageStats
 from streams.ingest import partition_for_number
 from streams.wire import ComplaintColumns, RoutedBatch
+from streams.write_behind import WriteBehindTable
 from tests.unit.test_block_support import Message, random_messages
 from tests.unit.test_feature_stage import CALLER, CONFIG, T0, cdr, routed
 
@@ -305,6 +306,61 @@ def test_a_failed_message_leaves_no_half_applied_state() -> None:
     assert len(stage.block) == 0  # dropped: callers reload from the table
     stats, _ = stage.apply(routed([cdr(5)]), 1, table)
     assert stats.accepted == 1 and features_of(stage, table)["long_call_volume"] == 6
+
+
+# -- deferred writes (the worker's write-behind table) ------------------------------
+
+
+def partitions_by_hash(keys: list[str]) -> list[int]:
+    return [partition_for_number(key, 4) for key in keys]
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_deferred_rows_reach_the_table_as_written_through_rows_would(seed: int) -> None:
+    """Checkpoints at random points, a revoked partition and expiry in between."""
+    rng = np.random.default_rng(seed)
+    messages = messages_with_any_complaints(seed, 60)
+    through, through_table = BlockFeatureStage(CONFIG, POLICY), {}
+    deferred, data = BlockFeatureStage(CONFIG, POLICY), {}
+    table = WriteBehindTable(data, partitions_by_hash)
+    checkpointed: dict[str, bytes | None] = {}
+    for step, message in enumerate(messages):
+        if step % 15 == 14:  # partition 1 revoked and assigned again: reloads from the table
+            assert deferred.forget_partition(1, 4, table) == through.forget_partition(1, 4)
+        if step == 40:
+            now = int(max(through.block.column("watermark"))) + 30 * 3600_000
+            assert deferred.expire(now, table) == through.expire(now, through_table)
+        expected = through.apply(message.batch, message.offset, through_table)
+        got = deferred.apply(message.batch, message.offset, table)
+        assert_same_stats(expected[0], got[0], step)
+        assert_same_emission(expected[1], got[1], step)
+        if rng.random() < 0.3:
+            checkpointed.update((key.decode(), value) for _, key, value in table.take())
+    assert dict(table) == through_table
+    checkpointed.update((key.decode(), value) for _, key, value in table.take())
+    assert {k: v for k, v in checkpointed.items() if v is not None} == through_table
+    assert {key.decode(): value for key, value in data.items()} == through_table
+
+
+def test_a_failed_message_with_rows_still_deferred_stops_the_stage_for_good() -> None:
+    stage = BlockFeatureStage(CONFIG)
+    table = WriteBehindTable({}, partitions_by_hash)
+    stage.apply(routed([cdr(i) for i in range(5)]), 0, table)
+    table.take()  # checkpointed: a failure now loses nothing
+    bad = routed([cdr(10)])
+    bad.calls.start_ms[0] = "not a time"  # type: ignore[call-overload]
+    with pytest.raises((TypeError, ValueError)):
+        stage.apply(bad, 1, table)
+    stats, _ = stage.apply(routed([cdr(5)]), 1, table)  # reloaded from the table
+    assert stats.accepted == 1 and features_of(stage, dict(table))["long_call_volume"] == 6
+
+    with pytest.raises((TypeError, ValueError)):  # now the table waits for the row of offset 1
+        stage.apply(bad, 2, table)
+    with pytest.raises(StateLost, match="offset 2"):
+        table.take()
+    with pytest.raises(StateLost):
+        stage.apply(routed([cdr(6)]), 2, table)
+    assert table.pending == 1  # nothing taken: no checkpoint can acknowledge offset 1
 
 
 # -- complaints ahead of the watermark ---------------------------------------------

@@ -6,6 +6,7 @@ from dataclasses import fields
 
 import numpy as np
 import orjson
+import pytest
 
 from features.config import FeatureConfig
 from streams.block_stage import BlockFeatureStage
@@ -106,3 +107,20 @@ def test_a_large_emission_is_cut_by_callers():
     assert [n for d in decoded for n in d["numbers"]] == emission.numbers
     assert np.array_equal(np.array([r for d in decoded for r in d["rows"]]), emission.matrix())
 
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"not json",
+        b"[1, 2]",
+        b'{"other": {}}',
+        b'{"calls": "not columns"}',
+        b'{"calls": {"cdr_id": ["a"]}}',
+        b'{"inbound": {"number": "x", "from_number": "y", "time_ms": "z"}}',
+        b'{"inbound": {"number": ["x"], "from_number": [], "time_ms": [1]}}',
+    ],
+)
+def test_a_foreign_message_is_refused_with_a_value_error(raw: bytes) -> None:
+    with pytest.raises(ValueError, match="cdr.by_caller|JSON|unexpected|invalid|expected"):
+        decode_routed(raw)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from streams.checkpoint import Checkpointer
-from streams.write_behind import ChangelogRecord, WriteBehindTable
+from streams.write_behind import ChangelogRecord, WriteBehindTable, store_dict
 
 
 def partition_of(keys: list[str]) -> list[int]:
@@ -169,3 +169,94 @@ def test_step_checkpoints_in_the_background_and_waits_only_when_a_second_one_is_
     acked_while_writing, blocked, acked = asyncio.run(run())
     assert acked_while_writing == [] and blocked
     assert acked == [Event(Message(0, 1))]  # the second message waits for the next checkpoint
+
+
+# -- deferred writes -------------------------------------------------------------
+
+
+@dataclass
+class Source:
+    """Rows by key, counting the calls; fails for keys it has let go of."""
+
+    rows: dict[str, bytes]
+    calls: list[list[str]] = field(default_factory=list)
+
+    def __call__(self, keys: list[str]) -> list[bytes]:
+        self.calls.append(list(keys))
+        return [self.rows[key] for key in keys]
+
+
+def test_deferred_keys_are_read_from_the_source_and_serialised_once_per_take() -> None:
+    data = {b"a1": b"old", b"c3": b"gone"}
+    source = Source({"a1": b"A", "b2": b"B"})
+    table = WriteBehindTable(data, partition_of)
+    table.defer(["a1", "b2"], source)
+    table.defer(["a1"], source)  # touched again before the checkpoint
+    table["d4"] = b"plain"
+    assert "b2" in table and table.deferred and table.pending == 3
+    assert table["a1"] == b"A" and table.get("b2") == b"B" and source.calls == [["a1"], ["b2"]]
+    source.rows["a1"] = b"A2"  # the caller changed again: the take sees its newest bytes
+    source.calls.clear()
+
+    records = table.take()
+
+    assert source.calls == [["a1", "b2"]]  # all deferred keys in one call
+    assert sorted(records, key=lambda r: r[1]) == [
+        (1, b"a1", b"A2"), (0, b"b2", b"B"), (0, b"d4", b"plain"),
+    ]
+    assert data == {b"a1": b"A2", b"b2": b"B", b"c3": b"gone", b"d4": b"plain"}
+    assert not table.deferred and table.take() == []
+
+
+def test_a_source_that_fails_leaves_the_overlay_as_it_was() -> None:
+    source = Source({"a1": b"A"})
+    table = WriteBehindTable({}, partition_of)
+    table.defer(["a1", "b2"], source)  # b2: the source cannot give it
+    with pytest.raises(KeyError):
+        table.take()
+    assert table.pending == 2 and table.deferred
+    source.rows["b2"] = b"B"
+    assert sorted(table.take(), key=lambda r: r[1]) == [(1, b"a1", b"A"), (0, b"b2", b"B")]
+
+
+def test_discard_deletes_without_reading_and_materialise_reads_now() -> None:
+    source = Source({"a1": b"A", "b2": b"B"})
+    table = WriteBehindTable({b"c3": b"kept"}, partition_of)
+    table.defer(["a1", "b2"], source)
+    table.discard(["a1", "c3", "zz9"])  # zz9 exists nowhere: no tombstone for it
+    assert source.calls == [] and "a1" not in table and "c3" not in table
+    assert table.materialise(["a1", "b2", "zz9"]) == 1 and source.calls == [["b2"]]
+    source.rows.clear()  # the source let go of b2: its bytes are already in the overlay
+    assert sorted(table.take(), key=lambda r: r[1]) == [
+        (1, b"a1", None), (0, b"b2", b"B"), (1, b"c3", None),
+    ]
+    with pytest.raises(ValueError, match="one row source"):
+        table.defer(["a1"], Source({}))
+
+
+def test_a_table_that_cannot_give_its_rows_stops_checkpoints_and_acknowledges_nothing() -> None:
+    table, writer, acked = WriteBehindTable({}, partition_of), Writer(), []
+    points = checkpointer(table, writer, acked)
+    table.defer(["a1"], Source({}))
+    points.hold(Event(Message(1, 3)))
+
+    assert asyncio.run(points.run()) is False
+    assert isinstance(points.broken, KeyError)
+    assert acked == [] and writer.written == [] and points.held == 1
+    assert asyncio.run(points.run()) is False and writer.written == []  # for good
+
+
+def test_store_dict_is_the_memory_store_s_own_dict() -> None:
+    class Store(dict):  # a mapping wrapper around a dict, as Faust's memory store is
+        def __init__(self) -> None:
+            super().__init__()
+            self.data: dict[bytes, bytes] = {}
+
+    @dataclass
+    class Table:
+        data: object
+
+    store = Store()
+    assert store_dict(Table(store)) is store.data
+    plain: dict[bytes, bytes] = {}
+    assert store_dict(Table(plain)) is plain
