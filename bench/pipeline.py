@@ -341,8 +341,11 @@ async def measure_latency(
 ) -> dict[str, Any]:
     """Paced traffic at ``rate``; CDR-to-flag latency of every flag, from the trace header."""
     flags_topic = run.topics["CALLGUARD_TOPIC_FLAGS"]
+    # A short fetch wait: the embedded broker holds an empty fetch for the whole
+    # wait (aiokafka's default 500 ms), which would count as latency here.
     consumer = AIOKafkaConsumer(
-        flags_topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="latest"
+        flags_topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="latest",
+        fetch_max_wait_ms=20,
     )
     await consumer.start()
     latencies: list[float] = []

@@ -85,6 +85,7 @@ class Intake:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=settings.max_message_bytes + 65_536,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
             session_timeout_ms=int(settings.broker_session_timeout_s * 1000),
             rebalance_timeout_ms=int(settings.broker_rebalance_timeout_s * 1000),
             heartbeat_interval_ms=int(settings.broker_heartbeat_interval_s * 1000),

@@ -65,6 +65,16 @@ class Settings(BaseSettings):
             "(bigger batches cost less per CDR downstream)."
         ),
     )
+    fetch_max_wait_ms: int = Field(
+        100,
+        ge=0,
+        le=60_000,
+        description=(
+            "Longest a consumer's fetch waits at the broker for data, milliseconds. Apache "
+            "Kafka answers as soon as data arrives; a broker that holds the fetch for the "
+            "whole wait (Tansu, the embedded one) adds up to this much latency per hop."
+        ),
+    )
     caller_expiry_interval_s: float = Field(
         60.0,
         gt=0,
