@@ -112,10 +112,14 @@ class WriteBehindTable(MutableMapping[str, bytes]):
 
     def get(self, key: str, default: Any = None) -> Any:  # the hot read: no exception
         """The value of ``key``, or ``default``."""
-        try:
-            return self[key]
-        except KeyError:
-            return default
+        overlay = self._overlay
+        if key in overlay:
+            value = overlay[key]
+            if value is _DEFERRED:
+                value = self._resolve([key])[0]
+        else:
+            value = self._data.get(key.encode())
+        return default if value is None else value
 
     def defer(self, keys: Iterable[str], source: RowSource) -> None:
         """Write ``keys`` now, their bytes to be asked of ``source`` when read or taken.
