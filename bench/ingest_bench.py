@@ -1,14 +1,16 @@
 """Benchmark of ingest: one-CDR JSON, JSON batches and Arrow IPC batches through ``ingest_cdrs``.
 
 Run: ``.venv/bin/python bench/ingest_bench.py [--cdrs 50000] [--batch 500] [--repeat 5]
-[--encodings json1,batch,arrow]``.
+[--encodings json1,batch,arrow] [--take-cdrs 1 | --gather N]``.
 Simulates the built-in ``default`` scenario from midnight until it has
 ``--cdrs`` CDRs, encodes them as the simulator sends them to Kafka (raw
 number formats, part of the times as RFC 3339 text) as the worker bench
 does (``json1``: one CDR per message; ``batch``: JSON arrays of ``--batch``;
 ``arrow``: Arrow IPC streams of ``--batch``), then times
 :func:`streams.ingest.ingest_cdrs` (validation and routing, one message at
-a time as the agent receives them) plus :func:`streams.wire.encode_routed_parts`
+a time by default; ``--gather N`` hands it N messages per call, as the
+worker's intake does with the messages it gathers, up to
+``ingest_batch_size`` of them) plus :func:`streams.wire.encode_routed_parts`
 of its output. Prints CDR/s per encoding, the median of ``--repeat`` runs,
 by wall time and by CPU time of the process (all threads: polars may use
 several), the per-core figure that holds up on a shared machine. The
@@ -63,17 +65,12 @@ def cdr_messages(cdrs: int, batch: int, encoding: Encoding) -> list[KafkaMessage
     return [message for message in messages if message.topic == "cdr.raw"]
 
 
-def ingest_seconds(messages: list[KafkaMessage], take_cdrs: int) -> tuple[float, float]:
-    """Wall and CPU time to validate, route and encode every message.
-
-    Messages are handed over in groups of about ``take_cdrs`` CDRs, as the
-    agent's ``take_events`` hands them over under load.
-    """
+def ingest_seconds(messages: list[KafkaMessage], per_call: int) -> tuple[float, float]:
+    """Wall and CPU time to validate, route and encode every message, ``per_call`` at a time."""
     raw = [
         RawMessage(m.value, SourcePosition("cdr.raw", 0, i), list(m.headers) or None)
         for i, m in enumerate(messages)
     ]
-    per_call = max(1, take_cdrs // max(1, messages[0].cdrs))
     ingest._partition_cache.clear()
     started, cpu_started = time.perf_counter(), time.process_time()
     for begin in range(0, len(raw), per_call):
@@ -97,8 +94,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--encodings", default=",".join(ENCODINGS))
-    parser.add_argument(
+    calls = parser.add_mutually_exclusive_group()
+    calls.add_argument(
         "--take-cdrs", type=int, default=1, help="CDRs per ingest call (1: one message per call)"
+    )
+    calls.add_argument(
+        "--gather",
+        type=int,
+        default=0,
+        help="messages per ingest call, as the worker's intake gathers them",
     )
     args = parser.parse_args()
     print(f"polars threads: {pl.thread_pool_size()}, {PARTITIONS} partitions")
@@ -107,14 +111,15 @@ def main() -> None:
         messages = cdr_messages(args.cdrs, batch, ENCODINGS[name])
         total = sum(m.cdrs for m in messages)
         size = sum(len(m.value) for m in messages) / total
-        ingest_seconds(messages, args.take_cdrs)  # warms up
-        runs = [ingest_seconds(messages, args.take_cdrs) for _ in range(args.repeat)]
+        per_call = args.gather or max(1, args.take_cdrs // max(1, messages[0].cdrs))
+        ingest_seconds(messages, per_call)  # warms up
+        runs = [ingest_seconds(messages, per_call) for _ in range(args.repeat)]
         wall = statistics.median(run[0] for run in runs)
         cpu = statistics.median(run[1] for run in runs)
         print(
             f"{name:>5}: {total / wall:>9,.0f} CDR/s wall, {total / cpu:>9,.0f} CDR/s CPU "
             f"({total:,} CDRs in {len(messages)} messages, {size:.0f} bytes/CDR, "
-            f"median of {args.repeat}, take {args.take_cdrs})"
+            f"median of {args.repeat}, {per_call} messages per call)"
         )
 
 

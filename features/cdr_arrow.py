@@ -12,13 +12,22 @@ handed to :func:`~features.cdr.cdr_from_mapping` to be explained.
 A message that cannot be read, or whose columns are missing or of a type
 the contract cannot hold, is rejected whole. Column types are listed in
 ``docs/cdr-contract.md``.
+
+Ingest validates a run of messages at once (:func:`validate_arrow_messages`):
+each is read on its own, then all their rows are put end to end, in one
+type per column, and normalised and checked in one pass: a polars call has
+a fixed cost that dwarfs the work on a few hundred rows, and one message
+took dozens of calls. Each message's outcome is the one it gets alone.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from bisect import bisect_right
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 import orjson
@@ -35,14 +44,16 @@ from features.cdr import (
     Rejection,
     cdr_from_mapping,
 )
-from features.cdr_vector import epoch_ms_from_instants, normalise_numbers
+from features.cdr_vector import _nulls, epoch_ms_from_parts, instant_parts, normalise_numbers
 
 __all__ = [
     "ARROW_STREAM_CONTENT_TYPE",
     "CDR_FRAME_SCHEMA",
+    "ArrowCdrs",
     "CONTENT_TYPE_HEADER",
     "CdrFrame",
     "validate_arrow_message",
+    "validate_arrow_messages",
     "validate_cdr_frame",
 ]
 
@@ -112,6 +123,18 @@ class CdrFrame:
     rejections: list[Rejection]
 
 
+@dataclass(frozen=True, slots=True)
+class ArrowCdrs:
+    """What several messages yielded: their good CDRs end to end, each message's rejections.
+
+    ``cdrs`` has the columns of :data:`CDR_FRAME_SCHEMA`, in message order
+    and, within a message, in row order.
+    """
+
+    cdrs: pl.DataFrame
+    rejections: list[list[Rejection]]  # one list per message, in message order
+
+
 def validate_arrow_message(
     raw: bytes | None,
     *,
@@ -119,44 +142,136 @@ def validate_arrow_message(
     max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> CdrFrame:
     """Validate one ``cdr.raw`` message holding an Arrow IPC stream of CDRs."""
-    if raw is None:
-        return _rejected("empty message (no value)", b"")
-    if len(raw) > max_bytes:
-        return _rejected(f"message of {len(raw)} bytes exceeds the limit of {max_bytes} bytes", raw)
-    try:
-        frame = pl.read_ipc_stream(raw)
-    # A corrupt stream can make the reader panic (PanicException is a BaseException).
-    except (Exception, PanicException) as error:
-        return _rejected(f"not a valid Arrow IPC stream: {str(error)[:200]}", raw)
-    return validate_cdr_frame(frame, default_region=default_region, original=raw)
+    result = validate_arrow_messages([raw], default_region=default_region, max_bytes=max_bytes)
+    return CdrFrame(result.cdrs, result.rejections[0])
+
+
+def validate_arrow_messages(
+    raws: Sequence[bytes | None],
+    *,
+    default_region: str = "CN",
+    max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> ArrowCdrs:
+    """Validate ``cdr.raw`` Arrow messages together: each as :func:`validate_arrow_message` would.
+
+    Each message is read and its columns checked on its own (a message that
+    fails is rejected whole); the rows of the others are put end to end and
+    normalised and checked in one pass. A polars call costs about as much
+    as a few thousand rows, so a run of small messages costs little more
+    than one message as large as all of them.
+    """
+    rejections: list[list[Rejection]] = []
+    frames: list[pl.DataFrame] = []
+    owners: list[int] = []  # the message of each frame
+    for raw in raws:
+        read = _read(raw, max_bytes)
+        if isinstance(read, Rejection):
+            rejections.append([read])
+        else:
+            owners.append(len(rejections))
+            rejections.append([])
+            frames.append(read)
+    cdrs, frame_rejections = _validate_frames(frames, default_region)
+    for owner, found in zip(owners, frame_rejections, strict=True):
+        rejections[owner] = found
+    return ArrowCdrs(cdrs, rejections)
 
 
 def validate_cdr_frame(
     frame: pl.DataFrame, *, default_region: str = "CN", original: bytes = b""
 ) -> CdrFrame:
     """Validate a frame of CDRs, one per row (``original``: the message, for whole rejections)."""
-    problem = _schema_problem(frame)
+    problem = _frame_problem(frame)
     if problem is not None:
         return _rejected(problem, original)
-    if frame.height == 0:
-        return _rejected("empty batch: an Arrow stream with no row", original)
-    frame = frame.with_columns(
-        pl.lit(None).alias(name) for name in ("ring_s", "carrier") if name not in frame.columns
-    )
-    normalised = frame.select(
-        pl.col("cdr_id").cast(pl.String),
-        normalise_numbers(frame["caller"], default_region).alias("caller"),
-        normalise_numbers(frame["callee"], default_region).alias("callee"),
-        epoch_ms_from_instants(frame["start_time"]).alias("start_ms"),
-        pl.col("duration_s").cast(pl.Float64),
-        pl.col("disposition").cast(pl.String),
-        pl.col("ring_s").cast(pl.Float64),
-        pl.col("carrier").cast(pl.String),
+    cdrs, (rejections,) = _validate_frames([frame], default_region)
+    return CdrFrame(cdrs, rejections)
+
+
+def _read(raw: bytes | None, max_bytes: int) -> pl.DataFrame | Rejection:
+    """A message's frame, or why the whole message is rejected."""
+    if raw is None:
+        return Rejection("empty message (no value)", b"")
+    if len(raw) > max_bytes:
+        return Rejection(f"message of {len(raw)} bytes exceeds the limit of {max_bytes} bytes", raw)
+    try:
+        frame = pl.read_ipc_stream(raw)
+    # A corrupt stream can make the reader panic (PanicException is a BaseException).
+    except (Exception, PanicException) as error:
+        return Rejection(f"not a valid Arrow IPC stream: {str(error)[:200]}", raw)
+    problem = _frame_problem(frame)
+    return frame if problem is None else Rejection(problem, raw)
+
+
+def _frame_problem(frame: pl.DataFrame) -> str | None:
+    """Why a frame is rejected whole: a column missing or of the wrong type, or no row."""
+    problem = _schema_problem(frame)
+    if problem is None and frame.height == 0:
+        return "empty batch: an Arrow stream with no row"
+    return problem
+
+
+def _validate_frames(
+    frames: list[pl.DataFrame], default_region: str
+) -> tuple[pl.DataFrame, list[list[Rejection]]]:
+    """The good rows of frames whose schema passed, end to end, and each frame's bad rows."""
+    if not frames:
+        return pl.DataFrame(schema=CDR_FRAME_SCHEMA), []
+    columns = _end_to_end(frames)
+    normalised = pl.DataFrame(
+        {
+            "cdr_id": columns["cdr_id"],
+            "caller": normalise_numbers(columns["caller"], default_region),
+            "callee": normalise_numbers(columns["callee"], default_region),
+            "start_ms": epoch_ms_from_parts(columns["start_text"], columns["start_epoch_ms"]),
+            "duration_s": columns["duration_s"],
+            "disposition": columns["disposition"],
+            "ring_s": columns["ring_s"],
+            "carrier": columns["carrier"],
+        }
     )
     good = normalised.select(_valid_rows()).to_series()
     if good.all():
-        return CdrFrame(normalised, [])
-    return _explain_bad_rows(frame, normalised, good, default_region)
+        return normalised, [[] for _ in frames]
+    return _explain_bad_rows(frames, normalised, good, default_region)
+
+
+def _end_to_end(frames: list[pl.DataFrame]) -> dict[str, pl.Series]:
+    """The frames' columns of :func:`_common_columns`, each concatenated over all frames."""
+    parts = [_common_columns(frame) for frame in frames]
+    if len(parts) == 1:
+        return parts[0]
+    return {name: pl.concat([part[name] for part in parts]) for name in parts[0]}
+
+
+def _common_columns(frame: pl.DataFrame) -> dict[str, pl.Series]:
+    """A frame's columns in one type each, whatever types the message used.
+
+    Text as String, numbers as Float64 (the casts a single message gets),
+    ``start_time`` split by :func:`~features.cdr_vector.instant_parts` into
+    its text and its epoch ms; a missing optional column is all null.
+    Series operations only: no query plan per message.
+    """
+    schema, height = frame.schema, frame.height
+
+    def column(name: str, dtype: pl.DataType) -> pl.Series:
+        if name not in schema:
+            return _nulls(height, dtype)
+        series = frame.get_column(name)
+        return series if series.dtype == dtype else series.cast(dtype)
+
+    texts, epoch_ms = instant_parts(frame.get_column("start_time"))
+    return {
+        "cdr_id": column("cdr_id", pl.String()),
+        "caller": column("caller", pl.String()),
+        "callee": column("callee", pl.String()),
+        "start_text": texts,
+        "start_epoch_ms": epoch_ms,
+        "duration_s": column("duration_s", pl.Float64()),
+        "disposition": column("disposition", pl.String()),
+        "ring_s": column("ring_s", pl.Float64()),
+        "carrier": column("carrier", pl.String()),
+    }
 
 
 def _schema_problem(frame: pl.DataFrame) -> str | None:
@@ -191,24 +306,49 @@ def _valid_rows() -> pl.Expr:
 
 
 def _explain_bad_rows(
-    frame: pl.DataFrame, normalised: pl.DataFrame, good: pl.Series, default_region: str
-) -> CdrFrame:
-    """Reasons for the bad rows, from the JSON path itself."""
+    frames: list[pl.DataFrame], normalised: pl.DataFrame, good: pl.Series, default_region: str
+) -> tuple[pl.DataFrame, list[list[Rejection]]]:
+    """Reasons for the bad rows, from the JSON path itself, each with its index in its frame."""
+    starts = list(accumulate((frame.height for frame in frames[:-1]), initial=0))
+    bad_by_frame: dict[int, list[int]] = defaultdict(list)
+    for row in good.not_().arg_true().to_list():
+        owner = bisect_right(starts, row) - 1
+        bad_by_frame[owner].append(row - starts[owner])
+    rejections: list[list[Rejection]] = [[] for _ in frames]
+    kept: list[tuple[int, CDR]] = []  # (row of the run, CDR)
+    for owner, indices in bad_by_frame.items():
+        for index, outcome in _explained(frames[owner], indices, default_region):
+            if isinstance(outcome, Rejection):
+                rejections[owner].append(outcome)
+            else:
+                if not kept:
+                    logger.warning(
+                        "Arrow validation refused rows the JSON rules accept "
+                        "(first at index %d): kept",
+                        index,
+                    )
+                kept.append((starts[owner] + index, outcome))
+    cdrs = _merge_kept(normalised, good, kept) if kept else normalised.filter(good)
+    return cdrs, rejections
+
+
+def _explained(
+    frame: pl.DataFrame, indices: list[int], default_region: str
+) -> list[tuple[int, Rejection | CDR]]:
+    """The rows at ``indices`` of a message's frame, each as the JSON path takes it."""
+    frame = frame.with_columns(
+        pl.lit(None).alias(name) for name in ("ring_s", "carrier") if name not in frame.columns
+    )
     if isinstance(frame.schema["start_time"], pl.Datetime):
         # As the JSON path would see the instant: epoch milliseconds.
         frame = frame.with_columns(pl.col("start_time").dt.epoch("ms"))
-    bad_indices = good.not_().arg_true().to_list()
-    rejections: list[Rejection] = []
-    kept: list[tuple[int, CDR]] = []
-    for index, row in zip(bad_indices, frame[bad_indices].iter_rows(named=True), strict=True):
+    outcomes: list[tuple[int, Rejection | CDR]] = []
+    for index, row in zip(indices, frame[indices].iter_rows(named=True), strict=True):
         try:
-            kept.append((index, cdr_from_mapping(row, default_region)))
+            outcomes.append((index, cdr_from_mapping(row, default_region)))
         except FieldError as error:
-            rejections.append(Rejection(f"[{index}] {error}", _row_json(row), index))
-    cdrs = normalised.filter(good)
-    if kept:
-        cdrs = _merge_kept(normalised, good, kept)
-    return CdrFrame(cdrs, rejections)
+            outcomes.append((index, Rejection(f"[{index}] {error}", _row_json(row), index)))
+    return outcomes
 
 
 def _merge_kept(
@@ -217,12 +357,8 @@ def _merge_kept(
     """Rows the column rules refused but the JSON rules accept go on, in their place.
 
     Should never happen; if it does, the JSON path is the contract, so its
-    answer wins and the disagreement is logged to be fixed here.
+    answer wins and the disagreement is logged (by the caller) to be fixed here.
     """
-    logger.warning(
-        "Arrow validation refused rows the JSON rules accept (first at index %d): kept",
-        kept[0][0],
-    )
     rows = pl.DataFrame(
         [
             {"index": index, **cdr.to_json_dict(), "disposition": cdr.disposition.value}

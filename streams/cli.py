@@ -68,6 +68,7 @@ def worker(
     import faust
 
     from streams.app import create_app
+    from streams.gc_tuning import tune
 
     settings = _settings(broker_url=broker_url, web_port=web_port, log_level=loglevel)
     app = create_app(settings)
@@ -75,6 +76,7 @@ def worker(
         from streams.hw_nudge import nudge_before_start
 
         nudge_before_start(settings.bootstrap_servers, app.changelog_topics)
+    tune(settings.gc_thresholds)
     try:
         faust.Worker(app.faust_app, loglevel=settings.log_level).execute_from_commandline()
     finally:  # the event loop has stopped: nothing else uses the store now

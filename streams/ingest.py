@@ -11,7 +11,7 @@ Consecutive JSON messages are validated together, by column
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
@@ -23,7 +23,7 @@ from features.cdr import Rejection, ValidationResult, validate_message
 from features.cdr_arrow import (
     ARROW_STREAM_CONTENT_TYPE,
     CONTENT_TYPE_HEADER,
-    validate_arrow_message,
+    validate_arrow_messages,
 )
 from features.cdr_json import CdrArrays, validate_json_messages
 from features.complaints import validate_complaints
@@ -145,15 +145,13 @@ def ingest_cdrs(
         return len(result.cdrs), result.rejections
 
     def accept_arrow(run: list[RawMessage], batches: Batches) -> tuple[int, list[list[Rejection]]]:
-        valid, rejections = 0, []
-        for message in run:
-            result = validate_arrow_message(
-                message.value, default_region=default_region, max_bytes=max_message_bytes
-            )
-            _route_arrays(CdrArrays.from_frame(result.cdrs), partitions, batches)
-            valid += result.cdrs.height
-            rejections.append(result.rejections)
-        return valid, rejections
+        result = validate_arrow_messages(
+            [message.value for message in run],
+            default_region=default_region,
+            max_bytes=max_message_bytes,
+        )
+        _route_arrays(CdrArrays.from_frame(result.cdrs), partitions, batches)
+        return result.cdrs.height, result.rejections
 
     def accept(messages: list[RawMessage], batches: Batches) -> tuple[int, list[list[Rejection]]]:
         valid, rejections = 0, []
@@ -190,28 +188,53 @@ def _route_arrays(cdrs: CdrArrays, partitions: int, batches: Batches) -> None:
     """Route valid CDRs as :func:`ingest_cdrs` routes them one by one.
 
     Every number of the batch is hashed at once; rows keep their order
-    within each partition.
+    within each partition. Each column is put in partition order once
+    (a stable sort) and each partition takes its slice of it, instead of
+    a selection and a list per column and partition.
     """
-    if not len(cdrs):
+    rows = len(cdrs)
+    if not rows:
         return
     owners = partitions_of(cdrs.caller.tolist() + cdrs.callee.tolist(), partitions)
-    caller_owners, callee_owners = owners[: len(cdrs)], owners[len(cdrs) :]
-    for partition in np.unique(caller_owners).tolist():
-        rows = np.flatnonzero(caller_owners == partition)
-        calls = batches[partition].calls
-        calls.cdr_id.extend(cdrs.cdr_id[rows].tolist())
-        calls.caller.extend(cdrs.caller[rows].tolist())
-        calls.callee.extend(cdrs.callee[rows].tolist())
-        calls.start_ms.extend(cdrs.start_ms[rows].tolist())
-        calls.duration_s.extend(cdrs.duration_s[rows].tolist())
-        calls.disposition.extend(cdrs.disposition[rows].tolist())
-        calls.ring_s.extend(cdrs.ring_s[rows].tolist())
-    for partition in np.unique(callee_owners).tolist():
-        rows = np.flatnonzero(callee_owners == partition)
+    caller_owners, callee_owners = owners[:rows], owners[rows:]
+    calls = (
+        cdrs.cdr_id,
+        cdrs.caller,
+        cdrs.callee,
+        cdrs.start_ms,
+        cdrs.duration_s,
+        cdrs.disposition,
+        cdrs.ring_s,
+    )
+    for partition, columns in _by_partition(caller_owners, calls):
+        routed = batches[partition].calls
+        routed.cdr_id.extend(columns[0])
+        routed.caller.extend(columns[1])
+        routed.callee.extend(columns[2])
+        routed.start_ms.extend(columns[3])
+        routed.duration_s.extend(columns[4])
+        routed.disposition.extend(columns[5])
+        routed.ring_s.extend(columns[6])
+    inbound_columns = (cdrs.callee, cdrs.caller, cdrs.start_ms)
+    for partition, columns in _by_partition(callee_owners, inbound_columns):
         inbound = batches[partition].inbound
-        inbound.number.extend(cdrs.callee[rows].tolist())
-        inbound.from_number.extend(cdrs.caller[rows].tolist())
-        inbound.time_ms.extend(cdrs.start_ms[rows].tolist())
+        inbound.number.extend(columns[0])
+        inbound.from_number.extend(columns[1])
+        inbound.time_ms.extend(columns[2])
+
+
+def _by_partition(
+    owners: np.ndarray, columns: Sequence[np.ndarray]
+) -> Iterator[tuple[int, list[list[Any]]]]:
+    """Each owning partition (ascending) with its rows of each column, as lists, in row order."""
+    order = np.argsort(owners, kind="stable")
+    ordered = owners[order]
+    bounds = np.flatnonzero(ordered[1:] != ordered[:-1]) + 1
+    firsts = [0, *bounds.tolist()]
+    lasts = [*firsts[1:], len(owners)]
+    values = [column[order].tolist() for column in columns]
+    for first, last in zip(firsts, lasts, strict=True):
+        yield int(ordered[first]), [column[first:last] for column in values]
 
 
 def _accept_records(

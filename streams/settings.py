@@ -54,6 +54,13 @@ class Settings(BaseSettings):
         ge=1024,
         description="Originals longer than this are truncated in the dead letter (size kept).",
     )
+    gc_thresholds: tuple[int, int, int] = Field(
+        (50_000, 20, 100),
+        description=(
+            "The worker's garbage-collector thresholds (gc.set_threshold), as a JSON "
+            "list; Python's default is [700, 10, 10] (see streams/gc_tuning.py)."
+        ),
+    )
     ingest_batch_size: int = Field(
         5000, ge=1, description="Messages taken from cdr.raw per processing batch."
     )
@@ -202,6 +209,16 @@ class Settings(BaseSettings):
         if not value.startswith("kafka://") or len(value) <= len("kafka://"):
             raise ValueError(
                 f"{value!r} is not a broker URL; use kafka://host:port (several: separated by ;)"
+            )
+        return value
+
+    @field_validator("gc_thresholds")
+    @classmethod
+    def _gc_thresholds_collect(cls, value: tuple[int, int, int]) -> tuple[int, int, int]:
+        if value[0] < 1 or min(value) < 0:
+            raise ValueError(
+                "the first threshold must be at least 1 (0 turns collection off) and none "
+                f"negative, got {list(value)}; Python's default is [700, 10, 10]"
             )
         return value
 

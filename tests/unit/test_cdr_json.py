@@ -185,3 +185,130 @@ def test_a_disagreement_keeps_the_record_in_its_place(
     assert got.cdrs.caller.tolist()[1] == "+861012345678"
     assert np.issubdtype(got.cdrs.start_ms.dtype, np.integer)
     assert "refused a record the JSON rules accept" in caplog.text
+
+
+def rfc3339_text(rng: random.Random) -> str:
+    """A text in one of the shapes read by column, often out of range or slightly wrong."""
+    year = rng.choice([1899, 1900, 1970, 1999, 2000, 2024, 2099, 2100, 2199, 2200, 0, 9999])
+    fields = [year, rng.randint(0, 13), rng.randint(0, 32), rng.randint(0, 24),
+              rng.randint(0, 60), rng.randint(0, 60)]
+    if rng.random() < 0.7:  # mostly in range, leap days included
+        fields[1:] = [rng.randint(1, 12), rng.choice([1, 28, 29, 30, 31, rng.randint(1, 31)]),
+                      rng.randint(0, 23), rng.randint(0, 59), rng.randint(0, 59)]
+    text = "{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}".format(*fields)
+    digits = rng.choice([0, 3, 6])
+    if digits:
+        text += "." + "".join(rng.choice("0123456789") for _ in range(digits))
+    if rng.random() < 0.3:
+        text += "Z"
+    else:
+        hours, minutes = rng.choice([(0, 0), (8, 0), (5, 30), (23, 59), (24, 0), (12, 60)])
+        text += f"{rng.choice('+-')}{hours:02d}:{minutes:02d}"
+    if rng.random() < 0.15:  # one character replaced: a separator, a letter, a non-ASCII digit
+        at = rng.randrange(len(text))
+        text = text[:at] + rng.choice(" -:.Tt+Z0٣x") + text[at + 1:]
+    return text
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_texts_are_read_by_column_as_one_at_a_time(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from features import cdr_json
+
+    rng = random.Random(seed)
+    texts = [rfc3339_text(rng) for _ in range(3000)] + [t for t in TIMES if isinstance(t, str)]
+    expected = [cdr_json._text_ms(text) for text in texts]
+    alone = []
+    monkeypatch.setattr(cdr_json, "_text_ms", lambda text: alone.append(text) or expected[
+        texts.index(text)])
+    assert cdr_json._texts_ms(texts).tolist() == expected
+    assert len(alone) < len(texts) * 3 / 4  # many are of a shape read by column
+
+
+def test_common_texts_need_no_parse_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    from features import cdr_json
+
+    texts = ["2018-07-02T00:00:05.071+08:00", "2024-02-29T23:59:59Z", "2024-05-01T02:00:00-05:30",
+             "2099-12-31T23:59:59.999999+00:00", "2000-01-01T00:00:00.000Z",
+             "1999-12-31T16:00:00.123456Z"]
+    expected = [cdr_json._text_ms(text) for text in texts]
+    monkeypatch.setattr(cdr_json, "_text_ms", lambda text: pytest.fail(f"parsed alone: {text}"))
+    assert cdr_json._texts_ms(texts).tolist() == expected
+
+
+def test_mixed_instants_keep_their_rows() -> None:
+    from features import cdr_json
+
+    instants: list[Any] = ["2024-05-01T10:00:00+08:00", 1714528800000, "yesterday", 2**64,
+                           "2024-05-01T02:00:00.5Z", -(2**70), 946_684_800_000]
+    start_ms, known = cdr_json._epoch_ms(instants)
+    assert known.tolist() == [True, True, True, False, True, False, True]
+    assert start_ms[known].tolist() == [1714528800000, 1714528800000, -1, 1714528800500,
+                                        946_684_800_000]
+
+
+def test_numbers_are_remembered_by_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    from features import numbers
+
+    monkeypatch.setattr(numbers, "_known_numbers", {})
+    raws = ["020 7946 0958", "2079460958", "138-0013-8000", "+8613800138000", "abc", "95588"]
+    for region in ["GB", "CN", "GB", "US", "CN"]:  # each region's answers, whatever came before
+        expected = []
+        for raw in raws:
+            try:
+                expected.append(normalise(raw, region))
+            except NumberError:
+                expected.append(None)
+        assert normalise_many(raws, region) == expected
+        assert normalise_many(raws[::-1], region) == expected[::-1]
+
+
+def test_remembered_numbers_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from features import numbers
+
+    monkeypatch.setattr(numbers, "_known_numbers", {})
+    monkeypatch.setattr(numbers, "_KNOWN_NUMBERS_LIMIT", 50)
+    rng = random.Random(11)
+    for _ in range(30):
+        raws = [f"138{rng.randrange(10**8):08d}" for _ in range(20)] + ["x", "138-0013-8000"]
+        assert normalise_many(raws) == [None if raw == "x" else normalise(raw) for raw in raws]
+        assert len(numbers._known_numbers["CN"]) <= 50
+    many = [f"139{n:08d}" for n in range(120)]  # one call past the limit: all answered
+    assert normalise_many(many) == ["+86" + raw for raw in many]
+    assert normalise_many([[1], 5, None], "GB") == [None, None, None]  # not text: not numbers
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("arrays", [False, True])
+def test_messages_alike_are_decoded_together(
+    seed: int, arrays: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """All objects or all arrays: decoded without a call per message, with the same outcome."""
+    from features import cdr_json
+
+    rng = random.Random(500 + seed)
+    records = [[mutated(rng, 100 * n + i) for i in range(rng.choice([1, 3, 9]))]
+               for n in range(rng.choice([1, 5, 40]))]
+    if not arrays:  # a message of one record: an object (any other value is decoded alone)
+        records = [[rs[0] if isinstance(rs[0], dict) else good()] for rs in records]
+    raws: list[bytes | None] = [orjson.dumps(rs if arrays else rs[0]) for rs in records]
+    expected_cdrs, expected_rejections = reference(raws)
+    monkeypatch.setattr(cdr_json, "_decoded_each", lambda *_: pytest.fail("decoded one by one"))
+    got = validate_json_messages(raws, max_bytes=MAX_BYTES)
+    assert [[(r.reason, r.index, r.original) for r in rejections]
+            for rejections in got.rejections] == expected_rejections
+    assert got.cdrs.cdr_id.tolist() == expected_cdrs.cdr_id
+    assert got.cdrs.caller.tolist() == expected_cdrs.caller
+    assert got.cdrs.start_ms.tolist() == expected_cdrs.start_ms
+
+
+@pytest.mark.parametrize("odd", [None, b"[]", b"42", b"{", b"x" * 5000, b'[{"a": 1}]'])
+def test_one_odd_message_is_decoded_on_its_own(odd: bytes | None) -> None:
+    raws = [orjson.dumps(good(cdr_id=str(n))) for n in range(3)]
+    raws.insert(1, odd)  # type: ignore[arg-type]
+    got = validate_json_messages(raws, max_bytes=MAX_BYTES)
+    expected_cdrs, expected_rejections = reference(raws)  # type: ignore[arg-type]
+    assert [[(r.reason, r.index) for r in rs] for rs in got.rejections] == [
+        [(reason, index) for reason, index, _ in rs] for rs in expected_rejections]
+    assert got.cdrs.cdr_id.tolist() == expected_cdrs.cdr_id

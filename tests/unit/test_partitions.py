@@ -30,3 +30,13 @@ def test_partitions_of_numbers_are_those_of_partition_for_number(partitions: int
     numbers += ["95588", "110", "+8613800138000", "١٢٣٤٥", "+86１３８", "é" * 7]  # not all ASCII
     assert partitions_of(numbers, partitions).tolist() == [
         partition_for_number(number, partitions) for number in numbers]
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [["+8613800138000"] * 3, ["", "a", "", "abcd"], ["a\0b", "+86138"], ["é", "\0"], ["\0\0", ""],
+     ["x" * 40, "y" * 41, "1234"]],
+)
+def test_partitions_of_any_text(keys: list[str]) -> None:
+    """Keys of one length, empty keys, and keys holding NUL (joined otherwise)."""
+    assert partitions_of(keys, 7).tolist() == [partition_for_number(key, 7) for key in keys]
