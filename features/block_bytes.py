@@ -1,13 +1,24 @@
 """One caller's row of a :class:`~features.block.CallerBlock` as bytes, and back.
 
-For the changelog: the value written per caller after a message, read back
-by :meth:`~features.block.CallerBlock.load_row` when a worker recovers a
+For the changelog: the value written per caller, read back by
+:meth:`~features.block.CallerBlock.load_row` when a worker recovers a
 partition. Layout (little-endian): a header (version, layout fingerprint,
 watermark, last offset, last emission, inbound generation, buffer length,
 recent-id count and position, whether the inbound filter follows, a bit per
-held ring slot, how many future complaint buckets are held), then the held
-buckets, the buffer, the recent ids, the held complaints (buckets, counts),
-one slot record per held bucket (counters, sketch, histogram) and the filter.
+held ring slot, how many future complaint buckets are held), then the body:
+the held buckets, the buffer, the recent ids, the held complaints (buckets,
+counts), one slot record per held bucket (counters, sketch, histogram) and
+the filter.
+
+**Version 3 packs the body by 4-byte words**: a bitmap with one bit per
+word of the body (padded to whole words), then only the words that are not
+zero. Counters are int64 and mostly small, histograms and filters mostly
+empty, so most words are zero; the sketch's empty entries (all ones) are
+stored inverted so that they are zero too. On the simulator's traffic this
+took the mean row from 1,163 to about 330 bytes: less to send at every
+checkpoint, to store on the broker and to hold in the worker's table. The
+header says how long the body is, so the bitmap needs no length of its own.
+Version 2 rows (the body as is) are still read.
 """
 
 from __future__ import annotations
@@ -21,14 +32,19 @@ from numpy.typing import NDArray
 
 from features.block_layout import HELD_COMPLAINTS, NO_BUCKET, RECENT_IDS
 from features.config import FeatureConfig
+from features.sketch import EMPTY_HASH
 
 if TYPE_CHECKING:
     from features.block import CallerBlock
 
 __all__ = ["layout_fingerprint", "load_row_bytes", "row_bytes", "rows_bytes"]
 
-_VERSION = 2
+_VERSION = 3
+_UNPACKED_VERSION = 2  # the body as is, not packed by words
 _HEADER = struct.Struct("<BIqqqqBBBBHB")
+_HEADER_WORDS = _HEADER.size // 4  # 44 bytes: the body starts on a word boundary
+_WORD = np.dtype("<u4")
+_EMPTY = int(EMPTY_HASH)  # a sketch's empty entry, stored inverted (as 0)
 _SLOT_COLUMNS = ("counters", "kmv_hash", "kmv_count", "segment_hist")
 _COUNTS = ("pending_n", "recent_n", "recent_next", "held_n")  # one byte each in the header
 
@@ -93,7 +109,6 @@ def row_bytes(block: CallerBlock, row: int) -> bytes:
     records = columns["slot"][row][used]
     slots = block.slots.columns
     parts = [
-        header,
         held[used].tobytes(),
         columns["pending_ms"][row, :pending_n].tobytes(),
         columns["pending_key"][row, :pending_n].tobytes(),
@@ -101,10 +116,24 @@ def row_bytes(block: CallerBlock, row: int) -> bytes:
         columns["held_bucket"][row, :held_n].tobytes(),
         columns["held_count"][row, :held_n].tobytes(),
     ]
-    parts.extend(slots[name][records].tobytes() for name in _SLOT_COLUMNS)
+    parts.extend(_stored(name, slots[name][records]).tobytes() for name in _SLOT_COLUMNS)
     if has_inbound:
         parts.append(inbound.tobytes())
-    return b"".join(parts)
+    return header + _packed_body(b"".join(parts))
+
+
+def _stored(name: str, values: NDArray[Any]) -> NDArray[Any]:
+    """A slot column as the bytes hold it: the sketch's hashes inverted (empty is 0)."""
+    return values ^ EMPTY_HASH if name == "kmv_hash" else values
+
+
+def _packed_body(body: bytes) -> bytes:
+    """One body packed by words (the module docstring): bitmap, then the non-zero words."""
+    words = np.frombuffer(body + bytes(-len(body) % 4), _WORD)
+    nonzero = words != 0
+    bits = np.zeros(-(-len(words) // 32) * 32, bool)
+    bits[: len(words)] = nonzero
+    return np.packbits(bits, bitorder="little").tobytes() + words[nonzero].tobytes()
 
 
 def _mask(used: np.ndarray) -> int:
@@ -112,22 +141,38 @@ def _mask(used: np.ndarray) -> int:
     return int((used.astype(np.int64) << np.arange(len(used))).sum())
 
 
+_ROWS_AT_ONCE = 1024  # rows per pass: bounds its buffers (a few MB)
+
+
 def rows_bytes(block: CallerBlock, rows: NDArray[np.int64]) -> list[bytes]:
-    """``[row_bytes(block, row) for row in rows]``, built for all rows at once.
+    """``[row_bytes(block, row) for row in rows]``, built for many rows at once.
 
-    For batches: about 1 us a row for thousands of rows (``row_bytes``:
-    about 14 us), most of it the copy into each row's own ``bytes``.
-
-    Every row gets a region of one buffer: its bytes, then some slack. Each
-    part of the layout is copied for all rows by one numpy assignment of
-    fixed-width items (see :func:`_scatter`): a part held as a prefix of a
-    column (the buffer, recent ids, held complaints; the ring's buckets once
-    the held ones are moved to the front) is copied whole, the unused tail
-    spilling over where the row's next parts, written later, or its slack
-    go; slot records are copied one record at a time. A row's bytes are
-    then one slice of the buffer.
+    Every row gets a region of one buffer, all regions as long as the
+    longest row plus some slack. Each part of the layout is copied for all
+    rows by one numpy assignment of fixed-width items (see :func:`_scatter`):
+    a part held as a prefix of a column (the buffer, recent ids, held
+    complaints; the ring's buckets once the held ones are moved to the
+    front) is copied whole, the unused tail spilling over where the row's
+    next parts, written later, or its slack go; slot records are copied one
+    record at a time. The regions are then rows of a table of words, packed
+    all at once (:func:`_packed_rows`).
     """
     rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) <= _ROWS_AT_ONCE:
+        return _rows_bytes(block, rows)
+    # Passes over rows of about one length: a pass's regions are as long as its longest row.
+    held = (block.callers.columns["bucket"][rows] != NO_BUCKET).sum(axis=1)
+    order = np.argsort(held, kind="stable")
+    found: list[bytes] = [b""] * len(rows)
+    for first in range(0, len(rows), _ROWS_AT_ONCE):
+        part = order[first : first + _ROWS_AT_ONCE]
+        for index, data in zip(part.tolist(), _rows_bytes(block, rows[part]), strict=True):
+            found[index] = data
+    return found
+
+
+def _rows_bytes(block: CallerBlock, rows: NDArray[np.int64]) -> list[bytes]:
+    """:func:`rows_bytes` of at most ``_ROWS_AT_ONCE`` rows."""
     if len(rows) == 0:
         return []
     columns, slots = block.callers.columns, block.slots.columns
@@ -160,7 +205,7 @@ def rows_bytes(block: CallerBlock, rows: NDArray[np.int64]) -> list[bytes]:
         (columns["held_count"][rows], counts["held_n"]),
     ]
     kept_records = records[np.arange(records.shape[1]) < n_used[:, None]]
-    slot_parts = [slots[name][kept_records] for name in _SLOT_COLUMNS]
+    slot_parts = [_stored(name, slots[name][kept_records]) for name in _SLOT_COLUMNS]
     item_bytes = [values.itemsize for values, _ in prefix_parts]
     item_bytes += [values[0].nbytes if len(values) else 0 for values in slot_parts]
     item_bytes.append(inbound[0].nbytes)
@@ -169,9 +214,9 @@ def rows_bytes(block: CallerBlock, rows: NDArray[np.int64]) -> list[bytes]:
     sizes = [count * size for count, size in zip(items, item_bytes, strict=True)]
     row_size = np.sum(sizes, axis=0)
     slack = max(values[0].nbytes for values, _ in prefix_parts)
-    region = row_size + slack
-    row_start = np.cumsum(region) - region
-    buffer = np.empty(int(region.sum()), np.uint8)  # every byte of every row gets written
+    stride = -(-(int(row_size.max()) + slack) // 4) * 4
+    row_start = np.arange(len(rows), dtype=np.int64) * stride
+    buffer = _buffer(len(rows) * stride)  # every byte of every row gets written
     piece_start = row_start.copy()
     for (values, _), size in zip(prefix_parts, sizes[: len(prefix_parts)], strict=True):
         _scatter(buffer, piece_start, values)
@@ -185,11 +230,48 @@ def rows_bytes(block: CallerBlock, rows: NDArray[np.int64]) -> list[bytes]:
         piece_start += size
     if has_inbound.any():
         _scatter(buffer, piece_start[has_inbound], inbound[has_inbound])
-    raw = buffer.tobytes()
-    return [
-        raw[start : start + size]
-        for start, size in zip(row_start.tolist(), row_size.tolist(), strict=True)
-    ]
+    # The bytes after a row's end, up to its last whole word, may hold a spill: zeroed.
+    tail = -row_size % 4
+    for extra in range(1, 4):
+        buffer[(row_start + row_size + extra - 1)[tail >= extra]] = 0
+    return _packed_rows(buffer.view(_WORD).reshape(len(rows), stride // 4), row_size)
+
+
+def _buffer(size: int) -> NDArray[np.uint8]:
+    """Uninitialised bytes (a test fills them with garbage instead)."""
+    return np.empty(size, np.uint8)
+
+
+def _packed_rows(words: NDArray[np.uint32], row_size: NDArray[np.int64]) -> list[bytes]:
+    """Rows of a table of words (header, then body) packed as :func:`_packed_body` packs one.
+
+    One boolean selection over the table [headers | bitmaps | bodies] keeps
+    the header, the row's own bitmap words and its non-zero body words,
+    row after row.
+    """
+    count = len(words)
+    header, body = words[:, :_HEADER_WORDS], words[:, _HEADER_WORDS:]
+    body_words = (row_size - _HEADER.size + 3) // 4
+    nonzero = (body != 0) & (np.arange(body.shape[1]) < body_words[:, None])
+    bitmap_bytes = np.packbits(nonzero, axis=1, bitorder="little")
+    width = -(-bitmap_bytes.shape[1] // 4) * 4
+    bitmaps = np.zeros((count, width), np.uint8)
+    bitmaps[:, : bitmap_bytes.shape[1]] = bitmap_bytes
+    bitmap_words = bitmaps.view(_WORD)
+    keep = np.concatenate(
+        [
+            np.ones((count, _HEADER_WORDS), bool),
+            np.arange(bitmap_words.shape[1]) < (-(-body_words // 32))[:, None],
+            nonzero,
+        ],
+        axis=1,
+    )
+    packed = np.concatenate([header, bitmap_words, body], axis=1)[keep]
+    sizes = keep.sum(axis=1) * 4
+    raw = packed.tobytes()
+    starts = np.cumsum(sizes) - sizes
+    ends = (starts + sizes).tolist()
+    return [raw[start:end] for start, end in zip(starts.tolist(), ends, strict=True)]
 
 
 def _scatter(buffer: NDArray[np.uint8], starts: NDArray[np.int64], values: NDArray[Any]) -> None:
@@ -208,18 +290,24 @@ def _scatter(buffer: NDArray[np.uint8], starts: NDArray[np.int64], values: NDArr
 
 
 def load_row_bytes(block: CallerBlock, row: int, data: bytes) -> None:
-    """Fill the fresh ``row`` (no slots held) from :func:`row_bytes` output."""
+    """Fill the fresh ``row`` (no slots held) from :func:`row_bytes` output (or version 2)."""
     fields = _HEADER.unpack_from(data, 0)
     version, fingerprint, watermark, last_offset, last_emitted, generation = fields[:6]
     pending_n, recent_n, recent_next, has_inbound, mask, held_n = fields[6:]
-    if version != _VERSION:
-        raise ValueError(f"caller block row version {version}, this code reads {_VERSION}")
+    if version not in (_VERSION, _UNPACKED_VERSION):
+        raise ValueError(
+            f"caller block row version {version}, this code reads {_UNPACKED_VERSION} and "
+            f"{_VERSION}"
+        )
     if fingerprint != block.fingerprint:
         raise ValueError("caller block row was written under another FeatureConfig")
     columns = block.callers.columns
     ring = columns["bucket"].shape[1]
     used = ((mask >> np.arange(ring)) & 1).astype(bool)
     n_used = int(used.sum())
+    if version == _VERSION:
+        body_bytes = _body_bytes(block, n_used, pending_n, recent_n, held_n, has_inbound)
+        data = data[: _HEADER.size] + _unpacked_body(data, body_bytes)
     offset = _HEADER.size
 
     def take(dtype: np.dtype, count: int, shape: tuple[int, ...] = ()) -> np.ndarray:
@@ -245,10 +333,43 @@ def load_row_bytes(block: CallerBlock, row: int, data: bytes) -> None:
     records = block.slots.allocate(n_used)
     slots = block.slots.columns
     for name in _SLOT_COLUMNS:
-        slots[name][records] = take(slots[name].dtype, n_used, slots[name].shape[1:])
+        values = take(slots[name].dtype, n_used, slots[name].shape[1:])
+        slots[name][records] = _stored(name, values) if version == _VERSION else values
     columns["bucket"][row, used] = held
     columns["slot"][row, used] = records
     if has_inbound:
         columns["inbound"][row] = take(columns["inbound"].dtype, 1, columns["inbound"].shape[1:])[0]
     if offset != len(data):
         raise ValueError(f"caller block row has {len(data) - offset} trailing bytes")
+
+
+def _body_bytes(
+    block: CallerBlock, slots: int, pending: int, recent: int, held: int, inbound: int
+) -> int:
+    """How long a row's unpacked body is, from the counts in its header."""
+    columns, records = block.callers.columns, block.slots.columns
+    per_slot = columns["bucket"].itemsize + sum(
+        records[name].itemsize * int(np.prod(records[name].shape[1:])) for name in _SLOT_COLUMNS
+    )
+    return (
+        slots * per_slot
+        + pending * (columns["pending_ms"].itemsize + columns["pending_key"].itemsize)
+        + recent * columns["recent"].itemsize
+        + held * (columns["held_bucket"].itemsize + columns["held_count"].itemsize)
+        + (columns["inbound"][0].nbytes if inbound else 0)
+    )
+
+
+def _unpacked_body(data: bytes, body_bytes: int) -> bytes:
+    """The body of a version 3 row, as version 2 holds it (see :func:`_packed_body`)."""
+    body_words = -(-body_bytes // 4)
+    bitmap_words = -(-body_words // 32)
+    bitmap = np.frombuffer(data, np.uint8, bitmap_words * 4, _HEADER.size)
+    nonzero = np.unpackbits(bitmap, bitorder="little")[:body_words].astype(bool)
+    start = _HEADER.size + bitmap_words * 4
+    expected = start + 4 * int(nonzero.sum())
+    if len(data) != expected:
+        raise ValueError(f"caller block row of {len(data)} bytes, its header says {expected}")
+    words = np.zeros(body_words, _WORD)
+    words[nonzero] = np.frombuffer(data, _WORD, offset=start)
+    return words.tobytes()[:body_bytes]

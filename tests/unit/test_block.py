@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 
+from features import block_bytes
 from features.block import CallerBlock
+from features.block_layout import NO_BUCKET
 from features.config import FeatureConfig
 from streams.caller_record import fingerprints
 from streams.feature_stage import FeatureStage
@@ -22,6 +26,8 @@ CONFIGS = {
     "default": FeatureConfig(),
     "tiny buffer": FeatureConfig(reorder_capacity=2, kmv_k=4, segment_bins=4),
     "long grace": FeatureConfig(grace_s=400, reorder_capacity=3, inbound_generation_s=3600),
+    # Rows whose length is not a whole number of 4-byte words (5 sketch counts a slot).
+    "odd sketch": FeatureConfig(kmv_k=5, segment_bins=3, reorder_capacity=5),
 }
 
 
@@ -115,6 +121,80 @@ def test_row_bytes_refuse_another_config() -> None:
         CallerBlock(FeatureConfig(kmv_k=32)).load_row("+8613900000000", data)
     with pytest.raises(ValueError):
         CallerBlock(FeatureConfig()).load_row("+8613900000000", data + b"\0")
+
+
+def unpacked_row_bytes(block: CallerBlock, row: int) -> bytes:
+    """A row as version 2 wrote it: the body as is (the layout of features.block_bytes)."""
+    columns, slots = block.callers.columns, block.slots.columns
+    held = columns["bucket"][row]
+    used = held != NO_BUCKET
+    counts = {n: int(columns[n][row]) for n in ("pending_n", "recent_n", "held_n")}
+    inbound = columns["inbound"][row]
+    header = struct.pack(
+        "<BIqqqqBBBBHB", 2, block.fingerprint,
+        *(int(columns[n][row]) for n in ("watermark", "last_offset", "last_emitted",
+                                         "inbound_generation")),
+        counts["pending_n"], counts["recent_n"], int(columns["recent_next"][row]),
+        bool(inbound.any()), int((used.astype(np.int64) << np.arange(len(used))).sum()),
+        counts["held_n"],
+    )
+    records = columns["slot"][row][used]
+    parts = [
+        header,
+        held[used].tobytes(),
+        columns["pending_ms"][row, : counts["pending_n"]].tobytes(),
+        columns["pending_key"][row, : counts["pending_n"]].tobytes(),
+        columns["recent"][row, : counts["recent_n"]].tobytes(),
+        columns["held_bucket"][row, : counts["held_n"]].tobytes(),
+        columns["held_count"][row, : counts["held_n"]].tobytes(),
+        *(slots[n][records].tobytes() for n in ("counters", "kmv_hash", "kmv_count",
+                                                 "segment_hist")),
+    ]
+    if inbound.any():
+        parts.append(inbound.tobytes())
+    return b"".join(parts)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_rows_are_packed_by_words_and_version_2_rows_still_load(name: str) -> None:
+    config = CONFIGS[name]
+    block, _ = fed_block(config, 5)
+    rows = live_rows(block)
+    packed = block.rows_bytes(rows)
+    unpacked = [unpacked_row_bytes(block, int(row)) for row in rows]
+    assert packed[0][0] == 3 and unpacked[0][0] == 2
+    assert sum(map(len, packed)) < 0.6 * sum(map(len, unpacked))  # mostly zero words
+    for number, row, old in zip(block.numbers_of(rows), rows.tolist(), unpacked, strict=True):
+        copy = CallerBlock(config)
+        restored = copy.load_row(number, old)
+        assert copy.row_bytes(restored) == block.row_bytes(row), number
+
+
+def test_rows_bytes_do_not_depend_on_what_the_buffer_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    block, _ = fed_block(CONFIGS["odd sketch"], 5)
+    rows = live_rows(block)
+    expected = [block.row_bytes(int(row)) for row in rows]
+    monkeypatch.setattr(block_bytes, "_buffer", lambda size: np.full(size, 0xAB, np.uint8))
+    assert block.rows_bytes(rows) == expected
+
+
+def test_rows_bytes_in_passes_of_rows_sorted_by_length_keep_the_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    block, _ = fed_block(FeatureConfig(), 5)
+    rows = live_rows(block)[::-1]
+    expected = [block.row_bytes(int(row)) for row in rows]
+    monkeypatch.setattr(block_bytes, "_ROWS_AT_ONCE", 7)
+    assert len(rows) > 3 * 7 and len({len(data) for data in expected}) > 3
+    assert block.rows_bytes(rows) == expected
+
+
+def test_a_packed_row_cut_short_or_padded_is_refused() -> None:
+    block, _ = fed_block(FeatureConfig(), 2)
+    data = block.row_bytes(int(live_rows(block)[0]))
+    for broken in (data[:-4], data + bytes(4), data[:50]):
+        with pytest.raises(ValueError):
+            CallerBlock(FeatureConfig()).load_row("+8613900000000", broken)
 
 
 @pytest.mark.parametrize("hours", [0.5, 2, 30, 80])
