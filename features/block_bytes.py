@@ -23,6 +23,7 @@ Version 2 rows (the body as is) are still read.
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from typing import TYPE_CHECKING, Any
@@ -312,7 +313,7 @@ def load_row_bytes(block: CallerBlock, row: int, data: bytes) -> None:
 
     def take(dtype: np.dtype, count: int, shape: tuple[int, ...] = ()) -> np.ndarray:
         nonlocal offset
-        values = np.frombuffer(data, dtype, count * int(np.prod(shape, dtype=np.int64)), offset)
+        values = np.frombuffer(data, dtype, count * math.prod(shape), offset)
         offset += values.nbytes
         return values.reshape(count, *shape) if shape else values
 
@@ -347,17 +348,37 @@ def _body_bytes(
     block: CallerBlock, slots: int, pending: int, recent: int, held: int, inbound: int
 ) -> int:
     """How long a row's unpacked body is, from the counts in its header."""
-    columns, records = block.callers.columns, block.slots.columns
-    per_slot = columns["bucket"].itemsize + sum(
-        records[name].itemsize * int(np.prod(records[name].shape[1:])) for name in _SLOT_COLUMNS
-    )
+    per_slot, per_pending, per_recent, per_held, filter_bytes = _item_bytes(block)
     return (
         slots * per_slot
-        + pending * (columns["pending_ms"].itemsize + columns["pending_key"].itemsize)
-        + recent * columns["recent"].itemsize
-        + held * (columns["held_bucket"].itemsize + columns["held_count"].itemsize)
-        + (columns["inbound"][0].nbytes if inbound else 0)
+        + pending * per_pending
+        + recent * per_recent
+        + held * per_held
+        + (filter_bytes if inbound else 0)
     )
+
+
+_ITEM_BYTES: dict[int, tuple[int, int, int, int, int]] = {}  # by layout fingerprint
+
+
+def _item_bytes(block: CallerBlock) -> tuple[int, int, int, int, int]:
+    """Bytes per held slot, buffered call, recent id and held complaint; the filter's bytes."""
+    found = _ITEM_BYTES.get(block.fingerprint)
+    if found is None:
+        columns, records = block.callers.columns, block.slots.columns
+
+        def width(column: NDArray[Any]) -> int:
+            return column.itemsize * int(np.prod(column.shape[1:]))
+
+        found = (
+            columns["bucket"].itemsize + sum(width(records[name]) for name in _SLOT_COLUMNS),
+            columns["pending_ms"].itemsize + columns["pending_key"].itemsize,
+            columns["recent"].itemsize,
+            columns["held_bucket"].itemsize + columns["held_count"].itemsize,
+            width(columns["inbound"]),
+        )
+        _ITEM_BYTES[block.fingerprint] = found
+    return found
 
 
 def _unpacked_body(data: bytes, body_bytes: int) -> bytes:
