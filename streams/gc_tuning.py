@@ -7,8 +7,9 @@ record, a ``RawMessage``, its decoded dicts) for a few milliseconds, so with
 the default threshold nearly all of it is scanned, promoted and scanned
 again before it is dropped. Profiled on one CDR per message (py-spy, 326k
 CDRs): the collections showed as 26% of the worker's samples, charged to
-the list comprehension and the JSON decode that allocated; with a first
-threshold of 50,000 the same traffic took 28% fewer samples.
+the list comprehension and the JSON decode that allocated; with these
+thresholds those two places took 8%. Ingest alone, with two million live
+objects around it, went from 84k to 170k messages per CPU-second.
 
 :func:`tune` sets the thresholds from ``CALLGUARD_GC_THRESHOLDS`` and
 freezes what start-up allocated (modules, the app, the model), so the

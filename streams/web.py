@@ -48,7 +48,13 @@ def register_views(app: CallguardApp) -> None:
                 },
                 "store": dataclasses.asdict(app.writer.metrics()),
                 "checkpoints": (
-                    {**dataclasses.asdict(app.checkpoints.stats), "held": app.checkpoints.held}
+                    {
+                        **dataclasses.asdict(app.checkpoints.stats),
+                        "held": app.checkpoints.held,
+                        # Why checkpoints stopped for good (the worker is stopping), or null.
+                        "broken": None if app.checkpoints.broken is None
+                        else repr(app.checkpoints.broken),
+                    }
                     if app.checkpoints is not None else None
                 ),
                 "assigned": sorted(

@@ -26,9 +26,8 @@ def _cdr(cdr_id: str, caller: str = "13800138000") -> dict:
     }
 
 
-def test_malformed_cdrs_go_to_deadletter_and_good_ones_go_on(
-    kafka_bootstrap, kafka_producer, start_worker
-):
+def worker_on_own_topics(start_worker):
+    """A worker of its own app on fresh raw, dead-letter and routed topics."""
     run = uuid.uuid4().hex[:8]
     raw_topic, dead_topic, routed_topic = f"raw-{run}", f"dead-{run}", f"routed-{run}"
     worker = start_worker(
@@ -37,6 +36,13 @@ def test_malformed_cdrs_go_to_deadletter_and_good_ones_go_on(
         CALLGUARD_TOPIC_DEADLETTER=dead_topic,
         CALLGUARD_TOPIC_BY_CALLER=routed_topic,
     )
+    return run, raw_topic, dead_topic, routed_topic, worker
+
+
+def test_malformed_cdrs_go_to_deadletter_and_good_ones_go_on(
+    kafka_bootstrap, kafka_producer, start_worker
+):
+    run, raw_topic, dead_topic, routed_topic, worker = worker_on_own_topics(start_worker)
     good_single = _cdr(f"{run}-1")
     garbage = b"\xff\xfe not json"
     batch = [_cdr(f"{run}-2", "+8613900139000"), {**_cdr(f"{run}-3"), "duration_s": "long"}]
@@ -73,14 +79,7 @@ def test_malformed_cdrs_go_to_deadletter_and_good_ones_go_on(
 def test_an_unreadable_routed_message_is_dead_lettered_and_the_features_go_on(
     kafka_bootstrap, kafka_producer, start_worker
 ):
-    run = uuid.uuid4().hex[:8]
-    raw_topic, dead_topic, routed_topic = f"raw-{run}", f"dead-{run}", f"routed-{run}"
-    worker = start_worker(
-        CALLGUARD_APP_ID=f"cg-{run}",
-        CALLGUARD_TOPIC_CDR_RAW=raw_topic,
-        CALLGUARD_TOPIC_DEADLETTER=dead_topic,
-        CALLGUARD_TOPIC_BY_CALLER=routed_topic,
-    )
+    run, raw_topic, dead_topic, routed_topic, worker = worker_on_own_topics(start_worker)
     read_topic(kafka_bootstrap, routed_topic, until=lambda _: True)
     foreign = b'{"calls": "not columns"}'
     kafka_producer.send(routed_topic, foreign, partition=0)
@@ -102,3 +101,7 @@ def test_an_unreadable_routed_message_is_dead_lettered_and_the_features_go_on(
 
     wait_for(lambda: accepted() == 3, 60, "the calls after it applied", log=worker.log)
     assert worker.process.poll() is None, "the worker must go on after a foreign message"
+    status_url = f"http://127.0.0.1:{worker.web_port}/status"
+    wait_for(lambda: get_json(status_url)["checkpoints"]["rows"] >= 1, 30, "a checkpoint",
+             log=worker.log)
+    assert get_json(status_url)["checkpoints"]["broken"] is None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import random
 from datetime import UTC, datetime
 from typing import Any
@@ -25,25 +24,12 @@ from features.cdr_vector import normalise_numbers
 from features.numbers import NumberError, normalise
 from streams.deadletter import SourcePosition
 from streams.ingest import RawMessage, ingest_cdrs
+from tests.unit.test_cdr_arrow import EPOCH_TIMES, TEXT_TIMES, arrow, frame_of
 from tests.unit.test_cdr_contract import good
 from tests.unit.test_cdr_json import NUMBERS, TIMES
 
 EPOCH = 1714528800000
 MAX_BYTES = 20_000
-TEXT_TIMES = {"cdr_id": pl.String, "caller": pl.String, "callee": pl.String,
-              "start_time": pl.String, "duration_s": pl.Float64, "disposition": pl.String,
-              "ring_s": pl.Float64, "carrier": pl.String}
-EPOCH_TIMES = TEXT_TIMES | {"start_time": pl.Int64}
-
-
-def arrow(frame: pl.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    frame.write_ipc_stream(buffer)
-    return buffer.getvalue()
-
-
-def frame_of(records: list[dict], schema: dict) -> pl.DataFrame:
-    return pl.DataFrame(records, schema=schema)
 
 
 def triples(rejections: list[Rejection]) -> list[tuple[str, int | None, bytes]]:
