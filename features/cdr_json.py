@@ -3,8 +3,9 @@
 The ingest agent takes many ``cdr.raw`` messages at once.
 :func:`validate_json_messages` decodes each one as :func:`~features.cdr.validate_message`
 does, puts the records of all of them end to end and checks each field over
-the whole column (numpy, and :func:`~features.numbers.normalise_many` for
-numbers), so a common record costs no Python call per field. A record the
+the whole column (numpy; numbers with :func:`~features.numbers.normalise_many`,
+or for long columns with polars as the Arrow path does), so a common record
+costs no Python call per field. A record the
 column rules do not accept is handed to the per-record validator itself
 (:func:`~features.cdr.validate_element`), which gives the reason the JSON
 path gives, or, should the two ever disagree, accepts it: the column rules
@@ -39,6 +40,7 @@ from features.cdr import (
     decode_message,
     validate_element,
 )
+from features.cdr_vector import normalise_numbers
 from features.numbers import normalise_many
 
 __all__ = ["CdrArrays", "JsonCdrs", "validate_json_messages"]
@@ -60,6 +62,7 @@ _NONE = type(None)
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _TEXT = {str}
 _COLUMN_CHUNK = 2048
+_POLARS_NUMBERS = 20_000  # numbers in a column from which polars normalises them
 # RFC 3339 texts read by column, by length: (digits of fraction, "Z" rather than +HH:MM).
 _RFC3339_SHAPES = {
     19 + (fraction + 1 if fraction else 0) + (1 if zulu else 6): (fraction, zulu)
@@ -243,7 +246,7 @@ def _checked_columns(items: list[Any], default_region: str) -> tuple[CdrArrays, 
 
     numbers = {}
     for name in ("caller", "callee"):
-        numbers[name] = normalise_many(column(name, {str}, ""), default_region)
+        numbers[name] = _normalised(column(name, {str}, ""), default_region)
         good &= _is_not_none(numbers[name])
 
     start_ms, known = _epoch_ms(column("start_time", {int, str}, 0))
@@ -279,6 +282,22 @@ def _checked_columns(items: list[Any], default_region: str) -> tuple[CdrArrays, 
         ring_s=ring_s,
     )
     return arrays, good
+
+
+def _normalised(texts: list[str], default_region: str) -> list[str | None]:
+    """Each number normalised as :func:`~features.numbers.normalise` does; ``None`` if invalid.
+
+    Long columns go through polars as Arrow batches do
+    (:func:`~features.cdr_vector.normalise_numbers`); shorter ones through
+    :func:`~features.numbers.normalise_many`, since polars' fixed cost per
+    column is larger than what it saves below about 20,000 numbers
+    (measured on the simulator's numbers, per number: 2.2 µs against 0.9 µs
+    in columns of 1,000, 0.5 against 0.9-1.1 in columns of 50,000). Both
+    answer every text they do not recognise with ``normalise`` itself.
+    """
+    if len(texts) < _POLARS_NUMBERS:
+        return normalise_many(texts, default_region)
+    return normalise_numbers(pl.Series(texts, dtype=pl.String), default_region).to_list()
 
 
 def _columns(items: list[dict[str, Any]]) -> dict[str, list[Any]]:

@@ -14,7 +14,7 @@ digits.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from enum import StrEnum
 from functools import lru_cache
 
@@ -50,13 +50,6 @@ _SERVICE_MAX_DIGITS = 6
 _NORMAL_CN = re.compile(r"\+86(?:1[3-9][0-9]{9}|(?:10|2[0-9])[0-9]{8}|[3-9][0-9]{9,10})")
 
 
-# Per default region: raw text -> its normal form, or None where normalise() raises.
-# Emptied when a call would take it past the limit (a few tens of MB a region;
-# a call with more distinct texts than the limit fills it with them all).
-_known_numbers: dict[str, dict[str, str | None]] = {}
-_KNOWN_NUMBERS_LIMIT = 262_144
-
-
 def normalise(raw: str, default_region: str = "CN") -> str:
     """Return ``raw`` in callguard's normal form, or raise :class:`NumberError`.
 
@@ -82,37 +75,22 @@ def normalise(raw: str, default_region: str = "CN") -> str:
 def normalise_many(raws: Sequence[str], default_region: str = "CN") -> list[str | None]:
     """Each text normalised as :func:`normalise` does it, or ``None`` where it raises.
 
-    For a column of numbers that repeat from one call to the next (callers
-    call many times): answers are kept, per region, in a bounded table that
-    outlives the call, so a number seen before costs one lookup and each new
-    distinct text one call of :func:`normalise` (one regular-expression match
-    if already normal).
+    For a column of numbers, most of them already normal: those cost one
+    regular-expression match, and each other distinct text one call.
 
     >>> normalise_many(["+8613800138000", "010-12345678", "abc"])
     ['+8613800138000', '+861012345678', None]
     """
-    known = _known_numbers.setdefault(default_region, {})
-    try:
-        return list(map(known.__getitem__, raws))
-    except KeyError:
-        pass
-    except TypeError:  # an unhashable value: not a number, nothing to remember
-        return [_normalise_or_none(raw, default_region) for raw in raws]
-    distinct = set(raws)
-    new = distinct.difference(known)
-    if len(known) + len(new) > _KNOWN_NUMBERS_LIMIT:
-        known.clear()
-        new = distinct
-    known.update(_normalised_new(new, default_region))
-    return list(map(known.__getitem__, raws))
-
-
-def _normalised_new(raws: Iterable[str], default_region: str) -> dict[str, str | None]:
-    """:func:`normalise_many`'s answers for texts it has not kept: the normal ones cost a match."""
-    if default_region != "CN":
-        return {raw: _normalise_or_none(raw, default_region) for raw in raws}
-    normal = _NORMAL_CN.fullmatch
-    return {raw: raw if normal(raw) else _normalise_or_none(raw, default_region) for raw in raws}
+    if default_region == "CN":
+        matches = map(_NORMAL_CN.fullmatch, raws)
+        normal = [raw if match else None for raw, match in zip(raws, matches, strict=True)]
+    else:
+        normal = [None] * len(raws)
+    pending = [row for row, value in enumerate(normal) if value is None]
+    answers = {raw: _normalise_or_none(raw, default_region) for raw in {raws[r] for r in pending}}
+    for row in pending:
+        normal[row] = answers[raws[row]]
+    return normal
 
 
 def _normalise_or_none(raw: str, default_region: str) -> str | None:

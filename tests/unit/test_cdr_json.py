@@ -9,9 +9,10 @@ import numpy as np
 import orjson
 import pytest
 
+from features import cdr_json
 from features.cdr import validate_message
 from features.cdr_json import validate_json_messages
-from features.numbers import NumberError, normalise, normalise_many
+from features.numbers import NumberError, normalise
 from streams import ingest
 from streams.deadletter import SourcePosition
 from streams.ingest import RawMessage, ingest_cdrs
@@ -129,8 +130,12 @@ def test_no_message_and_no_record() -> None:
         ["empty batch: a JSON array with no record"], ["empty message (no value)"]]
 
 
+@pytest.mark.parametrize("polars_from", [0, 10**9])  # every column through polars, or none
 @pytest.mark.parametrize("region", ["CN", "US", "GB"])
-def test_normalise_many_is_normalise(region: str) -> None:
+def test_the_number_column_is_normalise(
+    region: str, polars_from: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cdr_json, "_POLARS_NUMBERS", polars_from)
     rng = random.Random(7)
     generated = [rng.choice(["+86", "0086", "86", "0", "", "+1", "+44"])
                  + "".join(rng.choice("0123456789") for _ in range(rng.randint(3, 13)))
@@ -142,7 +147,7 @@ def test_normalise_many_is_normalise(region: str) -> None:
             expected.append(normalise(raw, region))
         except NumberError:
             expected.append(None)
-    assert normalise_many(raws, region) == expected
+    assert cdr_json._normalised(raws, region) == expected
 
 
 def ingest_both(raws: list[bytes | None], monkeypatch: pytest.MonkeyPatch,
@@ -246,37 +251,6 @@ def test_mixed_instants_keep_their_rows() -> None:
     assert known.tolist() == [True, True, True, False, True, False, True]
     assert start_ms[known].tolist() == [1714528800000, 1714528800000, -1, 1714528800500,
                                         946_684_800_000]
-
-
-def test_numbers_are_remembered_by_region(monkeypatch: pytest.MonkeyPatch) -> None:
-    from features import numbers
-
-    monkeypatch.setattr(numbers, "_known_numbers", {})
-    raws = ["020 7946 0958", "2079460958", "138-0013-8000", "+8613800138000", "abc", "95588"]
-    for region in ["GB", "CN", "GB", "US", "CN"]:  # each region's answers, whatever came before
-        expected = []
-        for raw in raws:
-            try:
-                expected.append(normalise(raw, region))
-            except NumberError:
-                expected.append(None)
-        assert normalise_many(raws, region) == expected
-        assert normalise_many(raws[::-1], region) == expected[::-1]
-
-
-def test_remembered_numbers_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    from features import numbers
-
-    monkeypatch.setattr(numbers, "_known_numbers", {})
-    monkeypatch.setattr(numbers, "_KNOWN_NUMBERS_LIMIT", 50)
-    rng = random.Random(11)
-    for _ in range(30):
-        raws = [f"138{rng.randrange(10**8):08d}" for _ in range(20)] + ["x", "138-0013-8000"]
-        assert normalise_many(raws) == [None if raw == "x" else normalise(raw) for raw in raws]
-        assert len(numbers._known_numbers["CN"]) <= 50
-    many = [f"139{n:08d}" for n in range(120)]  # one call past the limit: all answered
-    assert normalise_many(many) == ["+86" + raw for raw in many]
-    assert normalise_many([[1], 5, None], "GB") == [None, None, None]  # not text: not numbers
 
 
 @pytest.mark.parametrize("seed", range(8))
