@@ -284,7 +284,7 @@ def _checked_columns(items: list[Any], default_region: str) -> tuple[CdrArrays, 
     return arrays, good
 
 
-def _normalised(texts: list[str], default_region: str) -> list[str | None]:
+def _normalised(texts: Sequence[str], default_region: str) -> list[str | None]:
     """Each number normalised as :func:`~features.numbers.normalise` does; ``None`` if invalid.
 
     Long columns go through polars as Arrow batches do
