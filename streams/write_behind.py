@@ -100,12 +100,7 @@ class WriteBehindTable(MutableMapping[str, bytes]):
         return any(value is _DEFERRED for value in self._overlay.values())
 
     def __getitem__(self, key: str) -> bytes:
-        if key in self._overlay:
-            value = self._overlay[key]
-            if value is _DEFERRED:
-                value = self._resolve([key])[0]
-        else:
-            value = self._data.get(key.encode())
+        value = self.get(key)
         if value is None:
             raise KeyError(key)
         return value
