@@ -18,14 +18,21 @@ the same emission policy. What differs is where the state lives:
   table (after a restart or a rebalance, the table is recovered and the
   block is empty) is loaded on first touch, so a new stage over the same
   table goes on exactly where the old one stopped.
+- the worker's table keeps **one copy** of each caller in memory: a caller
+  the block loads leaves the table's data (``table.loaded``), and one the
+  block lets go of (a revoked partition, :meth:`BlockFeatureStage.evict_idle`)
+  is written back to it as bytes (``table.evicted``). So the block is the
+  working set and the table's data the compact rest (about 460 bytes a
+  caller against about 2-3 KB in the block's columns).
 
 **A failed message.** If applying a message raises, the block may hold part
-of it; it is dropped and callers reload from the table. While the table
-still waits for deferred rows, that would lose the state of earlier
-messages: the stage then refuses to give those rows (:class:`StateLost`),
-so the checkpoint fails and nothing is acknowledged, and the worker must
-restart and read again from its last checkpoint (the features agent stops
-the worker on any failed message).
+of it; it is dropped. With a plain mapping, callers reload from the table.
+With the worker's one-copy table the block held the only copy of its callers
+in memory: the stage then refuses to go on or to give rows
+(:class:`StateLost`), so the checkpoint fails and nothing is acknowledged,
+and the worker must restart: it recovers the changelog and reads again from
+its last checkpoint (the features agent stops the worker on any failed
+message).
 
 The table's values are block rows, not :class:`streams.caller_record.CallerRecord`
 bytes: a table written by one stage cannot be read by the other (switching a
@@ -108,11 +115,11 @@ class BlockFeatureStage:
             return self._apply(batch, offset, table)
         except Exception as error:
             self.block = CallerBlock(self.config, self._capacity)
-            if getattr(table, "deferred", False):
+            if hasattr(table, "evicted"):  # the block held the only copy of its callers
                 self._lost = (
-                    f"the message at offset {offset} failed ({error!r}) before the state of "
-                    "earlier messages was written: restart the worker, it reads them again "
-                    "from its last checkpoint"
+                    f"the message at offset {offset} failed ({error!r}) and the state the "
+                    "block held is gone: restart the worker, it recovers the state from "
+                    "the changelog and reads again from its last checkpoint"
                 )
             raise
 
@@ -173,18 +180,27 @@ class BlockFeatureStage:
         (-1 where neither the block nor the table holds the number).
         """
         block, get = self.block, table.get
-        found = []
+        found, loaded = [], []
         for numbers in number_lists:
             rows = block.rows_of(numbers, create=False)
             for number in dict.fromkeys([numbers[i] for i in np.flatnonzero(rows < 0).tolist()]):
                 data = get(number)
                 if data is not None:
                     block.load_row(number, data)
+                    loaded.append(number)
             found.append(rows)
+        self._took(table, loaded)
         return [
             _look_up_again(block, numbers, rows)
             for numbers, rows in zip(number_lists, found, strict=True)
         ]
+
+    @staticmethod
+    def _took(table: Table, numbers: list[str]) -> None:
+        """Tell a one-copy table (the worker's) that the block now holds ``numbers``."""
+        loaded = getattr(table, "loaded", None)
+        if loaded is not None and numbers:
+            loaded(numbers)
 
     def _emit(self, called: NDArray[np.int64]) -> Emission:
         """Emission policy of :class:`FeatureStage`, over the rows with accepted calls.
@@ -255,15 +271,21 @@ class BlockFeatureStage:
     def forget(self, numbers: Iterable[str], table: Table | None = None) -> int:
         """Drop ``numbers`` from the block (not from the table); how many were held.
 
-        Pass the table when it may wait for some of their rows: they are
-        serialised into it first.
+        Pass the table when the block may hold their only copy (the
+        worker's one-copy table, see :meth:`WriteBehindTable.evicted`): their
+        bytes are written to it first.
         """
-        numbers = list(numbers)
-        materialise = getattr(table, "materialise", None)
-        if materialise is not None:
-            materialise(numbers)
-        rows = self.block.rows_of(numbers, create=False)
-        return len(self.block.remove(np.unique(rows[rows >= 0])))
+        rows = self.block.rows_of(list(numbers), create=False)
+        rows = np.unique(rows[rows >= 0])
+        self._evict(rows, table)
+        return len(self.block.remove(rows))
+
+    def _evict(self, rows: NDArray[np.int64], table: Table | None) -> None:
+        evicted = getattr(table, "evicted", None)
+        if evicted is not None and len(rows):
+            if self._lost is not None:
+                raise StateLost(self._lost)
+            evicted(self.block.numbers_of(rows), self.block.rows_bytes(rows))
 
     def forget_partition(self, partition: int, partitions: int, table: Table | None = None) -> int:
         """Drop the callers of a revoked partition of ``cdr.by_caller`` from the block."""
@@ -284,14 +306,15 @@ class BlockFeatureStage:
         lets :meth:`expire` see callers no message has touched yet. Pass only
         numbers of partitions this worker owns.
         """
-        loaded = 0
+        loaded = []
         for number in numbers:
             if number not in self.block:
                 data = table.get(number)
                 if data is not None:
                     self.block.load_row(number, data)
-                    loaded += 1
-        return loaded
+                    loaded.append(number)
+        self._took(table, loaded)
+        return len(loaded)
 
     def snapshot(self, number: str, table: Table) -> dict[str, object] | None:
         """The caller's current features and clocks (loaded from the table if needed)."""
@@ -300,6 +323,7 @@ class BlockFeatureStage:
             if data is None:
                 return None
             self.block.load_row(number, data)
+            self._took(table, [number])
         rows = self.block.rows_of([number], create=False)
         matrix = self.block.features(rows)
         return {

@@ -16,9 +16,17 @@ committed; this module does the same for callguard's tables:
   serialised once, when read or taken, by the stage itself (a caller touched
   by five messages between two checkpoints is serialised once, not five
   times).
-- :meth:`WriteBehindTable.take` hands the overlay over at a checkpoint and
-  folds it into the table's data, so the table holds what its changelog will;
+- :meth:`WriteBehindTable.take` hands the overlay over at a checkpoint;
   :meth:`WriteBehindTable.restore` puts it back if the write fails.
+- **One copy of each caller in memory.** The feature stage's block holds
+  the callers it has loaded or created; the table's data holds only the
+  others (recovered from the changelog and not touched since, or let go of
+  by the block). :meth:`WriteBehindTable.loaded` drops the data's copy of a
+  caller the block has just loaded, a take does not store the rows it
+  resolved from the block, and :meth:`WriteBehindTable.evicted` stores the
+  bytes of callers the block lets go of (a revoked partition, an idle
+  caller). Holding every row twice (numpy columns and bytes) cost about
+  600 bytes per caller.
 - :class:`ChangelogWriter` sends a checkpoint's records as a few large
   produce batches (one per partition, cut at ``max_batch_bytes``) on its own
   aiokafka producer, and returns once the broker has them.
@@ -127,25 +135,38 @@ class WriteBehindTable(MutableMapping[str, bytes]):
         self._source = source
         self._overlay.update(dict.fromkeys(keys, _DEFERRED))
 
-    def materialise(self, keys: Iterable[str]) -> int:
-        """Ask the source now for those of ``keys`` that are deferred; how many were.
+    def loaded(self, keys: Iterable[str]) -> None:
+        """The source now holds ``keys`` (loaded from here): drop the data's copies.
 
-        Before the source lets go of them (a revoked partition leaves the
-        feature stage's block, but its rows still go to the next checkpoint).
+        Until the source lets go of them (:meth:`evicted`), their bytes are
+        the source's to give: written keys are deferred to it.
         """
-        overlay = self._overlay
-        waiting = [key for key in keys if overlay.get(key) is _DEFERRED]
-        if waiting:
-            overlay.update(zip(waiting, self._resolve(waiting), strict=True))
-        return len(waiting)
+        pop = self._data.pop
+        for key in keys:
+            pop(key.encode(), None)
+
+    def evicted(self, keys: Sequence[str], values: Sequence[bytes]) -> None:
+        """The source lets go of ``keys``: keep their current bytes ``values`` here.
+
+        A key still deferred gets its bytes in the overlay too, so the next
+        checkpoint writes them without asking the source.
+        """
+        overlay, data = self._overlay, self._data
+        for key, value in zip(keys, values, strict=True):
+            if overlay.get(key) is _DEFERRED:
+                overlay[key] = value
+            data[key.encode()] = value
 
     def discard(self, keys: Iterable[str]) -> None:
-        """Delete the ``keys`` that exist, without reading them (a deferred key is not resolved)."""
-        overlay, data = self._overlay, self._data
+        """Delete ``keys`` without reading them (a deferred key is not resolved).
+
+        Every key gets a tombstone: a key the source holds may be in neither
+        the overlay nor the data (see :meth:`loaded`).
+        """
+        overlay, pop = self._overlay, self._data.pop
         for key in keys:
-            value = overlay[key] if key in overlay else data.get(key.encode())
-            if value is not None:
-                overlay[key] = None
+            overlay[key] = None
+            pop(key.encode(), None)
 
     def _resolve(self, keys: list[str]) -> list[bytes]:
         if self._source is None:
@@ -187,10 +208,12 @@ class WriteBehindTable(MutableMapping[str, bytes]):
         return sum(1 for _ in self)
 
     def take(self) -> list[ChangelogRecord]:
-        """The overlay as changelog records; folds it into the data and clears it.
+        """The overlay as changelog records; clears it.
 
         Deferred keys are resolved first, all in one call to the source; if
-        that raises, the overlay is left as it was.
+        that raises, the overlay is left as it was. Bytes written as such
+        (not deferred) are folded into the data; deferred keys stay the
+        source's (:meth:`loaded`), deleted keys leave the data.
         """
         overlay = self._overlay
         if not overlay:
@@ -208,9 +231,9 @@ class WriteBehindTable(MutableMapping[str, bytes]):
         for raw, value in zip(raws, values, strict=True):
             if value is None:
                 data.pop(raw, None)
-        data.update(
-            (raw, value) for raw, value in zip(raws, values, strict=True) if value is not None
-        )
+        written = [index for index, value in enumerate(overlay.values()) if value is not None]
+        deferred = set(waiting)
+        data.update((raws[index], values[index]) for index in written if index not in deferred)
         return list(zip(self._partitions_of(keys), raws, values, strict=True))
 
     def restore(self, records: list[ChangelogRecord]) -> None:

@@ -336,31 +336,51 @@ def test_deferred_rows_reach_the_table_as_written_through_rows_would(seed: int) 
         assert_same_emission(expected[1], got[1], step)
         if rng.random() < 0.3:
             checkpointed.update((key.decode(), value) for _, key, value in table.take())
-    assert dict(table) == through_table
+        assert_one_copy(deferred, data)
+    held = deferred.block.numbers()
+    rows = deferred.block.rows_of(held, create=False)
+    in_block = dict(zip(held, deferred.block.rows_bytes(rows), strict=True))
+    assert {**dict(table), **in_block} == through_table
     checkpointed.update((key.decode(), value) for _, key, value in table.take())
     assert {k: v for k, v in checkpointed.items() if v is not None} == through_table
-    assert {key.decode(): value for key, value in data.items()} == through_table
+    cold = {key.decode(): value for key, value in data.items()}
+    assert cold == {key: through_table[key] for key in through_table if key not in held}
 
 
-def test_a_failed_message_with_rows_still_deferred_stops_the_stage_for_good() -> None:
+def assert_one_copy(stage: BlockFeatureStage, data: dict[bytes, bytes]) -> None:
+    """The table's data holds no caller the block holds."""
+    both = [number for number in stage.block.numbers() if number.encode() in data]
+    assert not both, f"{len(both)} callers held twice, e.g. {both[0]}"
+
+
+def test_a_failed_message_stops_a_stage_over_a_one_copy_table_for_good() -> None:
     stage = BlockFeatureStage(CONFIG)
     table = WriteBehindTable({}, partitions_by_hash)
     stage.apply(routed([cdr(i) for i in range(5)]), 0, table)
-    table.take()  # checkpointed: a failure now loses nothing
+    table.take()  # checkpointed, but the block holds the caller's only copy in memory
     bad = routed([cdr(10)])
     bad.calls.start_ms[0] = "not a time"  # type: ignore[call-overload]
     with pytest.raises((TypeError, ValueError)):
         stage.apply(bad, 1, table)
-    stats, _ = stage.apply(routed([cdr(5)]), 1, table)  # reloaded from the table
-    assert stats.accepted == 1 and features_of(stage, dict(table))["long_call_volume"] == 6
-
-    with pytest.raises((TypeError, ValueError)):  # now the table waits for the row of offset 1
-        stage.apply(bad, 2, table)
-    with pytest.raises(StateLost, match="offset 2"):
-        table.take()
+    with pytest.raises(StateLost, match="offset 1"):
+        stage.apply(routed([cdr(5)]), 1, table)
+    table.defer([CALLER], stage.rows_bytes_of)
     with pytest.raises(StateLost):
-        stage.apply(routed([cdr(6)]), 2, table)
+        table.take()
     assert table.pending == 1  # nothing taken: no checkpoint can acknowledge offset 1
+
+
+def test_callers_move_between_the_block_and_a_one_copy_table() -> None:
+    stage, data = BlockFeatureStage(CONFIG), {}
+    table = WriteBehindTable(data, partitions_by_hash)
+    stage.apply(routed([cdr(i) for i in range(5)]), 0, table)
+    table.take()
+    assert data == {} and len(stage.block) == 1  # checkpointed: the block's copy only
+    assert stage.forget([CALLER], table) == 1
+    assert list(data) == [CALLER.encode()] and len(stage.block) == 0
+    stats, _ = stage.apply(routed([cdr(5)]), 1, table)  # loaded back: the data lets go
+    assert stats.accepted == 1 and data == {}
+    assert stage.snapshot(CALLER, table)["features"]["long_call_volume"] == 6
 
 
 # -- complaints ahead of the watermark ---------------------------------------------

@@ -204,8 +204,21 @@ def test_deferred_keys_are_read_from_the_source_and_serialised_once_per_take() -
     assert sorted(records, key=lambda r: r[1]) == [
         (1, b"a1", b"A2"), (0, b"b2", b"B"), (0, b"d4", b"plain"),
     ]
-    assert data == {b"a1": b"A2", b"b2": b"B", b"c3": b"gone", b"d4": b"plain"}
+    # the source keeps what it gave; the data keeps the bytes written as such
+    assert data == {b"a1": b"old", b"c3": b"gone", b"d4": b"plain"}
     assert not table.deferred and table.take() == []
+
+
+def test_keys_the_source_loads_leave_the_data_and_come_back_when_it_lets_go() -> None:
+    data = {b"a1": b"A", b"b2": b"B"}
+    source = Source({})
+    table = WriteBehindTable(data, partition_of)
+    table.loaded(["a1", "zz9"])
+    assert data == {b"b2": b"B"}
+    table.defer(["a1"], source)
+    table.evicted(["a1"], [b"A2"])  # its bytes now: in the data and for the checkpoint
+    assert data == {b"a1": b"A2", b"b2": b"B"} and source.calls == []
+    assert table.take() == [(1, b"a1", b"A2")]
 
 
 def test_a_source_that_fails_leaves_the_overlay_as_it_was() -> None:
@@ -219,16 +232,15 @@ def test_a_source_that_fails_leaves_the_overlay_as_it_was() -> None:
     assert sorted(table.take(), key=lambda r: r[1]) == [(1, b"a1", b"A"), (0, b"b2", b"B")]
 
 
-def test_discard_deletes_without_reading_and_materialise_reads_now() -> None:
+def test_discard_deletes_without_reading() -> None:
     source = Source({"a1": b"A", "b2": b"B"})
-    table = WriteBehindTable({b"c3": b"kept"}, partition_of)
+    data = {b"c3": b"kept"}
+    table = WriteBehindTable(data, partition_of)
     table.defer(["a1", "b2"], source)
-    table.discard(["a1", "c3", "zz9"])  # zz9 exists nowhere: no tombstone for it
-    assert source.calls == [] and "a1" not in table and "c3" not in table
-    assert table.materialise(["a1", "b2", "zz9"]) == 1 and source.calls == [["b2"]]
-    source.rows.clear()  # the source let go of b2: its bytes are already in the overlay
+    table.discard(["a1", "c3", "e5"])  # e5: held by the source only (loaded, checkpointed)
+    assert source.calls == [] and "a1" not in table and "c3" not in table and data == {}
     assert sorted(table.take(), key=lambda r: r[1]) == [
-        (1, b"a1", None), (0, b"b2", b"B"), (1, b"c3", None),
+        (1, b"a1", None), (0, b"b2", b"B"), (1, b"c3", None), (1, b"e5", None),
     ]
     with pytest.raises(ValueError, match="one row source"):
         table.defer(["a1"], Source({}))
