@@ -180,13 +180,14 @@ def _register_features(app: CallguardApp) -> None:
 
     stream_ms: dict[int, int] = {}  # per partition: the latest call start seen
     expired_at: dict[int, float] = {}  # per partition: wall clock of the last expiry
-    grace_ms = settings.grace_s * 1000
+    grace_ms, hot_ms = settings.grace_s * 1000, settings.caller_hot_s * 1000
 
     def expire_idle(partition: int) -> None:
         """Now and then, drop the partition's callers no window needs (block engine).
 
         Runs in the agent, between messages: the deletions reach the
-        changelog as tombstones.
+        changelog as tombstones. Callers idle for ``caller_hot_s`` leave the
+        block for the table's bytes (see ``BlockFeatureStage.expire_idle``).
         """
         if not isinstance(stage, BlockFeatureStage) or partition not in stream_ms:
             return
@@ -195,10 +196,13 @@ def _register_features(app: CallguardApp) -> None:
             expired_at.setdefault(partition, now)
             return
         expired_at[partition] = now
-        removed = stage.expire_idle(
-            stream_ms[partition] - grace_ms, callers, partition, settings.partitions
+        latest = stream_ms[partition]
+        idle = stage.expire_idle(
+            latest - grace_ms, callers, partition, settings.partitions,
+            evict_before_ms=latest - hot_ms if hot_ms else None,
         )
-        counters.features.expired += len(removed)
+        counters.features.expired += len(idle.removed)
+        counters.features.evicted += idle.evicted
 
     async def process(event: Any) -> None:
         """One routed batch: state, emission, scoring, flag lifecycle, publication."""

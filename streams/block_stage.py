@@ -54,6 +54,7 @@ callers left empty.
 from __future__ import annotations
 
 from collections.abc import Iterable, MutableMapping
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -63,11 +64,12 @@ from features.block import CallerBlock
 from features.config import FeatureConfig
 from features.vector import FEATURE_NAMES
 from streams.caller_record import fingerprints
+from streams.cold_callers import ColdCallers
 from streams.feature_stage import Emission, EmissionPolicy, StageStats, call_batch
 from streams.partitions import partitions_of
 from streams.wire import RoutedBatch
 
-__all__ = ["BlockFeatureStage", "StateLost"]
+__all__ = ["BlockFeatureStage", "IdleCallers", "StateLost"]
 
 _SHORT_VOLUME = FEATURE_NAMES.index("short_call_volume")
 Table = MutableMapping[str, bytes]
@@ -85,6 +87,13 @@ def _look_up_again(
     return rows
 
 
+class IdleCallers(NamedTuple):
+    """What :meth:`BlockFeatureStage.expire_idle` did."""
+
+    removed: list[str]  # deleted: nothing any window needs
+    evicted: int  # moved out of the block into the table, as bytes
+
+
 class StateLost(RuntimeError):
     """Deferred rows were asked for after a failed message dropped the block that held them."""
 
@@ -100,6 +109,7 @@ class BlockFeatureStage:
         self._capacity = capacity
         self.block = CallerBlock(config, capacity)
         self._lost: str | None = None  # why deferred rows can no longer be given
+        self._cold = ColdCallers()
 
     def apply(self, batch: RoutedBatch, offset: int, table: Table) -> tuple[StageStats, Emission]:
         """Apply one message read at ``offset``; write back every caller it touched.
@@ -127,7 +137,7 @@ class BlockFeatureStage:
         block, stats = self.block, StageStats()
         calls, complaints, inbound = batch.calls, batch.complaints, batch.inbound
         caller_rows, _, inbound_rows = self._load_missing(
-            table, [calls.caller, complaints.number, inbound.number]
+            table, [calls.caller, complaints.number, inbound.number], stats
         )
         block.begin(offset)
         touched = []
@@ -172,7 +182,9 @@ class BlockFeatureStage:
         stats.callers = len(rows)
         return stats, emission
 
-    def _load_missing(self, table: Table, number_lists: list[list[str]]) -> list[NDArray[np.int64]]:
+    def _load_missing(
+        self, table: Table, number_lists: list[list[str]], stats: StageStats
+    ) -> list[NDArray[np.int64]]:
         """Load from the table the numbers of this message the block does not hold.
 
         In first-seen order over the lists (so rows are handed out as one
@@ -190,6 +202,7 @@ class BlockFeatureStage:
                     loaded.append(number)
             found.append(rows)
         self._took(table, loaded)
+        stats.loaded = len(loaded)
         return [
             _look_up_again(block, numbers, rows)
             for numbers, rows in zip(number_lists, found, strict=True)
@@ -280,12 +293,15 @@ class BlockFeatureStage:
         self._evict(rows, table)
         return len(self.block.remove(rows))
 
-    def _evict(self, rows: NDArray[np.int64], table: Table | None) -> None:
+    def _evict(self, rows: NDArray[np.int64], table: Table | None) -> list[bytes]:
+        """Write ``rows`` to a one-copy table before they leave the block; the keys written."""
         evicted = getattr(table, "evicted", None)
-        if evicted is not None and len(rows):
-            if self._lost is not None:
-                raise StateLost(self._lost)
-            evicted(self.block.numbers_of(rows), self.block.rows_bytes(rows))
+        if evicted is None or not len(rows):
+            return []
+        if self._lost is not None:
+            raise StateLost(self._lost)
+        keys: list[bytes] = evicted(self.block.numbers_of(rows), self.block.rows_bytes(rows))
+        return keys
 
     def forget_partition(self, partition: int, partitions: int, table: Table | None = None) -> int:
         """Drop the callers of a revoked partition of ``cdr.by_caller`` from the block."""
@@ -333,8 +349,14 @@ class BlockFeatureStage:
         }
 
     def expire_idle(
-        self, now_ms: int, table: Table, partition: int, partitions: int
-    ) -> list[str]:
+        self,
+        now_ms: int,
+        table: Table,
+        partition: int,
+        partitions: int,
+        *,
+        evict_before_ms: int | None = None,
+    ) -> IdleCallers:
         """Delete the callers of ``partition`` that no window ending after ``now_ms`` needs.
 
         A caller whose latest call is older than ``now_ms`` minus the long
@@ -345,17 +367,43 @@ class BlockFeatureStage:
         worker calls from its features agent, with ``now_ms`` the
         partition's stream time minus the grace, so memory follows the
         active callers rather than every number ever seen.
+
+        With ``evict_before_ms``, the partition's callers whose latest call
+        is older than that then leave the block for the table, as bytes
+        (a one-copy table only: see :meth:`WriteBehindTable.evicted`), and
+        load again on their next call. Evicted callers are looked at again
+        once the long window has passed their latest call
+        (:class:`~streams.cold_callers.ColdCallers`): loaded, and expired
+        as the block's own.
         """
-        block = self.block
+        block, cutoff = self.block, now_ms - self.config.long_window_s * 1000
+        self._reload_due(partition, cutoff, table)
         numbers = self._numbers_of_partition(partition, partitions)
         rows = block.rows_of(numbers, create=False)
-        idle = rows[block.column("watermark")[rows] < now_ms - self.config.long_window_s * 1000]
-        if not len(idle):
-            return []
-        removed, changed = block.expire_rows(now_ms, idle)
-        self._delete(removed, table)
-        self._write(changed, table)
-        return removed
+        idle = rows[block.column("watermark")[rows] < cutoff]
+        removed: list[str] = []
+        if len(idle):
+            removed, changed = block.expire_rows(now_ms, idle)
+            self._delete(removed, table)
+            self._write(changed, table)
+        if evict_before_ms is None or not hasattr(table, "evicted"):
+            return IdleCallers(removed, 0)
+        if removed:
+            rows = block.rows_of(numbers, create=False)
+            rows = rows[rows >= 0]
+        latest = block.column("watermark")[rows]
+        quiet = latest < evict_before_ms
+        rows = rows[quiet]
+        self._cold.add(partition, self._evict(rows, table), latest[quiet])
+        block.remove(rows)
+        return IdleCallers(removed, len(rows))
+
+    def _reload_due(self, partition: int, cutoff_ms: int, table: Table) -> None:
+        """Load the evicted callers of ``partition`` whose state may have run out by now."""
+        due = self._cold.due(partition, cutoff_ms)
+        if due:
+            block = self.block
+            self.preload(table, [key.decode() for key in due if key.decode() not in block])
 
     def expire(self, now_ms: int, table: Table) -> list[str]:
         """Drop state no window ending after ``now_ms`` needs; returns the callers deleted.

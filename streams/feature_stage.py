@@ -55,6 +55,8 @@ class StageStats:
     callers: int = 0
     emitted: int = 0
     expired: int = 0  # callers deleted as idle (not per message: the worker's expiry)
+    loaded: int = 0  # callers loaded from the table's bytes into the block (block engine)
+    evicted: int = 0  # callers moved from the block to the table's bytes (the worker's expiry)
 
     def add(self, other: StageStats) -> None:
         """Accumulate ``other`` into this one."""

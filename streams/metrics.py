@@ -114,6 +114,12 @@ def collect(app: CallguardApp, monitor: PipelineMonitor,
             features.duplicates),
         one("complaints_total", "counter", "Complaints applied to callers.",
             features.complaints),
+        MetricFamily("callers_moved_total", "counter",
+                     "Callers moved between the block's columns and the table's bytes: "
+                     "loaded on a call, or evicted when idle.",
+                     [({"to": "block"}, features.loaded), ({"to": "table"}, features.evicted)]),
+        one("callers_expired_total", "counter",
+            "Callers deleted: no window needs their state.", features.expired),
         one("scored_total", "counter", "Feature vectors scored.", decisions.scored),
         MetricFamily("flags_total", "counter", "Decisions published, by action.",
                      [({"action": action}, getattr(decisions, action))

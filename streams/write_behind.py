@@ -145,17 +145,20 @@ class WriteBehindTable(MutableMapping[str, bytes]):
         for key in keys:
             pop(key.encode(), None)
 
-    def evicted(self, keys: Sequence[str], values: Sequence[bytes]) -> None:
+    def evicted(self, keys: Sequence[str], values: Sequence[bytes]) -> list[bytes]:
         """The source lets go of ``keys``: keep their current bytes ``values`` here.
 
         A key still deferred gets its bytes in the overlay too, so the next
-        checkpoint writes them without asking the source.
+        checkpoint writes them without asking the source. Returns the keys
+        as the data holds them (UTF-8).
         """
         overlay, data = self._overlay, self._data
-        for key, value in zip(keys, values, strict=True):
+        raws = [key.encode() for key in keys]
+        for key, raw, value in zip(keys, raws, values, strict=True):
             if overlay.get(key) is _DEFERRED:
                 overlay[key] = value
-            data[key.encode()] = value
+            data[raw] = value
+        return raws
 
     def discard(self, keys: Iterable[str]) -> None:
         """Delete ``keys`` without reading them (a deferred key is not resolved).

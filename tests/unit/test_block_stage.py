@@ -157,7 +157,8 @@ def messages_with_any_complaints(seed: int, n_messages: int = 40) -> list[Messag
 
 def assert_same_stats(expected: StageStats, got: StageStats, step: int) -> None:
     for name in StageStats.__slots__:  # type: ignore[attr-defined]
-        assert getattr(got, name) == getattr(expected, name), (step, name)
+        if name != "loaded":  # where state lives between messages: the engines differ
+            assert getattr(got, name) == getattr(expected, name), (step, name)
 
 
 def assert_same_emission(expected: Emission, got: Emission, step: int) -> None:
@@ -370,6 +371,48 @@ def test_a_failed_message_stops_a_stage_over_a_one_copy_table_for_good() -> None
     assert table.pending == 1  # nothing taken: no checkpoint can acknowledge offset 1
 
 
+@pytest.mark.parametrize("seed", [21, 22, 23])
+def test_evicting_idle_callers_changes_no_result(seed: int) -> None:
+    """Idle callers moved to the table's bytes and loaded back on their next call.
+
+    Stats, emissions and the changelog agree with a block that keeps every
+    caller; at the end, expiry far in the future deletes the same callers
+    from both, the evicted ones too.
+    """
+    rng = np.random.default_rng(seed)
+    messages = messages_with_any_complaints(seed, 90)
+    kept, kept_table = BlockFeatureStage(CONFIG, POLICY), {}
+    moving, data = BlockFeatureStage(CONFIG, POLICY), {}
+    table = WriteBehindTable(data, partitions_by_hash)
+    checkpointed: dict[str, bytes | None] = {}
+    evicted = loaded = 0
+    for step, message in enumerate(messages):
+        expected = kept.apply(message.batch, message.offset, kept_table)
+        got = moving.apply(message.batch, message.offset, table)
+        assert_same_stats(expected[0], got[0], step)
+        assert_same_emission(expected[1], got[1], step)
+        loaded += got[0].loaded
+        if step % 4 == 3:  # nothing past the long window yet: only eviction differs
+            latest = int(kept.block.column("watermark").max())
+            for partition in range(4):
+                idle = moving.expire_idle(T0, table, partition, 4, evict_before_ms=latest - 600_000)
+                assert idle.removed == []
+                evicted += idle.evicted
+            assert_one_copy(moving, data)
+        if rng.random() < 0.3:
+            checkpointed.update((key.decode(), value) for _, key, value in table.take())
+    assert evicted > 20 and loaded > 10
+    checkpointed.update((key.decode(), value) for _, key, value in table.take())
+    assert {k: v for k, v in checkpointed.items() if v is not None} == kept_table
+
+    far = int(kept.block.column("watermark").max()) + 3 * CONFIG.long_window_s * 1000
+    removed = [moving.expire_idle(far, table, partition, 4).removed for partition in range(4)]
+    expected_removed = [kept.expire_idle(far, kept_table, p, 4).removed for p in range(4)]
+    assert [sorted(r) for r in removed] == [sorted(r) for r in expected_removed]
+    assert len(moving.block) == len(kept.block) == 0 and data == {} and kept_table == {}
+    assert dict(table) == {}
+
+
 def test_callers_move_between_the_block_and_a_one_copy_table() -> None:
     stage, data = BlockFeatureStage(CONFIG), {}
     table = WriteBehindTable(data, partitions_by_hash)
@@ -524,7 +567,7 @@ def test_expire_idle_deletes_only_callers_past_the_long_window() -> None:
     before = features_of(stage, table, busy)
     now = T0 + day_ms + 3_600_000 - CONFIG.grace_s * 1000
 
-    removed = stage.expire_idle(now, table, partition=0, partitions=1)
+    removed = stage.expire_idle(now, table, partition=0, partitions=1).removed
 
     assert removed == [quiet]
     assert quiet not in table and quiet not in stage.block
@@ -540,6 +583,6 @@ def test_expire_idle_keeps_callers_of_other_partitions() -> None:
     numbers = [f"+86139000000{i:02d}" for i in range(20)]
     stage.apply(routed([cdr(i, caller=n) for i, n in enumerate(numbers)]), 0, table)
     far = T0 + 3 * CONFIG.long_window_s * 1000
-    removed = stage.expire_idle(far, table, partition=1, partitions=2)
+    removed = stage.expire_idle(far, table, partition=1, partitions=2).removed
     assert removed and all(partition_for_number(n, 2) == 1 for n in removed)
     assert sorted(table) == sorted(n for n in numbers if partition_for_number(n, 2) == 0)
