@@ -3,19 +3,24 @@
 Run: ``.venv/bin/python bench/state_scaling.py [--sizes 10000,100000,1000000] [--json out.json]``.
 
 For each size N, a fresh Python process (so its RSS is its own) builds state
-for N active callers through :meth:`BlockFeatureStage.apply` with a table of
-bytes keyed by UTF-8 numbers (what the worker's Faust in-memory table holds),
-then reports:
+for N active callers through :meth:`BlockFeatureStage.apply` with the
+worker's table (:class:`streams.write_behind.WriteBehindTable` over a dict of
+bytes keyed by UTF-8 numbers, what the worker's Faust in-memory table holds;
+checkpointed after every message, the records dropped): one copy of each
+caller, in the block or, with ``--hot-minutes``, as bytes in the table once
+idle that long (``CALLGUARD_CALLER_HOT_S``). It then reports:
 
-- changelog bytes per caller: mean, p99 and max of the table values, and the
-  mean key size;
+- changelog bytes per caller: mean, p99 and max of the callers' rows as
+  bytes (the latest changelog value of each), and the mean key size;
+- how many callers are in the block and how many only in the table;
 - block bytes per caller: the numpy columns' ``nbytes`` (allocated, spare
   capacity included) and :meth:`CallerBlock.bytes_per_caller` (records in use);
 - process RSS per caller: peak (``VmHWM``) and current (``VmRSS``) after the
   build, minus the RSS measured before any state existed; and current again
   after glibc's ``malloc_trim`` (how much of it is free heap not yet returned);
 - CDR/s through ``apply`` on a fixed workload (same CDRs at every size,
-  callers drawn uniformly from the N), after a warm-up;
+  callers drawn uniformly from the N: with eviction, mostly callers loaded
+  back from the table's bytes), after a warm-up;
 - the time to load the N callers from the table into an empty stage
   (:meth:`BlockFeatureStage.preload`, what a worker does after a takeover).
 
@@ -25,8 +30,13 @@ and three in the last 15 minutes (one per short bucket); a caller no round
 has picked yet is in the last one, so all N have state. A tenth of the
 callers place ``BUSY_CALLS`` calls per round. A fifth of the callees are
 active callers (their inbound notes land on state), the rest are spread over
-``SEGMENTS`` number segments. After each round, :meth:`BlockFeatureStage.expire`
-runs as the stage's housekeeping timer would (``--no-expire`` skips it).
+``SEGMENTS`` number segments. ``--final-share`` sets the share of the three
+rounds of the last quarter hour (default ``ROUND_SHARE``: nearly every
+caller called in the last 15 minutes, the worst case for memory; 0.05 leaves
+about one in seven callers recent, closer to a day's traffic). After each
+round, :meth:`BlockFeatureStage.expire_idle` runs as the worker's
+housekeeping does (``--no-expire`` skips it), evicting with
+``--hot-minutes``.
 Messages are built from numpy columns directly
 (:class:`streams.wire.RoutedBatch`, with the inbound notes
 :func:`streams.ingest.ingest_cdrs` would route to a single partition), so the
@@ -47,7 +57,7 @@ import resource
 import subprocess  # noqa: S404 - runs this very script, one size per process
 import sys
 import time
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +68,7 @@ from features.config import FeatureConfig
 from streams.block_stage import BlockFeatureStage
 from streams.feature_stage import EmissionPolicy
 from streams.wire import CdrColumns, InboundColumns, RoutedBatch
+from streams.write_behind import WriteBehindTable
 
 T0 = 1_709_251_200_000  # 2024-03-01 00:00 UTC, aligned to the long window's 6 h hop
 MESSAGE_CDRS = 5_000
@@ -81,38 +92,16 @@ ROUNDS = (
     (23 * HOUR_MS + 51 * MINUTE_MS, 3 * MINUTE_MS),
     (23 * HOUR_MS + 56 * MINUTE_MS, 3 * MINUTE_MS),
 )
+FINAL_ROUNDS = 3  # the rounds of the last quarter hour
 TIMED_START_MS = T0 + 24 * HOUR_MS + MINUTE_MS
 WARMUP_MESSAGES = 5
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "state_scaling.json"
 
 
-class ByteKeyTable(MutableMapping[str, bytes]):
-    """A dict of UTF-8 keys to bytes seen as ``str -> bytes``.
-
-    What :class:`streams.agents.TableView` makes of the worker's Faust table
-    (whose in-memory store is a dict of bytes); that class is not reused here
-    because importing :mod:`streams.agents` loads the whole app (about
-    250 MB and 4 s per process).
-    """
-
-    def __init__(self) -> None:
-        self.store: dict[bytes, bytes] = {}
-
-    def __getitem__(self, key: str) -> bytes:
-        return self.store[key.encode()]
-
-    def __setitem__(self, key: str, value: bytes) -> None:
-        self.store[key.encode()] = value
-
-    def __delitem__(self, key: str) -> None:
-        del self.store[key.encode()]
-
-    def __iter__(self) -> Iterator[str]:
-        return (key.decode() for key in self.store)
-
-    def __len__(self) -> int:
-        return len(self.store)
+def one_partition(keys: list[str]) -> list[int]:
+    """Every caller in partition 0 (the bench is one partition's state)."""
+    return [0] * len(keys)
 
 
 # -- messages -------------------------------------------------------------------
@@ -121,8 +110,9 @@ class ByteKeyTable(MutableMapping[str, bytes]):
 class MessageMaker:
     """Builds ``cdr.by_caller`` messages for callers given by index."""
 
-    def __init__(self, callers: int, seed: int) -> None:
+    def __init__(self, callers: int, seed: int, final_share: float = ROUND_SHARE) -> None:
         self.rng = np.random.default_rng(seed)
+        self.final_share = final_share
         self.callers = callers
         self.names = list(map("+{}".format, (CALLER_BASE + np.arange(callers)).tolist()))
         self.segments = self.rng.integers(861_300_000, 861_990_000, SEGMENTS)
@@ -130,13 +120,14 @@ class MessageMaker:
         self.seen = np.zeros(callers, bool)
         self.next_cdr = 0
 
-    def round_callers(self, last: bool) -> np.ndarray:
-        """Caller indices of one round, shuffled (busy callers several times).
+    def round_callers(self, index: int) -> np.ndarray:
+        """Caller indices of round ``index``, shuffled (busy callers several times).
 
-        The ``last`` round also takes every caller no round has taken yet.
+        The last round also takes every caller no round has taken yet.
         """
-        rng = self.rng
-        chosen = rng.random(self.callers) < ROUND_SHARE
+        rng, last = self.rng, index == len(ROUNDS) - 1
+        share = self.final_share if index >= len(ROUNDS) - FINAL_ROUNDS else ROUND_SHARE
+        chosen = rng.random(self.callers) < share
         if last:
             chosen |= ~self.seen
         self.seen |= chosen
@@ -213,36 +204,65 @@ def block_figures(stage: BlockFeatureStage, callers: int) -> dict[str, float]:
     }
 
 
-def table_figures(table: ByteKeyTable) -> dict[str, float]:
-    """Sizes of the changelog values and keys, and the table's own Python memory."""
-    values = np.fromiter((len(value) for value in table.store.values()), np.int64)
-    keys = np.fromiter((len(key) for key in table.store), np.int64)
-    python_bytes = sys.getsizeof(table.store) + sum(
-        sys.getsizeof(key) + sys.getsizeof(value) for key, value in table.store.items()
+def held_rows(stage: BlockFeatureStage, table: WriteBehindTable) -> dict[str, bytes]:
+    """Every caller's latest bytes: the block's rows and the table's (after the figures)."""
+    rows = dict(table)
+    numbers = stage.block.numbers()
+    held = stage.block.rows_of(numbers, create=False)
+    rows.update(zip(numbers, stage.block.rows_bytes(held), strict=True))
+    return rows
+
+
+def table_figures(data: dict[bytes, bytes], callers: int) -> dict[str, float]:
+    """The table's own Python memory per active caller (the callers held only as bytes)."""
+    python_bytes = sys.getsizeof(data) + sum(
+        sys.getsizeof(key) + sys.getsizeof(value) for key, value in data.items()
     )
+    return {"table_ram_bytes_per_caller": python_bytes / callers}
+
+
+def changelog_figures(rows: dict[str, bytes]) -> dict[str, float]:
+    """Sizes of the changelog values and keys."""
+    values = np.fromiter(map(len, rows.values()), np.int64, len(rows))
+    keys = np.fromiter((len(key.encode()) for key in rows), np.int64, len(rows))
     return {
         "changelog_value_bytes_mean": float(values.mean()),
         "changelog_value_bytes_p99": float(np.percentile(values, 99)),
         "changelog_value_bytes_max": float(values.max()),
         "changelog_key_bytes_mean": float(keys.mean()),
-        "table_ram_bytes_per_caller": python_bytes / len(table),
     }
 
 
+def housekeeping(
+    stage: BlockFeatureStage, table: WriteBehindTable, latest_ms: int, hot_ms: int | None
+) -> None:
+    """What the worker's features agent does now and then (one partition)."""
+    now_ms = latest_ms - stage.config.grace_s * 1000
+    stage.expire_idle(
+        now_ms, table, 0, 1, evict_before_ms=None if hot_ms is None else latest_ms - hot_ms
+    )
+    table.take()
+
+
 def build(
-    stage: BlockFeatureStage, maker: MessageMaker, table: ByteKeyTable, expire: bool
+    stage: BlockFeatureStage,
+    maker: MessageMaker,
+    table: WriteBehindTable,
+    expire: bool,
+    hot_ms: int | None,
 ) -> dict[str, float]:
-    """Apply every round (expiring after each); CDRs and messages applied, seconds taken."""
+    """Apply every round (a checkpoint after each message, expiry after each round)."""
     started, started_cpu = time.perf_counter(), time.process_time()
     offset = cdrs = 0
     for index, (start_ms, span_ms) in enumerate(ROUNDS):
-        caller_ids = maker.round_callers(last=index == len(ROUNDS) - 1)
+        caller_ids = maker.round_callers(index)
         for batch in maker.messages(caller_ids, T0 + start_ms, span_ms):
             stage.apply(batch, offset, table)
+            table.take()
             offset += 1
             cdrs += len(batch.calls)
         if expire:
-            stage.expire(T0 + start_ms + span_ms, table)
+            housekeeping(stage, table, T0 + start_ms + span_ms, hot_ms)
     return {
         "build_cdrs": cdrs,
         "build_messages": offset,
@@ -252,38 +272,47 @@ def build(
 
 
 def throughput(
-    stage: BlockFeatureStage, maker: MessageMaker, table: ByteKeyTable, timed_cdrs: int
+    stage: BlockFeatureStage, maker: MessageMaker, table: WriteBehindTable, timed_cdrs: int
 ) -> dict[str, float]:
-    """CDR/s through ``apply`` on a fixed workload (callers uniform over all), after warm-up."""
+    """CDR/s through ``apply`` on a fixed workload (callers uniform over all), after warm-up.
+
+    A checkpoint (``take``) after every message, timed with it.
+    """
     total = timed_cdrs + WARMUP_MESSAGES * MESSAGE_CDRS
     caller_ids = maker.rng.integers(0, maker.callers, total)
     batches = list(maker.messages(caller_ids, TIMED_START_MS, 10 * MINUTE_MS))
     offset = 1 << 40  # past every build message
     for batch in batches[:WARMUP_MESSAGES]:
         stage.apply(batch, offset, table)
+        table.take()
         offset += 1
     timed = batches[WARMUP_MESSAGES:]
+    loaded = 0
     started, started_cpu = time.perf_counter(), time.process_time()
     for batch in timed:
-        stage.apply(batch, offset, table)
+        loaded += stage.apply(batch, offset, table)[0].loaded
+        table.take()
         offset += 1
     elapsed, cpu = time.perf_counter() - started, time.process_time() - started_cpu
     calls = sum(len(batch.calls) for batch in timed)
     return {
         "timed_cdrs": calls,
+        "timed_loads_per_cdr": loaded / calls,
         "apply_cdr_per_s": calls / elapsed,
         "apply_cdr_per_cpu_s": calls / cpu,
     }
 
 
-def reload(config: FeatureConfig, policy: EmissionPolicy, table: ByteKeyTable) -> dict[str, float]:
-    """Time to load every caller of the table into an empty stage."""
+def reload(
+    config: FeatureConfig, policy: EmissionPolicy, rows: dict[str, bytes]
+) -> dict[str, float]:
+    """Time to load every caller's bytes into an empty stage (a worker taking over)."""
     fresh = BlockFeatureStage(config, policy)
     started, started_cpu = time.perf_counter(), time.process_time()
-    loaded = fresh.preload(table, iter(table))
+    loaded = fresh.preload(rows, iter(rows))
     elapsed, cpu = time.perf_counter() - started, time.process_time() - started_cpu
-    if loaded != len(table) or len(fresh.block) != len(table):
-        raise RuntimeError(f"loaded {loaded} of {len(table)} callers")
+    if loaded != len(rows) or len(fresh.block) != len(rows):
+        raise RuntimeError(f"loaded {loaded} of {len(rows)} callers")
     return {"load_s": elapsed, "load_cpu_s": cpu, "load_callers_per_s": loaded / elapsed}
 
 
@@ -315,23 +344,35 @@ def code_source() -> dict[str, Any]:
     return {"root": str(root), "commit": git("rev-parse", "HEAD"), "uncommitted": changed.split()}
 
 
-def measure(callers: int, timed_cdrs: int, seed: int, expire: bool) -> dict[str, Any]:
+def measure(
+    callers: int,
+    timed_cdrs: int,
+    seed: int,
+    expire: bool,
+    final_share: float,
+    hot_minutes: float | None,
+) -> dict[str, Any]:
     """Every figure for one size (run it in a process of its own)."""
     code = code_source()  # the shared work tree may change while a sweep runs
     config = FeatureConfig()
     policy = EmissionPolicy()  # its defaults are the worker's (streams.settings)
+    hot_ms = None if hot_minutes is None else int(hot_minutes * MINUTE_MS)
     gc.collect()
     baseline_kb, _ = memory_kb()
-    maker = MessageMaker(callers, seed)
-    stage, table = BlockFeatureStage(config, policy), ByteKeyTable()
+    maker = MessageMaker(callers, seed, final_share)
+    data: dict[bytes, bytes] = {}
+    stage, table = BlockFeatureStage(config, policy), WriteBehindTable(data, one_partition)
     figures: dict[str, Any] = {"active_callers": callers, "code": code}
-    figures |= build(stage, maker, table, expire)
+    figures |= build(stage, maker, table, expire, hot_ms)
     progress(callers, f"built in {figures['build_s']:.1f} s ({figures['build_cdrs']:,.0f} CDRs)")
-    if len(table) != callers or len(stage.block) != callers:
-        raise RuntimeError(f"{len(table)} callers in the table, {len(stage.block)} in the block")
+    in_block = len(stage.block)
+    if in_block + len(data) != callers or any(n.encode() in data for n in stage.block.numbers()):
+        raise RuntimeError(f"{len(data)} callers in the table, {in_block} in the block")
     gc.collect()
     now_kb, peak_kb = memory_kb()
     figures |= {
+        "callers_in_block": in_block,
+        "callers_as_bytes": len(data),
         "rss_baseline_mb": baseline_kb / 1024,
         "rss_peak_mb": peak_kb / 1024,
         "rss_peak_bytes_per_caller": (peak_kb - baseline_kb) * 1024 / callers,
@@ -340,12 +381,14 @@ def measure(callers: int, timed_cdrs: int, seed: int, expire: bool) -> dict[str,
     trimmed_kb = trimmed_rss_kb()
     if trimmed_kb is not None:
         figures["rss_trimmed_bytes_per_caller"] = (trimmed_kb - baseline_kb) * 1024 / callers
-    figures |= block_figures(stage, callers) | table_figures(table)
+    figures |= block_figures(stage, callers) | table_figures(data, callers)
+    rows = held_rows(stage, table)  # for the sizes and the reload: after the memory figures
+    figures |= changelog_figures(rows)
     figures |= throughput(stage, maker, table, timed_cdrs)
     progress(callers, f"apply: {figures['apply_cdr_per_s']:,.0f} CDR/s")
-    del stage  # a worker taking over holds the table, not the old block
+    del stage, table, data  # a worker taking over holds the changelog, not the old block
     gc.collect()
-    figures |= reload(config, policy, table)
+    figures |= reload(config, policy, rows)
     progress(callers, f"loaded into an empty stage in {figures['load_s']:.1f} s")
     return figures
 
@@ -358,6 +401,8 @@ def run_size(args: argparse.Namespace, callers: int) -> dict[str, Any]:
     command = [sys.executable, str(Path(__file__).resolve()), "--child", str(callers)]
     command += ["--timed-cdrs", str(args.timed_cdrs), "--seed", str(args.seed)]
     command += [] if args.expire else ["--no-expire"]
+    command += ["--final-share", str(args.final_share)]
+    command += [] if args.hot_minutes is None else ["--hot-minutes", str(args.hot_minutes)]
     print(f"measuring {callers:,} active callers ...", file=sys.stderr, flush=True)
     done = subprocess.run(  # noqa: S603
         command, stdout=subprocess.PIPE, stderr=None, text=True, check=False
@@ -371,7 +416,7 @@ def run_size(args: argparse.Namespace, callers: int) -> dict[str, Any]:
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The figures as a markdown table (wall-clock rates, CPU-time rates in brackets)."""
     lines = [
-        "| active callers | changelog B/caller: value mean / p99, key | block B/caller: "
+        "| active callers (in block) | changelog B/caller: value mean / p99, key | block B/caller: "
         "allocated / in use | RSS B/caller: peak / after build / after trim | apply CDR/s "
         "(per CPU s) | load all callers: s (CPU s) | build: s (CDRs) |",
         "|---:|---:|---:|---:|---:|---:|---:|",
@@ -379,7 +424,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         trimmed = row.get("rss_trimmed_bytes_per_caller")
         lines.append(
-            f"| {row['active_callers']:,} "
+            f"| {row['active_callers']:,} ({row['callers_in_block']:,}) "
             f"| {row['changelog_value_bytes_mean']:,.0f} / {row['changelog_value_bytes_p99']:,.0f}"
             f", {row['changelog_key_bytes_mean']:.0f} "
             f"| {row['block_allocated_bytes_per_caller']:,.0f} / "
@@ -410,7 +455,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--no-expire",
         dest="expire",
         action="store_false",
-        help="never run BlockFeatureStage.expire (the worker does not run it yet)",
+        help="never run BlockFeatureStage.expire_idle",
+    )
+    parser.add_argument(
+        "--final-share",
+        type=float,
+        default=ROUND_SHARE,
+        help="share of callers in each round of the last quarter hour",
+    )
+    parser.add_argument(
+        "--hot-minutes",
+        type=float,
+        default=None,
+        help="evict callers idle this long (event time) to the table's bytes (default: never)",
     )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -420,7 +477,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     """Measure every size, print the table, write the JSON; returns what it wrote."""
     args = parse_args(argv)
     if args.child is not None:
-        print(json.dumps(measure(args.child, args.timed_cdrs, args.seed, args.expire)))
+        figures = measure(
+            args.child, args.timed_cdrs, args.seed, args.expire, args.final_share, args.hot_minutes
+        )
+        print(json.dumps(figures))
         return {}
     sizes = [int(size) for size in args.sizes.split(",") if size.strip()]
     rows = [run_size(args, size) for size in sizes]
@@ -432,7 +492,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             "busy_calls_per_round": BUSY_CALLS,
             "callee_is_caller": CALLEE_IS_CALLER,
             "message_cdrs": MESSAGE_CDRS,
+            "final_rounds_share": args.final_share,
             "expire_after_each_round": args.expire,
+            "hot_minutes": args.hot_minutes,
             "timed_cdrs": args.timed_cdrs,
             "warmup_messages": WARMUP_MESSAGES,
             "seed": args.seed,

@@ -754,6 +754,33 @@ class CallerBlock:
         self.callers.release(rows)
         return numbers
 
+    def compact(self, slack: float = 0.5, floor: int = 1024) -> bool:
+        """Give back memory after many callers left: whether it did.
+
+        A pool whose capacity exceeds its records in use by more than
+        ``slack`` of them (and by ``floor`` records) is cut to a quarter
+        above what it uses; records move to the front, so rows change (and
+        the slot references in the callers' rows with them). Call it between
+        messages, not while one is applied.
+        """
+        done = False
+        for pool in (self.slots, self.callers):
+            if pool.capacity - pool.used <= max(floor, slack * pool.used):
+                continue
+            remap = pool.compact(pool.used + max(16, pool.used // 4))
+            done = True
+            if pool is self.slots:
+                held = self.callers.columns["slot"]
+                held[held >= 0] = remap[held[held >= 0]]
+                continue
+            numbers = self._numbers
+            kept = np.flatnonzero(remap >= 0)
+            moved: list[str | None] = [numbers[row] for row in kept.tolist()]
+            self._numbers = moved + [None] * (self.callers.capacity - len(moved))
+            self._row_of = {number: row for row, number in enumerate(moved)}  # type: ignore[misc]
+            self._opened = set()
+        return done
+
     # -- bytes for the changelog ----------------------------------------------
 
     def row_bytes(self, row: int) -> bytes:

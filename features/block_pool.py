@@ -79,6 +79,30 @@ class RecordPool:
         for name, column in self.columns.items():
             column[records] = self._fill[name]
 
+    def compact(self, capacity: int) -> NDArray[np.int64]:
+        """Move the records in use to the front and cut the columns to ``capacity``.
+
+        ``capacity`` is raised to the records in use if it is below them.
+        Returns, for each old index, its new index (-1 for a free record):
+        whoever holds record indices must map them through it.
+        """
+        old = self.capacity
+        in_use = np.ones(old, bool)
+        in_use[self._free[: self._free_top]] = False
+        kept = np.flatnonzero(in_use)
+        capacity = max(1, capacity, len(kept))
+        for name, column in self.columns.items():
+            packed = np.empty((capacity, *column.shape[1:]), dtype=column.dtype)
+            packed[: len(kept)] = column[kept]
+            packed[len(kept) :] = self._fill[name]
+            self.columns[name] = packed
+        self._free = np.empty(capacity, dtype=np.int64)  # room for every record
+        self._free_top = capacity - len(kept)
+        self._free[: self._free_top] = np.arange(capacity - 1, len(kept) - 1, -1)
+        remap = np.full(old, -1, dtype=np.int64)
+        remap[kept] = np.arange(len(kept))
+        return remap
+
     def _grow(self, needed: int) -> None:
         """Add at least ``needed`` records: a quarter of the capacity, or 16, if more.
 

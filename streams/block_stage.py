@@ -387,6 +387,7 @@ class BlockFeatureStage:
             self._delete(removed, table)
             self._write(changed, table)
         if evict_before_ms is None or not hasattr(table, "evicted"):
+            block.compact()
             return IdleCallers(removed, 0)
         if removed:
             rows = block.rows_of(numbers, create=False)
@@ -396,6 +397,7 @@ class BlockFeatureStage:
         rows = rows[quiet]
         self._cold.add(partition, self._evict(rows, table), latest[quiet])
         block.remove(rows)
+        block.compact()
         return IdleCallers(removed, len(rows))
 
     def _reload_due(self, partition: int, cutoff_ms: int, table: Table) -> None:

@@ -74,6 +74,16 @@ def test_rss_per_caller_reported(outcome: tuple[dict, Path]) -> None:
             assert isinstance(row[name], int | float), name
 
 
+def test_eviction_moves_idle_callers_to_the_table(tmp_path: Path) -> None:
+    out = tmp_path / "evicting.json"
+    args = ["--sizes", "1000", "--timed-cdrs", "5000", "--json", str(out)]
+    result = load_bench().main([*args, "--final-share", "0.05", "--hot-minutes", "60"])
+    (row,) = result["sizes"]
+    assert 0 < row["callers_in_block"] < row["callers_as_bytes"]
+    assert row["callers_in_block"] + row["callers_as_bytes"] == 1000
+    assert row["timed_loads_per_cdr"] > 0 and result["workload"]["hot_minutes"] == 60
+
+
 def test_each_size_names_the_code_it_measured(outcome: tuple[dict, Path]) -> None:
     result, _ = outcome
     for row in result["sizes"]:

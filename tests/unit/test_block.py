@@ -260,6 +260,31 @@ def test_pools_grow_and_reuse_freed_records() -> None:
     )
 
 
+@pytest.mark.parametrize("seed", [2, 3])
+def test_compacting_after_callers_leave_changes_no_caller(seed: int) -> None:
+    config = FeatureConfig()
+    messages = random_messages(seed, 60)
+    compacted, kept = CallerBlock(config, capacity=4), CallerBlock(config, capacity=4)
+    for step, message in enumerate(messages):
+        apply_to_block(compacted, message)
+        apply_to_block(kept, message)
+        if step % 10 == 9:  # most callers leave, the rest move to the front
+            leaving = sorted(compacted._row_of)[::3] + sorted(compacted._row_of)[1::3]
+            for block in (compacted, kept):
+                block.remove(np.array([block.row(number) for number in leaving]))
+            before = (compacted.callers.capacity, compacted.slots.capacity)
+            assert compacted.compact(slack=0.0, floor=0)
+            assert (compacted.callers.capacity, compacted.slots.capacity) < before
+            assert compacted.slots.used == kept.slots.used
+        numbers = sorted(kept._row_of)
+        assert sorted(compacted._row_of) == numbers
+        rows = compacted.rows_of(numbers, create=False)
+        expected = kept.rows_of(numbers, create=False)
+        assert compacted.rows_bytes(rows) == kept.rows_bytes(expected), step
+        np.testing.assert_array_equal(compacted.features(rows), kept.features(expected))
+    assert not compacted.compact()  # nothing to give back: left as it is
+
+
 def test_one_cdr_messages_coalesced_equal_one_update_each() -> None:
     config = FeatureConfig(reorder_capacity=255)  # no early chaining: batching cannot matter
     messages = [m for m in random_messages(8) if len(m.batch.calls)]
