@@ -49,7 +49,6 @@ by default). Asserts nothing about the figures.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import gc
 import json
 import platform
@@ -67,6 +66,7 @@ import features
 from features.config import FeatureConfig
 from streams.block_stage import BlockFeatureStage
 from streams.feature_stage import EmissionPolicy
+from streams.heap_trim import trim_heap
 from streams.wire import CdrColumns, InboundColumns, RoutedBatch
 from streams.write_behind import WriteBehindTable
 
@@ -96,6 +96,7 @@ FINAL_ROUNDS = 3  # the rounds of the last quarter hour
 TIMED_START_MS = T0 + 24 * HOUR_MS + MINUTE_MS
 WARMUP_MESSAGES = 5
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
+TRIMS: list[float] = []  # seconds of each heap trim after housekeeping (as the worker does)
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "state_scaling.json"
 
 
@@ -238,10 +239,12 @@ def housekeeping(
 ) -> None:
     """What the worker's features agent does now and then (one partition)."""
     now_ms = latest_ms - stage.config.grace_s * 1000
-    stage.expire_idle(
+    idle = stage.expire_idle(
         now_ms, table, 0, 1, evict_before_ms=None if hot_ms is None else latest_ms - hot_ms
     )
     table.take()
+    if idle.removed or idle.evicted:
+        TRIMS.append(trim_heap() or 0.0)
 
 
 def build(
@@ -323,12 +326,7 @@ def progress(callers: int, message: str) -> None:
 
 def trimmed_rss_kb() -> int | None:
     """RSS after handing free heap back to the system (glibc only; else None)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):
-        return None
-    return memory_kb()[0]
+    return None if trim_heap() is None else memory_kb()[0]
 
 
 def code_source() -> dict[str, Any]:
@@ -381,6 +379,8 @@ def measure(
     trimmed_kb = trimmed_rss_kb()
     if trimmed_kb is not None:
         figures["rss_trimmed_bytes_per_caller"] = (trimmed_kb - baseline_kb) * 1024 / callers
+    figures["heap_trims"] = len(TRIMS)
+    figures["heap_trim_ms_max"] = 1000 * max(TRIMS, default=0.0)
     figures |= block_figures(stage, callers) | table_figures(data, callers)
     rows = held_rows(stage, table)  # for the sizes and the reload: after the memory figures
     figures |= changelog_figures(rows)

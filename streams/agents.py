@@ -27,6 +27,7 @@ from streams.deadletter import SourcePosition, deadletter_record
 from streams.decision_stage import decide_emission, lift_flag
 from streams.expiry import ExpiryIndex
 from streams.feature_stage import EmissionPolicy, FeatureStage
+from streams.heap_trim import trim_heap
 from streams.hw_nudge import schedule_nudges
 from streams.ingest import partition_for_number
 from streams.partitions import partitions_of
@@ -203,6 +204,10 @@ def _register_features(app: CallguardApp) -> None:
         )
         counters.features.expired += len(idle.removed)
         counters.features.evicted += idle.evicted
+        if idle.removed or idle.evicted:
+            took = trim_heap()
+            logger.debug("partition %s: %d callers deleted, %d evicted; heap trimmed in %s s",
+                         partition, len(idle.removed), idle.evicted, took)
 
     async def process(event: Any) -> None:
         """One routed batch: state, emission, scoring, flag lifecycle, publication."""
