@@ -51,6 +51,7 @@ from features.block_layout import (
     ring_slots,
     slot_layout,
 )
+from features.block_load import load_rows_bytes
 from features.block_ops import (
     distinct_rows,
     fold_chains,
@@ -69,6 +70,7 @@ __all__ = ["BlockUpdate", "CallerBlock"]
 
 Int64Array = NDArray[np.int64]
 _EVENTS = slice(0, len(EVENT_COLUMNS))
+_LOAD_AT_ONCE = 4096  # rows per batch load: bounds its temporary arrays (a few MB)
 _CHAIN = slice(CHAIN_LEN, LAST_KEY + 1)
 
 
@@ -804,6 +806,31 @@ class CallerBlock:
             raise
         self._register([number], np.array([row]))
         return row
+
+    def load_rows(self, numbers: list[str], datas: list[bytes]) -> Int64Array:
+        """:meth:`load_row` for many numbers the block does not hold, at once; their rows.
+
+        Rows that the batch reader does not take (version 2 rows, malformed
+        ones) are loaded one by one instead, which names what is wrong.
+        """
+        if len(set(numbers)) != len(numbers) or any(map(self._row_of.__contains__, numbers)):
+            raise ValueError("load_rows takes distinct numbers the block does not hold")
+        rows = np.empty(len(numbers), np.int64)
+        for first in range(0, len(numbers), _LOAD_AT_ONCE):
+            part = slice(first, first + _LOAD_AT_ONCE)
+            chunk, data = numbers[part], datas[part]
+            taken = self.callers.allocate(len(chunk))
+            try:
+                load_rows_bytes(self, taken, data)
+            except ValueError:  # checked before anything is written: load one by one
+                self.callers.release(taken)
+                rows[part] = [
+                    self.load_row(number, row) for number, row in zip(chunk, data, strict=True)
+                ]
+                continue
+            self._register(chunk, taken)
+            rows[part] = taken
+        return rows
 
     # -- size ----------------------------------------------------------------
 

@@ -187,21 +187,26 @@ class BlockFeatureStage:
     ) -> list[NDArray[np.int64]]:
         """Load from the table the numbers of this message the block does not hold.
 
-        In first-seen order over the lists (so rows are handed out as one
-        pass over the message would). Returns each list's rows once loaded
-        (-1 where neither the block nor the table holds the number).
+        All at once (:meth:`CallerBlock.load_rows`), in first-seen order over
+        the lists. Returns each list's rows once loaded (-1 where neither
+        the block nor the table holds the number).
         """
         block, get = self.block, table.get
-        found, loaded = [], []
-        for numbers in number_lists:
-            rows = block.rows_of(numbers, create=False)
-            for number in dict.fromkeys([numbers[i] for i in np.flatnonzero(rows < 0).tolist()]):
-                data = get(number)
-                if data is not None:
-                    block.load_row(number, data)
-                    loaded.append(number)
-            found.append(rows)
-        self._took(table, loaded)
+        found = [block.rows_of(numbers, create=False) for numbers in number_lists]
+        missing = dict.fromkeys(
+            number
+            for numbers, rows in zip(number_lists, found, strict=True)
+            for number in [numbers[i] for i in np.flatnonzero(rows < 0).tolist()]
+        )
+        loaded, datas = [], []
+        for number in missing:
+            data = get(number)
+            if data is not None:
+                loaded.append(number)
+                datas.append(data)
+        if loaded:
+            block.load_rows(loaded, datas)
+            self._took(table, loaded)
         stats.loaded = len(loaded)
         return [
             _look_up_again(block, numbers, rows)
@@ -322,13 +327,15 @@ class BlockFeatureStage:
         lets :meth:`expire` see callers no message has touched yet. Pass only
         numbers of partitions this worker owns.
         """
-        loaded = []
-        for number in numbers:
-            if number not in self.block:
-                data = table.get(number)
+        block, get = self.block, table.get
+        loaded, datas = [], []
+        for number in dict.fromkeys(numbers):
+            if number not in block:
+                data = get(number)
                 if data is not None:
-                    self.block.load_row(number, data)
                     loaded.append(number)
+                    datas.append(data)
+        block.load_rows(loaded, datas)
         self._took(table, loaded)
         return len(loaded)
 

@@ -243,6 +243,42 @@ def test_recent_ids_remember_the_last_32() -> None:
     assert send([1], 1)["replayed"] == 1
 
 
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("seed", [4, 5])
+def test_rows_loaded_at_once_equal_rows_loaded_one_by_one(name: str, seed: int) -> None:
+    config = CONFIGS[name]
+    block, _ = fed_block(config, seed)
+    numbers = sorted(block._row_of)
+    datas = block.rows_bytes(live_rows(block))
+    one, many = CallerBlock(config, capacity=2), CallerBlock(config, capacity=2)
+    for number, data in zip(numbers, datas, strict=True):
+        one.load_row(number, data)
+    rows = many.load_rows(numbers, datas)
+    assert [many.row(number) for number in numbers] == rows.tolist()
+    assert many.rows_bytes(rows) == datas == one.rows_bytes(live_rows(one))
+    np.testing.assert_array_equal(many.features(rows), one.features(live_rows(one)))
+    assert many.slots.used == one.slots.used == block.slots.used
+    with pytest.raises(ValueError, match="distinct numbers"):
+        many.load_rows(numbers[:1], datas[:1])
+    # Version 2 rows among them: loaded one by one, to the same state.
+    old = [unpacked_row_bytes(block, row) for row in live_rows(block).tolist()]
+    mixed = CallerBlock(config, capacity=2)
+    rows = mixed.load_rows(numbers, [*old[:2], *datas[2:]])
+    assert mixed.rows_bytes(rows) == datas
+
+
+def test_a_bad_row_among_many_is_named_by_the_one_by_one_load() -> None:
+    config = FeatureConfig()
+    block, _ = fed_block(config, 4)
+    numbers = sorted(block._row_of)
+    datas = block.rows_bytes(live_rows(block))
+    datas[3] = datas[3][:-4]  # one word short
+    fresh = CallerBlock(config)
+    with pytest.raises(ValueError, match="its header says"):
+        fresh.load_rows(numbers, datas)
+    assert len(fresh) == 3  # the rows before it loaded; nothing after it
+
+
 def test_pools_grow_and_reuse_freed_records() -> None:
     config = FeatureConfig()
     block, _ = fed_block(config, 2)
