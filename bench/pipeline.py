@@ -275,7 +275,15 @@ def start_workers(
         "CALLGUARD_TOPIC_FEATURES": f"bench-features-{run}",
         "CALLGUARD_TOPIC_FLAGS": f"bench-flags-{run}",
     }
-    env = {**topics, "CALLGUARD_MODEL_DIR": str(model_dir), "CALLGUARD_PARTITIONS": str(PARTITIONS)}
+    env = {
+        **topics,
+        "CALLGUARD_MODEL_DIR": str(model_dir),
+        "CALLGUARD_PARTITIONS": str(PARTITIONS),
+        # The simulated day passes in seconds: housekeeping (expiry, eviction of
+        # idle callers) every wall-clock second rather than every minute, so that
+        # its cost is in the figures as it is in a worker's day.
+        "CALLGUARD_CALLER_EXPIRY_INTERVAL_S": "1",
+    }
     workers = [
         start_callguard(f"callguard-{run}-{index}", bootstrap, workdir, env)
         for index in range(count)
@@ -325,6 +333,11 @@ def measure_callguard(run: CallguardRun, cdrs: int, callers: int, timeout_s: flo
     # compressed day than on a carrier's network, where nearly every CDR
     # costs a row.
     rows = _sum(run.workers, "checkpoints", "rows")
+    # Callers moved between the block and the table's bytes (CALLGUARD_CALLER_HOT_S).
+    moved = {
+        name: _sum(run.workers, "counters", "features", name)
+        for name in ("loaded", "evicted", "expired")
+    }
     return {
         **progress.rates(),
         "finished": finished,
@@ -335,6 +348,9 @@ def measure_callguard(run: CallguardRun, cdrs: int, callers: int, timeout_s: flo
         "rss_growth_per_caller": round(grown / callers, 1) if callers else None,
         "active_callers": callers,
         "changelog_rows_per_cdr": round(rows / cdrs, 3) if rows is not None and cdrs else None,
+        "callers_loaded": moved["loaded"],
+        "callers_evicted": moved["evicted"],
+        "callers_expired": moved["expired"],
     }
 
 
