@@ -38,7 +38,7 @@ from features.sketch import EMPTY_HASH
 if TYPE_CHECKING:
     from features.block import CallerBlock
 
-__all__ = ["layout_fingerprint", "load_row_bytes", "row_bytes", "rows_bytes"]
+__all__ = ["layout_fingerprint", "load_row_bytes", "row_bytes", "row_watermarks", "rows_bytes"]
 
 _VERSION = 3
 _UNPACKED_VERSION = 2  # the body as is, not packed by words
@@ -288,6 +288,13 @@ def _scatter(buffer: NDArray[np.uint8], starts: NDArray[np.int64], values: NDArr
     items = values.reshape(len(values), -1).view(np.dtype((np.void, width))).reshape(-1)
     view = np.ndarray((len(buffer) - width + 1,), np.dtype((np.void, width)), buffer, 0, (1,))
     view[starts] = items
+
+
+def row_watermarks(datas: list[bytes]) -> NDArray[np.int64]:
+    """Each row's watermark (its latest call) from its header, without loading it."""
+    offset = _HEADER_FIELDS.fields["watermark"][1]  # type: ignore[index]
+    stamps = b"".join([data[offset : offset + 8] for data in datas])
+    return np.frombuffer(stamps, "<i8").astype(np.int64)
 
 
 def load_row_bytes(block: CallerBlock, row: int, data: bytes) -> None:

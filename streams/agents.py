@@ -183,6 +183,13 @@ def _register_features(app: CallguardApp) -> None:
     expired_at: dict[int, float] = {}  # per partition: wall clock of the last expiry
     grace_ms, hot_ms = settings.grace_s * 1000, settings.caller_hot_s * 1000
 
+    untracked = [True]  # the recovered table is not in the expiry index yet
+
+    @app.faust_app.on_partitions_assigned.connect
+    async def track_recovered(sender: Any, assigned: set[Any], **_: Any) -> None:
+        """Recovery after an assignment adds callers as bytes: track them before next expiry."""
+        untracked[0] = True
+
     def expire_idle(partition: int) -> None:
         """Now and then, drop the partition's callers no window needs (block engine).
 
@@ -197,6 +204,11 @@ def _register_features(app: CallguardApp) -> None:
             expired_at.setdefault(partition, now)
             return
         expired_at[partition] = now
+        if untracked[0]:
+            untracked[0] = False
+            tracked = stage.track_table(callers, settings.partitions)
+            logger.info("%d callers held as bytes tracked for expiry in %.2f s",
+                        tracked, time.monotonic() - now)
         latest = stream_ms[partition]
         idle = stage.expire_idle(
             latest - grace_ms, callers, partition, settings.partitions,

@@ -61,6 +61,7 @@ from numpy.typing import NDArray
 
 from features.batch import callee_keys
 from features.block import CallerBlock
+from features.block_bytes import row_watermarks
 from features.config import FeatureConfig
 from features.vector import FEATURE_NAMES
 from streams.caller_record import fingerprints
@@ -72,6 +73,7 @@ from streams.wire import RoutedBatch
 __all__ = ["BlockFeatureStage", "IdleCallers", "StateLost"]
 
 _SHORT_VOLUME = FEATURE_NAMES.index("short_call_volume")
+_TRACK_AT_ONCE = 4096  # callers per expiry batch when tracking a recovered table
 Table = MutableMapping[str, bytes]
 
 
@@ -406,6 +408,32 @@ class BlockFeatureStage:
         block.remove(rows)
         block.compact()
         return IdleCallers(removed, len(rows))
+
+    def track_table(self, table: Table, partitions: int) -> int:
+        """Remember every caller the table holds as bytes for expiry; how many.
+
+        Callers recovered from the changelog (after a restart or an
+        assignment) are held as bytes until their next call; one that never
+        calls again would never be looked at, and would be recovered again
+        at every restart. This puts them all in the expiry index (evicted
+        callers already there are simply there twice). About 0.3 s per
+        million callers; the worker runs it once after each assignment.
+        """
+        held_as_bytes = getattr(table, "held_as_bytes", None)
+        if held_as_bytes is None:
+            return 0
+        keys, values = held_as_bytes()
+        if not keys:
+            return 0
+        owners = partitions_of([key.decode() for key in keys], partitions)
+        latest = row_watermarks(values)
+        for partition in np.unique(owners).tolist():
+            mine = np.flatnonzero(owners == partition)
+            mine = mine[np.argsort(latest[mine], kind="stable")]
+            for first in range(0, len(mine), _TRACK_AT_ONCE):  # batches come due in turn
+                part = mine[first : first + _TRACK_AT_ONCE]
+                self._cold.add(partition, [keys[index] for index in part.tolist()], latest[part])
+        return len(keys)
 
     def _reload_due(self, partition: int, cutoff_ms: int, table: Table) -> None:
         """Load the evicted callers of ``partition`` whose state may have run out by now."""

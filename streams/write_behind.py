@@ -160,6 +160,11 @@ class WriteBehindTable(MutableMapping[str, bytes]):
             data[raw] = value
         return raws
 
+    def held_as_bytes(self) -> tuple[list[bytes], list[bytes]]:
+        """The data's keys (UTF-8) and values: the callers the source does not hold."""
+        data = self._data
+        return list(data), list(data.values())
+
     def discard(self, keys: Iterable[str]) -> None:
         """Delete ``keys`` without reading them (a deferred key is not resolved).
 

@@ -413,6 +413,38 @@ def test_evicting_idle_callers_changes_no_result(seed: int) -> None:
     assert dict(table) == {}
 
 
+def test_callers_recovered_as_bytes_expire_once_tracked() -> None:
+    """A restarted worker holds its callers as bytes until they call: tracking finds the idle."""
+    numbers = [f"+86139000000{i:02d}" for i in range(12)]
+    first, data = BlockFeatureStage(CONFIG), {}
+    table = WriteBehindTable(data, partitions_by_hash)
+    first.apply(routed([cdr(i, caller=n) for i, n in enumerate(numbers)]), 0, table)
+    late = T0 + 2 * CONFIG.long_window_s * 1000
+    first.apply(routed([cdr(50, caller=numbers[0], at=late)]), 1, table)
+    recovered = {key: value for _, key, value in table.take() if value is not None}
+    assert len(recovered) == 12
+    # The successor: everything as bytes (recovered), nothing in its block.
+    successor, data = BlockFeatureStage(CONFIG), dict(recovered)
+    table = WriteBehindTable(data, partitions_by_hash)
+    now = late - CONFIG.grace_s * 1000
+    untracked = [successor.expire_idle(now, table, p, 4).removed for p in range(4)]
+    assert untracked == [[], [], [], []] and len(data) == 12  # never looked at
+
+    assert successor.track_table(table, 4) == 12
+    removed = sorted(n for p in range(4) for n in successor.expire_idle(now, table, p, 4).removed)
+    # Tracked in batches, due once the newest of a batch is past the long window:
+    # numbers[0] called late, so its partition's batch waits (a long window at most).
+    busy = partition_for_number(numbers[0], 4)
+    waiting = {n for n in numbers if partition_for_number(n, 4) == busy}
+    assert removed == sorted(set(numbers) - waiting) and len(waiting) < len(numbers) - 1
+    assert set(data) == {n.encode() for n in waiting} and len(successor.block) == 0
+    records = table.take()
+    assert sorted(key.decode() for _, key, value in records if value is None) == removed
+    later = late + 2 * CONFIG.long_window_s * 1000
+    removed = [n for p in range(4) for n in successor.expire_idle(later, table, p, 4).removed]
+    assert sorted(removed) == sorted(waiting) and data == {}
+
+
 def test_callers_move_between_the_block_and_a_one_copy_table() -> None:
     stage, data = BlockFeatureStage(CONFIG), {}
     table = WriteBehindTable(data, partitions_by_hash)
