@@ -761,7 +761,8 @@ class CallerBlock:
 
         A pool whose capacity exceeds its records in use by more than
         ``slack`` of them (and by ``floor`` records) is cut to a quarter
-        above what it uses; records move to the front, so rows change (and
+        above what it uses (growing adds half: so a pool just grown is not
+        cut); records move to the front, so rows change (and
         the slot references in the callers' rows with them). Call it between
         messages, not while one is applied.
         """
