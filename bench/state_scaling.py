@@ -16,7 +16,8 @@ idle that long (``CALLGUARD_CALLER_HOT_S``). It then reports:
 - block bytes per caller: the numpy columns' ``nbytes`` (allocated, spare
   capacity included) and :meth:`CallerBlock.bytes_per_caller` (records in use);
 - process RSS per caller: peak (``VmHWM``) and current (``VmRSS``) after the
-  build, minus the RSS measured before any state existed; and current again
+  build, minus the RSS measured before any state existed (once the traffic
+  generator holds its list of the N numbers); and current again
   after glibc's ``malloc_trim`` (how much of it is free heap not yet returned);
 - CDR/s through ``apply`` on a fixed workload (same CDRs at every size,
   callers drawn uniformly from the N: with eviction, mostly callers loaded
@@ -355,9 +356,9 @@ def measure(
     config = FeatureConfig()
     policy = EmissionPolicy()  # its defaults are the worker's (streams.settings)
     hot_ms = None if hot_minutes is None else int(hot_minutes * MINUTE_MS)
+    maker = MessageMaker(callers, seed, final_share)  # the traffic's numbers: not state
     gc.collect()
     baseline_kb, _ = memory_kb()
-    maker = MessageMaker(callers, seed, final_share)
     data: dict[bytes, bytes] = {}
     stage, table = BlockFeatureStage(config, policy), WriteBehindTable(data, one_partition)
     figures: dict[str, Any] = {"active_callers": callers, "code": code}

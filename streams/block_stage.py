@@ -20,8 +20,9 @@ the same emission policy. What differs is where the state lives:
   table goes on exactly where the old one stopped.
 - the worker's table keeps **one copy** of each caller in memory: a caller
   the block loads leaves the table's data (``table.loaded``), and one the
-  block lets go of (a revoked partition, :meth:`BlockFeatureStage.evict_idle`)
-  is written back to it as bytes (``table.evicted``). So the block is the
+  block lets go of (a revoked partition, or idle: the ``evict_before_ms`` of
+  :meth:`BlockFeatureStage.expire_idle`) is written back to it as bytes
+  (``table.evicted``). So the block is the
   working set and the table's data the compact rest (about 460 bytes a
   caller against about 2-3 KB in the block's columns).
 
@@ -97,7 +98,7 @@ class IdleCallers(NamedTuple):
 
 
 class StateLost(RuntimeError):
-    """Deferred rows were asked for after a failed message dropped the block that held them."""
+    """The block's state was asked for after a failed message dropped the block that held it."""
 
 
 class BlockFeatureStage:
@@ -110,7 +111,7 @@ class BlockFeatureStage:
         self.policy = policy or EmissionPolicy()
         self._capacity = capacity
         self.block = CallerBlock(config, capacity)
-        self._lost: str | None = None  # why deferred rows can no longer be given
+        self._lost: str | None = None  # why the block's state can no longer be given
         self._cold = ColdCallers()
 
     def apply(self, batch: RoutedBatch, offset: int, table: Table) -> tuple[StageStats, Emission]:
