@@ -756,21 +756,24 @@ class CallerBlock:
         self.callers.release(rows)
         return numbers
 
-    def compact(self, slack: float = 0.5, floor: int = 1024) -> bool:
+    def compact(self, slack: float = 1.0, floor: int = 1024) -> bool:
         """Give back memory after many callers left: whether it did.
 
         A pool whose capacity exceeds its records in use by more than
-        ``slack`` of them (and by ``floor`` records) is cut to a quarter
-        above what it uses (growing adds half: so a pool just grown is not
-        cut); records move to the front, so rows change (and
-        the slot references in the callers' rows with them). Call it between
-        messages, not while one is applied.
+        ``slack`` of them (and by ``floor`` records) is cut to half again
+        what it uses; records move to the front, so rows change (and the
+        slot references in the callers' rows with them). Call it between
+        messages, not while one is applied. The defaults leave a pool alone
+        between half full and full, and leave room for half again as many
+        after a cut: a block whose callers come and go (evicted, loaded
+        back) neither shrinks nor grows at every turn (each is a copy of
+        the pool).
         """
         done = False
         for pool in (self.slots, self.callers):
             if pool.capacity - pool.used <= max(floor, slack * pool.used):
                 continue
-            remap = pool.compact(pool.used + max(16, pool.used // 4))
+            remap = pool.compact(pool.used + max(16, pool.used // 2))
             done = True
             if pool is self.slots:
                 held = self.callers.columns["slot"]

@@ -60,6 +60,14 @@ def load_rows_bytes(block: CallerBlock, rows: NDArray[np.int64], datas: list[byt
     if (header["version"] != _VERSION).any() or (header["fingerprint"] != block.fingerprint).any():
         raise ValueError("a row of another version or FeatureConfig")
     columns = block.callers.columns
+    limits = {
+        "pending_n": columns["pending_ms"].shape[1],
+        "recent_n": columns["recent"].shape[1],
+        "recent_next": columns["recent"].shape[1] - 1,
+        "held_n": columns["held_bucket"].shape[1],
+    }
+    if any((header[name] > limit).any() for name, limit in limits.items()):
+        raise ValueError("a row counts more items than the layout holds")
     ring = columns["bucket"].shape[1]
     used = ((header["mask"].astype(np.int64)[:, None] >> np.arange(ring)) & 1).astype(bool)
     n_used = used.sum(axis=1)

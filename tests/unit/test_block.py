@@ -277,6 +277,10 @@ def test_a_bad_row_among_many_is_named_by_the_one_by_one_load() -> None:
     with pytest.raises(ValueError, match="its header says"):
         fresh.load_rows(numbers, datas)
     assert len(fresh) == 3  # the rows before it loaded; nothing after it
+    held_n = block_bytes._HEADER_FIELDS.fields["held_n"][1]  # type: ignore[index]
+    datas[3] = datas[4][:held_n] + b"\xff" + datas[4][held_n + 1 :]  # 255 held complaints
+    with pytest.raises(ValueError):
+        CallerBlock(config).load_rows(numbers, datas)
 
 
 def test_pools_grow_and_reuse_freed_records() -> None:
