@@ -440,8 +440,7 @@ class BlockFeatureStage:
         """Load the evicted callers of ``partition`` whose state may have run out by now."""
         due = self._cold.due(partition, cutoff_ms)
         if due:
-            block = self.block
-            self.preload(table, [key.decode() for key in due if key.decode() not in block])
+            self.preload(table, [key.decode() for key in due])  # those held skipped there
 
     def expire(self, now_ms: int, table: Table) -> list[str]:
         """Drop state no window ending after ``now_ms`` needs; returns the callers deleted.
