@@ -97,8 +97,8 @@ class Settings(BaseSettings):
         description=(
             "Callers with no call for this long (event time, seconds) leave the block's "
             "columns (about 2-3 KB each) for compact bytes in the table (about 0.5 KB) and "
-            "load again on their next call (about 50 us). 0 keeps every caller in the "
-            "block."
+            "load again, with the rest of their message's, on their next call (about 5-10 us "
+            "each). 0 keeps every caller in the block."
         ),
     )
     checkpoint_interval_s: float = Field(
