@@ -45,7 +45,6 @@ _UNPACKED_VERSION = 2  # the body as is, not packed by words
 _HEADER = struct.Struct("<BIqqqqBBBBHB")
 _HEADER_WORDS = _HEADER.size // 4  # 44 bytes: the body starts on a word boundary
 _WORD = np.dtype("<u4")
-_EMPTY = int(EMPTY_HASH)  # a sketch's empty entry, stored inverted (as 0)
 _SLOT_COLUMNS = ("counters", "kmv_hash", "kmv_count", "segment_hist")
 _COUNTS = ("pending_n", "recent_n", "recent_next", "held_n")  # one byte each in the header
 
@@ -352,16 +351,19 @@ def load_row_bytes(block: CallerBlock, row: int, data: bytes) -> None:
 
 
 def _body_bytes(
-    block: CallerBlock, slots: int, pending: int, recent: int, held: int, inbound: int
-) -> int:
-    """How long a row's unpacked body is, from the counts in its header."""
+    block: CallerBlock, slots: Any, pending: Any, recent: Any, held: Any, inbound: Any
+) -> Any:
+    """How long a row's unpacked body is, from the counts in its header (or many rows').
+
+    Counts are ints for one row, arrays for many (``features.block_load``).
+    """
     per_slot, per_pending, per_recent, per_held, filter_bytes = _item_bytes(block)
     return (
         slots * per_slot
         + pending * per_pending
         + recent * per_recent
         + held * per_held
-        + (filter_bytes if inbound else 0)
+        + inbound * filter_bytes
     )
 
 

@@ -31,10 +31,11 @@ from numpy.typing import NDArray
 from features.block_bytes import (
     _HEADER,
     _HEADER_FIELDS,
+    _HEADER_WORDS,
     _SLOT_COLUMNS,
     _VERSION,
     _WORD,
-    _item_bytes,
+    _body_bytes,
     _stored,
 )
 
@@ -42,8 +43,6 @@ if TYPE_CHECKING:
     from features.block import CallerBlock
 
 __all__ = ["load_rows_bytes"]
-
-_HEADER_WORDS = _HEADER.size // 4
 
 
 def load_rows_bytes(block: CallerBlock, rows: NDArray[np.int64], datas: list[bytes]) -> None:
@@ -73,13 +72,8 @@ def load_rows_bytes(block: CallerBlock, rows: NDArray[np.int64], datas: list[byt
     n_used = used.sum(axis=1)
     counts = {name: header[name].astype(np.int64) for name in ("pending_n", "recent_n", "held_n")}
     has_inbound = header["has_inbound"].astype(bool)
-    per_slot, per_pending, per_recent, per_held, filter_bytes = _item_bytes(block)
-    body_bytes = (
-        n_used * per_slot
-        + counts["pending_n"] * per_pending
-        + counts["recent_n"] * per_recent
-        + counts["held_n"] * per_held
-        + has_inbound * filter_bytes
+    body_bytes = _body_bytes(
+        block, n_used, counts["pending_n"], counts["recent_n"], counts["held_n"], has_inbound
     )
     body = _unpacked_bodies(raw, starts, lengths // 4, body_bytes)
     offset = np.arange(count, dtype=np.int64) * body.shape[1]  # into the flat table

@@ -16,13 +16,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import logging
 import time
 from functools import cache
 
 __all__ = ["trim_heap"]
-
-logger = logging.getLogger(__name__)
 
 
 @cache

@@ -236,12 +236,11 @@ class WriteBehindTable(MutableMapping[str, bytes]):
         self._overlay = {}
         raws = [key.encode() for key in keys]
         data = self._data
-        for raw, value in zip(raws, values, strict=True):
+        for raw, value in zip(raws, overlay.values(), strict=True):  # as written, not resolved
             if value is None:
                 data.pop(raw, None)
-        written = [index for index, value in enumerate(overlay.values()) if value is not None]
-        deferred = set(waiting)
-        data.update((raws[index], values[index]) for index in written if index not in deferred)
+            elif value is not _DEFERRED:
+                data[raw] = value
         return list(zip(self._partitions_of(keys), raws, values, strict=True))
 
     def restore(self, records: list[ChangelogRecord]) -> None:
