@@ -3,8 +3,11 @@
 One row per caller and short-bucket end at which the caller called, with the
 features of :func:`features.offline.compute_features` and a label. Only rows
 the streaming worker would score are kept: those whose short window holds at
-least ``min_short_calls`` calls (the worker's ``emit_min_calls``), so the
-model is trained and judged on what it will see in service.
+least ``min_short_calls`` calls (a burst, the worker's ``emit_min_calls``) or
+whose long window holds at least ``min_long_calls`` (a steady caller, the
+worker's ``emit_min_long_calls``), so the model is trained and judged on what
+it will see in service: bursts and steady callers alike, and the ordinary
+subscribers and legitimate callers busy enough to be scored.
 
 Labels: a ground-truth nuisance number's rows carry its category while the
 row's window end lies in the number's active window (plus
@@ -78,14 +81,15 @@ class DatasetConfig:
 
     features: FeatureConfig = field(default_factory=FeatureConfig)
     min_short_calls: int = 5
+    min_long_calls: int = 10
     label_slack_ms: int = 600_000
     normal_fraction: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.normal_fraction <= 1.0:
             raise ValueError(f"normal_fraction must be in (0, 1], got {self.normal_fraction}")
-        if self.min_short_calls < 1:
-            raise ValueError("min_short_calls must be at least 1")
+        if self.min_short_calls < 1 or self.min_long_calls < 1:
+            raise ValueError("min_short_calls and min_long_calls must be at least 1")
 
 
 def read_parquet_dir(data_dir: str | Path) -> LabelledCalls:
@@ -116,7 +120,10 @@ def build_training_table(
     calls = data if isinstance(data, LabelledCalls) else read_parquet_dir(data)
     features = compute_features(
         calls.cdrs, config.features, at="bucket ends", complaints=calls.complaints
-    ).filter(pl.col("short_call_volume") >= config.min_short_calls)
+    ).filter(
+        (pl.col("short_call_volume") >= config.min_short_calls)
+        | (pl.col("long_call_volume") >= config.min_long_calls)
+    )
     first_calls = calls.cdrs.group_by("caller").agg(pl.col("start_ms").min().alias("first_call_ms"))
     truth = calls.ground_truth.select(
         pl.col("number").alias("caller"),

@@ -126,7 +126,12 @@ def _register_features(app: CallguardApp) -> None:
     engine = BlockFeatureStage if settings.feature_engine == "block" else FeatureStage
     stage = engine(
         settings.feature_config(),
-        EmissionPolicy(settings.emit_interval_s, settings.emit_min_calls),
+        EmissionPolicy(
+            settings.emit_interval_s,
+            settings.emit_min_calls,
+            settings.emit_steady_interval_s,
+            settings.emit_min_long_calls,
+        ),
     )
     app.feature_stage = stage
     # The two engines store different bytes: each has its own table and changelog.

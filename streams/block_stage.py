@@ -74,6 +74,7 @@ from streams.wire import RoutedBatch
 __all__ = ["BlockFeatureStage", "IdleCallers", "StateLost"]
 
 _SHORT_VOLUME = FEATURE_NAMES.index("short_call_volume")
+_LONG_VOLUME = FEATURE_NAMES.index("long_call_volume")
 _TRACK_AT_ONCE = 4096  # callers per expiry batch when tracking a recovered table
 Table = MutableMapping[str, bytes]
 
@@ -227,9 +228,9 @@ class BlockFeatureStage:
         """Emission policy of :class:`FeatureStage`, over the rows with accepted calls.
 
         Rows are tested before any feature is computed: due by their clock,
-        then by their short window's call count (exactly the
-        ``short_call_volume`` the vector would hold, see
-        :meth:`CallerBlock.window_calls`); only the rows that pass get a
+        then by their short and long windows' call counts (exactly the
+        ``short_call_volume`` and ``long_call_volume`` the vector would hold,
+        see :meth:`CallerBlock.window_calls`); only the rows that pass get a
         feature vector, in number order as ``FeatureStage`` emits them.
         """
         emission = Emission()
@@ -238,18 +239,29 @@ class BlockFeatureStage:
         block = self.block
         watermark = block.column("watermark")[called]
         last_emitted = block.column("last_emitted")[called]
-        interval_ms = int(self.policy.emit_interval_s * 1000)
-        due = (last_emitted < 0) | (watermark - last_emitted >= interval_ms)
-        rows, watermark = called[due], watermark[due]
-        busy = block.window_calls(rows, "short") >= self.policy.min_calls
-        rows, watermark = rows[busy], watermark[busy]
+        policy = self.policy
+        due = policy.may_be_due(watermark, last_emitted)
+        rows, watermark, last_emitted = called[due], watermark[due], last_emitted[due]
+        chosen = policy.selects(
+            watermark,
+            last_emitted,
+            block.window_calls(rows, "short"),
+            block.window_calls(rows, "long"),
+        )
+        rows, watermark = rows[chosen], watermark[chosen]
         if not len(rows):
             return emission
         numbers = block.numbers_of(rows)
         order = sorted(range(len(numbers)), key=numbers.__getitem__)  # FeatureStage's order
         rows, watermark = rows[order], watermark[order]
         matrix = block.features(rows)
-        enough = matrix[:, _SHORT_VOLUME] >= self.policy.min_calls  # as busy: kept as the rule
+        # The counts read from the ring are the vector's volumes (kept as the rule).
+        enough = policy.selects(
+            watermark,
+            last_emitted[chosen][order],
+            matrix[:, _SHORT_VOLUME],
+            matrix[:, _LONG_VOLUME],
+        )
         rows, matrix = rows[enough], matrix[enough]
         block.column("last_emitted")[rows] = watermark[enough]
         emission.numbers = [numbers[index] for index in np.asarray(order)[enough].tolist()]

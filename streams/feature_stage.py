@@ -3,14 +3,18 @@
 Pure of Faust: it reads and writes a ``MutableMapping[str, bytes]`` (the
 Faust table in the worker, a dict in tests), so the agent stays a thin loop.
 
-Emission policy (which callers go on to scoring): after a message, every
-caller with newly accepted calls is a candidate; it is emitted when at
-least ``emit_interval_s`` of event time has passed since its last emission
-(or it was never emitted) and its short window holds at least
-``min_calls`` calls. So a caller's vector is re-evaluated at most once per
-interval while it keeps calling, as soon as its behaviour is visible; an
-idle caller is not re-scored, and its flag, if any, lapses by the flag
-lifecycle (:mod:`models.decisions`).
+Emission policy (which callers go on to scoring, :class:`EmissionPolicy`):
+after a message, every caller with newly accepted calls is a candidate. A
+*burst* (at least ``min_calls`` calls in the short window) is emitted once
+``emit_interval_s`` of event time has passed since the caller's last
+emission; a *steady* caller (at least ``min_long_calls`` calls in the long
+window) once ``steady_interval_s`` has passed. Never-emitted callers go at
+once. So a burst is scored as soon as it shows, a caller dialling a few
+numbers an hour all day long is scored about once per short hop while it
+keeps calling, an occasional caller is never scored, and an idle caller is
+not re-scored: its flag, if any, lapses by the flag lifecycle
+(:mod:`models.decisions`). Training keeps the rows this rule would score
+(:mod:`models.dataset`).
 """
 
 from __future__ import annotations
@@ -30,14 +34,57 @@ from streams.wire import CdrColumns, RoutedBatch
 __all__ = ["Emission", "EmissionPolicy", "FeatureStage", "StageStats"]
 
 _SHORT_VOLUME = FEATURE_NAMES.index("short_call_volume")
+_LONG_VOLUME = FEATURE_NAMES.index("long_call_volume")
 
 
 @dataclass(frozen=True, slots=True)
 class EmissionPolicy:
-    """When a caller's feature vector goes on to scoring."""
+    """When a caller's feature vector goes on to scoring (see the module doc).
+
+    >>> policy = EmissionPolicy()
+    >>> policy.selects(
+    ...     watermark_ms=np.array([600_000, 600_000, 600_000, 600_000]),
+    ...     last_emitted_ms=np.array([-1, 550_000, 550_000, 200_000]),
+    ...     short_calls=np.array([5, 9, 1, 1]),
+    ...     long_calls=np.array([5, 9, 30, 30]),
+    ... ).tolist()
+    [True, False, False, True]
+    """
 
     emit_interval_s: float = 60.0
     min_calls: int = 5
+    steady_interval_s: float = 300.0
+    min_long_calls: int = 10
+
+    def __post_init__(self) -> None:
+        if self.emit_interval_s <= 0 or self.steady_interval_s <= 0:
+            raise ValueError("emit_interval_s and steady_interval_s must be positive")
+        if self.min_calls < 1 or self.min_long_calls < 1:
+            raise ValueError("min_calls and min_long_calls must be at least 1")
+
+    def may_be_due(
+        self, watermark_ms: NDArray[np.int64], last_emitted_ms: NDArray[np.int64]
+    ) -> NDArray[np.bool_]:
+        """Whether either rule's clock allows an emission (a cheap test before counting)."""
+        since = watermark_ms - last_emitted_ms
+        shortest = min(self.emit_interval_s, self.steady_interval_s) * 1000
+        return (last_emitted_ms < 0) | (since >= shortest)
+
+    def selects(
+        self,
+        watermark_ms: NDArray[np.int64],
+        last_emitted_ms: NDArray[np.int64],
+        short_calls: NDArray[np.integer],
+        long_calls: NDArray[np.integer],
+    ) -> NDArray[np.bool_]:
+        """Which callers are emitted now, given their clocks and window call counts."""
+        never = last_emitted_ms < 0
+        since = watermark_ms - last_emitted_ms
+        burst = (never | (since >= self.emit_interval_s * 1000)) & (short_calls >= self.min_calls)
+        steady = (never | (since >= self.steady_interval_s * 1000)) & (
+            long_calls >= self.min_long_calls
+        )
+        return np.asarray(burst | steady, dtype=bool)
 
 
 @dataclass(slots=True)
@@ -203,16 +250,17 @@ class FeatureStage:
         self, called: list[str], touched: dict[str, CallerRecord], stats: StageStats
     ) -> Emission:
         emission = Emission()
-        interval_ms = int(self.policy.emit_interval_s * 1000)
         for number in called:
             record = touched[number]
-            watermark = record.state.watermark_ms
-            if record.last_emitted_ms >= 0 and watermark - record.last_emitted_ms < interval_ms:
+            watermark = np.array([record.state.watermark_ms])
+            last_emitted = np.array([record.last_emitted_ms])
+            if not self.policy.may_be_due(watermark, last_emitted)[0]:
                 continue
             row = record.state.features()
-            if row[_SHORT_VOLUME] < self.policy.min_calls:
+            volumes = row[[_SHORT_VOLUME]], row[[_LONG_VOLUME]]
+            if not self.policy.selects(watermark, last_emitted, *volumes)[0]:
                 continue
-            record.last_emitted_ms = watermark
+            record.last_emitted_ms = record.state.watermark_ms
             emission.numbers.append(number)
             emission.window_end_ms.append(record.state.default_end_ms())
             emission.rows.append(row)

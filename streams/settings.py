@@ -140,7 +140,15 @@ class Settings(BaseSettings):
     emit_interval_s: float = Field(
         60.0, gt=0, description="Event time between two scorings of a busy caller."
     )
-    emit_min_calls: int = Field(5, ge=1, description="Short-window calls before a first scoring.")
+    emit_min_calls: int = Field(
+        5, ge=1, description="Short-window calls that make a burst, scored at once."
+    )
+    emit_steady_interval_s: float = Field(
+        300.0, gt=0, description="Event time between two scorings of a steady caller."
+    )
+    emit_min_long_calls: int = Field(
+        10, ge=1, description="Long-window calls that make a steady caller worth scoring."
+    )
 
     model_dir: Path = Field(Path("var/callguard/models"), description="Model registry root.")
     allowlist_path: Path = Field(

@@ -90,6 +90,40 @@ def test_emission_waits_for_min_calls_and_then_respects_the_interval(
 
 
 @pytest.mark.parametrize("stage_type", STAGES)
+def test_a_steady_caller_that_never_bursts_is_scored_once_per_steady_interval(
+    stage_type: type[Stage],
+) -> None:
+    # 20 calls an hour to numbers all over the population, mostly unanswered:
+    # never 5 calls in 10 minutes, so only the long-window rule can reach it.
+    policy = EmissionPolicy(
+        emit_interval_s=60, min_calls=5, steady_interval_s=300, min_long_calls=10
+    )
+    stage, table = stage_type(CONFIG, policy), {}
+    every_3_min = [
+        cdr(i, callee=f"+86{130 + i % 60}{i * 7919 % 10_000_000:08d}", at=T0 + i * 180_000)
+        for i in range(60)
+    ]
+    emitted_at = []
+    for offset, record in enumerate(every_3_min):
+        _, emission = stage.apply(routed([record]), offset, table)
+        if emission.numbers:
+            emitted_at.append(record["start_time"])
+            assert emission.matrix()[0, FEATURE_NAMES.index("short_call_volume")] < 5
+    # First at the 10th call; then at most once per 300 s of event time, while it calls.
+    assert emitted_at[0] == every_3_min[9]["start_time"]
+    assert all(b - a >= 300_000 for a, b in zip(emitted_at, emitted_at[1:], strict=False))
+    assert len(emitted_at) >= (60 - 10) * 180_000 // 360_000
+
+
+@pytest.mark.parametrize("stage_type", STAGES)
+def test_an_occasional_caller_is_never_scored(stage_type: type[Stage]) -> None:
+    stage, table = stage_type(CONFIG), {}
+    for offset in range(9):
+        _, emission = stage.apply(routed([cdr(offset, at=T0 + offset * 3_600_000)]), offset, table)
+        assert len(emission) == 0
+
+
+@pytest.mark.parametrize("stage_type", STAGES)
 def test_reciprocity_and_complaints_reach_the_callers_state(stage_type: type[Stage]) -> None:
     stage, table = stage_type(CONFIG), {}
     callees = [f"+86139001{i:05d}" for i in range(10)]

@@ -35,7 +35,8 @@ def test_window_boundaries_late_and_dropped_calls_through_the_agent(tmp_path: Pa
     # No checkpoint either: there is no broker here (the state is read from the
     # table's write-behind overlay).
     settings = load_settings(partitions=1, store_enabled=False, changelog_nudge_s=0,
-                             emit_min_calls=10_000, checkpoint_interval_s=3600,
+                             emit_min_calls=10_000, emit_min_long_calls=10_000,
+                             checkpoint_interval_s=3600,
                              model_dir=tmp_path / "models")
     app = create_app(settings)
     app.faust_app.finalize()
