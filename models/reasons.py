@@ -8,6 +8,16 @@ direction that is suspicious for that feature), keeps the furthest, one per
 kind of feature (short or long window, whichever is further), and phrases
 each with its values, e.g. "short-call ratio 0.93 over 212 calls in 10 min".
 
+Given the category a caller is flagged as, the reasons speak of the
+behaviour that category names: the kinds of feature that characterise it
+(:data:`CATEGORY_KINDS`; one-ring ratio, answer rate and night calls for
+``one_ring``) come first when they stand out, then the other features that
+stand out, and last those that name another category's behaviour
+(a one-ring ratio for a marketing flag): a ``finance_marketing`` flag leads
+with a one-ring reason only when nothing else stands out. For
+``debt_collection`` calling the same numbers again and again is the
+suspicious direction of the callee features (:data:`CATEGORY_TEMPLATES`).
+
 These are the reasons an operator can check against the call records; they
 describe what is unusual, not the model's internal attribution.
 """
@@ -27,7 +37,10 @@ from features.vector import FEATURE_NAMES
 from models.registry_metadata import NORMAL_CLASS, ModelMetadata
 
 __all__ = [
+    "CATEGORY_KINDS",
+    "CATEGORY_TEMPLATES",
     "REFERENCE_PREFIX",
+    "SIGNATURE_KINDS",
     "Explainer",
     "FeatureRange",
     "Reference",
@@ -133,6 +146,63 @@ _TEMPLATES: dict[str, _Template] = {
 }
 
 
+_MARKETING_KINDS = (
+    "distinct_callees",
+    "distinct_segments",
+    "short_call_ratio",
+    "answer_rate",
+    "sequential_score",
+)
+_MARKETING = frozenset({"finance_marketing", "other_marketing", "real_estate"})
+
+# The kinds of feature that characterise each category, i.e. the behaviour its
+# name stands for; a flag of that category leads with those that stand out.
+CATEGORY_KINDS: dict[str, tuple[str, ...]] = {
+    "one_ring": ("one_ring_ratio", "answer_rate", "night_call_ratio"),
+    "debt_collection": (
+        "repeat_callee_ratio",
+        "distinct_callee_ratio",
+        "reciprocity",
+        "call_volume",
+    ),
+    "finance_marketing": _MARKETING_KINDS,
+    "other_marketing": _MARKETING_KINDS,
+    "real_estate": _MARKETING_KINDS,
+    # Spoofed and virtual numbers are not in the features: what shows is how calls go.
+    "fraud": ("distinct_callees", "answer_rate", "mean_talk_s", "call_volume"),
+}
+
+# Kinds that name one behaviour: for a flag of any other category they come
+# after every other feature that stands out.
+SIGNATURE_KINDS: dict[str, frozenset[str]] = {
+    "one_ring_ratio": frozenset({"one_ring"}),
+    "sequential_score": _MARKETING,
+}
+
+# Where a category's suspicious direction differs from the usual one: a debt
+# collector calls the same few numbers again and again, a marketer sprays.
+CATEGORY_TEMPLATES: dict[str, dict[str, _Template]] = {
+    "debt_collection": {
+        "repeat_callee_ratio": _Template(
+            "high",
+            0.05,
+            lambda v, n, w: f"{v:.0%} of callees in {w} were called more than once",
+        ),
+        "distinct_callee_ratio": _Template(
+            "low",
+            0.05,
+            lambda v, n, w: (
+                f"{_plural(n, 'call')} in {w} went to only {_plural(v * n, 'different number')}"
+            ),
+        ),
+    },
+}
+
+# Rank of a reason for a flag's category: its own kinds, then the rest, then
+# kinds that name another category; a kind that does not stand out after all.
+_OWN, _OTHER, _FOREIGN, _INSIDE = 0, 1, 2, 3
+
+
 def _window_words(seconds: int) -> str:
     """``600 -> '10 min'``, ``86400 -> '24 h'``."""
     if seconds % 3600 == 0:
@@ -199,28 +269,35 @@ def explain(
     top: int = 3,
     *,
     config: FeatureConfig | None = None,
+    category: str | None = None,
 ) -> tuple[str, ...]:
     """Up to ``top`` reasons, furthest beyond the normal range first.
 
     Only features beyond the normal 1st-99th percentile range are given;
     when none is, the single most unusual one is, so every decision carries
-    at least one reason (if the reference covers any feature).
+    at least one reason (if the reference covers any feature). With a
+    ``category``, the features that characterise it come first (module doc).
 
     >>> ref = {name: FeatureRange(0.0, 0.1, 0.3) for name in FEATURE_NAMES}
     >>> row = dict.fromkeys(FEATURE_NAMES, 0.1) | {"short_short_call_ratio": 0.93,
     ...                                            "short_call_volume": 212}
     >>> explain(row, ref, top=2)
     ('212 calls in 10 min', 'short-call ratio 0.93 over 212 calls in 10 min')
+    >>> explain(row, ref, top=2, category="finance_marketing")
+    ('short-call ratio 0.93 over 212 calls in 10 min', '212 calls in 10 min')
     """
     names = tuple(features)
     matrix = np.array([[float(features[name]) for name in names]], dtype=np.float64)
-    return Explainer(names, reference, top=top, config=config).explain(matrix)[0]
+    categories = None if category is None else [category]
+    return Explainer(names, reference, top=top, config=config).explain(matrix, categories)[0]
 
 
 class Explainer:
     """:func:`explain` for a batch of rows: the ranking is vectorised with numpy.
 
     Built once per model (its feature order and reference), then called per batch.
+    Categories it has no profile for (``normal``, or one added later) are
+    explained as without a category: furthest beyond the normal range first.
     """
 
     def __init__(
@@ -239,7 +316,6 @@ class Explainer:
         names = list(feature_names)
         self.top = top
         self._columns: list[int] = []
-        self._templates: list[_Template] = []
         self._window_words: list[str] = []
         self._volume_columns: list[int] = []
         kinds: list[str] = []
@@ -249,36 +325,66 @@ class Explainer:
                 continue
             volume = f"{window}_call_volume"
             self._columns.append(column)
-            self._templates.append(_TEMPLATES[base])
             self._window_words.append(windows[window])
             self._volume_columns.append(names.index(volume) if volume in names else -1)
             kinds.append(base)
+        # Row 0 of every per-category table is "no category"; the profiles follow.
+        self._category_ids = {category: i + 1 for i, category in enumerate(CATEGORY_KINDS)}
+        profiles: list[str | None] = [None, *CATEGORY_KINDS]
+        self._templates = [[_template(kind, category) for kind in kinds] for category in profiles]
+        self._groups = np.array(
+            [[_group(kind, category) for kind in kinds] for category in profiles], dtype=np.int64
+        ).reshape(len(profiles), len(kinds))
         bounds = [reference[names[column]] for column in self._columns]
         self._p01 = np.array([b.p01 for b in bounds])
         self._p50 = np.array([b.p50 for b in bounds])
         self._p99 = np.array([b.p99 for b in bounds])
-        floors = np.array([t.floor for t in self._templates])
+        shape = self._groups.shape
+        floors = np.array([[t.floor for t in row] for row in self._templates]).reshape(shape)
         self._high_spread = np.maximum(self._p99 - self._p50, floors)
         self._low_spread = np.maximum(self._p50 - self._p01, floors)
-        self._use_high = np.array([t.direction in ("high", "both") for t in self._templates])
-        self._use_low = np.array([t.direction in ("low", "both") for t in self._templates])
+        self._use_high = np.array(
+            [[t.direction in ("high", "both") for t in row] for row in self._templates], dtype=bool
+        ).reshape(shape)
+        self._use_low = np.array(
+            [[t.direction in ("low", "both") for t in row] for row in self._templates], dtype=bool
+        ).reshape(shape)
         self._kind_ids = np.unique(np.array(kinds, dtype=str), return_inverse=True)[1]
 
-    def excess(self, matrix: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Per row and explained feature: normal spreads beyond the normal range (<= 0 inside)."""
+    def excess(
+        self, matrix: NDArray[np.float64], categories: Sequence[str] | None = None
+    ) -> NDArray[np.float64]:
+        """Per row and explained feature: normal spreads beyond the normal range (<= 0 inside).
+
+        ``categories``: one per row; a category's own suspicious directions apply.
+        """
         values = np.asarray(matrix, dtype=np.float64)[:, self._columns]
+        profile = self._profile_ids(categories, len(values))
         with np.errstate(invalid="ignore"):
-            high = np.where(self._use_high, (values - self._p99) / self._high_spread, -np.inf)
-            low = np.where(self._use_low, (self._p01 - values) / self._low_spread, -np.inf)
+            high = np.where(
+                self._use_high[profile], (values - self._p99) / self._high_spread[profile], -np.inf
+            )
+            low = np.where(
+                self._use_low[profile], (self._p01 - values) / self._low_spread[profile], -np.inf
+            )
         return np.where(np.isfinite(values), np.maximum(high, low), -np.inf)
 
-    def explain(self, matrix: NDArray[np.float64]) -> list[tuple[str, ...]]:
-        """Reasons for each row of ``matrix`` (columns in the order given at construction)."""
+    def explain(
+        self, matrix: NDArray[np.float64], categories: Sequence[str] | None = None
+    ) -> list[tuple[str, ...]]:
+        """Reasons for each row of ``matrix`` (columns in the order given at construction).
+
+        ``categories``: the category each row is flagged as, or ``None`` to
+        rank by distance from normal traffic alone.
+        """
         matrix = np.asarray(matrix, dtype=np.float64)
         if not self._columns:
             return [() for _ in range(len(matrix))]
-        excess = self.excess(matrix)
-        order = np.argsort(-excess, axis=1, kind="stable")
+        profile = self._profile_ids(categories, len(matrix))
+        excess = self.excess(matrix, categories)
+        rank = self._groups[profile] + np.where(excess > 0, 0, _INSIDE)
+        # lexsort: the last key sorts first; both keys keep ties in column order.
+        order = np.lexsort((-excess, rank), axis=1)
         reasons = []
         for row in range(len(matrix)):
             # One reason per kind: the short and long twins compete for one place.
@@ -293,11 +399,35 @@ class Explainer:
                 if len(picked) == self.top:
                     break
             beyond = [p for p in picked if excess[row, p] > 0] or picked[:1]
-            reasons.append(tuple(self._phrase(matrix[row], p) for p in beyond))
+            templates = self._templates[profile[row]]
+            reasons.append(tuple(self._phrase(matrix[row], p, templates) for p in beyond))
         return reasons
 
-    def _phrase(self, row: NDArray[np.float64], position: int) -> str:
+    def _profile_ids(self, categories: Sequence[str] | None, rows: int) -> NDArray[np.intp]:
+        if categories is None:
+            return np.zeros(rows, dtype=np.intp)
+        if len(categories) != rows:
+            raise ValueError(f"{len(categories)} categories for {rows} rows")
+        return np.array([self._category_ids.get(c, 0) for c in categories], dtype=np.intp)
+
+    def _phrase(
+        self, row: NDArray[np.float64], position: int, templates: Sequence[_Template]
+    ) -> str:
         volume_column = self._volume_columns[position]
         calls = float(row[volume_column]) if volume_column >= 0 else 0.0
         value = float(row[self._columns[position]])
-        return self._templates[position].phrase(value, calls, self._window_words[position])
+        return templates[position].phrase(value, calls, self._window_words[position])
+
+
+def _template(kind: str, category: str | None) -> _Template:
+    overrides = CATEGORY_TEMPLATES.get(category, {}) if category is not None else {}
+    return overrides.get(kind, _TEMPLATES[kind])
+
+
+def _group(kind: str, category: str | None) -> int:
+    if category is None:
+        return _OTHER
+    if kind in CATEGORY_KINDS[category]:
+        return _OWN
+    named = SIGNATURE_KINDS.get(kind)
+    return _FOREIGN if named is not None and category not in named else _OTHER

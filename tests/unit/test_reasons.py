@@ -124,3 +124,80 @@ def test_reference_round_trips_through_metadata_metrics() -> None:
         artefact_sha256="0" * 64,
     )
     assert reference_from_metadata(metadata) == REFERENCE
+
+
+# Closer to real normal traffic for the category tests: one-ring calls are rare.
+CALLER_REFERENCE = REFERENCE | {
+    f"{window}_{base}": bounds
+    for window in ("short", "long")
+    for base, bounds in {
+        "one_ring_ratio": FeatureRange(0.0, 0.02, 0.15),
+        "answer_rate": FeatureRange(0.2, 0.7, 0.95),
+        "night_call_ratio": FeatureRange(0.0, 0.05, 0.3),
+        "call_volume": FeatureRange(1.0, 8.0, 60.0),
+        "distinct_callees": FeatureRange(1.0, 5.0, 40.0),
+    }.items()
+}
+
+
+def caller_row(**values: float) -> dict[str, float]:
+    """A normal caller by :data:`CALLER_REFERENCE`, with ``values`` changed."""
+    return {name: CALLER_REFERENCE[name].p50 for name in FEATURE_NAMES} | values
+
+
+def one_ring_row() -> dict[str, float]:
+    return caller_row(long_one_ring_ratio=0.95, long_answer_rate=0.02,
+                      long_night_call_ratio=0.6, long_call_volume=2400.0,
+                      long_distinct_callees=2300.0)
+
+
+def marketing_row() -> dict[str, float]:
+    # The demo's finance marketer: rejected calls ring briefly, so one-ring stands out most.
+    return caller_row(long_one_ring_ratio=0.95, long_call_volume=198.0,
+                      long_distinct_callees=150.0, long_short_call_ratio=0.97)
+
+
+def test_one_ring_flag_leads_with_one_ring() -> None:
+    reasons = explain(one_ring_row(), CALLER_REFERENCE, category="one_ring")
+    assert reasons[0] == "95% of 2400 calls in 24 h unanswered with under 3 s of ringing (one-ring)"
+    assert "only 2% of 2400 calls answered in 24 h" in reasons
+
+
+def test_marketing_flag_does_not_lead_with_one_ring() -> None:
+    row = marketing_row()
+    assert "one-ring" in explain(row, CALLER_REFERENCE)[0]  # furthest from normal by itself
+    reasons = explain(row, CALLER_REFERENCE, category="finance_marketing")
+    assert reasons == ("150 different numbers called in 24 h",
+                       "short-call ratio 0.97 over 198 calls in 24 h",
+                       "198 calls in 24 h")
+
+
+def test_another_category_s_behaviour_comes_after_any_other_reason() -> None:
+    row = caller_row(long_one_ring_ratio=0.95, long_call_volume=198.0)
+    reasons = explain(row, CALLER_REFERENCE, category="other_marketing")
+    assert reasons[0] == "198 calls in 24 h" and "one-ring" in reasons[1]
+    # ...and leads only when nothing else stands out.
+    alone = caller_row(long_one_ring_ratio=0.95)
+    assert "one-ring" in explain(alone, CALLER_REFERENCE, category="real_estate")[0]
+
+
+def test_debt_collection_speaks_of_the_same_numbers_again_and_again() -> None:
+    row = caller_row(long_repeat_callee_ratio=0.97, long_distinct_callee_ratio=0.02,
+                     long_call_volume=50.0)
+    # By themselves, calling the same numbers again is not unusual: a marketer sprays.
+    assert not any("more than once" in reason for reason in explain(row, CALLER_REFERENCE))
+    reasons = explain(row, CALLER_REFERENCE, category="debt_collection")
+    assert reasons == ("50 calls in 24 h went to only 1 different number",
+                       "97% of callees in 24 h were called more than once")
+
+
+def test_batch_with_categories_matches_single_rows_and_unknown_is_plain() -> None:
+    rows = [one_ring_row(), marketing_row(), marketing_row()]
+    categories = ["one_ring", "finance_marketing", "normal"]
+    matrix = pl.DataFrame(rows).select(FEATURE_NAMES).to_numpy()
+    batch = Explainer(FEATURE_NAMES, CALLER_REFERENCE).explain(matrix, categories)
+    assert batch == [explain(row, CALLER_REFERENCE, category=category)
+                     for row, category in zip(rows, categories, strict=True)]
+    assert batch[2] == explain(marketing_row(), CALLER_REFERENCE)
+    with pytest.raises(ValueError, match="1 categories for 3 rows"):
+        Explainer(FEATURE_NAMES, CALLER_REFERENCE).explain(matrix, ["fraud"])
