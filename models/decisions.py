@@ -6,10 +6,20 @@ per number in a Faust table and publishes every :class:`Flag` these return.
 Policy, in event time (the CDRs' clock, so a replay decides the same way):
 
 - a score at or above the ``block`` threshold gives ``block``; at or above
-  ``watch``, ``watch``; the category is the most probable nuisance class;
+  ``watch``, ``watch``; a new flag's category is the most probable nuisance
+  class;
+- an active flag keeps its category unless another class has become clearly
+  more probable: at least ``category_switch_ratio`` times the probability of
+  the flag's category (two classes with close probabilities that swap from
+  one window to the next do not change it); its reasons are then given for
+  the category kept;
+- an active ``block`` stays a ``block`` while the score stays within
+  ``block_hold_margin`` below the ``block`` threshold; below that it may
+  fall to ``watch``, but only when it is due for renewal (below);
 - an active flag is renewed while the behaviour goes on: a higher tier or a
-  new category is published at once; the same decision is re-published only
-  when less than half of its lifetime is left, so the topic is not flooded;
+  new category is published at once; an unchanged decision (same tier, same
+  or kept category), or a lower tier, is published only when less than half
+  of the flag's lifetime is left, so the topic is not flooded;
 - a flag not renewed lapses at ``expires_at``: :func:`expire` publishes
   ``clear`` (source ``expiry``);
 - an operator's appeal lifts the flag with ``clear`` (source ``appeal``) and
@@ -20,7 +30,7 @@ Policy, in event time (the CDRs' clock, so a replay decides the same way):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from sinks.flag_record import Action, Flag
@@ -33,12 +43,26 @@ _TIER_RANK = {Action.CLEAR: 0, Action.WATCH: 1, Action.BLOCK: 2}
 
 @dataclass(frozen=True, slots=True)
 class DecisionPolicy:
-    """Thresholds (from the model's metadata) and lifetimes."""
+    """Thresholds (from the model's metadata), lifetimes and hysteresis.
+
+    ``category_switch_ratio``: how many times more probable than the flag's
+    category another class must be to replace it. 1.5 keeps a caller whose
+    two best classes sit at 0.48 and 0.47 where it is whichever way they
+    swap, and moves one at 0.60 against 0.35; a ratio, not a difference, so
+    it means the same at a nuisance score of 0.6 as at 0.99.
+
+    ``block_hold_margin``: how far (in nuisance score) below the ``block``
+    threshold an active block's score may fall and still renew it as a
+    block. 0.05 absorbs the window-to-window jitter of a caller that goes
+    on as before without holding a block on watch-level evidence.
+    """
 
     block_threshold: float
     watch_threshold: float
     flag_ttl_ms: int = _DAY_MS
     appeal_suppression_ms: int = 7 * _DAY_MS
+    category_switch_ratio: float = 1.5
+    block_hold_margin: float = 0.05
 
     def __post_init__(self) -> None:
         if not 0 < self.watch_threshold <= self.block_threshold <= 1:
@@ -48,6 +72,15 @@ class DecisionPolicy:
             )
         if self.flag_ttl_ms <= 0:
             raise ValueError("flag_ttl_ms must be positive")
+        if self.category_switch_ratio < 1:
+            raise ValueError(
+                f"category_switch_ratio must be at least 1, got {self.category_switch_ratio}"
+            )
+        if not 0 <= self.block_hold_margin < self.block_threshold:
+            raise ValueError(
+                "block_hold_margin must be at least 0 and below the block threshold, got "
+                f"{self.block_hold_margin}"
+            )
 
     def tier(self, probability: float) -> Action | None:
         """The action tier a nuisance probability reaches, if any."""
@@ -69,6 +102,8 @@ class Score:
     window_end_ms: int
     reasons: tuple[str, ...] = ()
     features: Mapping[str, float] = field(default_factory=dict)
+    # P(class) for each nuisance class; empty: the category is taken as it comes.
+    class_probabilities: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,27 +118,48 @@ class FlagState:
         return self.flag is not None and self.flag.active_at(now_ms)
 
 
+Explain = Callable[[Score, str], tuple[str, ...]]
+
+
 def decide(
-    state: FlagState, score: Score, policy: DecisionPolicy, *, allowed: bool
+    state: FlagState,
+    score: Score,
+    policy: DecisionPolicy,
+    *,
+    allowed: bool,
+    explain_as: Explain | None = None,
 ) -> tuple[FlagState, Flag | None]:
-    """Apply one score; return the new state and the decision to publish, if any."""
+    """Apply one score; return the new state and the decision to publish, if any.
+
+    ``explain_as(score, category)``: the reasons for the score's features as
+    another category, used when the flag keeps a category that is not the
+    score's most probable one (the worker passes
+    :meth:`models.scoring.BatchScorer.reasons_for`); without it, the score's
+    own reasons are published.
+    """
     now = score.window_end_ms
     if allowed:
         if state.active(now):
             return _clear(state, now, source="allowlist", reason="number is on the allow-list")
         return state, None
-    tier = policy.tier(score.probability)
-    if tier is None or now < state.suppressed_until_ms:
+    if now < state.suppressed_until_ms:
         return state, None
     current = state.flag if state.active(now) else None
-    if current is not None and not _worth_publishing(current, tier, score, policy, now):
+    tier = _held_tier(current, score.probability, policy)
+    if tier is None:
         return state, None
+    category = _held_category(current, score, policy)
+    if current is not None and not _worth_publishing(current, tier, category, policy, now):
+        return state, None
+    reasons = score.reasons
+    if category != score.category and explain_as is not None:
+        reasons = explain_as(score, category)
     flag = Flag(
         number=score.number,
         action=tier,
-        category=score.category,
+        category=category,
         score=score.probability,
-        reasons=score.reasons,
+        reasons=reasons,
         model_version=score.model_version,
         window_end_ms=now,
         flagged_at_ms=now,
@@ -114,10 +170,32 @@ def decide(
     return replace(state, flag=flag), flag
 
 
+def _held_tier(current: Flag | None, probability: float, policy: DecisionPolicy) -> Action | None:
+    """The tier a score reaches; an active block holds within ``block_hold_margin``."""
+    if (
+        current is not None
+        and current.action is Action.BLOCK
+        and probability >= policy.block_threshold - policy.block_hold_margin
+    ):
+        return Action.BLOCK
+    return policy.tier(probability)
+
+
+def _held_category(current: Flag | None, score: Score, policy: DecisionPolicy) -> str:
+    """The score's category, or the active flag's while no class clearly beats it."""
+    if current is None or current.category == score.category or not score.class_probabilities:
+        return score.category
+    held = score.class_probabilities.get(current.category, 0.0)
+    best = score.class_probabilities.get(score.category, 0.0)
+    if best > held and best >= held * policy.category_switch_ratio:
+        return score.category
+    return current.category
+
+
 def _worth_publishing(
-    current: Flag, tier: Action, score: Score, policy: DecisionPolicy, now: int
+    current: Flag, tier: Action, category: str, policy: DecisionPolicy, now: int
 ) -> bool:
-    if _TIER_RANK[tier] > _TIER_RANK[current.action] or score.category != current.category:
+    if _TIER_RANK[tier] > _TIER_RANK[current.action] or category != current.category:
         return True
     remaining = (current.expires_at_ms or now) - now
     return remaining < policy.flag_ttl_ms // 2

@@ -77,3 +77,73 @@ def test_flag_json_round_trip_and_stable_id() -> None:
     decoded = decode_flag(encode_flag(flag))
     assert decoded == flag
     assert decoded.decision_id == flag.decision_id
+
+
+def classed(p: float, at: int, **classes: float) -> Score:
+    """A score whose category is the most probable of ``classes``."""
+    best = max(classes, key=classes.__getitem__)
+    return Score("+8613800138000", best, p, "v1", at, (f"reasons as {best}",),
+                 class_probabilities=classes)
+
+
+def as_category(score: Score, category: str) -> tuple[str, ...]:
+    return (f"reasons as {category}",)
+
+
+def test_category_holds_while_two_close_classes_swap() -> None:
+    state, first = decide(FlagState(), classed(0.95, T0, finance_marketing=0.48,
+                                               other_marketing=0.47), POLICY, allowed=False)
+    assert first.category == "finance_marketing"
+    published = []
+    for hour in range(1, 30):
+        swapped = {"finance_marketing": 0.47, "other_marketing": 0.48}
+        if hour % 2 == 0:
+            swapped = {"finance_marketing": 0.48, "other_marketing": 0.47}
+        state, flag = decide(state, classed(0.95, T0 + hour * HOUR, **swapped), POLICY,
+                             allowed=False, explain_as=as_category)
+        if flag is not None:
+            published.append((hour, flag.category, flag.reasons))
+    # Renewed only once less than half the lifetime was left, never re-categorised.
+    assert published == [(13, "finance_marketing", ("reasons as finance_marketing",)),
+                         (26, "finance_marketing", ("reasons as finance_marketing",))]
+    assert state.flag.category == "finance_marketing"
+
+
+def test_a_clearly_more_probable_category_is_published_at_once() -> None:
+    state, _ = decide(FlagState(), classed(0.95, T0, finance_marketing=0.5, fraud=0.45),
+                      POLICY, allowed=False)
+    state, kept = decide(state, classed(0.95, T0 + HOUR, finance_marketing=0.4, fraud=0.55),
+                         POLICY, allowed=False)
+    assert kept is None  # 0.55 is not 1.5 times 0.4
+    state, moved = decide(state, classed(0.95, T0 + 2 * HOUR, finance_marketing=0.3, fraud=0.65),
+                          POLICY, allowed=False, explain_as=as_category)
+    assert moved.category == "fraud" and moved.reasons == ("reasons as fraud",)
+    assert state.flag == moved
+
+
+def test_without_class_probabilities_the_category_is_taken_as_it_comes() -> None:
+    state, _ = decide(FlagState(), score(0.95), POLICY, allowed=False)
+    _, moved = decide(state, score(0.95, T0 + HOUR, "other_marketing"), POLICY, allowed=False)
+    assert moved.category == "other_marketing"
+
+
+def test_a_block_holds_near_its_threshold_and_falls_to_watch_only_when_due() -> None:
+    state, block = decide(FlagState(), score(0.92), POLICY, allowed=False)
+    # Early in its life, a watch-level score publishes nothing (the block stands).
+    state, early = decide(state, score(0.7, T0 + HOUR), POLICY, allowed=False)
+    assert early is None and state.flag == block
+    # Due for renewal: just under the block threshold renews the block...
+    state, held = decide(state, score(0.87, T0 + 13 * HOUR), POLICY, allowed=False)
+    assert held.action is Action.BLOCK and held.expires_at_ms == T0 + 37 * HOUR
+    # ...clearly under it publishes the watch the evidence supports.
+    state, fell = decide(state, score(0.7, T0 + 26 * HOUR), POLICY, allowed=False)
+    assert fell.action is Action.WATCH
+    _, back = decide(state, score(0.92, T0 + 27 * HOUR), POLICY, allowed=False)
+    assert back.action is Action.BLOCK
+
+
+def test_policy_refuses_hysteresis_that_means_nothing() -> None:
+    with pytest.raises(ValueError, match="category_switch_ratio"):
+        DecisionPolicy(block_threshold=0.9, watch_threshold=0.6, category_switch_ratio=0.9)
+    with pytest.raises(ValueError, match="block_hold_margin"):
+        DecisionPolicy(block_threshold=0.9, watch_threshold=0.6, block_hold_margin=0.95)
