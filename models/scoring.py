@@ -8,8 +8,13 @@ them together. Each row gets a :class:`~models.decisions.Score`:
   ``normal``), even when ``normal`` is more probable overall;
 - ``probability``: the *nuisance score* ``1 - P(normal)`` the model's
   thresholds apply to (see :mod:`models.registry_metadata`);
-- ``reasons``: the features that stand out most from normal traffic, in an
-  operator's words (:func:`models.reasons.explain`);
+- ``class_probabilities``: ``P(class)`` for every nuisance class, so the
+  flag lifecycle can tell a close call between two classes from a change
+  (:func:`models.decisions.decide`);
+- ``reasons``: the features that stand out most from normal traffic, those
+  that characterise the category first, in an operator's words
+  (:func:`models.reasons.explain`; :meth:`BatchScorer.reasons_for` explains
+  a row as another category);
 - ``features``: the whole vector by name, for audit.
 """
 
@@ -77,12 +82,20 @@ class BatchScorer:
 
     def predict(self, matrix: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
         """Nuisance scores and category indices for the rows of ``matrix``."""
-        matrix = self._checked(matrix)
-        if len(matrix) == 0:
-            return np.zeros(0), np.zeros(0, dtype=np.intp)
-        with self._threadpools.limit(limits=self.threads, user_api="openmp"):
-            probabilities = self.model.predict_proba(matrix)
-        return nuisance_scores(np.asarray(probabilities, dtype=np.float64), self.classes)
+        return nuisance_scores(self._probabilities(self._checked(matrix)), self.classes)
+
+    def reasons_for(self, score: Score, category: str) -> tuple[str, ...]:
+        """The reasons for ``score``'s features as ``category`` (its own reasons if it is that).
+
+        The flag lifecycle keeps a number's category through small swaps of
+        the class probabilities; the reasons it publishes are then this.
+        """
+        if category == score.category:
+            return score.reasons
+        if any(name not in score.features for name in self.feature_names):
+            return score.reasons
+        row = np.array([[score.features[name] for name in self.feature_names]], dtype=np.float64)
+        return self.explainer.explain(row, [category])[0]
 
     def score(
         self,
@@ -98,8 +111,14 @@ class BatchScorer:
         ends = self._ends(window_end_ms, len(numbers))
         if len(numbers) != len(matrix):
             raise ValueError(f"{len(numbers)} numbers for {len(matrix)} feature rows")
-        scores, category_index = self.predict(matrix)
-        reasons = self.explainer.explain(matrix)
+        matrix = self._checked(matrix)
+        probabilities = self._probabilities(matrix)
+        scores, category_index = nuisance_scores(probabilities, self.classes)
+        categories = [self.classes[index] for index in category_index]
+        reasons = self.explainer.explain(matrix, categories)
+        nuisance = [c for c, label in enumerate(self.classes) if label != NORMAL_CLASS]
+        nuisance_labels = [self.classes[c] for c in nuisance]
+        class_rows = probabilities[:, nuisance].tolist()
         version = self.metadata.version
         results = []
         for row, number in enumerate(numbers):
@@ -107,15 +126,24 @@ class BatchScorer:
             results.append(
                 Score(
                     number=number,
-                    category=self.classes[category_index[row]],
+                    category=categories[row],
                     probability=float(scores[row]),
                     model_version=version,
                     window_end_ms=ends[row],
                     reasons=reasons[row],
                     features=features,
+                    class_probabilities=dict(zip(nuisance_labels, class_rows[row], strict=True)),
                 )
             )
         return results
+
+    def _probabilities(self, matrix: NDArray[np.float64]) -> NDArray[np.float64]:
+        """``predict_proba`` for checked rows: one column per class of the model."""
+        if len(matrix) == 0:
+            return np.zeros((0, len(self.classes)))
+        with self._threadpools.limit(limits=self.threads, user_api="openmp"):
+            probabilities = self.model.predict_proba(matrix)
+        return np.asarray(probabilities, dtype=np.float64)
 
     def _checked(self, matrix: NDArray[np.float64]) -> NDArray[np.float64]:
         matrix = np.asarray(matrix, dtype=np.float64)

@@ -77,7 +77,11 @@ def decide_emission(
     flags = []
     for score, is_allowed in zip(scores, allowed, strict=True):
         state, flag = decide(
-            decode_state(table.get(score.number)), score, kit.policy, allowed=is_allowed
+            decode_state(table.get(score.number)),
+            score,
+            kit.policy,
+            allowed=is_allowed,
+            explain_as=kit.scorer.reasons_for,
         )
         if flag is not None:
             table[score.number] = encode_state(state)

@@ -104,3 +104,29 @@ def test_explicit_reference_overrides_metadata(scorer: BatchScorer, rows: np.nda
     loaded = LoadedModel(scorer.model, scorer.metadata)
     custom = BatchScorer(loaded, reference=reference, top_reasons=5)
     assert len(custom.score(["a"], 0, rows[:1])[0].reasons) == 5
+
+
+def test_class_probabilities_are_the_nuisance_columns(
+    scorer: BatchScorer, rows: np.ndarray
+) -> None:
+    scores = scorer.score(["a", "b"], 0, rows[:2])
+    proba = scorer.model.model.predict_proba(rows[:2])
+    for score, row in zip(scores, proba, strict=True):
+        assert score.class_probabilities == pytest.approx({"fraud": row[0], "one_ring": row[2]})
+        best = max(score.class_probabilities, key=score.class_probabilities.__getitem__)
+        assert score.category == best
+
+
+def test_reasons_for_another_category_rank_its_features_first(scorer: BatchScorer) -> None:
+    reference = {name: FeatureRange(0.0, 0.05, 0.2) for name in FEATURE_NAMES}
+    custom = BatchScorer(LoadedModel(scorer.model, scorer.metadata), reference=reference)
+    row = np.full((1, len(FEATURE_NAMES)), 0.05)
+    values = {"long_one_ring_ratio": 0.95, "long_sequential_score": 0.5}
+    for name, value in values.items():
+        row[0, FEATURE_NAMES.index(name)] = value
+    score = custom.score(["a"], 0, row)[0]
+    assert score.reasons == custom.explainer.explain(row, [score.category])[0]
+    as_one_ring = custom.reasons_for(score, "one_ring")
+    as_marketer = custom.reasons_for(score, "finance_marketing")
+    assert "one-ring" in as_one_ring[0] and "in sequence" in as_marketer[0]
+    assert custom.reasons_for(score, score.category) == score.reasons
