@@ -15,7 +15,8 @@ Policy, in event time (the CDRs' clock, so a replay decides the same way):
   the category kept;
 - an active ``block`` stays a ``block`` while the score stays within
   ``block_hold_margin`` below the ``block`` threshold; below that it may
-  fall to ``watch``, but only when it is due for renewal (below);
+  fall to ``watch``, but only when it is due for renewal (below) or its
+  category changes;
 - an active flag is renewed while the behaviour goes on: a higher tier or a
   new category is published at once; an unchanged decision (same tier, same
   or kept category), or a lower tier, is published only when less than half
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field, replace
 
 from sinks.flag_record import Action, Flag
 
-__all__ = ["DecisionPolicy", "FlagState", "Score", "decide", "expire", "lift"]
+__all__ = ["DecisionPolicy", "Explain", "FlagState", "Score", "decide", "expire", "lift"]
 
 _DAY_MS = 24 * 3600 * 1000
 _TIER_RANK = {Action.CLEAR: 0, Action.WATCH: 1, Action.BLOCK: 2}
