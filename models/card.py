@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from models.registry_metadata import NORMAL_CLASS, ModelMetadata
+from models.training_report import caller_table
 
 __all__ = ["render_model_card"]
 
@@ -26,7 +27,9 @@ def render_model_card(metadata: ModelMetadata) -> str:
         f"- block when the score is at least {metadata.thresholds['block']:.3f}\n"
         f"- watch when it is at least {metadata.thresholds['watch']:.3f}\n"
         "- clear otherwise; allow-listed numbers are never flagged whatever the score",
+        "## Detection by number\n\n" + _caller_figures(metadata),
         "## Metrics\n\n" + _metrics_table(metadata),
+        "## Training-time checks\n\n" + _checks(metadata),
         "## Training data\n\n"
         f"sha256 of the training set: `{metadata.training_data_sha256}`",
         "## Artefact\n\n"
@@ -52,3 +55,48 @@ def _metrics_table(metadata: ModelMetadata) -> str:
         return "No metrics were recorded."
     rows = [f"| {name} | {value:.4f} |" for name, value in sorted(metadata.metrics.items())]
     return "\n".join(["| metric | value |", "|---|---|", *rows])
+
+
+def _checks(metadata: ModelMetadata) -> str:
+    """Warnings, single-feature separation and permutation importances (if recorded)."""
+    checks = metadata.extra.get("checks")
+    if not checks:
+        return "None were recorded for this model."
+    warnings = checks.get("warnings") or []
+    parts = [
+        "\n".join(f"- **Warning**: {line}" for line in warnings)
+        if warnings
+        else "No single feature separates nuisance from normal rows by itself "
+        "(every single-feature ROC-AUC is below 0.99)."
+    ]
+    separation = checks.get("single_feature_auc") or {}
+    importance = checks.get("permutation_importance") or {}
+    names = sorted(set(separation) | set(importance), key=lambda n: -importance.get(n, 0.0))
+    if names:
+        rows = [
+            f"| `{name}` | {importance.get(name, float('nan')):.4f} | "
+            f"{separation.get(name, float('nan')):.4f} |"
+            for name in names
+        ]
+        parts.append(
+            "Permutation importance is the drop of the hold-out PR-AUC when the feature's "
+            "values are shuffled; single-feature ROC-AUC is how well the feature alone "
+            "separates the training rows (0.5: not at all).\n\n"
+            + "\n".join(
+                ["| feature | permutation importance | single-feature ROC-AUC |", "|---|---|---|"]
+                + rows
+            )
+        )
+    return "\n\n".join(parts)
+
+
+def _caller_figures(metadata: ModelMetadata) -> str:
+    rows = caller_table(metadata.metrics)
+    if not rows:
+        return "Not measured for this model."
+    return (
+        "Numbers flagged (watch or block) on the in-distribution hold-out (`holdout`) and on "
+        "a scenario family never used in training (`heldout`):\n\n```\n"
+        + "\n".join(rows)
+        + "\n```"
+    )

@@ -19,9 +19,15 @@ from typing import Annotated
 
 import typer
 
-from models.dataset import build_training_data
+from models.dataset import build_training_data, read_parquet_dir
 from models.registry import ModelRegistry, RegistryError
-from models.training import TrainingOptions, register_candidate, train
+from models.training import (
+    TrainingOptions,
+    TrainingResult,
+    register_candidate,
+    train,
+    with_family_evaluation,
+)
 from models.training_presets import training_scenario
 from models.training_report import check_targets
 
@@ -72,6 +78,16 @@ def train_command(
         "trained by callguard train"
     ),
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split and the model.")] = 0,
+    evaluate_on: Annotated[
+        str,
+        typer.Option(
+            "--evaluate-on",
+            help=(
+                "Scenario family held out of training, measured number by number: a "
+                "built-in scenario name, a scenario file, a Parquet dir, or 'none'."
+            ),
+        ),
+    ] = "heldout",
     require_targets: Annotated[
         bool, typer.Option("--require-targets", help="Exit 1 when a quality target is not met.")
     ] = False,
@@ -88,6 +104,8 @@ def train_command(
         status.line(f"{table.height} scored rows, {table['caller'].n_unique()} callers; training")
         result = train(training_data, options=TrainingOptions(seed=seed))
         status.line(result.split.describe())
+        if evaluate_on != "none":
+            result = _evaluated(result, evaluate_on, status)
     typer.echo(result.report)
     if register:
         with _refusals():
@@ -135,6 +153,23 @@ def _data_dir(
         status.line(f"simulating scenario {scenario!r} into a temporary directory")
         write_parquet(chosen, temporary, progress=status.enabled)
         yield Path(temporary)
+
+
+def _evaluated(result: TrainingResult, family: str, status: _Status) -> TrainingResult:
+    """``result`` measured on ``family`` (a scenario, simulated to a temporary dir, or a dir)."""
+    from simulator.parquet import write_parquet
+    from simulator.scenario import builtin_scenario, load_scenario
+
+    with tempfile.TemporaryDirectory(prefix="callguard-heldout-") as temporary:
+        where = Path(family)
+        if not where.is_dir():
+            scenario = load_scenario(where) if where.is_file() else builtin_scenario(family)
+            status.line(f"simulating the held-out family {family!r}")
+            write_parquet(scenario, temporary, progress=status.enabled)
+            where = Path(temporary)
+        status.line(f"measuring the model on {family!r}, number by number")
+        calls = read_parquet_dir(where)
+        return with_family_evaluation(result, build_training_data(calls), calls, family)
 
 
 @contextmanager

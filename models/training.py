@@ -8,22 +8,25 @@ The library API behind ``callguard train`` and the notebooks::
     register_candidate(result, ModelRegistry(root), actor="ana", why="weekly retrain")
 
 Steps: cut the table by campaign and time (:mod:`models.training_split`);
+refuse when a category of the data has too few rows to learn; measure how
+well each feature alone separates the table (:mod:`models.training_checks`);
 fit a :class:`~sklearn.ensemble.HistGradientBoostingClassifier` (classes
-balanced) inside :class:`~sklearn.calibration.CalibratedClassifierCV`,
-whose folds keep each campaign and each normal caller whole; choose the
-``block`` and ``watch`` thresholds as the lowest nuisance scores whose
-precision on the *validation* campaigns and callers reaches the target
-precisions; then measure everything on the *test* part. The model
-registered is exactly the model measured: it is not refitted afterwards.
-Fitting and prediction use one OpenMP thread, so runs are reproducible and
-leave the machine to the worker.
+balanced) inside :class:`~sklearn.calibration.CalibratedClassifierCV`, whose
+folds keep each campaign and each normal caller whole; choose the ``block``
+and ``watch`` thresholds as the lowest nuisance scores whose precision on the
+*validation* campaigns and callers reaches the target precisions; then
+measure everything, permutation importances included, on the *test* part.
+The model registered is exactly the model measured: it is not refitted
+afterwards. Fitting and prediction use one OpenMP thread, so runs are
+reproducible and leave the machine to the worker.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -35,10 +38,17 @@ from sklearn.model_selection import StratifiedGroupKFold
 from threadpoolctl import threadpool_limits
 
 from features.vector import FEATURE_NAMES
-from models.dataset import NORMAL, TrainingData, table_sha256
+from models.caller_metrics import caller_metrics, evaluate_family, table_roster
+from models.dataset import NORMAL, LabelledCalls, TrainingData, table_sha256
 from models.reasons import FeatureRange, reference_extra, reference_from_table
 from models.registry import ModelDraft, ModelMetadata, ModelRegistry
 from models.scoring import nuisance_scores
+from models.training_checks import (
+    permutation_importances,
+    require_categories,
+    separation_warnings,
+    single_feature_separation,
+)
 from models.training_metrics import (
     classification_metrics,
     false_flag_metrics,
@@ -55,6 +65,7 @@ __all__ = [
     "evaluate",
     "register_candidate",
     "train",
+    "with_family_evaluation",
 ]
 
 DEFAULT_TARGET_PRECISION: Mapping[str, float] = {"block": 0.995, "watch": 0.9}
@@ -76,6 +87,8 @@ class TrainingOptions:
     calibration_folds: int = 3
     min_class_rows: int = 30
     max_legit_flag_rate: float = 0.001
+    # Categories the model must learn; None: every category of the data's campaigns.
+    required_categories: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +104,13 @@ class TrainingResult:
     training_data_sha256: str
     split: Split
     report: str
+    separation: dict[str, float] = field(default_factory=dict)
+    importances: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the training-time checks found suspicious (:mod:`models.training_checks`)."""
+        return separation_warnings(self.separation)
 
     def draft(self, notes: str = "") -> ModelDraft:
         """What the registry needs; the notes open with the targets table."""
@@ -103,7 +123,14 @@ class TrainingResult:
             metrics=recorded,
             training_data_sha256=self.training_data_sha256,
             notes=text + (f"\n\n{notes}" if notes else ""),
-            extra={"reference": reference_extra(self.reference)},
+            extra={
+                "reference": reference_extra(self.reference),
+                "checks": {
+                    "warnings": self.warnings,
+                    "single_feature_auc": self.separation,
+                    "permutation_importance": self.importances,
+                },
+            },
         )
 
 
@@ -123,7 +150,12 @@ def train(
     matrix = table.select(FEATURE_NAMES).to_numpy().astype(np.float64)
     labels = table["label"].to_numpy().astype(str)
     weights = table["weight"].to_numpy().astype(np.float64)
+    required = options.required_categories
+    if required is None:
+        required = tuple(campaigns["category"].drop_nulls().unique().sort())
+    require_categories(labels[split.fit], required, options.min_class_rows)
     fit = split.fit & _trainable(labels, split.fit, options.min_class_rows)
+    separation = single_feature_separation(matrix[fit], labels[fit], FEATURE_NAMES, weights[fit])
     model = _fit(matrix[fit], labels[fit], weights[fit], table.filter(pl.Series(fit)), options)
     classes = tuple(str(c) for c in model.classes_)
     probabilities = _predict(model, matrix)
@@ -132,6 +164,19 @@ def train(
     thresholds, validation = _thresholds(validation_rows, scores[split.validation], options)
     metrics = _measure(probabilities, classes, thresholds, table, campaigns, split)
     metrics |= validation | _sizes(split)
+    held_out = split.test | split.latency
+    metrics |= caller_metrics(
+        table.filter(pl.Series(held_out)),
+        scores[held_out],
+        thresholds,
+        table_roster(table.filter(pl.Series(held_out))),
+        "holdout",
+    )
+    metrics["checks.max_single_feature_auc"] = max(separation.values(), default=float("nan"))
+    importances = permutation_importances(
+        model, matrix[split.test], labels[split.test], FEATURE_NAMES, seed=options.seed
+    )
+    report = _report(metrics, thresholds, separation)
     return TrainingResult(
         model=model,
         feature_names=FEATURE_NAMES,
@@ -141,8 +186,28 @@ def train(
         reference=reference_from_table(table.filter(pl.Series(split.fit))),
         training_data_sha256=table_sha256(table),
         split=split,
-        report=metrics_text(metrics, thresholds),
+        report=report,
+        separation=separation,
+        importances=importances,
     )
+
+
+def with_family_evaluation(
+    result: TrainingResult, family: TrainingData, calls: LabelledCalls, name: str
+) -> TrainingResult:
+    """``result`` with caller-level figures on a scenario family held out of training.
+
+    ``family`` is the labelled table of traffic from that family and
+    ``calls`` the data it was built from (every caller counts, scored or
+    not). The figures join the metrics under ``heldout.`` and the report.
+    """
+    metrics = dict(result.metrics)
+    metrics |= evaluate_family(
+        result.model, result.classes, result.thresholds, family.table, calls, "heldout"
+    )
+    report = _report(metrics, result.thresholds, result.separation)
+    report += f"\nheldout: {name} ({family.table.height} scored rows)"
+    return replace(result, metrics=metrics, report=report)
 
 
 def evaluate(
@@ -195,6 +260,14 @@ def register_candidate(
     if promote:
         registry.promote(metadata.version, actor=actor, why=why)
     return metadata
+
+
+def _report(
+    metrics: Mapping[str, float], thresholds: Mapping[str, float], separation: Mapping[str, float]
+) -> str:
+    lines = [metrics_text(metrics, thresholds)]
+    lines += [f"warning: {line}" for line in separation_warnings(separation)]
+    return "\n".join(lines)
 
 
 def _predict(model: Any, matrix: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -287,7 +360,10 @@ def _fit(
         cv=list(folds.split(matrix, labels, groups)),
         ensemble=False,
     )
-    with threadpool_limits(limits=1, user_api="openmp"):
+    with threadpool_limits(limits=1, user_api="openmp"), warnings.catch_warnings():
+        # A rare class can miss a calibration fold's training part; the booster
+        # still predicts it (zero probability there), so the notice only alarms users.
+        warnings.filterwarnings("ignore", "Number of classes in training fold", RuntimeWarning)
         model.fit(matrix, labels, sample_weight=weights)
     return model
 

@@ -7,7 +7,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["TARGETS", "Target", "check_targets", "metrics_text", "targets_markdown"]
+__all__ = [
+    "TARGETS",
+    "Target",
+    "caller_table",
+    "check_targets",
+    "metrics_text",
+    "targets_markdown",
+]
 
 
 @dataclass(frozen=True)
@@ -86,7 +93,52 @@ def metrics_text(metrics: Mapping[str, float], thresholds: Mapping[str, float]) 
         "number_minutes_to_first_flag_median",
     )
     lines.extend(f"  {name:<36} {_value(metrics.get(name))}" for name in extra)
+    table = caller_table(metrics)
+    if table:
+        lines.append("by number (flagged = watch or block; 'heldout': a scenario family unseen)")
+        lines.extend(f"  {line}" for line in table)
     return "\n".join(lines)
+
+
+_PARTS = ("holdout", "heldout")
+_CALLER_FIGURES = (
+    ("block_precision", "block precision"),
+    ("flag_precision", "flag precision"),
+    ("legit_flagged_share", "legitimate bulk callers flagged"),
+    ("ordinary_flagged_share", "ordinary subscribers flagged"),
+    ("minutes_to_first_flag_median", "minutes to first flag, median"),
+    ("minutes_to_first_flag_p90", "minutes to first flag, p90"),
+)
+
+
+def caller_table(metrics: Mapping[str, float]) -> list[str]:
+    """Caller-level figures of the hold-out and the held-out family side by side (text rows).
+
+    Empty when neither was measured (:mod:`models.caller_metrics`).
+    """
+    parts = [part for part in _PARTS if any(k.startswith(f"{part}.") for k in metrics)]
+    if not parts:
+        return []
+    categories = sorted(
+        {k.split(".")[2] for k in metrics if k.split(".")[0] in parts and ".callers." in k}
+    )
+    header = f"{'':<34}" + "".join(f"{part:>22}" for part in parts)
+    rows = [header]
+    for category in categories:
+        cells = []
+        for part in parts:
+            callers = metrics.get(f"{part}.callers.{category}")
+            recall = metrics.get(f"{part}.recall.{category}")
+            cells.append(
+                "n/a" if callers is None else f"{_value(recall)} of {callers:.0f}"
+            )
+        rows.append(f"{'recall ' + category:<34}" + "".join(f"{cell:>22}" for cell in cells))
+    for key, meaning in _CALLER_FIGURES:
+        rows.append(
+            f"{meaning:<34}"
+            + "".join(f"{_value(metrics.get(f'{part}.{key}')):>22}" for part in parts)
+        )
+    return rows
 
 
 def targets_markdown(metrics: Mapping[str, float]) -> str:
