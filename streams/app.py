@@ -124,6 +124,8 @@ def create_app(settings: Settings) -> CallguardApp:
             settings.allowlist_path,
             flag_ttl_s=settings.flag_ttl_s,
             appeal_suppression_s=settings.appeal_suppression_s,
+            category_switch_ratio=settings.category_switch_ratio,
+            block_hold_margin=settings.block_hold_margin,
         ),
         BufferedStoreWriter(
             lambda: open_store(settings.store_url, password=password),

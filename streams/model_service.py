@@ -49,11 +49,15 @@ class ModelService:
         *,
         flag_ttl_s: float,
         appeal_suppression_s: float,
+        category_switch_ratio: float = 1.5,
+        block_hold_margin: float = 0.05,
     ) -> None:
         self.holder = ModelHolder(ModelRegistry(model_dir), FEATURE_NAMES)
         self.allowlist_path = allowlist_path
         self.flag_ttl_ms = int(flag_ttl_s * 1000)
         self.appeal_suppression_ms = int(appeal_suppression_s * 1000)
+        self.category_switch_ratio = category_switch_ratio
+        self.block_hold_margin = block_hold_margin
         self.current: DecisionKit | None = None
         self.matcher = AllowMatcher((), revision=-1)
         self.last_status = "not loaded yet"
@@ -75,6 +79,8 @@ class ModelService:
                         watch_threshold=thresholds["watch"],
                         flag_ttl_ms=self.flag_ttl_ms,
                         appeal_suppression_ms=self.appeal_suppression_ms,
+                        category_switch_ratio=self.category_switch_ratio,
+                        block_hold_margin=self.block_hold_margin,
                     ),
                 )
             self._refresh_allowlist()

@@ -161,6 +161,19 @@ class Settings(BaseSettings):
     appeal_suppression_s: float = Field(
         7 * 86_400.0, ge=0, description="No new flag this long after an upheld appeal."
     )
+    category_switch_ratio: float = Field(
+        1.5,
+        ge=1,
+        description="A flag changes category only when another class is this many times as "
+        "probable as its current one.",
+    )
+    block_hold_margin: float = Field(
+        0.05,
+        ge=0,
+        lt=1,
+        description="An active block is renewed as a block while the score stays within this "
+        "margin below the block threshold.",
+    )
 
     lookup_event_time: bool = Field(
         False,
