@@ -22,7 +22,7 @@ class Calls:
     start_ms: np.ndarray  # int64 UTC epoch ms
     source: np.ndarray  # int8 index into categories.SOURCES
     campaign: np.ndarray  # int32, -1 when the caller is not a campaign
-    outcome: np.ndarray  # int8 index into outcomes.OUTCOME_NAMES
+    outcome: np.ndarray  # int32 outcome id (see outcomes.OutcomeTable)
     callback_rate: np.ndarray  # float64 chance a missed call is returned
     callback_outcome: np.ndarray  # int8 outcome of such a returned call
     disposition: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int8))
@@ -68,7 +68,7 @@ class Calls:
             np.empty(0, np.int64),
             np.empty(0, np.int8),
             np.empty(0, np.int32),
-            np.empty(0, np.int8),
+            np.empty(0, np.int32),
             np.empty(0),
             np.empty(0, np.int8),
             np.empty(0, np.int8),

@@ -2,7 +2,8 @@
 
 Everything is vectorised over the hour's calls. Each hour draws from its own
 generator, seeded by ``(seed, 1, hour)``; sequential diallers' positions in
-their segments are the only state carried from hour to hour.
+their segments are the only state carried from hour to hour. Whether a bursty
+line is on in an hour depends only on the seed, the line and the hour.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ _COMPLAINT_DELAY_MEAN_MS = 30 * 60_000
 _NUISANCE_SOURCES = np.array([source_id(c) for c in Category])
 _ONE_RING = source_id(Category.ONE_RING)
 _CATEGORY_OF_SOURCE = {source_id(c): index for index, c in enumerate(Category)}
+# Sales people and shop owners call customers through long working days, weekends too.
+_WORK_RHYTHM = ("extended", "people")
 
 
 class Complaints:
@@ -97,6 +100,7 @@ class HourGenerator:
         calls = Calls.concat(
             [
                 self._with_outcomes(rng, self._background(rng, hour_start)),
+                self._with_outcomes(rng, self._work_calls(rng, hour_start)),
                 self._with_outcomes(rng, self._line_calls(rng, hour_start)),
             ]
         )
@@ -136,7 +140,38 @@ class HourGenerator:
             start_ms=hour_start + rng.integers(0, HOUR_MS, count),
             source=np.full(count, _BACKGROUND, np.int8),
             campaign=np.full(count, -1, np.int32),
-            outcome=np.full(count, _BACKGROUND_OUTCOME, np.int8),
+            outcome=np.full(count, _BACKGROUND_OUTCOME, np.int32),
+            callback_rate=np.full(count, settings.callback_rate),
+            callback_outcome=np.full(count, _BACKGROUND_OUTCOME, np.int8),
+        )
+
+    def _work_calls(self, rng: np.random.Generator, hour_start: int) -> Calls:
+        """Busy subscribers' work calls: customers, most of them outside their contacts."""
+        population = self.world.population
+        settings = self.world.scenario.subscribers
+        weight = hour_weight(*_WORK_RHYTHM, hour_start)
+        count = int(rng.poisson(population.work_calls.sum() / 24 * weight))
+        if population.work_callers.size == 0:
+            count = 0
+        pick = np.searchsorted(population.work_cdf, rng.random(count), side="right")
+        callers = population.work_callers[np.minimum(pick, population.work_callers.size - 1)]
+        offsets = population.contact_offsets
+        degree = offsets[callers + 1] - offsets[callers]
+        contact_row = np.minimum(
+            offsets[callers] + (degree * rng.random(count)).astype(np.int64),
+            population.contacts.size - 1,
+        )
+        stranger = rng.integers(0, population.size, count)
+        stranger = np.where(stranger == callers, (stranger + 1) % population.size, stranger)
+        to_stranger = (rng.random(count) < settings.busy_stranger_share) | (degree == 0)
+        callees = np.where(to_stranger, stranger, population.contacts[contact_row])
+        return Calls(
+            caller=population.codes[callers],
+            callee=population.codes[callees],
+            start_ms=hour_start + rng.integers(0, HOUR_MS, count),
+            source=np.full(count, _BACKGROUND, np.int8),
+            campaign=np.full(count, -1, np.int32),
+            outcome=np.full(count, _BACKGROUND_OUTCOME, np.int32),
             callback_rate=np.full(count, settings.callback_rate),
             callback_outcome=np.full(count, _BACKGROUND_OUTCOME, np.int8),
         )
@@ -148,6 +183,7 @@ class HourGenerator:
         )
         weights = np.array([hour_weight(daily, weekly, hour_start) for daily, weekly in RHYTHMS])
         expected = lines.calls_per_day[active] / 24 * weights[lines.rhythm[active]]
+        expected *= self._burst_factor(active, hour_start)
         per_line = rng.poisson(expected)
         line = np.repeat(active, per_line)
         count = line.size
@@ -169,6 +205,19 @@ class HourGenerator:
             callback_outcome=lines.callback_outcome[line],
         )
 
+    def _burst_factor(self, active: np.ndarray, hour_start: int) -> np.ndarray:
+        """Per active line: 0 in a bursty line's off hours, ``1 / duty`` in its on hours.
+
+        A line is on when a uniform draw of its own for the hour falls below its duty,
+        so it is on in a share ``duty`` of hours and its day's volume is kept. The
+        draw comes from ``(seed, 2, hour)``, indexed by line: the same every run.
+        """
+        duty = self.world.lines.duty
+        hour = (hour_start - self.world.scenario.start_ms) // HOUR_MS
+        draws = np.random.default_rng([self.world.scenario.seed, 2, hour]).random(duty.size)
+        on = draws[active] < duty[active]
+        return np.where(on, 1 / duty[active], 0.0)
+
     def _callees(self, rng: np.random.Generator, line: np.ndarray, rank: np.ndarray) -> np.ndarray:
         lines, population = self.world.lines, self.world.population
         count = line.size
@@ -176,23 +225,26 @@ class HourGenerator:
         population_pick = population.codes[rng.integers(0, population.size, count)]
         # Target lists are ordered debtor first: favour the head of the list.
         target_count = lines.target_count[line]
-        target_index = lines.target_offset[line] + (target_count * rng.random(count) ** 2).astype(
-            np.int64
-        )
+        uniform = rng.random(count)
+        # Target lists are ordered debtor first: favour the head of the list. A SEGMENTS
+        # line's list holds its segments' bases: any of them, then any suffix.
+        share = np.where(strategy == CalleeStrategy.SEGMENTS, uniform, uniform**2)
+        target_index = lines.target_offset[line] + (target_count * share).astype(np.int64)
         targets = (
             lines.targets[np.minimum(target_index, max(lines.targets.size - 1, 0))]
             if (lines.targets.size)
             else population_pick
         )
+        suffix = rng.integers(0, 10_000, count)
         sequential = lines.segment_base[line] + (self._cursor[line] + rank) % 10_000
-        random_in_segment = lines.segment_base[line] + rng.integers(0, 10_000, count)
         return np.select(
             [
                 strategy == CalleeStrategy.TARGETS,
                 strategy == CalleeStrategy.SEGMENT_SEQUENTIAL,
                 strategy == CalleeStrategy.SEGMENT_RANDOM,
+                strategy == CalleeStrategy.SEGMENTS,
             ],
-            [targets, sequential, random_in_segment],
+            [targets, sequential, lines.segment_base[line] + suffix, targets + suffix],
             population_pick,
         )
 

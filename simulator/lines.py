@@ -7,7 +7,6 @@ for fraud, every few days for call centres); legitimate callers keep theirs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,8 +24,17 @@ from simulator.numbering import (
 )
 from simulator.outcomes import OUTCOME_NAMES
 from simulator.population import Population
-from simulator.profiles import CAMPAIGN_SPECS, LEGIT_SPECS, CalleeStrategy, DialerSpec
+from simulator.profiles import LEGIT_SPECS, OUTCOMES, CalleeStrategy, LegitSpec, LogNormal, Outcome
+from simulator.rhythm import DAILY, WEEKLY
 from simulator.scenario import Scenario
+from simulator.shapes import (
+    DEFAULT_SHAPES,
+    CalleeChoice,
+    DrawnShape,
+    draw_shape,
+    log_uniform,
+    weighted_choice,
+)
 
 __all__ = ["RHYTHMS", "Campaign", "Lines", "build_lines"]
 
@@ -46,21 +54,41 @@ _DRAWS = {
     "international": international_numbers,
 }
 RHYTHMS: tuple[tuple[str, str], ...] = tuple(
-    sorted(
-        {(spec.daily, spec.weekly) for spec in [*CAMPAIGN_SPECS.values(), *LEGIT_SPECS.values()]}
-    )
+    (daily, weekly) for daily in sorted(DAILY) for weekly in sorted(WEEKLY)
 )
+_STRATEGIES: dict[CalleeChoice, CalleeStrategy] = {
+    "population": CalleeStrategy.POPULATION,
+    "targets": CalleeStrategy.TARGETS,
+    "segment_sequential": CalleeStrategy.SEGMENT_SEQUENTIAL,
+    "segment_random": CalleeStrategy.SEGMENT_RANDOM,
+    "segments": CalleeStrategy.SEGMENTS,
+}
+# The outcome template (unanswered split, ring and talk spread) of each category's calls.
+_OUTCOME_TEMPLATE = {
+    Category.FINANCE_MARKETING: "marketing",
+    Category.OTHER_MARKETING: "marketing",
+    Category.REAL_ESTATE: "marketing",
+    Category.DEBT_COLLECTION: "collection",
+    Category.ONE_RING: "one_ring",
+    Category.FRAUD: "fraud",
+}
+_CALLBACK_OUTCOME = {
+    category: ("premium_callback" if category is Category.ONE_RING else "nuisance_callback")
+    for category in Category
+}
+_LEGIT_CALLBACK_OUTCOME = OUTCOME_NAMES.index("background")
 
 
 @dataclass(frozen=True)
 class Campaign:
-    """One nuisance campaign, as the ground truth knows it."""
+    """One nuisance campaign, as the ground truth knows it, with the shape it drew."""
 
     campaign_id: int
     category: Category
     sector: str
     active_from_ms: int
     active_to_ms: int
+    shape: DrawnShape
 
 
 @dataclass
@@ -82,6 +110,23 @@ class _LineRows:
     callback_rate: list[float] = field(default_factory=list)
     callback_outcome: list[int] = field(default_factory=list)
     spoofed: list[bool] = field(default_factory=list)
+    duty: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _CallerPlan:
+    """What every line of one caller (a campaign or a legitimate caller) shares."""
+
+    source: int
+    campaign: int
+    rhythm: int
+    outcome: int
+    strategy: CalleeStrategy
+    duty: float
+    callback_rate: float
+    callback_outcome: int
+    spoofed: bool
+    targets: tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -95,22 +140,41 @@ class Lines:
     active_to_ms: np.ndarray
     calls_per_day: np.ndarray
     rhythm: np.ndarray  # index into RHYTHMS
-    outcome: np.ndarray  # index into OUTCOME_NAMES
+    outcome: np.ndarray  # index into OUTCOME_NAMES, then into drawn_outcomes
     strategy: np.ndarray  # CalleeStrategy
     segment_base: np.ndarray  # code of suffix 0000 of the dialled segment
     cursor: np.ndarray  # where sequential dialling starts in the segment
     target_offset: np.ndarray
     target_count: np.ndarray
-    targets: np.ndarray  # callee codes of target lists
+    targets: np.ndarray  # callee codes of target lists; segment bases for SEGMENTS
     callback_rate: np.ndarray
     callback_outcome: np.ndarray
     spoofed: np.ndarray
+    duty: np.ndarray  # share of hours a line is on (bursts); 1 = steady
     campaigns: tuple[Campaign, ...]
+    # Outcomes drawn per caller: outcome id len(OUTCOME_NAMES) + i is drawn_outcomes[i].
+    drawn_outcomes: tuple[Outcome, ...]
 
     @property
     def size(self) -> int:
         """Number of lines."""
         return int(self.code.size)
+
+
+class _TargetLists:
+    """All target lists end to end; a line keeps the offset and length of its own."""
+
+    def __init__(self) -> None:
+        self.parts: list[np.ndarray] = []
+        self.total = 0
+
+    def add(self, codes: np.ndarray) -> tuple[int, int]:
+        self.parts.append(codes.astype(np.int64))
+        self.total += codes.size
+        return self.total - codes.size, codes.size
+
+    def codes(self) -> np.ndarray:
+        return np.concatenate(self.parts) if self.parts else np.empty(0, dtype=np.int64)
 
 
 def build_lines(
@@ -121,78 +185,64 @@ def build_lines(
 ) -> Lines:
     """Plan every campaign's and legitimate caller's lines, then give them numbers."""
     rows = _LineRows()
-    targets: list[np.ndarray] = []
-    target_total = 0
-
-    def add_targets(codes: np.ndarray) -> tuple[int, int]:
-        nonlocal target_total
-        targets.append(codes)
-        target_total += codes.size
-        return target_total - codes.size, codes.size
-
+    targets = _TargetLists()
+    outcomes: list[Outcome] = []
     start_ms, hours = scenario.start_ms, scenario.hours
     for kind, count in scenario.legit.counts().items():
         spec = LEGIT_SPECS[kind]
         for _ in range(count):
-            offset_count = _draw_targets(spec, population, rng, add_targets, debtors=False)
-            _add_line(
-                rows,
-                rng,
-                spec,
-                source_id(kind),
-                -1,
-                start_ms,
-                start_ms + hours * _HOUR_MS,
-                spec.calls_per_line_day * rng.lognormal(0, 0.25),
-                population,
-                offset_count,
-                _pick_kind(rng, spec),
+            outcomes.append(_legit_outcome(spec, rng))
+            plan = _CallerPlan(
+                source=source_id(kind),
+                campaign=-1,
+                rhythm=_rhythm_index(weighted_choice(rng, spec.rhythms)),
+                outcome=len(OUTCOME_NAMES) + len(outcomes) - 1,
+                strategy=spec.callees,
+                duty=1.0,
+                callback_rate=float(rng.uniform(*spec.callback_rate)),
+                callback_outcome=_LEGIT_CALLBACK_OUTCOME,
+                spoofed=False,
+                targets=_legit_targets(spec, population, rng, targets),
             )
+            rate = log_uniform(rng, spec.calls_per_day)
+            end_ms = start_ms + hours * _HOUR_MS
+            _add_line(rows, rng, plan, start_ms, end_ms, rate, population, spec.number_kind)
 
     campaigns = []
+    shapes = {**DEFAULT_SHAPES, **scenario.campaigns.shapes}
+    # Shapes are written for agents dialling 800 a day; the scenario may scale them.
+    rate_scale = scenario.campaigns.calls_per_agent_day / 800
     for campaign_id, category in enumerate(_campaign_categories(scenario, rng)):
-        spec = CAMPAIGN_SPECS[category]
+        shape = draw_shape(shapes[category], rng)
         first_hour = int(rng.integers(0, max(1, hours * 3 // 10)))
         last_hour = hours - int(rng.integers(0, max(1, hours * 3 // 10)))
         campaign_from, campaign_to = (
             start_ms + first_hour * _HOUR_MS,
             start_ms + last_hour * _HOUR_MS,
         )
-        campaigns.append(
-            Campaign(
-                campaign_id,
-                category,
-                str(rng.choice(SECTORS[category])),
-                campaign_from,
-                campaign_to,
-            )
+        sector = str(rng.choice(SECTORS[category]))
+        campaigns.append(Campaign(campaign_id, category, sector, campaign_from, campaign_to, shape))
+        outcomes.append(_campaign_outcome(category, shape))
+        plan = _CallerPlan(
+            source=source_id(category),
+            campaign=campaign_id,
+            rhythm=_rhythm_index(shape.rhythm),
+            outcome=len(OUTCOME_NAMES) + len(outcomes) - 1,
+            strategy=_STRATEGIES[shape.callees],
+            duty=shape.duty,
+            callback_rate=shape.callback_rate,
+            callback_outcome=OUTCOME_NAMES.index(_CALLBACK_OUTCOME[category]),
+            spoofed=shape.spoofed,
+            targets=_campaign_targets(shape, category, population, rng, targets),
         )
-        calls_per_day = spec.calls_per_line_day
-        if spec.callees != (CalleeStrategy.TARGETS,) and spec.calls_per_line_day >= 500:
-            calls_per_day *= scenario.campaigns.calls_per_agent_day / 800  # call-centre agents
-        strategy = CalleeStrategy(int(rng.choice(spec.callees)))
-        offset_count = _draw_targets(spec, population, rng, add_targets, debtors=True)
-        for _agent in range(int(rng.integers(spec.lines[0], spec.lines[1] + 1))):
-            agent_rate = calls_per_day * rng.lognormal(0, 0.2)
+        for _agent in range(shape.lines):
+            agent_rate = shape.calls_per_line_day * rate_scale * rng.lognormal(0, 0.2)
             line_from = campaign_from
             while line_from < campaign_to:
-                assert spec.rotation_hours is not None
-                held_hours = max(1, round(rng.uniform(*spec.rotation_hours)))
+                held_hours = max(1, round(rng.uniform(*shape.rotation_hours)))
                 line_to = min(campaign_to, line_from + held_hours * _HOUR_MS)
-                _add_line(
-                    rows,
-                    rng,
-                    spec,
-                    source_id(category),
-                    campaign_id,
-                    line_from,
-                    line_to,
-                    agent_rate,
-                    population,
-                    offset_count,
-                    _pick_kind(rng, spec),
-                    strategy=strategy,
-                )
+                number_kind = weighted_choice(rng, shape.number_mix)
+                _add_line(rows, rng, plan, line_from, line_to, agent_rate, population, number_kind)
                 line_from = line_to
 
     codes = _allocate_numbers(rows.number_kind, scenario, rng, allocator)
@@ -204,17 +254,19 @@ def build_lines(
         active_to_ms=np.array(rows.active_to_ms, dtype=np.int64),
         calls_per_day=np.array(rows.calls_per_day, dtype=np.float64),
         rhythm=np.array(rows.rhythm, dtype=np.int8),
-        outcome=np.array(rows.outcome, dtype=np.int8),
+        outcome=np.array(rows.outcome, dtype=np.int32),
         strategy=np.array(rows.strategy, dtype=np.int8),
         segment_base=np.array(rows.segment_base, dtype=np.int64),
         cursor=rng.integers(0, 10_000, size=len(rows.source)),
         target_offset=np.array(rows.target_offset, dtype=np.int64),
         target_count=np.array(rows.target_count, dtype=np.int64),
-        targets=np.concatenate(targets) if targets else np.empty(0, dtype=np.int64),
+        targets=targets.codes(),
         callback_rate=np.array(rows.callback_rate, dtype=np.float64),
         callback_outcome=np.array(rows.callback_outcome, dtype=np.int8),
         spoofed=np.array(rows.spoofed, dtype=bool),
+        duty=np.array(rows.duty, dtype=np.float64),
         campaigns=tuple(campaigns),
+        drawn_outcomes=tuple(outcomes),
     )
 
 
@@ -234,72 +286,121 @@ def _campaign_categories(scenario: Scenario, rng: np.random.Generator) -> list[C
     return [ordered[i] for i in rng.permutation(len(ordered))]
 
 
-def _pick_kind(rng: np.random.Generator, spec: DialerSpec) -> str:
-    kinds = list(spec.number_mix)
-    weights = np.array(list(spec.number_mix.values()))
-    return kinds[int(rng.choice(len(kinds), p=weights / weights.sum()))]
-
-
-def _draw_targets(
-    spec: DialerSpec,
-    population: Population,
-    rng: np.random.Generator,
-    add_targets: Callable[[np.ndarray], tuple[int, int]],
-    *,
-    debtors: bool,
-) -> tuple[int, int]:
-    """A target list: debtors and their contacts for collectors, random people otherwise."""
-    if CalleeStrategy.TARGETS not in spec.callees:
-        return 0, 0
-    wanted = min(int(rng.integers(spec.targets[0], spec.targets[1] + 1)), population.size)
-    if not debtors:
-        return add_targets(population.codes[rng.choice(population.size, wanted, replace=False)])
-    # Illegal collectors call the debtor, then everyone in the debtor's phone book.
-    debtor_count = max(1, wanted // 4)
-    debtors_idx = rng.choice(population.size, debtor_count, replace=False)
-    contacts = [
-        population.contacts[population.contact_offsets[d] : population.contact_offsets[d + 1]]
-        for d in debtors_idx
-    ]
-    people = np.concatenate([debtors_idx, *contacts])[:wanted]
-    return add_targets(population.codes[people])
-
-
 def _add_line(
     rows: _LineRows,
     rng: np.random.Generator,
-    spec: DialerSpec,
-    source: int,
-    campaign: int,
+    plan: _CallerPlan,
     active_from_ms: int,
     active_to_ms: int,
     calls_per_day: float,
     population: Population,
-    target_offset_count: tuple[int, int],
     number_kind: str,
-    strategy: CalleeStrategy | None = None,
 ) -> None:
-    strategy = spec.callees[0] if strategy is None else strategy
     # Segment diallers work mostly through the segments where the population lives.
     if rng.random() < 0.7:
         segment = int(population.segments[rng.integers(0, population.segments.size)])
     else:
         segment = int(mobile_segments(rng, 1)[0])
     rows.number_kind.append(number_kind)
-    rows.source.append(source)
-    rows.campaign.append(campaign)
+    rows.source.append(plan.source)
+    rows.campaign.append(plan.campaign)
     rows.active_from_ms.append(active_from_ms)
     rows.active_to_ms.append(active_to_ms)
     rows.calls_per_day.append(float(calls_per_day))
-    rows.rhythm.append(RHYTHMS.index((spec.daily, spec.weekly)))
-    rows.outcome.append(OUTCOME_NAMES.index(spec.outcome))
-    rows.strategy.append(int(strategy))
+    rows.rhythm.append(plan.rhythm)
+    rows.outcome.append(plan.outcome)
+    rows.strategy.append(int(plan.strategy))
     rows.segment_base.append(_MOBILE_BASE + segment * 10_000)
-    rows.target_offset.append(target_offset_count[0])
-    rows.target_count.append(target_offset_count[1])
-    rows.callback_rate.append(spec.callback_rate)
-    rows.callback_outcome.append(OUTCOME_NAMES.index(spec.callback_outcome))
-    rows.spoofed.append(spec.spoofed)
+    rows.target_offset.append(plan.targets[0])
+    rows.target_count.append(plan.targets[1])
+    rows.callback_rate.append(plan.callback_rate)
+    rows.callback_outcome.append(plan.callback_outcome)
+    rows.spoofed.append(plan.spoofed)
+    rows.duty.append(plan.duty)
+
+
+def _rhythm_index(daily: str) -> int:
+    """Office hours keep to weekdays; every other profile runs every day."""
+    return RHYTHMS.index((daily, "weekdays" if daily == "office" else "every_day"))
+
+
+def _with_answer_and_talk(
+    template: Outcome, answer_rate: float, talk_median_s: float, ring_unanswered_median_s: float
+) -> Outcome:
+    """``template`` with another answer rate and medians; clipping bounds widen to fit them."""
+    ring, talk = template.ring_unanswered, template.talk
+    return Outcome(
+        answer_rate,
+        template.unanswered_split,
+        template.ring_answered,
+        LogNormal(
+            ring_unanswered_median_s,
+            ring.sigma,
+            min(ring.low, ring_unanswered_median_s / 3),
+            max(ring.high, ring_unanswered_median_s * 3),
+        ),
+        LogNormal(talk_median_s, talk.sigma, talk.low, max(talk.high, talk_median_s * 3)),
+    )
+
+
+def _campaign_outcome(category: Category, shape: DrawnShape) -> Outcome:
+    """The category's outcome template with the campaign's answer rate, ring and talk times."""
+    return _with_answer_and_talk(
+        OUTCOMES[_OUTCOME_TEMPLATE[category]],
+        shape.answer_rate,
+        shape.talk_median_s,
+        shape.ring_unanswered_median_s,
+    )
+
+
+def _legit_outcome(spec: LegitSpec, rng: np.random.Generator) -> Outcome:
+    """The kind's outcome template with this caller's answer rate and talk time."""
+    template = OUTCOMES[spec.outcome]
+    return _with_answer_and_talk(
+        template,
+        float(rng.uniform(*spec.answer_rate)),
+        log_uniform(rng, spec.talk_median_s),
+        template.ring_unanswered.median,
+    )
+
+
+def _legit_targets(
+    spec: LegitSpec, population: Population, rng: np.random.Generator, targets: _TargetLists
+) -> tuple[int, int]:
+    """A school's parents or a company's clients: people spread over the population."""
+    if spec.callees is not CalleeStrategy.TARGETS:
+        return 0, 0
+    wanted = min(int(rng.integers(spec.targets[0], spec.targets[1] + 1)), population.size)
+    return targets.add(population.codes[rng.choice(population.size, wanted, replace=False)])
+
+
+def _campaign_targets(
+    shape: DrawnShape,
+    category: Category,
+    population: Population,
+    rng: np.random.Generator,
+    targets: _TargetLists,
+) -> tuple[int, int]:
+    """The campaign's list: debtors and their contacts, a bought list, or segment bases."""
+    if shape.callees == "segments":
+        chosen = rng.choice(
+            population.segments.size, min(shape.segments, population.segments.size), replace=False
+        )
+        return targets.add(_MOBILE_BASE + population.segments[chosen].astype(np.int64) * 10_000)
+    if shape.callees != "targets":
+        return 0, 0
+    wanted = min(shape.targets, population.size)
+    if category is not Category.DEBT_COLLECTION:
+        return targets.add(population.codes[rng.choice(population.size, wanted, replace=False)])
+    # Illegal collectors call the debtor, then everyone in the debtor's phone book.
+    debtor_count = max(1, wanted // 4)
+    debtors = rng.choice(population.size, debtor_count, replace=False)
+    contacts = [
+        population.contacts[population.contact_offsets[d] : population.contact_offsets[d + 1]]
+        for d in debtors
+    ]
+    people = np.concatenate([debtors, *contacts])[:wanted]
+    return targets.add(population.codes[people])
 
 
 def _allocate_numbers(

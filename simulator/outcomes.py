@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +32,11 @@ def _lognormal_columns(dists: list[LogNormal]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class OutcomeTable:
-    """The :data:`~simulator.profiles.OUTCOMES` as arrays, one row per outcome id."""
+    """Outcomes as arrays, one row per outcome id.
+
+    Ids below ``len(OUTCOME_NAMES)`` are the :data:`~simulator.profiles.OUTCOMES`
+    templates; the rest are the callers' own outcomes, in the order given.
+    """
 
     cumulative: np.ndarray  # (n, 5) cumulative disposition probabilities
     ring_answered: np.ndarray  # (n, 4) median, sigma, low, high
@@ -39,7 +44,7 @@ class OutcomeTable:
     talk: np.ndarray
 
     @classmethod
-    def build(cls, background_answer_rate: float) -> OutcomeTable:
+    def build(cls, background_answer_rate: float, drawn: Sequence[Outcome] = ()) -> OutcomeTable:
         """The table, with the scenario's answer rate for calls between people."""
         outcomes: list[Outcome] = []
         for name in OUTCOME_NAMES:
@@ -53,6 +58,7 @@ class OutcomeTable:
                     outcome.talk,
                 )
             outcomes.append(outcome)
+        outcomes.extend(drawn)
         probabilities = []
         for outcome in outcomes:
             split = np.asarray(outcome.unanswered_split) / sum(outcome.unanswered_split)

@@ -25,6 +25,9 @@ class Population:
     contact_offsets: np.ndarray  # CSR: person i's contacts are contacts[offsets[i]:offsets[i+1]]
     contacts: np.ndarray  # person indices
     segments: np.ndarray  # the 7-digit mobile segments the population lives in
+    work_callers: np.ndarray  # busy subscribers (sales people, shop owners), by index
+    work_calls: np.ndarray  # their expected work calls a weekday
+    work_cdf: np.ndarray  # cumulative share of work calls, to pick them by rate
 
     @property
     def size(self) -> int:
@@ -54,7 +57,23 @@ def build_population(
     activity *= np.sqrt((degree + 1) / (degree.mean() + 1))
     daily_calls = activity / activity.mean() * settings.calls_per_day
     rate_cdf = np.cumsum(daily_calls) / daily_calls.sum()
-    return Population(codes, daily_calls, rate_cdf, offsets, contacts, segments)
+    # Some ordinary subscribers call for work too: sales people, shop owners and agents
+    # ringing dozens of customers a day, so heavy callers are not all nuisance callers.
+    busy_count = round(settings.count * settings.busy_share)
+    work_callers = np.sort(rng.choice(settings.count, busy_count, replace=False))
+    work_calls = settings.busy_calls_per_day * rng.lognormal(-0.5 * 0.8**2, 0.8, busy_count)
+    work_cdf = np.cumsum(work_calls) / max(work_calls.sum(), 1e-9)
+    return Population(
+        codes,
+        daily_calls,
+        rate_cdf,
+        offsets,
+        contacts,
+        segments,
+        work_callers,
+        work_calls,
+        work_cdf,
+    )
 
 
 def _contact_graph(

@@ -1,9 +1,11 @@
-"""The behaviour specification of every kind of caller: volumes, rhythms, outcomes.
+"""How calls end, how diallers pick callees, and what legitimate bulk callers do.
 
-These tables are the "specification" the statistical tests check the
-generated traffic against. Figures come from ``/work/shared/DOMAIN.md``
-where it has them (800 dials a day per call-centre agent, one-ring calls
-that never connect) and are plausible guesses otherwise.
+:data:`OUTCOMES` are templates of how calls of each kind end; nuisance
+campaigns (:mod:`simulator.shapes`) and legitimate bulk callers
+(:data:`LEGIT_SPECS`) keep a template's split of unanswered calls and ring
+times and draw their own answer rate and talk time. Figures come from
+``/work/shared/DOMAIN.md`` where it has them (one-ring calls that never
+connect) and are plausible guesses otherwise.
 """
 
 from __future__ import annotations
@@ -11,14 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from simulator.categories import Category, LegitKind
+from simulator.categories import LegitKind
 
 __all__ = [
-    "CAMPAIGN_SPECS",
     "LEGIT_SPECS",
     "OUTCOMES",
     "CalleeStrategy",
-    "DialerSpec",
+    "LegitSpec",
     "LogNormal",
     "Outcome",
 ]
@@ -138,188 +139,112 @@ class CalleeStrategy(IntEnum):
     TARGETS = 1  # a fixed small list, again and again
     SEGMENT_SEQUENTIAL = 2  # 1380013-0000, -0001, -0002... through a number segment
     SEGMENT_RANDOM = 3  # random suffixes inside a number segment
+    SEGMENTS = 4  # random suffixes inside a few segments (the target list holds their bases)
 
 
 @dataclass(frozen=True)
-class DialerSpec:
-    """One kind of high-volume caller: each line is one agent, driver or trunk.
+class LegitSpec:
+    """One kind of legitimate bulk caller; each caller draws its own figures from the ranges.
 
-    ``number_mix`` gives the shares of caller number kinds: ``mobile``,
-    ``fixed``, ``special`` (95/96/400 lines), ``virtual`` (170/171/165/167
-    virtual operators) and ``international``.
+    Rates and talk medians are drawn log-uniformly, shares uniformly.
+    Legitimate bulk callers call people who asked for it or expect it: their
+    calls are answered often and returned when missed, spread over the
+    population (or a list of their own parents, patients or clients), in
+    working hours. ``number_kind`` is ``mobile``, ``fixed``, ``service``
+    (955xx/96xxx) or ``hotline`` (123xx).
     """
 
-    calls_per_line_day: float
-    lines: tuple[int, int]
-    rotation_hours: tuple[float, float] | None
-    daily: str
-    weekly: str
-    outcome: str
-    callees: tuple[CalleeStrategy, ...]
-    number_mix: dict[str, float]
+    calls_per_day: tuple[float, float]
+    rhythms: dict[str, float]  # daily profile -> weight
+    outcome: str  # template in OUTCOMES: split of unanswered calls, ring times
+    answer_rate: tuple[float, float]
+    talk_median_s: tuple[float, float]
+    callback_rate: tuple[float, float]
+    callees: CalleeStrategy
+    number_kind: str
     targets: tuple[int, int] = (0, 0)
-    callback_rate: float = 0.0
-    callback_outcome: str = "background"
-    spoofed: bool = False
 
 
-_SEGMENTS = (CalleeStrategy.SEGMENT_SEQUENTIAL, CalleeStrategy.SEGMENT_RANDOM)
-
-CAMPAIGN_SPECS: dict[Category, DialerSpec] = {
-    Category.FINANCE_MARKETING: DialerSpec(
-        800,
-        (3, 12),
-        (24, 72),
-        "office",
-        "weekdays",
-        "marketing",
-        _SEGMENTS,
-        {"mobile": 0.45, "fixed": 0.25, "special": 0.30},
-        callback_rate=0.02,
-        callback_outcome="nuisance_callback",
-    ),
-    Category.OTHER_MARKETING: DialerSpec(
-        700,
-        (2, 10),
-        (24, 72),
-        "office",
-        "weekdays",
-        "marketing",
-        _SEGMENTS,
-        {"mobile": 0.45, "fixed": 0.25, "special": 0.30},
-        callback_rate=0.02,
-        callback_outcome="nuisance_callback",
-    ),
-    Category.REAL_ESTATE: DialerSpec(
-        600,
-        (2, 8),
-        (24, 96),
-        "extended",
-        "every_day",
-        "marketing",
-        _SEGMENTS,
-        {"mobile": 0.7, "fixed": 0.3},
-        callback_rate=0.02,
-        callback_outcome="nuisance_callback",
-    ),
-    Category.DEBT_COLLECTION: DialerSpec(
-        80,
-        (2, 5),
-        (12, 48),
-        "extended",
-        "every_day",
-        "collection",
-        (CalleeStrategy.TARGETS,),
-        {"mobile": 0.85, "fixed": 0.15},
-        targets=(15, 40),
-        callback_rate=0.05,
-        callback_outcome="nuisance_callback",
-    ),
-    Category.ONE_RING: DialerSpec(
-        2500,
-        (1, 4),
-        (6, 24),
-        "night",
-        "every_day",
-        "one_ring",
-        (CalleeStrategy.SEGMENT_RANDOM,),
-        {"mobile": 0.4, "fixed": 0.3, "virtual": 0.2, "international": 0.1},
-        callback_rate=0.06,
-        callback_outcome="premium_callback",
-    ),
-    Category.FRAUD: DialerSpec(
-        150,
-        (2, 6),
-        (4, 12),
-        "extended",
-        "every_day",
-        "fraud",
-        (CalleeStrategy.POPULATION,),
-        {"mobile": 0.2, "virtual": 0.5, "international": 0.3},
-        callback_rate=0.01,
-        callback_outcome="nuisance_callback",
-        spoofed=True,
-    ),
-}
-
-LEGIT_SPECS: dict[LegitKind, DialerSpec] = {
-    LegitKind.BANK_SERVICE: DialerSpec(
-        2500,
-        (1, 1),
-        None,
-        "extended",
-        "every_day",
+LEGIT_SPECS: dict[LegitKind, LegitSpec] = {
+    # Banks' outbound teams from 95xxx: card and loan notices, fraud checks, a few
+    # thousand calls a day per number, every day; customers answer a known number.
+    LegitKind.BANK_SERVICE: LegitSpec(
+        (800, 4000),
+        {"extended": 0.7, "office": 0.3},
         "service_outbound",
-        (CalleeStrategy.POPULATION,),
-        {"service": 1.0},
-        callback_rate=0.1,
+        (0.55, 0.8),
+        (30, 120),
+        (0.05, 0.15),
+        CalleeStrategy.POPULATION,
+        "service",
     ),
-    LegitKind.UTILITY_SERVICE: DialerSpec(
-        1200,
-        (1, 1),
-        None,
-        "office",
-        "weekdays",
+    # Power, gas and water companies: arrears and outage notices in office hours.
+    LegitKind.UTILITY_SERVICE: LegitSpec(
+        (300, 2000),
+        {"office": 0.8, "extended": 0.2},
         "service_outbound",
-        (CalleeStrategy.POPULATION,),
-        {"service": 1.0},
-        callback_rate=0.1,
+        (0.55, 0.8),
+        (25, 90),
+        (0.05, 0.15),
+        CalleeStrategy.POPULATION,
+        "service",
     ),
-    LegitKind.COURIER: DialerSpec(
-        120,
-        (1, 1),
-        None,
-        "extended",
-        "every_day",
+    # Couriers ring each recipient before delivery: dozens to a few hundred a day,
+    # nearly always answered, very short, often returned.
+    LegitKind.COURIER: LegitSpec(
+        (40, 250),
+        {"extended": 0.8, "office": 0.2},
         "courier",
-        (CalleeStrategy.POPULATION,),
-        {"mobile": 1.0},
-        callback_rate=0.3,
+        (0.8, 0.93),
+        (10, 35),
+        (0.2, 0.45),
+        CalleeStrategy.POPULATION,
+        "mobile",
     ),
-    LegitKind.RIDE_HAILING: DialerSpec(
-        30,
-        (1, 1),
-        None,
-        "rides",
-        "every_day",
+    # Ride-hailing drivers call the passenger who booked: commuting peaks.
+    LegitKind.RIDE_HAILING: LegitSpec(
+        (10, 60),
+        {"rides": 1.0},
         "ride",
-        (CalleeStrategy.POPULATION,),
-        {"mobile": 1.0},
-        callback_rate=0.3,
+        (0.85, 0.95),
+        (12, 40),
+        (0.2, 0.45),
+        CalleeStrategy.POPULATION,
+        "mobile",
     ),
-    LegitKind.SCHOOL_HOSPITAL: DialerSpec(
-        400,
-        (1, 1),
-        None,
-        "office",
-        "weekdays",
+    # Schools and hospitals: notices to their own parents and patients, office hours.
+    LegitKind.SCHOOL_HOSPITAL: LegitSpec(
+        (100, 800),
+        {"office": 1.0},
         "notice",
-        (CalleeStrategy.TARGETS,),
-        {"fixed": 1.0},
+        (0.6, 0.85),
+        (25, 90),
+        (0.05, 0.2),
+        CalleeStrategy.TARGETS,
+        "fixed",
         targets=(300, 1500),
-        callback_rate=0.1,
     ),
-    LegitKind.GOVERNMENT_HOTLINE: DialerSpec(
-        600,
-        (1, 1),
-        None,
-        "office",
-        "weekdays",
+    # 12345 and its kin return citizens' calls with answers: long calls.
+    LegitKind.GOVERNMENT_HOTLINE: LegitSpec(
+        (300, 1000),
+        {"office": 0.7, "extended": 0.3},
         "hotline_callback",
-        (CalleeStrategy.POPULATION,),
-        {"hotline": 1.0},
-        callback_rate=0.05,
+        (0.6, 0.8),
+        (90, 300),
+        (0.03, 0.1),
+        CalleeStrategy.POPULATION,
+        "hotline",
     ),
-    LegitKind.ENTERPRISE_SWITCHBOARD: DialerSpec(
-        250,
-        (1, 1),
-        None,
-        "office",
-        "weekdays",
+    # Company switchboards calling their clients and suppliers: long business calls.
+    LegitKind.ENTERPRISE_SWITCHBOARD: LegitSpec(
+        (80, 500),
+        {"office": 1.0},
         "enterprise",
-        (CalleeStrategy.TARGETS,),
-        {"fixed": 1.0},
+        (0.78, 0.92),
+        (120, 400),
+        (0.1, 0.3),
+        CalleeStrategy.TARGETS,
+        "fixed",
         targets=(100, 400),
-        callback_rate=0.2,
     ),
 }

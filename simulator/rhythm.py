@@ -91,6 +91,8 @@ DAILY: dict[str, np.ndarray] = {
             1.4,
         ]
     ),
+    # Autodiallers that never stop: the same rate every hour.
+    "flat": _per_hour([1.0] * 24),
     # Ride-hailing: commuting peaks, late evenings.
     "rides": _per_hour(
         [

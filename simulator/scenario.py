@@ -13,12 +13,13 @@ import tomllib
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from simulator.categories import DEFAULT_MIX, Category, LegitKind
+from simulator.shapes import CampaignShape
 
 __all__ = [
     "CampaignSettings",
@@ -63,18 +64,36 @@ class SubscriberSettings(_Settings):
     callback_rate: Share = Field(default=0.5, description="share of missed calls returned")
     stranger_share: Share = Field(default=0.05, description="share of calls to non-contacts")
     service_share: Share = Field(default=0.03, description="share of calls to 955xx/12345 lines")
+    busy_share: Share = Field(
+        default=0.01,
+        description="share of subscribers who also call for work (sales, shops, agents)",
+    )
+    busy_calls_per_day: float = Field(
+        default=40.0, ge=0, le=1000, description="mean work calls a day of a busy subscriber"
+    )
+    busy_stranger_share: Share = Field(
+        default=0.7, description="share of work calls to people outside their contacts"
+    )
 
 
 class CampaignSettings(_Settings):
     """Nuisance campaigns: how many, and of which categories."""
 
-    count: int = Field(default=40, ge=0, le=10_000, description="number of campaigns")
+    count: int = Field(default=150, ge=0, le=10_000, description="number of campaigns")
     mix: dict[Category, Annotated[float, Field(ge=0)]] = Field(
         default_factory=lambda: dict(DEFAULT_MIX),
         description="relative weight of each category among campaigns (missing = 0)",
     )
     calls_per_agent_day: float = Field(
-        default=800, gt=0, le=5000, description="dials a day of one call-centre agent"
+        default=800,
+        gt=0,
+        le=5000,
+        description="dials a day of a typical call-centre agent; every campaign's rates scale "
+        "with it (shapes are written for 800)",
+    )
+    shapes: dict[Category, CampaignShape] = Field(
+        default_factory=dict,
+        description="per-category campaign shapes replacing simulator.shapes.DEFAULT_SHAPES",
     )
 
     @model_validator(mode="after")
@@ -229,18 +248,31 @@ def load_scenario(path: str | Path) -> Scenario:
 
 
 def builtin_scenario(name: str = "default") -> Scenario:
-    """A scenario shipped with the package: ``default`` or ``tiny``."""
-    package_file = resources.files("simulator") / "scenarios" / f"{name}.yaml"
+    """A scenario shipped with the package: ``default``, ``heldout`` or ``tiny``."""
+    folder = resources.files("simulator") / "scenarios"
+    package_file = folder / f"{name}.yaml"
     if not package_file.is_file():
-        raise ScenarioError(f"no built-in scenario named {name!r}; try 'default' or 'tiny'")
+        names = sorted(f.name.removesuffix(".yaml") for f in folder.iterdir())
+        choices = ", ".join(repr(n) for n in names if n != "__init__.py")
+        raise ScenarioError(f"no built-in scenario named {name!r}; try {choices}")
     data = yaml.safe_load(package_file.read_text(encoding="utf-8"))
     return scenario_from_mapping(data, f"built-in scenario {name!r}")
 
 
 def with_overrides(scenario: Scenario, **fields: Any) -> Scenario:
-    """A copy with top-level fields replaced and validated again (``None`` = keep)."""
+    """A copy with top-level fields replaced and validated again (``None`` = keep).
+
+    A section given as a mapping (``campaigns={"count": 5}``) replaces only the
+    fields it names; the section's other fields, campaign shapes among them, stay.
+    """
     data = scenario.model_dump()
-    data.update({name: value for name, value in fields.items() if value is not None})
+    for name, value in fields.items():
+        if value is None:
+            continue
+        if isinstance(value, dict) and isinstance(data.get(name), dict):
+            data[name] = {**data[name], **value}
+        else:
+            data[name] = value
     return scenario_from_mapping(data, "scenario with overrides")
 
 
@@ -260,9 +292,15 @@ def _describe(error: ValidationError, source: str) -> str:
 
 def _unknown_field_hint(location: tuple[Any, ...]) -> str:
     model: type[BaseModel] = Scenario
-    for part in location[:-1]:
+    parts = iter(location[:-1])
+    for part in parts:
         field = model.model_fields.get(str(part))
         annotation = field.annotation if field else None
+        if get_origin(annotation) is dict:
+            # A mapping of models (campaigns.shapes): skip its key.
+            annotation = get_args(annotation)[1]
+            if next(parts, None) is None:
+                return "unknown field"
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return "unknown field"
         model = annotation

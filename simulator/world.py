@@ -64,18 +64,31 @@ class World:
         return _numbers_and_times(frame)
 
     def campaigns(self) -> pl.DataFrame:
-        """One row per campaign: id, category, sector, window and number of caller numbers."""
-        numbers = np.bincount(
-            self.lines.campaign[self.lines.campaign >= 0], minlength=len(self.lines.campaigns)
-        )
+        """One row per campaign: id, category, sector, window, caller numbers and drawn shape.
+
+        The shape columns say how the campaign was run: ``callees`` (population,
+        targets, segment_sequential, segment_random or segments), ``rhythm``, ``duty``
+        (share of hours on; 1 = steady), ``lines`` (agents at once), per-line
+        ``calls_per_line_day``, ``answer_rate`` and ``talk_median_s``.
+        """
+        campaigns = self.lines.campaigns
+        campaign_of_line = self.lines.campaign[self.lines.campaign >= 0]
+        numbers = np.bincount(campaign_of_line, minlength=len(campaigns))
         frame = pl.DataFrame(
             {
-                "campaign_id": [c.campaign_id for c in self.lines.campaigns],
-                "category": [str(c.category) for c in self.lines.campaigns],
-                "sector": [c.sector for c in self.lines.campaigns],
-                "active_from": [c.active_from_ms for c in self.lines.campaigns],
-                "active_to": [c.active_to_ms for c in self.lines.campaigns],
+                "campaign_id": [c.campaign_id for c in campaigns],
+                "category": [str(c.category) for c in campaigns],
+                "sector": [c.sector for c in campaigns],
+                "active_from": [c.active_from_ms for c in campaigns],
+                "active_to": [c.active_to_ms for c in campaigns],
                 "numbers": numbers,
+                "callees": [c.shape.callees for c in campaigns],
+                "rhythm": [c.shape.rhythm for c in campaigns],
+                "duty": [c.shape.duty for c in campaigns],
+                "lines": [c.shape.lines for c in campaigns],
+                "calls_per_line_day": [c.shape.calls_per_line_day for c in campaigns],
+                "answer_rate": [c.shape.answer_rate for c in campaigns],
+                "talk_median_s": [c.shape.talk_median_s for c in campaigns],
             },
             schema={
                 "campaign_id": pl.Int32,
@@ -84,6 +97,13 @@ class World:
                 "active_from": pl.Int64,
                 "active_to": pl.Int64,
                 "numbers": pl.Int64,
+                "callees": pl.String,
+                "rhythm": pl.String,
+                "duty": pl.Float64,
+                "lines": pl.Int32,
+                "calls_per_line_day": pl.Float64,
+                "answer_rate": pl.Float64,
+                "talk_median_s": pl.Float64,
             },
         )
         return frame.with_columns(pl.col("active_from", "active_to").cast(_TIME))
@@ -129,6 +149,6 @@ def build_world(scenario: Scenario) -> World:
         scenario=scenario,
         population=population,
         lines=lines,
-        outcomes=OutcomeTable.build(scenario.subscribers.answer_rate),
+        outcomes=OutcomeTable.build(scenario.subscribers.answer_rate, lines.drawn_outcomes),
         service_codes=service_codes,
     )

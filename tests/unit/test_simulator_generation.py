@@ -2,18 +2,18 @@
 
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
 from features.cdr import cdr_from_mapping
-from features.numbers import normalise, segment_of
+from features.numbers import normalise
 from simulator.categories import DEFAULT_MIX, Category, LegitKind
 from simulator.parquet import write_parquet
-from simulator.profiles import CAMPAIGN_SPECS
+from simulator.profiles import LEGIT_SPECS
 from simulator.run import Chunk, simulate
 from simulator.scenario import Scenario, builtin_scenario, with_overrides
+from simulator.shapes import DEFAULT_SHAPES
 from simulator.world import World, build_world
 
 HOUR_MS = 3_600_000
@@ -173,20 +173,37 @@ def test_background_answers_most_calls_with_human_ring_times(day) -> None:
     assert per_person.quantile(0.99) >= 5 * per_person.median()
 
 
-def test_one_ring_rings_briefly_is_never_answered_and_works_at_night(day) -> None:
+def test_one_ring_rings_briefly_and_is_almost_never_answered(day) -> None:
     _, cdrs, _ = day
     one_ring, background = _by_source(cdrs, "one_ring"), _by_source(cdrs, "background")
     assert one_ring.height > 1000
-    assert _answer_rate(one_ring) == 0.0
-    assert (one_ring["duration_s"] == 0).all()
-    assert (one_ring["ring_s"] < 3).mean() >= 0.95
+    assert _answer_rate(one_ring) <= DEFAULT_SHAPES[Category.ONE_RING].answer_rate[1] + 0.01
+    unanswered = one_ring.filter(pl.col("disposition") != "ANSWERED")
+    assert (unanswered["ring_s"] < 5).mean() >= 0.9
     assert (background["ring_s"] < 3).mean() <= 0.15
 
-    def night_share(frame: pl.DataFrame) -> float:
-        local_hour = (frame["start_ms"] // HOUR_MS + 8) % 24
-        return float(((local_hour < 6) | (local_hour >= 22)).mean())
 
-    assert night_share(one_ring) > 0.4 > 4 * night_share(background)
+def test_each_campaign_keeps_the_rhythm_it_drew(day) -> None:
+    world, cdrs, _ = day
+    local_hour = ((pl.col("start_ms") // HOUR_MS + 8) % 24).alias("local_hour")
+    per_campaign = (
+        cdrs.filter(pl.col("campaign_id").is_not_null())
+        .with_columns(local_hour)
+        .group_by("campaign_id")
+        .agg(
+            calls=pl.len(),
+            night=((pl.col("local_hour") < 6) | (pl.col("local_hour") >= 22)).mean(),
+            outside_office=(~pl.col("local_hour").is_between(8, 19)).mean(),
+        )
+        .join(world.campaigns(), on="campaign_id")
+        .filter(pl.col("calls") >= 100)
+    )
+    office = per_campaign.filter(pl.col("rhythm") == "office")
+    night = per_campaign.filter(pl.col("rhythm") == "night")
+    assert office.height > 0 and night.height > 0
+    assert (office["outside_office"] == 0).all()
+    # A campaign may start after the night is over: most, not all, call mostly at night.
+    assert night["night"].median() > 0.4
 
 
 def test_one_ring_lures_call_backs_to_a_premium_line(day) -> None:
@@ -200,45 +217,54 @@ def test_one_ring_lures_call_backs_to_a_premium_line(day) -> None:
 
 
 @pytest.mark.parametrize("category", CALL_CENTRE)
-def test_call_centre_agents_dial_hundreds_a_day_with_short_calls(day, category: Category) -> None:
-    _, cdrs, _ = day
+def test_call_centre_numbers_dial_within_their_shape(day, category: Category) -> None:
+    world, cdrs, _ = day
+    shape = DEFAULT_SHAPES[category]
     calls = _by_source(cdrs, category.value)
-    per_number = calls.group_by("caller").len()["len"]
-    spec = CAMPAIGN_SPECS[category].calls_per_line_day
-    # A number is held for one to three days, so on this day it dials about a day's worth.
-    assert 0.6 * spec <= per_number.median() <= 1.4 * spec
-    assert 0.25 <= _answer_rate(calls) <= 0.35
-    background = _by_source(cdrs, "background").filter(pl.col("disposition") == "ANSWERED")
     answered = calls.filter(pl.col("disposition") == "ANSWERED")
-    assert answered["duration_s"].median() < background["duration_s"].median() / 2
-    # Office hours only: nothing at night.
-    local_hour = (calls["start_ms"] // HOUR_MS + 8) % 24
-    assert local_hour.is_between(7, 21).all()
+    background = _by_source(cdrs, "background").filter(pl.col("disposition") == "ANSWERED")
+    assert answered["duration_s"].median() < background["duration_s"].median()
+    # Each campaign's answer rate is near the one it drew, and inside the range.
+    campaigns = world.campaigns().filter(pl.col("category") == category.value)
+    assert campaigns["answer_rate"].is_between(*shape.answer_rate).all()
+    per_campaign = calls.group_by("campaign_id").agg(
+        calls=pl.len(), answered=(pl.col("disposition") == "ANSWERED").mean()
+    )
+    joined = per_campaign.join(campaigns, on="campaign_id").filter(pl.col("calls") >= 300)
+    assert joined.height > 0
+    assert ((joined["answered"] - joined["answer_rate"]).abs() < 0.08).all()
 
 
-@pytest.mark.parametrize("category", CALL_CENTRE)
-def test_call_centres_dial_through_number_segments(day, category: Category) -> None:
+def test_nuisance_callers_do_not_all_dial_one_segment(day) -> None:
     _, cdrs, _ = day
-    calls = _by_source(cdrs, category.value).with_columns(
-        segment=pl.col("callee").map_elements(segment_of, return_dtype=pl.String)
+    nuisance = cdrs.filter(pl.col("campaign_id").is_not_null())
+    per_caller = (
+        nuisance.with_columns(segment=pl.col("callee").str.slice(0, 10))
+        .group_by("caller")
+        .agg(calls=pl.len(), segments=pl.col("segment").n_unique())
+        .filter(pl.col("calls") >= 50)
     )
-    per_number = calls.group_by("caller").agg(
-        calls=pl.len(), segments=pl.col("segment").n_unique(), callees=pl.col("callee").n_unique()
-    )
-    # Each agent works one 10,000-number segment: hundreds of callees, one segment.
-    assert (per_number["segments"] == 1).all()
-    assert (per_number["callees"] / per_number["calls"]).median() > 0.9
+    one_segment = float((per_caller["segments"] == 1).mean())
+    # Some work through one segment, others many segments or the whole population.
+    assert 0.1 < one_segment < 0.7
+    assert per_caller["segments"].quantile(0.75) >= 10
 
 
 def test_debt_collectors_call_the_same_few_people_again_and_again(day) -> None:
-    _, cdrs, _ = day
-    collection = _by_source(cdrs, "debt_collection")
+    world, cdrs, _ = day
+    listed = world.campaigns().filter(
+        (pl.col("category") == "debt_collection") & (pl.col("callees") == "targets")
+    )
+    assert listed.height > 0
+    collection = _by_source(cdrs, "debt_collection").filter(
+        pl.col("campaign_id").is_in(listed["campaign_id"].implode())
+    )
     per_campaign = collection.group_by("campaign_id").agg(
         calls=pl.len(), callees=pl.col("callee").n_unique()
     )
     repeat_ratio = 1 - per_campaign["callees"].sum() / per_campaign["calls"].sum()
-    assert repeat_ratio > 0.6
-    assert per_campaign["callees"].max() <= CAMPAIGN_SPECS[Category.DEBT_COLLECTION].targets[1]
+    assert repeat_ratio > 0.5
+    assert per_campaign["callees"].max() <= DEFAULT_SHAPES[Category.DEBT_COLLECTION].targets[1]
     marketing = _by_source(cdrs, "finance_marketing")
     assert 1 - marketing["callee"].n_unique() / marketing.height < 0.25
 
@@ -247,23 +273,46 @@ def test_fraud_uses_spoofed_numbers_and_talks_longer(day) -> None:
     world, cdrs, _ = day
     truth = world.ground_truth().filter(pl.col("category") == "fraud")
     assert truth["spoofed"].all()
-    assert truth["number"].str.contains(r"^\+(8617[01]|8616[57]|852|63)").mean() > 0.6
+    assert truth["number"].str.contains(r"^\+(8617[01]|8616[57]|852|63)").mean() > 0.4
     fraud = _by_source(cdrs, "fraud")
-    assert 0.25 <= _answer_rate(fraud) <= 0.45
+    assert 0.15 <= _answer_rate(fraud) <= 0.6
     answered = fraud.filter(pl.col("disposition") == "ANSWERED")
     marketing = _by_source(cdrs, "finance_marketing").filter(pl.col("disposition") == "ANSWERED")
-    assert answered["duration_s"].median() > 2 * marketing["duration_s"].median()
+    assert answered["duration_s"].median() > marketing["duration_s"].median()
 
 
-def test_legitimate_bulk_callers_get_answered(day) -> None:
+def test_legitimate_bulk_callers_get_answered_each_in_its_own_way(day) -> None:
     _, cdrs, _ = day
-    for kind, lowest in [("courier", 0.8), ("ride_hailing", 0.85), ("bank_service", 0.6),
-                         ("enterprise_switchboard", 0.8), ("school_hospital", 0.6)]:
-        assert _answer_rate(_by_source(cdrs, kind)) >= lowest, kind
+    legit = cdrs.filter(pl.col("source").cast(pl.String).is_in([k.value for k in LegitKind]))
+    every_caller = legit.group_by("source", "caller").agg(
+        calls=pl.len(), answered=(pl.col("disposition") == "ANSWERED").mean()
+    )
+    per_caller = every_caller.filter(pl.col("calls") >= 200)
+    for kind in LegitKind:
+        callers = per_caller.filter(pl.col("source") == kind.value)
+        if callers.height == 0:
+            continue
+        low, high = LEGIT_SPECS[kind].answer_rate
+        assert callers["answered"].is_between(low - 0.07, high + 0.07).all(), kind
+    # Callers of one kind differ: rates and answer rates are drawn per caller.
+    couriers = every_caller.filter(pl.col("source") == "courier")
+    assert couriers["calls"].quantile(0.9) > 2 * couriers["calls"].quantile(0.1)
+    assert per_caller.filter(pl.col("source") == "courier")["answered"].std() > 0.02
+    assert _answer_rate(legit) > 0.7
     enterprise = _by_source(cdrs, "enterprise_switchboard").filter(
         pl.col("disposition") == "ANSWERED"
     )
     assert enterprise["duration_s"].median() > 120
+
+
+def test_some_subscribers_call_for_work(day) -> None:
+    world, cdrs, _ = day
+    background = _by_source(cdrs, "background")
+    per_caller = background.group_by("caller").agg(calls=pl.len())
+    busy = world.population.work_callers.size
+    assert busy > 0
+    # Sales people and shop owners: dozens of calls a day, like a slow nuisance line.
+    assert per_caller.filter(pl.col("calls") >= 20).height >= busy // 2
 
 
 # --- complaints ----------------------------------------------------------------------
@@ -314,4 +363,4 @@ def test_scenario_mix_changes_the_campaigns() -> None:
     cdrs, _ = _frames(list(simulate(scenario, world)))
     sources = set(cdrs["source"].cast(pl.String))
     assert "one_ring" in sources and not sources & {"finance_marketing", "fraud"}
-    assert np.isclose(_answer_rate(_by_source(cdrs, "one_ring")), 0.0)
+    assert _answer_rate(_by_source(cdrs, "one_ring")) < 0.03
