@@ -24,8 +24,21 @@ def test_builtin_scenarios_load() -> None:
 
 
 def test_unknown_builtin_is_a_clear_error() -> None:
-    with pytest.raises(ScenarioError, match="no built-in scenario named 'huge'"):
+    with pytest.raises(ScenarioError, match="no built-in scenario named 'huge'.*'heldout'"):
         builtin_scenario("huge")
+
+
+def test_overriding_a_section_keeps_its_other_fields() -> None:
+    heldout = builtin_scenario("heldout")
+    changed = with_overrides(heldout, subscribers={"count": 1000}, campaigns={"count": 5})
+    assert changed.subscribers.count == 1000
+    assert changed.subscribers.contacts_mean == heldout.subscribers.contacts_mean
+    assert changed.campaigns.count == 5
+    assert changed.campaigns.mix == heldout.campaigns.mix
+    assert changed.campaigns.shapes == heldout.campaigns.shapes
+    # A mapping field inside a section is replaced whole, not merged.
+    only = with_overrides(heldout, campaigns={"mix": {"fraud": 1}})
+    assert only.campaigns.mix == {Category.FRAUD: 1}
 
 
 def test_yaml_and_toml_files_load(tmp_path: Path) -> None:
