@@ -28,6 +28,7 @@ _CALLBACK_DELAY_MEAN_MS = 15 * 60_000
 _COMPLAINT_DELAY_MEAN_MS = 30 * 60_000
 _NUISANCE_SOURCES = np.array([source_id(c) for c in Category])
 _ONE_RING = source_id(Category.ONE_RING)
+_DEBT_COLLECTION = source_id(Category.DEBT_COLLECTION)
 _CATEGORY_OF_SOURCE = {source_id(c): index for index, c in enumerate(Category)}
 # Sales people and shop owners call customers through long working days, weekends too.
 _WORK_RHYTHM = ("extended", "people")
@@ -226,9 +227,10 @@ class HourGenerator:
         # Target lists are ordered debtor first: favour the head of the list.
         target_count = lines.target_count[line]
         uniform = rng.random(count)
-        # Target lists are ordered debtor first: favour the head of the list. A SEGMENTS
-        # line's list holds its segments' bases: any of them, then any suffix.
-        share = np.where(strategy == CalleeStrategy.SEGMENTS, uniform, uniform**2)
+        # Collectors' lists are ordered debtor first: they favour the head. Other lists
+        # (bought, leaked, a school's parents) are called evenly; a SEGMENTS line's list
+        # holds its segments' bases: any of them, then any suffix.
+        share = np.where(lines.source[line] == _DEBT_COLLECTION, uniform**2, uniform)
         target_index = lines.target_offset[line] + (target_count * share).astype(np.int64)
         targets = (
             lines.targets[np.minimum(target_index, max(lines.targets.size - 1, 0))]
