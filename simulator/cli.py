@@ -2,6 +2,7 @@
 
 Mounted by the main CLI (``app.add_typer(simulator.cli.app, name="simulate")``)
 or run alone: ``python -m simulator --scenario simulator/scenarios/tiny.yaml --out var/sim``.
+``--scenario`` also takes a built-in scenario's bare name: ``--scenario heldout``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ import typer
 
 from simulator.kafka import Encoding, produce_to_kafka
 from simulator.parquet import write_parquet
-from simulator.scenario import ScenarioError, builtin_scenario, load_scenario, with_overrides
+from simulator.scenario import (
+    Scenario,
+    ScenarioError,
+    builtin_scenario,
+    load_scenario,
+    with_overrides,
+)
 
 __all__ = ["app", "simulate_command"]
 
@@ -30,7 +37,11 @@ app = typer.Typer(
 def simulate_command(
     scenario: Annotated[
         Path | None,
-        typer.Option("--scenario", "-s", help="Scenario file (.yaml/.toml); default: built-in."),
+        typer.Option(
+            "--scenario",
+            "-s",
+            help="Scenario file (.yaml/.toml) or built-in name (default, heldout, tiny).",
+        ),
     ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write Parquet tables to this directory.")
@@ -65,7 +76,7 @@ def simulate_command(
     if out is None and kafka is None:
         raise typer.BadParameter("give --out DIR, --kafka BOOTSTRAP or both", param_hint="--out")
     try:
-        chosen = load_scenario(scenario) if scenario else builtin_scenario("default")
+        chosen = _chosen_scenario(scenario)
         chosen = with_overrides(chosen, seed=seed, duration=duration)
     except ScenarioError as error:
         typer.echo(str(error), err=True)
@@ -91,3 +102,12 @@ def simulate_command(
             f"sent {stats.cdrs} CDRs in {stats.messages} messages and {stats.complaints} "
             f"complaints to {kafka} in {stats.seconds:.1f} s"
         )
+
+
+def _chosen_scenario(scenario: Path | None) -> Scenario:
+    """A scenario file, or a built-in one by bare name (``heldout``), or ``default``."""
+    if scenario is None:
+        return builtin_scenario("default")
+    if not scenario.exists() and not scenario.suffix and scenario.parent == Path():
+        return builtin_scenario(scenario.name)
+    return load_scenario(scenario)

@@ -86,3 +86,15 @@ def test_cli_writes_parquet_and_explains_bad_input(tmp_path) -> None:
     result = runner.invoke(app, ["--scenario", tiny])
     assert result.exit_code != 0
     assert "--out" in result.output
+
+
+def test_cli_takes_a_built_in_scenario_by_name(tmp_path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["--scenario", "heldout", "--duration", "1h", "--out", str(tmp_path), "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    assert pl.read_parquet(tmp_path / "campaigns.parquet")["category"].n_unique() == 6
+    unknown = runner.invoke(app, ["--scenario", "huge", "--out", str(tmp_path)])
+    assert unknown.exit_code == 2
+    assert "no built-in scenario named 'huge'" in unknown.output
