@@ -124,8 +124,7 @@ class HourGenerator:
         degree = offsets[callers + 1] - offsets[callers]
         favourite = offsets[callers] + (degree * rng.random(count) ** 2).astype(np.int64)
         contact = population.contacts[np.minimum(favourite, population.contacts.size - 1)]
-        stranger = rng.integers(0, population.size, count)
-        stranger = np.where(stranger == callers, (stranger + 1) % population.size, stranger)
+        stranger = self._strangers(rng, callers)
         kind = rng.random(count)
         to_stranger = (kind < settings.stranger_share) | (degree == 0)
         callee = population.codes[np.where(to_stranger, stranger, contact)]
@@ -162,9 +161,8 @@ class HourGenerator:
             offsets[callers] + (degree * rng.random(count)).astype(np.int64),
             population.contacts.size - 1,
         )
-        stranger = rng.integers(0, population.size, count)
-        stranger = np.where(stranger == callers, (stranger + 1) % population.size, stranger)
         to_stranger = (rng.random(count) < settings.busy_stranger_share) | (degree == 0)
+        stranger = self._strangers(rng, callers)
         callees = np.where(to_stranger, stranger, population.contacts[contact_row])
         return Calls(
             caller=population.codes[callers],
@@ -176,6 +174,12 @@ class HourGenerator:
             callback_rate=np.full(count, settings.callback_rate),
             callback_outcome=np.full(count, _BACKGROUND_OUTCOME, np.int8),
         )
+
+    def _strangers(self, rng: np.random.Generator, callers: np.ndarray) -> np.ndarray:
+        """Anyone among the subscribers but the caller, by index."""
+        size = self.world.population.size
+        stranger = rng.integers(0, size, callers.size)
+        return np.where(stranger == callers, (stranger + 1) % size, stranger)
 
     def _line_calls(self, rng: np.random.Generator, hour_start: int) -> Calls:
         lines = self.world.lines
@@ -224,7 +228,6 @@ class HourGenerator:
         count = line.size
         strategy = lines.strategy[line]
         population_pick = population.codes[rng.integers(0, population.size, count)]
-        # Target lists are ordered debtor first: favour the head of the list.
         target_count = lines.target_count[line]
         uniform = rng.random(count)
         # Collectors' lists are ordered debtor first: they favour the head. Other lists
