@@ -140,7 +140,7 @@ class HourGenerator:
             start_ms=hour_start + rng.integers(0, HOUR_MS, count),
             source=np.full(count, _BACKGROUND, np.int8),
             campaign=np.full(count, -1, np.int32),
-            outcome=np.full(count, _BACKGROUND_OUTCOME, np.int32),
+            outcome=self.world.outcomes.background_of(callers),
             callback_rate=np.full(count, settings.callback_rate),
             callback_outcome=np.full(count, _BACKGROUND_OUTCOME, np.int8),
         )
@@ -170,7 +170,7 @@ class HourGenerator:
             start_ms=hour_start + rng.integers(0, HOUR_MS, count),
             source=np.full(count, _BACKGROUND, np.int8),
             campaign=np.full(count, -1, np.int32),
-            outcome=np.full(count, _BACKGROUND_OUTCOME, np.int32),
+            outcome=self.world.outcomes.background_of(callers),
             callback_rate=np.full(count, settings.callback_rate),
             callback_outcome=np.full(count, _BACKGROUND_OUTCOME, np.int8),
         )

@@ -30,6 +30,9 @@ def _lognormal_columns(dists: list[LogNormal]) -> np.ndarray:
     return np.array([[d.median, d.sigma, d.low, d.high] for d in dists], dtype=np.float64)
 
 
+BACKGROUND_TIERS = 7
+
+
 @dataclass(frozen=True)
 class OutcomeTable:
     """Outcomes as arrays, one row per outcome id.
@@ -42,10 +45,23 @@ class OutcomeTable:
     ring_answered: np.ndarray  # (n, 4) median, sigma, low, high
     ring_unanswered: np.ndarray
     talk: np.ndarray
+    # Outcome ids of calls between people, one per tier of answer rate (see build).
+    background_ids: np.ndarray
 
     @classmethod
-    def build(cls, background_answer_rate: float, drawn: Sequence[Outcome] = ()) -> OutcomeTable:
-        """The table, with the scenario's answer rate for calls between people."""
+    def build(
+        cls,
+        background_answer_rate: float,
+        drawn: Sequence[Outcome] = (),
+        background_spread: float = 0.0,
+    ) -> OutcomeTable:
+        """The table, with the scenario's answer rate for calls between people.
+
+        ``background_spread`` > 0 adds :data:`BACKGROUND_TIERS` outcomes for
+        calls between people, their answer rates spread evenly over
+        ``background_answer_rate`` +/- ``background_spread`` (kept within
+        0.05-0.98): people differ in how often the people they call pick up.
+        """
         outcomes: list[Outcome] = []
         for name in OUTCOME_NAMES:
             outcome = OUTCOMES[name]
@@ -59,6 +75,27 @@ class OutcomeTable:
                 )
             outcomes.append(outcome)
         outcomes.extend(drawn)
+        background = OUTCOMES["background"]
+        tiers = np.clip(
+            background_answer_rate
+            + background_spread * np.linspace(-1.0, 1.0, BACKGROUND_TIERS),
+            0.05,
+            0.98,
+        )
+        if background_spread > 0:
+            background_ids = np.arange(len(outcomes), len(outcomes) + BACKGROUND_TIERS)
+            outcomes.extend(
+                Outcome(
+                    float(rate),
+                    background.unanswered_split,
+                    background.ring_answered,
+                    background.ring_unanswered,
+                    background.talk,
+                )
+                for rate in tiers
+            )
+        else:
+            background_ids = np.array([OUTCOME_NAMES.index("background")])
         probabilities = []
         for outcome in outcomes:
             split = np.asarray(outcome.unanswered_split) / sum(outcome.unanswered_split)
@@ -70,7 +107,12 @@ class OutcomeTable:
             ring_answered=_lognormal_columns([o.ring_answered for o in outcomes]),
             ring_unanswered=_lognormal_columns([o.ring_unanswered for o in outcomes]),
             talk=_lognormal_columns([o.talk for o in outcomes]),
+            background_ids=background_ids.astype(np.int32),
         )
+
+    def background_of(self, callers: np.ndarray) -> np.ndarray:
+        """The outcome id of calls between people made by ``callers`` (population indices)."""
+        return self.background_ids[callers % self.background_ids.size]
 
     def draw(
         self, rng: np.random.Generator, outcome_ids: np.ndarray

@@ -61,6 +61,12 @@ class SubscriberSettings(_Settings):
     )
     contacts_mean: float = Field(default=15.0, ge=1, le=500, description="mean contacts per person")
     answer_rate: Share = Field(default=0.75, description="share of calls between people answered")
+    answer_rate_spread: float = Field(
+        default=0.2,
+        ge=0,
+        le=0.5,
+        description="people's own answer rates spread evenly over answer_rate +/- this",
+    )
     callback_rate: Share = Field(default=0.5, description="share of missed calls returned")
     stranger_share: Share = Field(default=0.05, description="share of calls to non-contacts")
     service_share: Share = Field(default=0.03, description="share of calls to 955xx/12345 lines")

@@ -149,6 +149,10 @@ def build_world(scenario: Scenario) -> World:
         scenario=scenario,
         population=population,
         lines=lines,
-        outcomes=OutcomeTable.build(scenario.subscribers.answer_rate, lines.drawn_outcomes),
+        outcomes=OutcomeTable.build(
+            scenario.subscribers.answer_rate,
+            lines.drawn_outcomes,
+            scenario.subscribers.answer_rate_spread,
+        ),
         service_codes=service_codes,
     )
