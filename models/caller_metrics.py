@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from features.vector import FEATURE_NAMES
 from models.dataset import NORMAL, LabelledCalls
+from models.population import NEVER, PopulationReference, ReviewRule, effective_scores
 from models.scoring import nuisance_scores
 
 __all__ = ["caller_metrics", "caller_roster", "evaluate_family", "table_roster"]
@@ -142,12 +143,22 @@ def evaluate_family(
     table: pl.DataFrame,
     calls: LabelledCalls,
     prefix: str = "heldout",
+    *,
+    population: PopulationReference | None = None,
+    review: ReviewRule = NEVER,
 ) -> dict[str, float]:
-    """:func:`caller_metrics` of ``model`` on the labelled table of another scenario family."""
+    """:func:`caller_metrics` of ``model`` on the labelled table of another scenario family.
+
+    With a ``population`` reference, callers the ``review`` rule puts on
+    watch count as flagged, as the worker flags them.
+    """
     matrix = table.select(FEATURE_NAMES).to_numpy().astype(np.float64)
     with threadpool_limits(limits=1, user_api="openmp"):
         probabilities = np.asarray(model.predict_proba(matrix), dtype=np.float64)
     scores, _ = nuisance_scores(probabilities, classes)
+    if population is not None:
+        anomaly = population.anomaly(matrix, FEATURE_NAMES)
+        scores = effective_scores(scores, anomaly, thresholds["watch"], review)
     return caller_metrics(table, scores, thresholds, caller_roster(calls), prefix)
 
 

@@ -6,8 +6,10 @@ per number in a Faust table and publishes every :class:`Flag` these return.
 Policy, in event time (the CDRs' clock, so a replay decides the same way):
 
 - a score at or above the ``block`` threshold gives ``block``; at or above
-  ``watch``, ``watch``; a new flag's category is the most probable nuisance
-  class;
+  ``watch``, ``watch``; below ``watch``, the model's review rule gives
+  ``watch`` when the score and the caller's population anomaly both reach
+  it (:mod:`models.population`), with the anomaly's reasons first; a new
+  flag's category is the most probable nuisance class;
 - an active flag keeps its category unless another class has become clearly
   more probable: at least ``category_switch_ratio`` times the probability of
   the flag's category (two classes with close probabilities that swap from
@@ -56,6 +58,11 @@ class DecisionPolicy:
     threshold an active block's score may fall and still renew it as a
     block. 0.05 absorbs the window-to-window jitter of a caller that goes
     on as before without holding a block on watch-level evidence.
+
+    ``review_score`` and ``review_anomaly``: the model's review rule
+    (:class:`models.population.ReviewRule`): a score below ``watch`` but at
+    least ``review_score``, whose population anomaly is at least
+    ``review_anomaly``, gives ``watch``. The defaults never fire.
     """
 
     block_threshold: float
@@ -64,6 +71,8 @@ class DecisionPolicy:
     appeal_suppression_ms: int = 7 * _DAY_MS
     category_switch_ratio: float = 1.5
     block_hold_margin: float = 0.05
+    review_score: float = 1.0
+    review_anomaly: float = 1e9
 
     def __post_init__(self) -> None:
         if not 0 < self.watch_threshold <= self.block_threshold <= 1:
@@ -83,13 +92,20 @@ class DecisionPolicy:
                 f"{self.block_hold_margin}"
             )
 
-    def tier(self, probability: float) -> Action | None:
-        """The action tier a nuisance probability reaches, if any."""
+    def tier(self, probability: float, anomaly: float = 0.0) -> Action | None:
+        """The action tier a nuisance probability (and population anomaly) reaches, if any."""
         if probability >= self.block_threshold:
             return Action.BLOCK
-        if probability >= self.watch_threshold:
+        if probability >= self.watch_threshold or self.reviews(probability, anomaly):
             return Action.WATCH
         return None
+
+    def reviews(self, probability: float, anomaly: float) -> bool:
+        """Whether the review rule alone puts the caller on watch."""
+        return (
+            self.watch_threshold > probability >= self.review_score
+            and anomaly >= self.review_anomaly
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +121,10 @@ class Score:
     features: Mapping[str, float] = field(default_factory=dict)
     # P(class) for each nuisance class; empty: the category is taken as it comes.
     class_probabilities: Mapping[str, float] = field(default_factory=dict)
+    # How far the caller lies in the population's suspicious tails (models.population),
+    # and those tails in words.
+    anomaly: float = 0.0
+    anomaly_reasons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +166,7 @@ def decide(
     if now < state.suppressed_until_ms:
         return state, None
     current = state.flag if state.active(now) else None
-    tier = _held_tier(current, score.probability, policy)
+    tier = _held_tier(current, score, policy)
     if tier is None:
         return state, None
     category = _held_category(current, score, policy)
@@ -155,6 +175,10 @@ def decide(
     reasons = score.reasons
     if category != score.category and explain_as is not None:
         reasons = explain_as(score, category)
+    if policy.reviews(score.probability, score.anomaly):
+        # The population signal carried the decision: its reasons come first.
+        own = score.anomaly_reasons
+        reasons = own + tuple(reason for reason in reasons if reason not in own)
     flag = Flag(
         number=score.number,
         action=tier,
@@ -171,15 +195,15 @@ def decide(
     return replace(state, flag=flag), flag
 
 
-def _held_tier(current: Flag | None, probability: float, policy: DecisionPolicy) -> Action | None:
+def _held_tier(current: Flag | None, score: Score, policy: DecisionPolicy) -> Action | None:
     """The tier a score reaches; an active block holds within ``block_hold_margin``."""
     if (
         current is not None
         and current.action is Action.BLOCK
-        and probability >= policy.block_threshold - policy.block_hold_margin
+        and score.probability >= policy.block_threshold - policy.block_hold_margin
     ):
         return Action.BLOCK
-    return policy.tier(probability)
+    return policy.tier(score.probability, score.anomaly)
 
 
 def _held_category(current: Flag | None, score: Score, policy: DecisionPolicy) -> str:

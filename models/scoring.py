@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 from threadpoolctl import ThreadpoolController
 
 from models.decisions import Score
+from models.population import population_of
 from models.reasons import Explainer, Reference, reference_from_metadata
 from models.registry import LoadedModel
 from models.registry_metadata import NORMAL_CLASS
@@ -76,6 +77,7 @@ class BatchScorer:
         self.classes = tuple(loaded.metadata.classes)
         self.reference = reference or reference_from_metadata(loaded.metadata)
         self.explainer = Explainer(self.feature_names, self.reference, top=top_reasons)
+        self.population, self.review = population_of(loaded.metadata)
         self.threads = threads
         # Built once: inspecting the loaded libraries costs milliseconds, limiting them does not.
         self._threadpools = ThreadpoolController()
@@ -119,6 +121,7 @@ class BatchScorer:
         nuisance = [c for c, label in enumerate(self.classes) if label != NORMAL_CLASS]
         nuisance_labels = [self.classes[c] for c in nuisance]
         class_rows = probabilities[:, nuisance].tolist()
+        anomaly, anomaly_reasons = self._anomaly(matrix)
         version = self.metadata.version
         results = []
         for row, number in enumerate(numbers):
@@ -133,9 +136,22 @@ class BatchScorer:
                     reasons=reasons[row],
                     features=features,
                     class_probabilities=dict(zip(nuisance_labels, class_rows[row], strict=True)),
+                    anomaly=float(anomaly[row]),
+                    anomaly_reasons=anomaly_reasons.get(row, ()),
                 )
             )
         return results
+
+    def _anomaly(
+        self, matrix: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], dict[int, tuple[str, ...]]]:
+        """Population anomaly per row, and reasons for the rows the review rule may act on."""
+        if self.population is None:
+            return np.zeros(len(matrix)), {}
+        anomaly = self.population.anomaly(matrix, self.feature_names)
+        rows = np.flatnonzero(anomaly >= self.review.anomaly_floor)
+        texts = self.population.reasons(matrix[rows], self.feature_names) if len(rows) else []
+        return anomaly, dict(zip(rows.tolist(), texts, strict=True))
 
     def _probabilities(self, matrix: NDArray[np.float64]) -> NDArray[np.float64]:
         """``predict_proba`` for checked rows: one column per class of the model."""

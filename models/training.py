@@ -40,6 +40,13 @@ from threadpoolctl import threadpool_limits
 from features.vector import FEATURE_NAMES
 from models.caller_metrics import caller_metrics, evaluate_family, table_roster
 from models.dataset import NORMAL, LabelledCalls, TrainingData, table_sha256
+from models.population import (
+    NEVER,
+    PopulationReference,
+    ReviewRule,
+    choose_review_rule,
+    effective_scores,
+)
 from models.reasons import FeatureRange, reference_extra, reference_from_table
 from models.registry import ModelDraft, ModelMetadata, ModelRegistry
 from models.scoring import nuisance_scores
@@ -80,13 +87,15 @@ class TrainingOptions:
     target_precision: Mapping[str, float] = field(
         default_factory=lambda: dict(DEFAULT_TARGET_PRECISION)
     )
-    max_iter: int = 60
+    max_iter: int = 200
     learning_rate: float = 0.2
     max_leaf_nodes: int = 15
+    class_weight: Literal["balanced"] | None = "balanced"
     calibration: Literal["sigmoid", "isotonic", "temperature"] = "sigmoid"
     calibration_folds: int = 3
     min_class_rows: int = 30
     max_legit_flag_rate: float = 0.001
+    max_ordinary_flag_rate: float = 0.0001
     # Categories the model must learn; None: every category of the data's campaigns.
     required_categories: tuple[str, ...] | None = None
 
@@ -106,6 +115,12 @@ class TrainingResult:
     report: str
     separation: dict[str, float] = field(default_factory=dict)
     importances: dict[str, float] = field(default_factory=dict)
+    population: PopulationReference | None = None
+    review: ReviewRule = NEVER
+
+    def _population_extra(self) -> dict[str, Any]:
+        assert self.population is not None  # noqa: S101  # the caller checked
+        return self.population.to_json() | {"review": self.review.to_json()}
 
     @property
     def warnings(self) -> list[str]:
@@ -130,6 +145,7 @@ class TrainingResult:
                     "single_feature_auc": self.separation,
                     "permutation_importance": self.importances,
                 },
+                **({} if self.population is None else {"population": self._population_extra()}),
             },
         )
 
@@ -164,10 +180,15 @@ def train(
     thresholds, validation = _thresholds(validation_rows, scores[split.validation], options)
     metrics = _measure(probabilities, classes, thresholds, table, campaigns, split)
     metrics |= validation | _sizes(split)
+    population = PopulationReference.fit(matrix[split.fit & (labels == NORMAL)], FEATURE_NAMES)
+    anomaly = population.anomaly(matrix, FEATURE_NAMES)
+    review = _review_rule(validation_rows, scores[split.validation], anomaly[split.validation],
+                          thresholds["watch"], options)
+    flagging = effective_scores(scores, anomaly, thresholds["watch"], review)
     held_out = split.test | split.latency
     metrics |= caller_metrics(
         table.filter(pl.Series(held_out)),
-        scores[held_out],
+        flagging[held_out],
         thresholds,
         table_roster(table.filter(pl.Series(held_out))),
         "holdout",
@@ -176,7 +197,7 @@ def train(
     importances = permutation_importances(
         model, matrix[split.test], labels[split.test], FEATURE_NAMES, seed=options.seed
     )
-    report = _report(metrics, thresholds, separation)
+    report = _report(metrics, thresholds, separation, review)
     return TrainingResult(
         model=model,
         feature_names=FEATURE_NAMES,
@@ -189,6 +210,8 @@ def train(
         report=report,
         separation=separation,
         importances=importances,
+        population=population,
+        review=review,
     )
 
 
@@ -203,9 +226,16 @@ def with_family_evaluation(
     """
     metrics = dict(result.metrics)
     metrics |= evaluate_family(
-        result.model, result.classes, result.thresholds, family.table, calls, "heldout"
+        result.model,
+        result.classes,
+        result.thresholds,
+        family.table,
+        calls,
+        "heldout",
+        population=result.population,
+        review=result.review,
     )
-    report = _report(metrics, result.thresholds, result.separation)
+    report = _report(metrics, result.thresholds, result.separation, result.review)
     report += f"\nheldout: {name} ({family.table.height} scored rows)"
     return replace(result, metrics=metrics, report=report)
 
@@ -263,9 +293,19 @@ def register_candidate(
 
 
 def _report(
-    metrics: Mapping[str, float], thresholds: Mapping[str, float], separation: Mapping[str, float]
+    metrics: Mapping[str, float],
+    thresholds: Mapping[str, float],
+    separation: Mapping[str, float],
+    review: ReviewRule,
 ) -> str:
     lines = [metrics_text(metrics, thresholds)]
+    if review != NEVER:
+        lines.append(
+            f"review rule: watch when the score is at least {review.score_floor:g} and the "
+            f"population anomaly at least {review.anomaly_floor:g}"
+        )
+    else:
+        lines.append("review rule: none (no population rule added a caller on validation)")
     lines += [f"warning: {line}" for line in separation_warnings(separation)]
     return "\n".join(lines)
 
@@ -337,7 +377,7 @@ def _fit(
         max_iter=options.max_iter,
         learning_rate=options.learning_rate,
         max_leaf_nodes=options.max_leaf_nodes,
-        class_weight="balanced",
+        class_weight=options.class_weight,
         early_stopping=False,
         random_state=options.seed,
     )
@@ -409,6 +449,27 @@ def _thresholds(
         report[f"validation.{tier}_precision"] = _ratio(weights[caught], weights[flagged])
         report[f"validation.{tier}_recall"] = _ratio(weights[caught], weights[is_nuisance])
     return thresholds, report
+
+
+def _review_rule(
+    rows: pl.DataFrame,
+    scores: NDArray[np.float64],
+    anomaly: NDArray[np.float64],
+    watch: float,
+    options: TrainingOptions,
+) -> ReviewRule:
+    """The classifier-and-population review rule, chosen on the validation rows."""
+    return choose_review_rule(
+        rows["caller"].to_numpy(),
+        scores,
+        anomaly,
+        (rows["label"] != NORMAL).to_numpy(),
+        rows["is_legit_bulk"].to_numpy(),
+        watch=watch,
+        target_precision=options.target_precision["watch"],
+        max_legit_flag_rate=options.max_legit_flag_rate,
+        max_ordinary_flag_rate=options.max_ordinary_flag_rate,
+    )
 
 
 def _into_gap(threshold: float, nuisance_scores: NDArray[np.float64]) -> float:

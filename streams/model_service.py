@@ -72,8 +72,9 @@ class ModelService:
                 self.current is None or self.current.version != loaded.metadata.version
             ):
                 thresholds = loaded.metadata.thresholds
+                scorer = BatchScorer(loaded)
                 self.current = DecisionKit(
-                    BatchScorer(loaded),
+                    scorer,
                     DecisionPolicy(
                         block_threshold=thresholds["block"],
                         watch_threshold=thresholds["watch"],
@@ -81,6 +82,8 @@ class ModelService:
                         appeal_suppression_ms=self.appeal_suppression_ms,
                         category_switch_ratio=self.category_switch_ratio,
                         block_hold_margin=self.block_hold_margin,
+                        review_score=scorer.review.score_floor,
+                        review_anomaly=scorer.review.anomaly_floor,
                     ),
                 )
             self._refresh_allowlist()

@@ -193,6 +193,11 @@ def test_candidate_registers_promotes_only_first_and_scores(
                if s.probability >= first.thresholds["block"]]
     assert flagged and all(s.reasons for s in flagged)
     assert {s.category for s in scores} <= set(first.classes) - {NORMAL}
+    # The second signal travels with the model: the same anomalies as at training.
+    assert scorer.population is not None and scorer.review == trained.review
+    expected = trained.population.anomaly(table.select(FEATURE_NAMES).to_numpy(), FEATURE_NAMES)
+    np.testing.assert_allclose([s.anomaly for s in scores], expected, atol=1e-5)
+    assert max(s.anomaly for s in scores) > 1.0
 
 
 def test_later_candidates_are_not_promoted_by_default(
