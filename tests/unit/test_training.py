@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from features.vector import FEATURE_NAMES
+from models.card import render_model_card
 from models.dataset import (
     NORMAL,
     DatasetConfig,
@@ -19,15 +20,17 @@ from models.dataset import (
     read_parquet_dir,
     table_sha256,
 )
-from models.card import render_model_card
 from models.registry import ModelRegistry
 from models.scoring import BatchScorer
 from models.train_cli import app
-from models.training import TrainingResult, register_candidate, train
+from models.training import TrainingOptions, TrainingResult, register_candidate, train
+from models.training_checks import separation_warnings, single_feature_separation
 from models.training_metrics import threshold_for_precision
 from models.training_presets import training_scenario
 from models.training_report import TARGETS, check_targets
 from simulator.parquet import write_parquet
+from simulator.scenario import with_overrides
+from simulator.shapes import DEFAULT_SHAPES
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +155,38 @@ def test_threshold_is_the_lowest_score_that_keeps_the_precision() -> None:
 
 
 # --- the quality targets ----------------------------------------------------------------------
+
+
+def test_a_one_segment_simulator_is_caught_by_the_single_feature_check(tmp_path: Path) -> None:
+    # Every campaign dials through one number segment, every other caller many:
+    # the split a model trained on it would learn, and must be warned about.
+    one_segment = {
+        category: shape.model_copy(update={"callees": {"segment_sequential": 1.0}})
+        for category, shape in DEFAULT_SHAPES.items()
+    }
+    scenario = with_overrides(training_scenario("small"), campaigns={"shapes": one_segment})
+    write_parquet(scenario, tmp_path, progress=False)
+    result = train(build_training_data(tmp_path), options=TrainingOptions(min_class_rows=10))
+    assert result.separation["long_distinct_segments"] >= 0.99
+    assert any(line.startswith("long_distinct_segments alone") for line in result.warnings)
+    assert "warning: long_distinct_segments alone" in result.report
+    card = render_model_card(ModelRegistry(tmp_path / "models").register(
+        result.model, result.draft()
+    ))
+    assert "**Warning**: long_distinct_segments alone" in card
+
+
+def test_the_default_family_has_no_single_feature_rule(tmp_path: Path) -> None:
+    write_parquet(training_scenario("default"), tmp_path, progress=False)
+    table = build_training_data(tmp_path).table
+    separation = single_feature_separation(
+        table.select(FEATURE_NAMES).to_numpy(),
+        table["label"].to_numpy().astype(str),
+        FEATURE_NAMES,
+        table["weight"].to_numpy(),
+    )
+    assert len(separation) == len(FEATURE_NAMES)
+    assert separation_warnings(separation) == [], separation
 
 
 def test_every_quality_target_is_measured_and_judged(trained: TrainingResult) -> None:
