@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 import polars as pl
 from aiokafka import AIOKafkaConsumer
 
@@ -48,6 +47,7 @@ from simulator.kafka import KafkaMessage, kafka_messages
 from simulator.parquet import write_parquet
 from simulator.run import simulate
 from simulator.scenario import builtin_scenario
+from sinks.flag_record import Action, Flag, decode_flag
 from streams.broker import LocalBroker
 
 RESULTS = ROOT / "bench" / "results"
@@ -81,8 +81,11 @@ def messages(chunks: list[Any], scenario: Any, *, keyed: bool) -> list[KafkaMess
             batch_size=1 if keyed else 500,
         )
         if keyed:
+            # CDR messages keep the chunk's row order (release times follow start
+            # times): the key is the row's caller in E.164, as an exporter keys it.
+            callers = iter(chunk.cdrs["caller"].to_list())
             batch = [
-                KafkaMessage(m.release_ms, m.topic, _caller_key(m), m.value, m.cdrs, m.headers)
+                KafkaMessage(m.release_ms, m.topic, next(callers).encode(), m.value, 1, m.headers)
                 if m.cdrs else m
                 for m in batch
             ]
@@ -90,31 +93,25 @@ def messages(chunks: list[Any], scenario: Any, *, keyed: bool) -> list[KafkaMess
     return out
 
 
-def _caller_key(message: KafkaMessage) -> bytes:
-    record = orjson.loads(message.value)
-    record = record[0] if isinstance(record, list) else record
-    return str(record["caller"]).encode()
-
-
-async def read_flags(bootstrap: str, topic: str, count: int) -> list[dict[str, Any]]:
+async def read_flags(bootstrap: str, topic: str, count: int) -> list[Flag]:
     """Every decision on the flag topic, from the start, until ``count`` are read."""
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
     )
     await consumer.start()
-    flags: list[dict[str, Any]] = []
+    flags: list[Flag] = []
     deadline = time.monotonic() + 120
     try:
         while len(flags) < count and time.monotonic() < deadline:
             batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
             for records in batches.values():
-                flags.extend(orjson.loads(record.value) for record in records)
+                flags.extend(decode_flag(record.value) for record in records)
     finally:
         await consumer.stop()
     return flags
 
 
-def judge(flags: list[dict[str, Any]], calls: LabelledCalls) -> dict[str, Any]:
+def judge(flags: list[Flag], calls: LabelledCalls) -> dict[str, Any]:
     """Number-by-number figures of the decisions against the day's ground truth."""
     roster = caller_roster(calls)
     truth = calls.ground_truth.select(
@@ -124,9 +121,9 @@ def judge(flags: list[dict[str, Any]], calls: LabelledCalls) -> dict[str, Any]:
     )
     raised = pl.DataFrame(
         [
-            {"caller": f["number"], "action": f["action"], "at_ms": f["window_end_ms"]}
+            {"caller": f.number, "action": f.action.value, "at_ms": f.window_end_ms}
             for f in flags
-            if f["action"] in ("block", "watch")
+            if f.action in (Action.BLOCK, Action.WATCH)
         ],
         schema={"caller": pl.String, "action": pl.String, "at_ms": pl.Int64},
     ).join(truth, on="caller", how="left")
@@ -199,6 +196,8 @@ async def worker_run(
             "input": label,
             "cdrs": cdrs,
             "late_dropped": features.get("late_dropped", 0),
+            # Feature vectors scored (the emission rule's cost): bursts and steady callers.
+            "scored_vectors": features.get("emitted", 0),
             "decisions": len(flags),
             **judge(flags, calls),
         }
@@ -227,6 +226,7 @@ def markdown(results: dict[str, Any]) -> str:
         ("minutes to first flag, median", "minutes_to_first_flag_median", "{}"),
         ("minutes to first flag, p90", "minutes_to_first_flag_p90", "{}"),
         ("calls dropped as late", "late_dropped", "{:,}"),
+        ("feature vectors scored", "scored_vectors", "{:,}"),
     )
     for title, key, pattern in rows:
         cells = ["n/a" if run.get(key) is None else pattern.format(run[key]) for run in runs]
