@@ -35,11 +35,16 @@ from models.registry_metadata import NORMAL_CLASS
 
 __all__ = ["BatchScorer", "nuisance_scores"]
 
+_BELOW_ONE = float(np.nextafter(1.0, 0.0))
+
 
 def nuisance_scores(
     probabilities: NDArray[np.float64], classes: Sequence[str]
 ) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
     """Per row: the nuisance score ``1 - P(normal)`` and the most probable nuisance class.
+
+    Scores stay below 1.0, so a ``block`` threshold of 1.0 (training found
+    none that met its precision target) never fires.
 
     >>> proba = np.array([[0.1, 0.7, 0.2], [0.5, 0.1, 0.4]])
     >>> scores, best = nuisance_scores(proba, ["fraud", "normal", "one_ring"])
@@ -51,7 +56,8 @@ def nuisance_scores(
         raise ValueError(f"no nuisance class among {list(classes)}")
     columns = np.flatnonzero(nuisance)
     best = np.argmax(probabilities[:, columns], axis=1)
-    score = np.clip(probabilities[:, columns].sum(axis=1), 0.0, 1.0)
+    # Below 1.0: a threshold of 1.0 (no threshold met its target) flags nothing.
+    score = np.clip(probabilities[:, columns].sum(axis=1), 0.0, _BELOW_ONE)
     return score, columns[best]
 
 

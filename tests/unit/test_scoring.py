@@ -10,6 +10,7 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from features.vector import FEATURE_NAMES
+from models.decisions import DecisionPolicy
 from models.reasons import FeatureRange
 from models.registry import LoadedModel, ModelMetadata
 from models.scoring import BatchScorer, nuisance_scores
@@ -130,3 +131,12 @@ def test_reasons_for_another_category_rank_its_features_first(scorer: BatchScore
     as_marketer = custom.reasons_for(score, "finance_marketing")
     assert "one-ring" in as_one_ring[0] and "in sequence" in as_marketer[0]
     assert custom.reasons_for(score, score.category) == score.reasons
+
+
+def test_a_threshold_of_one_flags_nothing_even_at_certainty() -> None:
+    # Training sets block to 1.0 when no threshold meets its precision target.
+    certain = np.array([[0.0, 1.0], [0.0, 1.0]])
+    scores, _ = nuisance_scores(certain, ["normal", "fraud"])
+    assert (scores < 1.0).all() and (scores > 0.999).all()
+    policy = DecisionPolicy(block_threshold=1.0, watch_threshold=1.0)
+    assert policy.tier(float(scores[0])) is None
