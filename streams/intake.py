@@ -11,6 +11,12 @@ sends the routed batches and dead letters, waits until the broker has them,
 and only then commits the offsets it read. The stateful part (the features
 agent, its tables and changelogs) stays a Faust agent on ``cdr.by_caller``.
 
+Input partitions are kept together in time (:mod:`streams.alignment`):
+fetched records wait in per-partition buffers and go on in event-time order
+across partitions, partitions that run ahead being paused, so a caller's
+calls reach the features in close to event-time order however the input is
+partitioned; only the released records' offsets are committed.
+
 Scale-out is Kafka's own: the consumer group ``<app_id>-ingest`` shares the
 input partitions among the workers, as the Faust group shares
 ``cdr.by_caller``. At-least-once: a batch read again after a crash is
@@ -29,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
+from streams.alignment import PartitionAligner, message_event_ms
 from streams.deadletter import SourcePosition
 from streams.ingest import IngestOutcome, RawMessage, ingest_cdrs, ingest_complaints
 from streams.trace import headers_for, oldest_ms
@@ -43,16 +50,22 @@ logger = logging.getLogger(__name__)
 
 
 class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Revocation waits until the batch in hand is sent and its offsets committed."""
+    """Revocation waits until the batch in hand is sent and its offsets committed.
 
-    def __init__(self, lock: asyncio.Lock) -> None:
+    The aligner forgets revoked partitions (their held records were never
+    committed: the new owner reads them) and waits for assigned ones.
+    """
+
+    def __init__(self, lock: asyncio.Lock, aligner: PartitionAligner[TopicPartition]) -> None:
         self._lock = lock
+        self._aligner = aligner
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         async with self._lock:
-            pass
+            self._aligner.revoke(revoked)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
+        self._aligner.assign(assigned, now=time.monotonic())
         logger.info("ingest partitions assigned: %s",
                     ", ".join(f"{tp.topic}:{tp.partition}" for tp in sorted(assigned)) or "none")
 
@@ -72,6 +85,9 @@ class Intake:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._read: dict[TopicPartition, int] = {}  # next offset to read, per partition
+        self._aligner: PartitionAligner[TopicPartition] = PartitionAligner(
+            idle_s=settings.ingest_idle_s, key=message_event_ms
+        )
 
     async def start(self) -> None:
         """Join the ingest group and start reading (once)."""
@@ -90,7 +106,7 @@ class Intake:
             rebalance_timeout_ms=int(settings.broker_rebalance_timeout_s * 1000),
             heartbeat_interval_ms=int(settings.broker_heartbeat_interval_s * 1000),
         )
-        consumer.subscribe(list(self._ingest), listener=_WaitForBatch(self._lock))
+        consumer.subscribe(list(self._ingest), listener=_WaitForBatch(self._lock, self._aligner))
         await consumer.start()
         self._consumer = consumer
         self._task = asyncio.ensure_future(self._run())
@@ -135,11 +151,18 @@ class Intake:
         assert consumer is not None
         while True:
             fetched = await self._gather(consumer)
-            if not fetched:
+            now = time.monotonic()
+            self._aligner.add(fetched, now=now)
+            released = self._aligner.release(caught_up=self._caught_up, now=now)
+            if released.to_pause:
+                consumer.pause(*released.to_pause)
+            if released.to_resume:
+                consumer.resume(*released.to_resume)
+            if not released.records:
                 continue
             async with self._lock:
-                await self._route(fetched)
-                offsets = {tp: records[-1].offset + 1 for tp, records in fetched.items()}
+                await self._route(released.records)
+                offsets = {tp: offset + 1 for tp, offset in released.last_offsets.items()}
                 self._read.update(offsets)
                 try:
                     await consumer.commit(offsets)
@@ -148,6 +171,17 @@ class Intake:
                     # batch again and the features stage drops its calls by cdr_id.
                     logger.warning("ingest commit not taken (%r); the batch is read again",
                                    error)
+
+    def _caught_up(self, tp: TopicPartition) -> bool:
+        """Whether ``tp`` was read up to the high watermark its last fetch reported."""
+        consumer = self._consumer
+        highwater = consumer.highwater(tp) if consumer is not None else None
+        if highwater is None:
+            return False
+        read_to = self._aligner.fetched_to(tp)
+        if read_to is None:
+            read_to = self._read.get(tp)
+        return highwater == 0 if read_to is None else read_to >= highwater
 
     async def _gather(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, list[Any]]:
         """Messages for one batch: up to ``ingest_batch_size``, within ``ingest_batch_within_s``.
@@ -176,13 +210,12 @@ class Intake:
                 count += len(records)
         return fetched
 
-    async def _route(self, fetched: dict[TopicPartition, list[Any]]) -> None:
-        """Validate and route one fetch; return once the broker has every message."""
+    async def _route(self, released: list[Any]) -> None:
+        """Validate and route records (in timestamp order); return once the broker has them."""
         settings, topics, counters = self._app.settings, self._app.topics, self._app.counters
         sent: list[Any] = []
-        for topic in {tp.topic for tp in fetched}:
-            records = [record for tp, batch in fetched.items() if tp.topic == topic
-                       for record in batch]
+        for topic in dict.fromkeys(record.topic for record in released):
+            records = [record for record in released if record.topic == topic]
             messages = [
                 RawMessage(record.value or b"",
                            SourcePosition(record.topic, record.partition, record.offset),

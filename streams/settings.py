@@ -72,6 +72,14 @@ class Settings(BaseSettings):
             "(bigger batches cost less per CDR downstream)."
         ),
     )
+    ingest_idle_s: float = Field(
+        1.0,
+        ge=0,
+        description=(
+            "Longest wait for an input partition that may still hold older records "
+            "(behind its high watermark, nothing fetched) before the others go on without it."
+        ),
+    )
     fetch_max_wait_ms: int = Field(
         100,
         ge=0,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import signal
 
+import orjson
 import polars as pl
 import pytest
+from kafka.admin import KafkaAdminClient, NewTopic
 
 from simulator.run import simulate
 from simulator.scenario import builtin_scenario, with_overrides
@@ -90,3 +92,32 @@ def test_two_workers_one_killed_mid_stream_lose_and_double_nothing(
 
     wait_for(taken_over, 240, "the survivor to take over and catch up", survivor.log)
     assert_features_match_offline(survivor.web_port, cdrs, sample_callers(cdrs))
+
+
+def test_unkeyed_input_read_as_a_backlog_gives_the_keyed_features(kafka_producer, start_worker,
+                                                                  cdrs, kafka_bootstrap):
+    # An exporter with a sticky partitioner: batches of 200 CDRs, each to the next of 4
+    # partitions, so every partition holds the whole period. The worker starts after
+    # all of it is on the topic and reads it as a backlog.
+    env = run_topics()
+    raw = env["CALLGUARD_TOPIC_CDR_RAW"]
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        admin.create_topics([NewTopic(raw, 4, 1)])
+    finally:
+        admin.close()
+    rows = cdrs.drop("start_time").rename({"start_ms": "start_time"})
+    for index, start in enumerate(range(0, rows.height, 200)):
+        batch = orjson.dumps(rows.slice(start, 200).to_dicts())
+        kafka_producer.send(raw, batch, partition=index % 4)
+    kafka_producer.flush()
+    worker = start_worker(**env)
+
+    def seen() -> dict:
+        return get_json(f"http://127.0.0.1:{worker.web_port}/status")["counters"]["features"]
+
+    wait_for(lambda: sum(seen()[k] for k in ("accepted", "late_dropped", "duplicates"))
+             >= cdrs.height, 180, "every CDR", worker.log)
+    features = seen()
+    assert (features["late_dropped"], features["accepted"]) == (0, cdrs.height), features
+    assert_features_match_offline(worker.web_port, cdrs, sample_callers(cdrs))

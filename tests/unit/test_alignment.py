@@ -1,0 +1,78 @@
+"""Input partitions kept together in time (streams.alignment), as pure logic."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from streams.alignment import PartitionAligner, message_event_ms
+
+
+def records(*timestamps: int, first_offset: int = 0) -> list[SimpleNamespace]:
+    return [SimpleNamespace(timestamp=t, offset=first_offset + i) for i, t in enumerate(timestamps)]
+
+
+def test_records_go_on_in_timestamp_order_across_partitions() -> None:
+    aligner = PartitionAligner(idle_s=5.0)
+    aligner.assign(["a", "b", "c"], now=0.0)
+    # A sticky producer: each partition got one run of the day, read as a backlog.
+    aligner.add({"a": records(10, 11, 40, 41), "b": records(20, 21), "c": records(30, 31)}, now=1)
+    out = aligner.release(caught_up=lambda p: False, now=1.0)
+    assert [r.timestamp for r in out.records] == [10, 11, 20, 21]  # up to b's last
+    assert out.last_offsets == {"a": 1, "b": 1}
+    assert out.to_pause == {"a", "c"}  # ahead of b, which must be read further first
+    aligner.add({"b": records(35, first_offset=2)}, now=1.5)
+    out = aligner.release(caught_up=lambda p: p == "b", now=1.5)
+    assert [r.timestamp for r in out.records] == [30, 31]  # up to c's last
+    assert out.to_resume == {"c"} and out.to_pause == {"b"}
+
+
+def test_an_empty_partition_behind_holds_the_others_until_the_idle_timeout() -> None:
+    aligner = PartitionAligner(idle_s=2.0)
+    aligner.assign(["a", "b"], now=0.0)
+    aligner.add({"a": records(5, 6)}, now=0.5)
+    assert aligner.release(caught_up=lambda p: False, now=0.5).records == []
+    late = aligner.release(caught_up=lambda p: False, now=2.5)
+    assert [r.timestamp for r in late.records] == [5, 6]
+
+
+def test_a_caught_up_partition_holds_nothing_back() -> None:
+    aligner = PartitionAligner(idle_s=60.0)
+    aligner.assign(["a", "b"], now=0.0)
+    aligner.add({"a": records(5, 6)}, now=0.1)
+    out = aligner.release(caught_up=lambda p: p == "b", now=0.1)
+    assert [r.timestamp for r in out.records] == [5, 6] and out.to_pause == set()
+
+
+def test_revoked_partitions_lose_their_held_records_and_late_fetches() -> None:
+    aligner = PartitionAligner(idle_s=0.0)
+    aligner.assign(["a", "b"], now=0.0)
+    aligner.add({"a": records(1, 2), "b": records(9)}, now=0.0)
+    aligner.revoke(["b"])
+    aligner.add({"b": records(10, first_offset=1)}, now=0.1)  # a fetch still in flight
+    out = aligner.release(caught_up=lambda p: True, now=0.1)
+    assert [r.timestamp for r in out.records] == [1, 2]
+    assert aligner.buffered() == 0 and aligner.fetched_to("b") is None
+
+
+def test_a_record_out_of_order_or_without_time_goes_on_with_its_neighbours() -> None:
+    aligner = PartitionAligner(idle_s=5.0, key=lambda r: r.timestamp)
+    aligner.assign(["a", "b"], now=0.0)
+    aligner.add({"a": records(10, None, 9, 12)}, now=0.0)  # unreadable, then an older one
+    aligner.add({"b": records(11)}, now=0.0)
+    out = aligner.release(caught_up=lambda p: False, now=0.0)
+    assert [r.timestamp for r in out.records] == [10, None, 9, 11]
+    assert out.last_offsets == {"a": 2, "b": 0} and out.to_pause == {"a"}
+    assert aligner.positions() == {"a": 12, "b": None}
+
+
+def test_message_times_come_from_the_payload() -> None:
+    def message(value: bytes, headers=()) -> SimpleNamespace:
+        return SimpleNamespace(value=value, headers=headers, timestamp=1)
+
+    day = 1_530_489_600_000
+    assert message_event_ms(message(b'[{"start_time": 1530489600000}, {}]')) == day
+    assert message_event_ms(message(b'{"time_ms": 1530489600000}')) == day
+    assert message_event_ms(message(b'{"start_time": 4102444700000}'), now_ms=day) is None
+    assert message_event_ms(message(b"\\xff")) is None
+    arrow = (("content-type", b"application/vnd.apache.arrow.stream"),)
+    assert message_event_ms(message(b"", arrow)) is None
