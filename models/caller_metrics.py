@@ -19,12 +19,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
-from threadpoolctl import threadpool_limits
 
 from features.vector import FEATURE_NAMES
 from models.dataset import NORMAL, LabelledCalls
 from models.population import NEVER, PopulationReference, ReviewRule, effective_scores
-from models.scoring import nuisance_scores
+from models.scoring import nuisance_scores, predict_proba
 
 __all__ = ["caller_metrics", "caller_roster", "evaluate_family", "table_roster"]
 
@@ -124,7 +123,7 @@ def caller_metrics(
     for tier, column in (("block", "blocked"), ("flag", "flagged")):
         chosen = judged.filter(pl.col(column))
         metrics[f"{prefix}.{tier}_precision"] = _mean(chosen["kind"] == "nuisance")
-        metrics[f"{prefix}.{tier}ged_numbers"] = float(chosen.height)
+        metrics[f"{prefix}.{column}_numbers"] = float(chosen.height)
     minutes = (
         nuisance.filter(pl.col("flagged"))
         .select((pl.col("first_flag_ms") - pl.col("first_call_ms")) / _MINUTE_MS)
@@ -153,9 +152,7 @@ def evaluate_family(
     watch count as flagged, as the worker flags them.
     """
     matrix = table.select(FEATURE_NAMES).to_numpy().astype(np.float64)
-    with threadpool_limits(limits=1, user_api="openmp"):
-        probabilities = np.asarray(model.predict_proba(matrix), dtype=np.float64)
-    scores, _ = nuisance_scores(probabilities, classes)
+    scores, _ = nuisance_scores(predict_proba(model, matrix), classes)
     if population is not None:
         anomaly = population.anomaly(matrix, FEATURE_NAMES)
         scores = effective_scores(scores, anomaly, thresholds["watch"], review)

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from threadpoolctl import ThreadpoolController
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from models.decisions import Score
 from models.population import population_of
@@ -33,9 +33,19 @@ from models.reasons import Explainer, Reference, reference_from_metadata
 from models.registry import LoadedModel
 from models.registry_metadata import NORMAL_CLASS
 
-__all__ = ["BatchScorer", "nuisance_scores"]
+__all__ = ["BatchScorer", "nuisance_scores", "predict_proba"]
 
 _BELOW_ONE = float(np.nextafter(1.0, 0.0))
+
+
+def predict_proba(model: Any, matrix: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``model.predict_proba(matrix)`` on one OpenMP thread, as float64 (offline use).
+
+    Training and evaluation score whole tables: one thread keeps the runs
+    reproducible and leaves the machine's other core to the worker.
+    """
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return np.asarray(model.predict_proba(matrix), dtype=np.float64)
 
 
 def nuisance_scores(

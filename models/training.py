@@ -49,7 +49,7 @@ from models.population import (
 )
 from models.reasons import FeatureRange, reference_extra, reference_from_table
 from models.registry import ModelDraft, ModelMetadata, ModelRegistry
-from models.scoring import nuisance_scores
+from models.scoring import nuisance_scores, predict_proba
 from models.training_checks import (
     permutation_importances,
     require_categories,
@@ -90,7 +90,6 @@ class TrainingOptions:
     max_iter: int = 200
     learning_rate: float = 0.2
     max_leaf_nodes: int = 15
-    class_weight: Literal["balanced"] | None = "balanced"
     calibration: Literal["sigmoid", "isotonic", "temperature"] = "sigmoid"
     calibration_folds: int = 3
     min_class_rows: int = 30
@@ -174,7 +173,7 @@ def train(
     separation = single_feature_separation(matrix[fit], labels[fit], FEATURE_NAMES, weights[fit])
     model = _fit(matrix[fit], labels[fit], weights[fit], table.filter(pl.Series(fit)), options)
     classes = tuple(str(c) for c in model.classes_)
-    probabilities = _predict(model, matrix)
+    probabilities = predict_proba(model, matrix)
     scores, _categories = nuisance_scores(probabilities, classes)
     validation_rows = table.filter(pl.Series(split.validation))
     thresholds, validation = _thresholds(validation_rows, scores[split.validation], options)
@@ -253,7 +252,7 @@ def evaluate(
     by side on the same hold-out; ``thresholds`` are the model's own.
     """
     matrix = data.table.select(FEATURE_NAMES).to_numpy().astype(np.float64)
-    probabilities = _predict(model, matrix)
+    probabilities = predict_proba(model, matrix)
     return _measure(
         probabilities, tuple(classes), dict(thresholds), data.table, data.campaigns, split
     )
@@ -308,11 +307,6 @@ def _report(
         lines.append("review rule: none (no population rule added a caller on validation)")
     lines += [f"warning: {line}" for line in separation_warnings(separation)]
     return "\n".join(lines)
-
-
-def _predict(model: Any, matrix: NDArray[np.float64]) -> NDArray[np.float64]:
-    with threadpool_limits(limits=1, user_api="openmp"):
-        return np.asarray(model.predict_proba(matrix), dtype=np.float64)
 
 
 def _measure(
@@ -377,7 +371,7 @@ def _fit(
         max_iter=options.max_iter,
         learning_rate=options.learning_rate,
         max_leaf_nodes=options.max_leaf_nodes,
-        class_weight=options.class_weight,
+        class_weight="balanced",
         early_stopping=False,
         random_state=options.seed,
     )

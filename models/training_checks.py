@@ -25,10 +25,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from sklearn.metrics import average_precision_score, roc_auc_score
-from threadpoolctl import threadpool_limits
 
 from models.dataset import NORMAL
-from models.scoring import nuisance_scores
+from models.scoring import nuisance_scores, predict_proba
 
 __all__ = [
     "NUISANCE_CATEGORIES",
@@ -136,9 +135,7 @@ def permutation_importances(
     classes = [str(label) for label in model.classes_]
 
     def pr_auc(values: NDArray[np.float64]) -> float:
-        with threadpool_limits(limits=1, user_api="openmp"):
-            probabilities = np.asarray(model.predict_proba(values), dtype=np.float64)
-        scores, _ = nuisance_scores(probabilities, classes)
+        scores, _ = nuisance_scores(predict_proba(model, values), classes)
         return float(average_precision_score(is_nuisance, scores))
 
     baseline = pr_auc(matrix)
