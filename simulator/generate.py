@@ -134,16 +134,7 @@ class HourGenerator:
                 rng.integers(0, self.world.service_codes.size, count)
             ]
             callee = np.where(to_service, service, callee)
-        return Calls(
-            caller=population.codes[callers],
-            callee=callee,
-            start_ms=hour_start + rng.integers(0, HOUR_MS, count),
-            source=np.full(count, _BACKGROUND, np.int8),
-            campaign=np.full(count, -1, np.int32),
-            outcome=self.world.outcomes.background_of(callers),
-            callback_rate=np.full(count, settings.callback_rate),
-            callback_outcome=np.full(count, _BACKGROUND_OUTCOME, np.int8),
-        )
+        return self._people_calls(rng, callers, callee, hour_start)
 
     def _work_calls(self, rng: np.random.Generator, hour_start: int) -> Calls:
         """Busy subscribers' work calls: customers, most of them outside their contacts."""
@@ -164,14 +155,21 @@ class HourGenerator:
         to_stranger = (rng.random(count) < settings.busy_stranger_share) | (degree == 0)
         stranger = self._strangers(rng, callers)
         callees = np.where(to_stranger, stranger, population.contacts[contact_row])
+        return self._people_calls(rng, callers, population.codes[callees], hour_start)
+
+    def _people_calls(
+        self, rng: np.random.Generator, callers: np.ndarray, callees: np.ndarray, hour_start: int
+    ) -> Calls:
+        """Calls of subscribers (population indices) to ``callees`` (codes) in the hour."""
+        count = callers.size
         return Calls(
-            caller=population.codes[callers],
-            callee=population.codes[callees],
+            caller=self.world.population.codes[callers],
+            callee=callees,
             start_ms=hour_start + rng.integers(0, HOUR_MS, count),
             source=np.full(count, _BACKGROUND, np.int8),
             campaign=np.full(count, -1, np.int32),
             outcome=self.world.outcomes.background_of(callers),
-            callback_rate=np.full(count, settings.callback_rate),
+            callback_rate=np.full(count, self.world.scenario.subscribers.callback_rate),
             callback_outcome=np.full(count, _BACKGROUND_OUTCOME, np.int8),
         )
 
