@@ -12,13 +12,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import orjson
 
 from features.numbers import NumberError, normalise
+
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
 
 __all__ = [
     "CDR",
@@ -26,10 +30,12 @@ __all__ = [
     "FieldError",
     "Disposition",
     "Rejection",
+    "TIME_BOUNDS_MS",
     "ValidationResult",
     "cdr_from_mapping",
     "decode_message",
     "epoch_ms_field",
+    "in_time_bounds",
     "number_field",
     "required_field",
     "validate_element",
@@ -42,10 +48,13 @@ _MAX_ID_LENGTH = 128
 RecordT = TypeVar("RecordT")
 
 _MAX_DURATION_S = 7 * 24 * 3600  # a week: anything longer is a unit error
-# Epoch milliseconds between 2000-01-01 and 2100-01-01: outside, it is
-# almost always seconds or microseconds sent by mistake.
-_MIN_EPOCH_MS = 946_684_800_000
-_MAX_EPOCH_MS = 4_102_444_800_000
+# The instants a record may hold, in epoch ms: from 2000-01-01T00:00:00Z
+# (included) to 2100-01-01T00:00:00Z (excluded), whatever form they come in
+# (RFC 3339 text, epoch ms, an Arrow timestamp) and on every path. Outside,
+# an epoch value is almost always seconds or microseconds sent by mistake.
+TIME_BOUNDS_MS = (946_684_800_000, 4_102_444_800_000)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
 
 
 class Disposition(StrEnum):
@@ -281,7 +290,10 @@ def _start_ms(fields: Mapping[str, Any]) -> int:
 
 
 def epoch_ms_field(fields: Mapping[str, Any], name: str) -> int:
-    """A required instant: RFC 3339 text with offset, or integer epoch ms."""
+    """A required instant within :data:`TIME_BOUNDS_MS`: RFC 3339 text with offset, or epoch ms.
+
+    Text finer than the millisecond is cut to it, as an Arrow timestamp is.
+    """
     value = required_field(fields, name)
     if isinstance(value, bool):
         raise FieldError(f"{name}: must be RFC 3339 text or epoch milliseconds, got bool")
@@ -292,21 +304,45 @@ def epoch_ms_field(fields: Mapping[str, Any], name: str) -> int:
     else:
         kind = type(value).__name__
         raise FieldError(f"{name}: must be RFC 3339 text or epoch milliseconds, got {kind}")
-    if not _MIN_EPOCH_MS <= epoch_ms < _MAX_EPOCH_MS:
+    if not in_time_bounds(epoch_ms):
         raise FieldError(
             f"{name}: {value!r} is outside 2000-2100; epoch values must be in milliseconds"
         )
     return epoch_ms
 
 
+@overload
+def in_time_bounds(epoch_ms: int) -> bool: ...
+@overload
+def in_time_bounds(epoch_ms: np.ndarray) -> np.ndarray: ...
+@overload
+def in_time_bounds(epoch_ms: pl.Expr) -> pl.Expr: ...
+def in_time_bounds(epoch_ms: Any) -> Any:
+    """Whether instants in epoch ms are within :data:`TIME_BOUNDS_MS`.
+
+    One rule for every path: an ``int``, or a numpy array or a polars
+    expression of them (then where each one is).
+
+    >>> in_time_bounds(946_684_800_000), in_time_bounds(4_102_444_800_000)
+    (True, False)
+    """
+    first, end = TIME_BOUNDS_MS
+    return (epoch_ms >= first) & (epoch_ms < end)
+
+
 def _parse_rfc3339_ms(text: str, name: str) -> int:
+    """Epoch ms of RFC 3339 text, cut (not rounded) to the millisecond.
+
+    Cut, so that the instant and its milliseconds fall on the same side of
+    each bound: 2099-12-31T23:59:59.9996Z is in 2099, not 2100.
+    """
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise FieldError(f"{name}: not RFC 3339 ({text[:40]!r})") from None
     if moment.tzinfo is None:
         raise FieldError(f"{name}: RFC 3339 needs a UTC offset ({text[:40]!r})")
-    return round(moment.timestamp() * 1000)
+    return (moment - _EPOCH) // _MILLISECOND
 
 
 def _seconds(fields: Mapping[str, Any], name: str, *, required: bool) -> float | None:

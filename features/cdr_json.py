@@ -27,9 +27,7 @@ import polars as pl
 
 from features.cdr import (
     _MAX_DURATION_S,
-    _MAX_EPOCH_MS,
     _MAX_ID_LENGTH,
-    _MIN_EPOCH_MS,
     CDR,
     DEFAULT_MAX_MESSAGE_BYTES,
     Disposition,
@@ -38,6 +36,7 @@ from features.cdr import (
     _parse_rfc3339_ms,
     cdr_from_mapping,
     decode_message,
+    in_time_bounds,
     validate_element,
 )
 from features.cdr_vector import normalise_numbers
@@ -250,7 +249,7 @@ def _checked_columns(items: list[Any], default_region: str) -> tuple[CdrArrays, 
         good &= _is_not_none(numbers[name])
 
     start_ms, known = _epoch_ms(column("start_time", {int, str}, 0))
-    good &= known & (start_ms >= _MIN_EPOCH_MS) & (start_ms < _MAX_EPOCH_MS)
+    good &= known & in_time_bounds(start_ms)
 
     duration_s = _floats(column("duration_s", {int, float}, -1.0))
     good &= _seconds_ok(duration_s)
@@ -425,10 +424,10 @@ def _shape_ms(chars: np.ndarray, fraction: int, zulu: bool) -> tuple[np.ndarray,
     """Epoch ms of rows of ASCII ``YYYY-MM-DDTHH:MM:SS[.f]`` then ``Z`` or ``+HH:MM``/``-HH:MM``.
 
     ``fraction``: 0, 3 or 6 digits after a dot. Also where a row is of that
-    shape with every field in range (years 1900-2199: their microseconds are
-    exact in a float64), the rows ``datetime.fromisoformat`` reads alike.
-    The value is computed as :func:`_parse_rfc3339_ms` does:
-    ``round(timestamp() * 1000)``, the timestamp being microseconds / 10**6.
+    shape with every field in range (years 1900-2199), the rows
+    ``datetime.fromisoformat`` reads alike. The value is
+    :func:`_parse_rfc3339_ms`'s: microseconds since the epoch, cut (floor)
+    to the millisecond.
     """
     digits = chars.astype(np.int64) - ord("0")
 
@@ -467,7 +466,7 @@ def _shape_ms(chars: np.ndarray, fraction: int, zulu: bool) -> tuple[np.ndarray,
     ok &= (day >= 1) & (day <= month_days) & (hour <= 23) & (minute <= 59) & (second <= 59)
     seconds = _days_since_epoch(year, month, day) * 86400 + hour * 3600 + minute * 60 + second
     total_us = (seconds - offset_s) * 1_000_000 + micros
-    return np.rint(total_us / 1e6 * 1000.0).astype(np.int64), ok
+    return total_us // 1000, ok
 
 
 def _days_since_epoch(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import polars as pl
 
-from features.cdr import _MAX_EPOCH_MS, _MIN_EPOCH_MS, FieldError, epoch_ms_field
+from features.cdr import FieldError, epoch_ms_field, in_time_bounds
 from features.numbers import NumberError, normalise
 
 __all__ = [
@@ -72,7 +72,7 @@ def epoch_ms_from_instants(column: pl.Series) -> pl.Series:
 
     Integers are epoch ms, text is RFC 3339, a time-zone-aware Arrow
     timestamp is an instant (cut to the millisecond). Null where the value
-    is missing, unreadable or outside 2000-2100.
+    is missing, unreadable or outside :data:`features.cdr.TIME_BOUNDS_MS`.
     """
     return epoch_ms_from_parts(*instant_parts(column))
 
@@ -185,7 +185,7 @@ def _settle(values: pl.Series, fast: pl.Series, slow: Callable[[str], object]) -
 
 
 def _in_range(epoch_ms: pl.Expr) -> pl.Expr:
-    return pl.when((epoch_ms >= _MIN_EPOCH_MS) & (epoch_ms < _MAX_EPOCH_MS)).then(epoch_ms)
+    return pl.when(in_time_bounds(epoch_ms)).then(epoch_ms)
 
 
 def _nulls(length: int, dtype: pl.DataType) -> pl.Series:

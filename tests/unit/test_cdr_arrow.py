@@ -347,3 +347,29 @@ def test_the_simulate_cli_passes_the_encoding_on(monkeypatch) -> None:
     assert seen["encoding"] == "arrow" and seen["bootstrap"] == "broker:9092"
     assert CliRunner().invoke(cli.app, tiny).exit_code == 0 and seen["encoding"] == "json"
     assert CliRunner().invoke(cli.app, [*tiny, "--encoding", "xml"]).exit_code == 2
+
+
+# --- the edges: time bounds ------------------------------------------------------------
+
+INSTANTS_AT_THE_BOUNDS = [
+    (datetime(1999, 12, 31, 23, 59, 59, 999_600, tzinfo=UTC), None),
+    (datetime(2000, 1, 1, tzinfo=UTC), 946_684_800_000),
+    (datetime(2099, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC), 4_102_444_799_999),
+    (datetime(2100, 1, 1, tzinfo=UTC), None),
+]
+
+
+@pytest.mark.parametrize(("moment", "start_ms"), INSTANTS_AT_THE_BOUNDS)
+def test_an_instant_at_the_bounds_is_taken_alike_as_timestamp_text_or_json(
+    moment: datetime, start_ms: int | None
+) -> None:
+    records = [good(cdr_id="a", start_time=moment.isoformat())]
+    texts = validate_arrow_message(arrow(frame_of(records, TEXT_TIMES)))
+    stamps = validate_arrow_message(arrow(frame_of(records, TEXT_TIMES).with_columns(
+        pl.col("start_time").str.to_datetime(time_unit="us", time_zone="UTC"))))
+    from_json = validate_message(orjson.dumps(records))
+    assert texts.cdrs["start_ms"].to_list() == stamps.cdrs["start_ms"].to_list() == [
+        cdr.start_ms for cdr in from_json.cdrs] == ([] if start_ms is None else [start_ms])
+    refused = [[r.reason.endswith("is outside 2000-2100; epoch values must be in milliseconds")
+                for r in result.rejections] for result in (texts, stamps, from_json)]
+    assert refused == ([[True]] * 3 if start_ms is None else [[]] * 3)

@@ -147,3 +147,45 @@ def test_batch_keeps_good_cdrs_and_rejects_only_bad_ones() -> None:
 def test_round_trip_through_json_dict() -> None:
     cdr = one(good())
     assert one(cdr.to_json_dict()) == cdr
+
+
+# --- the edges: time bounds ------------------------------------------------------------
+
+OUT_OF_BOUNDS = "is outside 2000-2100; epoch values must be in milliseconds"
+
+
+@pytest.mark.parametrize(
+    ("start_time", "start_ms"),
+    [
+        (946_684_800_000, 946_684_800_000),
+        ("2000-01-01T00:00:00Z", 946_684_800_000),
+        ("1999-12-31T19:00:00-05:00", 946_684_800_000),  # written in 1999, 2000 in UTC
+        (4_102_444_799_999, 4_102_444_799_999),
+        ("2099-12-31T23:59:59.999Z", 4_102_444_799_999),
+        ("2099-12-31T23:59:59.9995Z", 4_102_444_799_999),  # cut, not rounded into 2100
+        ("2099-12-31T23:59:59.999999Z", 4_102_444_799_999),
+        ("2100-01-01T07:59:59+08:00", 4_102_444_799_000),  # written in 2100, 2099 in UTC
+    ],
+)
+def test_the_first_and_last_instants_accepted_in_any_form(
+    start_time: object, start_ms: int
+) -> None:
+    assert one(good(start_time=start_time)).start_ms == start_ms
+
+
+@pytest.mark.parametrize(
+    "start_time",
+    [
+        946_684_799_999, "1999-12-31T23:59:59.999Z", "1999-12-31T23:59:59.9996Z",
+        "1999-12-31T23:59:59.999999+00:00", "2000-01-01T07:59:59.999+08:00",
+        4_102_444_800_000, "2100-01-01T00:00:00Z", "2099-12-31T16:00:00-08:00",
+    ],
+)
+def test_instants_outside_the_bounds_are_refused_alike_in_any_form(start_time: object) -> None:
+    assert reason(orjson.dumps(good(start_time=start_time))) == (
+        f"start_time: {start_time!r} {OUT_OF_BOUNDS}")
+
+
+def test_a_time_between_two_milliseconds_is_cut_to_the_earlier() -> None:
+    assert one(good(start_time="2024-05-01T02:00:00.9999Z")).start_ms == 1714528800999
+    assert one(good(start_time="2024-05-01T10:00:00.000500+08:00")).start_ms == 1714528800000
