@@ -242,10 +242,15 @@ def cdr_from_mapping(fields: Mapping[str, Any], default_region: str = "CN") -> C
             f"duration_s: talk time must be 0 when disposition is {disposition.value}, "
             f"got {duration_s}"
         )
+    cdr_id = _cdr_id(fields)
+    caller = number_field(fields, "caller", default_region)
+    callee = number_field(fields, "callee", default_region)
+    if callee == caller:
+        raise FieldError(f"callee: the same number as caller ({caller})")
     return CDR(
-        cdr_id=_cdr_id(fields),
-        caller=number_field(fields, "caller", default_region),
-        callee=number_field(fields, "callee", default_region),
+        cdr_id=cdr_id,
+        caller=caller,
+        callee=callee,
         start_ms=_start_ms(fields),
         duration_s=duration_s,
         disposition=disposition,

@@ -297,6 +297,7 @@ def _valid_rows() -> pl.Expr:
         id_length.is_between(1, _MAX_ID_LENGTH),
         pl.col("caller").is_not_null(),
         pl.col("callee").is_not_null(),
+        pl.col("caller") != pl.col("callee"),
         pl.col("start_ms").is_not_null(),
         duration.is_finite() & duration.is_between(0, _MAX_DURATION_S),
         pl.col("disposition").is_in(_DISPOSITIONS),

@@ -247,6 +247,8 @@ def _checked_columns(items: list[Any], default_region: str) -> tuple[CdrArrays, 
     for name in ("caller", "callee"):
         numbers[name] = _normalised(column(name, {str}, ""), default_region)
         good &= _is_not_none(numbers[name])
+    caller, callee = _objects(numbers["caller"]), _objects(numbers["callee"])
+    good &= caller != callee
 
     start_ms, known = _epoch_ms(column("start_time", {int, str}, 0))
     good &= known & in_time_bounds(start_ms)
@@ -273,8 +275,8 @@ def _checked_columns(items: list[Any], default_region: str) -> tuple[CdrArrays, 
     column("carrier", {str, _NONE}, None)  # checked, not routed
     arrays = CdrArrays(
         cdr_id=_objects(cdr_ids),
-        caller=_objects(numbers["caller"]),
-        callee=_objects(numbers["callee"]),
+        caller=caller,
+        callee=callee,
         start_ms=start_ms,
         duration_s=duration_s,
         disposition=disposition,

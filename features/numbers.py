@@ -5,6 +5,11 @@ lines with or without a dash, short service numbers) are recognised by a
 regular expression in about a microsecond; everything else goes through
 ``phonenumbers`` (about 30 microseconds), behind a bounded cache.
 
+Invisible format characters (Unicode category Cf: bidirectional controls
+such as U+202E, zero-width characters, the byte-order mark) are refused,
+never stripped: a number that displays differently from what it holds is
+not one to trust or to flag under.
+
 Convention: a normalised number that starts with ``+`` is E.164. Short
 service numbers (``95588``, ``12345``, ``10086``...) have no E.164 form and
 are kept as their bare digits, so they stay recognisable: no ``+``, 3 to 6
@@ -14,6 +19,7 @@ digits.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from enum import StrEnum
 from functools import lru_cache
@@ -69,6 +75,8 @@ def normalise(raw: str, default_region: str = "CN") -> str:
         fast = _normalise_cn_fast(compact)
         if fast is not None:
             return fast
+    if not compact.isascii():  # the fast patterns take no format character: only here
+        _refuse_format_characters(compact)
     return _normalise_slow(compact, default_region)
 
 
@@ -98,6 +106,15 @@ def _normalise_or_none(raw: str, default_region: str) -> str | None:
         return normalise(raw, default_region)
     except NumberError:
         return None
+
+
+def _refuse_format_characters(text: str) -> None:
+    for character in text:
+        if unicodedata.category(character) == "Cf":
+            raise NumberError(
+                f"contains U+{ord(character):04X}, an invisible format character "
+                "(bidirectional control, zero-width character or byte-order mark)"
+            )
 
 
 def _normalise_cn_fast(compact: str) -> str | None:

@@ -349,7 +349,24 @@ def test_the_simulate_cli_passes_the_encoding_on(monkeypatch) -> None:
     assert CliRunner().invoke(cli.app, [*tiny, "--encoding", "xml"]).exit_code == 2
 
 
-# --- the edges: time bounds ------------------------------------------------------------
+# --- the edges: time bounds, a call to itself, invisible characters -----------------------
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("callee", "+86 138-0013-8000"), ("callee", "13800138000"),
+     ("caller", "\u202e13800138000"), ("callee", "010\u200d12345678"),
+     ("caller", "\ufeff+44 20 7946 0958")],
+)
+def test_a_call_to_itself_or_an_invisible_character_rejects_its_row_as_json_does(
+    field: str, value: str
+) -> None:
+    records = [good(cdr_id=name, start_time=EPOCH) for name in "abc"]
+    records[1][field] = value
+    assert_same_as_json(records, EPOCH_TIMES)
+    (rejection,) = validate_arrow_message(arrow(frame_of(records, EPOCH_TIMES))).rejections
+    assert rejection.reason.startswith(
+        ("[1] callee: the same number as caller", f"[1] {field}: contains U+"))
+
 
 INSTANTS_AT_THE_BOUNDS = [
     (datetime(1999, 12, 31, 23, 59, 59, 999_600, tzinfo=UTC), None),

@@ -149,7 +149,7 @@ def test_round_trip_through_json_dict() -> None:
     assert one(cdr.to_json_dict()) == cdr
 
 
-# --- the edges: time bounds ------------------------------------------------------------
+# --- the edges: time bounds, a call to itself, invisible characters -----------------------
 
 OUT_OF_BOUNDS = "is outside 2000-2100; epoch values must be in milliseconds"
 
@@ -189,3 +189,42 @@ def test_instants_outside_the_bounds_are_refused_alike_in_any_form(start_time: o
 def test_a_time_between_two_milliseconds_is_cut_to_the_earlier() -> None:
     assert one(good(start_time="2024-05-01T02:00:00.9999Z")).start_ms == 1714528800999
     assert one(good(start_time="2024-05-01T10:00:00.000500+08:00")).start_ms == 1714528800000
+
+
+@pytest.mark.parametrize(
+    ("caller", "callee", "number"),
+    [
+        ("13800138000", "+86 138-0013-8000", "+8613800138000"),
+        ("010-12345678", "+861012345678", "+861012345678"),
+        ("95588", "95588", "95588"),
+    ],
+)
+def test_a_call_to_the_same_number_is_refused(caller: str, callee: str, number: str) -> None:
+    assert reason(orjson.dumps(good(caller=caller, callee=callee))) == (
+        f"callee: the same number as caller ({number})")
+
+
+def test_a_call_to_itself_in_a_batch_costs_only_itself() -> None:
+    batch = [good(cdr_id="a"), good(cdr_id="b", callee="13800138000"), good(cdr_id="c")]
+    result = validate_message(orjson.dumps(batch))
+    assert [cdr.cdr_id for cdr in result.cdrs] == ["a", "c"]
+    assert [(r.index, r.reason) for r in result.rejections] == [
+        (1, "[1] callee: the same number as caller (+8613800138000)")]
+
+
+@pytest.mark.parametrize(
+    ("field", "raw", "code"),
+    [
+        ("caller", "\u202e13800138000", "U+202E"),  # right-to-left override
+        ("caller", "138\u200b0013\u200b8000", "U+200B"),  # zero-width space
+        ("callee", "\ufeff010-12345678", "U+FEFF"),  # byte-order mark
+        ("callee", "95588\u200f", "U+200F"),  # right-to-left mark
+        ("callee", "\u2066+44 20 7946 0958\u2069", "U+2066"),  # left-to-right isolate
+    ],
+)
+def test_invisible_format_characters_in_numbers_are_refused(
+    field: str, raw: str, code: str
+) -> None:
+    assert reason(orjson.dumps(good(**{field: raw}))) == (
+        f"{field}: contains {code}, an invisible format character (bidirectional control, "
+        f"zero-width character or byte-order mark) ({raw!r})")

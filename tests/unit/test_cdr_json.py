@@ -26,6 +26,7 @@ NUMBERS = [raw for raw, _ in NORMALISATIONS] + [
     "+8610123456789", "86 138 0013 8000", "0013800138000", "+86１３８００１３８０００",
     "+86138٠٠١٣٨٠٠٠", "١٢٣٤٥", "+8613800138000\n", "13800138000 ", "+44 20 7946 0958",
     "010", "0", "95588a", "(010)12345678", "+86-400-812-3123", "1" * 20,
+    "\u202e13800138000", "138\u200b0013\u200b8000", "\ufeff010-12345678", "95588\u200f",
 ]
 TIMES: list[Any] = [
     "2024-05-01T10:00:00+08:00", "2024-05-01T02:00:00Z", "2024-05-01T02:00:00.123Z",
@@ -185,7 +186,8 @@ def test_a_disagreement_keeps_the_record_in_its_place(
     from features import cdr_json
 
     monkeypatch.setattr(cdr_json, "_MAX_ID_LENGTH", 1)  # refuses "a-2" only
-    records = [good(cdr_id="a"), good(cdr_id="a-2", caller="010-12345678"), good(cdr_id="b")]
+    records = [good(cdr_id="a"), good(cdr_id="a-2", caller="010-12345678", callee="95588"),
+               good(cdr_id="b")]
     got = validate_json_messages([orjson.dumps(records)])
     assert got.rejections == [[]]
     assert got.cdrs.cdr_id.tolist() == ["a", "a-2", "b"]
@@ -288,3 +290,31 @@ def test_one_odd_message_is_decoded_on_its_own(odd: bytes | None) -> None:
     assert [[(r.reason, r.index) for r in rs] for rs in got.rejections] == [
         [(reason, index) for reason, index, _ in rs] for rs in expected_rejections]
     assert got.cdrs.cdr_id.tolist() == expected_cdrs.cdr_id
+
+
+def test_the_edges_are_held_by_the_column_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bounds, a call to itself, invisible characters: the columns refuse what JSON refuses."""
+    monkeypatch.setattr(cdr_json, "_keep", lambda *_: pytest.fail("the column rules disagree"))
+    records = [
+        good(cdr_id="first", start_time="2000-01-01T00:00:00.000000Z"),
+        good(cdr_id="last", start_time="2099-12-31T23:59:59.999999Z"),
+        good(cdr_id="late", start_time="2100-01-01T07:59:59.999999+08:00"),
+        good(cdr_id="early", start_time="1999-12-31T23:59:59.999600Z"),
+        good(cdr_id="self", caller="+8613800138000", callee="138-0013-8000"),
+        good(cdr_id="bidi", callee="\u202e010-12345678"),
+        good(cdr_id="cut", start_time="2024-05-01T02:00:00.000999Z"),
+    ]
+    got = validate_json_messages([orjson.dumps(records)])
+    assert got.cdrs.cdr_id.tolist() == ["first", "last", "late", "cut"]
+    assert got.cdrs.start_ms.tolist() == [
+        946_684_800_000, 4_102_444_799_999, 4_102_444_799_999, 1_714_528_800_000]
+    assert [r.reason for r in got.rejections[0]] == [
+        "[3] start_time: '1999-12-31T23:59:59.999600Z' is outside 2000-2100; "
+        "epoch values must be in milliseconds",
+        "[4] callee: the same number as caller (+8613800138000)",
+        "[5] callee: contains U+202E, an invisible format character (bidirectional control, "
+        "zero-width character or byte-order mark) ('\\u202e010-12345678')",
+    ]
+    expected_cdrs, expected_rejections = reference([orjson.dumps(records)])
+    assert got.cdrs.start_ms.tolist() == expected_cdrs.start_ms
+    assert [[(r.reason, r.index, r.original) for r in got.rejections[0]]] == expected_rejections
