@@ -7,6 +7,11 @@
 
 Number views are answered by the worker that owns the number: a request to
 another worker is forwarded to the owner, as Faust's table routing does.
+
+A request whose path holds ``..`` (after percent-decoding) is answered 404
+before any view sees it: no view here has a use for it, and Faust's own
+``/router`` and ``/table`` views took ``..`` for a table name (a 503, or a
+500 with a traceback in the log).
 """
 
 from __future__ import annotations
@@ -16,8 +21,11 @@ import time
 from collections.abc import Awaitable, Callable
 
 import orjson
-from faust.exceptions import SameNode
+from aiohttp import web as aiohttp_web
+from aiohttp.typedefs import Handler
+from faust.exceptions import NotReady, SameNode
 from faust.web import Request, Response, View
+from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from faust.web.exceptions import ServiceUnavailable
 
 from features.numbers import NumberError, normalise
@@ -32,8 +40,9 @@ Answer = Callable[[View, str], Awaitable[Response]]
 
 
 def register_views(app: CallguardApp) -> None:
-    """Attach the worker's HTTP views."""
+    """Attach the worker's HTTP views, behind the refusal of ``..`` in paths."""
     faust_app = app.faust_app
+    _refuse_dot_dot(faust_app.web)
 
     @faust_app.page("/status")
     async def status(web: View, request: Request) -> Response:
@@ -120,9 +129,28 @@ async def _routed(
         return await app.faust_app.router.route_req(table, number.encode(), web, request)
     except SameNode:
         return await answer(web, number)
-    except (KeyError, TypeError, ServiceUnavailable):
-        # No owner known yet (a rebalance is going on, or metadata is not fetched).
+    except (KeyError, TypeError, ServiceUnavailable, NotReady):
+        # No owner known yet (a rebalance is going on, metadata is not fetched,
+        # or the producer that hashes keys has not started).
         return web.json(
             {"number": number, "error": "the owning worker is not known yet; retry shortly"},
             status=503,
         )
+
+
+def _refuse_dot_dot(web: object) -> None:
+    """Answer 404 to any request whose decoded path holds ``..``, ahead of every route."""
+    if not isinstance(web, AiohttpWeb):
+        raise TypeError(f"callguard serves HTTP with Faust's aiohttp driver, not {type(web)}")
+
+    @aiohttp_web.middleware
+    async def dot_dot_not_found(
+        request: aiohttp_web.Request, handler: Handler
+    ) -> aiohttp_web.StreamResponse:
+        if ".." in request.path:
+            return aiohttp_web.json_response(
+                {"error": "not found: a path may not contain '..'"}, status=404
+            )
+        return await handler(request)
+
+    web.web_app.middlewares.append(dot_dot_not_found)
