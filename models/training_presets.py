@@ -2,7 +2,7 @@
 
 ``tiny`` is too small to hold out campaigns of every category (12 campaigns,
 6 hours, a dozen legitimate callers); ``small`` is ``tiny`` over a day with
-24 campaigns, 5,000 subscribers and 160 legitimate bulk callers, and trains
+40 campaigns, 5,000 subscribers and 160 legitimate bulk callers, and trains
 in a few seconds.
 """
 
@@ -27,7 +27,7 @@ def training_scenario(name: str, *, seed: int | None = None) -> Scenario:
         seed=seed,
         duration="1d",
         subscribers={"count": 5000},
-        campaigns={"count": 24},
+        campaigns={"count": 40},
         legit={
             "bank_service": 3,
             "utility_service": 2,

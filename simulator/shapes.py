@@ -205,7 +205,7 @@ DEFAULT_SHAPES: dict[Category, CampaignShape] = {
     # to about a thousand a day (800 is typical, DOMAIN.md); pitches are short, a share
     # of people answer an unknown number (11 of 20 in one test) and most hang up early.
     Category.FINANCE_MARKETING: CampaignShape(
-        calls_per_line_day=(30, 1000),
+        calls_per_line_day=(10, 1000),
         lines=(1, 8),
         rotation_hours=(12, 96),
         rhythms=_MARKETING_RHYTHMS,
@@ -213,8 +213,8 @@ DEFAULT_SHAPES: dict[Category, CampaignShape] = {
         callees=_MARKETING_CALLEES,
         targets=(200, 3000),
         segments=(2, 10),
-        answer_rate=(0.1, 0.6),
-        talk_median_s=(6, 90),
+        answer_rate=(0.1, 0.65),
+        talk_median_s=(6, 180),
         number_mix=_CALL_CENTRE_NUMBERS,
     ),
     # Insurance, education, recruitment, travel: run like loan marketing, a little
@@ -235,15 +235,15 @@ DEFAULT_SHAPES: dict[Category, CampaignShape] = {
     # Real-estate agents (14.0%): mostly on their own mobiles, which they keep for days,
     # calling owners in a compound (a list) or a segment, evenings and weekends too.
     Category.REAL_ESTATE: CampaignShape(
-        calls_per_line_day=(20, 600),
+        calls_per_line_day=(8, 600),
         lines=(1, 6),
-        rotation_hours=(24, 168),
+        rotation_hours=(24, 720),
         rhythms={"extended": 0.5, "office": 0.3, "people": 0.2},
         burst_share=0.25,
         callees=_MARKETING_CALLEES,
         targets=(100, 2000),
-        answer_rate=(0.15, 0.65),
-        talk_median_s=(10, 90),
+        answer_rate=(0.15, 0.7),
+        talk_median_s=(10, 240),
         number_mix={"mobile": 0.75, "fixed": 0.2, "virtual": 0.05},
     ),
     # Illegal debt collection (21.0%): the debtor and everyone in the debtor's phone
@@ -288,15 +288,15 @@ DEFAULT_SHAPES: dict[Category, CampaignShape] = {
     # and international numbers (透传, DOMAIN.md) dropped within hours, calls to anyone
     # or to a leaked customer list, answered like any unknown number, long talks.
     Category.FRAUD: CampaignShape(
-        calls_per_line_day=(20, 500),
+        calls_per_line_day=(8, 500),
         lines=(1, 6),
         rotation_hours=(1, 24),
         rhythms={"extended": 0.45, "flat": 0.2, "office": 0.15, "people": 0.1, "night": 0.1},
         burst_share=0.5,
         callees={"population": 0.55, "segments": 0.2, "segment_random": 0.15, "targets": 0.1},
         targets=(100, 2000),
-        answer_rate=(0.15, 0.7),
-        talk_median_s=(20, 400),
+        answer_rate=(0.15, 0.75),
+        talk_median_s=(20, 1800),
         callback_rate=(0.005, 0.04),
         number_mix={"mobile": 0.25, "virtual": 0.4, "international": 0.25, "fixed": 0.1},
         spoofed=True,
