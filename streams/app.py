@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, fields
@@ -162,9 +162,14 @@ def _finish_taken_events_at_stop(app: CallguardApp) -> None:
 
     @faust_app.on_before_shutdown.connect
     async def finish_taken_events(sender: object, **_: object) -> None:
-        """Runs after the fetcher stopped, before the agents and the producer stop."""
-        if app.intake is not None:
-            await app.intake.stop()  # its batch in hand is routed and committed first
+        """Runs after the fetcher stopped, before the agents and the producer stop.
+
+        It must not raise: Faust would skip the rest of the app's stop (the
+        producer flush, the consumer and its thread), and the process would
+        never exit.
+        """
+        if app.intake is not None:  # its batch in hand is routed and committed first
+            await _stop_quietly("ingest", app.intake.stop(), timeout_s)
         try:  # wait_empty commits as events are acked
             await asyncio.wait_for(_drain(app), timeout_s)
         except TimeoutError:
@@ -174,6 +179,32 @@ def _finish_taken_events_at_stop(app: CallguardApp) -> None:
             )
         if app.changelog_writer is not None:
             await app.changelog_writer.stop()
+
+
+async def _stop_quietly(what: str, stopping: Awaitable[None], timeout_s: float) -> bool:
+    """Await ``stopping`` for at most ``timeout_s``; log, rather than raise, what went wrong.
+
+    True if it stopped cleanly, or stopped half-way in the way below.
+    aiokafka 0.14's ``Fetcher.close`` awaits fetch tasks it has just
+    cancelled, and one caught in its retry sleep (the broker is gone)
+    re-raises that ``CancelledError`` out of ``AIOKafkaConsumer.stop``
+    (aio-libs/aiokafka#983, #647), after the consumer left its group. Only
+    a cancellation of our own task (``cancelling()``) is passed on.
+    """
+    try:
+        await asyncio.wait_for(stopping, timeout_s)
+    except TimeoutError:
+        logger.error("%s did not stop within %.1f s", what, timeout_s)
+        return False
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        logger.warning("%s: its Kafka client cancelled its own stop (broker gone?)", what)
+    except Exception:
+        logger.exception("%s failed to stop", what)
+        return False
+    return True
 
 
 async def _drain(app: CallguardApp) -> None:
