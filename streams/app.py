@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
+import threading
+import time
 from collections.abc import Awaitable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, fields
 from functools import partial
+from typing import NoReturn
 
 import faust
 
@@ -26,9 +31,17 @@ from streams.settings import Settings
 from streams.topics import Topics, declare_topics
 from streams.write_behind import ChangelogWriter
 
-__all__ = ["CallguardApp", "PipelineCounters", "create_app"]
+__all__ = ["CallguardApp", "PipelineCounters", "create_app", "run_worker"]
 
 logger = logging.getLogger(__name__)
+
+# The part of a stop that follows the agents' drain: Faust's producer flush,
+# final commit and service stops, and mode's closing sleep of 1 s; 1.1-1.4 s
+# in all with a live broker.
+FAUST_STOP_RESERVE_S = 2.0
+# A stop that has not finished this long before its deadline is given up:
+# enough to close the store (0.5 s, and close_store's 2 s to disconnect).
+GIVE_UP_RESERVE_S = 2.5
 
 
 @dataclass
@@ -65,31 +78,62 @@ class CallguardApp:
     checkpoints: Checkpointer | None = None
     intake: Intake | None = None
     changelog_writer: ChangelogWriter | None = None
+    # The stop: when the process must have exited (time.monotonic), and what
+    # it could not flush or commit (any of it makes the exit code 1).
+    stop_deadline: float | None = None
+    stop_problems: list[str] = field(default_factory=list)
+    _store_closing: threading.Lock = field(default_factory=threading.Lock)
+    _store_closed: bool = False
 
     @property
     def worker_name(self) -> str:
         """How this worker signs what it writes."""
         return f"worker:{self.settings.app_id}:{self.settings.web_port}"
 
+    def begin_stop(self) -> float:
+        """Start the stop's clock (the first call only); the deadline to have exited by."""
+        if self.stop_deadline is None:
+            self.stop_deadline = time.monotonic() + self.settings.shutdown_timeout_s
+        return self.stop_deadline
+
+    def stop_time_left(self, reserve_s: float = 0.0) -> float:
+        """Seconds left until ``reserve_s`` before the stop's deadline (0 when past)."""
+        return max(0.0, self.begin_stop() - reserve_s - time.monotonic())
+
+    def stop_problem(self, message: str, *args: object) -> None:
+        """Log something the stop could not do; the worker will exit with code 1."""
+        logger.error("stop problem: " + message, *args)
+        self.stop_problems.append(message % args)
+
     def close_store(self, timeout_s: float) -> None:
         """Write what the flag sink still holds, then close the store in its own thread.
 
-        For after the worker's event loop has stopped. An embedded chdb engine
-        left open when the interpreter exits crashes the process (SIGSEGV in
-        its background threads) after a long stall. Decisions not written in
-        ``timeout_s`` are only logged: their offsets were never committed, so
-        the next worker reads them again.
+        For after the worker's event loop has stopped, or for giving a stop
+        up; the first call closes, later ones return at once. An embedded
+        chdb engine left open when the interpreter exits crashes the process
+        (SIGSEGV in its background threads) after a long stall. Decisions not
+        written in ``timeout_s`` are logged as a stop problem: their offsets
+        were never committed, so the next worker reads them again.
         """
-        closing = self.store_executor.submit(self.writer.close, timeout_s)
+        if not self._store_closing.acquire(timeout=timeout_s + 2.0):
+            return  # closing in another thread
         try:
+            if self._store_closed:
+                return
+            self._store_closed = True
+            closing = self.store_executor.submit(self.writer.close, timeout_s)
+            self.store_executor.shutdown(wait=False)
             report = closing.result(timeout_s + 2.0)
         except FutureTimeout:
-            logger.error("the store did not close within %.0f s", timeout_s + 2.0)
+            self.stop_problem("the store did not close within %.1f s", timeout_s + 2.0)
+            return
+        except Exception as error:
+            self.stop_problem("the store did not close: %r", error)
             return
         finally:
-            self.store_executor.shutdown(wait=False)
+            self._store_closing.release()
         if not report.complete:
-            logger.warning(
+            self.stop_problem(
                 "%d decisions not stored; the next worker re-reads them", len(report.remaining)
             )
 
@@ -155,10 +199,14 @@ def _finish_taken_events_at_stop(app: CallguardApp) -> None:
     With ``stream_wait_empty`` off, Faust stops the agents mid-event and
     commits without what they held: the next worker reads it again. Faust's
     own wait (``stream_wait_empty``) has no bound, and the flag sink waits
-    out a store outage; this one gives up after ``stop_drain_timeout_s`` so
-    a stop stays inside an orchestrator's grace period.
+    out a store outage; this one gives up after ``stop_drain_timeout_s``, or
+    earlier where the stop's deadline (``shutdown_timeout_s``) needs it, so
+    that the rest of the stop still fits.
     """
-    faust_app, timeout_s = app.faust_app, app.settings.stop_drain_timeout_s
+    faust_app, settings = app.faust_app, app.settings
+
+    def time_left() -> float:  # a step that cannot end in time is given up by the watchdog
+        return max(0.5, app.stop_time_left(GIVE_UP_RESERVE_S + FAUST_STOP_RESERVE_S))
 
     @faust_app.on_before_shutdown.connect
     async def finish_taken_events(sender: object, **_: object) -> None:
@@ -168,17 +216,27 @@ def _finish_taken_events_at_stop(app: CallguardApp) -> None:
         producer flush, the consumer and its thread), and the process would
         never exit.
         """
-        if app.intake is not None:  # its batch in hand is routed and committed first
-            await _stop_quietly("ingest", app.intake.stop(), timeout_s)
+        app.begin_stop()
+        if app.intake is not None and not await _stop_quietly(
+            "ingest", app.intake.stop(), time_left()  # its batch in hand is committed first
+        ):
+            app.stop_problem("ingest's last batch may not be committed; it is read again")
+        drain_s = min(settings.stop_drain_timeout_s, time_left())
         try:  # wait_empty commits as events are acked
-            await asyncio.wait_for(_drain(app), timeout_s)
+            await asyncio.wait_for(_drain(app), drain_s)
         except TimeoutError:
-            logger.warning(
-                "stopping with events unfinished after %.0f s; the next worker reads them again",
-                timeout_s,
+            held = app.checkpoints.held if app.checkpoints is not None else 0
+            app.stop_problem(
+                "events unfinished after %.1f s (%d applied, not acknowledged); "
+                "the next worker reads them again", drain_s, held,
             )
-        if app.changelog_writer is not None:
-            await app.changelog_writer.stop()
+        if app.checkpoints is not None and app.checkpoints.broken is not None:
+            app.stop_problem("checkpoints broken (%s): what they held is not committed",
+                             app.checkpoints.broken)
+        if app.changelog_writer is not None and not await _stop_quietly(
+            "the changelog writer", app.changelog_writer.stop(), time_left()
+        ):
+            app.stop_problem("changelog records may be undelivered; their input is not committed")
 
 
 async def _stop_quietly(what: str, stopping: Awaitable[None], timeout_s: float) -> bool:
@@ -320,3 +378,120 @@ def _register_services(app: CallguardApp) -> None:
     @app.faust_app.task
     async def load_models_at_start() -> None:
         await refresh_models()
+
+
+def run_worker(app: CallguardApp) -> int:
+    """Run the Faust worker until it stops; the process's exit code.
+
+    Any stop (a signal, a crash) ends within ``shutdown_timeout_s``: a
+    watchdog gives up a stop that hangs (aiokafka retries commits and
+    deliveries to a broker that is gone for as long as 20 minutes), and the
+    process exits with code 1 when something could not be flushed or
+    committed.
+    """
+    watchdog = _StopWatchdog(app)
+
+    class Worker(faust.Worker):
+        async def on_stop(self) -> None:
+            watchdog.start()  # first thing in any stop
+            await super().on_stop()
+
+    code: object = 1
+    try:
+        Worker(app.faust_app, loglevel=app.settings.log_level).execute_from_commandline()
+    except SystemExit as exiting:
+        code = exiting.code
+    finally:  # the event loop has stopped: nothing else uses the store now
+        watchdog.loop_stopped()
+        app.close_store(min(app.settings.store_close_timeout_s,
+                            max(0.1, app.stop_time_left(GIVE_UP_RESERVE_S))))
+    code = code if isinstance(code, int) and code else int(bool(app.stop_problems))
+    _leave_hung_threads(app, code)
+    return code
+
+
+class _StopWatchdog:
+    """Gives up a stop still running ``GIVE_UP_RESERVE_S`` before its deadline."""
+
+    def __init__(self, app: CallguardApp) -> None:
+        self._app = app
+        self._loop_stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the stop's clock and watch it (the first call only)."""
+        if self._thread is None:
+            self._app.begin_stop()
+            self._thread = threading.Thread(target=self._watch, name="callguard-stop",
+                                            daemon=True)
+            self._thread.start()
+
+    def loop_stopped(self) -> None:
+        """The event loop is closed: the main thread finishes the stop."""
+        self._loop_stopped.set()
+
+    def _watch(self) -> None:
+        app = self._app
+        if self._loop_stopped.wait(app.stop_time_left(GIVE_UP_RESERVE_S)):
+            time.sleep(app.stop_time_left())  # a backstop only: the main thread exits first
+            app.stop_problem("the stop passed its %.0f s deadline; threads still running: %s",
+                             app.settings.shutdown_timeout_s,
+                             _names(_holding_threads()))
+            _exit_now(1, "exiting with code 1")
+        unfinished = [
+            what for what, service in (
+                ("deliver what the producer holds", app.faust_app.producer),
+                ("commit the consumer's offsets and leave its group", app.faust_app.consumer),
+            ) if service.state in ("running", "stopping")
+        ]
+        app.stop_problem(
+            "stop given up %.1f s before its deadline; could not %s. Offsets not committed "
+            "are read again by the next worker", GIVE_UP_RESERVE_S,
+            " or ".join(unfinished) or "finish stopping",
+        )
+        app.close_store(0.5)
+        _exit_now(1, "exiting with code 1 after %d stop problems", len(app.stop_problems))
+
+
+def _leave_hung_threads(app: CallguardApp, code: int) -> None:
+    """Exit at once if threads that would hold the interpreter open do not end soon.
+
+    A Kafka client's thread (mode's ``ServiceThread``) whose stop waits on
+    a broker that is gone keeps the process alive long after the event loop
+    closed: Python waits for every non-daemon thread before it exits.
+    Threads with nothing left to do end within the grace given here.
+    """
+    until = time.monotonic() + min(1.0, app.stop_time_left(0.5))
+    for thread in _holding_threads():
+        thread.join(max(0.0, until - time.monotonic()))
+    if hung := _holding_threads():
+        app.stop_problem(
+            "threads still waiting (on the broker?) after the event loop closed: %s",
+            _names(hung),
+        )
+        _exit_now(code or 1, "exiting without them")
+
+
+def _holding_threads() -> list[threading.Thread]:
+    """Threads, other than this one, that Python waits for before it exits."""
+    return [thread for thread in threading.enumerate()
+            if thread is not threading.current_thread() and not thread.daemon]
+
+
+def _names(threads: list[threading.Thread]) -> str:
+    """Thread names, with the mode service each runs (a Kafka client's, often)."""
+    return ", ".join(
+        f"{thread.name} ({service.label})" if (service := getattr(thread, "service", None))
+        else thread.name
+        for thread in threads
+    ) or "none"
+
+
+def _exit_now(code: int, message: str, *args: object) -> NoReturn:
+    """Log, flush the logs and leave the process, without waiting for any thread."""
+    logger.error(message, *args)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -65,9 +65,7 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run a Faust worker: ingest, features, scoring and sinks."""
-    import faust
-
-    from streams.app import create_app
+    from streams.app import create_app, run_worker
     from streams.gc_tuning import tune
 
     settings = _settings(broker_url=broker_url, web_port=web_port, log_level=loglevel)
@@ -77,10 +75,7 @@ def worker(
 
         nudge_before_start(settings.bootstrap_servers, app.changelog_topics)
     tune(settings.gc_thresholds)
-    try:
-        faust.Worker(app.faust_app, loglevel=settings.log_level).execute_from_commandline()
-    finally:  # the event loop has stopped: nothing else uses the store now
-        app.close_store(settings.store_close_timeout_s)
+    raise typer.Exit(run_worker(app))
 
 
 @cli.command()

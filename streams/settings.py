@@ -223,6 +223,17 @@ class Settings(BaseSettings):
             "store closes (the rest are read again by the next worker)."
         ),
     )
+    shutdown_timeout_s: float = Field(
+        9.0,
+        ge=3.0,
+        description=(
+            "At worker stop: the longest the whole stop takes, from SIGTERM to exit, whatever "
+            "the broker or the store do (keep it under the orchestrator's grace period). It "
+            "shortens the two timeouts above where they do not fit. What is not flushed or "
+            "committed by then is logged, the store is closed and the worker exits with code "
+            "1; the next worker reads the uncommitted input again."
+        ),
+    )
     data_dir: Path = Field(Path("var/callguard"), description="Worker state (Faust tables).")
     web_port: int = Field(6066, ge=1, le=65535, description="Worker HTTP port.")
     web_host: str = Field(

@@ -14,6 +14,7 @@ import polars as pl
 
 from features.offline import compute_features
 from features.vector import FEATURE_NAMES
+from streams.broker import LocalBroker
 from streams.settings import load_settings
 
 # Reciprocity is approximate in the stream, both ways, by design: it counts
@@ -129,3 +130,11 @@ def start_deciding_worker(start_worker, *, model_dir, store_url: str, allowlist)
         CALLGUARD_LOOKUP_EVENT_TIME="true",
     )
     return worker, env
+
+
+def kill_broker(broker: LocalBroker) -> None:
+    """SIGKILL ``broker`` and wait for it to go, as a crash or a lost host ends it."""
+    process = broker._process  # LocalBroker only stops politely
+    assert process is not None, "start the broker first"
+    process.kill()
+    process.wait()

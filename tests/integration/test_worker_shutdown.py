@@ -7,13 +7,16 @@ import time
 
 import polars as pl
 import pytest
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from simulator.run import simulate
 from simulator.scenario import builtin_scenario, with_overrides
+from streams.broker import LocalBroker
+from tests.conftest import WorkerProcess
 from tests.integration.streaming import (
     caught_up,
     get_json,
+    kill_broker,
     produce_cdrs,
     run_topics,
     sample_callers,
@@ -24,6 +27,9 @@ pytestmark = pytest.mark.integration
 
 # WorkerProcess.stop (like Kubernetes' default grace period) kills after 30 s.
 STOP_WITHIN_S = 15.0
+# CALLGUARD_SHUTDOWN_TIMEOUT_S (9 s) bounds every stop; loosely here, for a
+# loaded 2-core machine.
+BOUNDED_STOP_S = 25.0
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +91,34 @@ def test_sigterm_stops_in_time_commits_and_successor_reads_nothing_twice(
              "the successor to hold every call of the sampled callers", successor.log)
     counters = feature_counters(successor.web_port)
     assert counters["calls"] == counters["replayed"] == 0, counters
+
+
+def test_sigterm_after_the_broker_died_ends_the_worker_in_time_and_says_what_it_could_not_do(
+    tmp_path, cdrs
+):
+    env = run_topics()
+    with LocalBroker(log_path=tmp_path / "tansu.log") as broker:
+        worker = WorkerProcess(broker.bootstrap, tmp_path, **env).start()
+        try:
+            producer = KafkaProducer(bootstrap_servers=broker.bootstrap,
+                                     max_request_size=16 * 1024 * 1024)
+            produce_cdrs(producer, env["CALLGUARD_TOPIC_CDR_RAW"], cdrs)
+            producer.close()
+            wait_for(lambda: feature_counters(worker.web_port)["accepted"] >= cdrs.height, 180,
+                     "every CDR applied", worker.log)
+            kill_broker(broker)
+
+            started = time.monotonic()
+            worker.process.terminate()
+            try:
+                code = worker.process.wait(30)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"no exit 30 s after SIGTERM\n{worker.log()[-3000:]}")
+            stopped_s = time.monotonic() - started
+        finally:
+            worker.stop()
+    problems = [line for line in worker.log().splitlines() if "stop problem:" in line]
+    print(f"stopped in {stopped_s:.1f} s with exit code {code}", *problems, sep="\n")
+    assert code != 0, worker.log()[-3000:]
+    assert stopped_s < BOUNDED_STOP_S, worker.log()[-3000:]
+    assert problems, worker.log()[-3000:]
