@@ -126,7 +126,7 @@ def main() -> None:
     parser.add_argument("--stage", choices=("both", "block"), default="both")
     args = parser.parse_args()
     config = FeatureConfig()
-    policy = EmissionPolicy(emit_interval_s=60, min_calls=5)
+    policy = EmissionPolicy(min_calls=5)
     started = time.perf_counter()
     batches = messages(args.cdrs, args.callers)
     inbound = sum(len(batch.inbound) for batch in batches)

@@ -252,6 +252,7 @@ class CallerBlock:
         offset: int | Int64Array,
         *,
         rows: Int64Array | None = None,
+        continued: bool = False,
     ) -> BlockUpdate:
         """Apply one message's calls (``numbers[i]`` placed call ``i``), in arrival order.
 
@@ -265,7 +266,9 @@ class CallerBlock:
         the same calls applied as one message.
 
         ``rows``: what ``rows_of(numbers, create=False)`` returns now, if the
-        caller has it (saves looking every number up again).
+        caller has it (saves looking every number up again). ``continued``:
+        these calls are a later piece of the message the previous call
+        began (callers it opened stay open), not a replay of it.
         """
         if len(numbers) != len(calls) or len(cdr_fingerprints) != len(calls):
             raise ValueError("numbers, calls and fingerprints must have one entry per call")
@@ -275,7 +278,8 @@ class CallerBlock:
             rows = self._create_missing(numbers, rows.copy())
         size = len(rows)
         if np.ndim(offset) == 0:
-            self.begin(int(offset))
+            if not continued or offset != self._message_offset:
+                self.begin(int(offset))
             replayed = ~self.open(rows, int(offset)) if size else np.zeros(0, bool)
         else:
             replayed = self._open_each(rows, np.asarray(offset, dtype=np.int64))

@@ -296,6 +296,13 @@ def row_watermarks(datas: list[bytes]) -> NDArray[np.int64]:
     return np.frombuffer(stamps, "<i8").astype(np.int64)
 
 
+def row_last_emitted(datas: list[bytes]) -> NDArray[np.int64]:
+    """Each row's last emission (window end, -1 if never) from its header, without loading it."""
+    offset = _HEADER_FIELDS.fields["last_emitted"][1]  # type: ignore[index]
+    stamps = b"".join([data[offset : offset + 8] for data in datas])
+    return np.frombuffer(stamps, "<i8").astype(np.int64)
+
+
 def load_row_bytes(block: CallerBlock, row: int, data: bytes) -> None:
     """Fill the fresh ``row`` (no slots held) from :func:`row_bytes` output (or version 2)."""
     fields = _HEADER.unpack_from(data, 0)

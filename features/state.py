@@ -327,6 +327,11 @@ class CallerState:
 
     # -- reading -----------------------------------------------------------
 
+    def short_buckets(self) -> NDArray[np.int64]:
+        """The short buckets the ring holds calls of (bucket numbers, ``start // short hop``)."""
+        held = self._buckets[0]
+        return held[held != _NO_BUCKET]
+
     def default_end_ms(self) -> int:
         """End of the short bucket holding the watermark: the window "now"."""
         hop_ms = self.config.short_hop_s * 1000

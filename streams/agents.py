@@ -19,14 +19,14 @@ import faust
 
 from features.cdr import Rejection
 from sinks.clickhouse import FlagDecision
-from sinks.flag_record import decode_flag, encode_flag
+from sinks.flag_record import Flag, decode_flag, encode_flag
 from streams.app import CallguardApp
 from streams.block_stage import BlockFeatureStage
 from streams.checkpoint import Checkpointer
 from streams.deadletter import SourcePosition, deadletter_record
 from streams.decision_stage import decide_emission, lift_flag
 from streams.expiry import ExpiryIndex
-from streams.feature_stage import EmissionPolicy, FeatureStage
+from streams.feature_stage import Emission, EmissionPolicy, FeatureStage
 from streams.heap_trim import trim_heap
 from streams.hw_nudge import schedule_nudges
 from streams.ingest import partition_for_number
@@ -126,12 +126,8 @@ def _register_features(app: CallguardApp) -> None:
     engine = BlockFeatureStage if settings.feature_engine == "block" else FeatureStage
     stage = engine(
         settings.feature_config(),
-        EmissionPolicy(
-            settings.emit_interval_s,
-            settings.emit_min_calls,
-            settings.emit_steady_interval_s,
-            settings.emit_min_long_calls,
-        ),
+        EmissionPolicy(settings.emit_min_calls, settings.emit_min_long_calls),
+        partitions=settings.partitions,
     )
     app.feature_stage = stage
     # The two engines store different bytes: each has its own table and changelog.
@@ -178,6 +174,8 @@ def _register_features(app: CallguardApp) -> None:
         dropped = await checkpoints.revoke(lambda partition: partition not in gone)
         logger.info("partitions %s of %s revoked: %d messages left to their next owner",
                     sorted(gone), routed, dropped)
+        for partition in gone:
+            stage.clock.forget(partition)
         if isinstance(stage, BlockFeatureStage):
             for partition in sorted(gone):
                 forgotten = stage.forget_partition(partition, settings.partitions, callers)
@@ -235,22 +233,13 @@ def _register_features(app: CallguardApp) -> None:
         except ValueError as error:  # not ingest's: written to the internal topic by someone else
             await _dead_letter(app, event, f"not a cdr.by_caller batch: {error}")
             return
-        stats, emission = stage.apply(batch, event.message.offset, callers)
+        stats, emission = stage.apply(batch, event.message.offset, callers, partition)
         counters.features.add(stats)
         if len(batch.calls):
             latest = max(batch.calls.start_ms)
             stream_ms[partition] = max(stream_ms.get(partition, latest), latest)
         expire_idle(partition)
-        kit = models.current
-        published = []
-        if len(emission):
-            for part in encode_features_parts(emission, settings.internal_max_message_bytes):
-                await topics.features.send(value=part, partition=partition, headers=trace)
-            decided, decision_stats = decide_emission(emission, kit, models.matcher, flags)
-            counters.decisions.add(decision_stats)
-            published.extend(decided)
-        expiry.rebuild_once(partition, flags)
-        published.extend(expiry.expire(partition, max(emission.window_end_ms, default=0), flags))
+        published = await decide(partition, emission, trace)
         for number, actor, why, sent_ms in batch.appeals.rows():
             # Decisions run on the CDRs' clock: an appeal takes effect at the
             # partition's stream time (its wall-clock time if nothing streamed yet).
@@ -259,12 +248,38 @@ def _register_features(app: CallguardApp) -> None:
                                actor=actor, why=why)
             if lifted is not None:
                 published.append(lifted)
+        await publish(partition, published, trace)
+
+    async def decide(partition: int, emission: Emission, trace: Any) -> list[Flag]:
+        """Send an emission's rows to ``features``, score them; the flags to publish."""
+        published = []
+        if len(emission):
+            for part in encode_features_parts(emission, settings.internal_max_message_bytes):
+                await topics.features.send(value=part, partition=partition, headers=trace)
+            decided, decision_stats = decide_emission(emission, models.current, models.matcher,
+                                                      flags)
+            counters.decisions.add(decision_stats)
+            published.extend(decided)
+        expiry.rebuild_once(partition, flags)
+        published.extend(expiry.expire(partition, max(emission.window_end_ms, default=0), flags))
+        return published
+
+    async def publish(partition: int, published: list[Flag], trace: Any) -> None:
         for flag in published:
             expiry.track(partition, flag)
             await topics.flags.send(
                 key=flag.number.encode(), value=encode_flag(flag), headers=trace
             )
         counters.decisions.count(published)
+
+    @app.faust_app.timer(min(5.0, settings.emit_idle_s / 2), name="callguard.idle-buckets")
+    async def emit_idle_buckets() -> None:
+        """Score the open buckets of partitions silent for ``emit_idle_s`` (streams.event_clock)."""
+        for partition, buckets in stage.clock.idle(settings.emit_idle_s).items():
+            emission = stage.emit_idle(partition, buckets, callers)
+            logger.debug("partition %s silent: %d callers of %d open buckets scored as they stand",
+                         partition, len(emission), len(buckets))
+            await publish(partition, await decide(partition, emission, None), None)
 
     @app.faust_app.timer(min(1.0, settings.checkpoint_interval_s / 2), name="callguard.checkpoint")
     async def checkpoint_when_idle() -> None:

@@ -62,11 +62,14 @@ from numpy.typing import NDArray
 
 from features.batch import callee_keys
 from features.block import CallerBlock
-from features.block_bytes import row_watermarks
+from features.block_bytes import row_last_emitted, row_watermarks
+from features.block_layout import NO_BUCKET
+from features.block_read import window_calls
 from features.config import FeatureConfig
 from features.vector import FEATURE_NAMES
 from streams.caller_record import fingerprints
 from streams.cold_callers import ColdCallers
+from streams.event_clock import OpenBuckets
 from streams.feature_stage import Emission, EmissionPolicy, StageStats, call_batch
 from streams.partitions import partitions_of
 from streams.wire import RoutedBatch
@@ -106,7 +109,11 @@ class BlockFeatureStage:
     """Applies routed batches to a :class:`CallerBlock` backed by a table of row bytes."""
 
     def __init__(
-        self, config: FeatureConfig, policy: EmissionPolicy | None = None, capacity: int = 1024
+        self,
+        config: FeatureConfig,
+        policy: EmissionPolicy | None = None,
+        capacity: int = 1024,
+        partitions: int = 1,
     ) -> None:
         self.config = config
         self.policy = policy or EmissionPolicy()
@@ -114,9 +121,16 @@ class BlockFeatureStage:
         self.block = CallerBlock(config, capacity)
         self._lost: str | None = None  # why the block's state can no longer be given
         self._cold = ColdCallers()
+        self.clock = OpenBuckets(config.short_hop_s * 1000, config.grace_s * 1000)
+        self.partitions = partitions  # of cdr.by_caller: which callers a partition's clock holds
 
-    def apply(self, batch: RoutedBatch, offset: int, table: Table) -> tuple[StageStats, Emission]:
-        """Apply one message read at ``offset``; write back every caller it touched.
+    def apply(
+        self, batch: RoutedBatch, offset: int, table: Table, partition: int = 0
+    ) -> tuple[StageStats, Emission]:
+        """Apply one message read at ``offset`` of ``partition``; write back what it touched.
+
+        The emission holds the callers of the buckets this message's calls
+        closed (see :mod:`streams.feature_stage`).
 
         If applying fails, the block is dropped (it may hold part of the
         message, the table holds none of it): callers reload from the table.
@@ -126,7 +140,7 @@ class BlockFeatureStage:
         if self._lost is not None:
             raise StateLost(self._lost)
         try:
-            return self._apply(batch, offset, table)
+            return self._apply(batch, offset, table, partition)
         except Exception as error:
             self.block = CallerBlock(self.config, self._capacity)
             if hasattr(table, "evicted"):  # the block held the only copy of its callers
@@ -137,27 +151,37 @@ class BlockFeatureStage:
                 )
             raise
 
-    def _apply(self, batch: RoutedBatch, offset: int, table: Table) -> tuple[StageStats, Emission]:
+    def _apply(
+        self, batch: RoutedBatch, offset: int, table: Table, partition: int
+    ) -> tuple[StageStats, Emission]:
         block, stats = self.block, StageStats()
         calls, complaints, inbound = batch.calls, batch.complaints, batch.inbound
         caller_rows, _, inbound_rows = self._load_missing(
             table, [calls.caller, complaints.number, inbound.number], stats
         )
+        if partition not in self.clock:
+            self._recover_clock(table, partition, stats)
         block.begin(offset)
-        touched = []
-        called = np.zeros(0, np.int64)
+        touched, emission = [], Emission()
+        pieces = self.clock.cuts(partition, calls.start_ms)
         if len(calls):
-            update = block.update(
-                calls.caller,
-                call_batch(calls, self.config),
-                fingerprints(calls.cdr_id),
-                offset,
-                rows=caller_rows,
-            )
-            for name, count in update.counts.items():
-                setattr(stats, name, count)
-            touched.append(update.rows)
-            called = update.called
+            columns, ids = call_batch(calls, self.config), fingerprints(calls.cdr_id)
+            for number, piece in enumerate(pieces):
+                rows = caller_rows[piece] if number == 0 else _look_up_again(
+                    block, calls.caller[piece], caller_rows[piece]
+                )
+                update = block.update(
+                    calls.caller[piece], columns.take(piece), ids[piece], offset,
+                    rows=rows, continued=number > 0,
+                )
+                for name, count in update.counts.items():
+                    setattr(stats, name, getattr(stats, name) + count)
+                touched.append(update.rows)
+                if number < len(pieces) - 1:  # calls that closed buckets (OpenBuckets.cuts)
+                    self.clock.note(partition, calls.caller[piece], calls.start_ms[piece])
+                    part, emitted = self._emit(self.clock.closed(partition), table, stats)
+                    emission.extend(part)
+                    touched.append(emitted)
         if len(complaints):
             landed = block.note_complaints(
                 complaints.number, np.asarray(complaints.time_ms, np.int64), offset
@@ -179,9 +203,13 @@ class BlockFeatureStage:
                 offset,
             )
             touched.append(rows[known])
-        emission = self._emit(called)
+        last = pieces[-1]
+        self.clock.note(partition, calls.caller[last], calls.start_ms[last])
+        part, emitted = self._emit(self.clock.closed(partition), table, stats)
+        emission.extend(part)
         stats.emitted = len(emission)
-        rows = block.distinct(np.concatenate(touched)) if touched else called
+        touched.append(emitted)
+        rows = block.distinct(np.concatenate(touched))
         self._write(rows, table)
         stats.callers = len(rows)
         return stats, emission
@@ -224,50 +252,127 @@ class BlockFeatureStage:
         if loaded is not None and numbers:
             loaded(numbers)
 
-    def _emit(self, called: NDArray[np.int64]) -> Emission:
-        """Emission policy of :class:`FeatureStage`, over the rows with accepted calls.
+    def emit_idle(
+        self, partition: int, buckets: list[tuple[int, list[str]]], table: Table
+    ) -> Emission:
+        """A silent partition's open ``buckets`` as they stand (:mod:`streams.event_clock`)."""
+        if self._lost is not None:
+            raise StateLost(self._lost)
+        return self._emit(buckets, table, StageStats(), final=False)[0]
 
-        Rows are tested before any feature is computed: due by their clock,
-        then by their short and long windows' call counts (exactly the
-        ``short_call_volume`` and ``long_call_volume`` the vector would hold,
-        see :meth:`CallerBlock.window_calls`); only the rows that pass get a
-        feature vector, in number order as ``FeatureStage`` emits them.
+    def _emit(
+        self,
+        closed: list[tuple[int, list[str]]],
+        table: Table,
+        stats: StageStats,
+        *,
+        final: bool = True,
+    ) -> tuple[Emission, NDArray[np.int64]]:
+        """:meth:`FeatureStage._emit <streams.feature_stage.FeatureStage._emit>` over the block.
+
+        Rows are tested before any feature is computed: not yet emitted at
+        the bucket's end, their windows still in the ring, then their short
+        and long windows' call counts (exactly the ``short_call_volume`` and
+        ``long_call_volume`` the vector would hold, see
+        :func:`features.block_read.window_calls`); only the rows that pass
+        get a feature vector. Returns the emission and the rows whose
+        ``last_emitted`` moved.
         """
-        emission = Emission()
-        if not len(called):
-            return emission
-        block = self.block
-        watermark = block.column("watermark")[called]
-        last_emitted = block.column("last_emitted")[called]
-        policy = self.policy
-        due = policy.may_be_due(watermark, last_emitted)
-        rows, watermark, last_emitted = called[due], watermark[due], last_emitted[due]
-        chosen = policy.selects(
-            watermark,
-            last_emitted,
-            block.window_calls(rows, "short"),
-            block.window_calls(rows, "long"),
+        emission, block, policy = Emission(), self.block, self.policy
+        moved = []
+        for end_ms, names in closed:
+            numbers = sorted(names)
+            loaded = stats.loaded
+            rows = self._load_missing(table, [numbers], stats)[0]
+            stats.loaded += loaded
+            held = np.flatnonzero(rows >= 0)
+            rows = rows[held]
+            fresh = block.column("last_emitted")[rows] < end_ms
+            readable = self._readable(rows, end_ms)
+            stats.unemitted += int((fresh & ~readable).sum())
+            candidates = held[fresh & readable]
+            rows = rows[fresh & readable]
+            ends = np.full(len(rows), end_ms, np.int64)
+            chosen = policy.selects(
+                window_calls(block, rows, ends, "short"), window_calls(block, rows, ends, "long")
+            )
+            rows, candidates = rows[chosen], candidates[chosen]
+            if not len(rows):
+                continue
+            matrix = block.features(rows, end_ms)
+            # The counts read from the ring are the vector's volumes (kept as the rule).
+            enough = policy.selects(matrix[:, _SHORT_VOLUME], matrix[:, _LONG_VOLUME])
+            rows, matrix = rows[enough], matrix[enough]
+            if final:
+                block.column("last_emitted")[rows] = end_ms
+                moved.append(rows)
+            emission.numbers.extend(numbers[index] for index in candidates[enough].tolist())
+            emission.window_end_ms.extend([end_ms] * len(rows))
+            emission.rows.extend(matrix)
+        return emission, np.concatenate(moved) if moved else np.zeros(0, np.int64)
+
+    def _recover_clock(self, table: Table, partition: int, stats: StageStats) -> None:
+        """Rebuild a partition's open buckets from its callers' state (a restart, an assignment).
+
+        A caller has a bucket to emit if it called in it after its last
+        emission; only callers that called within a ring's span of the
+        partition's latest call can (older buckets were closed before the
+        state was written). They are loaded into the block to read their rings.
+        """
+        held_as_bytes = getattr(table, "held_as_bytes", None)
+        if held_as_bytes is not None:
+            raw_keys, values = held_as_bytes()
+            keys = [key.decode() for key in raw_keys]
+        else:
+            keys, values = list(table.keys()), list(table.values())
+        mine = np.flatnonzero(partitions_of(keys, self.partitions) == partition) if keys else []
+        keys, values = [keys[i] for i in mine], [values[i] for i in mine]
+        held = self.block.numbers()
+        if held:  # callers already in the block (not in the table's bytes)
+            rows = self.block.rows_of(held, create=False)
+            owned = partitions_of(held, self.partitions) == partition
+            rows = rows[owned]
+        else:
+            rows = np.zeros(0, np.int64)
+        hop_ms = self.config.short_hop_s * 1000
+        short = self.config.windows[0]
+        watermarks = np.concatenate(
+            (row_watermarks(values) if values else np.zeros(0, np.int64),
+             self.block.column("watermark")[rows])
         )
-        rows, watermark = rows[chosen], watermark[chosen]
-        if not len(rows):
-            return emission
-        numbers = block.numbers_of(rows)
-        order = sorted(range(len(numbers)), key=numbers.__getitem__)  # FeatureStage's order
-        rows, watermark = rows[order], watermark[order]
-        matrix = block.features(rows)
-        # The counts read from the ring are the vector's volumes (kept as the rule).
-        enough = policy.selects(
-            watermark,
-            last_emitted[chosen][order],
-            matrix[:, _SHORT_VOLUME],
-            matrix[:, _LONG_VOLUME],
-        )
-        rows, matrix = rows[enough], matrix[enough]
-        block.column("last_emitted")[rows] = watermark[enough]
-        emission.numbers = [numbers[index] for index in np.asarray(order)[enough].tolist()]
-        emission.window_end_ms = block.default_end_ms(rows).tolist()
-        emission.rows = list(matrix)
-        return emission
+        if not len(watermarks):
+            self.clock.restore(partition, None, [], [])
+            return
+        latest = int(watermarks.max())
+        recent = latest - short.slots * hop_ms
+        if values:
+            emitted = row_last_emitted(values)
+            stamps = row_watermarks(values)
+            due = np.flatnonzero((stamps >= recent) & ((stamps // hop_ms + 1) * hop_ms > emitted))
+            numbers = [keys[i] for i in due.tolist()]
+            loaded = stats.loaded
+            self._load_missing(table, [numbers], stats)
+            stats.loaded += loaded
+            rows = np.concatenate((rows, self.block.rows_of(numbers, create=False)))
+        rows = rows[rows >= 0]
+        buckets = self.block.column("bucket")[rows, : short.slots]
+        last_emitted = self.block.column("last_emitted")[rows]
+        pending = (buckets != NO_BUCKET) & ((buckets + 1) * hop_ms > last_emitted[:, None])
+        which, slot = np.nonzero(pending)
+        names = self.block.numbers_of(rows[which]) if len(which) else []
+        self.clock.restore(partition, latest, names, (buckets[which, slot] * hop_ms).tolist())
+
+    def _readable(self, rows: NDArray[np.int64], end_ms: int) -> NDArray[np.bool_]:
+        """Rows whose short and long windows ending at ``end_ms`` the rings still hold."""
+        columns, ok = self.block.callers.columns, np.ones(len(rows), bool)
+        first_column = 0
+        for spec in self.config.windows:
+            held = columns["bucket"][rows, first_column : first_column + spec.slots]
+            newest = held.max(axis=1)
+            first = -(-end_ms // spec.hop_ms) - spec.buckets_per_window
+            ok &= (newest == NO_BUCKET) | (first > newest - spec.slots)
+            first_column += spec.slots
+        return ok
 
     def _write(self, rows: NDArray[np.int64], table: Table) -> None:
         block = self.block

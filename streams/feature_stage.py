@@ -3,17 +3,18 @@
 Pure of Faust: it reads and writes a ``MutableMapping[str, bytes]`` (the
 Faust table in the worker, a dict in tests), so the agent stays a thin loop.
 
-Emission policy (which callers go on to scoring, :class:`EmissionPolicy`):
-after a message, every caller with newly accepted calls is a candidate. A
-*burst* (at least ``min_calls`` calls in the short window) is emitted once
-``emit_interval_s`` of event time has passed since the caller's last
-emission; a *steady* caller (at least ``min_long_calls`` calls in the long
-window) once ``steady_interval_s`` has passed. Never-emitted callers go at
-once. So a burst is scored as soon as it shows, a caller dialling a few
-numbers an hour all day long is scored about once per short hop while it
-keeps calling, an occasional caller is never scored, and an idle caller is
-not re-scored: its flag, if any, lapses by the flag lifecycle
-(:mod:`models.decisions`). Training keeps the rows this rule would score
+Emission (which callers go on to scoring, and when): driven by event time,
+not by arrival. Each ``cdr.by_caller`` partition has a clock
+(:class:`~streams.event_clock.OpenBuckets`): once the partition's watermark
+has passed a short bucket's end by the grace, every caller that called in
+that bucket is a candidate, with its features at the bucket's end, and
+:class:`EmissionPolicy` keeps those with a burst (at least ``min_calls``
+calls in the short window) or a steady activity (at least
+``min_long_calls`` in the long window). So each caller is scored at most
+once per short hop, on the same rows whatever the arrival speed or
+batching, an occasional caller is never scored, and an idle caller is not
+re-scored: its flag, if any, lapses by the flag lifecycle
+(:mod:`models.decisions`). Training keeps exactly these rows
 (:mod:`models.dataset`).
 """
 
@@ -29,6 +30,8 @@ from features.batch import CallBatch, callee_keys
 from features.config import FeatureConfig
 from features.vector import FEATURE_NAMES
 from streams.caller_record import CallerRecord, fingerprints
+from streams.event_clock import OpenBuckets
+from streams.partitions import partitions_of
 from streams.wire import CdrColumns, RoutedBatch
 
 __all__ = ["Emission", "EmissionPolicy", "FeatureStage", "StageStats"]
@@ -39,52 +42,25 @@ _LONG_VOLUME = FEATURE_NAMES.index("long_call_volume")
 
 @dataclass(frozen=True, slots=True)
 class EmissionPolicy:
-    """When a caller's feature vector goes on to scoring (see the module doc).
+    """Which candidates at a bucket's end go on to scoring (see the module doc).
 
-    >>> policy = EmissionPolicy()
-    >>> policy.selects(
-    ...     watermark_ms=np.array([600_000, 600_000, 600_000, 600_000]),
-    ...     last_emitted_ms=np.array([-1, 550_000, 550_000, 200_000]),
-    ...     short_calls=np.array([5, 9, 1, 1]),
-    ...     long_calls=np.array([5, 9, 30, 30]),
-    ... ).tolist()
-    [True, False, False, True]
+    >>> EmissionPolicy().selects(np.array([5, 1, 1]), np.array([5, 30, 9])).tolist()
+    [True, True, False]
     """
 
-    emit_interval_s: float = 60.0
     min_calls: int = 5
-    steady_interval_s: float = 300.0
     min_long_calls: int = 10
 
     def __post_init__(self) -> None:
-        if self.emit_interval_s <= 0 or self.steady_interval_s <= 0:
-            raise ValueError("emit_interval_s and steady_interval_s must be positive")
         if self.min_calls < 1 or self.min_long_calls < 1:
             raise ValueError("min_calls and min_long_calls must be at least 1")
 
-    def may_be_due(
-        self, watermark_ms: NDArray[np.int64], last_emitted_ms: NDArray[np.int64]
-    ) -> NDArray[np.bool_]:
-        """Whether either rule's clock allows an emission (a cheap test before counting)."""
-        since = watermark_ms - last_emitted_ms
-        shortest = min(self.emit_interval_s, self.steady_interval_s) * 1000
-        return (last_emitted_ms < 0) | (since >= shortest)
-
     def selects(
-        self,
-        watermark_ms: NDArray[np.int64],
-        last_emitted_ms: NDArray[np.int64],
-        short_calls: NDArray[np.integer],
-        long_calls: NDArray[np.integer],
+        self, short_calls: NDArray[np.integer], long_calls: NDArray[np.integer]
     ) -> NDArray[np.bool_]:
-        """Which callers are emitted now, given their clocks and window call counts."""
-        never = last_emitted_ms < 0
-        since = watermark_ms - last_emitted_ms
-        burst = (never | (since >= self.emit_interval_s * 1000)) & (short_calls >= self.min_calls)
-        steady = (never | (since >= self.steady_interval_s * 1000)) & (
-            long_calls >= self.min_long_calls
-        )
-        return np.asarray(burst | steady, dtype=bool)
+        """Candidates with a burst in the short window or enough calls in the long one."""
+        short = np.asarray(short_calls) >= self.min_calls
+        return np.asarray(short | (np.asarray(long_calls) >= self.min_long_calls), dtype=bool)
 
 
 @dataclass(slots=True)
@@ -101,6 +77,7 @@ class StageStats:
     inbound: int = 0
     callers: int = 0
     emitted: int = 0
+    unemitted: int = 0  # closed-bucket rows whose window the ring no longer held
     expired: int = 0  # callers deleted as idle (not per message: the worker's expiry)
     loaded: int = 0  # callers loaded from the table's bytes into the block (block engine)
     evicted: int = 0  # callers moved from the block to the table's bytes (the worker's expiry)
@@ -122,6 +99,12 @@ class Emission:
     def __len__(self) -> int:
         return len(self.numbers)
 
+    def extend(self, other: Emission) -> None:
+        """Append ``other``'s rows after these."""
+        self.numbers += other.numbers
+        self.window_end_ms += other.window_end_ms
+        self.rows += other.rows
+
     def matrix(self) -> NDArray[np.float64]:
         """The rows stacked, columns in ``FEATURE_NAMES`` order."""
         if not self.rows:
@@ -132,18 +115,20 @@ class Emission:
 class FeatureStage:
     """Applies routed batches to a table of :class:`CallerRecord` bytes."""
 
-    def __init__(self, config: FeatureConfig, policy: EmissionPolicy | None = None) -> None:
+    def __init__(
+        self, config: FeatureConfig, policy: EmissionPolicy | None = None, partitions: int = 1
+    ) -> None:
         self.config = config
         self.policy = policy or EmissionPolicy()
+        self.clock = OpenBuckets(config.short_hop_s * 1000, config.grace_s * 1000)
+        self.partitions = partitions  # of cdr.by_caller: which callers a partition's clock holds
 
     def load(self, table: MutableMapping[str, bytes], number: str) -> CallerRecord | None:
         """The stored record of ``number``, if any."""
         raw = table.get(number)
         return None if raw is None else CallerRecord.from_bytes(raw, self.config)
 
-    def snapshot(
-        self, number: str, table: MutableMapping[str, bytes]
-    ) -> dict[str, object] | None:
+    def snapshot(self, number: str, table: MutableMapping[str, bytes]) -> dict[str, object] | None:
         """The caller's current features and clocks, read from the table."""
         record = self.load(table, number)
         if record is None:
@@ -155,12 +140,22 @@ class FeatureStage:
         }
 
     def apply(
-        self, batch: RoutedBatch, offset: int, table: MutableMapping[str, bytes]
+        self,
+        batch: RoutedBatch,
+        offset: int,
+        table: MutableMapping[str, bytes],
+        partition: int = 0,
     ) -> tuple[StageStats, Emission]:
-        """Apply one message read at ``offset``; write back every record it touched."""
+        """Apply one message read at ``offset`` of ``partition``; write back what it touched.
+
+        The emission holds the callers of the buckets this message's calls
+        closed (see the module doc).
+        """
         stats = StageStats()
         touched: dict[str, CallerRecord] = {}
         prior_offset: dict[str, int] = {}
+        if partition not in self.clock:
+            self._recover_clock(table, partition)
 
         def record_of(number: str, create: bool) -> CallerRecord | None:
             record = touched.get(number)
@@ -170,28 +165,72 @@ class FeatureStage:
                     record = CallerRecord.new(self.config)
                 if record is not None:
                     touched[number] = record
-                    prior_offset[number] = record.last_offset
+            if record is not None and number not in prior_offset:
+                prior_offset[number] = record.last_offset  # opened by this message
             return record
 
-        called = self._apply_calls(batch, offset, record_of, prior_offset, stats)
+        calls, emission = batch.calls, Emission()
+        pieces = self.clock.cuts(partition, calls.start_ms)
+        stats.calls = len(calls)
+        for number, piece in enumerate(pieces):
+            self._apply_calls(batch, piece, offset, record_of, prior_offset, stats)
+            if number < len(pieces) - 1:  # calls that closed buckets (see OpenBuckets.cuts)
+                self.clock.note(partition, calls.caller[piece], calls.start_ms[piece])
+                emission.extend(self._emit(self.clock.closed(partition), touched, table, stats))
         self._apply_complaints(batch, offset, record_of, prior_offset, stats)
         self._apply_inbound(batch, record_of, stats)
-        emission = self._emit(called, touched, stats)
+        for number in prior_offset:  # not the callers only emitted
+            touched[number].last_offset = max(touched[number].last_offset, offset)
+        last = pieces[-1]
+        self.clock.note(partition, calls.caller[last], calls.start_ms[last])
+        emission.extend(self._emit(self.clock.closed(partition), touched, table, stats))
+        stats.emitted = len(emission)
         for number, record in touched.items():
-            record.last_offset = max(record.last_offset, offset)
             table[number] = record.to_bytes()
         stats.callers = len(touched)
         return stats, emission
 
-    def _apply_calls(self, batch, offset, record_of, prior_offset, stats) -> list[str]:  # type: ignore[no-untyped-def]
+    def _recover_clock(self, table: MutableMapping[str, bytes], partition: int) -> None:
+        """``BlockFeatureStage._recover_clock`` over records (decodes every caller)."""
+        hop_ms = self.config.short_hop_s * 1000
+        keys = list(table.keys())
+        mine = np.flatnonzero(partitions_of(keys, self.partitions) == partition) if keys else []
+        records = {keys[i]: self.load(table, keys[i]) for i in mine.tolist()} if keys else {}
+        if not records:
+            self.clock.restore(partition, None, [], [])
+            return
+        latest = max(record.state.watermark_ms for record in records.values())
+        names, starts = [], []
+        for number, record in records.items():
+            assert record is not None  # noqa: S101  # the key was just listed
+            for bucket in record.state.short_buckets().tolist():
+                if (bucket + 1) * hop_ms > record.last_emitted_ms:
+                    names.append(number)
+                    starts.append(bucket * hop_ms)
+        self.clock.restore(partition, latest, names, starts)
+
+    def emit_idle(
+        self,
+        partition: int,
+        buckets: list[tuple[int, list[str]]],
+        table: MutableMapping[str, bytes],
+    ) -> Emission:
+        """A silent partition's open ``buckets`` as they stand (:mod:`streams.event_clock`)."""
+        touched: dict[str, CallerRecord] = {}
+        emission = self._emit(buckets, touched, table, StageStats(), final=False)
+        for number, record in touched.items():
+            table[number] = record.to_bytes()
+        return emission
+
+    def _apply_calls(self, batch, piece, offset, record_of, prior_offset, stats) -> list[str]:  # type: ignore[no-untyped-def]
         calls = batch.calls
-        stats.calls = len(calls)
-        if not len(calls):
+        if piece.stop <= piece.start:
             return []
         columns = call_batch(calls, self.config)
         ids = fingerprints(calls.cdr_id)
         called = []
-        for number, rows in _group_rows(calls.caller):
+        for number, rows in _group_rows(calls.caller[piece]):
+            rows = rows + piece.start
             record = record_of(number, True)
             if prior_offset[number] >= offset:
                 stats.replayed += len(rows)
@@ -247,24 +286,41 @@ class FeatureStage:
                 stats.inbound += len(rows)
 
     def _emit(
-        self, called: list[str], touched: dict[str, CallerRecord], stats: StageStats
+        self,
+        closed: list[tuple[int, list[str]]],
+        touched: dict[str, CallerRecord],
+        table: MutableMapping[str, bytes],
+        stats: StageStats,
+        *,
+        final: bool = True,
     ) -> Emission:
+        """Features at each closed bucket's end of its callers the policy selects.
+
+        A caller already emitted at that end (a replay after a restart) is
+        not emitted again; one whose window the ring no longer holds (a
+        message that carried it more than a hop past the end) is counted in
+        ``stats.unemitted``. ``final``: the bucket is closed (the caller's
+        ``last_emitted`` moves to its end); not so for a silent partition's.
+        """
         emission = Emission()
-        for number in called:
-            record = touched[number]
-            watermark = np.array([record.state.watermark_ms])
-            last_emitted = np.array([record.last_emitted_ms])
-            if not self.policy.may_be_due(watermark, last_emitted)[0]:
-                continue
-            row = record.state.features()
-            volumes = row[[_SHORT_VOLUME]], row[[_LONG_VOLUME]]
-            if not self.policy.selects(watermark, last_emitted, *volumes)[0]:
-                continue
-            record.last_emitted_ms = record.state.watermark_ms
-            emission.numbers.append(number)
-            emission.window_end_ms.append(record.state.default_end_ms())
-            emission.rows.append(row)
-        stats.emitted = len(emission)
+        for end_ms, numbers in closed:
+            for number in sorted(numbers):
+                record = touched.get(number) or self.load(table, number)
+                if record is None or record.last_emitted_ms >= end_ms:
+                    continue
+                try:
+                    row = record.state.features(end_ms)
+                except ValueError:
+                    stats.unemitted += 1
+                    continue
+                if not self.policy.selects(row[[_SHORT_VOLUME]], row[[_LONG_VOLUME]])[0]:
+                    continue
+                if final:
+                    record.last_emitted_ms = end_ms
+                    touched[number] = record
+                emission.numbers.append(number)
+                emission.window_end_ms.append(end_ms)
+                emission.rows.append(row)
         return emission
 
 

@@ -145,14 +145,14 @@ class Settings(BaseSettings):
             "records: one CallerState per caller (the reference, about 40x slower)."
         ),
     )
-    emit_interval_s: float = Field(
-        60.0, gt=0, description="Event time between two scorings of a busy caller."
-    )
     emit_min_calls: int = Field(
-        5, ge=1, description="Short-window calls that make a burst, scored at once."
+        5, ge=1, description="Short-window calls that make a burst, scored at the bucket's end."
     )
-    emit_steady_interval_s: float = Field(
-        300.0, gt=0, description="Event time between two scorings of a steady caller."
+    emit_idle_s: float = Field(
+        30.0,
+        gt=0,
+        description="Wall-clock seconds without a message after which a partition's open "
+        "buckets are scored as they stand (the end of the traffic, a quiet night).",
     )
     emit_min_long_calls: int = Field(
         10, ge=1, description="Long-window calls that make a steady caller worth scoring."

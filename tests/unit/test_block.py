@@ -12,6 +12,7 @@ from features.block import CallerBlock
 from features.block_layout import NO_BUCKET
 from features.config import FeatureConfig
 from streams.caller_record import fingerprints
+from streams.event_clock import OpenBuckets
 from streams.feature_stage import FeatureStage
 from streams.wire import CdrColumns, RoutedBatch
 from tests.unit.test_block_support import (
@@ -71,9 +72,10 @@ def test_block_equals_the_per_caller_stage(name: str, seed: int) -> None:
     config = CONFIGS[name]
     stage, table = FeatureStage(config), {}
     block = CallerBlock(config, capacity=4)  # grows while the test runs
+    clock = OpenBuckets(config.short_hop_s * 1000, config.grace_s * 1000)
     for step, message in enumerate(random_messages(seed)):
         stats, _ = stage.apply(message.batch, message.offset, table)
-        counts = apply_to_block(block, message)
+        counts = apply_to_block(block, message, clock)
         for key in ("accepted", "duplicates", "replayed", "late_accepted", "late_dropped"):
             assert counts.get(key, 0) == getattr(stats, key), (step, key)
         assert counts.get("complaints", 0) == stats.complaints, step

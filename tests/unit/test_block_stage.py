@@ -8,6 +8,7 @@ crashed on, and the stream then agrees with the offline path.
 from __future__ import annotations
 
 import copy
+import time
 
 import numpy as np
 import polars as pl
@@ -21,6 +22,7 @@ from features.state import HELD_COMPLAINTS, CallerState
 from features.vector import FEATURE_NAMES
 from streams.block_stage import BlockFeatureStage, StateLost
 from streams.caller_record import RECENT_IDS, CallerRecord
+from streams.event_clock import OpenBuckets
 from streams.feature_stage import Emission, EmissionPolicy, FeatureStage, StageStats
 from streams.ingest import partition_for_number
 from streams.wire import ComplaintColumns, RoutedBatch
@@ -72,47 +74,97 @@ def test_late_calls_beyond_grace_are_dropped_and_counted(stage_type: type[Stage]
     assert features_of(stage, table)["long_call_volume"] == 2
 
 
+def _steady_calls(n: int = 60) -> list[dict]:
+    """20 calls an hour to numbers all over the population, mostly unanswered."""
+    return [
+        cdr(i, callee=f"+86{130 + i % 60}{i * 7919 % 10_000_000:08d}", at=T0 + i * 180_000)
+        for i in range(n)
+    ]
+
+
+def _emitted(stage: Stage, messages: list[list[dict]]) -> Emission:
+    table: dict = {}
+    out = Emission()
+    for offset, records in enumerate(messages):
+        _, emission = stage.apply(routed(records), offset, table)
+        out.numbers += emission.numbers
+        out.window_end_ms += emission.window_end_ms
+        out.rows += emission.rows
+    return out
+
+
 @pytest.mark.parametrize("stage_type", STAGES)
-def test_emission_waits_for_min_calls_and_then_respects_the_interval(
+def test_a_burst_is_emitted_at_its_bucket_end_once_the_watermark_passes_it(
     stage_type: type[Stage],
 ) -> None:
-    stage = stage_type(CONFIG, EmissionPolicy(emit_interval_s=60, min_calls=5))
-    table: dict = {}
+    hop_ms, grace_ms = CONFIG.short_hop_s * 1000, CONFIG.grace_s * 1000
+    stage, table = stage_type(CONFIG, EmissionPolicy(min_calls=5)), {}
     _, emission = stage.apply(routed([cdr(i) for i in range(4)]), 0, table)
     assert len(emission) == 0
-    _, emission = stage.apply(routed([cdr(4)]), 1, table)
-    assert emission.numbers == [CALLER]
-    assert emission.matrix().shape == (1, len(FEATURE_NAMES))
-    _, emission = stage.apply(routed([cdr(5)]), 2, table)
+    _, emission = stage.apply(routed([cdr(4)]), 1, table)  # 5 calls: its bucket still open
     assert len(emission) == 0
-    _, emission = stage.apply(routed([cdr(11)]), 3, table)
-    assert emission.numbers == [CALLER]
+    other = "+8613900000001"
+    _, emission = stage.apply(routed([cdr(9, caller=other, at=T0 + hop_ms + grace_ms)]), 2, table)
+    assert emission.numbers == [CALLER] and emission.window_end_ms == [T0 + hop_ms]
+    assert emission.matrix()[0, FEATURE_NAMES.index("short_call_volume")] == 5
 
 
 @pytest.mark.parametrize("stage_type", STAGES)
-def test_a_steady_caller_that_never_bursts_is_scored_once_per_steady_interval(
+def test_a_steady_caller_that_never_bursts_is_scored_at_each_bucket_it_calls_in(
     stage_type: type[Stage],
 ) -> None:
-    # 20 calls an hour to numbers all over the population, mostly unanswered:
-    # never 5 calls in 10 minutes, so only the long-window rule can reach it.
-    policy = EmissionPolicy(
-        emit_interval_s=60, min_calls=5, steady_interval_s=300, min_long_calls=10
+    # Never 5 calls in 10 minutes, so only the long-window rule can reach it.
+    policy = EmissionPolicy(min_calls=5, min_long_calls=10)
+    calls = _steady_calls()
+    got = _emitted(stage_type(CONFIG, policy), [[record] for record in calls])
+    assert set(got.numbers) == {CALLER}
+    assert all(row[FEATURE_NAMES.index("short_call_volume")] < 5 for row in got.rows)
+    hop_ms = CONFIG.short_hop_s * 1000
+    buckets = [record["start_time"] // hop_ms for record in calls]
+    # Once it has 10 calls in the long window, every bucket it called in, once, at its
+    # end (the long window's last, six-hour bucket also holds the calls that arrived
+    # before the bucket closed); the last bucket is still open: nothing passed it.
+    assert got.window_end_ms[0] <= (buckets[9] + 1) * hop_ms
+    expected = sorted(
+        {(b + 1) * hop_ms for b in buckets if (b + 1) * hop_ms >= got.window_end_ms[0]}
+        - {(buckets[-1] + 1) * hop_ms}
     )
-    stage, table = stage_type(CONFIG, policy), {}
-    every_3_min = [
-        cdr(i, callee=f"+86{130 + i % 60}{i * 7919 % 10_000_000:08d}", at=T0 + i * 180_000)
-        for i in range(60)
+    assert got.window_end_ms == expected
+    long_volume = [row[FEATURE_NAMES.index("long_call_volume")] for row in got.rows]
+    assert long_volume[0] >= 10 and long_volume == sorted(long_volume)
+
+
+@pytest.mark.parametrize("stage_type", STAGES)
+def test_emission_is_the_same_whatever_the_batching(stage_type: type[Stage]) -> None:
+    calls = _steady_calls() + [
+        cdr(100 + i, caller="+8613700000007", at=T0 + 2_000_000 + i * 20_000) for i in range(40)
     ]
-    emitted_at = []
-    for offset, record in enumerate(every_3_min):
-        _, emission = stage.apply(routed([record]), offset, table)
-        if emission.numbers:
-            emitted_at.append(record["start_time"])
-            assert emission.matrix()[0, FEATURE_NAMES.index("short_call_volume")] < 5
-    # First at the 10th call; then at most once per 300 s of event time, while it calls.
-    assert emitted_at[0] == every_3_min[9]["start_time"]
-    assert all(b - a >= 300_000 for a, b in zip(emitted_at, emitted_at[1:], strict=False))
-    assert len(emitted_at) >= (60 - 10) * 180_000 // 360_000
+    calls.sort(key=lambda record: record["start_time"])
+    one_by_one = _emitted(stage_type(CONFIG), [[record] for record in calls])
+    in_sevens = _emitted(stage_type(CONFIG), [calls[i : i + 7] for i in range(0, len(calls), 7)])
+    assert len(one_by_one) > 0
+    assert_same_emission(one_by_one, in_sevens, step=0)
+
+
+@pytest.mark.parametrize("stage_type", STAGES)
+def test_a_silent_partition_has_its_open_buckets_scored_as_they_stand(
+    stage_type: type[Stage],
+) -> None:
+    stage, table = stage_type(CONFIG, EmissionPolicy(min_calls=5)), {}
+    _, emission = stage.apply(routed([cdr(i) for i in range(6)]), 0, table)
+    assert len(emission) == 0
+    assert stage.clock.idle(idle_s=30.0, now=time.monotonic() + 10) == {}
+    idle = stage.clock.idle(idle_s=30.0, now=time.monotonic() + 31)
+    assert idle == {0: [(T0 + CONFIG.short_hop_s * 1000, [CALLER])]}
+    emission = stage.emit_idle(0, idle[0], table)
+    assert emission.numbers == [CALLER]
+    assert stage.clock.idle(idle_s=30.0, now=time.monotonic() + 62) == {}  # once per silence
+    # The bucket stays open: when the watermark passes it, it is scored with what came since.
+    _, emission = stage.apply(routed([cdr(6, at=T0 + 100_000)]), 1, table)
+    other = "+8613900000001"
+    _, emission = stage.apply(routed([cdr(9, caller=other, at=T0 + 3_600_000)]), 2, table)
+    assert emission.numbers == [CALLER]
+    assert emission.matrix()[0, FEATURE_NAMES.index("short_call_volume")] == 7
 
 
 @pytest.mark.parametrize("stage_type", STAGES)
@@ -217,7 +269,7 @@ CONFIGS = {
     "tiny buffer": FeatureConfig(reorder_capacity=2, kmv_k=4, segment_bins=4),
     "long grace": FeatureConfig(grace_s=400, reorder_capacity=3, inbound_generation_s=3600),
 }
-POLICY = EmissionPolicy(emit_interval_s=30, min_calls=2)
+POLICY = EmissionPolicy(min_calls=2)
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
@@ -315,7 +367,10 @@ def test_expire_deletes_empty_callers_and_rewrites_the_rest(hours: float) -> Non
         np.testing.assert_array_equal(
             np.array(list(features_of(stage, table, number).values())), states[number].features()
         )
-    # A worker that recovers this table and preloads it goes on like this one.
+    # A worker that recovers this table and preloads it goes on like this one. (Expiring
+    # ahead of the stream's time drops buckets that were still open: this one, too,
+    # rebuilds its clock from the state, as after a restart.)
+    stage.clock = OpenBuckets(CONFIG.short_hop_s * 1000, CONFIG.grace_s * 1000)
     recovered = BlockFeatureStage(CONFIG, POLICY)
     recovered_table = dict(table)
     assert recovered.preload(recovered_table, list(recovered_table)) == len(table)

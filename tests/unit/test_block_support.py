@@ -15,6 +15,7 @@ from features.batch import callee_keys
 from features.block import CallerBlock
 from features.config import FeatureConfig
 from streams.caller_record import CallerRecord, fingerprints
+from streams.event_clock import OpenBuckets
 from streams.feature_stage import call_batch
 from streams.wire import CdrColumns, ComplaintColumns, InboundColumns, RoutedBatch
 from tests.unit.test_features_support import T0
@@ -114,16 +115,29 @@ def _complaints(watermarks: dict[str, int], rng: np.random.Generator) -> Complai
     return complaints
 
 
-def apply_to_block(block: CallerBlock, message: Message) -> dict[str, int]:
-    """One message as the block-based stage would apply it; the stage's counters."""
+def apply_to_block(
+    block: CallerBlock, message: Message, clock: OpenBuckets | None = None
+) -> dict[str, int]:
+    """One message as the block-based stage would apply it; the stage's counters.
+
+    With a ``clock``, the calls go in the pieces the stages cut a message
+    into (:meth:`OpenBuckets.cuts`), as they do.
+    """
     config, batch = block.config, message.batch
     calls = batch.calls
     stats: dict[str, int] = {}
     block.begin(message.offset)
     if len(calls):
-        columns = call_batch(calls, config)
-        update = block.update(calls.caller, columns, fingerprints(calls.cdr_id), message.offset)
-        stats |= update.counts
+        columns, ids = call_batch(calls, config), fingerprints(calls.cdr_id)
+        pieces = clock.cuts(0, calls.start_ms) if clock else [slice(0, len(calls))]
+        for number, piece in enumerate(pieces):
+            update = block.update(calls.caller[piece], columns.take(piece), ids[piece],
+                                  message.offset, continued=number > 0)
+            for key, count in update.counts.items():
+                stats[key] = stats.get(key, 0) + count
+            if clock:
+                clock.note(0, calls.caller[piece], calls.start_ms[piece])
+                clock.closed(0)
     complaints = batch.complaints
     if len(complaints):
         landed = block.note_complaints(complaints.number, complaints.time_ms, message.offset)

@@ -163,6 +163,6 @@ def test_config_errors_name_the_field(changes: dict[str, object], field: str) ->
 
 def test_config_defaults(config: FeatureConfig) -> None:
     short, long = config.windows
-    assert (short.buckets_per_window, short.slots) == (2, 3)
-    assert (long.buckets_per_window, long.slots) == (4, 5)
+    assert (short.buckets_per_window, short.slots) == (2, 4)
+    assert (long.buckets_per_window, long.slots) == (4, 6)
     assert config.utc_offset_ms == 8 * 3600_000
