@@ -153,7 +153,7 @@ class Intake:
             fetched = await self._gather(consumer)
             now = time.monotonic()
             self._aligner.add(fetched, now=now)
-            released = self._aligner.release(caught_up=self._caught_up, now=now)
+            released = self._aligner.release(now=now)
             if released.to_pause:
                 consumer.pause(*released.to_pause)
             if released.to_resume:
@@ -171,17 +171,6 @@ class Intake:
                     # batch again and the features stage drops its calls by cdr_id.
                     logger.warning("ingest commit not taken (%r); the batch is read again",
                                    error)
-
-    def _caught_up(self, tp: TopicPartition) -> bool:
-        """Whether ``tp`` was read up to the high watermark its last fetch reported."""
-        consumer = self._consumer
-        highwater = consumer.highwater(tp) if consumer is not None else None
-        if highwater is None:
-            return False
-        read_to = self._aligner.fetched_to(tp)
-        if read_to is None:
-            read_to = self._read.get(tp)
-        return highwater == 0 if read_to is None else read_to >= highwater
 
     async def _gather(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, list[Any]]:
         """Messages for one batch: up to ``ingest_batch_size``, within ``ingest_batch_within_s``.

@@ -16,12 +16,12 @@ def test_records_go_on_in_timestamp_order_across_partitions() -> None:
     aligner.assign(["a", "b", "c"], now=0.0)
     # A sticky producer: each partition got one run of the day, read as a backlog.
     aligner.add({"a": records(10, 11, 40, 41), "b": records(20, 21), "c": records(30, 31)}, now=1)
-    out = aligner.release(caught_up=lambda p: False, now=1.0)
+    out = aligner.release(now=1.0)
     assert [r.timestamp for r in out.records] == [10, 11, 20, 21]  # up to b's last
     assert out.last_offsets == {"a": 1, "b": 1}
     assert out.to_pause == {"a", "c"}  # ahead of b, which must be read further first
     aligner.add({"b": records(35, first_offset=2)}, now=1.5)
-    out = aligner.release(caught_up=lambda p: p == "b", now=1.5)
+    out = aligner.release(now=1.5)
     assert [r.timestamp for r in out.records] == [30, 31]  # up to c's last
     assert out.to_resume == {"c"} and out.to_pause == {"b"}
 
@@ -30,17 +30,23 @@ def test_an_empty_partition_behind_holds_the_others_until_the_idle_timeout() -> 
     aligner = PartitionAligner(idle_s=2.0)
     aligner.assign(["a", "b"], now=0.0)
     aligner.add({"a": records(5, 6)}, now=0.5)
-    assert aligner.release(caught_up=lambda p: False, now=0.5).records == []
-    late = aligner.release(caught_up=lambda p: False, now=2.5)
+    assert aligner.release(now=0.5).records == []
+    late = aligner.release(now=2.5)
     assert [r.timestamp for r in late.records] == [5, 6]
 
 
-def test_a_caught_up_partition_holds_nothing_back() -> None:
-    aligner = PartitionAligner(idle_s=60.0)
+def test_a_partition_read_to_its_end_still_holds_the_others_while_it_may_get_more() -> None:
+    # A producer still writing: b was read to its high watermark, but what comes next
+    # to it may be older than a's records; it holds them back until it is silent for
+    # idle_s.
+    aligner = PartitionAligner(idle_s=1.0)
     aligner.assign(["a", "b"], now=0.0)
-    aligner.add({"a": records(5, 6)}, now=0.1)
-    out = aligner.release(caught_up=lambda p: p == "b", now=0.1)
-    assert [r.timestamp for r in out.records] == [5, 6] and out.to_pause == set()
+    aligner.add({"a": records(5, 60), "b": records(4)}, now=0.1)
+    assert [r.timestamp for r in aligner.release(now=0.1).records] == [4]
+    aligner.add({"b": records(50, first_offset=1)}, now=0.6)
+    assert [r.timestamp for r in aligner.release(now=0.6).records] == [5, 50]
+    assert aligner.release(now=1.2).records == []  # b gave records 0.6 s ago
+    assert [r.timestamp for r in aligner.release(now=1.7).records] == [60]
 
 
 def test_revoked_partitions_lose_their_held_records_and_late_fetches() -> None:
@@ -49,7 +55,7 @@ def test_revoked_partitions_lose_their_held_records_and_late_fetches() -> None:
     aligner.add({"a": records(1, 2), "b": records(9)}, now=0.0)
     aligner.revoke(["b"])
     aligner.add({"b": records(10, first_offset=1)}, now=0.1)  # a fetch still in flight
-    out = aligner.release(caught_up=lambda p: True, now=0.1)
+    out = aligner.release(now=0.1)
     assert [r.timestamp for r in out.records] == [1, 2]
     assert aligner.buffered() == 0 and aligner.fetched_to("b") is None
 
@@ -59,7 +65,7 @@ def test_a_record_out_of_order_or_without_time_goes_on_with_its_neighbours() -> 
     aligner.assign(["a", "b"], now=0.0)
     aligner.add({"a": records(10, None, 9, 12)}, now=0.0)  # unreadable, then an older one
     aligner.add({"b": records(11)}, now=0.0)
-    out = aligner.release(caught_up=lambda p: False, now=0.0)
+    out = aligner.release(now=0.0)
     assert [r.timestamp for r in out.records] == [10, None, 9, 11]
     assert out.last_offsets == {"a": 2, "b": 0} and out.to_pause == {"a"}
     assert aligner.positions() == {"a": 12, "b": None}
