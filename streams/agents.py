@@ -248,25 +248,49 @@ def _register_features(app: CallguardApp) -> None:
                                actor=actor, why=why)
             if lifted is not None:
                 published.append(lifted)
-        await publish(partition, published, trace)
+        await publish(published, trace)
+
+    waiting = Emission()  # rows emitted before a model was served, scored when one is
 
     async def decide(partition: int, emission: Emission, trace: Any) -> list[Flag]:
-        """Send an emission's rows to ``features``, score them; the flags to publish."""
+        """Send an emission's rows to ``features``, score them; the flags to publish.
+
+        Without a model the rows wait (up to ``_MAX_WAITING_ROWS``, then they
+        are counted in ``unscored_no_model`` and logged): a worker started
+        before its model is loaded decides on them once it is.
+        """
         published = []
         if len(emission):
             for part in encode_features_parts(emission, settings.internal_max_message_bytes):
                 await topics.features.send(value=part, partition=partition, headers=trace)
-            decided, decision_stats = decide_emission(emission, models.current, models.matcher,
-                                                      flags)
-            counters.decisions.add(decision_stats)
-            published.extend(decided)
+        kit = models.current
+        if kit is None:
+            room = max(0, _MAX_WAITING_ROWS - len(waiting))
+            kept = Emission(emission.numbers[:room], emission.window_end_ms[:room],
+                            emission.rows[:room])
+            waiting.extend(kept)
+            lost = len(emission) - len(kept)
+            if lost:
+                counters.decisions.unscored_no_model += lost
+                logger.warning("no model served: %d rows waiting, %d more not scored "
+                               "(promote a model: callguard train --promote)", len(waiting), lost)
+        else:
+            if len(waiting):
+                logger.info("model %s served: scoring the %d rows emitted while none was",
+                            kit.version, len(waiting))
+                emission = _joined(waiting, emission)
+                waiting.numbers, waiting.window_end_ms, waiting.rows = [], [], []
+            if len(emission):
+                decided, decision_stats = decide_emission(emission, kit, models.matcher, flags)
+                counters.decisions.add(decision_stats)
+                published.extend(decided)
         expiry.rebuild_once(partition, flags)
         published.extend(expiry.expire(partition, max(emission.window_end_ms, default=0), flags))
         return published
 
-    async def publish(partition: int, published: list[Flag], trace: Any) -> None:
+    async def publish(published: list[Flag], trace: Any) -> None:
         for flag in published:
-            expiry.track(partition, flag)
+            expiry.track(partition_for_number(flag.number, settings.partitions), flag)
             await topics.flags.send(
                 key=flag.number.encode(), value=encode_flag(flag), headers=trace
             )
@@ -275,11 +299,17 @@ def _register_features(app: CallguardApp) -> None:
     @app.faust_app.timer(min(5.0, settings.emit_idle_s / 2), name="callguard.idle-buckets")
     async def emit_idle_buckets() -> None:
         """Score the open buckets of partitions silent for ``emit_idle_s`` (streams.event_clock)."""
+        if len(waiting) and models.current is not None:  # a model came while all was quiet
+            held = _joined(waiting, Emission())
+            waiting.numbers, waiting.window_end_ms, waiting.rows = [], [], []
+            decided, decision_stats = decide_emission(held, models.current, models.matcher, flags)
+            counters.decisions.add(decision_stats)
+            await publish(decided, None)
         for partition, buckets in stage.clock.idle(settings.emit_idle_s).items():
             emission = stage.emit_idle(partition, buckets, callers)
             logger.debug("partition %s silent: %d callers of %d open buckets scored as they stand",
                          partition, len(emission), len(buckets))
-            await publish(partition, await decide(partition, emission, None), None)
+            await publish(await decide(partition, emission, None), None)
 
     @app.faust_app.timer(min(1.0, settings.checkpoint_interval_s / 2), name="callguard.checkpoint")
     async def checkpoint_when_idle() -> None:
@@ -303,6 +333,16 @@ def _register_features(app: CallguardApp) -> None:
                 raise
             checkpoints.hold(event)
             await checkpoints.step()
+
+
+_MAX_WAITING_ROWS = 200_000  # feature vectors held for a model: about 60 MB
+
+
+def _joined(first: Emission, second: Emission) -> Emission:
+    """``first``'s rows, then ``second``'s."""
+    joined = Emission(list(first.numbers), list(first.window_end_ms), list(first.rows))
+    joined.extend(second)
+    return joined
 
 
 async def _dead_letter(app: CallguardApp, event: Any, reason: str) -> None:

@@ -211,7 +211,7 @@ class BlockFeatureStage:
         touched.append(emitted)
         rows = block.distinct(np.concatenate(touched))
         self._write(rows, table)
-        stats.callers = len(rows)
+        stats.caller_writes = len(rows)
         return stats, emission
 
     def _load_missing(

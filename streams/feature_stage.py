@@ -75,7 +75,7 @@ class StageStats:
     late_dropped: int = 0
     complaints: int = 0
     inbound: int = 0
-    callers: int = 0
+    caller_writes: int = 0  # callers written back, summed over messages (not distinct)
     emitted: int = 0
     unemitted: int = 0  # closed-bucket rows whose window the ring no longer held
     expired: int = 0  # callers deleted as idle (not per message: the worker's expiry)
@@ -187,7 +187,7 @@ class FeatureStage:
         stats.emitted = len(emission)
         for number, record in touched.items():
             table[number] = record.to_bytes()
-        stats.callers = len(touched)
+        stats.caller_writes = len(touched)
         return stats, emission
 
     def _recover_clock(self, table: MutableMapping[str, bytes], partition: int) -> None:

@@ -139,8 +139,8 @@ def assert_no_callee_in_clear(store, cdrs: pl.DataFrame) -> None:
             assert not leaked, f"{table}.{column} holds callee numbers: {leaked[:3]}"
 
 
-def test_a_promoted_model_is_picked_up_without_restart(
-    kafka_bootstrap, start_worker, model_dir, tmp_path
+def test_a_promoted_model_is_picked_up_without_restart_and_decides_what_waited(
+    kafka_bootstrap, kafka_producer, start_worker, model_dir, tmp_path
 ):
     registry = tmp_path / "models"
     shutil.copytree(model_dir, registry)
@@ -148,13 +148,34 @@ def test_a_promoted_model_is_picked_up_without_restart(
     version = json.loads(version)["version"]
     (registry / "current").unlink()
     (registry / "history.jsonl").unlink()  # nothing promoted yet
-    worker = start_worker(**run_topics(), CALLGUARD_MODEL_DIR=str(registry),
+    env = run_topics()
+    worker = start_worker(**env, CALLGUARD_MODEL_DIR=str(registry),
                           CALLGUARD_MODEL_REFRESH_S="1", CALLGUARD_STORE_ENABLED="false")
     status_url = f"http://127.0.0.1:{worker.web_port}/status"
     wait_for(lambda: get_json(status_url)["model"]["status"] == "no_model", 60,
              "the worker to report that no model serves", worker.log)
+    # Traffic while no model serves: its rows are emitted and wait for one.
+    scenario = with_overrides(builtin_scenario("tiny"), seed=4243, duration="3h")
+    cdrs = pl.concat([chunk.cdrs for chunk in simulate(scenario)])
+    produce_cdrs(kafka_producer, env["CALLGUARD_TOPIC_CDR_RAW"], cdrs)
+
+    def counters() -> dict:
+        return get_json(status_url)["counters"]
+
+    wait_for(lambda: counters()["features"]["accepted"] >= cdrs.height
+             and counters()["features"]["emitted"] > 0, 240, "every CDR, rows emitted",
+             worker.log)
+    emitted = counters()["features"]["emitted"]
+    assert counters()["decisions"]["scored"] == 0
     callguard("models", "promote", version, "--actor", "ops", "--why", "first model",
               env={"CALLGUARD_MODEL_DIR": str(registry), "PATH": "/usr/bin:/bin"})
     wait_for(lambda: get_json(status_url)["model"]["version"] == version, 30,
              "the worker to serve the promoted model", worker.log)
+    # Every row emitted before the model came is scored once it serves, none lost.
+    wait_for(lambda: counters()["decisions"]["scored"] >= emitted, 60,
+             "the waiting rows to be scored", worker.log)
+    assert counters()["decisions"]["unscored_no_model"] == 0
+    flags = read_topic(kafka_bootstrap, env["CALLGUARD_TOPIC_FLAGS"],
+                       until=lambda rs: len(rs) > 0, timeout_s=60)
+    assert flags, "nothing flagged from the rows that waited for the model"
     assert worker.process.poll() is None
