@@ -235,6 +235,9 @@ def _register_features(app: CallguardApp) -> None:
             return
         stats, emission = stage.apply(batch, event.message.offset, callers, partition)
         counters.features.add(stats)
+        counters.note_lateness(partition, stats)
+        if stats.late_dropped:
+            warn_if_late(partition)
         if len(batch.calls):
             latest = max(batch.calls.start_ms)
             stream_ms[partition] = max(stream_ms.get(partition, latest), latest)
@@ -251,6 +254,21 @@ def _register_features(app: CallguardApp) -> None:
         await publish(published, trace)
 
     waiting = Emission()  # rows emitted before a model was served, scored when one is
+
+    warned_at: dict[int, float] = {}
+
+    def warn_if_late(partition: int) -> None:
+        """Log a warning (at most every 10 min a partition) when over 1% of calls were late."""
+        counts = counters.late_by_partition[partition]
+        share = counts["late_dropped"] / max(1, counts["calls"])
+        now = time.monotonic()
+        if counts["calls"] >= 1000 and share > 0.01 and now - warned_at.get(partition, -1e9) > 600:
+            warned_at[partition] = now
+            logger.warning(
+                "partition %s of %s: %d of %d calls (%.1f%%) dropped as later than the grace "
+                "(%d s): look at CALLGUARD_GRACE_S and at the drift between input partitions "
+                "(/status ingest_drift_ms)", partition, routed, counts["late_dropped"],
+                counts["calls"], 100 * share, settings.grace_s)
 
     async def decide(partition: int, emission: Emission, trace: Any) -> list[Flag]:
         """Send an emission's rows to ``features``, score them; the flags to publish.

@@ -50,7 +50,7 @@ import orjson
 from features.cdr import FieldError, epoch_ms_field
 from streams.ingest import is_arrow_stream
 
-__all__ = ["PartitionAligner", "Released", "message_event_ms"]
+__all__ = ["PartitionAligner", "Released", "drift_ms", "message_event_ms"]
 
 Partition = TypeVar("Partition", bound=Hashable)
 
@@ -141,8 +141,8 @@ class PartitionAligner(Generic[Partition]):
         return sum(map(len, self._buffers.values()))
 
     def positions(self) -> dict[Partition, int | None]:
-        """Each partition's last buffered timestamp (its event-time position so far)."""
-        return {p: (b[-1][0] if b else None) for p, b in self._buffers.items()}
+        """Each assigned partition's event-time position: the latest time read (None: none)."""
+        return {p: self._clock.get(p) for p in self._buffers}
 
     def release(self, *, now: float) -> Released[Partition]:
         """Release every record at or before the horizon; say which partitions to pause."""
@@ -177,6 +177,16 @@ class PartitionAligner(Generic[Partition]):
                 return -(2**63)  # an empty partition still behind: wait for its fetch
             horizon = last if horizon is None else min(horizon, last)
         return horizon
+
+
+def drift_ms(positions: dict[str, int | None]) -> int | None:
+    """How far the input partition furthest ahead in event time is from the one behind.
+
+    >>> drift_ms({"cdr.raw:0": 1_000, "cdr.raw:1": 61_000, "cdr.raw:2": None})
+    60000
+    """
+    reached = [ms for ms in positions.values() if ms is not None]
+    return max(reached) - min(reached) if reached else None
 
 
 _HOUR_MS = 3_600_000

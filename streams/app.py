@@ -54,6 +54,17 @@ class PipelineCounters:
     features: StageStats = field(default_factory=StageStats)
     decisions: DecisionStats = field(default_factory=DecisionStats)
     flags_stored: int = 0
+    # Per cdr.by_caller partition: calls, late_accepted, late_dropped.
+    late_by_partition: dict[int, dict[str, int]] = field(default_factory=dict)
+
+    def note_lateness(self, partition: int, stats: StageStats) -> None:
+        """Add one routed message's call and lateness counts to its partition's."""
+        mine = self.late_by_partition.setdefault(
+            partition, {"calls": 0, "late_accepted": 0, "late_dropped": 0}
+        )
+        mine["calls"] += stats.calls
+        mine["late_accepted"] += stats.late_accepted
+        mine["late_dropped"] += stats.late_dropped
 
 
 @dataclass

@@ -135,6 +135,11 @@ class Intake:
             for tp in sorted(consumer.assignment())
         ]
 
+    def event_positions(self) -> list[tuple[str, int, int | None]]:
+        """``(topic, partition, event time reached in ms)`` of each input partition held."""
+        positions = sorted(self._aligner.positions().items())
+        return [(tp.topic, tp.partition, ms) for tp, ms in positions]
+
     async def _run(self) -> None:
         try:
             await self._loop()

@@ -7,6 +7,9 @@ Series (all prefixed ``callguard_``):
 ``messages_total``                        counter  ``cdr.raw`` messages read (a batch is one)
 ``records_rejected_total``                counter  records sent to the dead letter
 ``late_events_total{kind}``               counter  late calls ``accepted`` / ``dropped``
+``partition_late_events_total{...}``      counter  the same per ``cdr.by_caller`` partition
+``ingest_event_time_seconds{topic,...}``  gauge    event time each input partition reached
+``ingest_drift_seconds``                  gauge    spread of those between input partitions
 ``duplicates_total``                      counter  calls seen before (by ``cdr_id``)
 ``complaints_total``                      counter  complaints applied
 ``scored_total``                          counter  feature vectors scored
@@ -42,6 +45,7 @@ from datetime import UTC, datetime
 from faust.web import Request, Response, View
 
 from sinks.clickhouse import StoreError, insert_metrics
+from streams.alignment import drift_ms
 from streams.app import CallguardApp
 from streams.dashboard.monitor import PipelineMonitor, consumer_lag, monitor_for
 from streams.dashboard.queries import as_of, flag_counts
@@ -98,6 +102,8 @@ def collect(app: CallguardApp, monitor: PipelineMonitor,
         return MetricFamily(name, kind, help_text, [({}, value)])
 
     lags = [lag for lag in consumer_lag(app) if lag.lag is not None]
+    positions = app.intake.event_positions() if app.intake is not None else []
+    drift = drift_ms({f"{topic}:{partition}": ms for topic, partition, ms in positions})
     return [
         one("cdrs_total", "counter", "CDRs ingested, valid and dead-lettered.",
             monitor.cdrs_total()),
@@ -110,6 +116,19 @@ def collect(app: CallguardApp, monitor: PipelineMonitor,
                      "Late calls: accepted within grace, or dropped.",
                      [({"kind": "accepted"}, features.late_accepted),
                       ({"kind": "dropped"}, features.late_dropped)]),
+        MetricFamily("partition_late_events_total", "counter",
+                     "Late calls per cdr.by_caller partition: accepted within grace, or dropped.",
+                     [({"partition": str(partition), "kind": kind}, counts[f"late_{kind}"])
+                      for partition, counts in sorted(counters.late_by_partition.items())
+                      for kind in ("accepted", "dropped")]),
+        MetricFamily("ingest_event_time_seconds", "gauge",
+                     "Event time (latest call start, epoch seconds) each input partition "
+                     "has reached.",
+                     [({"topic": topic, "partition": str(partition)}, ms / 1000)
+                      for topic, partition, ms in positions if ms is not None]),
+        MetricFamily("ingest_drift_seconds", "gauge",
+                     "Event time between the input partition furthest ahead and the one behind.",
+                     [] if drift is None else [({}, drift / 1000)]),
         one("duplicates_total", "counter", "Calls seen before (same cdr_id).",
             features.duplicates),
         one("complaints_total", "counter", "Complaints applied to callers.",

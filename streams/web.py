@@ -30,6 +30,7 @@ from faust.web.exceptions import ServiceUnavailable
 
 from features.numbers import NumberError, normalise
 from sinks.flag_record import Action, encode_flag
+from streams.alignment import drift_ms
 from streams.app import CallguardApp
 from streams.decision_stage import decode_state
 from streams.ingest import partition_for_number
@@ -46,6 +47,10 @@ def register_views(app: CallguardApp) -> None:
 
     @faust_app.page("/status")
     async def status(web: View, request: Request) -> Response:
+        positions = {
+            f"{topic}:{partition}": ms
+            for topic, partition, ms in (app.intake.event_positions() if app.intake else ())
+        }
         return web.json(
             {
                 "app_id": app.settings.app_id,
@@ -73,6 +78,9 @@ def register_views(app: CallguardApp) -> None:
                     f"{topic}:{partition}"
                     for topic, partition, _, _ in (app.intake.positions() if app.intake else ())
                 ],
+                # Event time each input partition has reached, and the spread between them.
+                "ingest_event_time_ms": positions,
+                "ingest_drift_ms": drift_ms(positions),
             }
         )
 

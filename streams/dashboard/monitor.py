@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sinks.clickhouse import Store, StoreError, open_store
+from streams.alignment import drift_ms
 from streams.app import CallguardApp
 
 __all__ = [
@@ -177,6 +178,8 @@ class PipelineMonitor:
         total = self.cdrs_total()
         lags = consumer_lag(app)
         known = [lag.lag for lag in lags if lag.lag is not None]
+        reached = {(topic, partition): ms for topic, partition, ms in
+                   (app.intake.event_positions() if app.intake is not None else ())}
         store = app.writer.metrics()
         kit = app.models.current
         return {
@@ -201,8 +204,11 @@ class PipelineMonitor:
             "allowlist_revision": app.models.matcher.revision,
             "consumer_lag": sum(known) if known else None,
             "partitions": [
-                {"topic": lag.topic, "partition": lag.partition, "lag": lag.lag} for lag in lags
+                {"topic": lag.topic, "partition": lag.partition, "lag": lag.lag,
+                 "event_time_ms": reached.get((lag.topic, lag.partition))}
+                for lag in lags
             ],
+            "ingest_drift_ms": drift_ms({f"{t}:{p}": ms for (t, p), ms in reached.items()}),
             "store": {
                 "enabled": app.settings.store_enabled,
                 "buffered": store.buffered,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import urllib.request
 
 import orjson
 import polars as pl
@@ -121,3 +122,21 @@ def test_unkeyed_input_read_as_a_backlog_gives_the_keyed_features(kafka_producer
     features = seen()
     assert (features["late_dropped"], features["accepted"]) == (0, cdrs.height), features
     assert_features_match_offline(worker.web_port, cdrs, sample_callers(cdrs))
+    # Where each input partition stands in event time, and lateness per routed partition.
+    status = get_json(f"http://127.0.0.1:{worker.web_port}/status")
+    reached = {key: ms for key, ms in status["ingest_event_time_ms"].items()
+               if key.startswith(f"{raw}:")}
+    assert sorted(reached) == [f"{raw}:{p}" for p in range(4)]
+    # A message stands at its first call's time: each partition's last batch's first call.
+    firsts = {index % 4: int(rows["start_time"][start])
+              for index, start in enumerate(range(0, rows.height, 200))}
+    assert reached == {f"{raw}:{p}": ms for p, ms in firsts.items()}
+    assert status["ingest_drift_ms"] == max(firsts.values()) - min(firsts.values())
+    by_partition = status["counters"]["late_by_partition"]
+    assert sum(counts["calls"] for counts in by_partition.values()) == cdrs.height
+    assert all(counts["late_dropped"] == 0 for counts in by_partition.values())
+    url = f"http://127.0.0.1:{worker.web_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - localhost
+        metrics = response.read().decode()
+    assert "callguard_ingest_drift_seconds " in metrics
+    assert 'callguard_partition_late_events_total{partition="0",kind="dropped"} 0' in metrics

@@ -267,11 +267,13 @@ async function loadHealth() {
     ["allow-list revision", h.allowlist_revision],
     ["store buffered", h.store.buffered], ["store insert failures", h.store.insert_failures],
     ["store last error", h.store.last_error || "none"],
+    ["drift between input partitions", h.ingest_drift_ms === null ? "n/a" : `${(h.ingest_drift_ms / 1000).toFixed(0)} s`],
   ];
   document.getElementById("health-list").replaceChildren(
     ...facts.flatMap(([name, value]) => [el("dt", {}, name), el("dd", {}, value)]));
   replaceRows(document.querySelector("#lag-table tbody"), h.partitions.map((p) => el("tr", {},
-    el("td", {}, p.topic), el("td", { class: "num" }, p.partition), el("td", { class: "num" }, p.lag ?? "n/a"))));
+    el("td", {}, p.topic), el("td", { class: "num" }, p.partition), el("td", { class: "num" }, p.lag ?? "n/a"),
+    el("td", {}, p.event_time_ms == null ? "" : new Date(p.event_time_ms).toISOString().slice(0, 19).replace("T", " ")))));
 }
 
 async function loadNumber(query) {
