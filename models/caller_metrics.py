@@ -155,7 +155,9 @@ def evaluate_family(
     scores, _ = nuisance_scores(predict_proba(model, matrix), classes)
     if population is not None:
         anomaly = population.anomaly(matrix, FEATURE_NAMES)
-        scores = effective_scores(scores, anomaly, thresholds["watch"], review)
+        scores = effective_scores(
+            scores, anomaly, thresholds["watch"], review, thresholds["block"]
+        )
     return caller_metrics(table, scores, thresholds, caller_roster(calls), prefix)
 
 

@@ -5,8 +5,9 @@ per number in a Faust table and publishes every :class:`Flag` these return.
 
 Policy, in event time (the CDRs' clock, so a replay decides the same way):
 
-- a score at or above the ``block`` threshold gives ``block``; at or above
-  ``watch``, ``watch``; below ``watch``, the model's review rule gives
+- a score at or above the ``block`` threshold gives ``block`` when the
+  caller's population anomaly also reaches the model's ``block_anomaly``
+  (two signals agree), else ``watch``; at or above ``watch``, ``watch``; below ``watch``, the model's review rule gives
   ``watch`` when the score and the caller's population anomaly both reach
   it (:mod:`models.population`), with the anomaly's reasons first; a new
   flag's category is the most probable nuisance class;
@@ -63,6 +64,8 @@ class DecisionPolicy:
     (:class:`models.population.ReviewRule`): a score below ``watch`` but at
     least ``review_score``, whose population anomaly is at least
     ``review_anomaly``, gives ``watch``. The defaults never fire.
+    ``block_anomaly``: a ``block`` also needs the caller's population anomaly
+    at least this; a block-level score with less gives ``watch``.
     """
 
     block_threshold: float
@@ -73,6 +76,7 @@ class DecisionPolicy:
     block_hold_margin: float = 0.05
     review_score: float = 1.0
     review_anomaly: float = 1e9
+    block_anomaly: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 < self.watch_threshold <= self.block_threshold <= 1:
@@ -94,8 +98,10 @@ class DecisionPolicy:
 
     def tier(self, probability: float, anomaly: float = 0.0) -> Action | None:
         """The action tier a nuisance probability (and population anomaly) reaches, if any."""
-        if probability >= self.block_threshold:
+        if probability >= self.block_threshold and anomaly >= self.block_anomaly:
             return Action.BLOCK
+        if probability >= self.block_threshold:
+            return Action.WATCH  # the population does not agree enough for a block
         if probability >= self.watch_threshold or self.reviews(probability, anomaly):
             return Action.WATCH
         return None

@@ -158,10 +158,14 @@ class ReviewRule:
     """Watch a caller whose score is at least ``score_floor`` and anomaly ``anomaly_floor``.
 
     A rule that never fires has ``score_floor`` 1.0 (see :data:`NEVER`).
+    ``block_anomaly``: a ``block`` also needs the population to agree, the
+    caller's anomaly at least this; a score at ``block`` with less is a
+    ``watch`` (0: the classifier alone decides).
     """
 
     score_floor: float
     anomaly_floor: float
+    block_anomaly: float = 0.0
 
     def fires(
         self, scores: NDArray[np.float64], anomaly: NDArray[np.float64]
@@ -171,7 +175,8 @@ class ReviewRule:
 
     def to_json(self) -> dict[str, float]:
         """What the registry stores (``extra['population']['review']``)."""
-        return {"score_floor": self.score_floor, "anomaly_floor": self.anomaly_floor}
+        return {"score_floor": self.score_floor, "anomaly_floor": self.anomaly_floor,
+                "block_anomaly": self.block_anomaly}
 
 
 NEVER = ReviewRule(1.0, 1e9)
@@ -184,15 +189,26 @@ def effective_scores(
     anomaly: NDArray[np.float64],
     watch: float,
     rule: ReviewRule,
+    block: float = 1.0,
 ) -> NDArray[np.float64]:
     """Scores with the rule applied: a row it fires on counts at least as ``watch``.
 
+    A row at ``block`` whose anomaly is below the rule's ``block_anomaly``
+    counts just below ``block`` (a ``watch``).
+
     >>> effective_scores(
-    ...     np.array([0.6, 0.6, 0.99]), np.array([1.0, 0.1, 0.0]), 0.95, ReviewRule(0.5, 0.5)
-    ... ).tolist()
-    [0.95, 0.6, 0.99]
+    ...     np.array([0.6, 0.6, 0.99, 0.99]), np.array([1.0, 0.1, 0.0, 0.6]), 0.95,
+    ...     ReviewRule(0.5, 0.5, block_anomaly=0.5), block=0.98,
+    ... ).tolist()[:2], effective_scores(
+    ...     np.array([0.99, 0.99]), np.array([0.0, 0.6]), 0.95,
+    ...     ReviewRule(0.5, 0.5, block_anomaly=0.5), block=0.98,
+    ... ) >= 0.98
+    ([0.95, 0.6], array([False,  True]))
     """
-    return np.where(rule.fires(scores, anomaly), np.maximum(scores, watch), scores)
+    raised = np.where(rule.fires(scores, anomaly), np.maximum(scores, watch), scores)
+    held_back = (raised >= block) & (anomaly < rule.block_anomaly)
+    below_block = max(watch, float(np.nextafter(block, 0.0)))
+    return np.where(held_back, below_block, raised)
 
 
 def choose_review_rule(
@@ -257,5 +273,6 @@ def population_of(metadata: Any) -> tuple[PopulationReference | None, ReviewRule
     rule = ReviewRule(
         float(review.get("score_floor", NEVER.score_floor)),
         float(review.get("anomaly_floor", NEVER.anomaly_floor)),
+        float(review.get("block_anomaly", NEVER.block_anomaly)),
     )
     return PopulationReference.from_json(stored), rule

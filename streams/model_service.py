@@ -84,6 +84,7 @@ class ModelService:
                         block_hold_margin=self.block_hold_margin,
                         review_score=scorer.review.score_floor,
                         review_anomaly=scorer.review.anomaly_floor,
+                        block_anomaly=scorer.review.block_anomaly,
                     ),
                 )
             self._refresh_allowlist()

@@ -26,6 +26,14 @@ def test_tiers_from_thresholds() -> None:
     assert block.reasons == ("short-call ratio 0.93",)
 
 
+def test_a_block_needs_the_population_to_agree_else_it_is_a_watch() -> None:
+    policy = DecisionPolicy(block_threshold=0.9, watch_threshold=0.6, block_anomaly=0.5)
+    lone = Score("+8613800138000", "fraud", 0.95, "v1", T0, anomaly=0.2)
+    agreed = Score("+8613800138000", "fraud", 0.95, "v1", T0, anomaly=0.7)
+    assert decide(FlagState(), lone, policy, allowed=False)[1].action is Action.WATCH
+    assert decide(FlagState(), agreed, policy, allowed=False)[1].action is Action.BLOCK
+
+
 def test_renewal_publishes_upgrades_at_once_and_repeats_only_past_half_life() -> None:
     state, first = decide(FlagState(), score(0.7), POLICY, allowed=False)
     assert first.action is Action.WATCH

@@ -230,6 +230,7 @@ def test_candidate_registers_promotes_only_first_and_scores(
     assert {s.category for s in scores} <= set(first.classes) - {NORMAL}
     # The second signal travels with the model: the same anomalies as at training.
     assert scorer.population is not None and scorer.review == trained.review
+    assert trained.review.block_anomaly == TrainingOptions().block_min_anomaly > 0
     expected = trained.population.anomaly(table.select(FEATURE_NAMES).to_numpy(), FEATURE_NAMES)
     np.testing.assert_allclose([s.anomaly for s in scores], expected, atol=1e-5)
     assert max(s.anomaly for s in scores) > 1.0
