@@ -22,7 +22,13 @@ from numpy.typing import NDArray
 
 from features.vector import FEATURE_NAMES
 from models.dataset import NORMAL, LabelledCalls
-from models.population import NEVER, PopulationReference, ReviewRule, effective_scores
+from models.population import (
+    NEVER,
+    PopulationReference,
+    ReviewRule,
+    effective_scores,
+    may_block,
+)
 from models.scoring import nuisance_scores, predict_proba
 
 __all__ = ["caller_metrics", "caller_roster", "evaluate_family", "table_roster"]
@@ -78,10 +84,13 @@ def caller_metrics(
     thresholds: Mapping[str, float],
     roster: pl.DataFrame,
     prefix: str,
+    blockable: NDArray[np.bool_] | None = None,
 ) -> dict[str, float]:
     """Per-category recall, precision and false flags by number; minutes to first flag.
 
     ``rows``: scored rows (``caller, end_ms, label``) with their ``scores``.
+    ``blockable``: rows whose block-level score may block (the population
+    agrees, :func:`models.population.may_block`); others count as watch.
     ``roster``: the callers to judge (:func:`caller_roster`); callers of the
     roster without a scored row count as not flagged. A nuisance number's
     rows count from its labelled (active) period only, so a number flagged
@@ -92,11 +101,16 @@ def caller_metrics(
     ``flag_precision``, ``legit_flagged_share``, ``ordinary_flagged_share``,
     ``minutes_to_first_flag_median`` and ``_p90``.
     """
-    frame = rows.select("caller", "end_ms", "label").with_columns(score=pl.Series(scores))
+    frame = rows.select("caller", "end_ms", "label").with_columns(
+        score=pl.Series(scores),
+        blockable=pl.Series(np.ones(len(scores), bool) if blockable is None else blockable),
+    )
     frame = frame.join(roster.select("caller", "kind"), on="caller", how="inner")
     counts = frame.filter((pl.col("kind") != "nuisance") | (pl.col("label") != NORMAL))
     firsts = {
-        tier: counts.filter(pl.col("score") >= threshold)
+        tier: counts.filter(
+            (pl.col("score") >= threshold) & (pl.col("blockable") | (tier != "block"))
+        )
         .group_by("caller")
         .agg(pl.col("end_ms").min().alias(f"{tier}_ms"))
         for tier, threshold in thresholds.items()
@@ -155,10 +169,11 @@ def evaluate_family(
     scores, _ = nuisance_scores(predict_proba(model, matrix), classes)
     if population is not None:
         anomaly = population.anomaly(matrix, FEATURE_NAMES)
-        scores = effective_scores(
-            scores, anomaly, thresholds["watch"], review, thresholds["block"]
-        )
-    return caller_metrics(table, scores, thresholds, caller_roster(calls), prefix)
+        scores = effective_scores(scores, anomaly, thresholds["watch"], review)
+        blockable = may_block(anomaly, review)
+    else:
+        blockable = None
+    return caller_metrics(table, scores, thresholds, caller_roster(calls), prefix, blockable)
 
 
 def _mean(values: pl.Series) -> float:

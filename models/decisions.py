@@ -7,10 +7,11 @@ Policy, in event time (the CDRs' clock, so a replay decides the same way):
 
 - a score at or above the ``block`` threshold gives ``block`` when the
   caller's population anomaly also reaches the model's ``block_anomaly``
-  (two signals agree), else ``watch``; at or above ``watch``, ``watch``; below ``watch``, the model's review rule gives
-  ``watch`` when the score and the caller's population anomaly both reach
-  it (:mod:`models.population`), with the anomaly's reasons first; a new
-  flag's category is the most probable nuisance class;
+  (two signals agree), else ``watch``; at or above ``watch``, ``watch``;
+  below ``watch``, the model's review rule gives ``watch`` when the score
+  and the caller's population anomaly both reach it
+  (:mod:`models.population`), with the anomaly's reasons first; a new flag's
+  category is the most probable nuisance class;
 - an active flag keeps its category unless another class has become clearly
   more probable: at least ``category_switch_ratio`` times the probability of
   the flag's category (two classes with close probabilities that swap from

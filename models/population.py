@@ -189,26 +189,24 @@ def effective_scores(
     anomaly: NDArray[np.float64],
     watch: float,
     rule: ReviewRule,
-    block: float = 1.0,
 ) -> NDArray[np.float64]:
     """Scores with the rule applied: a row it fires on counts at least as ``watch``.
 
-    A row at ``block`` whose anomaly is below the rule's ``block_anomaly``
-    counts just below ``block`` (a ``watch``).
-
     >>> effective_scores(
-    ...     np.array([0.6, 0.6, 0.99, 0.99]), np.array([1.0, 0.1, 0.0, 0.6]), 0.95,
-    ...     ReviewRule(0.5, 0.5, block_anomaly=0.5), block=0.98,
-    ... ).tolist()[:2], effective_scores(
-    ...     np.array([0.99, 0.99]), np.array([0.0, 0.6]), 0.95,
-    ...     ReviewRule(0.5, 0.5, block_anomaly=0.5), block=0.98,
-    ... ) >= 0.98
-    ([0.95, 0.6], array([False,  True]))
+    ...     np.array([0.6, 0.6, 0.99]), np.array([1.0, 0.1, 0.0]), 0.95, ReviewRule(0.5, 0.5)
+    ... ).tolist()
+    [0.95, 0.6, 0.99]
     """
-    raised = np.where(rule.fires(scores, anomaly), np.maximum(scores, watch), scores)
-    held_back = (raised >= block) & (anomaly < rule.block_anomaly)
-    below_block = max(watch, float(np.nextafter(block, 0.0)))
-    return np.where(held_back, below_block, raised)
+    return np.where(rule.fires(scores, anomaly), np.maximum(scores, watch), scores)
+
+
+def may_block(anomaly: NDArray[np.float64], rule: ReviewRule) -> NDArray[np.bool_]:
+    """Rows whose population anomaly lets a block-level score block (else it is a watch).
+
+    >>> may_block(np.array([0.2, 0.7]), ReviewRule(1.0, 1e9, block_anomaly=0.5)).tolist()
+    [False, True]
+    """
+    return np.asarray(anomaly >= rule.block_anomaly)
 
 
 def choose_review_rule(

@@ -46,6 +46,7 @@ from models.population import (
     ReviewRule,
     choose_review_rule,
     effective_scores,
+    may_block,
 )
 from models.reasons import FeatureRange, reference_extra, reference_from_table
 from models.registry import ModelDraft, ModelMetadata, ModelRegistry
@@ -190,7 +191,7 @@ def train(
     review = _review_rule(validation_rows, scores[split.validation], anomaly[split.validation],
                           thresholds["watch"], options)
     review = replace(review, block_anomaly=options.block_min_anomaly)
-    flagging = effective_scores(scores, anomaly, thresholds["watch"], review, thresholds["block"])
+    flagging = effective_scores(scores, anomaly, thresholds["watch"], review)
     held_out = split.test | split.latency
     metrics |= caller_metrics(
         table.filter(pl.Series(held_out)),
@@ -198,6 +199,7 @@ def train(
         thresholds,
         table_roster(table.filter(pl.Series(held_out))),
         "holdout",
+        may_block(anomaly[held_out], review),
     )
     metrics["checks.max_single_feature_auc"] = max(separation.values(), default=float("nan"))
     importances = permutation_importances(
