@@ -46,8 +46,11 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import orjson
+import polars as pl
+import pyarrow as pa
 
 from features.cdr import FieldError, epoch_ms_field
+from features.cdr_vector import epoch_ms_from_parts, instant_parts
 from streams.ingest import is_arrow_stream
 
 __all__ = ["PartitionAligner", "Released", "drift_ms", "message_event_ms"]
@@ -204,12 +207,13 @@ def message_event_ms(record: Any, *, now_ms: int | None = None) -> int | None:
     """A ``cdr.raw`` or ``complaints`` message's event time: what the aligner orders by.
 
     JSON: the first CDR's ``start_time`` (or the first complaint's
-    ``time_ms`` / ``time``), as the validator reads it. Exporters send calls
-    roughly in time order, so a message's first call stands for the message.
-    None (the message goes on at its partition's time) for Arrow batches,
-    for anything unreadable (the validator dead-letters it) and for a time
-    more than an hour past the wall clock (a switch with a wrong clock must
-    not hold its partition back).
+    ``time_ms`` / ``time``), as the validator reads it; Arrow: the first
+    row's ``start_time`` of the first batch, read as the Arrow validator
+    reads the column. Exporters send calls roughly in time order, so a
+    message's first call stands for the message. None (the message goes on
+    at its partition's time) for anything unreadable (the validator
+    dead-letters it) and for a time more than an hour past the wall clock (a
+    switch with a wrong clock must not hold its partition back).
 
     >>> from types import SimpleNamespace as R
     >>> message_event_ms(R(value=b'[{"start_time": 1530489600000}]', headers=(), timestamp=5))
@@ -219,8 +223,10 @@ def message_event_ms(record: Any, *, now_ms: int | None = None) -> int | None:
     >>> message_event_ms(R(value=b"not json", headers=(), timestamp=5)) is None
     True
     """
+    limit = (time.time_ns() // 1_000_000 if now_ms is None else now_ms) + _HOUR_MS
     if is_arrow_stream(record.headers):
-        return None
+        moment = _arrow_first_ms(record.value)
+        return moment if moment is not None and moment <= limit else None
     try:
         value = orjson.loads(record.value or b"")
     except orjson.JSONDecodeError:
@@ -234,6 +240,17 @@ def message_event_ms(record: Any, *, now_ms: int | None = None) -> int | None:
                 moment = epoch_ms_field(first, name)
             except FieldError:
                 return None
-            limit = (time.time_ns() // 1_000_000 if now_ms is None else now_ms) + _HOUR_MS
             return moment if moment <= limit else None
     return None
+
+
+def _arrow_first_ms(raw: bytes | None) -> int | None:
+    """The first row's ``start_time`` of an Arrow IPC stream, in epoch ms (None: unreadable)."""
+    try:
+        batch = pa.ipc.open_stream(raw or b"").read_next_batch()
+        column = batch.column("start_time").slice(0, 1)
+        first = pl.Series(pl.from_arrow(pa.chunked_array([column])))
+        moment = epoch_ms_from_parts(*instant_parts(first))[0]
+    except Exception:  # noqa: BLE001 - anything unreadable goes on at its partition's time
+        return None
+    return None if moment is None else int(moment)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from types import SimpleNamespace
+
+import polars as pl
 
 from streams.alignment import PartitionAligner, message_event_ms
 
@@ -82,3 +85,15 @@ def test_message_times_come_from_the_payload() -> None:
     assert message_event_ms(message(b"\\xff")) is None
     arrow = (("content-type", b"application/vnd.apache.arrow.stream"),)
     assert message_event_ms(message(b"", arrow)) is None
+    # Arrow: the first row's start_time, whatever type the exporter gave the column.
+    for column in (
+        pl.Series("start_time", [day, day + 5], pl.Int64),
+        pl.Series("start_time", [day, day + 5]).cast(pl.Datetime("ms", "UTC")),
+        pl.Series("start_time", ["2018-07-02T08:00:00+08:00", "x"]),
+    ):
+        stream = io.BytesIO()
+        pl.DataFrame([column, pl.Series("caller", ["a", "b"])]).write_ipc_stream(stream)
+        assert message_event_ms(message(stream.getvalue(), arrow)) == day, column.dtype
+    stream = io.BytesIO()
+    pl.DataFrame({"caller": ["a"]}).write_ipc_stream(stream)
+    assert message_event_ms(message(stream.getvalue(), arrow)) is None  # no start_time
