@@ -650,19 +650,10 @@ class CallerBlock:
             return 0
         if offset is not None:
             self.open(rows, offset)
-        received = len(rows)
-        columns = self.callers.columns
-        # A note older than the number's latest call by more than the grace is late, as a
-        # call would be: dropped (a resend or a replay after a restart must not teach a
-        # number callbacks it did not learn the first time).
-        times = np.asarray(time_ms, np.int64)
-        fresh = times >= columns["watermark"][rows] - self.config.grace_s * 1000
-        rows, times = rows[fresh], times[fresh]
-        if not len(rows):
-            return received
-        keys = np.asarray(caller_keys, dtype=np.uint64)[fresh]
+        keys = np.asarray(caller_keys, dtype=np.uint64)
         generation_ms = self.config.inbound_generation_s * 1000
-        generations = times // generation_ms
+        generations = np.asarray(time_ms, dtype=np.int64) // generation_ms
+        columns = self.callers.columns
         inbound, current = columns["inbound"], columns["inbound_generation"]
         words = inbound.shape[1] // 2
         order = np.argsort(rows, kind="stable")
@@ -683,7 +674,7 @@ class CallerBlock:
         word = (rows[keep] * inbound.shape[1] + age[keep] * words)[:, None] + positions // 64
         masks = np.left_shift(np.uint64(1), (positions % 64).astype(np.uint64))
         np.bitwise_or.at(inbound.reshape(-1), word.ravel(), masks.ravel())
-        return received
+        return len(rows)
 
     # -- expiry --------------------------------------------------------------
 

@@ -253,14 +253,8 @@ class CallerState:
         in the current generation or the one before.
         """
         keys = np.asarray(caller_keys, dtype=np.uint64)
-        times = np.asarray(time_ms, dtype=np.int64)
-        # A note older than this number's latest call by more than the grace is late, as a
-        # call would be: dropped (a resend or a replay after a restart must not teach a
-        # number callbacks it did not learn the first time).
-        fresh = times >= self.watermark_ms - self.config.grace_s * 1000
-        keys, times = keys[fresh], times[fresh]
         generation_ms = self.config.inbound_generation_s * 1000
-        generations = times // generation_ms
+        generations = np.asarray(time_ms, dtype=np.int64) // generation_ms
         if len(keys) == 0:
             return
         order = np.argsort(generations, kind="stable")
