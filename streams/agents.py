@@ -296,8 +296,7 @@ def _register_features(app: CallguardApp) -> None:
             if len(waiting):
                 logger.info("model %s served: scoring the %d rows emitted while none was",
                             kit.version, len(waiting))
-                emission = _joined(waiting, emission)
-                waiting.numbers, waiting.window_end_ms, waiting.rows = [], [], []
+                emission = _joined(_taken(waiting), emission)
             if len(emission):
                 decided, decision_stats = decide_emission(emission, kit, models.matcher, flags)
                 counters.decisions.add(decision_stats)
@@ -318,9 +317,8 @@ def _register_features(app: CallguardApp) -> None:
     async def emit_idle_buckets() -> None:
         """Score the open buckets of partitions silent for ``emit_idle_s`` (streams.event_clock)."""
         if len(waiting) and models.current is not None:  # a model came while all was quiet
-            held = _joined(waiting, Emission())
-            waiting.numbers, waiting.window_end_ms, waiting.rows = [], [], []
-            decided, decision_stats = decide_emission(held, models.current, models.matcher, flags)
+            decided, decision_stats = decide_emission(_taken(waiting), models.current,
+                                                      models.matcher, flags)
             counters.decisions.add(decision_stats)
             await publish(decided, None)
         for partition, buckets in stage.clock.idle(settings.emit_idle_s).items():
@@ -354,6 +352,13 @@ def _register_features(app: CallguardApp) -> None:
 
 
 _MAX_WAITING_ROWS = 200_000  # feature vectors held for a model: about 60 MB
+
+
+def _taken(waiting: Emission) -> Emission:
+    """``waiting``'s rows, moved out (``waiting`` is left empty)."""
+    rows = Emission(waiting.numbers, waiting.window_end_ms, waiting.rows)
+    waiting.numbers, waiting.window_end_ms, waiting.rows = [], [], []
+    return rows
 
 
 def _joined(first: Emission, second: Emission) -> Emission:

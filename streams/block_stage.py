@@ -239,7 +239,7 @@ class BlockFeatureStage:
         if loaded:
             block.load_rows(loaded, datas)
             self._took(table, loaded)
-        stats.loaded = len(loaded)
+        stats.loaded += len(loaded)
         return [
             _look_up_again(block, numbers, rows)
             for numbers, rows in zip(number_lists, found, strict=True)
@@ -282,9 +282,7 @@ class BlockFeatureStage:
         moved = []
         for end_ms, names in closed:
             numbers = sorted(names)
-            loaded = stats.loaded
             rows = self._load_missing(table, [numbers], stats)[0]
-            stats.loaded += loaded
             held = np.flatnonzero(rows >= 0)
             rows = rows[held]
             fresh = block.column("last_emitted")[rows] < end_ms
@@ -327,13 +325,10 @@ class BlockFeatureStage:
             keys, values = list(table.keys()), list(table.values())
         mine = np.flatnonzero(partitions_of(keys, self.partitions) == partition) if keys else []
         keys, values = [keys[i] for i in mine], [values[i] for i in mine]
-        held = self.block.numbers()
-        if held:  # callers already in the block (not in the table's bytes)
-            rows = self.block.rows_of(held, create=False)
-            owned = partitions_of(held, self.partitions) == partition
-            rows = rows[owned]
-        else:
-            rows = np.zeros(0, np.int64)
+        # Callers already in the block (not in the table's bytes).
+        rows = self.block.rows_of(
+            self._numbers_of_partition(partition, self.partitions), create=False
+        )
         hop_ms = self.config.short_hop_s * 1000
         short = self.config.windows[0]
         watermarks = np.concatenate(
@@ -350,9 +345,7 @@ class BlockFeatureStage:
             stamps = row_watermarks(values)
             due = np.flatnonzero((stamps >= recent) & ((stamps // hop_ms + 1) * hop_ms > emitted))
             numbers = [keys[i] for i in due.tolist()]
-            loaded = stats.loaded
             self._load_missing(table, [numbers], stats)
-            stats.loaded += loaded
             rows = np.concatenate((rows, self.block.rows_of(numbers, create=False)))
         rows = rows[rows >= 0]
         buckets = self.block.column("bucket")[rows, : short.slots]
