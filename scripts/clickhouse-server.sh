@@ -85,9 +85,25 @@ pid_alive() {
     [ -s "$PID_FILE" ] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null
 }
 
+errors_since() {
+    # Lines the error log gained after line $1 (the log is appended to across starts).
+    tail -n "+$(($1 + 1))" "$LOG_DIR/clickhouse-server.err.log" 2>/dev/null
+}
+
 wait_ready() {
-    local deadline=$((SECONDS + WAIT_S))
+    local deadline=$((SECONDS + WAIT_S)) log_from=${1:-0} busy
     until answering; do
+        # A port taken by another process: the server logs it and lingers
+        # without listening; say so now instead of after the whole wait.
+        busy=$(errors_since "$log_from" | grep -o 'Address already in use: [0-9.:]*' | head -n 1)
+        if [ -n "$busy" ]; then
+            if pid_alive; then
+                kill "$(cat "$PID_FILE")" 2>/dev/null
+                local gone=$((SECONDS + 15))
+                while pid_alive && [ "$SECONDS" -lt "$gone" ]; do sleep 0.1; done
+            fi
+            die "$busy (choose other ports with CLICKHOUSE_PORT; HTTP uses the next one, interserver the one after)"
+        fi
         if [ "$SECONDS" -ge "$deadline" ]; then
             die "no answer to SELECT 1 on $HOST:$PORT after ${WAIT_S}s; see $LOG_DIR/ (clickhouse-server.err.log, stderr.log)"
         fi
@@ -107,6 +123,8 @@ start() {
     need_root "starting clickhouse-server"
     # /var/run is a tmpfs on most machines: the pid directory may be gone.
     install -d -o clickhouse -g clickhouse "$RUN_DIR" "$LOG_DIR" "$DATA_DIR"
+    local log_from
+    log_from=$(wc -l 2>/dev/null <"$LOG_DIR/clickhouse-server.err.log" || echo 0)
     if pid_alive; then
         say "process $(cat "$PID_FILE") is starting; waiting for it"
     else
@@ -116,7 +134,7 @@ start() {
         (cd "$DATA_DIR" && runuser -u clickhouse -- "$(command -v clickhouse-server)" \
             --config-file="$CONFIG" --pid-file="$PID_FILE" --daemon "${OVERRIDES[@]}")
     fi
-    wait_ready
+    wait_ready "$log_from"
     say "ready on $HOST:$PORT ($(clickhouse-client --host "$HOST" --port "$PORT" --query 'SELECT version()'))"
 }
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import uuid
@@ -146,14 +147,28 @@ class PrivateServer:
 
 
 def _free_port_triple() -> int:
-    """A port whose next two are free too (native, HTTP, interserver)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind((HOST, 0))
-            base = probe.getsockname()[1]
-        if base + 2 < 65536 and all(_is_free(base + offset) for offset in (1, 2)):
+    """A port whose next two are free too (native, HTTP, interserver).
+
+    Drawn below the kernel's ephemeral range (``ip_local_port_range``, 32768 and
+    up on Linux): a test stops this server and starts it again on the same
+    ports, and in between any outgoing connection could be given one of them
+    as its local port; the restarted server then failed with "Address already
+    in use" and never answered.
+    """
+    low, high = _ephemeral_range()
+    candidates = [p for p in range(10_000, 65_533, 3) if p + 2 < low or p > high]
+    for base in random.sample(candidates, 200):
+        if all(_is_free(base + offset) for offset in (0, 1, 2)):
             return base
-    raise RuntimeError("no three consecutive free ports")
+    raise RuntimeError("no three consecutive free ports outside the ephemeral range")
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def _is_free(port: int) -> bool:
