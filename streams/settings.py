@@ -162,6 +162,23 @@ class Settings(BaseSettings):
     allowlist_path: Path = Field(
         Path("var/callguard/allowlist.sqlite"), description="The allow-list database."
     )
+    users_path: Path = Field(
+        Path("var/callguard/users.sqlite"),
+        description="The users, their hashed tokens and sessions (callguard users ...); "
+        "share it between workers.",
+    )
+    session_ttl_s: float = Field(
+        12 * 3600.0, gt=0, description="A browser session ends this long after sign-in."
+    )
+    login_max_failures: int = Field(
+        5,
+        ge=1,
+        description="Failed sign-ins allowed per user name within login_failure_window_s "
+        "(four times as many per remote address) before further attempts get 429.",
+    )
+    login_failure_window_s: float = Field(
+        300.0, gt=0, description="The window over which failed sign-ins are counted."
+    )
     model_refresh_s: float = Field(
         5.0, gt=0, description="How often a worker looks for a newly promoted model."
     )
