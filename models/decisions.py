@@ -28,7 +28,15 @@ Policy, in event time (the CDRs' clock, so a replay decides the same way):
 - a flag not renewed lapses at ``expires_at``: :func:`expire` publishes
   ``clear`` (source ``expiry``);
 - an operator's appeal lifts the flag with ``clear`` (source ``appeal``) and
-  suppresses new flags for the number for ``appeal_suppression_ms``;
+  holds the number for ``appeal_hold_ms``: while held, it is not flagged
+  again unless its behaviour changes materially (:func:`material_change`:
+  a score at least ``appeal_review_margin`` of the way from the ``block``
+  threshold to 1, or a new category), and then only as ``watch``, with a
+  reason saying it goes to review, never as ``block``;
+- ``watch`` decisions are the operators' review queue: :func:`confirm` turns
+  a watch into ``block`` (source ``operator``) and ends any hold;
+  :func:`dismiss` clears the flag (source ``operator``) and holds the number
+  as an appeal does;
 - allow-listed numbers are never flagged; an active flag on a number that
   becomes allow-listed is cleared (source ``allowlist``).
 """
@@ -40,9 +48,21 @@ from dataclasses import dataclass, field, replace
 
 from sinks.flag_record import Action, Flag
 
-__all__ = ["DecisionPolicy", "Explain", "FlagState", "Score", "decide", "expire", "lift"]
+__all__ = [
+    "DecisionPolicy",
+    "Explain",
+    "FlagState",
+    "Score",
+    "confirm",
+    "decide",
+    "dismiss",
+    "expire",
+    "lift",
+    "material_change",
+]
 
 _DAY_MS = 24 * 3600 * 1000
+OPERATOR = "operator"  # the source of an operator's confirm or dismiss
 _TIER_RANK = {Action.CLEAR: 0, Action.WATCH: 1, Action.BLOCK: 2}
 
 
@@ -67,12 +87,21 @@ class DecisionPolicy:
     ``review_anomaly``, gives ``watch``. The defaults never fire.
     ``block_anomaly``: a ``block`` also needs the caller's population anomaly
     at least this; a block-level score with less gives ``watch``.
+
+    ``appeal_hold_ms``: how long an upheld appeal (or a dismissed review)
+    keeps the number from being flagged again on the same behaviour.
+    ``appeal_review_margin``: while held, a score counts as a material change
+    when it reaches at least this share of the way from the ``block``
+    threshold to 1 (0.5 with a block threshold of 0.9: 0.95). A share, not a
+    difference, so it stays reachable however close to 1 the threshold is;
+    0 makes any block-level score material, 1 only a certain one.
     """
 
     block_threshold: float
     watch_threshold: float
     flag_ttl_ms: int = _DAY_MS
-    appeal_suppression_ms: int = 7 * _DAY_MS
+    appeal_hold_ms: int = 30 * _DAY_MS
+    appeal_review_margin: float = 0.5
     category_switch_ratio: float = 1.5
     block_hold_margin: float = 0.05
     review_score: float = 1.0
@@ -96,6 +125,12 @@ class DecisionPolicy:
                 "block_hold_margin must be at least 0 and below the block threshold, got "
                 f"{self.block_hold_margin}"
             )
+        if self.appeal_hold_ms < 0:
+            raise ValueError(f"appeal_hold_ms must be at least 0, got {self.appeal_hold_ms}")
+        if not 0 <= self.appeal_review_margin <= 1:
+            raise ValueError(
+                f"appeal_review_margin must be between 0 and 1, got {self.appeal_review_margin}"
+            )
 
     def tier(self, probability: float, anomaly: float = 0.0) -> Action | None:
         """The action tier a nuisance probability (and population anomaly) reaches, if any."""
@@ -106,6 +141,11 @@ class DecisionPolicy:
         if probability >= self.watch_threshold or self.reviews(probability, anomaly):
             return Action.WATCH
         return None
+
+    @property
+    def material_score(self) -> float:
+        """The score that counts as a material change while a number is held."""
+        return self.block_threshold + self.appeal_review_margin * (1 - self.block_threshold)
 
     def reviews(self, probability: float, anomaly: float) -> bool:
         """Whether the review rule alone puts the caller on watch."""
@@ -136,10 +176,16 @@ class Score:
 
 @dataclass(frozen=True, slots=True)
 class FlagState:
-    """What the worker remembers about one number."""
+    """What the worker remembers about one number.
+
+    ``suppressed_until_ms``: the end of the hold an upheld appeal or a
+    dismissed review put on the number (event time); ``held_category``: the
+    category it was flagged as then, against which a new category is judged.
+    """
 
     flag: Flag | None = None
     suppressed_until_ms: int = 0
+    held_category: str = ""
 
     def active(self, now_ms: int) -> bool:
         """Whether a block or watch applies at ``now_ms``."""
@@ -170,12 +216,16 @@ def decide(
         if state.active(now):
             return _clear(state, now, source="allowlist", reason="number is on the allow-list")
         return state, None
-    if now < state.suppressed_until_ms:
-        return state, None
     current = state.flag if state.active(now) else None
     tier = _held_tier(current, score, policy)
     if tier is None:
         return state, None
+    change = None
+    if now < state.suppressed_until_ms:
+        change = material_change(state, score, policy)
+        if change is None:
+            return state, None
+        tier = Action.WATCH  # a held number goes to review, never straight to block
     category = _held_category(current, score, policy)
     if current is not None and not _worth_publishing(current, tier, category, policy, now):
         return state, None
@@ -186,6 +236,9 @@ def decide(
         # The population signal carried the decision: its reasons come first.
         own = score.anomaly_reasons
         reasons = own + tuple(reason for reason in reasons if reason not in own)
+    if change is not None:
+        reasons = (f"{change} since the appeal: goes to review, not blocked while the "
+                   "appeal holds",) + reasons
     flag = Flag(
         number=score.number,
         action=tier,
@@ -202,26 +255,53 @@ def decide(
     return replace(state, flag=flag), flag
 
 
+def material_change(state: FlagState, score: Score, policy: DecisionPolicy) -> str | None:
+    """How a held number's behaviour changed materially, in words; ``None`` if it did not.
+
+    Material: a score of at least :attr:`DecisionPolicy.material_score`, or a
+    category other than the one it was held as, clearly more probable (by
+    ``category_switch_ratio``, as a flag's category changes).
+    """
+    if score.probability >= policy.material_score:
+        return (f"score {score.probability:.3f} at or above {policy.material_score:.3f} "
+                f"(block {policy.block_threshold:.3f} plus the review margin)")
+    held = state.held_category
+    if held and _switches(held, score, policy):
+        return f"new category {score.category} (held as {held})"
+    return None
+
+
 def _held_tier(current: Flag | None, score: Score, policy: DecisionPolicy) -> Action | None:
-    """The tier a score reaches; an active block holds within ``block_hold_margin``."""
-    if (
-        current is not None
-        and current.action is Action.BLOCK
-        and score.probability >= policy.block_threshold - policy.block_hold_margin
-    ):
+    """The tier a score reaches; an active block holds within ``block_hold_margin``.
+
+    A block an operator confirmed holds while the caller still reaches a tier.
+    """
+    tier = policy.tier(score.probability, score.anomaly)
+    if current is None or current.action is not Action.BLOCK:
+        return tier
+    if score.probability >= policy.block_threshold - policy.block_hold_margin:
         return Action.BLOCK
-    return policy.tier(score.probability, score.anomaly)
+    if current.source == OPERATOR and tier is not None:
+        return Action.BLOCK
+    return tier
 
 
 def _held_category(current: Flag | None, score: Score, policy: DecisionPolicy) -> str:
     """The score's category, or the active flag's while no class clearly beats it."""
-    if current is None or current.category == score.category or not score.class_probabilities:
-        return score.category
-    held = score.class_probabilities.get(current.category, 0.0)
-    best = score.class_probabilities.get(score.category, 0.0)
-    if best > held and best >= held * policy.category_switch_ratio:
+    if current is None or _switches(current.category, score, policy):
         return score.category
     return current.category
+
+
+def _switches(category: str, score: Score, policy: DecisionPolicy) -> bool:
+    """Whether the score's category clearly replaces ``category``."""
+    if category == score.category:
+        return False
+    if not score.class_probabilities:
+        return True
+    held = score.class_probabilities.get(category, 0.0)
+    best = score.class_probabilities.get(score.category, 0.0)
+    return best > held and best >= held * policy.category_switch_ratio
 
 
 def _worth_publishing(
@@ -243,21 +323,68 @@ def expire(state: FlagState, now_ms: int) -> tuple[FlagState, Flag | None]:
 
 
 def lift(
-    state: FlagState, now_ms: int, *, suppression_ms: int, why: str
+    state: FlagState, now_ms: int, *, hold_ms: int, why: str
 ) -> tuple[FlagState, Flag | None]:
-    """An operator upholds an appeal: clear now and suppress re-flagging for ``suppression_ms``.
+    """An operator upholds an appeal: clear now and hold the number for ``hold_ms``.
 
+    The clear carries the lifted flag's features (the labelled example).
     Needs no model: an appeal is honoured even while no model serves.
     """
     if not why.strip():
         raise ValueError("an appeal needs a reason (why)")
-    suppressed = replace(state, suppressed_until_ms=now_ms + suppression_ms)
+    held = _held(state, now_ms, hold_ms)
     if not state.active(now_ms):
-        return suppressed, None
-    return _clear(suppressed, now_ms, source="appeal", reason=f"appeal upheld: {why.strip()}")
+        return held, None
+    return _clear(held, now_ms, source="appeal", reason=f"appeal upheld: {why.strip()}",
+                  keep_features=True)
 
 
-def _clear(state: FlagState, at_ms: int, *, source: str, reason: str) -> tuple[FlagState, Flag]:
+def confirm(
+    state: FlagState, now_ms: int, *, ttl_ms: int, why: str
+) -> tuple[FlagState, Flag | None]:
+    """An operator confirms a ``watch`` under review: ``block`` (source ``operator``).
+
+    The block lasts ``ttl_ms`` and is renewed as a block while the caller
+    goes on reaching a tier; any hold ends. A number without an active watch
+    is left as it is (``None``): there is nothing under review to confirm.
+    """
+    if not why.strip():
+        raise ValueError("a confirmation needs a reason (why)")
+    current = state.flag
+    if current is None or not current.active_at(now_ms) or current.action is not Action.WATCH:
+        return state, None
+    block = replace(
+        current,
+        action=Action.BLOCK,
+        reasons=(f"confirmed by an operator: {why.strip()}", *current.reasons),
+        flagged_at_ms=now_ms,
+        expires_at_ms=now_ms + ttl_ms,
+        source=OPERATOR,
+        actor="",
+    )
+    return FlagState(block), block
+
+
+def dismiss(
+    state: FlagState, now_ms: int, *, hold_ms: int, why: str
+) -> tuple[FlagState, Flag | None]:
+    """An operator dismisses a flag as a false positive: clear it and hold it like an appeal."""
+    if not why.strip():
+        raise ValueError("a dismissal needs a reason (why)")
+    if not state.active(now_ms):
+        return state, None
+    return _clear(_held(state, now_ms, hold_ms), now_ms, source=OPERATOR,
+                  reason=f"dismissed by an operator: {why.strip()}", keep_features=True)
+
+
+def _held(state: FlagState, now_ms: int, hold_ms: int) -> FlagState:
+    category = state.flag.category if state.flag is not None else state.held_category
+    return replace(state, suppressed_until_ms=now_ms + hold_ms, held_category=category)
+
+
+def _clear(
+    state: FlagState, at_ms: int, *, source: str, reason: str, keep_features: bool = False
+) -> tuple[FlagState, Flag]:
     previous = state.flag
     assert previous is not None
     cleared = Flag(
@@ -271,5 +398,6 @@ def _clear(state: FlagState, at_ms: int, *, source: str, reason: str) -> tuple[F
         flagged_at_ms=at_ms,
         expires_at_ms=None,
         source=source,
+        features=dict(previous.features) if keep_features else {},
     )
     return replace(state, flag=cleared), cleared

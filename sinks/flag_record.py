@@ -46,9 +46,9 @@ class Flag:
     window_end_ms: int
     flagged_at_ms: int
     expires_at_ms: int | None
-    source: str = "model"  # model, expiry, appeal, allowlist
+    source: str = "model"  # model, expiry, appeal, allowlist, operator (confirm or dismiss)
     features: dict[str, float] = field(default_factory=dict, compare=False)
-    actor: str = ""  # the operator behind an appeal; empty for the pipeline's own decisions
+    actor: str = ""  # the operator behind an appeal/confirm/dismiss; empty for the pipeline's
 
     @property
     def decision_id(self) -> str:

@@ -24,7 +24,7 @@ from streams.app import CallguardApp
 from streams.block_stage import BlockFeatureStage
 from streams.checkpoint import Checkpointer
 from streams.deadletter import SourcePosition, deadletter_record
-from streams.decision_stage import decide_emission, lift_flag
+from streams.decision_stage import apply_operator_action, decide_emission
 from streams.expiry import ExpiryIndex
 from streams.feature_stage import Emission, EmissionPolicy, FeatureStage
 from streams.heap_trim import trim_heap
@@ -243,14 +243,16 @@ def _register_features(app: CallguardApp) -> None:
             stream_ms[partition] = max(stream_ms.get(partition, latest), latest)
         expire_idle(partition)
         published = await decide(partition, emission, trace)
-        for number, actor, why, sent_ms in batch.appeals.rows():
-            # Decisions run on the CDRs' clock: an appeal takes effect at the
-            # partition's stream time (its wall-clock time if nothing streamed yet).
+        for kind, number, actor, why, sent_ms in batch.appeals.actions():
+            # Decisions run on the CDRs' clock: an operator's action takes effect at
+            # the partition's stream time (its wall-clock time if nothing streamed yet).
             at_ms = expiry.stream_time(partition) or sent_ms
-            lifted = lift_flag(number, at_ms, models.appeal_suppression_ms, flags,
-                               actor=actor, why=why)
-            if lifted is not None:
-                published.append(lifted)
+            acted = apply_operator_action(
+                kind, number, at_ms, flags, hold_ms=models.appeal_hold_ms,
+                ttl_ms=models.flag_ttl_ms, actor=actor, why=why,
+            )
+            if acted is not None:
+                published.append(acted)
         await publish(published, trace)
 
     waiting = Emission()  # rows emitted before a model was served, scored when one is

@@ -7,19 +7,22 @@ Pure of Faust: flag state lives in a ``MutableMapping[str, bytes]`` (the
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 
 from models.allowlist_patterns import AllowMatcher
-from models.decisions import FlagState, decide, expire, lift
+from models.decisions import FlagState, confirm, decide, dismiss, expire, lift
 from sinks.flag_record import Flag, decode_flag, encode_flag
 from streams.feature_stage import Emission
 from streams.model_service import DecisionKit
 
-__all__ = ["DecisionStats", "decide_emission", "decode_state", "encode_state", "expire_due",
-           "lift_flag"]
+__all__ = ["OPERATOR_ACTIONS", "DecisionStats", "apply_operator_action", "decide_emission",
+           "decode_state", "encode_state", "expire_due"]
+
+# What an operator's action on cdr.by_caller may ask (streams.wire.AppealColumns.kind).
+OPERATOR_ACTIONS = ("appeal", "confirm", "dismiss")
 
 
 @dataclass(slots=True)
@@ -47,7 +50,8 @@ class DecisionStats:
 def encode_state(state: FlagState) -> bytes:
     """Table value of a number's flag state."""
     flag = None if state.flag is None else orjson.loads(encode_flag(state.flag))
-    return orjson.dumps({"flag": flag, "suppressed_until_ms": state.suppressed_until_ms})
+    return orjson.dumps({"flag": flag, "suppressed_until_ms": state.suppressed_until_ms,
+                         "held_category": state.held_category})
 
 
 def decode_state(raw: bytes | None) -> FlagState:
@@ -56,7 +60,7 @@ def decode_state(raw: bytes | None) -> FlagState:
         return FlagState()
     value: dict[str, Any] = orjson.loads(raw)
     flag = None if value["flag"] is None else decode_flag(orjson.dumps(value["flag"]))
-    return FlagState(flag, value["suppressed_until_ms"])
+    return FlagState(flag, value["suppressed_until_ms"], value.get("held_category", ""))
 
 
 def decide_emission(
@@ -103,19 +107,31 @@ def expire_due(
     return cleared
 
 
-def lift_flag(
-    number: str, now_ms: int, suppression_ms: int, table: MutableMapping[str, bytes],
-    *, actor: str, why: str,
+def apply_operator_action(
+    kind: str, number: str, now_ms: int, table: MutableMapping[str, bytes],
+    *, hold_ms: int, ttl_ms: int, actor: str, why: str,
 ) -> Flag | None:
-    """An operator's appeal: clear the number's flag and suppress re-flagging."""
-    if not why.strip():
-        return None  # the CLI and the dashboard refuse empty reasons; never crash the agent
-    state, flag = lift(decode_state(table.get(number)), now_ms, suppression_ms=suppression_ms,
-                       why=why)
-    table[number] = encode_state(state)
-    if flag is None:
+    """An operator's action on the number's flag; the decision to publish, with its actor.
+
+    ``appeal`` lifts the flag and holds the number (:func:`models.decisions.lift`),
+    ``confirm`` blocks a watch under review, ``dismiss`` clears a flag and
+    holds the number. An unknown kind or an empty reason does nothing: the
+    CLI and the dashboard refuse both, and the agent must not crash on them.
+    """
+    if kind not in OPERATOR_ACTIONS or not why.strip():
         return None
-    return Flag(**{**_fields(flag), "actor": actor})
+    state = decode_state(table.get(number))
+    if kind == "confirm":
+        state, flag = confirm(state, now_ms, ttl_ms=ttl_ms, why=why)
+    elif kind == "dismiss":
+        state, flag = dismiss(state, now_ms, hold_ms=hold_ms, why=why)
+    else:
+        state, flag = lift(state, now_ms, hold_ms=hold_ms, why=why)
+    if flag is not None:
+        flag = Flag(**{**_fields(flag), "actor": actor})
+        state = replace(state, flag=flag)  # the state's flag names its actor too
+    table[number] = encode_state(state)
+    return flag
 
 
 def _fields(flag: Flag) -> dict[str, Any]:

@@ -51,11 +51,15 @@ class ModelService:
         appeal_suppression_s: float,
         category_switch_ratio: float = 1.5,
         block_hold_margin: float = 0.05,
+        appeal_review_margin: float = 0.5,
     ) -> None:
         self.holder = ModelHolder(ModelRegistry(model_dir), FEATURE_NAMES)
         self.allowlist_path = allowlist_path
         self.flag_ttl_ms = int(flag_ttl_s * 1000)
-        self.appeal_suppression_ms = int(appeal_suppression_s * 1000)
+        # The appeal hold (Settings.appeal_hold_s, which create_app passes by its
+        # former name, appeal_suppression_s).
+        self.appeal_hold_ms = int(appeal_suppression_s * 1000)
+        self.appeal_review_margin = appeal_review_margin
         self.category_switch_ratio = category_switch_ratio
         self.block_hold_margin = block_hold_margin
         self.current: DecisionKit | None = None
@@ -79,7 +83,8 @@ class ModelService:
                         block_threshold=thresholds["block"],
                         watch_threshold=thresholds["watch"],
                         flag_ttl_ms=self.flag_ttl_ms,
-                        appeal_suppression_ms=self.appeal_suppression_ms,
+                        appeal_hold_ms=self.appeal_hold_ms,
+                        appeal_review_margin=self.appeal_review_margin,
                         category_switch_ratio=self.category_switch_ratio,
                         block_hold_margin=self.block_hold_margin,
                         review_score=scorer.review.score_floor,

@@ -6,6 +6,7 @@ variables use the prefix ``CALLGUARD_`` (``CALLGUARD_BROKER_URL`` and so on).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -183,8 +184,24 @@ class Settings(BaseSettings):
         5.0, gt=0, description="How often a worker looks for a newly promoted model."
     )
     flag_ttl_s: float = Field(86_400.0, gt=0, description="A flag lapses this long after renewal.")
-    appeal_suppression_s: float = Field(
-        7 * 86_400.0, ge=0, description="No new flag this long after an upheld appeal."
+    appeal_hold_s: float = Field(
+        30 * 86_400.0,
+        ge=0,
+        description=(
+            "After an upheld appeal or a dismissed review, the number is not flagged again "
+            "this long (event time, seconds) unless its behaviour changes materially, and "
+            "then only as a watch for review, never a block."
+        ),
+    )
+    appeal_review_margin: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description=(
+            "While a number is held after an appeal, a score counts as a material change "
+            "when it reaches this share of the way from the block threshold to 1 (0.5 with "
+            "block 0.9: 0.95); a new category is a material change too."
+        ),
     )
     category_switch_ratio: float = Field(
         1.5,
@@ -327,6 +344,11 @@ class Settings(BaseSettings):
             raise ValueError(str(error).replace("FeatureConfig.", "")) from None
 
     @property
+    def appeal_suppression_s(self) -> float:
+        """The appeal hold under its former name (``CALLGUARD_APPEAL_SUPPRESSION_S`` is refused)."""
+        return self.appeal_hold_s
+
+    @property
     def bootstrap_servers(self) -> str:
         """The broker URL as a client's ``host:port,host:port`` list."""
         return self.broker_url.removeprefix("kafka://").replace(";", ",")
@@ -334,6 +356,12 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: object) -> Settings:
     """Read settings from the environment (and overrides), or fail with what to change."""
+    if "CALLGUARD_APPEAL_SUPPRESSION_S" in os.environ:
+        # An ignored old name would silently give a 30-day hold where 7 days were meant.
+        raise ConfigurationError(
+            "invalid configuration:\n  CALLGUARD_APPEAL_SUPPRESSION_S is no longer read: set "
+            "CALLGUARD_APPEAL_HOLD_S (seconds an upheld appeal holds; default 30 days) instead"
+        )
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:

@@ -7,8 +7,11 @@ record (each kind may be empty):
 - ``inbound``: (callee, caller, time) of CDRs whose *callee* belongs to the
   partition, so that a caller's state learns who called it (reciprocity);
 - ``complaints``: complaints whose *reported* number belongs to the partition;
-- ``appeals``: operators' upheld appeals (``callguard appeal``), so the
-  worker that owns the number's flag lifts it.
+- ``appeals``: operators' actions on a number's flag, so the worker that
+  owns it applies them: upheld appeals (``callguard appeal``), and the
+  review queue's confirmations and dismissals (``callguard review``), told
+  apart by the optional ``kind`` column (absent: every row is an appeal, as
+  in messages written before it existed).
 
 Columns let the feature stage hand numpy arrays to the feature code without
 a per-CDR object; numbers are already normalised, nothing is validated again.
@@ -114,12 +117,18 @@ class ComplaintColumns:
 
 @dataclass(slots=True)
 class AppealColumns:
-    """Operators' upheld appeals about numbers of this partition."""
+    """Operators' actions on flags of numbers of this partition.
+
+    ``kind`` per row: ``appeal``, ``confirm`` or ``dismiss``
+    (:data:`streams.decision_stage.OPERATOR_ACTIONS`); left empty, every row
+    is an appeal.
+    """
 
     number: list[str] = field(default_factory=list)
     actor: list[str] = field(default_factory=list)
     why: list[str] = field(default_factory=list)
     time_ms: list[int] = field(default_factory=list)
+    kind: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.number)
@@ -127,6 +136,11 @@ class AppealColumns:
     def rows(self) -> list[tuple[str, str, str, int]]:
         """(number, actor, why, time_ms) per appeal."""
         return list(zip(self.number, self.actor, self.why, self.time_ms, strict=True))
+
+    def actions(self) -> list[tuple[str, str, str, str, int]]:
+        """(kind, number, actor, why, time_ms) per action."""
+        kinds = self.kind or ["appeal"] * len(self.number)
+        return list(zip(kinds, self.number, self.actor, self.why, self.time_ms, strict=True))
 
 
 @dataclass(slots=True)
@@ -154,6 +168,8 @@ _PARTS = {
 
 # Each part's column names, in their order: looked up once, not per message.
 _COLUMNS = {name: tuple(column.name for column in fields(part)) for name, part in _PARTS.items()}
+# Columns added later: left out of a message while empty, so older readers take it.
+_OPTIONAL = {"appeals": frozenset({"kind"})}
 
 
 def encode_routed(batch: RoutedBatch) -> bytes:
@@ -162,7 +178,9 @@ def encode_routed(batch: RoutedBatch) -> bytes:
     for name, columns in _COLUMNS.items():
         part = getattr(batch, name)
         if len(part):
-            message[name] = {column: getattr(part, column) for column in columns}
+            optional = _OPTIONAL.get(name, frozenset())
+            message[name] = {column: getattr(part, column) for column in columns
+                             if column not in optional or getattr(part, column)}
     return orjson.dumps(message)
 
 
@@ -261,7 +279,10 @@ def decode_routed(raw: bytes) -> RoutedBatch:
     for name, part_type in _PARTS.items():
         if name in decoded:
             columns = decoded[name]
-            if not isinstance(columns, dict) or set(columns) != set(_COLUMNS[name]):
+            required = set(_COLUMNS[name]) - _OPTIONAL.get(name, frozenset())
+            if not isinstance(columns, dict) or not required <= set(columns) <= set(
+                _COLUMNS[name]
+            ):
                 raise ValueError(f"cdr.by_caller {name} lacks the columns {_COLUMNS[name]}")
             if not all(isinstance(values, list) for values in columns.values()):
                 raise ValueError(f"cdr.by_caller {name} has a column that is not a list")

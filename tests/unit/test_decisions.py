@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from models.decisions import DecisionPolicy, FlagState, Score, decide, expire, lift
+from models.decisions import (
+    DecisionPolicy,
+    FlagState,
+    Score,
+    confirm,
+    decide,
+    dismiss,
+    expire,
+    lift,
+    material_change,
+)
 from sinks.flag_record import Action, decode_flag, encode_flag
 
 HOUR = 3600 * 1000
 POLICY = DecisionPolicy(block_threshold=0.9, watch_threshold=0.6, flag_ttl_ms=24 * HOUR)
-SUPPRESS = POLICY.appeal_suppression_ms
+HOLD = POLICY.appeal_hold_ms
 T0 = 1_714_528_800_000
 
 
@@ -56,16 +66,20 @@ def test_expiry_emits_one_clear() -> None:
     assert expire(state, T0 + 26 * HOUR) == (state, None)
 
 
-def test_appeal_clears_and_suppresses() -> None:
-    state, _ = decide(FlagState(), score(0.95), POLICY, allowed=False)
+def test_appeal_clears_and_holds() -> None:
+    state, block = decide(FlagState(), score(0.92), POLICY, allowed=False)
     with pytest.raises(ValueError, match="needs a reason"):
-        lift(state, T0 + HOUR, suppression_ms=SUPPRESS, why=" ")
-    state, cleared = lift(state, T0 + HOUR, suppression_ms=SUPPRESS, why="school notices")
+        lift(state, T0 + HOUR, hold_ms=HOLD, why=" ")
+    state, cleared = lift(state, T0 + HOUR, hold_ms=HOLD, why="school notices")
     assert cleared.action is Action.CLEAR and cleared.source == "appeal"
     assert "school notices" in cleared.reasons[0]
-    assert decide(state, score(0.99, T0 + 2 * HOUR), POLICY, allowed=False)[1] is None
-    after = T0 + HOUR + POLICY.appeal_suppression_ms
-    assert decide(state, score(0.99, after), POLICY, allowed=False)[1].action is Action.BLOCK
+    assert cleared.features == block.features  # the labelled example's snapshot
+    assert POLICY.appeal_hold_ms == 30 * 24 * HOUR
+    # The same behaviour, hour after hour, for the whole hold: never flagged again.
+    for hours in range(2, 30 * 24, 7):
+        assert decide(state, score(0.92, T0 + hours * HOUR), POLICY, allowed=False)[1] is None
+    after = T0 + HOUR + HOLD
+    assert decide(state, score(0.92, after), POLICY, allowed=False)[1].action is Action.BLOCK
 
 
 def test_allow_listed_numbers_are_never_flagged_and_get_cleared() -> None:
@@ -155,3 +169,87 @@ def test_policy_refuses_hysteresis_that_means_nothing() -> None:
         DecisionPolicy(block_threshold=0.9, watch_threshold=0.6, category_switch_ratio=0.9)
     with pytest.raises(ValueError, match="block_hold_margin"):
         DecisionPolicy(block_threshold=0.9, watch_threshold=0.6, block_hold_margin=0.95)
+
+
+def test_a_material_change_while_held_goes_to_review_as_a_watch() -> None:
+    state, _ = decide(FlagState(), score(0.92), POLICY, allowed=False)
+    state, _ = lift(state, T0 + HOUR, hold_ms=HOLD, why="school notices")
+    assert state.held_category == "finance_marketing"
+    assert POLICY.material_score == pytest.approx(0.95)  # halfway from block 0.9 to 1
+    assert material_change(state, score(0.949, T0 + 2 * HOUR), POLICY) is None
+    state, review = decide(state, score(0.97, T0 + 2 * HOUR), POLICY, allowed=False)
+    assert review.action is Action.WATCH and review.source == "model"
+    assert "goes to review" in review.reasons[0] and "0.970" in review.reasons[0]
+    assert review.reasons[1:] == ("short-call ratio 0.93",)
+    # Still held: a higher score again is renewed as a watch, never a block.
+    later, again = decide(state, score(0.999, T0 + 20 * HOUR), POLICY, allowed=False)
+    assert again.action is Action.WATCH and later.suppressed_until_ms == state.suppressed_until_ms
+
+
+def test_a_new_category_while_held_goes_to_review() -> None:
+    state, _ = decide(FlagState(), score(0.92), POLICY, allowed=False)
+    state, _ = lift(state, T0 + HOUR, hold_ms=HOLD, why="school notices")
+    close = classed(0.92, T0 + 2 * HOUR, fraud=0.46, finance_marketing=0.44)
+    assert decide(state, close, POLICY, allowed=False)[1] is None  # not clearly another class
+    fraud = classed(0.7, T0 + 3 * HOUR, fraud=0.6, finance_marketing=0.2)
+    _, review = decide(state, fraud, POLICY, allowed=False)
+    assert review.action is Action.WATCH and review.category == "fraud"
+    assert "new category fraud (held as finance_marketing)" in review.reasons[0]
+    # Below every tier a new category is not a flag at all.
+    quiet = classed(0.3, T0 + 4 * HOUR, fraud=0.25, finance_marketing=0.05)
+    assert decide(state, quiet, POLICY, allowed=False)[1] is None
+
+
+def test_the_hold_follows_event_time_not_the_order_of_arrival() -> None:
+    state, _ = decide(FlagState(), score(0.92), POLICY, allowed=False)
+    held, _ = lift(state, T0 + HOUR, hold_ms=2 * HOUR, why="school notices")
+    assert held.suppressed_until_ms == T0 + 3 * HOUR
+    assert decide(held, score(0.92, T0 + 3 * HOUR - 1), POLICY, allowed=False)[1] is None
+    assert decide(held, score(0.92, T0 + 3 * HOUR), POLICY, allowed=False)[1] is not None
+
+
+def test_confirm_blocks_a_watch_and_ends_the_hold() -> None:
+    watched, watch = decide(FlagState(), score(0.7), POLICY, allowed=False)
+    with pytest.raises(ValueError, match="needs a reason"):
+        confirm(watched, T0 + HOUR, ttl_ms=24 * HOUR, why="")
+    state, block = confirm(watched, T0 + HOUR, ttl_ms=24 * HOUR, why="complaints confirm it")
+    assert (block.action, block.source, block.category) == (Action.BLOCK, "operator",
+                                                            watch.category)
+    assert block.reasons[0] == "confirmed by an operator: complaints confirm it"
+    assert block.features == watch.features and block.expires_at_ms == T0 + 25 * HOUR
+    assert state.suppressed_until_ms == 0 and state.flag == block
+    # A confirmed block is renewed as a block while the caller still reaches a tier.
+    _, renewed = decide(state, score(0.65, T0 + 14 * HOUR), POLICY, allowed=False)
+    assert renewed.action is Action.BLOCK and renewed.source == "model"
+    # Nothing under review: a block, a cleared or an unknown number stay as they are.
+    blocked, _ = decide(FlagState(), score(0.95), POLICY, allowed=False)
+    assert confirm(blocked, T0 + HOUR, ttl_ms=HOUR, why="x") == (blocked, None)
+    assert confirm(FlagState(), T0, ttl_ms=HOUR, why="x") == (FlagState(), None)
+    assert confirm(watched, T0 + 25 * HOUR, ttl_ms=HOUR, why="x") == (watched, None)
+
+
+def test_a_held_review_confirmed_blocks_though_the_appeal_held() -> None:
+    state, _ = decide(FlagState(), score(0.92), POLICY, allowed=False)
+    state, _ = lift(state, T0 + HOUR, hold_ms=HOLD, why="school notices")
+    state, review = decide(state, score(0.97, T0 + 2 * HOUR), POLICY, allowed=False)
+    state, block = confirm(state, T0 + 3 * HOUR, ttl_ms=24 * HOUR, why="fraud after all")
+    assert block.action is Action.BLOCK and block.category == review.category
+
+
+def test_dismiss_clears_and_holds_like_an_appeal() -> None:
+    watched, watch = decide(FlagState(), score(0.7), POLICY, allowed=False)
+    state, cleared = dismiss(watched, T0 + HOUR, hold_ms=HOLD, why="a bank's reminders")
+    assert (cleared.action, cleared.source) == (Action.CLEAR, "operator")
+    assert cleared.reasons == ("dismissed by an operator: a bank's reminders",)
+    assert cleared.features == watch.features
+    assert state.suppressed_until_ms == T0 + HOUR + HOLD
+    assert decide(state, score(0.92, T0 + 2 * HOUR), POLICY, allowed=False)[1] is None
+    assert dismiss(state, T0 + 2 * HOUR, hold_ms=HOLD, why="again") == (state, None)
+    assert cleared.decision_id != lift(watched, T0 + HOUR, hold_ms=HOLD, why="x")[1].decision_id
+
+
+def test_bad_appeal_settings_fail_fast() -> None:
+    with pytest.raises(ValueError, match="appeal_review_margin"):
+        DecisionPolicy(block_threshold=0.9, watch_threshold=0.6, appeal_review_margin=1.5)
+    with pytest.raises(ValueError, match="appeal_hold_ms"):
+        DecisionPolicy(block_threshold=0.9, watch_threshold=0.6, appeal_hold_ms=-1)

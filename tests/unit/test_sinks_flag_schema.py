@@ -11,13 +11,22 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
-from models.decisions import DecisionPolicy, FlagState, Score, decide, expire, lift
+from models.decisions import (
+    DecisionPolicy,
+    FlagState,
+    Score,
+    confirm,
+    decide,
+    dismiss,
+    expire,
+    lift,
+)
 from sinks.flag_record import Action, Flag, encode_flag
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "sinks" / "schemas" / "flag.schema.json"
 T0 = 1_795_000_000_123
 POLICY = DecisionPolicy(block_threshold=0.9, watch_threshold=0.6)
-SUPPRESS = POLICY.appeal_suppression_ms
+HOLD = POLICY.appeal_hold_ms
 # jsonschema checks "date-time" only with an optional package; this is RFC 3339's grammar.
 RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})"
@@ -42,11 +51,13 @@ def lifecycle_flags() -> list[Flag]:
     score = Score("+8613800138000", "finance_marketing", 0.95, "hgb-1", T0, ("short calls",))
     state, block = decide(FlagState(), score, POLICY, allowed=False)
     _, expired = expire(state, T0 + POLICY.flag_ttl_ms)
-    _, appealed = lift(state, T0 + 1000, suppression_ms=SUPPRESS, why="school notices")
+    _, appealed = lift(state, T0 + 1000, hold_ms=HOLD, why="school notices")
     _, allowed = decide(state, score, POLICY, allowed=True)
     watch_score = Score("95588", "debt_collection", 0.7, "hgb-1", T0, ())
-    _, watch = decide(FlagState(), watch_score, POLICY, allowed=False)
-    found = [block, expired, appealed, allowed, watch]
+    watched, watch = decide(FlagState(), watch_score, POLICY, allowed=False)
+    _, confirmed = confirm(watched, T0 + 1000, ttl_ms=POLICY.flag_ttl_ms, why="complaints")
+    _, dismissed = dismiss(watched, T0 + 1000, hold_ms=HOLD, why="a bank's reminders")
+    found = [block, expired, appealed, allowed, watch, confirmed, dismissed]
     assert all(item is not None for item in found)
     return [item for item in found if item is not None]
 
@@ -61,7 +72,9 @@ def test_every_published_kind_of_flag_is_valid(validator: Draft202012Validator) 
     for flag in published:
         errors = [error.message for error in validator.iter_errors(encoded(flag))]
         assert errors == [], (flag, errors)
-    assert {flag.source for flag in published} == {"model", "expiry", "appeal", "allowlist"}
+    assert {flag.source for flag in published} == {
+        "model", "expiry", "appeal", "allowlist", "operator"
+    }
     assert {flag.action for flag in published} == set(Action)
 
 
@@ -69,7 +82,7 @@ def test_every_published_kind_of_flag_is_valid(validator: Draft202012Validator) 
     ("change", "complaint"),
     [
         ({"action": "delete"}, "is not one of"),
-        ({"source": "operator"}, "is not one of"),
+        ({"source": "reviewer"}, "is not one of"),
         ({"number": "13800138000"}, "does not match"),
         ({"score": 1.5}, "greater than the maximum"),
         ({"flagged_at": "yesterday"}, "is not a 'date-time'"),
