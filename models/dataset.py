@@ -19,6 +19,11 @@ and marked ``is_legit_bulk``, for the false-flag measure.
 Where the data comes from is a :class:`LabelledCalls` value: Parquet files
 written by ``callguard simulate --out`` today (:func:`read_parquet_dir`); a
 ClickHouse reader only has to build the same four frames.
+
+Operators' decisions: an ``operator_labels.parquet`` in the same directory
+(``callguard review labels --out DIR``) adds one row per appeal,
+confirmation and dismissal, with the features the flag carried and the
+operator's label (:mod:`models.operator_labels`).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import polars as pl
 from features.config import FeatureConfig
 from features.offline import compute_features
 from features.vector import FEATURE_NAMES
+from models.operator_labels import LABELS_FILE, label_training_rows
 
 __all__ = [
     "NORMAL",
@@ -65,6 +71,8 @@ class LabelledCalls:
     complaints: pl.DataFrame
     ground_truth: pl.DataFrame
     legit_callers: pl.DataFrame
+    # Operators' labelled examples (models.operator_labels.labels_frame), if any.
+    operator_labels: pl.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -103,7 +111,9 @@ def read_parquet_dir(data_dir: str | Path) -> LabelledCalls:
             "write a run there with `callguard simulate --out DIR`"
         )
     frames = {name: pl.read_parquet(root / f"{name}.parquet") for name in needed}
-    return LabelledCalls(**frames)
+    labels = root / LABELS_FILE
+    operator_labels = pl.read_parquet(labels) if labels.is_file() else None
+    return LabelledCalls(**frames, operator_labels=operator_labels)
 
 
 def build_training_table(
@@ -114,7 +124,8 @@ def build_training_table(
     Label columns: ``label`` (a category or ``normal``), ``campaign_id``
     (null for normal rows), ``is_legit_bulk``, ``first_call_ms`` (the
     caller's first call in the data) and ``weight``. Sorted by ``end_ms,
-    caller``.
+    caller``. Operators' labelled examples, when ``data`` has them, are rows
+    of their own (:func:`models.operator_labels.label_training_rows`).
     """
     config = config or DatasetConfig()
     calls = data if isinstance(data, LabelledCalls) else read_parquet_dir(data)
@@ -146,7 +157,7 @@ def build_training_table(
         )
     )
     table = _sample_normal(table, config.normal_fraction)
-    return table.select(
+    columns = (
         "caller",
         "end_ms",
         *FEATURE_NAMES,
@@ -155,7 +166,12 @@ def build_training_table(
         "is_legit_bulk",
         "first_call_ms",
         "weight",
-    ).sort("end_ms", "caller")
+    )
+    if calls.operator_labels is not None:
+        table = table.select(columns)  # the labelled rows take its column types
+        labelled = label_training_rows(calls.operator_labels).select(columns)
+        table = pl.concat([table, labelled.cast(table.schema)])
+    return table.select(columns).sort("end_ms", "caller")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sinks.clickhouse.labels import insert_labels
 from sinks.clickhouse.store import Store
 from sinks.flag_record import Action, Flag, decision_id_for
 
@@ -47,7 +48,7 @@ FEATURE_COLUMNS = (
     "feature_names",
     "feature_values",
 )
-SOURCES = ("model", "expiry", "appeal", "allowlist")
+SOURCES = ("model", "expiry", "appeal", "allowlist", "operator")
 _LOOKUP_CHUNK = 2000  # ids per existence query: keeps the SQL text well under max_query_size
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
@@ -169,6 +170,9 @@ def stored_decision_ids(store: Store, decisions: Iterable[FlagDecision]) -> set[
 def insert_decisions(store: Store, decisions: Sequence[FlagDecision]) -> int:
     """Write decisions to ``flag_features``, ``flags_current`` and ``flags_history``.
 
+    Operators' decisions (appeals, confirmations, dismissals) also go to
+    ``operator_labels`` as labelled examples (:mod:`sinks.clickhouse.labels`).
+
     Decisions whose id is already in ``flags_history`` are skipped, so retrying
     a batch neither duplicates history nor double-counts the hourly rollup.
     History is written last: it is what marks a decision as stored, so a batch
@@ -185,6 +189,7 @@ def insert_decisions(store: Store, decisions: Sequence[FlagDecision]) -> int:
     with_features = [decision for decision in fresh if decision.features]
     if with_features:
         store.insert_columns("flag_features", FEATURE_COLUMNS, _feature_columns(with_features))
+    insert_labels(store, fresh)  # operators' decisions as labelled examples
     current = _history_columns(fresh) + [[decision.version for decision in fresh]]
     store.insert_columns("flags_current", (*HISTORY_COLUMNS, "version"), current)
     store.insert_columns("flags_history", HISTORY_COLUMNS, _history_columns(fresh))

@@ -29,6 +29,12 @@ Tables (all times ``DateTime('UTC')``):
 ``flags_history`` and ``flags_current`` also carry ``source`` (model, expiry,
 appeal, allowlist; added by migration 0007, ``'model'`` for older rows), which
 is part of the decision id.
+``operator_labels``
+    Operators' decisions as labelled examples (migration 0009): one row per
+    appeal, confirmation and dismissal, with the label (a nuisance category,
+    or ``normal``), who, why, when (event time), the model version and the
+    feature snapshot of the flag judged. Written with the decision; read with
+    :func:`sinks.clickhouse.labels.fetch_labels` (``LIMIT 1 BY decision_id``).
 ``schema_migrations``
     The migrations applied, by name.
 
@@ -102,6 +108,7 @@ def render_migrations(
             # Without IF NOT EXISTS, a rerun after a crash finds the column (ILLEGAL_COLUMN).
             frozenset() if features.add_column_if_not_exists else frozenset({_ILLEGAL_COLUMN}),
         ),
+        Migration("0009_operator_labels", (render.operator_labels(),)),
     )
 
 
@@ -207,6 +214,25 @@ GROUP BY hour, category, action"""
             f"ALTER TABLE {self._table(table)} ADD COLUMN{if_not_exists} "
             f"source {self.features.string_type} DEFAULT 'model' AFTER note"
         )
+
+    def operator_labels(self) -> str:
+        short = self.features.string_type
+        return f"""CREATE TABLE IF NOT EXISTS {self._table("operator_labels")} (
+    decision_id String,
+    number String,
+    label {short},
+    action {short},
+    actor {short},
+    reason String,
+    event_time DateTime('UTC'),
+    model_version {short},
+    category {short},
+    score Float64,
+    feature_names Array(String),
+    feature_values Array(Float64)
+) ENGINE = MergeTree()
+PARTITION BY toYYYYMM(event_time)
+ORDER BY (number, event_time, decision_id){self._ttl("event_time")}"""
 
     def pipeline_metrics(self) -> str:
         short = self.features.string_type

@@ -5,9 +5,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import polars as pl
 import pytest
 
+from features.vector import FEATURE_NAMES
+from models.dataset import build_training_table
+from models.decisions import DecisionPolicy, FlagState, Score, decide
+from models.operator_labels import LABELS_FILE, labels_frame
+from simulator.parquet import write_parquet
+from simulator.scenario import builtin_scenario, with_overrides
 from sinks.clickhouse import (
     Action,
     FlagDecision,
@@ -27,8 +35,11 @@ from sinks.clickhouse import (
     migrate,
     open_store,
 )
-from sinks.clickhouse.flags import HISTORY_COLUMNS, _history_columns
+from sinks.clickhouse.flags import HISTORY_COLUMNS, _history_columns, epoch_ms
+from sinks.clickhouse.labels import fetch_labels
+from sinks.clickhouse.schema import render_migrations
 from sinks.flag_record import Flag
+from streams.decision_stage import apply_operator_action, encode_state
 
 pytestmark = pytest.mark.integration
 
@@ -43,6 +54,7 @@ ALL_TABLES = {
     "flags_hourly",
     "flags_hourly_mv",
     "pipeline_metrics",
+    "operator_labels",
 }
 
 
@@ -102,7 +114,9 @@ def test_migrate_twice_applies_once(fresh_store: Store) -> None:
     first = migrate(fresh_store)
     second = migrate(fresh_store)
 
-    assert first[0] == "0001_schema_migrations" and len(first) == 7
+    rendered = render_migrations(fresh_store.database, ServerFeatures((18, 16)), 180)
+    assert first == [migration.name for migration in rendered]
+    assert first[0] == "0001_schema_migrations" and "0009_operator_labels" in first
     assert second == []
     tables = fresh_store.query_rows(
         "SELECT name FROM system.tables WHERE database = %(db)s", {"db": fresh_store.database}
@@ -223,14 +237,16 @@ def test_hourly_rollup_counts_decisions_once(store: Store) -> None:
 
 def test_retention_drops_old_rows_everywhere(store: Store) -> None:
     old, recent = NOW - timedelta(days=400), NOW - timedelta(days=10)
+    appealed = decision("+8613500000003", Action.CLEAR, at=old, source="appeal")
     insert_decisions(
-        store, [decision("+8613500000001", at=old), decision("+8613500000002", at=old)]
+        store, [decision("+8613500000001", at=old), decision("+8613500000002", at=old), appealed]
     )
     insert_decisions(store, [decision("+8613500000002", at=recent)])
     insert_metrics(store, "worker-1", {"cdr_per_s": 10.0}, at=old)
     insert_metrics(store, "worker-1", {"cdr_per_s": 20.0}, at=recent)
     if not ServerFeatures(store.server_version()).ttl:
-        assert count(store, "flags_history") == 3  # nothing expires by itself on 18.16
+        assert count(store, "flags_history") == 4  # nothing expires by itself on 18.16
+        assert count(store, "operator_labels") == 1
 
     enforce_retention(store, 180)
 
@@ -240,6 +256,7 @@ def test_retention_drops_old_rows_everywhere(store: Store) -> None:
         ("flags_current", "flagged_at"),
         ("flags_hourly", "hour"),
         ("pipeline_metrics", "ts"),
+        ("operator_labels", "event_time"),
     ]:
         assert count(store, table, f"{column} < now() - INTERVAL 180 DAY") == 0, table
     assert count(store, "pipeline_metrics") == 1
@@ -332,3 +349,53 @@ def test_a_published_flag_is_stored_with_its_id_and_source(store: Store) -> None
         f"SELECT source FROM {store.table('flags_history_dedup')}"  # noqa: S608
     )
     assert source == "appeal"
+
+
+def test_operators_decisions_are_labelled_examples_training_reads(
+    store: Store, tmp_path: Path
+) -> None:
+    """Confirm, dismiss and appeal, as the worker decides and the sink stores them."""
+    policy = DecisionPolicy(block_threshold=0.9, watch_threshold=0.6)
+    at_ms = epoch_ms(HOUR)
+    snapshot = {name: float(index) for index, name in enumerate(FEATURE_NAMES)}
+
+    def flagged(number: str, probability: float) -> dict[str, bytes]:
+        scored = Score(number, "fraud", probability, "hgb-1", at_ms - 60_000, ("one-ring",),
+                       features=snapshot)
+        return {number: encode_state(decide(FlagState(), scored, policy, allowed=False)[0])}
+
+    acted = []
+    for kind, number, probability in [("confirm", "+8613300000001", 0.7),
+                                      ("dismiss", "+8613300000002", 0.7),
+                                      ("appeal", "+8613300000003", 0.95)]:
+        flag = apply_operator_action(kind, number, at_ms, flagged(number, probability),
+                                     hold_ms=policy.appeal_hold_ms, ttl_ms=policy.flag_ttl_ms,
+                                     actor="op:li", why=f"{kind} it")
+        assert flag is not None
+        acted.append(FlagDecision.from_flag(flag, actor=flag.actor, note=flag.source))
+    model = decision("+8613300000004", features=snapshot)
+    insert_decisions(store, [*acted, model])
+    insert_decisions(store, [*acted, model])  # a retried batch labels nothing twice
+
+    rows = fetch_labels(store, since=HOUR - timedelta(days=1))
+    assert [(r["number"], r["action"], r["label"], r["actor"]) for r in rows] == [
+        ("+8613300000001", "confirm", "fraud", "op:li"),
+        ("+8613300000002", "dismiss", "normal", "op:li"),
+        ("+8613300000003", "appeal", "normal", "op:li"),
+    ]
+    assert rows[0]["reason"] == "confirmed by an operator: confirm it"
+    assert rows[0]["event_time"] == HOUR and rows[0]["model_version"] == "hgb-1"
+    assert dict(zip(rows[1]["feature_names"], rows[1]["feature_values"], strict=True)) == snapshot
+
+    # What `callguard review labels --out DIR` writes, next to the tables train --data reads.
+    write_parquet(with_overrides(builtin_scenario("tiny"), duration="3h"), tmp_path,
+                  progress=False)
+    labels_frame(rows).write_parquet(tmp_path / LABELS_FILE)
+    table = build_training_table(tmp_path)
+    taught = table.filter(pl.col("caller").str.starts_with("+861330000000"))
+    assert sorted(zip(taught["caller"], taught["label"], strict=True)) == [
+        ("+8613300000001", "fraud"), ("+8613300000002", "normal"), ("+8613300000003", "normal"),
+    ]
+    assert taught["end_ms"].to_list() == [at_ms] * 3
+    assert taught.filter(pl.col("label") == "fraud")["campaign_id"].item() < 0
+    assert taught.select(FEATURE_NAMES[3]).to_series().to_list() == [3.0] * 3

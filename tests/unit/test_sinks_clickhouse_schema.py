@@ -33,7 +33,7 @@ def test_old_server_gets_no_ttl_and_no_low_cardinality() -> None:
 def test_current_server_gets_ttl_on_every_retained_table() -> None:
     sql = all_sql(CURRENT, retention_days=30)
 
-    assert sql.count("TTL ") == 5  # history, current, features, hourly, metrics
+    assert sql.count("TTL ") == 6  # history, current, features, hourly, metrics, labels
     assert "TTL flagged_at + INTERVAL 30 DAY" in sql
     assert "TTL hour + INTERVAL 30 DAY" in sql
     assert "category LowCardinality(String)" in sql
@@ -51,8 +51,8 @@ def test_every_statement_can_be_repeated() -> None:
 
 def test_source_column_is_added_and_the_dedup_view_recreated() -> None:
     for features in (OLD, CURRENT):
-        last = render_migrations("db", features, 180)[-1]
-        assert last.name == "0007_decision_source"
+        by_name = {m.name: m for m in render_migrations("db", features, 180)}
+        last = by_name["0007_decision_source"]
         assert sum("ADD COLUMN" in s and "source" in s for s in last.statements) == 2
         assert "DROP TABLE IF EXISTS `db`.`flags_history_dedup`" in last.statements
         view = "CREATE VIEW IF NOT EXISTS `db`.`flags_history_dedup`"
@@ -185,7 +185,7 @@ def test_decisions_refuse_naive_times_and_unknown_actions() -> None:
     with pytest.raises(ValueError):
         make(action="delete")
     with pytest.raises(ValueError, match="source"):
-        make(source="operator")
+        make(source="reviewer")
 
 
 def test_version_orders_decisions_by_time() -> None:
@@ -193,3 +193,13 @@ def test_version_orders_decisions_by_time() -> None:
     later = make(flagged_at=WINDOW_END + timedelta(milliseconds=1500))
 
     assert later.version - earlier.version == 500
+
+
+def test_operator_labels_fit_the_old_server_and_the_new() -> None:
+    for features, short in ((OLD, "String"), (CURRENT, "LowCardinality(String)")):
+        by_name = {m.name: m for m in render_migrations("db", features, 180)}
+        (statement,) = by_name["0009_operator_labels"].statements
+        assert statement.startswith("CREATE TABLE IF NOT EXISTS `db`.`operator_labels`")
+        assert f"label {short}" in statement and "feature_values Array(Float64)" in statement
+        assert "event_time DateTime('UTC')" in statement
+        assert ("TTL event_time" in statement) is (features is CURRENT)
