@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, fields
 from functools import partial
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import faust
 
@@ -30,6 +30,9 @@ from streams.model_service import ModelService
 from streams.settings import Settings
 from streams.topics import Topics, declare_topics
 from streams.write_behind import ChangelogWriter
+
+if TYPE_CHECKING:
+    from streams.access.middleware import AccessGuard
 
 __all__ = ["CallguardApp", "PipelineCounters", "create_app", "run_worker"]
 
@@ -89,6 +92,8 @@ class CallguardApp:
     checkpoints: Checkpointer | None = None
     intake: Intake | None = None
     changelog_writer: ChangelogWriter | None = None
+    # The HTTP server's gate: users, sessions and failed sign-ins (streams.access).
+    access: AccessGuard | None = None
     # The stop: when the process must have exited (time.monotonic), and what
     # it could not flush or commit (any of it makes the exit code 1).
     stop_deadline: float | None = None
@@ -187,6 +192,7 @@ def create_app(settings: Settings) -> CallguardApp:
             actor=f"worker:{settings.app_id}:{settings.web_port}",
         ),
     )
+    from streams.access import register_access
     from streams.agents import register_agents  # agents and views need the built app
     from streams.dashboard import register_dashboard
     from streams.metrics import register_metrics
@@ -197,6 +203,7 @@ def create_app(settings: Settings) -> CallguardApp:
     register_views(app)
     register_dashboard(app)
     register_metrics(app)
+    app.access = register_access(app)  # after every view: it guards them all
     _register_services(app)
     _declare_written_topics(app)
     _hold_events_until_streams_resume(app)

@@ -1,5 +1,6 @@
 """HTTP views on the worker (Faust's web server, ``CALLGUARD_WEB_PORT``).
 
+- ``GET /livez``: 200 while the process serves HTTP (no credential needed).
 - ``GET /status``: this worker's counters (JSON).
 - ``GET /callers/{number}/features``: the caller's current feature vector;
 - ``GET /numbers/{number}``: the number's current flag, for interception
@@ -44,6 +45,10 @@ def register_views(app: CallguardApp) -> None:
     """Attach the worker's HTTP views, behind the refusal of ``..`` in paths."""
     faust_app = app.faust_app
     _refuse_dot_dot(faust_app.web)
+
+    @faust_app.page("/livez")
+    async def livez(web: View, request: Request) -> Response:
+        return web.json({"live": True})
 
     @faust_app.page("/status")
     async def status(web: View, request: Request) -> Response:

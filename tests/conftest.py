@@ -6,12 +6,14 @@ import os
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from streams.access.users import UserStore
 from streams.broker import LocalBroker, free_port, stop_process, wait_for_port
 
 try:  # the ClickHouse fixtures live with the sink tests
@@ -20,6 +22,24 @@ except ImportError:  # pragma: no cover - until that module exists
     pass
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Web port -> an admin token the worker there accepts: tests' requests carry it.
+API_TOKENS: dict[int, str] = {}
+_ADMIN_TOKENS: dict[Path, str] = {}
+
+
+def admin_token(users_path: Path) -> str:
+    """An admin's token in the users file at ``users_path`` (created on first use)."""
+    if users_path not in _ADMIN_TOKENS:
+        with UserStore.open(users_path) as users:
+            _ADMIN_TOKENS[users_path] = users.add("test-admin", "admin", actor="tests")[1]
+    return _ADMIN_TOKENS[users_path]
+
+
+def auth_headers(url: str) -> dict[str, str]:
+    """``Authorization`` for a request to a test worker's ``url`` (none for other servers)."""
+    token = API_TOKENS.get(urllib.parse.urlsplit(url).port or 0)
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def callguard(*args: str, env: dict | None = None, timeout_s: float = 600) -> str:
@@ -104,8 +124,12 @@ class WorkerProcess:
             "CALLGUARD_STORE_URL": f"chdb://{workdir / f'chdb-{self.web_port}'}",
             "CALLGUARD_MODEL_DIR": str(workdir / "no-models"),
             "CALLGUARD_ALLOWLIST_PATH": str(workdir / "no-allowlist.sqlite"),
+            # Workers of one test share their users, as a deployment's do.
+            "CALLGUARD_USERS_PATH": str(workdir / "users.sqlite"),
             **env,
         }
+        self.token = admin_token(Path(self.env["CALLGUARD_USERS_PATH"]))
+        API_TOKENS[self.web_port] = self.token
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:

@@ -1,11 +1,54 @@
 """Who may use the worker's HTTP server: users, tokens, roles and the rule table.
 
+``register_access(app)`` puts the guard in front of every route and serves
+the sign-in views; call it after every other view is registered.
+
 - :mod:`streams.access.tokens`: token text and its salted scrypt hash.
 - :mod:`streams.access.users`: the user database (one SQLite file).
 - :mod:`streams.access.roles`: roles and the one table of route rules.
 - :mod:`streams.access.credentials`: checks a Bearer token or a session, cached.
+- :mod:`streams.access.limits`: failed sign-ins per name and per address.
 - :mod:`streams.access.middleware`: enforces the rules on every request.
 - :mod:`streams.access.login`: the login page, sessions and logout.
 - :mod:`streams.access.masking`: numbers as viewers see them.
 - :mod:`streams.access.lookups`: the audit of who looked up which number.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streams.access.middleware import AccessGuard
+    from streams.app import CallguardApp
+
+__all__ = ["register_access"]
+
+
+def register_access(app: CallguardApp) -> AccessGuard:
+    """Guard ``app``'s web server and serve ``/login``, ``/logout`` and ``/api/me``."""
+    import logging
+    from datetime import timedelta
+
+    from streams.access.credentials import Credentials
+    from streams.access.limits import FailureLimiter
+    from streams.access.login import register_login
+    from streams.access.middleware import AccessGuard
+    from streams.access.users import UserStore
+
+    settings = app.settings
+    users = UserStore.open(settings.users_path)
+    if not any(user.active for user in users.users()):
+        logging.getLogger(__name__).warning(
+            "no users in %s: every request but /livez and /metrics is refused; add one with "
+            "`callguard users add NAME --role admin`", settings.users_path,
+        )
+    guard = AccessGuard(
+        Credentials(users),
+        names=FailureLimiter(settings.login_max_failures, settings.login_failure_window_s),
+        addresses=FailureLimiter(4 * settings.login_max_failures,
+                                 settings.login_failure_window_s),
+    )
+    register_login(app.faust_app, guard, timedelta(seconds=settings.session_ttl_s))
+    guard.install(app.faust_app.web.web_app)
+    return guard

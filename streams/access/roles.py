@@ -1,7 +1,8 @@
 """Roles and the one table of who may call which route of the worker's HTTP server.
 
 Every route has a rule here, keyed by method and route pattern as aiohttp
-registers it (``HEAD`` goes with ``GET``). A route without a rule is refused
+registers it (``HEAD``, which Faust adds to every view, goes with ``GET``, or
+with ``POST`` on a view that has no ``GET``). A route without a rule is refused
 to everyone (403), and ``tests/unit/test_access_routes.py`` fails for it:
 a new view is served once its rule is added below.
 
@@ -103,4 +104,6 @@ def rule_for(method: str, route: str) -> Need | None:
     >>> rule_for("DELETE", "/api/flags") is None
     True
     """
-    return RULES.get(("GET" if method == "HEAD" else method, route))
+    if method == "HEAD":
+        return RULES.get(("GET", route)) or RULES.get(("POST", route))
+    return RULES.get((method, route))

@@ -1,7 +1,8 @@
 """Operators' actions from the dashboard: uphold an appeal, allow a number.
 
-Both require who acts and why; both are audited where the CLI's are (the
-appeal in the flag history with the operator as actor, the allow-list in its
+Both require why; who acts is the signed-in user (``op:<name>``), never a
+field of the request. Both are audited where the CLI's are (the appeal in
+the flag history with the operator as actor, the allow-list in its
 append-only audit table).
 """
 
@@ -34,18 +35,21 @@ class OperatorRequest:
     reason: str
 
     @classmethod
-    def from_json(cls, body: Any, subject_field: str) -> OperatorRequest:
-        """Read and check ``{subject_field, actor, reason}``; refuse blanks."""
+    def from_json(cls, body: Any, subject_field: str, actor: str) -> OperatorRequest:
+        """Read and check ``{subject_field, reason}``, done by ``actor``; refuse blanks.
+
+        A body that names an ``actor`` is refused: who acts is the credential's user.
+        """
         if not isinstance(body, dict):
             raise ActionRefused("send a JSON object")
-        values = {name: body.get(name) for name in (subject_field, "actor", "reason")}
+        if "actor" in body:
+            raise ActionRefused("do not send actor: the action is recorded as the signed-in "
+                                "user")
+        values = {name: body.get(name) for name in (subject_field, "reason")}
         missing = [name for name, value in values.items()
                    if not isinstance(value, str) or not value.strip()]
         if missing:
             raise ActionRefused(f"required: {', '.join(missing)}")
-        actor = values["actor"].strip()
-        # Operators are recorded as op:<login>, as the CLI's examples do.
-        actor = actor if actor.startswith("op:") else f"op:{actor}"
         return cls(values[subject_field].strip(), actor, values["reason"].strip())
 
 

@@ -9,8 +9,11 @@
 - ``GET /api/clusters``: numbers flagged together (segment clusters, bursts).
 - ``GET /api/number?q=<any format>``: one number's flag, reasons, history, features.
 - ``GET /api/health``: this worker's pipeline health.
-- ``POST /api/appeal`` ``{"number", "actor", "reason"}``: lift a flag on appeal.
-- ``POST /api/allow`` ``{"pattern", "actor", "reason"}``: allow a number or range.
+- ``POST /api/appeal`` ``{"number", "reason"}``: lift a flag on appeal.
+- ``POST /api/allow`` ``{"pattern", "reason"}``: allow a number or range.
+
+Who may call which is in :data:`streams.access.roles.RULES`; the actions are
+recorded as the signed-in user (``op:<name>``).
 
 Store reads run through :class:`~streams.dashboard.monitor.StoreReader`, off
 the event loop. The actions take JSON only: a cross-site form cannot send it
@@ -30,6 +33,7 @@ from faust.web import Request, Response, View
 
 from features.numbers import NumberError, normalise
 from sinks.clickhouse import Store, StoreError, current_flags
+from streams.access.middleware import principal_of
 from streams.app import CallguardApp
 from streams.dashboard import queries
 from streams.dashboard.actions import ActionRefused, OperatorRequest, allow_number, send_appeal
@@ -151,7 +155,7 @@ async def _act(web: View, request: Request, subject: str, act: Callable[..., Any
         return web.json({"error": "send application/json"}, status=415)
     try:
         body = orjson.loads(await request.read())
-        ask = OperatorRequest.from_json(body, subject)
+        ask = OperatorRequest.from_json(body, subject, principal_of(request).actor)
         return web.json(await act(ask))
     except orjson.JSONDecodeError:
         return web.json({"error": "the body is not JSON"}, status=400)

@@ -16,6 +16,7 @@ from features.offline import compute_features
 from features.vector import FEATURE_NAMES
 from streams.broker import LocalBroker
 from streams.settings import load_settings
+from tests.conftest import auth_headers
 
 # Reciprocity is approximate in the stream, both ways, by design: it counts
 # call-backs seen so far, including ones later in event time than this
@@ -43,8 +44,10 @@ def run_topics() -> dict[str, str]:
 
 
 def get_json(url: str) -> dict:
+    """GET a test worker's JSON (error bodies too), as its admin (tests.conftest.auth_headers)."""
+    request = urllib.request.Request(url, headers=auth_headers(url))  # noqa: S310 - localhost
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - localhost
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - localhost
             return json.loads(response.read())
     except urllib.error.HTTPError as error:
         return json.loads(error.read())

@@ -78,16 +78,17 @@ def test_lag_is_unknown_until_fetched_and_never_negative() -> None:
     assert PartitionLag("t", 0, 3, 4).lag == 0
 
 
-def test_operator_requests_need_a_subject_an_actor_and_a_reason() -> None:
-    ask = OperatorRequest.from_json({"number": " 138 0013 8000 ", "actor": "li",
-                                     "reason": "school notices"}, "number")
+def test_operator_requests_need_a_subject_and_a_reason_and_take_the_actor_given() -> None:
+    ask = OperatorRequest.from_json({"number": " 138 0013 8000 ", "reason": "school notices"},
+                                    "number", "op:li")
     assert ask == OperatorRequest("138 0013 8000", "op:li", "school notices")
-    assert OperatorRequest.from_json(
-        {"pattern": "955xx", "actor": "op:wang", "reason": "banks"}, "pattern").actor == "op:wang"
-    with pytest.raises(ActionRefused, match="actor, reason"):
-        OperatorRequest.from_json({"number": "95588", "actor": " ", "reason": ""}, "number")
+    with pytest.raises(ActionRefused, match="do not send actor"):
+        OperatorRequest.from_json(
+            {"pattern": "955xx", "actor": "op:wang", "reason": "banks"}, "pattern", "op:li")
+    with pytest.raises(ActionRefused, match="number, reason"):
+        OperatorRequest.from_json({"number": " ", "reason": ""}, "number", "op:li")
     with pytest.raises(ActionRefused, match="JSON object"):
-        OperatorRequest.from_json(["95588"], "number")
+        OperatorRequest.from_json(["95588"], "number", "op:li")
 
 
 def test_rows_become_json_values() -> None:

@@ -15,6 +15,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
+from streams.access.users import UserStore
 from streams.app import CallguardApp, create_app
 from streams.settings import load_settings
 
@@ -23,8 +24,11 @@ from streams.settings import load_settings
 def app(tmp_path: Path) -> CallguardApp:
     """A worker's app; one per test, as its web server is bound to one event loop."""
     settings = load_settings(partitions=1, store_enabled=False, data_dir=tmp_path,
-                             model_dir=tmp_path / "models")
+                             model_dir=tmp_path / "models", users_path=tmp_path / "users.db")
+    with UserStore.open(settings.users_path) as users:
+        _, token = users.add("admin", "admin", actor="test")
     built = create_app(settings)
+    built.test_token = token  # type: ignore[attr-defined]
     built.faust_app.web.init_server()  # Faust's routes, as at a worker's start
     return built
 
@@ -34,8 +38,8 @@ def get(app: CallguardApp, *targets: str) -> list[tuple[int, bytes]]:
 
     async def ask(port: int, target: str) -> tuple[int, bytes]:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(f"GET {target} HTTP/1.1\r\nHost: worker\r\nConnection: close\r\n\r\n"
-                     .encode())
+        writer.write(f"GET {target} HTTP/1.1\r\nHost: worker\r\nConnection: close\r\n"
+                     f"Authorization: Bearer {app.test_token}\r\n\r\n".encode())
         await writer.drain()
         answer = await reader.read()
         writer.close()

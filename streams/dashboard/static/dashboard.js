@@ -33,20 +33,35 @@ function svg(tag, attrs = {}, text) {
   return node;
 }
 
-async function getJSON(url) {
-  const response = await fetch(url, { cache: "no-store" });
+// Signed out (or the session ended): back to the login page, then here again.
+function toLogin() {
+  const here = window.location.pathname + window.location.search;
+  window.location.assign(`/login?next=${encodeURIComponent(here)}`);
+  return new Promise(() => {});  // the page is leaving
+}
+
+// The session's CSRF token (set at sign-in, readable by this script only on this site).
+function csrfToken() {
+  const found = document.cookie.split("; ").find((c) => c.startsWith("callguard_csrf="));
+  return found ? decodeURIComponent(found.slice("callguard_csrf=".length)) : "";
+}
+
+async function answerOf(response) {
+  if (response.status === 401) return toLogin();
   const body = await response.json();
   if (!response.ok) throw new Error(body.error || response.statusText);
   return body;
 }
 
+async function getJSON(url) {
+  return answerOf(await fetch(url, { cache: "no-store" }));
+}
+
 async function postJSON(url, payload) {
-  const response = await fetch(url, {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(payload),
-  });
-  const body = await response.json();
-  if (!response.ok) throw new Error(body.error || response.statusText);
-  return body;
+  return answerOf(await fetch(url, {
+    method: "POST", body: JSON.stringify(payload),
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken() },
+  }));
 }
 
 const when = (iso) => (iso ? iso.replace("T", " ").replace(/:\d\dZ$/, "") : "");
@@ -64,9 +79,12 @@ function replaceRows(tbody, rows) {
   tbody.replaceChildren(...rows);
 }
 
+// Viewers get numbers masked by the server (+86 138****8000): nothing to open.
+const masked = (number) => number.includes("*");
+
 function lookupRow(number, cells) {
-  const row = el("tr", { class: "clickable", "data-number": number }, ...cells);
-  row.addEventListener("click", () => openNumber(number));
+  const row = el("tr", { class: masked(number) ? "" : "clickable", "data-number": number }, ...cells);
+  if (!masked(number)) row.addEventListener("click", () => openNumber(number));
   return row;
 }
 
@@ -360,9 +378,13 @@ function wireForms() {
     });
   };
   operatorAction("appeal-form", "/api/appeal", "appeal-result",
-    (f) => ({ number: state.number, actor: f.actor, reason: f.reason }));
+    (f) => ({ number: state.number, reason: f.reason }));
   operatorAction("allow-form", "/api/allow", "allow-result",
-    (f) => ({ pattern: f.pattern, actor: f.actor, reason: f.reason }));
+    (f) => ({ pattern: f.pattern, reason: f.reason }));
+  document.getElementById("sign-out").addEventListener("click", async () => {
+    await fetch("/logout", { method: "POST", headers: { "X-CSRF-Token": csrfToken() } });
+    toLogin();
+  });
 }
 
 async function refreshData() {
@@ -370,9 +392,20 @@ async function refreshData() {
   for (const result of results) if (result.status === "rejected") console.error(result.reason);
 }
 
+async function showUser() {
+  const me = await getJSON("/api/me");
+  document.getElementById("user-name").textContent = `${me.name} (${me.role})`;
+  document.body.dataset.role = me.role;
+  // Only operators (and admins) may act; the server refuses the others anyway.
+  for (const id of ["appeal-form", "allow-form"]) {
+    document.getElementById(id).hidden = !["operator", "admin"].includes(me.role);
+  }
+}
+
 async function start() {
   legend();
   wireForms();
+  await showUser().catch(console.error);
   const query = new URLSearchParams(window.location.search).get("q");
   const loads = [refreshData(), loadHealth().catch(console.error)];
   if (query) {

@@ -1,0 +1,129 @@
+"""The one gate in front of every route: credential, role, CSRF (aiohttp middleware).
+
+For each request, the rule of its route (:data:`streams.access.roles.RULES`)
+decides: public routes pass; any other needs a credential, ``Authorization:
+Bearer <token>`` for machines or the session cookie for people (401 without
+one; a browser asking for a page is sent to ``/login`` instead); then the
+role must meet the rule (403). A route without a rule is refused to
+everyone. A state-changing request authenticated by the cookie must carry
+the session's CSRF token in ``X-CSRF-Token`` (403 otherwise); a Bearer
+request needs none, as no browser sends that header on its own.
+
+Failed credentials count against the remote address (and, for sign-ins,
+the name): past ``login_max_failures`` the answer is 429 until the window
+passes. Each failure is logged with the address.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import math
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from streams.access.credentials import Credentials, Principal
+from streams.access.limits import FailureLimiter
+from streams.access.roles import Need, rule_for
+
+__all__ = [
+    "CSRF_COOKIE",
+    "CSRF_HEADER",
+    "SESSION_COOKIE",
+    "AccessGuard",
+    "principal_of",
+]
+
+logger = logging.getLogger(__name__)
+
+SESSION_COOKIE = "callguard_session"
+CSRF_COOKIE = "callguard_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_PRINCIPAL = web.RequestKey("callguard.principal", Principal)
+
+
+def principal_of(request: web.Request) -> Principal:
+    """The authenticated user of a request the guard let through to a non-public route."""
+    return request[_PRINCIPAL]
+
+
+@dataclass
+class AccessGuard:
+    """Credentials, the failure limits, and the middleware that applies the rules."""
+
+    credentials: Credentials
+    names: FailureLimiter
+    addresses: FailureLimiter
+
+    def install(self, web_app: web.Application) -> None:
+        """Put the guard in front of every route of ``web_app`` (before it starts)."""
+        web_app.middlewares.append(self.middleware)
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Apply the route's rule to ``request``."""
+        route = request.match_info.route
+        resource = route.resource
+        need = rule_for(request.method, resource.canonical) if resource is not None else None
+        if need is Need.PUBLIC:
+            return await handler(request)
+        address = request.remote or "unknown"
+        if wait := self.addresses.retry_after(address):
+            return _too_many(wait)
+        principal, presented = await self.authenticate(request)
+        if principal is None:
+            if presented:
+                self.addresses.fail(address)
+                logger.warning("refused a credential from %s for %s %s", address,
+                               request.method, request.path)
+            return _unauthorised(request)
+        if resource is None:  # no such route (404/405): answered to signed-in users only
+            return await handler(request)
+        if need is None:
+            logger.error("no access rule for %s %s: refused", request.method, resource.canonical)
+            return _refused("this route has no access rule; it is refused to everyone")
+        if not need.allows(principal.role):
+            return _refused(f"{principal.role} may not {request.method} {resource.canonical}")
+        if request.method in STATE_CHANGING and principal.csrf is not None and (
+            not hmac.compare_digest(request.headers.get(CSRF_HEADER, ""), principal.csrf)
+        ):
+            return _refused(f"missing or wrong {CSRF_HEADER} header (reload the page)")
+        request[_PRINCIPAL] = principal
+        return await handler(request)
+
+    async def authenticate(self, request: web.Request) -> tuple[Principal | None, bool]:
+        """The request's user, and whether it presented a credential at all."""
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and token:
+            return await self.credentials.bearer(token), True
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:
+            return await self.credentials.session(cookie), True
+        return None, False
+
+
+def _unauthorised(request: web.Request) -> web.StreamResponse:
+    if request.method == "GET" and "text/html" in request.headers.get("Accept", ""):
+        return web.Response(status=303, headers={
+            "Location": f"/login?next={quote(request.path_qs, safe='')}",
+            "Cache-Control": "no-store",
+        })
+    return web.json_response(
+        {"error": "sign in: send Authorization: Bearer <token>, or log in at /login"},
+        status=401, headers={"WWW-Authenticate": 'Bearer realm="callguard"'},
+    )
+
+
+def _refused(why: str) -> web.StreamResponse:
+    return web.json_response({"error": f"forbidden: {why}"}, status=403)
+
+
+def _too_many(wait_s: float) -> web.StreamResponse:
+    return web.json_response(
+        {"error": f"too many failed sign-ins; try again in {math.ceil(wait_s)} s"},
+        status=429, headers={"Retry-After": str(math.ceil(wait_s))},
+    )
