@@ -39,6 +39,7 @@ from sinks.clickhouse.flags import HISTORY_COLUMNS, _history_columns, epoch_ms
 from sinks.clickhouse.labels import fetch_labels
 from sinks.clickhouse.schema import render_migrations
 from sinks.flag_record import Flag
+from streams.dashboard.review_queue import ReviewAction, refusal, review_queue
 from streams.decision_stage import apply_operator_action, encode_state
 
 pytestmark = pytest.mark.integration
@@ -55,6 +56,7 @@ ALL_TABLES = {
     "flags_hourly_mv",
     "pipeline_metrics",
     "operator_labels",
+    "number_lookups",
 }
 
 
@@ -399,3 +401,39 @@ def test_operators_decisions_are_labelled_examples_training_reads(
     assert taught["end_ms"].to_list() == [at_ms] * 3
     assert taught.filter(pl.col("label") == "fraud")["campaign_id"].item() < 0
     assert taught.select(FEATURE_NAMES[3]).to_series().to_list() == [3.0] * 3
+
+
+def test_the_review_queue_is_the_watches_in_force(store: Store) -> None:
+    watched, blocked, lapsed = "+8613300000011", "+8613300000012", "+8613300000013"
+    insert_decisions(store, [
+        decision(watched, Action.WATCH, at=HOUR - timedelta(hours=1)),
+        decision(blocked, Action.BLOCK, at=HOUR - timedelta(hours=1)),
+        decision(lapsed, Action.WATCH, at=HOUR - timedelta(days=9)),
+    ])
+    assert [row["number"] for row in review_queue(store, HOUR)] == [watched]
+
+    def refused(kind: str, number: str) -> str | None:
+        action = ReviewAction.checked(kind, number, actor="op:li", reason="x", region="CN")
+        return refusal(store, action, HOUR)
+
+    assert refused("confirm", watched) is None and refused("dismiss", blocked) is None
+    assert "not in the review queue (latest decision: block)" in refused("confirm", blocked)
+    assert "not in the review queue" in refused("confirm", lapsed)
+    assert "has no decision to dismiss" in refused("dismiss", "+8613300000019")
+
+
+def test_number_lookups_are_stored_and_read_back(store: Store) -> None:
+    from sinks.clickhouse.lookups import NumberLookup, insert_lookups, lookups_of
+
+    seen = [
+        NumberLookup(NOW - timedelta(minutes=minutes), "li", "operator", number, route,
+                     "10.0.0.7", "worker:cg:6066")
+        for minutes, number, route in [(2, "+8613800138000", "/api/number"),
+                                       (1, "+8613800138000", "/numbers/{number}"),
+                                       (1, "+8613900139000", "/api/number")]
+    ]
+    assert insert_lookups(store, seen) == 3
+    rows = lookups_of(store, "+8613800138000")
+    assert [(row["route"], row["user_name"]) for row in rows] == [
+        ("/numbers/{number}", "li"), ("/api/number", "li")]
+    assert rows[0]["looked_up_at"].replace(tzinfo=UTC) == NOW - timedelta(minutes=1)
