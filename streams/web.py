@@ -7,7 +7,9 @@
   systems that poll (any number format; "not flagged" when unknown).
 
 Number views are answered by the worker that owns the number: a request to
-another worker is forwarded to the owner, as Faust's table routing does.
+another worker is forwarded to the owner, as Faust's table routing does
+(with the caller's credential). The owner audits the lookup
+(:mod:`streams.access.lookups`).
 
 A request whose path holds ``..`` (after percent-decoding) is answered 404
 before any view sees it: no view here has a use for it, and Faust's own
@@ -31,6 +33,7 @@ from faust.web.exceptions import ServiceUnavailable
 
 from features.numbers import NumberError, normalise
 from sinks.flag_record import Action, encode_flag
+from streams.access.lookups import note_lookup
 from streams.alignment import drift_ms
 from streams.app import CallguardApp
 from streams.decision_stage import decode_state
@@ -137,10 +140,12 @@ async def _routed(
         if tp.topic == app.topics.by_caller.get_topic_name()
     }
     if partition in owned:  # the common case, and no broker metadata needed
+        note_lookup(app, request, number)  # audited by the worker that answers
         return await answer(web, number)
     try:
         return await app.faust_app.router.route_req(table, number.encode(), web, request)
     except SameNode:
+        note_lookup(app, request, number)
         return await answer(web, number)
     except (KeyError, TypeError, ServiceUnavailable, NotReady):
         # No owner known yet (a rebalance is going on, metadata is not fetched,

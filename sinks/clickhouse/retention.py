@@ -24,6 +24,7 @@ RETAINED_TABLES = {
     "flags_history": "flagged_at",
     "flag_features": "flagged_at",
     "flags_hourly": "hour",
+    "number_lookups": "looked_up_at",
     "operator_labels": "event_time",
     "pipeline_metrics": "ts",
 }

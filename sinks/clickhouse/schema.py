@@ -35,6 +35,9 @@ is part of the decision id.
     or ``normal``), who, why, when (event time), the model version and the
     feature snapshot of the flag judged. Written with the decision; read with
     :func:`sinks.clickhouse.labels.fetch_labels` (``LIMIT 1 BY decision_id``).
+``number_lookups``
+    Who looked up which number, when, through which route (migration 0008):
+    the audit of access to personal information on the worker's HTTP server.
 ``schema_migrations``
     The migrations applied, by name.
 
@@ -108,6 +111,7 @@ def render_migrations(
             # Without IF NOT EXISTS, a rerun after a crash finds the column (ILLEGAL_COLUMN).
             frozenset() if features.add_column_if_not_exists else frozenset({_ILLEGAL_COLUMN}),
         ),
+        Migration("0008_number_lookups", (render.number_lookups(),)),
         Migration("0009_operator_labels", (render.operator_labels(),)),
     )
 
@@ -214,6 +218,20 @@ GROUP BY hour, category, action"""
             f"ALTER TABLE {self._table(table)} ADD COLUMN{if_not_exists} "
             f"source {self.features.string_type} DEFAULT 'model' AFTER note"
         )
+
+    def number_lookups(self) -> str:
+        short = self.features.string_type
+        return f"""CREATE TABLE IF NOT EXISTS {self._table("number_lookups")} (
+    looked_up_at DateTime('UTC'),
+    user_name {short},
+    role {short},
+    number String,
+    route {short},
+    address String,
+    worker {short}
+) ENGINE = MergeTree()
+PARTITION BY toYYYYMM(looked_up_at)
+ORDER BY (number, looked_up_at){self._ttl("looked_up_at")}"""
 
     def operator_labels(self) -> str:
         short = self.features.string_type

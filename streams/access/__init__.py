@@ -26,13 +26,14 @@ __all__ = ["register_access"]
 
 
 def register_access(app: CallguardApp) -> AccessGuard:
-    """Guard ``app``'s web server and serve ``/login``, ``/logout`` and ``/api/me``."""
+    """Guard ``app``'s web server, serve ``/login``, ``/logout`` and ``/api/me``, audit lookups."""
     import logging
     from datetime import timedelta
 
     from streams.access.credentials import Credentials
     from streams.access.limits import FailureLimiter
     from streams.access.login import register_login
+    from streams.access.lookups import LookupLog, register_lookup_log
     from streams.access.middleware import AccessGuard
     from streams.access.users import UserStore
 
@@ -48,7 +49,9 @@ def register_access(app: CallguardApp) -> AccessGuard:
         names=FailureLimiter(settings.login_max_failures, settings.login_failure_window_s),
         addresses=FailureLimiter(4 * settings.login_max_failures,
                                  settings.login_failure_window_s),
+        lookups=LookupLog(app.worker_name),
     )
+    register_lookup_log(app, guard.lookups)
     register_login(app.faust_app, guard, timedelta(seconds=settings.session_ttl_s))
     guard.install(app.faust_app.web.web_app)
     return guard

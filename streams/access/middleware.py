@@ -20,6 +20,7 @@ import hmac
 import logging
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from aiohttp import web
@@ -28,6 +29,9 @@ from aiohttp.typedefs import Handler
 from streams.access.credentials import Credentials, Principal
 from streams.access.limits import FailureLimiter
 from streams.access.roles import Need, rule_for
+
+if TYPE_CHECKING:
+    from streams.access.lookups import LookupLog
 
 __all__ = [
     "CSRF_COOKIE",
@@ -53,11 +57,12 @@ def principal_of(request: web.Request) -> Principal:
 
 @dataclass
 class AccessGuard:
-    """Credentials, the failure limits, and the middleware that applies the rules."""
+    """Credentials, the failure limits, the lookup audit, and the middleware of the rules."""
 
     credentials: Credentials
     names: FailureLimiter
     addresses: FailureLimiter
+    lookups: LookupLog
 
     def install(self, web_app: web.Application) -> None:
         """Put the guard in front of every route of ``web_app`` (before it starts)."""

@@ -13,7 +13,9 @@
 - ``POST /api/allow`` ``{"pattern", "reason"}``: allow a number or range.
 
 Who may call which is in :data:`streams.access.roles.RULES`; the actions are
-recorded as the signed-in user (``op:<name>``).
+recorded as the signed-in user (``op:<name>``). Viewers get numbers masked
+(:mod:`streams.access.masking`), and every ``/api/number`` is audited
+(:mod:`streams.access.lookups`).
 
 Store reads run through :class:`~streams.dashboard.monitor.StoreReader`, off
 the event loop. The actions take JSON only: a cross-site form cannot send it
@@ -33,6 +35,8 @@ from faust.web import Request, Response, View
 
 from features.numbers import NumberError, normalise
 from sinks.clickhouse import Store, StoreError, current_flags
+from streams.access.lookups import note_lookup
+from streams.access.masking import masked
 from streams.access.middleware import principal_of
 from streams.app import CallguardApp
 from streams.dashboard import queries
@@ -57,8 +61,12 @@ def register_views(app: CallguardApp, monitor: PipelineMonitor) -> None:
     faust_app = app.faust_app
     event_time = app.settings.lookup_event_time
 
-    async def query(web: View, work: Callable[[Store, datetime], Any]) -> Response:
-        """Run ``work(store, as_of)`` off the loop; a store error is a 503 with its reason."""
+    async def query(web: View, request: Request, work: Callable[[Store, datetime], Any]
+                    ) -> Response:
+        """Run ``work(store, as_of)`` off the loop; a store error is a 503 with its reason.
+
+        Numbers in the answer are masked for users who may not see them in clear.
+        """
         if not app.settings.store_enabled:
             return web.json({"error": "the store is disabled on this worker"}, status=503)
 
@@ -67,7 +75,10 @@ def register_views(app: CallguardApp, monitor: PipelineMonitor) -> None:
             return {"as_of": now.strftime("%Y-%m-%dT%H:%M:%SZ"), **work(store, now)}
 
         try:
-            return web.json(await monitor.reader.run(with_now), headers=NO_CACHE)
+            answer = await monitor.reader.run(with_now)
+            if not principal_of(request).sees_numbers:
+                answer = masked(answer)
+            return web.json(answer, headers=NO_CACHE)
         except StoreError as error:
             logger.warning("dashboard query failed: %s", error)
             return web.json({"error": f"the flag store did not answer: {error}"}, status=503)
@@ -91,7 +102,7 @@ def register_views(app: CallguardApp, monitor: PipelineMonitor) -> None:
         actions = (action,) if action else queries.FLAGGED
         category = request.query.get("category") or None
         limit = _int(request.query.get("limit"), 200, 1, 10_000)
-        return await query(web, lambda store, now: {
+        return await query(web, request, lambda store, now: {
             "counts": queries.flag_counts(store, now),
             "flags": queries.flags_now(
                 store, now, actions=actions, category=category, limit=limit
@@ -101,14 +112,14 @@ def register_views(app: CallguardApp, monitor: PipelineMonitor) -> None:
     @faust_app.page("/api/timeline")
     async def api_timeline(web: View, request: Request) -> Response:
         hours = _int(request.query.get("hours"), 48, 1, 24 * 90)
-        return await query(web, lambda store, now: {
+        return await query(web, request, lambda store, now: {
             "hours": hours, "buckets": queries.timeline(store, now, hours=hours)
         })
 
     @faust_app.page("/api/offenders")
     async def api_offenders(web: View, request: Request) -> Response:
         limit = _int(request.query.get("limit"), 10, 1, 500)
-        return await query(web, lambda store, now: {
+        return await query(web, request, lambda store, now: {
             "offenders": queries.top_new_offenders(store, now, limit=limit)
         })
 
@@ -120,7 +131,7 @@ def register_views(app: CallguardApp, monitor: PipelineMonitor) -> None:
             found = find_clusters(flags, started)
             return {"clusters": [cluster.as_dict() for cluster in found[:50]]}
 
-        return await query(web, clusters)
+        return await query(web, request, clusters)
 
     @faust_app.page("/api/number")
     async def api_number(web: View, request: Request) -> Response:
@@ -130,8 +141,11 @@ def register_views(app: CallguardApp, monitor: PipelineMonitor) -> None:
         except NumberError as error:
             return web.json({"query": raw, "error": str(error)}, status=400)
         allowed = app.models.matcher.allows_many([number])[0]
-        return await query(web, lambda store, now: {
-            "query": raw, "allowlisted": bool(allowed),
+        note_lookup(app, request, number)
+        return await query(web, request, lambda store, now: {
+            # What was typed, shown back as the number it is (masked for viewers).
+            "query": raw if principal_of(request).sees_numbers else number,
+            "allowlisted": bool(allowed),
             **queries.number_detail(store, number, now),
         })
 

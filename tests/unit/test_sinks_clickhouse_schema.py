@@ -33,7 +33,8 @@ def test_old_server_gets_no_ttl_and_no_low_cardinality() -> None:
 def test_current_server_gets_ttl_on_every_retained_table() -> None:
     sql = all_sql(CURRENT, retention_days=30)
 
-    assert sql.count("TTL ") == 6  # history, current, features, hourly, metrics, labels
+    # history, current, features, hourly, metrics, lookups, labels
+    assert sql.count("TTL ") == 7
     assert "TTL flagged_at + INTERVAL 30 DAY" in sql
     assert "TTL hour + INTERVAL 30 DAY" in sql
     assert "category LowCardinality(String)" in sql
@@ -203,3 +204,12 @@ def test_operator_labels_fit_the_old_server_and_the_new() -> None:
         assert f"label {short}" in statement and "feature_values Array(Float64)" in statement
         assert "event_time DateTime('UTC')" in statement
         assert ("TTL event_time" in statement) is (features is CURRENT)
+
+
+def test_number_lookups_fit_the_old_server_and_the_new() -> None:
+    for features, short in ((OLD, "String"), (CURRENT, "LowCardinality(String)")):
+        by_name = {m.name: m for m in render_migrations("db", features, 180)}
+        (statement,) = by_name["0008_number_lookups"].statements
+        assert statement.startswith("CREATE TABLE IF NOT EXISTS `db`.`number_lookups`")
+        assert f"user_name {short}" in statement and "number String" in statement
+        assert ("TTL looked_up_at" in statement) == features.ttl
