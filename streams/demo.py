@@ -1,8 +1,9 @@
 """``callguard demo``: the whole pipeline on embedded defaults, on one machine.
 
 Starts the in-memory broker, trains and promotes a model if none serves,
-seeds the allow-list, starts one worker (chdb store) and the simulator on an
-accelerated clock, then shows decisions as they arrive. Ctrl-C (or
+seeds the allow-list, issues a token to the operator ``demo`` (printed with
+the login URL; a new one each run), starts one worker (chdb store) and the
+simulator on an accelerated clock, then shows decisions as they arrive. Ctrl-C (or
 ``--duration``) stops everything it started, in reverse order.
 """
 
@@ -23,6 +24,8 @@ from kafka import KafkaConsumer, TopicPartition
 
 from models.allowlist import AllowList
 from models.registry import ModelRegistry
+from streams.access.roles import Role
+from streams.access.users import UserStore
 from streams.broker import LocalBroker, free_port, wait_for_port
 from streams.settings import load_settings
 
@@ -107,6 +110,17 @@ def _ensure_allowlist(path: Path) -> None:
             allowlist.seed_defaults(actor="callguard-demo")
 
 
+DEMO_OPERATOR = "demo"
+
+
+def _issue_operator_token(path: Path) -> str:
+    """A fresh token for the operator ``demo`` (tokens are stored hashed: a new one each run)."""
+    with UserStore.open(path) as users:
+        if any(user.name == DEMO_OPERATOR and user.active for user in users.users()):
+            users.revoke(DEMO_OPERATOR, actor="callguard-demo")
+        return users.add(DEMO_OPERATOR, Role.OPERATOR, actor="callguard-demo")[1]
+
+
 def run_demo(options: DemoOptions) -> int:
     """Run the demo until Ctrl-C or ``options.duration_s``; the number of flagged numbers."""
     home = options.home.resolve()
@@ -115,6 +129,7 @@ def run_demo(options: DemoOptions) -> int:
         **os.environ,
         "CALLGUARD_MODEL_DIR": str(home / "models"),
         "CALLGUARD_ALLOWLIST_PATH": str(home / "allowlist.sqlite"),
+        "CALLGUARD_USERS_PATH": str(home / "users.sqlite"),
         "CALLGUARD_STORE_URL": f"chdb://{home / 'chdb'}",
         "CALLGUARD_DATA_DIR": str(home / "worker"),
         "CALLGUARD_WEB_PORT": str(options.web_port),
@@ -124,6 +139,7 @@ def run_demo(options: DemoOptions) -> int:
     }
     _ensure_model(home, env)
     _ensure_allowlist(home / "allowlist.sqlite")
+    token = _issue_operator_token(home / "users.sqlite")
     decisions = Decisions()
     with ExitStack() as stack:
         broker = stack.enter_context(LocalBroker(free_port(), log_path=home / "logs/broker.log"))
@@ -133,8 +149,11 @@ def run_demo(options: DemoOptions) -> int:
             _process("worker", _command("worker"), env, home / "logs/worker.log")
         )
         wait_for_port("127.0.0.1", options.web_port, 60)
-        _say(f"worker up; dashboard http://127.0.0.1:{options.web_port}/dashboard , "
-             f"lookups http://127.0.0.1:{options.web_port}/numbers/<number>")
+        base = f"http://127.0.0.1:{options.web_port}"
+        _say(f"worker up; dashboard {base}/dashboard : sign in at {base}/login as "
+             f"{DEMO_OPERATOR!r} (operator) with the token\n[demo]   {token}")
+        _say(f"machines: curl -H 'Authorization: Bearer <token>' {base}/numbers/<number> "
+             f"(a service token: callguard users add NAME --role service)")
         stack.enter_context(
             _process(
                 "simulator",

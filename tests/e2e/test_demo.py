@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from streams.access.tokens import split_token, verify_secret
+from streams.access.users import UserStore
 from streams.broker import free_port
 from tests.conftest import ROOT
 
@@ -37,6 +39,13 @@ def test_demo_runs_headless_and_flags_numbers(model_dir: Path, tmp_path: Path) -
     assert decisions, done.stdout + done.stderr
     assert "model" in done.stderr and "serves" in done.stderr
     assert f"http://127.0.0.1:{web_port}/dashboard" in done.stderr
+    # How to sign in: the URL, the operator's name and a token the users file accepts.
+    assert f"sign in at http://127.0.0.1:{web_port}/login as 'demo' (operator)" in done.stderr
+    token = split_token(re.search(r"\b(cg_\w+_\S+)", done.stderr).group(1))
+    with UserStore.open(home / "users.sqlite") as users:
+        stored = users.token(token.token_id)
+    assert stored is not None and (stored.name, stored.role) == ("demo", "operator")
+    assert verify_secret(token.secret, stored.salt, stored.token_hash, stored.kdf)
     broker_port = re.search(r"broker on kafka://127.0.0.1:(\d+)", done.stderr).group(1)
     for name in ("simulator", "worker"):
         assert f"[demo] {name} stopped" in done.stderr
