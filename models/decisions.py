@@ -91,10 +91,13 @@ class DecisionPolicy:
     ``appeal_hold_ms``: how long an upheld appeal (or a dismissed review)
     keeps the number from being flagged again on the same behaviour.
     ``appeal_review_margin``: while held, a score counts as a material change
-    when it reaches at least this share of the way from the ``block``
-    threshold to 1 (0.5 with a block threshold of 0.9: 0.95). A share, not a
-    difference, so it stays reachable however close to 1 the threshold is;
-    0 makes any block-level score material, 1 only a certain one.
+    when it reaches at least this share of the way to 1 from the ``block``
+    threshold or from the score of the flag that was lifted, whichever is
+    higher (:meth:`material_score`; 0.5 with block 0.9 and a lifted watch:
+    0.95; with a lifted block of 0.96: 0.98). So going on as before is not a
+    change, however high the score was. A share, not a difference, so it
+    stays reachable however close to 1 the threshold is; 0 makes any
+    block-level score above the lifted one material, 1 only a certain one.
     """
 
     block_threshold: float
@@ -142,10 +145,10 @@ class DecisionPolicy:
             return Action.WATCH
         return None
 
-    @property
-    def material_score(self) -> float:
-        """The score that counts as a material change while a number is held."""
-        return self.block_threshold + self.appeal_review_margin * (1 - self.block_threshold)
+    def material_score(self, held_score: float = 0.0) -> float:
+        """The score that counts as a material change for a number held at ``held_score``."""
+        base = max(self.block_threshold, held_score)
+        return base + self.appeal_review_margin * (1 - base)
 
     def reviews(self, probability: float, anomaly: float) -> bool:
         """Whether the review rule alone puts the caller on watch."""
@@ -179,13 +182,15 @@ class FlagState:
     """What the worker remembers about one number.
 
     ``suppressed_until_ms``: the end of the hold an upheld appeal or a
-    dismissed review put on the number (event time); ``held_category``: the
-    category it was flagged as then, against which a new category is judged.
+    dismissed review put on the number (event time); ``held_category`` and
+    ``held_score``: the category and score of the flag lifted then, against
+    which a material change is judged.
     """
 
     flag: Flag | None = None
     suppressed_until_ms: int = 0
     held_category: str = ""
+    held_score: float = 0.0
 
     def active(self, now_ms: int) -> bool:
         """Whether a block or watch applies at ``now_ms``."""
@@ -258,13 +263,15 @@ def decide(
 def material_change(state: FlagState, score: Score, policy: DecisionPolicy) -> str | None:
     """How a held number's behaviour changed materially, in words; ``None`` if it did not.
 
-    Material: a score of at least :attr:`DecisionPolicy.material_score`, or a
+    Material: a score of at least :meth:`DecisionPolicy.material_score`, or a
     category other than the one it was held as, clearly more probable (by
     ``category_switch_ratio``, as a flag's category changes).
     """
-    if score.probability >= policy.material_score:
-        return (f"score {score.probability:.3f} at or above {policy.material_score:.3f} "
-                f"(block {policy.block_threshold:.3f} plus the review margin)")
+    material = policy.material_score(state.held_score)
+    if score.probability >= material:
+        return (f"score {score.probability:.3f} at or above {material:.3f} (the review margin "
+                f"above block {policy.block_threshold:.3f} and the lifted flag's "
+                f"{state.held_score:.3f})")
     held = state.held_category
     if held and _switches(held, score, policy):
         return f"new category {score.category} (held as {held})"
@@ -378,8 +385,10 @@ def dismiss(
 
 
 def _held(state: FlagState, now_ms: int, hold_ms: int) -> FlagState:
-    category = state.flag.category if state.flag is not None else state.held_category
-    return replace(state, suppressed_until_ms=now_ms + hold_ms, held_category=category)
+    if state.flag is None:  # nothing flagged: a later flag is judged as a new one
+        return replace(state, suppressed_until_ms=now_ms + hold_ms)
+    return replace(state, suppressed_until_ms=now_ms + hold_ms,
+                   held_category=state.flag.category, held_score=state.flag.score)
 
 
 def _clear(

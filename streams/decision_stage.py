@@ -51,7 +51,8 @@ def encode_state(state: FlagState) -> bytes:
     """Table value of a number's flag state."""
     flag = None if state.flag is None else orjson.loads(encode_flag(state.flag))
     return orjson.dumps({"flag": flag, "suppressed_until_ms": state.suppressed_until_ms,
-                         "held_category": state.held_category})
+                         "held_category": state.held_category,
+                         "held_score": state.held_score})
 
 
 def decode_state(raw: bytes | None) -> FlagState:
@@ -60,7 +61,8 @@ def decode_state(raw: bytes | None) -> FlagState:
         return FlagState()
     value: dict[str, Any] = orjson.loads(raw)
     flag = None if value["flag"] is None else decode_flag(orjson.dumps(value["flag"]))
-    return FlagState(flag, value["suppressed_until_ms"], value.get("held_category", ""))
+    return FlagState(flag, value["suppressed_until_ms"], value.get("held_category", ""),
+                     value.get("held_score", 0.0))
 
 
 def decide_emission(

@@ -174,9 +174,10 @@ def test_policy_refuses_hysteresis_that_means_nothing() -> None:
 def test_a_material_change_while_held_goes_to_review_as_a_watch() -> None:
     state, _ = decide(FlagState(), score(0.92), POLICY, allowed=False)
     state, _ = lift(state, T0 + HOUR, hold_ms=HOLD, why="school notices")
-    assert state.held_category == "finance_marketing"
-    assert POLICY.material_score == pytest.approx(0.95)  # halfway from block 0.9 to 1
-    assert material_change(state, score(0.949, T0 + 2 * HOUR), POLICY) is None
+    assert (state.held_category, state.held_score) == ("finance_marketing", 0.92)
+    assert POLICY.material_score() == pytest.approx(0.95)  # halfway from block 0.9 to 1
+    assert POLICY.material_score(0.92) == pytest.approx(0.96)  # from the lifted flag's score
+    assert material_change(state, score(0.959, T0 + 2 * HOUR), POLICY) is None
     state, review = decide(state, score(0.97, T0 + 2 * HOUR), POLICY, allowed=False)
     assert review.action is Action.WATCH and review.source == "model"
     assert "goes to review" in review.reasons[0] and "0.970" in review.reasons[0]
@@ -253,3 +254,12 @@ def test_bad_appeal_settings_fail_fast() -> None:
         DecisionPolicy(block_threshold=0.9, watch_threshold=0.6, appeal_review_margin=1.5)
     with pytest.raises(ValueError, match="appeal_hold_ms"):
         DecisionPolicy(block_threshold=0.9, watch_threshold=0.6, appeal_hold_ms=-1)
+
+
+def test_going_on_as_before_is_no_change_however_high_the_score() -> None:
+    state, _ = decide(FlagState(), score(0.98), POLICY, allowed=False)
+    state, _ = lift(state, T0 + HOUR, hold_ms=HOLD, why="school notices")
+    for hours, probability in ((2, 0.98), (5, 0.94), (9, 0.985)):
+        assert decide(state, score(probability, T0 + hours * HOUR), POLICY,
+                      allowed=False)[1] is None
+    assert decide(state, score(0.995, T0 + 10 * HOUR), POLICY, allowed=False)[1] is not None

@@ -68,7 +68,7 @@ def test_dismiss_and_the_hold_survive_the_table_s_encoding() -> None:
     # What a restarted worker reads back from the changelog-backed table.
     restored = decode_state(bytes(table[NUMBER]))
     assert restored.suppressed_until_ms == T0 + HOUR + 30 * DAY
-    assert restored.held_category == "fraud"
+    assert (restored.held_category, restored.held_score) == ("fraud", 0.7)
     again = Score(NUMBER, "fraud", 0.93, "v1", T0 + 5 * HOUR, ())
     assert decide(restored, again, POLICY, allowed=False)[1] is None
 
