@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import UTC, datetime
 
 import orjson
 import polars as pl
 import pytest
 from jsonschema import Draft202012Validator
+from typer.testing import CliRunner
 
+from models.operator_labels import label_training_rows, labels_frame
+from models.review_cli import app as review_app
 from simulator.run import simulate
 from simulator.scenario import builtin_scenario, with_overrides
 from simulator.world import build_world
-from sinks.clickhouse import current_flags, flag_history, open_store
+from sinks.clickhouse import current_flag, current_flags, flag_history, open_store
+from sinks.clickhouse.labels import fetch_labels
+from streams.dashboard.queries import as_of
 from streams.trace import source_ms
+from streams.wire import decode_features
 from tests.conftest import ROOT, callguard, read_topic
 from tests.integration.streaming import (
     get_json,
@@ -90,7 +97,56 @@ def test_decisions_reach_the_topic_the_lookup_and_the_store(
     assert appeal[0]["actor"] == "op:li"
     assert get_json(f"http://127.0.0.1:{port}/numbers/{number}")["flagged"] is False
 
+    # The same traffic goes on, three hours later: the appealed number is scored again
+    # (its rows reach caller.features) but not blocked again within the hold.
+    later = cdrs.with_columns(pl.col("start_ms") + 3 * 3600 * 1000,
+                              cdr_id=pl.col("cdr_id") + "-later")
+    produce_cdrs(kafka_producer, env["CALLGUARD_TOPIC_CDR_RAW"], later)
+    wait_for(
+        lambda: get_json(f"http://127.0.0.1:{port}/status")["counters"]["features"]["accepted"]
+        >= 2 * cdrs.height, 240, "every CDR of the later traffic", worker.log,
+    )
+    appealed_ms = _ms(appeal[0]["flagged_at"])
+    rescored = read_topic(
+        kafka_bootstrap, env["CALLGUARD_TOPIC_FEATURES"],
+        until=lambda rs: any(_scored_after(r.value, number, appealed_ms) for r in rs),
+        timeout_s=120,
+    )
+    assert rescored
+    after = [d for d in _decisions(kafka_bootstrap, flags_topic)
+             if d["number"] == number and _ms(d["flagged_at"]) > appealed_ms]
+    assert not [d for d in after if d["action"] == "block"], after
+    assert all("goes to review" in d["reasons"][0] for d in after if d["action"] == "watch")
+
+    # The review queue: an operator confirms one watch and dismisses one block.
+    review_env = {**env, "CALLGUARD_BROKER_URL": f"kafka://{kafka_bootstrap}",
+                  "CALLGUARD_STORE_URL": clickhouse_database_url,
+                  "CALLGUARD_LOOKUP_EVENT_TIME": "true"}
+    latest = {d["number"]: d for d in _decisions(kafka_bootstrap, flags_topic)}
+    watched = sorted(n for n, d in latest.items() if d["action"] == "watch" and n != number)
+    blocked_now = sorted(n for n, d in latest.items() if d["action"] == "block" and n != number)
+    assert watched and blocked_now, latest
+    reviewed = {watched[0]: "confirm", blocked_now[0]: "dismiss"}
+    for reviewed_number, kind in reviewed.items():
+        # The store must show the decision before the review's check accepts it.
+        wait_for(lambda n=reviewed_number: _stored(clickhouse_database_url, n), 60,
+                 "the store to show the flag", worker.log)
+        done = CliRunner().invoke(review_app, [kind, reviewed_number, "--actor", "op:wu",
+                                               "--reason", f"{kind} after a look"],
+                                  env=review_env)
+        assert done.exit_code == 0, done.output
+    by_operator = read_topic(
+        kafka_bootstrap, flags_topic,
+        until=lambda rs: sum(orjson.loads(r.value)["source"] == "operator" for r in rs) >= 2,
+    )
+    operator = {d["number"]: d for d in map(orjson.loads, (r.value for r in by_operator))
+                if d["source"] == "operator"}
+    assert operator[watched[0]]["action"] == "block"
+    assert operator[blocked_now[0]]["action"] == "clear"
+    assert {d["actor"] for d in operator.values()} == {"op:wu"}
+
     # The store holds every decision exactly once, and the latest state per number.
+    cleared = by_operator
     all_decisions = {orjson.loads(r.value)["decision_id"] for r in cleared}
     store = open_store(clickhouse_database_url)
     try:
@@ -103,12 +159,50 @@ def test_decisions_reach_the_topic_the_lookup_and_the_store(
         distinct, rows = stored()
         assert distinct == rows == len(all_decisions)
         history = flag_history(store, number)
-        assert history[0]["action"] == "clear" and history[0]["actor"] == "op:li"
-        current = {row["number"] for row in current_flags(store, now=None)}
-        assert number not in current
+        assert any(row["action"] == "clear" and row["actor"] == "op:li" for row in history)
+        now = as_of(store, event_time=True)  # the stream's clock: 2018
+        current = {row["number"]: row for row in current_flags(store, now=now)}
+        # Held: not flagged again, unless the later traffic went to review as a watch.
+        assert number not in current or current[number]["action"] == "watch"
+        assert current[watched[0]]["source"] == "operator"
+        assert blocked_now[0] not in current
         assert_no_callee_in_clear(store, cdrs)
+
+        # Confirm, dismiss and the appeal are labelled examples that training reads.
+        labelled = fetch_labels(store, since=datetime(2018, 1, 1, tzinfo=UTC))
+        assert {(r["number"], r["action"], r["actor"]) for r in labelled} == {
+            (number, "appeal", "op:li"),
+            (watched[0], "confirm", "op:wu"),
+            (blocked_now[0], "dismiss", "op:wu"),
+        }
+        rows = label_training_rows(labels_frame(labelled))
+        assert dict(zip(rows["caller"], rows["label"], strict=True)) == {
+            number: "normal", blocked_now[0]: "normal",
+            watched[0]: latest[watched[0]]["category"],
+        }
     finally:
         store.close()
+
+
+def _ms(rfc3339: str) -> int:
+    return round(datetime.fromisoformat(rfc3339).timestamp() * 1000)
+
+
+def _decisions(bootstrap: str, topic: str) -> list[dict]:
+    """Every decision on the flags topic so far, in each number's order."""
+    records = read_topic(bootstrap, topic, until=lambda rs: len(rs) > 0)
+    return [orjson.loads(r.value) for r in sorted(records, key=lambda r: r.offset)]
+
+
+def _scored_after(value: bytes, number: str, after_ms: int) -> bool:
+    rows = decode_features(value)
+    return any(n == number and end > after_ms
+               for n, end in zip(rows["numbers"], rows["window_end_ms"], strict=True))
+
+
+def _stored(store_url: str, number: str) -> bool:
+    with open_store(store_url) as store:
+        return current_flag(store, number) is not None
 
 
 def assert_no_callee_in_clear(store, cdrs: pl.DataFrame) -> None:
