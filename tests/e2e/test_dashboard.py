@@ -9,6 +9,8 @@ test's directory and copied to ``var/screenshots/``.
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import shutil
 import subprocess
@@ -16,16 +18,21 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from contextlib import ExitStack
 from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
 import polars as pl
 import pytest
+from aiohttp import ClientSession, ClientWebSocketResponse
 
 from simulator.run import simulate
 from simulator.scenario import builtin_scenario, with_overrides
 from sinks.clickhouse import current_flags, decision_features, flag_history, open_store
+from sinks.clickhouse.lookups import lookups_of
+from streams.access.masking import mask_number
+from streams.access.users import UserStore
 from tests.conftest import ROOT
 from tests.integration.streaming import (
     get_json,
@@ -40,7 +47,7 @@ SCREENSHOTS = ROOT / "var" / "screenshots"
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
-    "--virtual-time-budget=10000", "--window-size=1400,2400",
+    "--window-size=1400,2400",
 ]
 
 
@@ -58,25 +65,102 @@ def chromium() -> str:
 
 
 class Browser:
+    """One headless Chromium driven over the DevTools protocol, so it keeps its session cookie."""
+
     def __init__(self, binary: str, profile: Path) -> None:
         self.binary, self.profile = binary, profile
         self.timings: dict[str, float] = {}
+        self.loop = asyncio.new_event_loop()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.client: ClientSession | None = None
+        self.socket: ClientWebSocketResponse | None = None
+        self.calls = 0
 
-    def run(self, *args: str, url: str, label: str) -> str:
-        started = time.monotonic()
-        done = subprocess.run(  # noqa: S603
-            [self.binary, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", *args, url],
-            capture_output=True, text=True, timeout=120, check=False,
+    def __enter__(self) -> Browser:
+        self.profile.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(  # noqa: S603
+            [self.binary, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}",
+             "--remote-debugging-port=0", "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        self.timings[label] = time.monotonic() - started
-        assert done.returncode == 0, done.stderr[-2000:]
-        return done.stdout
+        active = self.profile / "DevToolsActivePort"
+        wait_for(lambda: active.exists() and active.read_text().count("\n") >= 1, 60,
+                 "Chromium's DevTools port")
+        port = int(active.read_text().split()[0])
+        self.loop.run_until_complete(self._connect(port))
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        async def close() -> None:
+            if self.socket is not None:
+                await self.socket.close()
+            if self.client is not None:
+                await self.client.close()
+
+        self.loop.run_until_complete(close())
+        self.loop.close()
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(30)
+
+    async def _connect(self, port: int) -> None:
+        self.client = ClientSession()
+        async with self.client.get(f"http://127.0.0.1:{port}/json/list") as answer:
+            pages = [t for t in await answer.json() if t["type"] == "page"]
+        self.socket = await self.client.ws_connect(pages[0]["webSocketDebuggerUrl"],
+                                                   max_msg_size=0)
+
+    def call(self, method: str, **params: object) -> dict:
+        """One DevTools command; its answer (``result``, or ``error``)."""
+
+        async def ask() -> dict:
+            self.calls += 1
+            await self.socket.send_json({"id": self.calls, "method": method, "params": params})
+            while True:
+                message = await self.socket.receive_json(timeout=60)
+                if message.get("id") == self.calls:
+                    return message
+
+        return self.loop.run_until_complete(ask())
+
+    def evaluate(self, expression: str) -> object:
+        """The value of a JavaScript expression in the page (None while a page loads)."""
+        answer = self.call("Runtime.evaluate", expression=expression, returnByValue=True,
+                           awaitPromise=True)
+        result = answer.get("result", {})
+        return None if "exceptionDetails" in result else result.get("result", {}).get("value")
+
+    def open(self, url: str, ready: str = "document.body?.dataset.ready === 'true'") -> None:
+        """Load ``url`` and wait until ``ready`` holds (the dashboard's data is in)."""
+        self.evaluate("window.leaving = true")  # gone once the new page replaces this one
+        assert "error" not in self.call("Page.navigate", url=url)
+        self.wait(f"!window.leaving && document.readyState === 'complete' && ({ready})",
+                  what=url)
+
+    def wait(self, expression: str, what: str, timeout_s: float = 60) -> object:
+        """Until ``expression`` is truthy in the page; its value."""
+        return wait_for(lambda: self.evaluate(expression), timeout_s, what)
+
+    def sign_in(self, base: str, name: str, token: str) -> None:
+        """Through the login page, as a person would."""
+        self.open(f"{base}/login", ready="!!document.getElementById('login')")
+        self.evaluate(f"""document.getElementById('name').value = {json.dumps(name)};
+            document.getElementById('token').value = {json.dumps(token)};
+            document.getElementById('login').submit(); true""")
+        self.wait("location.pathname === '/dashboard' && document.body?.dataset.ready === 'true'",
+                  what="the dashboard after signing in")
 
     def dom(self, url: str, label: str) -> Dom:
-        return Dom.parse(self.run("--dump-dom", url=url, label=label))
+        started = time.monotonic()
+        self.open(url)
+        html = self.evaluate("document.documentElement.outerHTML")
+        self.timings[label] = time.monotonic() - started
+        return Dom.parse(str(html))
 
     def screenshot(self, url: str, path: Path) -> None:
-        self.run(f"--screenshot={path}", url=url, label="screenshot")
+        self.open(url)
+        shot = self.call("Page.captureScreenshot", format="png")
+        path.write_bytes(base64.b64decode(shot["result"]["data"]))
 
 
 class Node:
@@ -141,9 +225,9 @@ class Dom(HTMLParser):
 
 # -- the worker with decisions in the store ----------------------------------------
 
-def post_json(url: str, payload: dict) -> tuple[int, dict]:
+def post_json(url: str, payload: dict, headers: dict | None = None) -> tuple[int, dict]:
     request = urllib.request.Request(  # noqa: S310 - localhost
-        url, json.dumps(payload).encode(), {"Content-Type": "application/json"}
+        url, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})}
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
@@ -181,7 +265,8 @@ def test_dashboard_in_headless_chromium(
     wait_for(settled, 240, "every CDR processed and every decision stored", worker.log)
 
     store = open_store(clickhouse_database_url)
-    try:
+    with ExitStack() as stack:
+        stack.callback(store.close)
         history_table = store.table("flags_history")
         ((latest,),) = store.query_rows(f"SELECT max(flagged_at) FROM {history_table}")  # noqa: S608
         flags = current_flags(store, now=latest)
@@ -194,8 +279,14 @@ def test_dashboard_in_headless_chromium(
         )[0][0]
         assert flags, "nothing flagged: the dashboard would have nothing to show"
 
-        browser = Browser(chromium, tmp_path / "chromium-profile")
+        with UserStore.open(Path(worker.env["CALLGUARD_USERS_PATH"])) as users:
+            tokens = {name: users.add(name, role, actor="test")[1]
+                      for name, role in (("li", "operator"), ("zhao", "viewer"),
+                                         ("ivr", "service"))}
+        browser = stack.enter_context(Browser(chromium, tmp_path / "chromium-profile"))
+        browser.sign_in(base, "li", tokens["li"])  # the login page, as an operator
         page = browser.dom(f"{base}/dashboard", "overview")
+        assert page["user-name"].text == "li (operator)"
 
         # The figures shown are the store's.
         assert page.root.all("body")[0].attrs["data-ready"] == "true"
@@ -246,30 +337,61 @@ def test_dashboard_in_headless_chromium(
         print(f"\ndashboard timings (s, Chromium start to DOM): {browser.timings}")
         assert browser.timings["overview"] < 30
 
-        # The operators' actions: actor and reason required; an appeal lifts the flag.
-        status, refused = post_json(f"{base}/api/appeal", {"number": typed, "actor": "li"})
+        # The operators' actions, recorded as the signed-in user: the appeal through the
+        # page's form (its script sends the session's CSRF token), the rest through the API.
+        operator = {"Authorization": f"Bearer {tokens['li']}"}
+        status, refused = post_json(f"{base}/api/appeal", {"number": typed}, operator)
         assert status == 400 and "reason" in refused["error"]
-        status, answer = post_json(f"{base}/api/appeal", {
-            "number": typed, "actor": "li", "reason": "registered school notices"})
-        assert status == 200 and answer["number"] == number, answer
+        status, refused = post_json(f"{base}/api/appeal", {
+            "number": typed, "actor": "someone-else", "reason": "x"}, operator)
+        assert status == 400 and "do not send actor" in refused["error"]
+        status, _ = post_json(f"{base}/api/appeal", {"number": typed, "reason": "x"})
+        assert status == 401
+        browser.open(f"{base}/dashboard?{urllib.parse.urlencode({'q': typed})}")
+        assert browser.evaluate("""(() => {
+            const form = document.getElementById('appeal-form');
+            form.elements.reason.value = 'registered school notices';
+            form.requestSubmit();
+            return true; })()""")
+        result = browser.wait("document.getElementById('appeal-result').className",
+                              what="the appeal's answer")
+        answer = browser.evaluate("document.getElementById('appeal-result').textContent")
+        assert result == "ok", answer
         wait_for(lambda: get_json(
             f"{base}/api/number?q={urllib.parse.quote(typed)}")["flagged"] is False,
             60, "the appeal to lift the flag", worker.log)
         lifted = flag_history(store, number)[0]
         assert (lifted["action"], lifted["source"], lifted["actor"]) == ("clear", "appeal", "op:li")
         status, allowed = post_json(f"{base}/api/allow", {
-            "pattern": typed, "actor": "li", "reason": "school notices, verified"})
+            "pattern": typed, "reason": "school notices, verified"}, operator)
         assert status == 200 and allowed["pattern"] == number, allowed
+        assert allowed["actor"] == "op:li"
         wait_for(lambda: get_json(f"{base}/api/number?q={number}")["allowlisted"], 30,
                  "the allow-list to reach the worker", worker.log)
+
+        # An interception system looks the number up with its service token; a viewer sees
+        # it masked; both lookups are audited in the store.
+        service = {"Authorization": f"Bearer {tokens['ivr']}"}
+        assert get_json(f"{base}/numbers/{number}", service)["number"] == number
+        assert "error" in get_json(f"{base}/api/flags", service)  # 403: not a reader
+        viewer = {"Authorization": f"Bearer {tokens['zhao']}"}
+        shown = get_json(f"{base}/api/number?q={urllib.parse.quote(typed)}", viewer)
+        assert shown["number"] == mask_number(number) and number not in json.dumps(shown)
+        listed = get_json(f"{base}/api/flags", viewer)["flags"]
+        # Subscribers' numbers are masked; service numbers (95588, 10086) are not personal.
+        assert listed and all("*" in row["number"] for row in listed
+                              if row["number"].startswith("+"))
+        audited = wait_for(lambda: {
+            (row["user_name"], row["route"]) for row in lookups_of(store, number)
+        } >= {("ivr", "/numbers/{number}"), ("zhao", "/api/number"), ("li", "/api/number")}
+            and lookups_of(store, number), 30, "the lookups in the audit", worker.log)
+        assert all(row["address"] == "127.0.0.1" for row in audited)
 
         # The metrics endpoint agrees with the worker's counters.
         with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:  # noqa: S310
             metrics = response.read().decode()
         assert f"callguard_cdrs_total {cdrs.height}" in metrics
         assert 'callguard_model_info{version="' in metrics
-    finally:
-        store.close()
 
 
 def test_national_formats() -> None:

@@ -43,9 +43,10 @@ def run_topics() -> dict[str, str]:
     }
 
 
-def get_json(url: str) -> dict:
-    """GET a test worker's JSON (error bodies too), as its admin (tests.conftest.auth_headers)."""
-    request = urllib.request.Request(url, headers=auth_headers(url))  # noqa: S310 - localhost
+def get_json(url: str, headers: dict[str, str] | None = None) -> dict:
+    """GET a test worker's JSON (error bodies too), as its admin unless ``headers`` say."""
+    request = urllib.request.Request(  # noqa: S310 - localhost
+        url, headers=auth_headers(url) if headers is None else headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - localhost
             return json.loads(response.read())
