@@ -99,3 +99,38 @@ for row, reasons in zip(
     print(row[1], row[0])
     for reason in reasons:
         print("   -", reason)
+
+# %% [markdown]
+# ## Operators' labels
+#
+# Every upheld appeal, confirmed watch and dismissed flag is kept in the
+# store's `operator_labels` table as a labelled example: the number, the label
+# (the confirmed category, or `normal`), who, why, when (event time), the
+# model version and the features of the flag judged. Point
+# `CALLGUARD_NOTEBOOK_STORE` at the store (`clickhouse://user@host:9000/db`,
+# or a chDB path no worker holds) to pull them; without it, the
+# `operator_labels.parquet` of the data directory is read, if there is one.
+# Written there, `callguard train --data DIR` trains on them with the rest
+# (`callguard review labels --out DIR` does the same from the command line).
+
+# %%
+from datetime import UTC, datetime, timedelta
+
+from models.operator_labels import LABELS_FILE, label_training_rows, labels_frame
+from sinks.clickhouse import open_store
+from sinks.clickhouse.labels import fetch_labels
+
+store_url = os.environ.get("CALLGUARD_NOTEBOOK_STORE")
+if store_url:
+    with open_store(store_url) as store:
+        since = datetime.now(UTC) - timedelta(days=365)
+        labels = labels_frame(fetch_labels(store, since=since))
+    labels.write_parquet(data_dir / LABELS_FILE)  # where `callguard train --data` reads them
+elif (data_dir / LABELS_FILE).is_file():
+    labels = pl.read_parquet(data_dir / LABELS_FILE)
+else:
+    labels = labels_frame([])
+print(f"{labels.height} operator labels, {label_training_rows(labels).height} with every feature")
+labels.group_by("action", "label").agg(
+    numbers=pl.col("number").n_unique(), examples=pl.len()
+).sort("action", "label")
