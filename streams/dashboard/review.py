@@ -32,18 +32,18 @@ from streams.dashboard.actions import ActionRefused
 from streams.dashboard.monitor import PipelineMonitor
 from streams.dashboard.review_queue import ReviewAction, refusal, review_queue, send_review
 
-__all__ = ["ROUTES", "register_review_views"]
+__all__ = ["ROUTE_ROLES", "register_review_views"]
 
 logger = logging.getLogger(__name__)
 
-# Path, method, and the role it needs (for the access rules).
-ROUTES = (
-    ("/review", "GET", "viewer"),
-    ("/review/{asset}", "GET", "viewer"),
-    ("/api/review", "GET", "viewer"),
-    ("/api/review/confirm", "POST", "operator"),
-    ("/api/review/dismiss", "POST", "operator"),
-)
+# (method, route) -> the role it needs, as streams.access.roles.RULES keys its rules.
+ROUTE_ROLES = {
+    ("GET", "/review"): "viewer",
+    ("GET", "/review/{asset}"): "viewer",
+    ("GET", "/api/review"): "viewer",
+    ("POST", "/api/review/confirm"): "operator",
+    ("POST", "/api/review/dismiss"): "operator",
+}
 STATIC = files("streams.dashboard") / "static"
 ASSETS = {"review.js": ("review.js", "application/javascript")}
 NO_CACHE = {"Cache-Control": "no-store"}

@@ -148,3 +148,10 @@ def test_bad_requests_are_refused_and_nothing_is_sent(served: dict[str, Any]) ->
     assert answers[1][1]["error"] == "required: reason"
     assert "not in the review queue" in answers[3][1]["error"]
     assert served["sent"] == []
+
+
+def test_every_route_registered_has_its_role(served: dict[str, Any]) -> None:
+    routes = {(route.method, route.resource.canonical) for route in served["web"].router.routes()
+              if route.resource is not None and route.resource.canonical.startswith(
+                  ("/review", "/api/review"))}
+    assert {key for key in routes if key[0] in ("GET", "POST")} == set(review.ROUTE_ROLES)
