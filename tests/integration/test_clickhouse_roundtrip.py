@@ -9,11 +9,13 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from typer.testing import CliRunner
 
 from features.vector import FEATURE_NAMES
 from models.dataset import build_training_table
 from models.decisions import DecisionPolicy, FlagState, Score, decide
 from models.operator_labels import LABELS_FILE, labels_frame
+from models.review_cli import app as review_app
 from simulator.parquet import write_parquet
 from simulator.scenario import builtin_scenario, with_overrides
 from sinks.clickhouse import (
@@ -354,7 +356,7 @@ def test_a_published_flag_is_stored_with_its_id_and_source(store: Store) -> None
 
 
 def test_operators_decisions_are_labelled_examples_training_reads(
-    store: Store, tmp_path: Path
+    store: Store, store_url: str, tmp_path: Path
 ) -> None:
     """Confirm, dismiss and appeal, as the worker decides and the sink stores them."""
     policy = DecisionPolicy(block_threshold=0.9, watch_threshold=0.6)
@@ -393,6 +395,12 @@ def test_operators_decisions_are_labelled_examples_training_reads(
     write_parquet(with_overrides(builtin_scenario("tiny"), duration="3h"), tmp_path,
                   progress=False)
     labels_frame(rows).write_parquet(tmp_path / LABELS_FILE)
+    if store_url.startswith("clickhouse://"):  # a chDB path is held by this test's store
+        exported = tmp_path / "exported"
+        done = CliRunner().invoke(review_app, ["labels", "--out", str(exported),
+                                               "--url", store_url, "--days", "3650"])
+        assert done.exit_code == 0 and "3 labelled examples" in done.output, done.output
+        assert pl.read_parquet(exported / LABELS_FILE).equals(labels_frame(rows))
     table = build_training_table(tmp_path)
     taught = table.filter(pl.col("caller").str.starts_with("+861330000000"))
     assert sorted(zip(taught["caller"], taught["label"], strict=True)) == [
@@ -403,7 +411,7 @@ def test_operators_decisions_are_labelled_examples_training_reads(
     assert taught.select(FEATURE_NAMES[3]).to_series().to_list() == [3.0] * 3
 
 
-def test_the_review_queue_is_the_watches_in_force(store: Store) -> None:
+def test_the_review_queue_is_the_watches_in_force(store: Store, store_url: str) -> None:
     watched, blocked, lapsed = "+8613300000011", "+8613300000012", "+8613300000013"
     insert_decisions(store, [
         decision(watched, Action.WATCH, at=HOUR - timedelta(hours=1)),
@@ -411,6 +419,10 @@ def test_the_review_queue_is_the_watches_in_force(store: Store) -> None:
         decision(lapsed, Action.WATCH, at=HOUR - timedelta(days=9)),
     ])
     assert [row["number"] for row in review_queue(store, HOUR)] == [watched]
+    if store_url.startswith("clickhouse://"):  # a chDB path is held by this test's store
+        listed = CliRunner().invoke(review_app, ["list", "--url", store_url])
+        assert listed.exit_code == 0 and watched in listed.output, listed.output
+        assert blocked not in listed.output and lapsed not in listed.output
 
     def refused(kind: str, number: str) -> str | None:
         action = ReviewAction.checked(kind, number, actor="op:li", reason="x", region="CN")
