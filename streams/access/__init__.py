@@ -35,17 +35,10 @@ def register_access(app: CallguardApp) -> AccessGuard:
     from streams.access.login import register_login
     from streams.access.lookups import LookupLog, register_lookup_log
     from streams.access.middleware import AccessGuard
-    from streams.access.users import UserStore
 
     settings = app.settings
-    users = UserStore.open(settings.users_path)
-    if not any(user.active for user in users.users()):
-        logging.getLogger(__name__).warning(
-            "no users in %s: every request but /livez and /metrics is refused; add one with "
-            "`callguard users add NAME --role admin`", settings.users_path,
-        )
     guard = AccessGuard(
-        Credentials(users),
+        Credentials(settings.users_path),  # opened at the first request, off the loop
         names=FailureLimiter(settings.login_max_failures, settings.login_failure_window_s),
         addresses=FailureLimiter(4 * settings.login_max_failures,
                                  settings.login_failure_window_s),
@@ -54,4 +47,14 @@ def register_access(app: CallguardApp) -> AccessGuard:
     register_lookup_log(app, guard.lookups)
     register_login(app.faust_app, guard, timedelta(seconds=settings.session_ttl_s))
     guard.install(app.faust_app.web.web_app)
+
+    @app.faust_app.task
+    async def warn_without_users() -> None:
+        """Say at start, once, why every request is refused when nobody may sign in."""
+        if not await guard.credentials.active_users():
+            logging.getLogger(__name__).warning(
+                "no users in %s: every request but /livez, /metrics and /login is refused; "
+                "add one with `callguard users add NAME --role admin`", settings.users_path,
+            )
+
     return guard

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TypeVar
 
 from streams.access.roles import SEES_NUMBERS, Role
@@ -52,9 +54,9 @@ class Principal:
 class Credentials:
     """Checks tokens and sessions against a :class:`UserStore`, with a short cache."""
 
-    def __init__(self, users: UserStore, *, cache_s: float = 60.0, recheck_s: float = 1.0,
+    def __init__(self, users_path: Path, *, cache_s: float = 60.0, recheck_s: float = 1.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.users = users
+        self.users_path = users_path
         self.cache_s = cache_s
         self.recheck_s = recheck_s
         self.kdf_calls = 0  # key derivations run: for tests and the curious
@@ -62,6 +64,16 @@ class Credentials:
         self._cache: dict[bytes, tuple[Principal, float]] = {}
         self._revision: int | None = None
         self._checked_at = float("-inf")
+        self._users: UserStore | None = None
+        self._opening = threading.Lock()
+
+    @property
+    def users(self) -> UserStore:
+        """The user database, opened on first use (from an executor thread: it is I/O)."""
+        with self._opening:
+            if self._users is None:
+                self._users = UserStore.open(self.users_path)
+            return self._users
 
     async def bearer(self, token: str) -> Principal | None:
         """The user a ``cg_`` token belongs to, or None."""
@@ -78,15 +90,21 @@ class Credentials:
 
     async def open_session(self, principal: Principal, ttl: timedelta) -> tuple[str, Principal]:
         """A new session for ``principal``: the cookie's text and the session's principal."""
-        cookie, session = await self._off_loop(self.users.open_session, principal.name, ttl)
+        cookie, session = await self._off_loop(
+            lambda: self.users.open_session(principal.name, ttl))
         return cookie, _session_principal(session)
 
     async def close_session(self, cookie: str, name: str) -> None:
         """End the session ``cookie`` names (logout); the cache forgets it at once."""
         parts = split_token(cookie)
         if parts is not None and parts.kind == SESSION_PREFIX:
-            await self._off_loop(self.users.close_session, parts, name)
+            await self._off_loop(lambda: self.users.close_session(parts, name))
         self._cache.pop(_key(cookie), None)
+
+    async def active_users(self) -> int:
+        """How many users may sign in."""
+        users = await self._off_loop(lambda: self.users.users())
+        return sum(user.active for user in users)
 
     async def _cached(self, text: str, kind: str, check: Callable[[str], Principal | None]
                       ) -> Principal | None:
@@ -110,7 +128,7 @@ class Credentials:
         if now - self._checked_at < self.recheck_s:
             return
         self._checked_at = now
-        revision = await self._off_loop(self.users.revision)
+        revision = await self._off_loop(lambda: self.users.revision())
         if revision != self._revision:
             self._cache.clear()
             self._revision = revision
