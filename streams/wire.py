@@ -133,10 +133,6 @@ class AppealColumns:
     def __len__(self) -> int:
         return len(self.number)
 
-    def rows(self) -> list[tuple[str, str, str, int]]:
-        """(number, actor, why, time_ms) per appeal."""
-        return list(zip(self.number, self.actor, self.why, self.time_ms, strict=True))
-
     def actions(self) -> list[tuple[str, str, str, str, int]]:
         """(kind, number, actor, why, time_ms) per action."""
         kinds = self.kind or ["appeal"] * len(self.number)
