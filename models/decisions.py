@@ -30,9 +30,10 @@ Policy, in event time (the CDRs' clock, so a replay decides the same way):
 - an operator's appeal lifts the flag with ``clear`` (source ``appeal``) and
   holds the number for ``appeal_hold_ms``: while held, it is not flagged
   again unless its behaviour changes materially (:func:`material_change`:
-  a score at least ``appeal_review_margin`` of the way from the ``block``
-  threshold to 1, or a new category), and then only as ``watch``, with a
-  reason saying it goes to review, never as ``block``;
+  a score at least ``appeal_review_margin`` of the way to 1 from the
+  ``block`` threshold or the lifted flag's score, whichever is higher, or a
+  new category), and then only as ``watch``, with a reason saying it goes
+  to review, never as ``block``;
 - ``watch`` decisions are the operators' review queue: :func:`confirm` turns
   a watch into ``block`` (source ``operator``) and ends any hold;
   :func:`dismiss` clears the flag (source ``operator``) and holds the number
