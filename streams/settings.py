@@ -199,8 +199,9 @@ class Settings(BaseSettings):
         le=1,
         description=(
             "While a number is held after an appeal, a score counts as a material change "
-            "when it reaches this share of the way from the block threshold to 1 (0.5 with "
-            "block 0.9: 0.95); a new category is a material change too."
+            "when it reaches this share of the way to 1 from the block threshold or the "
+            "lifted flag's score, whichever is higher (0.5, block 0.9, lifted at 0.94: 0.97); "
+            "a new category is a material change too."
         ),
     )
     category_switch_ratio: float = Field(
