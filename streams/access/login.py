@@ -14,6 +14,7 @@ import logging
 import math
 from datetime import timedelta
 
+import faust
 from aiohttp import web
 from faust.web import View
 
@@ -31,10 +32,10 @@ logger = logging.getLogger(__name__)
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def register_login(faust_app: object, guard: AccessGuard, session_ttl: timedelta) -> None:
+def register_login(faust_app: faust.App, guard: AccessGuard, session_ttl: timedelta) -> None:
     """Serve ``/login``, ``/logout`` and ``/api/me`` from the worker's web server."""
 
-    @faust_app.page("/login")  # type: ignore[attr-defined]
+    @faust_app.page("/login")
     class Login(View):
         async def get(self, request: web.Request) -> web.StreamResponse:
             return _login_page(_local_path(request.query.get("next")))
@@ -68,7 +69,7 @@ def register_login(faust_app: object, guard: AccessGuard, session_ttl: timedelta
                                 samesite="Strict", secure=secure)
             return response
 
-    @faust_app.page("/logout")  # type: ignore[attr-defined]
+    @faust_app.page("/logout")
     class Logout(View):
         async def post(self, request: web.Request) -> web.StreamResponse:
             principal = principal_of(request)
@@ -80,7 +81,7 @@ def register_login(faust_app: object, guard: AccessGuard, session_ttl: timedelta
             response.del_cookie(CSRF_COOKIE, path="/")
             return response
 
-    @faust_app.page("/api/me")  # type: ignore[attr-defined]
+    @faust_app.page("/api/me")
     async def me(view: View, request: web.Request) -> web.StreamResponse:
         principal = principal_of(request)
         return web.json_response({

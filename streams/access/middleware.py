@@ -9,9 +9,12 @@ everyone. A state-changing request authenticated by the cookie must carry
 the session's CSRF token in ``X-CSRF-Token`` (403 otherwise); a Bearer
 request needs none, as no browser sends that header on its own.
 
-Failed credentials count against the remote address (and, for sign-ins,
-the name): past ``login_max_failures`` the answer is 429 until the window
-passes. Each failure is logged with the address.
+A refused Bearer token counts against the remote address, as a failed
+sign-in does (which also counts against the name): past the limit, further
+tokens from that address get 429 until the window passes, before any key
+derivation is spent on them. Each refusal is logged with the address. A
+session cookie that no longer works (expired, signed out, revoked) is only
+answered 401: its check costs nothing, and the page then goes to /login.
 """
 
 from __future__ import annotations
@@ -77,14 +80,18 @@ class AccessGuard:
         if need is Need.PUBLIC:
             return await handler(request)
         address = request.remote or "unknown"
-        if wait := self.addresses.retry_after(address):
-            return _too_many(wait)
-        principal, presented = await self.authenticate(request)
+        bearer = _bearer_token(request)
+        if bearer is not None and (wait := self.addresses.retry_after(address)):
+            return _too_many(wait)  # before the key derivation a token costs
+        principal = await self.authenticate(request)
         if principal is None:
-            if presented:
+            if bearer is not None:
                 self.addresses.fail(address)
-                logger.warning("refused a credential from %s for %s %s", address,
+                logger.warning("refused a Bearer token from %s for %s %s", address,
                                request.method, request.path)
+            elif SESSION_COOKIE in request.cookies:  # expired, signed out or revoked
+                logger.info("refused a session from %s for %s %s", address, request.method,
+                            request.path)
             return _unauthorised(request)
         if resource is None:  # no such route (404/405): answered to signed-in users only
             return await handler(request)
@@ -100,15 +107,18 @@ class AccessGuard:
         request[_PRINCIPAL] = principal
         return await handler(request)
 
-    async def authenticate(self, request: web.Request) -> tuple[Principal | None, bool]:
-        """The request's user, and whether it presented a credential at all."""
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and token:
-            return await self.credentials.bearer(token), True
+    async def authenticate(self, request: web.Request) -> Principal | None:
+        """The request's user: by its Bearer token if it has one, else by its session."""
+        token = _bearer_token(request)
+        if token is not None:
+            return await self.credentials.bearer(token)
         cookie = request.cookies.get(SESSION_COOKIE)
-        if cookie:
-            return await self.credentials.session(cookie), True
-        return None, False
+        return await self.credentials.session(cookie) if cookie else None
+
+
+def _bearer_token(request: web.Request) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 def _unauthorised(request: web.Request) -> web.StreamResponse:

@@ -208,3 +208,23 @@ def test_failed_sign_ins_are_limited_and_logged(
     assert serve(app, talk) == [401, 401, 401, 429, 429]
     failed = [r for r in caplog.records if "failed sign-in as 'user-operator'" in r.getMessage()]
     assert len(failed) == 3 and "127.0.0.1" in failed[0].getMessage()
+
+
+def test_wrong_bearer_tokens_are_limited_per_address_before_any_key_derivation(
+    app: CallguardApp, tokens: dict[Role, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # A wrong secret behind a real token id: each costs a key derivation until the limit.
+    forged = tokens[Role.VIEWER][:20] + "_wrong-secret"
+    allowed = 4 * app.settings.login_max_failures
+
+    async def talk(client: ClientSession, base: str) -> list[int]:
+        statuses = []
+        for _ in range(allowed + 2):
+            async with client.get(f"{base}/api/health", headers=bearer(forged)) as answer:
+                statuses.append(answer.status)
+        return statuses
+
+    assert serve(app, talk) == [401] * allowed + [429, 429]
+    assert app.access.credentials.kdf_calls == allowed
+    assert sum("refused a Bearer token from 127.0.0.1" in r.getMessage()
+               for r in caplog.records) == allowed
