@@ -46,7 +46,7 @@ def register_access(app: CallguardApp) -> AccessGuard:
     )
     register_lookup_log(app, guard.lookups)
     register_login(app.faust_app, guard, timedelta(seconds=settings.session_ttl_s))
-    guard.install(app.faust_app.web.web_app)
+    guard.install(app.faust_app.web.web_app)  # type: ignore[attr-defined]  # aiohttp driver
 
     @app.faust_app.task
     async def warn_without_users() -> None:

@@ -82,12 +82,17 @@ def register_login(faust_app: faust.App, guard: AccessGuard, session_ttl: timede
             return response
 
     @faust_app.page("/api/me")
-    async def me(view: View, request: web.Request) -> web.StreamResponse:
-        principal = principal_of(request)
-        return web.json_response({
-            "name": principal.name, "role": principal.role.value,
-            "sees_numbers": principal.sees_numbers, "session": principal.csrf is not None,
-        }, headers=NO_STORE)
+    class Me(View):
+        async def get(self, request: web.Request) -> web.StreamResponse:
+            return _me(request)
+
+
+def _me(request: web.Request) -> web.StreamResponse:
+    principal = principal_of(request)
+    return web.json_response({
+        "name": principal.name, "role": principal.role.value,
+        "sees_numbers": principal.sees_numbers, "session": principal.csrf is not None,
+    }, headers=NO_STORE)
 
 
 def _local_path(target: str | None) -> str:

@@ -14,8 +14,9 @@ import asyncio
 import logging
 from collections import deque
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
+import faust.web
 from aiohttp import web
 
 from sinks.clickhouse import StoreError
@@ -43,9 +44,10 @@ class LookupLog:
         self._pending: deque[NumberLookup] = deque()
         self._max_pending = max_pending
 
-    def record(self, request: web.Request, number: str) -> None:
+    def record(self, request: web.Request | faust.web.Request, number: str) -> None:
         """Note that the request's user looked at ``number``."""
         principal = principal_of(request)
+        request = cast(web.Request, request)  # what Faust's aiohttp driver hands views
         route = request.match_info.route.resource
         self._add([NumberLookup(
             datetime.now(UTC).replace(microsecond=0), principal.name, principal.role.value,
@@ -71,7 +73,8 @@ class LookupLog:
             self.dropped += 1
 
 
-def note_lookup(app: CallguardApp, request: web.Request, number: str) -> None:
+def note_lookup(app: CallguardApp, request: web.Request | faust.web.Request, number: str
+                ) -> None:
     """Audit that this request's user looked up ``number`` (never waits)."""
     if app.access is not None:
         app.access.lookups.record(request, number)

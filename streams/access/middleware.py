@@ -23,9 +23,10 @@ import hmac
 import logging
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 from urllib.parse import quote
 
+import faust.web
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
@@ -53,9 +54,12 @@ STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _PRINCIPAL = web.RequestKey("callguard.principal", Principal)
 
 
-def principal_of(request: web.Request) -> Principal:
-    """The authenticated user of a request the guard let through to a non-public route."""
-    return request[_PRINCIPAL]
+def principal_of(request: web.Request | faust.web.Request) -> Principal:
+    """The authenticated user of a request the guard let through to a non-public route.
+
+    Faust's views are handed aiohttp's request (its ``Request`` type is abstract).
+    """
+    return cast(web.Request, request)[_PRINCIPAL]
 
 
 @dataclass
