@@ -105,7 +105,8 @@ class AccessGuard:
         if not need.allows(principal.role):
             return _refused(f"{principal.role} may not {request.method} {resource.canonical}")
         if request.method in STATE_CHANGING and principal.csrf is not None and (
-            not hmac.compare_digest(request.headers.get(CSRF_HEADER, ""), principal.csrf)
+            not hmac.compare_digest(request.headers.get(CSRF_HEADER, "").encode(),
+                                    principal.csrf.encode())
         ):
             return _refused(f"missing or wrong {CSRF_HEADER} header (reload the page)")
         request[_PRINCIPAL] = principal

@@ -171,7 +171,7 @@ def test_sign_in_then_csrf_guards_what_the_cookie_may_change(
         async with client.post(f"{base}/api/allow", json=allow) as no_csrf:
             seen["no_csrf"] = no_csrf.status
         async with client.post(f"{base}/api/allow", json=allow,
-                               headers={CSRF_HEADER: "forged"}) as forged:
+                               headers={CSRF_HEADER: "forgé"}) as forged:
             seen["forged"] = forged.status
         async with client.post(f"{base}/api/allow", json=allow,
                                headers={CSRF_HEADER: csrf}) as good:
