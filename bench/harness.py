@@ -15,12 +15,14 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from streams.access.users import UserStore
 from streams.broker import free_port, stop_process, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,10 +31,17 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 __all__ = ["Process", "Progress", "get_json", "start_callguard", "start_naive_faust"]
 
 
+# Web port -> the admin token the callguard worker there accepts.
+_TOKENS: dict[int, str] = {}
+
+
 def get_json(url: str, timeout_s: float = 10.0) -> Any:
     """GET a JSON document (error bodies too); ``None`` if nothing answers."""
+    token = _TOKENS.get(urllib.parse.urlsplit(url).port or 0)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 - local
+        request = urllib.request.Request(url, headers=headers)  # noqa: S310 - local
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - local
             return json.loads(response.read())
     except urllib.error.HTTPError as error:
         return json.loads(error.read())
@@ -105,8 +114,11 @@ def start_callguard(name: str, bootstrap: str, workdir: Path, env: dict[str, str
         "CALLGUARD_DATA_DIR": str(workdir / f"{name}-data"),
         "CALLGUARD_STORE_URL": f"chdb://{workdir / f'{name}-chdb'}",
         "CALLGUARD_ALLOWLIST_PATH": str(workdir / f"{name}-allowlist.sqlite"),
+        "CALLGUARD_USERS_PATH": str(workdir / f"{name}-users.sqlite"),
         **env,
     }
+    with UserStore.open(full_env["CALLGUARD_USERS_PATH"]) as users:
+        _TOKENS[port] = users.add("bench", "admin", actor="bench")[1]
     return _launch(name, ["-m", "streams", "worker"], full_env, workdir, port)
 
 

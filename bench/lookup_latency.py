@@ -34,7 +34,12 @@ sys.path.insert(0, str(ROOT))
 from simulator.run import simulate  # noqa: E402
 from simulator.scenario import builtin_scenario, with_overrides  # noqa: E402
 from streams.broker import LocalBroker, free_port, wait_for_port  # noqa: E402
-from tests.conftest import read_topic  # noqa: E402
+from tests.conftest import (  # noqa: E402
+    API_TOKENS,
+    admin_token,
+    auth_headers,
+    read_topic,  # noqa: E402
+)
 from tests.integration.streaming import get_json, produce_cdrs, wait_for  # noqa: E402
 
 
@@ -54,7 +59,9 @@ def main() -> None:
         port = free_port()
         env = {**os.environ, "CALLGUARD_BROKER_URL": broker.url, "CALLGUARD_WEB_PORT": str(port),
                "CALLGUARD_MODEL_DIR": str(model_dir), "CALLGUARD_STORE_ENABLED": "false",
-               "CALLGUARD_LOOKUP_EVENT_TIME": "true", "CALLGUARD_DATA_DIR": str(work / "data")}
+               "CALLGUARD_LOOKUP_EVENT_TIME": "true", "CALLGUARD_DATA_DIR": str(work / "data"),
+               "CALLGUARD_USERS_PATH": str(work / "users.sqlite")}
+        API_TOKENS[port] = admin_token(work / "users.sqlite")  # get_json sends it
         with open(work / "worker.log", "ab") as log:
             worker = subprocess.Popen(  # noqa: S603
                 [sys.executable, "-m", "streams", "worker"], cwd=ROOT, env=env, stdout=log,
@@ -92,7 +99,8 @@ def measure(port: int, flagged: list[str], callers: list[str], unknown: list[str
         kind = list(kinds)[index % 3]
         number = rng.choice(kinds[kind])
         started = time.perf_counter()
-        connection.request("GET", f"/numbers/{number}")
+        connection.request("GET", f"/numbers/{number}", headers=auth_headers(
+            f"http://127.0.0.1:{port}/"))
         response = connection.getresponse()
         body = json.loads(response.read())
         timings[kind].append((time.perf_counter() - started) * 1000)
