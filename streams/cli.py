@@ -150,12 +150,14 @@ def _mount_subcommands() -> None:
     from simulator.cli import app as simulate_app
     from sinks.cli import app as db_app
     from streams.access.cli import users_app
+    from streams.review_cli import app as review_app
 
     cli.add_typer(simulate_app, name="simulate")
     cli.add_typer(train_app, name="train")
     cli.add_typer(models_app, name="models", help="List, show, promote and roll back models.")
     cli.add_typer(allow_app, name="allow", help="Numbers and ranges that are never flagged.")
     cli.add_typer(db_app, name="db", help="ClickHouse schema, retention and flag queries.")
+    cli.add_typer(review_app, name="review", help="The review queue: confirm or dismiss watches.")
     cli.add_typer(users_app, name="users", help="Users of the dashboard and HTTP API.")
 
 

@@ -82,6 +82,12 @@ RULES: dict[tuple[str, str], Need] = {
     ("POST", "/api/appeal"): Need.OPERATOR,
     ("POST", "/api/allow"): Need.OPERATOR,
     ("GET", "/callers/{number}/features"): Need.OPERATOR,
+    # The review queue (streams.dashboard.review): read by viewers, worked by operators.
+    ("GET", "/review"): Need.VIEWER,
+    ("GET", "/review/{asset}"): Need.VIEWER,
+    ("GET", "/api/review"): Need.VIEWER,
+    ("POST", "/api/review/confirm"): Need.OPERATOR,
+    ("POST", "/api/review/dismiss"): Need.OPERATOR,
     # Interception systems' lookups.
     ("GET", "/numbers/{number}"): Need.SERVICE,
     # Faust's own views: table contents and partition routing.

@@ -14,7 +14,19 @@ __all__ = ["register_dashboard"]
 
 def register_dashboard(app: CallguardApp) -> None:
     """Serve the dashboard and its API from ``app``'s web server."""
+    from streams.access.masking import mask_number
+    from streams.access.middleware import principal_of
     from streams.dashboard.monitor import monitor_for
+    from streams.dashboard.review import register_review_views
     from streams.dashboard.views import register_views
 
-    register_views(app, monitor_for(app))
+    monitor = monitor_for(app)
+    register_views(app, monitor)
+    register_review_views(
+        app,
+        monitor,
+        lambda request: principal_of(request).actor,
+        shown_number=lambda request, number: (
+            number if principal_of(request).sees_numbers else mask_number(number)
+        ),
+    )

@@ -1,7 +1,7 @@
 """The review queue: ``watch`` decisions an operator confirms or dismisses.
 
 Shared by the dashboard's routes (:mod:`streams.dashboard.review`) and
-``callguard review`` (:mod:`models.review_cli`), so both check, send and
+``callguard review`` (:mod:`streams.review_cli`), so both check, send and
 audit alike:
 
 - the queue is the numbers whose latest decision is a ``watch`` still in

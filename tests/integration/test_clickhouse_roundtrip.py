@@ -15,7 +15,6 @@ from features.vector import FEATURE_NAMES
 from models.dataset import build_training_table
 from models.decisions import DecisionPolicy, FlagState, Score, decide
 from models.operator_labels import LABELS_FILE, labels_frame
-from models.review_cli import app as review_app
 from simulator.parquet import write_parquet
 from simulator.scenario import builtin_scenario, with_overrides
 from sinks.clickhouse import (
@@ -43,6 +42,7 @@ from sinks.clickhouse.schema import render_migrations
 from sinks.flag_record import Flag
 from streams.dashboard.review_queue import ReviewAction, refusal, review_queue
 from streams.decision_stage import apply_operator_action, encode_state
+from streams.review_cli import app as review_app
 
 pytestmark = pytest.mark.integration
 

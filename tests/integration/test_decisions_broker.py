@@ -13,13 +13,13 @@ from jsonschema import Draft202012Validator
 from typer.testing import CliRunner
 
 from models.operator_labels import label_training_rows, labels_frame
-from models.review_cli import app as review_app
 from simulator.run import simulate
 from simulator.scenario import builtin_scenario, with_overrides
 from simulator.world import build_world
 from sinks.clickhouse import current_flag, current_flags, flag_history, open_store
 from sinks.clickhouse.labels import fetch_labels
 from streams.dashboard.queries import as_of
+from streams.review_cli import app as review_app
 from streams.trace import source_ms
 from streams.wire import decode_features
 from tests.conftest import ROOT, callguard, read_topic
