@@ -30,12 +30,10 @@ from features.aggregate import (
     TALK_MS,
     Aggregates,
 )
-from features.caller_kind import CALLER_FEATURES
 from features.sketch import kmv_distinct, kmv_repeat_share, segment_distinct, segment_entropy
 
 __all__ = [
     "FEATURE_NAMES",
-    "MODEL_FEATURES",
     "WINDOW_FEATURES",
     "answer_rate",
     "call_volume",
@@ -207,9 +205,6 @@ PER_WINDOW = (*WINDOW_FEATURES, "reciprocity")
 FEATURE_NAMES: tuple[str, ...] = tuple(
     f"{window}_{name}" for window in ("short", "long") for name in PER_WINDOW
 )
-# What a model reads: the window features, then what the caller's number itself says
-# (features.caller_kind), which the scorer appends from the numbers it scores.
-MODEL_FEATURES: tuple[str, ...] = (*FEATURE_NAMES, *CALLER_FEATURES)
 
 
 def window_features(agg: Aggregates, reciprocity_values: Column) -> NDArray[np.float64]:

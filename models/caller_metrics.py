@@ -20,8 +20,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from features.model_input import model_matrix
-from features.vector import MODEL_FEATURES
+from features.vector import FEATURE_NAMES
 from models.dataset import NORMAL, LabelledCalls
 from models.population import (
     NEVER,
@@ -160,18 +159,16 @@ def evaluate_family(
     *,
     population: PopulationReference | None = None,
     review: ReviewRule = NEVER,
-    feature_names: Sequence[str] = MODEL_FEATURES,
 ) -> dict[str, float]:
     """:func:`caller_metrics` of ``model`` on the labelled table of another scenario family.
 
     With a ``population`` reference, callers the ``review`` rule puts on
-    watch count as flagged, as the worker flags them. ``feature_names``: the
-    model's own.
+    watch count as flagged, as the worker flags them.
     """
-    matrix = model_matrix(table, feature_names)
+    matrix = table.select(FEATURE_NAMES).to_numpy().astype(np.float64)
     scores, _ = nuisance_scores(predict_proba(model, matrix), classes)
     if population is not None:
-        anomaly = population.anomaly(matrix, feature_names)
+        anomaly = population.anomaly(matrix, FEATURE_NAMES)
         scores = effective_scores(scores, anomaly, thresholds["watch"], review)
         blockable = may_block(anomaly, review)
     else:

@@ -48,16 +48,9 @@ class ModelHolder:
     batch never mixes one version's model with another's metadata.
     """
 
-    def __init__(
-        self,
-        registry: ModelRegistry,
-        running_feature_names: Sequence[str],
-        also_accepted: Sequence[Sequence[str]] = (),
-    ) -> None:
+    def __init__(self, registry: ModelRegistry, running_feature_names: Sequence[str]) -> None:
         self.registry = registry
         self.running_feature_names = tuple(running_feature_names)
-        # Other feature lists the running code can still serve (an older model's).
-        self.also_accepted = tuple(tuple(names) for names in also_accepted)
         self._current: LoadedModel | None = None
         self._seen_pointer: CurrentPointer | None = None
         self._last_refusal: RefreshResult | None = None
@@ -102,9 +95,7 @@ class ModelHolder:
             self._last_refusal = None
             try:
                 # Features first: a cheap metadata read spares loading a model we would refuse.
-                metadata = self.registry.show(pointer.version)
-                if tuple(metadata.feature_names) not in self.also_accepted:
-                    check_features(metadata, self.running_feature_names)
+                check_features(self.registry.show(pointer.version), self.running_feature_names)
                 loaded = self.registry.load_pointer(pointer)
             except RegistryError as error:
                 return self._refuse(pointer.version, str(error), remember=True)

@@ -27,7 +27,6 @@ import numpy as np
 from numpy.typing import NDArray
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
-from features.model_input import model_rows
 from models.decisions import Score
 from models.population import population_of
 from models.reasons import Explainer, Reference, reference_from_metadata
@@ -124,17 +123,13 @@ class BatchScorer:
     ) -> list[Score]:
         """One :class:`Score` per row of ``matrix`` (columns in the model's feature order).
 
-        ``matrix`` may hold the window features alone
-        (:data:`~features.vector.FEATURE_NAMES`): what the numbers themselves
-        say is then appended for a model that reads it
-        (:func:`features.model_input.model_rows`). ``window_end_ms``: one per
-        row, or one for the whole batch. Rows keep their order.
+        ``window_end_ms``: one per row, or one for the whole batch. Rows keep
+        their order.
         """
         ends = self._ends(window_end_ms, len(numbers))
         if len(numbers) != len(matrix):
             raise ValueError(f"{len(numbers)} numbers for {len(matrix)} feature rows")
-        matrix = self._checked(model_rows(numbers, np.asarray(matrix, np.float64),
-                                          self.feature_names))
+        matrix = self._checked(matrix)
         probabilities = self._probabilities(matrix)
         scores, category_index = nuisance_scores(probabilities, self.classes)
         categories = [self.classes[index] for index in category_index]

@@ -37,8 +37,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import StratifiedGroupKFold
 from threadpoolctl import threadpool_limits
 
-from features.model_input import model_matrix
-from features.vector import MODEL_FEATURES
+from features.vector import FEATURE_NAMES
 from models.caller_metrics import caller_metrics, evaluate_family, table_roster
 from models.dataset import NORMAL, LabelledCalls, TrainingData, table_sha256
 from models.population import (
@@ -170,7 +169,7 @@ def train(
     table = data.table if isinstance(data, TrainingData) else data
     campaigns = data.campaigns if isinstance(data, TrainingData) else _campaigns_in(table)
     split = split_table(table, seed=options.seed, train_share=options.train_share)
-    matrix = model_matrix(table)
+    matrix = table.select(FEATURE_NAMES).to_numpy().astype(np.float64)
     labels = table["label"].to_numpy().astype(str)
     weights = table["weight"].to_numpy().astype(np.float64)
     required = options.required_categories
@@ -178,7 +177,7 @@ def train(
         required = tuple(campaigns["category"].drop_nulls().unique().sort())
     require_categories(labels[split.fit], required, options.min_class_rows)
     fit = split.fit & _trainable(labels, split.fit, options.min_class_rows)
-    separation = single_feature_separation(matrix[fit], labels[fit], MODEL_FEATURES, weights[fit])
+    separation = single_feature_separation(matrix[fit], labels[fit], FEATURE_NAMES, weights[fit])
     model = _fit(matrix[fit], labels[fit], weights[fit], table.filter(pl.Series(fit)), options)
     classes = tuple(str(c) for c in model.classes_)
     probabilities = predict_proba(model, matrix)
@@ -187,8 +186,8 @@ def train(
     thresholds, validation = _thresholds(validation_rows, scores[split.validation], options)
     metrics = _measure(probabilities, classes, thresholds, table, campaigns, split)
     metrics |= validation | _sizes(split)
-    population = PopulationReference.fit(matrix[split.fit & (labels == NORMAL)], MODEL_FEATURES)
-    anomaly = population.anomaly(matrix, MODEL_FEATURES)
+    population = PopulationReference.fit(matrix[split.fit & (labels == NORMAL)], FEATURE_NAMES)
+    anomaly = population.anomaly(matrix, FEATURE_NAMES)
     review = _review_rule(validation_rows, scores[split.validation], anomaly[split.validation],
                           thresholds["watch"], options)
     review = replace(review, block_anomaly=options.block_min_anomaly)
@@ -204,12 +203,12 @@ def train(
     )
     metrics["checks.max_single_feature_auc"] = max(separation.values(), default=float("nan"))
     importances = permutation_importances(
-        model, matrix[split.test], labels[split.test], MODEL_FEATURES, seed=options.seed
+        model, matrix[split.test], labels[split.test], FEATURE_NAMES, seed=options.seed
     )
     report = _report(metrics, thresholds, separation, review)
     return TrainingResult(
         model=model,
-        feature_names=MODEL_FEATURES,
+        feature_names=FEATURE_NAMES,
         classes=classes,
         thresholds=thresholds,
         metrics=metrics,
@@ -255,15 +254,13 @@ def evaluate(
     thresholds: Mapping[str, float],
     data: TrainingData,
     split: Split,
-    feature_names: Sequence[str] = MODEL_FEATURES,
 ) -> dict[str, float]:
     """Measure any model (a candidate or the serving one) on ``split``'s test part of ``data``.
 
     The same measures as :func:`train` reports, so two models can be set side
-    by side on the same hold-out; ``thresholds`` and ``feature_names`` are the
-    model's own.
+    by side on the same hold-out; ``thresholds`` are the model's own.
     """
-    matrix = model_matrix(data.table, feature_names)
+    matrix = data.table.select(FEATURE_NAMES).to_numpy().astype(np.float64)
     probabilities = predict_proba(model, matrix)
     return _measure(
         probabilities, tuple(classes), dict(thresholds), data.table, data.campaigns, split

@@ -64,8 +64,7 @@ if serving is not None:
     loaded = registry.load(serving.version)
     print("serving model:", serving.version)
     side_by_side["serving"] = evaluate(
-        loaded.model, loaded.metadata.classes, loaded.metadata.thresholds, data, candidate.split,
-        loaded.metadata.feature_names,
+        loaded.model, loaded.metadata.classes, loaded.metadata.thresholds, data, candidate.split
     )
 comparison = compare(side_by_side)
 print(comparison.head(12))

@@ -52,10 +52,6 @@ class SubscriberSettings(_Settings):
 
     count: int = Field(default=50_000, ge=100, le=5_000_000, description="number of subscribers")
     mobile_share: Share = Field(default=0.85, description="share of subscribers on mobile lines")
-    virtual_share: Share = Field(
-        default=0.04,
-        description="share of mobile subscribers on virtual-operator SIMs (170/171/165/167)",
-    )
     calls_per_day: float = Field(default=3.0, gt=0, le=100, description="mean outgoing calls a day")
     activity_sigma: float = Field(
         default=1.0,

@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from features.vector import FEATURE_NAMES, MODEL_FEATURES
+from features.vector import FEATURE_NAMES
 from models.allowlist import AllowList
 from models.allowlist_patterns import AllowMatcher
 from models.decisions import DecisionPolicy
@@ -53,10 +53,7 @@ class ModelService:
         block_hold_margin: float = 0.05,
         appeal_review_margin: float = 0.5,
     ) -> None:
-        self.holder = ModelHolder(
-            # Models trained before the caller-kind features still serve.
-            ModelRegistry(model_dir), MODEL_FEATURES, also_accepted=(FEATURE_NAMES,)
-        )
+        self.holder = ModelHolder(ModelRegistry(model_dir), FEATURE_NAMES)
         self.allowlist_path = allowlist_path
         self.flag_ttl_ms = int(flag_ttl_s * 1000)
         # The appeal hold (Settings.appeal_hold_s, which create_app passes by its
