@@ -170,7 +170,8 @@ def evaluate_family(
     if population is not None:
         anomaly = population.anomaly(matrix, FEATURE_NAMES)
         scores = effective_scores(scores, anomaly, thresholds["watch"], review)
-        blockable = may_block(anomaly, review)
+        long_calls = table["long_call_volume"].to_numpy().astype(np.float64)
+        blockable = may_block(anomaly, review, long_calls)
     else:
         blockable = None
     return caller_metrics(table, scores, thresholds, caller_roster(calls), prefix, blockable)

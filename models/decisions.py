@@ -44,6 +44,7 @@ Policy, in event time (the CDRs' clock, so a replay decides the same way):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -88,6 +89,8 @@ class DecisionPolicy:
     ``review_anomaly``, gives ``watch``. The defaults never fire.
     ``block_anomaly``: a ``block`` also needs the caller's population anomaly
     at least this; a block-level score with less gives ``watch``.
+    ``block_min_calls``: a ``block`` also needs this many calls in the long
+    window (the score's ``long_call_volume``); with fewer, ``watch``.
 
     ``appeal_hold_ms``: how long an upheld appeal (or a dismissed review)
     keeps the number from being flagged again on the same behaviour.
@@ -111,6 +114,7 @@ class DecisionPolicy:
     review_score: float = 1.0
     review_anomaly: float = 1e9
     block_anomaly: float = 0.0
+    block_min_calls: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 < self.watch_threshold <= self.block_threshold <= 1:
@@ -136,12 +140,14 @@ class DecisionPolicy:
                 f"appeal_review_margin must be between 0 and 1, got {self.appeal_review_margin}"
             )
 
-    def tier(self, probability: float, anomaly: float = 0.0) -> Action | None:
-        """The action tier a nuisance probability (and population anomaly) reaches, if any."""
-        if probability >= self.block_threshold and anomaly >= self.block_anomaly:
-            return Action.BLOCK
+    def tier(
+        self, probability: float, anomaly: float = 0.0, long_calls: float = math.inf
+    ) -> Action | None:
+        """The action tier a nuisance probability (anomaly, long-window calls) reaches, if any."""
         if probability >= self.block_threshold:
-            return Action.WATCH  # the population does not agree enough for a block
+            if anomaly >= self.block_anomaly and long_calls >= self.block_min_calls:
+                return Action.BLOCK
+            return Action.WATCH  # the population does not agree, or too little evidence yet
         if probability >= self.watch_threshold or self.reviews(probability, anomaly):
             return Action.WATCH
         return None
@@ -284,7 +290,9 @@ def _held_tier(current: Flag | None, score: Score, policy: DecisionPolicy) -> Ac
 
     A block an operator confirmed holds while the caller still reaches a tier.
     """
-    tier = policy.tier(score.probability, score.anomaly)
+    tier = policy.tier(
+        score.probability, score.anomaly, score.features.get("long_call_volume", math.inf)
+    )
     if current is None or current.action is not Action.BLOCK:
         return tier
     if score.probability >= policy.block_threshold - policy.block_hold_margin:

@@ -160,12 +160,15 @@ class ReviewRule:
     A rule that never fires has ``score_floor`` 1.0 (see :data:`NEVER`).
     ``block_anomaly``: a ``block`` also needs the population to agree, the
     caller's anomaly at least this; a score at ``block`` with less is a
-    ``watch`` (0: the classifier alone decides).
+    ``watch`` (0: the classifier alone decides). ``block_min_calls``: a
+    ``block`` also needs this many calls in the long window; with fewer, a
+    block-level score is a ``watch`` (0: no minimum).
     """
 
     score_floor: float
     anomaly_floor: float
     block_anomaly: float = 0.0
+    block_min_calls: float = 0.0
 
     def fires(
         self, scores: NDArray[np.float64], anomaly: NDArray[np.float64]
@@ -176,7 +179,7 @@ class ReviewRule:
     def to_json(self) -> dict[str, float]:
         """What the registry stores (``extra['population']['review']``)."""
         return {"score_floor": self.score_floor, "anomaly_floor": self.anomaly_floor,
-                "block_anomaly": self.block_anomaly}
+                "block_anomaly": self.block_anomaly, "block_min_calls": self.block_min_calls}
 
 
 NEVER = ReviewRule(1.0, 1e9)
@@ -200,13 +203,21 @@ def effective_scores(
     return np.where(rule.fires(scores, anomaly), np.maximum(scores, watch), scores)
 
 
-def may_block(anomaly: NDArray[np.float64], rule: ReviewRule) -> NDArray[np.bool_]:
-    """Rows whose population anomaly lets a block-level score block (else it is a watch).
+def may_block(
+    anomaly: NDArray[np.float64],
+    rule: ReviewRule,
+    long_calls: NDArray[np.float64] | None = None,
+) -> NDArray[np.bool_]:
+    """Rows whose anomaly (and long-window calls) let a block-level score block (else: watch).
 
-    >>> may_block(np.array([0.2, 0.7]), ReviewRule(1.0, 1e9, block_anomaly=0.5)).tolist()
-    [False, True]
+    >>> rule = ReviewRule(1.0, 1e9, block_anomaly=0.5, block_min_calls=20)
+    >>> may_block(np.array([0.2, 0.7, 0.7]), rule, np.array([30, 30, 10])).tolist()
+    [False, True, False]
     """
-    return np.asarray(anomaly >= rule.block_anomaly)
+    allowed = anomaly >= rule.block_anomaly
+    if long_calls is not None:
+        allowed &= np.asarray(long_calls) >= rule.block_min_calls
+    return np.asarray(allowed)
 
 
 def choose_review_rule(
@@ -272,5 +283,6 @@ def population_of(metadata: Any) -> tuple[PopulationReference | None, ReviewRule
         float(review.get("score_floor", NEVER.score_floor)),
         float(review.get("anomaly_floor", NEVER.anomaly_floor)),
         float(review.get("block_anomaly", NEVER.block_anomaly)),
+        float(review.get("block_min_calls", NEVER.block_min_calls)),
     )
     return PopulationReference.from_json(stored), rule

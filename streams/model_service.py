@@ -90,6 +90,7 @@ class ModelService:
                         review_score=scorer.review.score_floor,
                         review_anomaly=scorer.review.anomaly_floor,
                         block_anomaly=scorer.review.block_anomaly,
+                        block_min_calls=scorer.review.block_min_calls,
                     ),
                 )
             self._refresh_allowlist()
