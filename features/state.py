@@ -23,7 +23,10 @@
   :meth:`CallerState.note_complaints`).
 
 Counts, sketches and complaints are applied at once; duplicates by
-``cdr_id`` are the agent's business (:mod:`features.dedup`).
+``cdr_id`` are dropped before a call reaches this state, by the feature
+stage, from the fingerprints kept with each caller
+(:mod:`streams.caller_record` for this engine, :mod:`features.block` for
+the block engine).
 """
 
 from __future__ import annotations

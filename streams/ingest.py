@@ -1,7 +1,8 @@
 """Ingest: validate raw messages, route good records by number, reject the rest.
 
-Pure logic; the Faust agents in :mod:`streams.agents` read, call this and
-send what it returns. A CDR message is JSON unless its Kafka headers say
+Pure logic; the ingest loop in :mod:`streams.intake` reads ``cdr.raw`` and
+``complaints`` (aiokafka, outside Faust), calls this and sends what it
+returns to ``cdr.by_caller`` and ``cdr.deadletter``. A CDR message is JSON unless its Kafka headers say
 ``content-type: application/vnd.apache.arrow.stream`` (see
 :mod:`features.cdr_arrow`); both encodings route to the same columns.
 Consecutive JSON messages are validated together, by column
