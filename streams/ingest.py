@@ -2,7 +2,8 @@
 
 Pure logic; the ingest loop in :mod:`streams.intake` reads ``cdr.raw`` and
 ``complaints`` (aiokafka, outside Faust), calls this and sends what it
-returns to ``cdr.by_caller`` and ``cdr.deadletter``. A CDR message is JSON unless its Kafka headers say
+returns to ``cdr.by_caller`` and ``cdr.deadletter``. A CDR message is JSON
+unless its Kafka headers say
 ``content-type: application/vnd.apache.arrow.stream`` (see
 :mod:`features.cdr_arrow`); both encodings route to the same columns.
 Consecutive JSON messages are validated together, by column
