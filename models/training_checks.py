@@ -71,7 +71,9 @@ def require_categories(
         listed = ", ".join(f"{name} ({rows} rows)" for name, rows in short)
         raise ValueError(
             f"too few training rows to learn {listed}: each needs at least {min_rows}; "
-            "simulate more campaigns of them or a longer period, or lower min_class_rows"
+            "train on more campaigns of them or a longer period (callguard train --simulate "
+            "small or default, or more --data), or from Python lower "
+            "TrainingOptions.min_class_rows"
         )
 
 

@@ -62,7 +62,10 @@ def worker(
         str | None, typer.Option("--broker", help="kafka://host:port (env CALLGUARD_BROKER_URL).")
     ] = None,
     web_port: Annotated[int | None, typer.Option(help="Worker HTTP port.")] = None,
-    loglevel: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    loglevel: Annotated[
+        str | None,
+        typer.Option(help="debug, info, warning or error (env CALLGUARD_LOG_LEVEL; info)."),
+    ] = None,
 ) -> None:
     """Run a Faust worker: ingest, features, scoring and sinks."""
     from streams.app import create_app, run_worker
