@@ -45,7 +45,10 @@ ROUTE_ROLES = {
     ("POST", "/api/review/dismiss"): "operator",
 }
 STATIC = files("streams.dashboard") / "static"
-ASSETS = {"review.js": ("review.js", "application/javascript")}
+ASSETS = {
+    "common.js": ("common.js", "application/javascript"),  # shared with the dashboard
+    "review.js": ("review.js", "application/javascript"),
+}
 NO_CACHE = {"Cache-Control": "no-store"}
 
 

@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 STATIC = files("streams.dashboard") / "static"
 ASSETS = {
+    "common.js": ("common.js", "application/javascript"),  # shared with the review page
     "app.js": ("dashboard.js", "application/javascript"),
     "app.css": ("dashboard.css", "text/css"),
 }

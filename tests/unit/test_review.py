@@ -102,11 +102,14 @@ def call(served: dict[str, Any], *requests: tuple[str, str, Any, dict[str, str]]
 
 
 def test_the_page_and_its_script_are_served(served: dict[str, Any]) -> None:
-    (page_status, page), (script_status, script), (missing, _) = call(
+    (page_status, page), (script_status, script), (common_status, common), (missing, _) = call(
         served, ("GET", "/review", None, {}), ("GET", "/review/review.js", None, {}),
-        ("GET", "/review/other.js", None, {}))
+        ("GET", "/review/common.js", None, {}), ("GET", "/review/other.js", None, {}))
     assert page_status == 200 and b'src="/review/review.js"' in page
-    assert script_status == 200 and b"/api/review/" in script and b"X-CSRF-Token" in script
+    assert b'src="/review/common.js"' in page  # the helpers the dashboard uses too
+    assert script_status == 200 and b"/api/review/" in script and b"postJSON" in script
+    # Every change sends the session's CSRF token; a 401 goes to the login page.
+    assert common_status == 200 and b"X-CSRF-Token" in common and b"/login" in common
     assert missing == 404
 
 

@@ -2,40 +2,7 @@
 // Every value from the server goes into the page as text (textContent), never as HTML.
 "use strict";
 
-const CSRF_COOKIE = "callguard_csrf";
 const REFRESH_EVERY_MS = 15000;
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (name === "class") node.className = value;
-    else if (name.startsWith("data-")) node.setAttribute(name, value);
-    else node[name] = value;
-  }
-  for (const child of children) node.append(child instanceof Node ? child : String(child ?? ""));
-  return node;
-}
-
-function cookie(name) {
-  const found = document.cookie.split("; ").find((part) => part.startsWith(`${name}=`));
-  return found ? decodeURIComponent(found.slice(name.length + 1)) : "";
-}
-
-async function call(url, payload) {
-  const options = { cache: "no-store" };
-  if (payload !== undefined) {
-    options.method = "POST";
-    // The session's CSRF token, echoed as the server asks of every change.
-    options.headers = { "Content-Type": "application/json", "X-CSRF-Token": cookie(CSRF_COOKIE) };
-    options.body = JSON.stringify(payload);
-  }
-  const response = await fetch(url, options);
-  const body = await response.json();
-  if (!response.ok) throw new Error(body.error || response.statusText);
-  return body;
-}
-
-const when = (iso) => (iso ? iso.replace("T", " ").replace(/:\d\dZ$/, "") : "");
 
 function showError(text) {
   const node = document.getElementById("queue-error");
@@ -49,7 +16,7 @@ function row(flag) {
   const act = (kind) => async () => {
     if (!reason.value.trim()) { status.textContent = "a reason is required"; return; }
     try {
-      const done = await call(`/api/review/${kind}`, { number: flag.number, reason: reason.value });
+      const done = await postJSON(`/api/review/${kind}`, { number: flag.number, reason: reason.value });
       status.textContent = `${kind} sent as ${done.actor}`;
       line.dataset.done = kind;
       for (const button of line.querySelectorAll("button")) button.disabled = true;
@@ -71,7 +38,7 @@ function row(flag) {
 
 async function load() {
   try {
-    const answer = await call("/api/review");
+    const answer = await getJSON("/api/review");
     document.getElementById("as-of").textContent = when(answer.as_of);
     document.getElementById("queue-count").textContent = `(${answer.queue.length})`;
     const rows = document.getElementById("queue-rows");
