@@ -2,6 +2,7 @@
 FROM python:3.11-slim-bookworm
 WORKDIR /app
 COPY pyproject.toml requirements.lock README.md ./
+COPY contracts ./contracts
 COPY streams ./streams
 COPY features ./features
 COPY models ./models

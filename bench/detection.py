@@ -41,13 +41,13 @@ from aiokafka import AIOKafkaConsumer
 
 from bench.harness import ROOT
 from bench.pipeline import _send_all, _status, create_topics, machine, say, start_workers
+from contracts.flag import Action, Flag, decode_flag
 from models.caller_metrics import caller_metrics, caller_roster
 from models.dataset import NORMAL, LabelledCalls, read_parquet_dir
 from simulator.kafka import KafkaMessage, kafka_messages
 from simulator.parquet import write_parquet
 from simulator.run import simulate
 from simulator.scenario import builtin_scenario
-from sinks.flag_record import Action, Flag, decode_flag
 from streams.broker import LocalBroker
 
 RESULTS = ROOT / "bench" / "results"

@@ -10,7 +10,7 @@ does (``json1``: one CDR per message; ``batch``: JSON arrays of ``--batch``;
 :func:`streams.ingest.ingest_cdrs` (validation and routing, one message at
 a time by default; ``--gather N`` hands it N messages per call, as the
 worker's intake does with the messages it gathers, up to
-``ingest_batch_size`` of them) plus :func:`streams.wire.encode_routed_parts`
+``ingest_batch_size`` of them) plus :func:`contracts.by_caller.encode_routed_parts`
 of its output. Prints CDR/s per encoding, the median of ``--repeat`` runs,
 by wall time and by CPU time of the process (all threads: polars may use
 several), the per-core figure that holds up on a shared machine. The
@@ -27,13 +27,13 @@ import time
 
 import polars as pl
 
+from contracts.by_caller import encode_routed_parts
 from simulator.kafka import Encoding, KafkaMessage, kafka_messages
 from simulator.run import simulate
 from simulator.scenario import builtin_scenario, with_overrides
 from streams import ingest
 from streams.deadletter import SourcePosition
 from streams.ingest import RawMessage, ingest_cdrs
-from streams.wire import encode_routed_parts
 
 PARTITIONS = 8
 

@@ -53,12 +53,12 @@ PARTS = [
     (
         "decoding",
         re.compile(
-            r"((^|/)features/(cdr|cdr_arrow|cdr_vector|numbers|complaints)\.py"
-            r"|streams/(intake|ingest|wire|deadletter|trace)\.py|(^|/)polars/)"
+            r"((^|/)contracts/(cdr|cdr_json|cdr_arrow|cdr_vector|numbers|complaints|by_caller)\.py"
+            r"|streams/(intake|ingest|deadletter|trace)\.py|(^|/)polars/)"
         ),
     ),
     ("model", re.compile(r"((^|/)(sklearn|models)/|streams/(decision_stage|model_service)\.py)")),
-    ("sinks", re.compile(r"(^|/)(sinks|chdb|clickhouse_driver)/")),
+    ("sinks", re.compile(r"((^|/)(sinks|chdb|clickhouse_driver)/|contracts/flag\.py)")),
     ("features", re.compile(r"((^|/)(features|numpy)/|streams/(block_stage|feature_stage)\.py)")),
 ]
 _FRAME = re.compile(r"\((?P<file>[^():]+):\d+\)$")

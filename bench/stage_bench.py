@@ -40,12 +40,12 @@ from collections.abc import MutableMapping
 import numpy as np
 import orjson
 
+from contracts.by_caller import RoutedBatch
 from features.config import FeatureConfig
 from streams.block_stage import BlockFeatureStage
 from streams.deadletter import SourcePosition
 from streams.feature_stage import EmissionPolicy, FeatureStage
 from streams.ingest import RawMessage, ingest_cdrs
-from streams.wire import RoutedBatch
 
 T0 = 1_709_251_200_000  # 2024-03-01 08:00 in Shanghai
 MESSAGE_CDRS = 5_000

@@ -39,7 +39,7 @@ round, :meth:`BlockFeatureStage.expire_idle` runs as the worker's
 housekeeping does (``--no-expire`` skips it), evicting with
 ``--hot-minutes``.
 Messages are built from numpy columns directly
-(:class:`streams.wire.RoutedBatch`, with the inbound notes
+(:class:`contracts.by_caller.RoutedBatch`, with the inbound notes
 :func:`streams.ingest.ingest_cdrs` would route to a single partition), so the
 build of a million callers takes a minute or two, not an hour of JSON.
 
@@ -64,11 +64,11 @@ from typing import Any
 import numpy as np
 
 import features
+from contracts.by_caller import CdrColumns, InboundColumns, RoutedBatch
 from features.config import FeatureConfig
 from streams.block_stage import BlockFeatureStage
 from streams.feature_stage import EmissionPolicy
 from streams.heap_trim import trim_heap
-from streams.wire import CdrColumns, InboundColumns, RoutedBatch
 from streams.write_behind import WriteBehindTable
 
 T0 = 1_709_251_200_000  # 2024-03-01 00:00 UTC, aligned to the long window's 6 h hop

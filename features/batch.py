@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from features.cdr import CDR, Disposition
+from contracts.cdr import CDR, Disposition
 from features.config import FeatureConfig
 from features.runs import run_lengths, run_starts
 
@@ -67,7 +67,7 @@ def callee_keys(numbers: Iterable[str]) -> UInt64Array:
 def segment_keys(keys: UInt64Array) -> UInt64Array:
     """The segment (号段) of each key, as an integer.
 
-    Equals ``features.numbers.segment_of`` with the country code in front
+    Equals ``contracts.numbers.segment_of`` with the country code in front
     (``+8613800138000`` -> ``861380013``); a service code is its own segment.
     """
     keys = np.asarray(keys, dtype=np.uint64)
@@ -147,7 +147,7 @@ class CallBatch:
 
     @classmethod
     def from_cdrs(cls, cdrs: Sequence[CDR], config: FeatureConfig) -> CallBatch:
-        """Columns from validated :class:`~features.cdr.CDR` values."""
+        """Columns from validated :class:`~contracts.cdr.CDR` values."""
         count = len(cdrs)
         return cls.from_arrays(
             config,

@@ -2,7 +2,7 @@ r"""Allow-list patterns and the matcher the scoring path asks.
 
 Pattern syntax (spaces, dashes, dots and brackets are ignored):
 
-* **A number** in any format :func:`features.numbers.normalise` accepts:
+* **A number** in any format :func:`contracts.numbers.normalise` accepts:
   ``138-0013-8000``, ``010 12345678``, ``95588``. Matches that number only.
 * **A prefix** ending in ``*``: the number starts with these digits, any
   length after. ``+86400812*``, ``0755-8601*``, ``1380013*``, ``955*``.
@@ -33,7 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from features.numbers import NumberError, normalise
+from contracts.numbers import NumberError, normalise
 
 __all__ = ["AllowMatcher", "AllowPattern", "PatternError", "parse_pattern"]
 

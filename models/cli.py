@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from features.numbers import NumberError, normalise
+from contracts.numbers import NumberError, normalise
 from models.allowlist import AllowList, AllowListError
 from models.registry import ModelRegistry, RegistryError
 from models.registry_metadata import ModelMetadata

@@ -48,7 +48,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
-from sinks.flag_record import Action, Flag
+from contracts.flag import Action, Flag
 
 __all__ = [
     "DecisionPolicy",

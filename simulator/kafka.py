@@ -4,7 +4,7 @@ Numbers are sent partly in raw formats (``138-0013-8000``, ``0086...``,
 ``010-12345678``) and times partly as RFC 3339 text, so consumers exercise
 the contract's normalisation. A CDR batch is a JSON array, or with
 ``encoding="arrow"`` an Arrow IPC stream announced by a ``content-type``
-header (:mod:`features.cdr_arrow`). An Arrow column has one type, so there
+header (:mod:`contracts.cdr_arrow`). An Arrow column has one type, so there
 text times come by batch: a batch's ``start_time`` is RFC 3339 text with
 probability ``raw_format_share``, otherwise epoch-ms integers.
 
@@ -28,7 +28,7 @@ import polars as pl
 from aiokafka import AIOKafkaProducer
 from tqdm import tqdm
 
-from features.cdr_arrow import ARROW_STREAM_CONTENT_TYPE, CONTENT_TYPE_HEADER
+from contracts.cdr_arrow import ARROW_STREAM_CONTENT_TYPE, CONTENT_TYPE_HEADER
 from simulator.run import Chunk, simulate
 from simulator.scenario import Scenario
 

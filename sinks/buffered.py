@@ -45,11 +45,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from contracts.flag import Flag
 from sinks.backoff import Backoff
 from sinks.clickhouse.errors import StoreError, StoreUnavailable
 from sinks.clickhouse.flags import FlagDecision, insert_decisions
 from sinks.clickhouse.store import Store, open_store
-from sinks.flag_record import Flag
 
 T = TypeVar("T")
 

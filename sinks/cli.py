@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from features.numbers import NumberError, normalise
+from contracts.numbers import NumberError, normalise
 from sinks.clickhouse import (
     DEFAULT_RETENTION_DAYS,
     QueryError,

@@ -17,22 +17,23 @@ from typing import Any
 
 import faust
 
-from features.cdr import Rejection
+from contracts.by_caller import decode_routed
+from contracts.cdr import Rejection
+from contracts.flag import Flag, decode_flag, encode_flag
 from sinks.clickhouse import FlagDecision
-from sinks.flag_record import Flag, decode_flag, encode_flag
 from streams.app import CallguardApp
 from streams.block_stage import BlockFeatureStage
+from streams.caller_features import Emission, encode_features_parts
 from streams.checkpoint import Checkpointer
 from streams.deadletter import SourcePosition, deadletter_record
 from streams.decision_stage import apply_operator_action, decide_emission
 from streams.expiry import ExpiryIndex
-from streams.feature_stage import Emission, EmissionPolicy, FeatureStage
+from streams.feature_stage import EmissionPolicy, FeatureStage
 from streams.heap_trim import trim_heap
 from streams.hw_nudge import schedule_nudges
 from streams.ingest import partition_for_number
 from streams.partitions import partitions_of
 from streams.trace import headers_for, source_ms
-from streams.wire import decode_routed, encode_features_parts
 from streams.write_behind import ChangelogWriter, WriteBehindTable, store_dict
 
 __all__ = ["TableView", "register_agents"]

@@ -49,8 +49,8 @@ import orjson
 import polars as pl
 import pyarrow as pa
 
-from features.cdr import FieldError, epoch_ms_field
-from features.cdr_vector import epoch_ms_from_parts, instant_parts
+from contracts.cdr import FieldError, epoch_ms_field
+from contracts.cdr_vector import epoch_ms_from_parts, instant_parts
 from streams.ingest import is_arrow_stream
 
 __all__ = ["PartitionAligner", "Released", "drift_ms", "message_event_ms"]

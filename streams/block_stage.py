@@ -60,6 +60,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from contracts.by_caller import RoutedBatch
 from features.batch import callee_keys
 from features.block import CallerBlock
 from features.block_bytes import row_last_emitted, row_watermarks
@@ -67,12 +68,12 @@ from features.block_layout import NO_BUCKET
 from features.block_read import window_calls
 from features.config import FeatureConfig
 from features.vector import FEATURE_NAMES
+from streams.caller_features import Emission
 from streams.caller_record import fingerprints
 from streams.cold_callers import ColdCallers
 from streams.event_clock import OpenBuckets
-from streams.feature_stage import Emission, EmissionPolicy, StageStats, call_batch
+from streams.feature_stage import EmissionPolicy, StageStats, call_batch
 from streams.partitions import partitions_of
-from streams.wire import RoutedBatch
 
 __all__ = ["BlockFeatureStage", "IdleCallers", "StateLost"]
 

@@ -95,9 +95,9 @@ def appeal(
 
     from kafka import KafkaProducer
 
-    from features.numbers import NumberError, normalise
+    from contracts.by_caller import AppealColumns, RoutedBatch, encode_routed
+    from contracts.numbers import NumberError, normalise
     from streams.ingest import partition_for_number
-    from streams.wire import AppealColumns, RoutedBatch, encode_routed
 
     settings = _settings(broker_url=broker_url)
     if not actor.strip() or not why.strip():

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from features.cdr import Rejection
+from contracts.cdr import Rejection
 
 __all__ = ["SourcePosition", "deadletter_record"]
 

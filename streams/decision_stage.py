@@ -12,16 +12,16 @@ from typing import Any
 
 import orjson
 
+from contracts.flag import Flag, decode_flag, encode_flag
 from models.allowlist_patterns import AllowMatcher
 from models.decisions import FlagState, confirm, decide, dismiss, expire, lift
-from sinks.flag_record import Flag, decode_flag, encode_flag
-from streams.feature_stage import Emission
+from streams.caller_features import Emission
 from streams.model_service import DecisionKit
 
 __all__ = ["OPERATOR_ACTIONS", "DecisionStats", "apply_operator_action", "decide_emission",
            "decode_state", "encode_state", "expire_due"]
 
-# What an operator's action on cdr.by_caller may ask (streams.wire.AppealColumns.kind).
+# What an operator's action on cdr.by_caller may ask (contracts.by_caller.AppealColumns.kind).
 OPERATOR_ACTIONS = ("appeal", "confirm", "dismiss")
 
 

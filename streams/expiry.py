@@ -11,7 +11,7 @@ import heapq
 from collections import defaultdict
 from collections.abc import MutableMapping
 
-from sinks.flag_record import Action, Flag
+from contracts.flag import Action, Flag
 from streams.decision_stage import decode_state, expire_due
 from streams.ingest import partition_for_number
 

@@ -21,20 +21,21 @@ re-scored: its flag, if any, lapses by the flag lifecycle
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
+from contracts.by_caller import CdrColumns, RoutedBatch
 from features.batch import CallBatch, callee_keys
 from features.config import FeatureConfig
 from features.vector import FEATURE_NAMES
+from streams.caller_features import Emission
 from streams.caller_record import CallerRecord, fingerprints
 from streams.event_clock import OpenBuckets
 from streams.partitions import partitions_of
-from streams.wire import CdrColumns, RoutedBatch
 
-__all__ = ["Emission", "EmissionPolicy", "FeatureStage", "StageStats"]
+__all__ = ["EmissionPolicy", "FeatureStage", "StageStats"]
 
 _SHORT_VOLUME = FEATURE_NAMES.index("short_call_volume")
 _LONG_VOLUME = FEATURE_NAMES.index("long_call_volume")
@@ -86,30 +87,6 @@ class StageStats:
         """Accumulate ``other`` into this one."""
         for name in self.__slots__:  # type: ignore[attr-defined]
             setattr(self, name, getattr(self, name) + getattr(other, name))
-
-
-@dataclass(slots=True)
-class Emission:
-    """Feature vectors of the emitted callers, one row each."""
-
-    numbers: list[str] = field(default_factory=list)
-    window_end_ms: list[int] = field(default_factory=list)
-    rows: list[NDArray[np.float64]] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.numbers)
-
-    def extend(self, other: Emission) -> None:
-        """Append ``other``'s rows after these."""
-        self.numbers += other.numbers
-        self.window_end_ms += other.window_end_ms
-        self.rows += other.rows
-
-    def matrix(self) -> NDArray[np.float64]:
-        """The rows stacked, columns in ``FEATURE_NAMES`` order."""
-        if not self.rows:
-            return np.zeros((0, len(FEATURE_NAMES)))
-        return np.vstack(self.rows)
 
 
 class FeatureStage:

@@ -5,9 +5,9 @@ Pure logic; the ingest loop in :mod:`streams.intake` reads ``cdr.raw`` and
 returns to ``cdr.by_caller`` and ``cdr.deadletter``. A CDR message is JSON
 unless its Kafka headers say
 ``content-type: application/vnd.apache.arrow.stream`` (see
-:mod:`features.cdr_arrow`); both encodings route to the same columns.
+:mod:`contracts.cdr_arrow`); both encodings route to the same columns.
 Consecutive JSON messages are validated together, by column
-(:mod:`features.cdr_json`), once they hold enough records to pay for it.
+(:mod:`contracts.cdr_json`), once they hold enough records to pay for it.
 """
 
 from __future__ import annotations
@@ -21,17 +21,17 @@ from typing import Any
 import numpy as np
 from aiokafka.partitioner import murmur2
 
-from features.cdr import Rejection, ValidationResult, validate_message
-from features.cdr_arrow import (
+from contracts.by_caller import RoutedBatch
+from contracts.cdr import Rejection, ValidationResult, validate_message
+from contracts.cdr_arrow import (
     ARROW_STREAM_CONTENT_TYPE,
     CONTENT_TYPE_HEADER,
     validate_arrow_messages,
 )
-from features.cdr_json import CdrArrays, validate_json_messages
-from features.complaints import validate_complaints
+from contracts.cdr_json import CdrArrays, validate_json_messages
+from contracts.complaints import validate_complaints
 from streams.deadletter import SourcePosition, deadletter_record
 from streams.partitions import partitions_of
-from streams.wire import RoutedBatch
 
 __all__ = [
     "IngestOutcome",

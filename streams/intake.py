@@ -35,11 +35,11 @@ from typing import TYPE_CHECKING, Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
+from contracts.by_caller import encode_routed_parts
 from streams.alignment import PartitionAligner, message_event_ms
 from streams.deadletter import SourcePosition
 from streams.ingest import IngestOutcome, RawMessage, ingest_cdrs, ingest_complaints
 from streams.trace import headers_for, oldest_ms
-from streams.wire import encode_routed_parts
 
 if TYPE_CHECKING:
     from streams.app import CallguardApp

@@ -31,8 +31,8 @@ from faust.web import Request, Response, View
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from faust.web.exceptions import ServiceUnavailable
 
-from features.numbers import NumberError, normalise
-from sinks.flag_record import Action, encode_flag
+from contracts.flag import Action, encode_flag
+from contracts.numbers import NumberError, normalise
 from streams.access.lookups import note_lookup
 from streams.alignment import drift_ms
 from streams.app import CallguardApp

@@ -8,6 +8,7 @@ executor from async code. The tables and their guarantees (deduplication,
 retention, privacy) are described in :mod:`sinks.clickhouse.schema`.
 """
 
+from contracts.flag import Action, decision_id_for
 from sinks.clickhouse.dialect import ServerFeatures
 from sinks.clickhouse.errors import (
     QueryError,
@@ -29,7 +30,6 @@ from sinks.clickhouse.retention import enforce_retention
 from sinks.clickhouse.store import Store, open_store
 from sinks.clickhouse.url import StoreURL, parse_store_url
 from sinks.clickhouse.users import create_users
-from sinks.flag_record import Action, decision_id_for
 
 __all__ = [
     "DEFAULT_RETENTION_DAYS",

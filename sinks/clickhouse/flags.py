@@ -1,6 +1,6 @@
 """Flag decisions and the one way to write them: retry-safe, columnar.
 
-A decision's ``decision_id`` is :func:`sinks.flag_record.decision_id_for`,
+A decision's ``decision_id`` is :func:`contracts.flag.decision_id_for`,
 the same id the decision carries on ``cdr.flags``: a batch replayed after a
 crash or a timeout carries the ids it had the first time.
 """
@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from contracts.flag import Action, Flag, decision_id_for
 from sinks.clickhouse.labels import insert_labels
 from sinks.clickhouse.store import Store
-from sinks.flag_record import Action, Flag, decision_id_for
 
 __all__ = [
     "Action",
@@ -71,7 +71,7 @@ class FlagDecision:
     Build it from the published record with :meth:`from_flag`. ``features``
     are aggregates of the number's traffic (never callee numbers). Times must
     be aware; ``decision_id`` is derived with
-    :func:`sinks.flag_record.decision_id_for` when not given.
+    :func:`contracts.flag.decision_id_for` when not given.
     """
 
     number: str
@@ -116,7 +116,7 @@ class FlagDecision:
         note: str = "",
         window_start_ms: int | None = None,
     ) -> FlagDecision:
-        """The stored form of a published :class:`~sinks.flag_record.Flag`; same ``decision_id``.
+        """The stored form of a published :class:`~contracts.flag.Flag`; same ``decision_id``.
 
         ``actor`` is who wrote it (the worker's name, ``op:<login>``). A
         ``clear`` has no expiry on the topic; it is stored as expiring when it

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from contracts.flag import Action
 from sinks.clickhouse.store import Store
-from sinks.flag_record import Action
 
 if TYPE_CHECKING:
     from sinks.clickhouse.flags import FlagDecision
@@ -52,7 +52,7 @@ LIMIT 1 BY decision_id"""
 def label_of(decision: FlagDecision) -> tuple[str, str] | None:
     """``(action, label)`` of an operator's decision; ``None`` for the pipeline's own.
 
-    >>> from sinks.flag_record import Action
+    >>> from contracts.flag import Action
     >>> class Made:  # the fields label_of reads
     ...     source, action, category = "operator", Action.BLOCK, "fraud"
     >>> label_of(Made())

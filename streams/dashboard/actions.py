@@ -13,11 +13,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from features.numbers import NumberError, normalise
+from contracts.by_caller import AppealColumns, RoutedBatch, encode_routed
+from contracts.numbers import NumberError, normalise
 from models.allowlist import AllowList
 from streams.app import CallguardApp
 from streams.ingest import partition_for_number
-from streams.wire import AppealColumns, RoutedBatch, encode_routed
 
 __all__ = ["ActionRefused", "OperatorRequest", "allow_number", "send_appeal"]
 

@@ -11,7 +11,7 @@ audit alike:
   number as an upheld appeal does (``CALLGUARD_APPEAL_HOLD_S``);
 - the action travels as an appeal does, on ``cdr.by_caller`` to the
   partition that owns the number, with its ``kind``
-  (:class:`streams.wire.AppealColumns`); the owning worker applies it on
+  (:class:`contracts.by_caller.AppealColumns`); the owning worker applies it on
   its event-time clock and publishes the decision with the operator as
   actor, which the store keeps in the flag history and as a labelled
   example (``operator_labels``).
@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from features.numbers import NumberError, normalise
+from contracts.by_caller import AppealColumns, RoutedBatch, encode_routed
+from contracts.numbers import NumberError, normalise
 from sinks.clickhouse import Store, current_flag
 from streams.dashboard import queries
 from streams.dashboard.actions import ActionRefused, OperatorRequest
 from streams.ingest import partition_for_number
-from streams.wire import AppealColumns, RoutedBatch, encode_routed
 
 if TYPE_CHECKING:
     from streams.app import CallguardApp

@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 from faust.web import Request, Response, View
 
-from features.numbers import NumberError, normalise
+from contracts.numbers import NumberError, normalise
 from sinks.clickhouse import Store, StoreError, current_flags
 from streams.access.lookups import note_lookup
 from streams.access.masking import masked

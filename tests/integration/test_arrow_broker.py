@@ -8,7 +8,7 @@ import uuid
 import polars as pl
 import pytest
 
-from features.cdr_arrow import ARROW_STREAM_CONTENT_TYPE, validate_arrow_message
+from contracts.cdr_arrow import ARROW_STREAM_CONTENT_TYPE, validate_arrow_message
 from simulator.kafka import kafka_messages, produce_to_kafka
 from simulator.run import simulate
 from simulator.scenario import builtin_scenario, with_overrides

@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from contracts.flag import Flag
 from features.vector import FEATURE_NAMES
 from models.dataset import build_training_table
 from models.decisions import DecisionPolicy, FlagState, Score, decide
@@ -39,7 +40,6 @@ from sinks.clickhouse import (
 from sinks.clickhouse.flags import HISTORY_COLUMNS, _history_columns, epoch_ms
 from sinks.clickhouse.labels import fetch_labels
 from sinks.clickhouse.schema import render_migrations
-from sinks.flag_record import Flag
 from streams.dashboard.review_queue import ReviewAction, refusal, review_queue
 from streams.decision_stage import apply_operator_action, encode_state
 from streams.review_cli import app as review_app

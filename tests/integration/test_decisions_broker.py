@@ -18,10 +18,10 @@ from simulator.scenario import builtin_scenario, with_overrides
 from simulator.world import build_world
 from sinks.clickhouse import current_flag, current_flags, flag_history, open_store
 from sinks.clickhouse.labels import fetch_labels
+from streams.caller_features import decode_features
 from streams.dashboard.queries import as_of
 from streams.review_cli import app as review_app
 from streams.trace import source_ms
-from streams.wire import decode_features
 from tests.conftest import ROOT, callguard, read_topic
 from tests.integration.streaming import (
     get_json,
@@ -33,7 +33,7 @@ from tests.integration.streaming import (
 
 pytestmark = pytest.mark.integration
 
-SCHEMA = json.loads((ROOT / "sinks" / "schemas" / "flag.schema.json").read_text())
+SCHEMA = json.loads((ROOT / "contracts" / "schemas" / "flag.schema.json").read_text())
 
 
 def test_decisions_reach_the_topic_the_lookup_and_the_store(

@@ -7,10 +7,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from contracts.flag import Action, decode_flag
 from simulator.run import simulate
 from simulator.scenario import builtin_scenario
 from simulator.world import build_world
-from sinks.flag_record import Action, decode_flag
 from tests.conftest import callguard, read_topic
 from tests.integration.streaming import get_json, produce_cdrs, run_topics, wait_for
 

@@ -8,7 +8,7 @@ import uuid
 import orjson
 import pytest
 
-from streams.wire import decode_routed
+from contracts.by_caller import decode_routed
 from tests.conftest import read_topic
 from tests.integration.streaming import get_json, wait_for
 

@@ -7,7 +7,7 @@ import orjson
 import polars as pl
 import pytest
 
-from features.cdr import validate_message
+from contracts.cdr import validate_message
 from simulator.kafka import produce_to_kafka
 from simulator.run import simulate
 from simulator.scenario import builtin_scenario, with_overrides

@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from contracts.flag import Action, Flag
 from sinks.backoff import Backoff
 from sinks.buffered import BufferedStoreWriter
 from sinks.clickhouse import current_flags, flag_history, migrate, open_store
-from sinks.flag_record import Action, Flag
 from tests.clickhouse_fixtures import PrivateServer
 
 pytestmark = pytest.mark.integration

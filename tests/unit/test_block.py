@@ -7,6 +7,7 @@ import struct
 import numpy as np
 import pytest
 
+from contracts.by_caller import CdrColumns, RoutedBatch
 from features import block_bytes
 from features.block import CallerBlock
 from features.block_layout import NO_BUCKET
@@ -14,7 +15,6 @@ from features.config import FeatureConfig
 from streams.caller_record import fingerprints
 from streams.event_clock import OpenBuckets
 from streams.feature_stage import FeatureStage
-from streams.wire import CdrColumns, RoutedBatch
 from tests.unit.test_block_support import (
     Message,
     apply_to_block,

@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from contracts.by_caller import ComplaintColumns, RoutedBatch
 from features.batch import CallBatch
 from features.block import CallerBlock
 from features.config import FeatureConfig
@@ -21,11 +22,11 @@ from features.offline import compute_features
 from features.state import HELD_COMPLAINTS, CallerState
 from features.vector import FEATURE_NAMES
 from streams.block_stage import BlockFeatureStage, StateLost
+from streams.caller_features import Emission
 from streams.caller_record import RECENT_IDS, CallerRecord
 from streams.event_clock import OpenBuckets
-from streams.feature_stage import Emission, EmissionPolicy, FeatureStage, StageStats
+from streams.feature_stage import EmissionPolicy, FeatureStage, StageStats
 from streams.ingest import partition_for_number
-from streams.wire import ComplaintColumns, RoutedBatch
 from streams.write_behind import WriteBehindTable
 from tests.unit.test_block_support import Message, random_messages
 from tests.unit.test_feature_stage import CALLER, CONFIG, T0, cdr, routed

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from contracts.by_caller import CdrColumns, ComplaintColumns, InboundColumns, RoutedBatch
 from features.batch import callee_keys
 from features.block import CallerBlock
 from features.config import FeatureConfig
 from streams.caller_record import CallerRecord, fingerprints
 from streams.event_clock import OpenBuckets
 from streams.feature_stage import call_batch
-from streams.wire import CdrColumns, ComplaintColumns, InboundColumns, RoutedBatch
 from tests.unit.test_features_support import T0
 
 

@@ -9,9 +9,9 @@ import orjson
 import polars as pl
 import pytest
 
-from features import cdr_arrow
-from features.cdr import validate_message
-from features.cdr_arrow import ARROW_STREAM_CONTENT_TYPE, validate_arrow_message
+from contracts import cdr_arrow
+from contracts.cdr import validate_message
+from contracts.cdr_arrow import ARROW_STREAM_CONTENT_TYPE, validate_arrow_message
 from simulator.kafka import kafka_messages
 from simulator.run import simulate
 from simulator.scenario import builtin_scenario, with_overrides

@@ -10,9 +10,9 @@ import orjson
 import polars as pl
 import pytest
 
-from features import cdr_arrow
-from features.cdr import Rejection, validate_message
-from features.cdr_arrow import (
+from contracts import cdr_arrow
+from contracts.cdr import Rejection, validate_message
+from contracts.cdr_arrow import (
     ARROW_STREAM_CONTENT_TYPE,
     CDR_FRAME_SCHEMA,
     ArrowCdrs,
@@ -20,8 +20,8 @@ from features.cdr_arrow import (
     validate_arrow_message,
     validate_arrow_messages,
 )
-from features.cdr_vector import normalise_numbers
-from features.numbers import NumberError, normalise
+from contracts.cdr_vector import normalise_numbers
+from contracts.numbers import NumberError, normalise
 from streams.deadletter import SourcePosition
 from streams.ingest import RawMessage, ingest_cdrs
 from tests.unit.test_cdr_arrow import EPOCH_TIMES, TEXT_TIMES, arrow, frame_of

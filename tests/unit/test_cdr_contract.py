@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from features.cdr import CDR, Disposition, validate_message
+from contracts.cdr import CDR, Disposition, validate_message
 
 
 def good(**overrides) -> dict:

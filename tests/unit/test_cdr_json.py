@@ -9,14 +9,14 @@ import numpy as np
 import orjson
 import pytest
 
-from features import cdr_json
-from features.cdr import validate_message
-from features.cdr_json import validate_json_messages
-from features.numbers import NumberError, normalise
+from contracts import cdr_json
+from contracts.by_caller import CdrColumns
+from contracts.cdr import validate_message
+from contracts.cdr_json import validate_json_messages
+from contracts.numbers import NumberError, normalise
 from streams import ingest
 from streams.deadletter import SourcePosition
 from streams.ingest import RawMessage, ingest_cdrs
-from streams.wire import CdrColumns
 from tests.unit.test_cdr_contract import good
 from tests.unit.test_numbers import NORMALISATIONS
 
@@ -183,7 +183,7 @@ def test_a_disagreement_keeps_the_record_in_its_place(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Should the column rules refuse a good record, the record path's answer wins."""
-    from features import cdr_json
+    from contracts import cdr_json
 
     monkeypatch.setattr(cdr_json, "_MAX_ID_LENGTH", 1)  # refuses "a-2" only
     records = [good(cdr_id="a"), good(cdr_id="a-2", caller="010-12345678", callee="95588"),
@@ -223,7 +223,7 @@ def rfc3339_text(rng: random.Random) -> str:
 def test_texts_are_read_by_column_as_one_at_a_time(
     seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from features import cdr_json
+    from contracts import cdr_json
 
     rng = random.Random(seed)
     texts = [rfc3339_text(rng) for _ in range(3000)] + [t for t in TIMES if isinstance(t, str)]
@@ -236,7 +236,7 @@ def test_texts_are_read_by_column_as_one_at_a_time(
 
 
 def test_common_texts_need_no_parse_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    from features import cdr_json
+    from contracts import cdr_json
 
     texts = ["2018-07-02T00:00:05.071+08:00", "2024-02-29T23:59:59Z", "2024-05-01T02:00:00-05:30",
              "2099-12-31T23:59:59.999999+00:00", "2000-01-01T00:00:00.000Z",
@@ -247,7 +247,7 @@ def test_common_texts_need_no_parse_one_at_a_time(monkeypatch: pytest.MonkeyPatc
 
 
 def test_mixed_instants_keep_their_rows() -> None:
-    from features import cdr_json
+    from contracts import cdr_json
 
     instants: list[Any] = ["2024-05-01T10:00:00+08:00", 1714528800000, "yesterday", 2**64,
                            "2024-05-01T02:00:00.5Z", -(2**70), 946_684_800_000]
@@ -263,7 +263,7 @@ def test_messages_alike_are_decoded_together(
     seed: int, arrays: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """All objects or all arrays: decoded without a call per message, with the same outcome."""
-    from features import cdr_json
+    from contracts import cdr_json
 
     rng = random.Random(500 + seed)
     records = [[mutated(rng, 100 * n + i) for i in range(rng.choice([1, 3, 9]))]

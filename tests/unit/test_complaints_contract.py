@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from features.complaints import Complaint, validate_complaints
+from contracts.complaints import Complaint, validate_complaints
 
 
 def test_good_complaints_in_a_batch_and_a_bad_one() -> None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sinks.flag_record import Action
+from contracts.flag import Action
 from streams.dashboard.actions import ActionRefused, OperatorRequest
 from streams.dashboard.clusters import find_clusters, segment_of
 from streams.dashboard.monitor import PartitionLag, ThroughputMeter

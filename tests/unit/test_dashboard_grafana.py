@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from contracts.flag import Action, Flag
 from sinks.clickhouse import FlagDecision, insert_decisions, insert_metrics, migrate, open_store
-from sinks.flag_record import Action, Flag
 from tests.conftest import ROOT
 
 DASHBOARD = json.loads((ROOT / "grafana" / "dashboards" / "callguard.json").read_text())

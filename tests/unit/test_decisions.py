@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from contracts.flag import Action, decode_flag, encode_flag
 from models.decisions import (
     DecisionPolicy,
     FlagState,
@@ -15,7 +16,6 @@ from models.decisions import (
     lift,
     material_change,
 )
-from sinks.flag_record import Action, decode_flag, encode_flag
 
 HOUR = 3600 * 1000
 POLICY = DecisionPolicy(block_threshold=0.9, watch_threshold=0.6, flag_ttl_ms=24 * HOUR)

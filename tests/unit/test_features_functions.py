@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from features.cdr import cdr_from_mapping
+from contracts.cdr import cdr_from_mapping
 from features.config import FeatureConfig
 from features.vector import FEATURE_NAMES
 from tests.unit.test_features_support import T0, Call, offline, streamed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from contracts.numbers import segment_of
 from features.aggregate import (
     Aggregates,
     _pair_is_sequential,
@@ -15,7 +16,6 @@ from features.aggregate import (
 )
 from features.batch import CallBatch, callee_keys, key_hash32, segment_keys
 from features.config import FeatureConfig
-from features.numbers import segment_of
 from features.sketch import EMPTY_HASH, kmv_distinct, kmv_union, kmv_union_groups
 from features.vector import distinct_callees
 

@@ -6,9 +6,9 @@ import base64
 
 import orjson
 
+from contracts.by_caller import decode_routed, encode_routed
 from streams.deadletter import SourcePosition
 from streams.ingest import RawMessage, ingest_cdrs, ingest_complaints, partition_for_number
-from streams.wire import decode_routed, encode_routed
 from tests.unit.test_cdr_contract import good
 
 OPTIONS = dict(partitions=4, default_region="CN", max_message_bytes=1 << 20,

@@ -8,8 +8,8 @@ import unicodedata
 import polars as pl
 import pytest
 
-from features.cdr_vector import normalise_numbers
-from features.numbers import NumberError, normalise, normalise_many
+from contracts.cdr_vector import normalise_numbers
+from contracts.numbers import NumberError, normalise, normalise_many
 
 # Bidirectional controls (marks, embeddings, overrides, isolates), zero-width
 # characters, the word joiner, the byte-order mark and the soft hyphen.

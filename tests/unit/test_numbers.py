@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from features.numbers import NumberError, NumberKind, normalise, number_kind, segment_of
+from contracts.numbers import NumberError, NumberKind, normalise, number_kind, segment_of
 
 NORMALISATIONS = [
     # mobile in every common dress

@@ -5,10 +5,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from contracts.by_caller import AppealColumns, RoutedBatch, decode_routed, encode_routed
+from contracts.flag import Action
 from models.decisions import DecisionPolicy, FlagState, Score, decide
-from sinks.flag_record import Action
 from streams.decision_stage import apply_operator_action, decode_state, encode_state
-from streams.wire import AppealColumns, RoutedBatch, decode_routed, encode_routed
 
 HOUR = 3600 * 1000
 DAY = 24 * HOUR

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from contracts.flag import Action
 from models.decisions import DecisionPolicy, FlagState, Score, decide
 from models.population import (
     NEVER,
@@ -14,7 +15,6 @@ from models.population import (
     choose_review_rule,
     population_of,
 )
-from sinks.flag_record import Action
 
 NAMES = ["long_reciprocity", "long_distinct_callee_ratio", "long_call_volume", "long_gap_cv"]
 

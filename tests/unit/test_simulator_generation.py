@@ -6,8 +6,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from features.cdr import cdr_from_mapping
-from features.numbers import normalise
+from contracts.cdr import cdr_from_mapping
+from contracts.numbers import normalise
 from simulator.categories import DEFAULT_MIX, Category, LegitKind
 from simulator.parquet import write_parquet
 from simulator.profiles import LEGIT_SPECS

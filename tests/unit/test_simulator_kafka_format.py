@@ -5,8 +5,8 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from features.cdr import validate_message
-from features.numbers import normalise
+from contracts.cdr import validate_message
+from contracts.numbers import normalise
 from simulator.cli import app
 from simulator.kafka import kafka_messages, raw_number_expr
 from simulator.run import simulate

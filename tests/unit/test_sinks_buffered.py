@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from contracts.flag import Action, Flag
 from sinks.backoff import Backoff
 from sinks.buffered import BackPressure, BufferedStoreWriter, FlushFailed
 from sinks.clickhouse.errors import QueryError, StoreUnavailable
 from sinks.clickhouse.store import Params, Store
-from sinks.flag_record import Action, Flag
 
 T0 = 1_795_000_000_000
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from contracts.flag import Action, Flag
 from sinks.cli import app
 from sinks.clickhouse import FlagDecision, insert_decisions, open_store
-from sinks.flag_record import Action, Flag
 
 
 @pytest.fixture()

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from contracts.flag import Flag
 from sinks.clickhouse import Action, FlagDecision, ServerFeatures, decision_id_for
 from sinks.clickhouse.schema import render_migrations
 from sinks.clickhouse.users import render_user_statements
-from sinks.flag_record import Flag
 
 OLD = ServerFeatures((18, 16, 1))
 CURRENT = ServerFeatures((26, 9, 2, 1))
@@ -173,7 +173,7 @@ def test_from_flag_keeps_the_published_id_and_times() -> None:
 
 
 def test_one_action_enum_and_one_id_definition() -> None:
-    from sinks import flag_record
+    from contracts import flag as flag_record
     from sinks.clickhouse import flags
 
     assert flags.Action is flag_record.Action is Action

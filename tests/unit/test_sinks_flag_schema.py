@@ -1,4 +1,4 @@
-"""encode_flag output against the published JSON Schema (sinks/schemas/flag.schema.json)."""
+"""encode_flag output against the published JSON Schema (contracts/schemas/flag.schema.json)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
+from contracts.flag import Action, Flag, encode_flag
 from models.decisions import (
     DecisionPolicy,
     FlagState,
@@ -21,9 +22,8 @@ from models.decisions import (
     expire,
     lift,
 )
-from sinks.flag_record import Action, Flag, encode_flag
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "sinks" / "schemas" / "flag.schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "contracts" / "schemas" / "flag.schema.json"
 T0 = 1_795_000_000_123
 POLICY = DecisionPolicy(block_threshold=0.9, watch_threshold=0.6)
 HOLD = POLICY.appeal_hold_ms

@@ -8,20 +8,17 @@ import numpy as np
 import orjson
 import pytest
 
+from contracts.by_caller import RoutedBatch, decode_routed, encode_routed, encode_routed_parts
 from features.config import FeatureConfig
 from streams.block_stage import BlockFeatureStage
-from streams.deadletter import SourcePosition
-from streams.feature_stage import Emission
-from streams.ingest import RawMessage, ingest_cdrs
-from streams.wire import (
-    RoutedBatch,
+from streams.caller_features import (
+    Emission,
     decode_features,
-    decode_routed,
     encode_features,
     encode_features_parts,
-    encode_routed,
-    encode_routed_parts,
 )
+from streams.deadletter import SourcePosition
+from streams.ingest import RawMessage, ingest_cdrs
 
 T0 = 1_709_251_200_000
 

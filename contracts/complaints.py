@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from features.cdr import (
+from contracts.cdr import (
     DEFAULT_MAX_MESSAGE_BYTES,
     FieldError,
     ValidationResult,

@@ -1,7 +1,7 @@
 """The CDR contract's value rules over whole columns (polars), for batches.
 
-Same results as the per-record functions of :mod:`features.cdr` and
-:mod:`features.numbers`, without a Python call per row: the common shapes
+Same results as the per-record functions of :mod:`contracts.cdr` and
+:mod:`contracts.numbers`, without a Python call per row: the common shapes
 are recognised by regular expressions over a column, and every value that
 the fast path does not settle is handed, once per *distinct* value, to the
 per-record function itself. So the fast path only ever has to be right about
@@ -9,7 +9,7 @@ what it accepts; anything unusual gets the JSON path's answer.
 
 Each function returns the normalised value, or null where the value is
 invalid; *why* it is invalid is the JSON path's business (see
-:mod:`features.cdr_arrow`).
+:mod:`contracts.cdr_arrow`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from collections.abc import Callable
 
 import polars as pl
 
-from features.cdr import FieldError, epoch_ms_field, in_time_bounds
-from features.numbers import NumberError, normalise
+from contracts.cdr import FieldError, epoch_ms_field, in_time_bounds
+from contracts.numbers import NumberError, normalise
 
 __all__ = [
     "epoch_ms_from_instants",
@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 _SEPARATORS = r"[ \-().]"
-# features.numbers' fast patterns for mobile, fixed-line and 400/800 numbers
+# contracts.numbers' fast patterns for mobile, fixed-line and 400/800 numbers
 # in one alternation. Only ASCII digits match, so where this matches,
 # normalise() strips the same separators and matches too; what it misses
 # (other Unicode spaces or digits) goes to normalise(). No capture group: a
@@ -54,7 +54,7 @@ _INSTANT_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%:z"
 
 
 def normalise_numbers(raw: pl.Series, default_region: str = "CN") -> pl.Series:
-    """Each number normalised as :func:`features.numbers.normalise` does; null if invalid."""
+    """Each number normalised as :func:`contracts.numbers.normalise` does; null if invalid."""
     texts = raw.cast(pl.String)
     fast = _normalise_cn_fast(texts) if default_region == "CN" else _nulls(len(texts), pl.String())
 
@@ -68,11 +68,11 @@ def normalise_numbers(raw: pl.Series, default_region: str = "CN") -> pl.Series:
 
 
 def epoch_ms_from_instants(column: pl.Series) -> pl.Series:
-    """``start_time`` values in epoch ms (Int64), as :func:`features.cdr.epoch_ms_field` reads them.
+    """``start_time`` values in epoch ms (Int64), as :func:`contracts.cdr.epoch_ms_field` does.
 
     Integers are epoch ms, text is RFC 3339, a time-zone-aware Arrow
     timestamp is an instant (cut to the millisecond). Null where the value
-    is missing, unreadable or outside :data:`features.cdr.TIME_BOUNDS_MS`.
+    is missing, unreadable or outside :data:`contracts.cdr.TIME_BOUNDS_MS`.
     """
     return epoch_ms_from_parts(*instant_parts(column))
 

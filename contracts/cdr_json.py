@@ -1,13 +1,13 @@
-"""JSON CDR messages validated by column: the contract of :mod:`features.cdr`, a field at a time.
+"""JSON CDR messages validated by column: the contract of :mod:`contracts.cdr`, a field at a time.
 
 The ingest agent takes many ``cdr.raw`` messages at once.
-:func:`validate_json_messages` decodes each one as :func:`~features.cdr.validate_message`
+:func:`validate_json_messages` decodes each one as :func:`~contracts.cdr.validate_message`
 does, puts the records of all of them end to end and checks each field over
-the whole column (numpy; numbers with :func:`~features.numbers.normalise_many`,
+the whole column (numpy; numbers with :func:`~contracts.numbers.normalise_many`,
 or for long columns with polars as the Arrow path does), so a common record
 costs no Python call per field. A record the
 column rules do not accept is handed to the per-record validator itself
-(:func:`~features.cdr.validate_element`), which gives the reason the JSON
+(:func:`~contracts.cdr.validate_element`), which gives the reason the JSON
 path gives, or, should the two ever disagree, accepts it: the column rules
 only have to be right about what they accept.
 """
@@ -25,7 +25,7 @@ import numpy as np
 import orjson
 import polars as pl
 
-from features.cdr import (
+from contracts.cdr import (
     _MAX_DURATION_S,
     _MAX_ID_LENGTH,
     CDR,
@@ -39,8 +39,8 @@ from features.cdr import (
     in_time_bounds,
     validate_element,
 )
-from features.cdr_vector import normalise_numbers
-from features.numbers import normalise_many
+from contracts.cdr_vector import normalise_numbers
+from contracts.numbers import normalise_many
 
 __all__ = ["CdrArrays", "JsonCdrs", "validate_json_messages"]
 
@@ -76,7 +76,7 @@ class CdrArrays:
     """Valid CDRs as parallel arrays, in message order: the fields ingest routes.
 
     Text columns are object arrays of ``str``; ``ring_s`` holds ``float`` or
-    ``None``; ``disposition`` is the :class:`~features.cdr.Disposition` value.
+    ``None``; ``disposition`` is the :class:`~contracts.cdr.Disposition` value.
     """
 
     cdr_id: np.ndarray
@@ -96,7 +96,7 @@ class CdrArrays:
 
     @classmethod
     def from_frame(cls, cdrs: pl.DataFrame) -> CdrArrays:
-        """The rows of a frame of :data:`features.cdr_arrow.CDR_FRAME_SCHEMA`."""
+        """The rows of a frame of :data:`contracts.cdr_arrow.CDR_FRAME_SCHEMA`."""
 
         def objects(name: str) -> np.ndarray:
             return _objects(cdrs[name].to_list())
@@ -157,7 +157,7 @@ _Decoded = tuple[list[Any], list[int], list[bool], list[list[Rejection]]]
 
 
 def _decoded_each(raws: Sequence[bytes | None], max_bytes: int) -> _Decoded:
-    """Each message decoded by :func:`~features.cdr.decode_message`: any mix of outcomes."""
+    """Each message decoded by :func:`~contracts.cdr.decode_message`: any mix of outcomes."""
     items: list[Any] = []
     starts: list[int] = []
     singles: list[bool] = []
@@ -286,11 +286,11 @@ def _checked_columns(items: list[Any], default_region: str) -> tuple[CdrArrays, 
 
 
 def _normalised(texts: Sequence[str], default_region: str) -> list[str | None]:
-    """Each number normalised as :func:`~features.numbers.normalise` does; ``None`` if invalid.
+    """Each number normalised as :func:`~contracts.numbers.normalise` does; ``None`` if invalid.
 
     Long columns go through polars as Arrow batches do
-    (:func:`~features.cdr_vector.normalise_numbers`); shorter ones through
-    :func:`~features.numbers.normalise_many`, since polars' fixed cost per
+    (:func:`~contracts.cdr_vector.normalise_numbers`); shorter ones through
+    :func:`~contracts.numbers.normalise_many`, since polars' fixed cost per
     column is larger than what it saves below about 20,000 numbers
     (measured on the simulator's numbers, per number: 2.2 µs against 0.9 µs
     in columns of 1,000, 0.5 against 0.9-1.1 in columns of 50,000). Both

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import orjson
 
-from features.numbers import NumberError, normalise
+from contracts.numbers import NumberError, normalise
 
 if TYPE_CHECKING:
     import numpy as np
@@ -280,7 +280,7 @@ def _cdr_id(fields: Mapping[str, Any]) -> str:
 
 
 def number_field(fields: Mapping[str, Any], name: str, default_region: str) -> str:
-    """A required phone-number field, normalised (see :mod:`features.numbers`)."""
+    """A required phone-number field, normalised (see :mod:`contracts.numbers`)."""
     value = required_field(fields, name)
     if not isinstance(value, str):
         raise FieldError(f"{name}: must be a string, got {type(value).__name__}")

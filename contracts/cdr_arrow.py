@@ -3,11 +3,11 @@
 A ``cdr.raw`` message whose Kafka header ``content-type`` is
 :data:`ARROW_STREAM_CONTENT_TYPE` holds an Arrow IPC *stream* (schema, then
 record batches) with one row per CDR. :func:`validate_arrow_message` checks
-it against the rules of :mod:`features.cdr` column by column and returns the
+it against the rules of :mod:`contracts.cdr` column by column and returns the
 good rows as one normalised polars frame (no object per CDR) plus one
-:class:`~features.cdr.Rejection` per bad row, whose reason is the one the
+:class:`~contracts.cdr.Rejection` per bad row, whose reason is the one the
 JSON path gives for the same record: a bad row is rare, so it is simply
-handed to :func:`~features.cdr.cdr_from_mapping` to be explained.
+handed to :func:`~contracts.cdr.cdr_from_mapping` to be explained.
 
 A message that cannot be read, or whose columns are missing or of a type
 the contract cannot hold, is rejected whole. Column types are listed in
@@ -34,7 +34,7 @@ import orjson
 import polars as pl
 from polars.exceptions import PanicException
 
-from features.cdr import (
+from contracts.cdr import (
     _MAX_DURATION_S,
     _MAX_ID_LENGTH,
     CDR,
@@ -44,7 +44,7 @@ from features.cdr import (
     Rejection,
     cdr_from_mapping,
 )
-from features.cdr_vector import _nulls, epoch_ms_from_parts, instant_parts, normalise_numbers
+from contracts.cdr_vector import _nulls, epoch_ms_from_parts, instant_parts, normalise_numbers
 
 __all__ = [
     "ARROW_STREAM_CONTENT_TYPE",
@@ -116,7 +116,7 @@ class CdrFrame:
     """What one message yielded: the good CDRs as columns and the rejected parts.
 
     ``cdrs`` has the columns of :data:`CDR_FRAME_SCHEMA` (the fields of
-    :class:`~features.cdr.CDR`, disposition as its text), in message order.
+    :class:`~contracts.cdr.CDR`, disposition as its text), in message order.
     """
 
     cdrs: pl.DataFrame
@@ -248,7 +248,7 @@ def _common_columns(frame: pl.DataFrame) -> dict[str, pl.Series]:
     """A frame's columns in one type each, whatever types the message used.
 
     Text as String, numbers as Float64 (the casts a single message gets),
-    ``start_time`` split by :func:`~features.cdr_vector.instant_parts` into
+    ``start_time`` split by :func:`~contracts.cdr_vector.instant_parts` into
     its text and its epoch ms; a missing optional column is all null.
     Series operations only: no query plan per message.
     """

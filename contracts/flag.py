@@ -2,7 +2,7 @@
 
 Keyed by the E.164 number (bare digits for short service numbers), so the
 topic can be compacted: the latest value per number is the truth. The JSON
-Schema is ``sinks/schemas/flag.schema.json``; docs in ``docs/flags.md``.
+Schema is ``contracts/schemas/flag.schema.json``; docs in ``docs/flags.md``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The internal wire format of ``cdr.by_caller``: everything one partition needs.
+"""The internal format of ``cdr.by_caller``: everything one partition needs.
 
 A message carries, for one partition of callers, columns of three kinds of
 record (each kind may be empty):
@@ -21,16 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import orjson
 
-if TYPE_CHECKING:
-    from streams.feature_stage import Emission
-
-from features.cdr import CDR
-from features.complaints import Complaint
-from features.vector import FEATURE_NAMES
+from contracts.cdr import CDR
+from contracts.complaints import Complaint
 
 __all__ = [
     "AppealColumns",
@@ -38,10 +34,7 @@ __all__ = [
     "ComplaintColumns",
     "InboundColumns",
     "RoutedBatch",
-    "decode_features",
     "decode_routed",
-    "encode_features",
-    "encode_features_parts",
     "encode_routed",
     "encode_routed_parts",
 ]
@@ -286,43 +279,3 @@ def decode_routed(raw: bytes) -> RoutedBatch:
                 raise ValueError(f"cdr.by_caller {name} has columns of different lengths")
             setattr(batch, name, part_type(**columns))
     return batch
-
-
-def encode_features(emission: Emission) -> bytes:
-    """One ``caller.features`` message: emitted callers and their feature rows.
-
-    ``{"feature_names": [...], "numbers": [...], "window_end_ms": [...], "rows": [[...]]}``
-    """
-    return orjson.dumps(
-        {
-            "feature_names": list(FEATURE_NAMES),
-            "numbers": emission.numbers,
-            "window_end_ms": emission.window_end_ms,
-            "rows": emission.matrix(),
-        },
-        option=orjson.OPT_SERIALIZE_NUMPY,
-    )
-
-
-def encode_features_parts(
-    emission: Emission, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
-) -> list[bytes]:
-    """:func:`encode_features`, cut into several messages when one would exceed ``max_bytes``."""
-    encoded = encode_features(emission)
-    if len(encoded) <= max_bytes or len(emission) <= 1:
-        return [encoded]
-    cut = len(emission) // 2
-    parts = []
-    for start, stop in ((0, cut), (cut, len(emission))):
-        half = type(emission)(
-            emission.numbers[start:stop],
-            emission.window_end_ms[start:stop],
-            emission.rows[start:stop],
-        )
-        parts.extend(encode_features_parts(half, max_bytes))
-    return parts
-
-
-def decode_features(raw: bytes) -> dict[str, list]:  # type: ignore[type-arg]
-    """Inverse of :func:`encode_features`, as plain lists."""
-    return orjson.loads(raw)  # type: ignore[no-any-return]
