@@ -30,7 +30,6 @@ from streams.decision_stage import apply_operator_action, decide_emission
 from streams.expiry import ExpiryIndex
 from streams.feature_stage import EmissionPolicy, FeatureStage
 from streams.heap_trim import trim_heap
-from streams.hw_nudge import schedule_nudges
 from streams.ingest import partition_for_number
 from streams.partitions import partitions_of
 from streams.trace import headers_for, source_ms
@@ -115,9 +114,6 @@ def _raw_table(app: CallguardApp, name: str, help_text: str) -> tuple[faust.Tabl
         help=help_text,
     )
     table.key_serializer = table.value_serializer = "raw"
-    if settings.changelog_nudge_s > 0:
-        schedule_nudges(app.faust_app, [changelog], settings.partitions, settings.changelog_nudge_s,
-                        name=f"callguard.changelog-nudge.{name}")
     app.changelog_topics.append(changelog.get_topic_name())
     return table, changelog.get_topic_name()
 

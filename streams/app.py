@@ -23,12 +23,14 @@ from streams.block_stage import BlockFeatureStage
 from streams.checkpoint import Checkpointer
 from streams.decision_stage import DecisionStats
 from streams.feature_stage import FeatureStage, StageStats
-from streams.fetch_guard import install as install_fetch_guard
-from streams.fetch_wait import install as install_fetch_wait
 from streams.intake import Intake
 from streams.model_service import ModelService
 from streams.settings import Settings
 from streams.topics import Topics, declare_topics
+from streams.workarounds.faust_resume import hold_events_until_streams_resume
+from streams.workarounds.fetch_guard import install as install_fetch_guard
+from streams.workarounds.fetch_wait import install as install_fetch_wait
+from streams.workarounds.hw_nudge import schedule_nudges
 from streams.write_behind import ChangelogWriter
 
 if TYPE_CHECKING:
@@ -201,13 +203,14 @@ def create_app(settings: Settings) -> CallguardApp:
 
     app.intake = Intake(app)
     register_agents(app)
+    _nudge_changelogs(app)
     register_views(app)
     register_dashboard(app)
     register_metrics(app)
     app.access = register_access(app)  # after every view: it guards them all
     _register_services(app)
     _declare_written_topics(app)
-    _hold_events_until_streams_resume(app)
+    hold_events_until_streams_resume(app.faust_app)
     _finish_taken_events_at_stop(app)
     return app
 
@@ -332,27 +335,18 @@ def _declare_written_topics(app: CallguardApp) -> None:
             await app.intake.start()
 
 
-def _hold_events_until_streams_resume(app: CallguardApp) -> None:
-    """After a rebalance, hold fetched events back until Faust has emptied the agents' queues.
+def _nudge_changelogs(app: CallguardApp) -> None:
+    """Keep every table's changelog high watermark honest (embedded broker only).
 
-    Faust (faust-streaming 0.15.3, ``Recovery.on_recovery_completed``) sends
-    ``on_rebalance_complete``, resumes the stream partitions, awaits the seek
-    to committed offsets and only then resumes flow control, which empties
-    every agent's queue. Flow control is open during that await (table
-    recovery opened it), so events the fetcher hands over meanwhile reach a
-    queue and are thrown away, while the consumer's position has passed
-    them: nothing reads them again. Seen on the takeover test: a
-    ``cdr.by_caller`` event fetched during the seek, dropped at the resume.
-
-    Suspended here, events wait in the conductor and reach the agents after
-    Faust's own resume, once the queues are empty.
+    See :mod:`streams.workarounds.hw_nudge`; ``changelog_nudge_s`` is 0 on
+    Apache Kafka, which needs no nudge.
     """
-    faust_app = app.faust_app
-
-    @faust_app.on_rebalance_complete.connect
-    async def hold_events(sender: object, **_: object) -> None:
-        """Runs before the stream partitions resume (Faust awaits this signal)."""
-        faust_app.flow_control.suspend()
+    settings = app.settings
+    if settings.changelog_nudge_s <= 0:
+        return
+    for name, table in app.faust_app.tables.items():
+        schedule_nudges(app.faust_app, [table.changelog_topic], settings.partitions,
+                        settings.changelog_nudge_s, name=f"callguard.changelog-nudge.{name}")
 
 
 def _register_services(app: CallguardApp) -> None:

@@ -74,7 +74,7 @@ def worker(
     settings = _settings(broker_url=broker_url, web_port=web_port, log_level=loglevel)
     app = create_app(settings)
     if settings.changelog_nudge_s > 0:
-        from streams.hw_nudge import nudge_before_start
+        from streams.workarounds.hw_nudge import nudge_before_start
 
         nudge_before_start(settings.bootstrap_servers, app.changelog_topics)
     tune(settings.gc_thresholds)

@@ -285,7 +285,7 @@ class Settings(BaseSettings):
     changelog_nudge_s: float = Field(
         2.0,
         ge=0,
-        description="Embedded-broker workaround (streams.hw_nudge); 0 on Apache Kafka.",
+        description="Embedded-broker workaround (streams.workarounds.hw_nudge); 0 on Apache Kafka.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

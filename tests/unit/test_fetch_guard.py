@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
-from streams.fetch_guard import ActivePartitions, install
+from streams.workarounds.fetch_guard import ActivePartitions, install
 
 
 def drained(partitions: object, buffered: list[str]) -> list[str]:
@@ -26,4 +26,4 @@ def test_an_empty_live_set_drains_nothing_and_follows_later_changes() -> None:
 def test_installing_routes_faust_fetches_through_the_guard() -> None:
     install()
     install()
-    assert AIOKafkaConsumerThread._fetch_records.__module__ == "streams.fetch_guard"
+    assert AIOKafkaConsumerThread._fetch_records.__module__ == "streams.workarounds.fetch_guard"

@@ -8,7 +8,7 @@ import faust
 import pytest
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
-from streams import fetch_wait
+from streams.workarounds import fetch_wait
 
 
 def test_the_worker_consumer_is_built_with_the_configured_fetch_wait(

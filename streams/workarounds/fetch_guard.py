@@ -19,6 +19,11 @@ survivor never applied).
 
 The guard passes aiokafka a view of the same live set that is never empty
 to aiokafka's test, so an empty set drains nothing.
+
+The fault is in the Kafka clients, not the broker: Apache Kafka needs the
+guard as well. It can be dropped once aiokafka reads an empty set as "no
+partition", or Faust stops handing it an empty set during recovery (check
+``Fetcher.fetched_records`` and Faust's ``getmany`` when upgrading either).
 """
 
 from __future__ import annotations

