@@ -47,9 +47,10 @@ from typing import TypeVar
 
 from contracts.flag import Flag
 from sinks.backoff import Backoff
+from sinks.clickhouse.engines import open_store
 from sinks.clickhouse.errors import StoreError, StoreUnavailable
 from sinks.clickhouse.flags import FlagDecision, insert_decisions
-from sinks.clickhouse.store import Store, open_store
+from sinks.clickhouse.store import Store
 
 T = TypeVar("T")
 

@@ -10,6 +10,7 @@ retention, privacy) are described in :mod:`sinks.clickhouse.schema`.
 
 from contracts.flag import Action, decision_id_for
 from sinks.clickhouse.dialect import ServerFeatures
+from sinks.clickhouse.engines import open_store
 from sinks.clickhouse.errors import (
     QueryError,
     StoreError,
@@ -27,7 +28,7 @@ from sinks.clickhouse.queries import (
     hourly_counts,
 )
 from sinks.clickhouse.retention import enforce_retention
-from sinks.clickhouse.store import Store, open_store
+from sinks.clickhouse.store import Store
 from sinks.clickhouse.url import StoreURL, parse_store_url
 from sinks.clickhouse.users import create_users
 

@@ -1,6 +1,7 @@
-"""The store contract: a narrow, blocking ClickHouse client, and the URL that picks one.
+"""The store contract: a narrow, blocking ClickHouse client.
 
 Callers on an event loop run these methods in an executor: every call blocks.
+:func:`sinks.clickhouse.engines.open_store` picks the engine a URL names.
 SQL names tables fully qualified (``store.table("flags_history")``), so a
 store never depends on a session's current database.
 """
@@ -9,15 +10,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from types import TracebackType
 from typing import Any, ClassVar
 
 from sinks.clickhouse.errors import StoreError
 from sinks.clickhouse.sqltext import quote_identifier
-from sinks.clickhouse.url import parse_store_url
 
-__all__ = ["Params", "Store", "open_store"]
+__all__ = ["Params", "Store", "block_length", "parse_version"]
 
 Params = Mapping[str, Any]
 
@@ -110,23 +109,3 @@ def parse_version(text: str) -> tuple[int, ...]:
     if not numbers:
         raise StoreError(f"cannot read a version from {text!r}")
     return tuple(numbers)
-
-
-def open_store(url: str, *, password: str | None = None) -> Store:
-    """Open the store a URL names (no connection is made until the first call).
-
-    ``clickhouse://user:password@host:9000/db`` gives a native-protocol client;
-    ``chdb:///abs/path`` an in-process chDB session persisted at that path (one
-    process per path). ``password``, when given, replaces the URL's (so the URL
-    can be logged and the secret kept apart); chDB has none and ignores it.
-    """
-    parsed = parse_store_url(url)
-    if password is not None and parsed.scheme == "clickhouse":
-        parsed = replace(parsed, password=password)
-    if parsed.scheme == "clickhouse":
-        from sinks.clickhouse.native import NativeStore
-
-        return NativeStore(parsed)
-    from sinks.clickhouse.embedded import ChdbStore
-
-    return ChdbStore(parsed)
