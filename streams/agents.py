@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 
@@ -21,7 +21,6 @@ from contracts.by_caller import decode_routed
 from contracts.cdr import Rejection
 from contracts.flag import Flag, decode_flag, encode_flag
 from sinks.clickhouse import FlagDecision
-from streams.app import CallguardApp
 from streams.block_stage import BlockFeatureStage
 from streams.caller_features import Emission, encode_features_parts
 from streams.checkpoint import Checkpointer
@@ -34,6 +33,9 @@ from streams.ingest import partition_for_number
 from streams.partitions import partitions_of
 from streams.trace import headers_for, source_ms
 from streams.write_behind import ChangelogWriter, WriteBehindTable, store_dict
+
+if TYPE_CHECKING:
+    from streams.app import CallguardApp
 
 __all__ = ["TableView", "register_agents"]
 

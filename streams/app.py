@@ -19,14 +19,19 @@ import faust
 
 from sinks.buffered import BufferedStoreWriter
 from sinks.clickhouse import StoreError, migrate, open_store
+from streams.access import register_access
+from streams.agents import register_agents
 from streams.block_stage import BlockFeatureStage
 from streams.checkpoint import Checkpointer
+from streams.dashboard import register_dashboard
 from streams.decision_stage import DecisionStats
 from streams.feature_stage import FeatureStage, StageStats
 from streams.intake import Intake
+from streams.metrics import register_metrics
 from streams.model_service import ModelService
 from streams.settings import Settings
 from streams.topics import Topics, declare_topics
+from streams.web import register_views
 from streams.workarounds.faust_resume import hold_events_until_streams_resume
 from streams.workarounds.fetch_guard import install as install_fetch_guard
 from streams.workarounds.fetch_wait import install as install_fetch_wait
@@ -195,12 +200,6 @@ def create_app(settings: Settings) -> CallguardApp:
             actor=f"worker:{settings.app_id}:{settings.web_port}",
         ),
     )
-    from streams.access import register_access
-    from streams.agents import register_agents  # agents and views need the built app
-    from streams.dashboard import register_dashboard
-    from streams.metrics import register_metrics
-    from streams.web import register_views
-
     app.intake = Intake(app)
     register_agents(app)
     _nudge_changelogs(app)

@@ -41,14 +41,17 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from faust.web import Request, Response, View
 
 from sinks.clickhouse import StoreError, insert_metrics
 from streams.alignment import drift_ms
-from streams.app import CallguardApp
 from streams.dashboard.monitor import PipelineMonitor, consumer_lag, monitor_for
 from streams.dashboard.queries import as_of, flag_counts
+
+if TYPE_CHECKING:
+    from streams.app import CallguardApp
 
 __all__ = ["CONTENT_TYPE", "MetricFamily", "collect", "register_metrics", "render", "store_sample"]
 

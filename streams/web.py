@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import orjson
 from aiohttp import web as aiohttp_web
@@ -35,9 +36,11 @@ from contracts.flag import Action, encode_flag
 from contracts.numbers import NumberError, normalise
 from streams.access.lookups import note_lookup
 from streams.alignment import drift_ms
-from streams.app import CallguardApp
 from streams.decision_stage import decode_state
 from streams.ingest import partition_for_number
+
+if TYPE_CHECKING:
+    from streams.app import CallguardApp
 
 __all__ = ["register_views"]
 

@@ -7,7 +7,11 @@ from this worker's counters (:mod:`streams.dashboard.monitor`).
 
 from __future__ import annotations
 
-from streams.app import CallguardApp
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streams.app import CallguardApp
+
 
 __all__ = ["register_dashboard"]
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from contracts.by_caller import AppealColumns, RoutedBatch, encode_routed
 from contracts.numbers import NumberError, normalise
 from models.allowlist import AllowList
-from streams.app import CallguardApp
 from streams.ingest import partition_for_number
+
+if TYPE_CHECKING:
+    from streams.app import CallguardApp
 
 __all__ = ["ActionRefused", "OperatorRequest", "allow_number", "send_appeal"]
 

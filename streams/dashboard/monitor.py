@@ -13,11 +13,13 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sinks.clickhouse import Store, StoreError, open_store
 from streams.alignment import drift_ms
-from streams.app import CallguardApp
+
+if TYPE_CHECKING:
+    from streams.app import CallguardApp
 
 __all__ = [
     "PartitionLag",

@@ -20,17 +20,19 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from faust.web import Request, Response, View
 
 from sinks.clickhouse import Store, StoreError
-from streams.app import CallguardApp
 from streams.dashboard import queries
 from streams.dashboard.actions import ActionRefused
 from streams.dashboard.monitor import PipelineMonitor
 from streams.dashboard.review_queue import ReviewAction, refusal, review_queue, send_review
+
+if TYPE_CHECKING:
+    from streams.app import CallguardApp
 
 __all__ = ["ROUTE_ROLES", "register_review_views"]
 

@@ -28,7 +28,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from faust.web import Request, Response, View
@@ -38,11 +38,13 @@ from sinks.clickhouse import Store, StoreError, current_flags
 from streams.access.lookups import note_lookup
 from streams.access.masking import masked
 from streams.access.middleware import principal_of
-from streams.app import CallguardApp
 from streams.dashboard import queries
 from streams.dashboard.actions import ActionRefused, OperatorRequest, allow_number, send_appeal
 from streams.dashboard.clusters import find_clusters
 from streams.dashboard.monitor import PipelineMonitor
+
+if TYPE_CHECKING:
+    from streams.app import CallguardApp
 
 __all__ = ["register_views"]
 

@@ -156,6 +156,7 @@ def test_the_graph_sees_every_package() -> None:
     assert {module.partition(".")[0] for module in graph} == set(PACKAGES)
     assert "contracts.cdr" in graph["contracts.cdr_json"]
     assert "streams.app" in graph["streams.cli"]  # imported inside a function
+    assert "streams.app" not in graph["streams.agents"]  # under TYPE_CHECKING only
 
 
 def test_cycles_are_found() -> None:
@@ -163,6 +164,16 @@ def test_cycles_are_found() -> None:
              "d": frozenset({"a"})}
     assert import_cycles(graph) == [["a", "b", "c"]]
     assert _one_cycle(graph, ["a", "b", "c"]) == ["a", "b", "c", "a"]
+
+
+def test_no_import_cycles() -> None:
+    graph = import_graph()
+    cycles = []
+    for component in import_cycles(graph):
+        cycle = _one_cycle(graph, component)
+        others = sorted(set(component) - set(cycle))
+        cycles.append(" -> ".join(cycle) + (f" (with {', '.join(others)})" if others else ""))
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
 
 
 @pytest.mark.parametrize(
