@@ -95,7 +95,9 @@ wait_ready() {
     until answering; do
         # A port taken by another process: the server logs it and lingers
         # without listening; say so now instead of after the whole wait.
-        busy=$(errors_since "$log_from" | grep -o 'Address already in use: [0-9.:]*' | head -n 1)
+        # (|| true: no match is the normal case, and the script runs with pipefail)
+        busy=$(errors_since "$log_from" | grep -o 'Address already in use: [0-9.:]*' \
+            | head -n 1 || true)
         if [ -n "$busy" ]; then
             if pid_alive; then
                 kill "$(cat "$PID_FILE")" 2>/dev/null
