@@ -121,168 +121,141 @@ def _raw_table(app: CallguardApp, name: str, help_text: str) -> tuple[faust.Tabl
 
 
 def _register_features(app: CallguardApp) -> None:
-    settings, topics, counters = app.settings, app.topics, app.counters
-    engine = BlockFeatureStage if settings.feature_engine == "block" else FeatureStage
-    stage = engine(
-        settings.feature_config(),
-        EmissionPolicy(settings.emit_min_calls, settings.emit_min_long_calls),
-        partitions=settings.partitions,
+    """Build the features agent and hang its parts on the Faust app."""
+    agent = FeaturesAgent(app)
+    app.feature_stage = agent.stage
+    app.caller_table, app.flag_table = agent.callers, agent.flags
+    app.checkpoints, app.changelog_writer = agent.checkpoints, agent.writer
+    faust_app, settings = app.faust_app, app.settings
+    faust_app.on_partitions_revoked.connect(agent.forget_revoked)
+    faust_app.on_partitions_assigned.connect(agent.track_recovered)
+    faust_app.timer(min(5.0, settings.emit_idle_s / 2), name="callguard.idle-buckets")(
+        agent.emit_idle_buckets
     )
-    app.feature_stage = stage
-    # The two engines store different bytes: each has its own table and changelog.
-    table_name = "caller-rows" if settings.feature_engine == "block" else "caller-state"
-    caller_table, caller_changelog = _raw_table(
-        app, table_name, f"Per-caller feature state ({engine.__name__})."
+    faust_app.timer(min(1.0, settings.checkpoint_interval_s / 2), name="callguard.checkpoint")(
+        agent.checkpoint_when_idle
     )
-    # Callers reach the changelog at checkpoints (streams.checkpoint); flags, far
-    # fewer, as they change.
-    callers = WriteBehindTable(
-        store_dict(caller_table),
-        lambda keys: partitions_of(keys, settings.partitions).tolist(),
-    )
-    flags = TableView(
-        _raw_table(app, "flag-state", "Per-number flag state (streams.decision_stage).")[0],
-        settings.partitions,
-    )
-    app.caller_table, app.flag_table = callers, flags
-    writer = ChangelogWriter(
-        settings.bootstrap_servers,
-        settings.internal_max_message_bytes,
-        client_id=f"{settings.app_id}-checkpoints",
-    )
-    routed = topics.by_caller.get_topic_name()
-    ackless: list[Any] = []  # the agent's stream, acknowledged by hand (set when it starts)
+    faust_app.agent(app.topics.by_caller, name="callguard.features")(agent.update_features)
 
-    async def ack(event: Any) -> None:
-        await ackless[0].ack(event)
 
-    checkpoints = Checkpointer(
-        callers, writer, caller_changelog, ack,
-        interval_s=settings.checkpoint_interval_s, max_rows=settings.checkpoint_max_rows,
-    )
-    app.checkpoints, app.changelog_writer = checkpoints, writer
-    expiry = ExpiryIndex(settings.partitions)
-    models = app.models
+class FeaturesAgent:
+    """``callguard.features``: routed batches -> state -> emitted rows -> decisions -> flags.
 
-    @app.faust_app.on_partitions_revoked.connect
-    async def forget_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
-        """Checkpoint; callers of revoked partitions leave the hot block, the table keeps them."""
-        gone = {tp.partition for tp in revoked if tp.topic == routed}
-        if not gone:
-            return
-        dropped = await checkpoints.revoke(lambda partition: partition not in gone)
-        logger.info("partitions %s of %s revoked: %d messages left to their next owner",
-                    sorted(gone), routed, dropped)
-        for partition in gone:
-            stage.clock.forget(partition)
-        if isinstance(stage, BlockFeatureStage):
-            for partition in sorted(gone):
-                forgotten = stage.forget_partition(partition, settings.partitions, callers)
-                logger.info("partition %s revoked: %d callers leave the block",
-                            partition, forgotten)
+    One method per concern: the agent loop (:meth:`update_features`), one
+    message (:meth:`process`), scoring (:meth:`decide`), publication
+    (:meth:`publish`), the idle timers, expiry of idle callers and the
+    rebalance signals. The feature math is in the stage; this only wires it.
+    """
 
-    stream_ms: dict[int, int] = {}  # per partition: the latest call start seen
-    expired_at: dict[int, float] = {}  # per partition: wall clock of the last expiry
-    grace_ms, hot_ms = settings.grace_s * 1000, settings.caller_hot_s * 1000
-
-    untracked = [True]  # the recovered table is not in the expiry index yet
-
-    @app.faust_app.on_partitions_assigned.connect
-    async def track_recovered(sender: Any, assigned: set[Any], **_: Any) -> None:
-        """Recovery after an assignment adds callers as bytes: track them before next expiry."""
-        untracked[0] = True
-
-    def expire_idle(partition: int) -> None:
-        """Now and then, drop the partition's callers no window needs (block engine).
-
-        Runs in the agent, between messages: the deletions reach the
-        changelog as tombstones. Callers idle for ``caller_hot_s`` leave the
-        block for the table's bytes (see ``BlockFeatureStage.expire_idle``).
-        """
-        if not isinstance(stage, BlockFeatureStage) or partition not in stream_ms:
-            return
-        now = time.monotonic()
-        if now - expired_at.get(partition, now) < settings.caller_expiry_interval_s:
-            expired_at.setdefault(partition, now)
-            return
-        expired_at[partition] = now
-        if untracked[0]:
-            untracked[0] = False
-            tracked = stage.track_table(callers, settings.partitions)
-            logger.info("%d callers held as bytes tracked for expiry in %.2f s",
-                        tracked, time.monotonic() - now)
-        latest = stream_ms[partition]
-        idle = stage.expire_idle(
-            latest - grace_ms, callers, partition, settings.partitions,
-            evict_before_ms=latest - hot_ms if hot_ms else None,
+    def __init__(self, app: CallguardApp) -> None:
+        self.app = app
+        settings = self.settings = app.settings
+        self.counters, self.models, self.topics = app.counters, app.models, app.topics
+        engine = BlockFeatureStage if settings.feature_engine == "block" else FeatureStage
+        self.stage: BlockFeatureStage | FeatureStage = engine(
+            settings.feature_config(),
+            EmissionPolicy(settings.emit_min_calls, settings.emit_min_long_calls),
+            partitions=settings.partitions,
         )
-        counters.features.expired += len(idle.removed)
-        counters.features.evicted += idle.evicted
-        if idle.removed or idle.evicted:
-            took = trim_heap()
-            logger.debug("partition %s: %d callers deleted, %d evicted; heap trimmed in %s s",
-                         partition, len(idle.removed), idle.evicted, took)
+        # The two engines store different bytes: each has its own table and changelog.
+        table_name = "caller-rows" if settings.feature_engine == "block" else "caller-state"
+        caller_table, caller_changelog = _raw_table(
+            app, table_name, f"Per-caller feature state ({engine.__name__})."
+        )
+        # Callers reach the changelog at checkpoints (streams.checkpoint); flags, far
+        # fewer, as they change.
+        self.callers = WriteBehindTable(
+            store_dict(caller_table),
+            lambda keys: partitions_of(keys, settings.partitions).tolist(),
+        )
+        self.flags = TableView(
+            _raw_table(app, "flag-state", "Per-number flag state (streams.decision_stage).")[0],
+            settings.partitions,
+        )
+        self.writer = ChangelogWriter(
+            settings.bootstrap_servers,
+            settings.internal_max_message_bytes,
+            client_id=f"{settings.app_id}-checkpoints",
+        )
+        self.routed = self.topics.by_caller.get_topic_name()
+        self._stream: Any = None  # the agent's stream, acknowledged by hand (set when it starts)
+        self.checkpoints = Checkpointer(
+            self.callers, self.writer, caller_changelog, self._ack,
+            interval_s=settings.checkpoint_interval_s, max_rows=settings.checkpoint_max_rows,
+        )
+        self.expiry = ExpiryIndex(settings.partitions)
+        self.stream_ms: dict[int, int] = {}  # per partition: the latest call start seen
+        self.expired_at: dict[int, float] = {}  # per partition: wall clock of the last expiry
+        self.grace_ms, self.hot_ms = settings.grace_s * 1000, settings.caller_hot_s * 1000
+        self.untracked = True  # the recovered table is not in the expiry index yet
+        self.waiting = Emission()  # rows emitted before a model was served, scored when one is
+        self.warned_at: dict[int, float] = {}
 
-    async def process(event: Any) -> None:
+    async def _ack(self, event: Any) -> None:
+        await self._stream.ack(event)
+
+    # -- the agent ---------------------------------------------------------------
+
+    async def update_features(self, stream: Any) -> None:
+        """Apply routed batches to per-caller state; score emitted callers; publish flags.
+
+        Messages are acknowledged by checkpoints (streams.checkpoint), not one by one.
+        """
+        manual = self._stream = stream.noack()
+        async for event in manual.events():
+            try:
+                await self.process(event)
+            except Exception as error:
+                await _stop_worker(self.app, event, error)
+                raise
+            self.checkpoints.hold(event)
+            await self.checkpoints.step()
+
+    async def process(self, event: Any) -> None:
         """One routed batch: state, emission, scoring, flag lifecycle, publication."""
         partition = event.message.partition
         trace = headers_for(source_ms(event.message.headers))
         try:
             batch = decode_routed(event.value)
         except ValueError as error:  # not ingest's: written to the internal topic by someone else
-            await _dead_letter(app, event, f"not a cdr.by_caller batch: {error}")
+            await _dead_letter(self.app, event, f"not a cdr.by_caller batch: {error}")
             return
-        stats, emission = stage.apply(batch, event.message.offset, callers, partition)
-        counters.features.add(stats)
-        counters.note_lateness(partition, stats)
+        stats, emission = self.stage.apply(batch, event.message.offset, self.callers, partition)
+        self.counters.features.add(stats)
+        self.counters.note_lateness(partition, stats)
         if stats.late_dropped:
-            warn_if_late(partition)
+            self.warn_if_late(partition)
         if len(batch.calls):
             latest = max(batch.calls.start_ms)
-            stream_ms[partition] = max(stream_ms.get(partition, latest), latest)
-        expire_idle(partition)
-        published = await decide(partition, emission, trace)
+            self.stream_ms[partition] = max(self.stream_ms.get(partition, latest), latest)
+        self.expire_idle(partition)
+        published = await self.decide(partition, emission, trace)
         for kind, number, actor, why, sent_ms in batch.appeals.actions():
             # Decisions run on the CDRs' clock: an operator's action takes effect at
             # the partition's stream time (its wall-clock time if nothing streamed yet).
-            at_ms = expiry.stream_time(partition) or sent_ms
+            at_ms = self.expiry.stream_time(partition) or sent_ms
             acted = apply_operator_action(
-                kind, number, at_ms, flags, hold_ms=models.appeal_hold_ms,
-                ttl_ms=models.flag_ttl_ms, actor=actor, why=why,
+                kind, number, at_ms, self.flags, hold_ms=self.models.appeal_hold_ms,
+                ttl_ms=self.models.flag_ttl_ms, actor=actor, why=why,
             )
             if acted is not None:
                 published.append(acted)
-        await publish(published, trace)
+        await self.publish(published, trace)
 
-    waiting = Emission()  # rows emitted before a model was served, scored when one is
+    # -- scoring and publication -------------------------------------------------
 
-    warned_at: dict[int, float] = {}
-
-    def warn_if_late(partition: int) -> None:
-        """Log a warning (at most every 10 min a partition) when over 1% of calls were late."""
-        counts = counters.late_by_partition[partition]
-        share = counts["late_dropped"] / max(1, counts["calls"])
-        now = time.monotonic()
-        if counts["calls"] >= 1000 and share > 0.01 and now - warned_at.get(partition, -1e9) > 600:
-            warned_at[partition] = now
-            logger.warning(
-                "partition %s of %s: %d of %d calls (%.1f%%) dropped as later than the grace "
-                "(%d s): look at CALLGUARD_GRACE_S and at the drift between input partitions "
-                "(/status ingest_drift_ms)", partition, routed, counts["late_dropped"],
-                counts["calls"], 100 * share, settings.grace_s)
-
-    async def decide(partition: int, emission: Emission, trace: Any) -> list[Flag]:
+    async def decide(self, partition: int, emission: Emission, trace: Any) -> list[Flag]:
         """Send an emission's rows to ``features``, score them; the flags to publish.
 
         Without a model the rows wait (up to ``_MAX_WAITING_ROWS``, then they
         are counted in ``unscored_no_model`` and logged): a worker started
         before its model is loaded decides on them once it is.
         """
-        published = []
+        published: list[Flag] = []
         if len(emission):
-            for part in encode_features_parts(emission, settings.internal_max_message_bytes):
-                await topics.features.send(value=part, partition=partition, headers=trace)
-        kit = models.current
+            for part in encode_features_parts(emission, self.settings.internal_max_message_bytes):
+                await self.topics.features.send(value=part, partition=partition, headers=trace)
+        kit, waiting = self.models.current, self.waiting
         if kit is None:
             room = max(0, _MAX_WAITING_ROWS - len(waiting))
             kept = Emission(emission.numbers[:room], emission.window_end_ms[:room],
@@ -290,7 +263,7 @@ def _register_features(app: CallguardApp) -> None:
             waiting.extend(kept)
             lost = len(emission) - len(kept)
             if lost:
-                counters.decisions.unscored_no_model += lost
+                self.counters.decisions.unscored_no_model += lost
                 logger.warning("no model served: %d rows waiting, %d more not scored "
                                "(promote a model: callguard train --promote)", len(waiting), lost)
         else:
@@ -299,57 +272,117 @@ def _register_features(app: CallguardApp) -> None:
                             kit.version, len(waiting))
                 emission = _joined(_taken(waiting), emission)
             if len(emission):
-                decided, decision_stats = decide_emission(emission, kit, models.matcher, flags)
-                counters.decisions.add(decision_stats)
+                decided, decision_stats = decide_emission(
+                    emission, kit, self.models.matcher, self.flags
+                )
+                self.counters.decisions.add(decision_stats)
                 published.extend(decided)
-        expiry.rebuild_once(partition, flags)
-        published.extend(expiry.expire(partition, max(emission.window_end_ms, default=0), flags))
+        self.expiry.rebuild_once(partition, self.flags)
+        published.extend(
+            self.expiry.expire(partition, max(emission.window_end_ms, default=0), self.flags)
+        )
         return published
 
-    async def publish(published: list[Flag], trace: Any) -> None:
+    async def publish(self, published: list[Flag], trace: Any) -> None:
+        """Publish decisions to the flag topic and track them for expiry."""
         for flag in published:
-            expiry.track(partition_for_number(flag.number, settings.partitions), flag)
-            await topics.flags.send(
+            self.expiry.track(partition_for_number(flag.number, self.settings.partitions), flag)
+            await self.topics.flags.send(
                 key=flag.number.encode(), value=encode_flag(flag), headers=trace
             )
-        counters.decisions.count(published)
+        self.counters.decisions.count(published)
 
-    @app.faust_app.timer(min(5.0, settings.emit_idle_s / 2), name="callguard.idle-buckets")
-    async def emit_idle_buckets() -> None:
+    # -- timers ------------------------------------------------------------------
+
+    async def emit_idle_buckets(self) -> None:
         """Score the open buckets of partitions silent for ``emit_idle_s`` (streams.event_clock)."""
-        if len(waiting) and models.current is not None:  # a model came while all was quiet
-            decided, decision_stats = decide_emission(_taken(waiting), models.current,
-                                                      models.matcher, flags)
-            counters.decisions.add(decision_stats)
-            await publish(decided, None)
-        for partition, buckets in stage.clock.idle(settings.emit_idle_s).items():
-            emission = stage.emit_idle(partition, buckets, callers)
+        models = self.models
+        if len(self.waiting) and models.current is not None:  # a model came while all was quiet
+            decided, decision_stats = decide_emission(_taken(self.waiting), models.current,
+                                                      models.matcher, self.flags)
+            self.counters.decisions.add(decision_stats)
+            await self.publish(decided, None)
+        for partition, buckets in self.stage.clock.idle(self.settings.emit_idle_s).items():
+            emission = self.stage.emit_idle(partition, buckets, self.callers)
             logger.debug("partition %s silent: %d callers of %d open buckets scored as they stand",
                          partition, len(emission), len(buckets))
-            await publish(await decide(partition, emission, None), None)
+            await self.publish(await self.decide(partition, emission, None), None)
 
-    @app.faust_app.timer(min(1.0, settings.checkpoint_interval_s / 2), name="callguard.checkpoint")
-    async def checkpoint_when_idle() -> None:
+    async def checkpoint_when_idle(self) -> None:
         """Acknowledge the last messages when traffic stops (the agent checks while it flows)."""
-        if checkpoints.held and checkpoints.due():
-            await checkpoints.run()
+        if self.checkpoints.held and self.checkpoints.due():
+            await self.checkpoints.run()
 
-    @app.faust_app.agent(topics.by_caller, name="callguard.features")
-    async def update_features(stream: Any) -> None:
-        """Apply routed batches to per-caller state; score emitted callers; publish flags.
+    # -- state upkeep ------------------------------------------------------------
 
-        Messages are acknowledged by checkpoints (streams.checkpoint), not one by one.
+    def expire_idle(self, partition: int) -> None:
+        """Now and then, drop the partition's callers no window needs (block engine).
+
+        Runs in the agent, between messages: the deletions reach the
+        changelog as tombstones. Callers idle for ``caller_hot_s`` leave the
+        block for the table's bytes (see ``BlockFeatureStage.expire_idle``).
         """
-        manual = stream.noack()
-        ackless[:] = [manual]
-        async for event in manual.events():
-            try:
-                await process(event)
-            except Exception as error:
-                await _stop_worker(app, event, error)
-                raise
-            checkpoints.hold(event)
-            await checkpoints.step()
+        stage, settings = self.stage, self.settings
+        if not isinstance(stage, BlockFeatureStage) or partition not in self.stream_ms:
+            return
+        now = time.monotonic()
+        if now - self.expired_at.get(partition, now) < settings.caller_expiry_interval_s:
+            self.expired_at.setdefault(partition, now)
+            return
+        self.expired_at[partition] = now
+        if self.untracked:
+            self.untracked = False
+            tracked = stage.track_table(self.callers, settings.partitions)
+            logger.info("%d callers held as bytes tracked for expiry in %.2f s",
+                        tracked, time.monotonic() - now)
+        latest = self.stream_ms[partition]
+        idle = stage.expire_idle(
+            latest - self.grace_ms, self.callers, partition, settings.partitions,
+            evict_before_ms=latest - self.hot_ms if self.hot_ms else None,
+        )
+        self.counters.features.expired += len(idle.removed)
+        self.counters.features.evicted += idle.evicted
+        if idle.removed or idle.evicted:
+            took = trim_heap()
+            logger.debug("partition %s: %d callers deleted, %d evicted; heap trimmed in %s s",
+                         partition, len(idle.removed), idle.evicted, took)
+
+    def warn_if_late(self, partition: int) -> None:
+        """Log a warning (at most every 10 min a partition) when over 1% of calls were late."""
+        counts = self.counters.late_by_partition[partition]
+        share = counts["late_dropped"] / max(1, counts["calls"])
+        now = time.monotonic()
+        if (counts["calls"] >= 1000 and share > 0.01
+                and now - self.warned_at.get(partition, -1e9) > 600):
+            self.warned_at[partition] = now
+            logger.warning(
+                "partition %s of %s: %d of %d calls (%.1f%%) dropped as later than the grace "
+                "(%d s): look at CALLGUARD_GRACE_S and at the drift between input partitions "
+                "(/status ingest_drift_ms)", partition, self.routed, counts["late_dropped"],
+                counts["calls"], 100 * share, self.settings.grace_s)
+
+    # -- rebalance signals ---------------------------------------------------------
+
+    async def forget_revoked(self, sender: Any, revoked: set[Any], **_: Any) -> None:
+        """Checkpoint; callers of revoked partitions leave the hot block, the table keeps them."""
+        gone = {tp.partition for tp in revoked if tp.topic == self.routed}
+        if not gone:
+            return
+        dropped = await self.checkpoints.revoke(lambda partition: partition not in gone)
+        logger.info("partitions %s of %s revoked: %d messages left to their next owner",
+                    sorted(gone), self.routed, dropped)
+        for partition in gone:
+            self.stage.clock.forget(partition)
+        if isinstance(self.stage, BlockFeatureStage):
+            for partition in sorted(gone):
+                forgotten = self.stage.forget_partition(partition, self.settings.partitions,
+                                                        self.callers)
+                logger.info("partition %s revoked: %d callers leave the block",
+                            partition, forgotten)
+
+    async def track_recovered(self, sender: Any, assigned: set[Any], **_: Any) -> None:
+        """Recovery after an assignment adds callers as bytes: track them before next expiry."""
+        self.untracked = True
 
 
 _MAX_WAITING_ROWS = 200_000  # feature vectors held for a model: about 60 MB
