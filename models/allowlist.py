@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from models.allowlist_patterns import AllowMatcher, AllowPattern, PatternError, parse_pattern
+from models.local_db import LocalDbError, open_local_db
 
 __all__ = [
     "DEFAULT_ENTRIES",
@@ -114,20 +115,8 @@ class AllowList:
         """Open (creating if needed) the allow-list stored at ``path``."""
         path = Path(path)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(
-                path, isolation_level=None, check_same_thread=False, timeout=10.0
-            )
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=FULL")
-            version = connection.execute("PRAGMA user_version").fetchone()[0]
-            if version > _SCHEMA_VERSION:
-                raise AllowListError(
-                    f"{path} has schema {version}, newer than this callguard ({_SCHEMA_VERSION})"
-                )
-            connection.executescript(_SCHEMA)
-            connection.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-        except (OSError, sqlite3.Error) as error:
+            connection = open_local_db(path, _SCHEMA, _SCHEMA_VERSION)
+        except LocalDbError as error:
             raise AllowListError(f"cannot open the allow-list at {path}: {error}") from None
         return cls(connection, path, clock)
 

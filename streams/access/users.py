@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from models.local_db import LocalDbError, open_local_db
 from streams.access.roles import Role
 from streams.access.tokens import (
     SESSION_PREFIX,
@@ -135,22 +136,8 @@ class UserStore:
         """Open (creating if needed, readable by its owner only) the users at ``path``."""
         path = Path(path)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not path.exists():
-                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-            connection = sqlite3.connect(
-                path, isolation_level=None, check_same_thread=False, timeout=10.0
-            )
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=FULL")
-            version = connection.execute("PRAGMA user_version").fetchone()[0]
-            if version > _SCHEMA_VERSION:
-                raise UserError(
-                    f"{path} has schema {version}, newer than this callguard ({_SCHEMA_VERSION})"
-                )
-            connection.executescript(_SCHEMA)
-            connection.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-        except (OSError, sqlite3.Error) as error:
+            connection = open_local_db(path, _SCHEMA, _SCHEMA_VERSION, private=True)
+        except LocalDbError as error:
             raise UserError(f"cannot open the users at {path}: {error}") from None
         return cls(connection, path, clock)
 
