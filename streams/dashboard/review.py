@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -28,6 +27,7 @@ from faust.web import Request, Response, View
 from sinks.clickhouse import Store, StoreError
 from streams.dashboard import queries
 from streams.dashboard.actions import ActionRefused
+from streams.dashboard.assets import NO_CACHE, asset_response, page_response
 from streams.dashboard.monitor import PipelineMonitor
 from streams.dashboard.review_queue import ReviewAction, refusal, review_queue, send_review
 
@@ -46,12 +46,10 @@ ROUTE_ROLES = {
     ("POST", "/api/review/confirm"): "operator",
     ("POST", "/api/review/dismiss"): "operator",
 }
-STATIC = files("streams.dashboard") / "static"
 ASSETS = {
     "common.js": ("common.js", "application/javascript"),  # shared with the dashboard
     "review.js": ("review.js", "application/javascript"),
 }
-NO_CACHE = {"Cache-Control": "no-store"}
 
 
 def register_review_views(
@@ -78,14 +76,11 @@ def register_review_views(
 
     @faust_app.page("/review")
     async def review_page(web: View, request: Request) -> Response:
-        return web.html(_asset("review.html"), headers=NO_CACHE)
+        return page_response(web, "review.html")
 
     @faust_app.page("/review/{asset}")
     async def review_asset(web: View, request: Request, asset: str) -> Response:
-        if asset not in ASSETS:
-            return web.json({"error": f"no asset {asset!r}"}, status=404)
-        name, content_type = ASSETS[asset]
-        return web.text(_asset(name), content_type=content_type, headers=NO_CACHE)
+        return asset_response(web, ASSETS, asset)
 
     @faust_app.page("/api/review")
     async def api_review(web: View, request: Request) -> Response:
@@ -152,9 +147,6 @@ def _checked(kind: str, body: Any, actor: str, region: str) -> ReviewAction:
     return ReviewAction.checked(kind, body["number"], actor=actor, reason=body["reason"],
                                 region=region)
 
-
-def _asset(name: str) -> str:
-    return (STATIC / name).read_text(encoding="utf-8")
 
 
 def _limit(text: str | None) -> int:

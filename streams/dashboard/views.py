@@ -27,7 +27,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -40,6 +39,7 @@ from streams.access.masking import masked
 from streams.access.middleware import principal_of
 from streams.dashboard import queries
 from streams.dashboard.actions import ActionRefused, OperatorRequest, allow_number, send_appeal
+from streams.dashboard.assets import NO_CACHE, asset_response, page_response
 from streams.dashboard.clusters import find_clusters
 from streams.dashboard.monitor import PipelineMonitor
 
@@ -50,13 +50,11 @@ __all__ = ["register_views"]
 
 logger = logging.getLogger(__name__)
 
-STATIC = files("streams.dashboard") / "static"
 ASSETS = {
     "common.js": ("common.js", "application/javascript"),  # shared with the review page
     "app.js": ("dashboard.js", "application/javascript"),
     "app.css": ("dashboard.css", "text/css"),
 }
-NO_CACHE = {"Cache-Control": "no-store"}
 
 
 def register_views(app: CallguardApp, monitor: PipelineMonitor) -> None:
@@ -88,14 +86,11 @@ def register_views(app: CallguardApp, monitor: PipelineMonitor) -> None:
 
     @faust_app.page("/dashboard")
     async def dashboard(web: View, request: Request) -> Response:
-        return web.html(_asset("index.html"), headers=NO_CACHE)
+        return page_response(web, "index.html")
 
     @faust_app.page("/dashboard/{asset}")
     async def dashboard_asset(web: View, request: Request, asset: str) -> Response:
-        if asset not in ASSETS:
-            return web.json({"error": f"no asset {asset!r}"}, status=404)
-        name, content_type = ASSETS[asset]
-        return web.text(_asset(name), content_type=content_type, headers=NO_CACHE)
+        return asset_response(web, ASSETS, asset)
 
     @faust_app.page("/api/flags")
     async def api_flags(web: View, request: Request) -> Response:
@@ -179,9 +174,6 @@ async def _act(web: View, request: Request, subject: str, act: Callable[..., Any
     except ActionRefused as error:
         return web.json({"error": str(error)}, status=400)
 
-
-def _asset(name: str) -> str:
-    return (STATIC / name).read_text(encoding="utf-8")
 
 
 def _int(text: str | None, default: int, low: int, high: int) -> int:
