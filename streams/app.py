@@ -190,7 +190,7 @@ def create_app(settings: Settings) -> CallguardApp:
             settings.model_dir,
             settings.allowlist_path,
             flag_ttl_s=settings.flag_ttl_s,
-            appeal_suppression_s=settings.appeal_hold_s,
+            appeal_hold_s=settings.appeal_hold_s,
             appeal_review_margin=settings.appeal_review_margin,
             category_switch_ratio=settings.category_switch_ratio,
             block_hold_margin=settings.block_hold_margin,

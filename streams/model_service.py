@@ -48,7 +48,7 @@ class ModelService:
         allowlist_path: Path,
         *,
         flag_ttl_s: float,
-        appeal_suppression_s: float,
+        appeal_hold_s: float,
         category_switch_ratio: float = 1.5,
         block_hold_margin: float = 0.05,
         appeal_review_margin: float = 0.5,
@@ -56,9 +56,7 @@ class ModelService:
         self.holder = ModelHolder(ModelRegistry(model_dir), FEATURE_NAMES)
         self.allowlist_path = allowlist_path
         self.flag_ttl_ms = int(flag_ttl_s * 1000)
-        # The appeal hold (Settings.appeal_hold_s, which create_app passes by its
-        # former name, appeal_suppression_s).
-        self.appeal_hold_ms = int(appeal_suppression_s * 1000)
+        self.appeal_hold_ms = int(appeal_hold_s * 1000)
         self.appeal_review_margin = appeal_review_margin
         self.category_switch_ratio = category_switch_ratio
         self.block_hold_margin = block_hold_margin
