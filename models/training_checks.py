@@ -50,6 +50,23 @@ NUISANCE_CATEGORIES: tuple[str, ...] = (
 SEPARATION_WARNING = 0.99
 
 
+def require_learned(pr_auc: float, floor: float) -> None:
+    """Refuse (ValueError) a classifier whose in-distribution PR-AUC is below ``floor``.
+
+    A model that cannot tell nuisance from normal on rows drawn like its own
+    training rows learned nothing worth serving: its fit diverged or the
+    table's labels do not follow its features. Thresholds chosen on such a
+    model still reach their precision by flagging almost nothing, so without
+    this check it would look merely cautious.
+    """
+    if not pr_auc >= floor:
+        raise ValueError(
+            f"the classifier did not learn to separate nuisance from normal: PR-AUC "
+            f"{pr_auc:.4f} on its own hold-out, below {floor}. Check the training table's "
+            "labels and row counts per category, or lower TrainingOptions.learning_rate"
+        )
+
+
 def require_categories(
     labels: NDArray[np.str_], categories: Iterable[str], min_rows: int
 ) -> None:

@@ -272,3 +272,13 @@ def test_cli_refuses_both_or_neither_source(tmp_path: Path) -> None:
     missing = CliRunner().invoke(app, ["--data", str(tmp_path / "none"), "--no-register"])
     assert missing.exit_code == 2
     assert "cdrs.parquet" in missing.output
+
+
+def test_training_refuses_a_model_that_learned_nothing(small_data: TrainingData) -> None:
+    # Labels shuffled across rows: no feature follows them, so the hold-out PR-AUC
+    # falls to about the nuisance share and training says so instead of serving it.
+    table = small_data.table
+    labels = table.select(pl.struct("label", "campaign_id").shuffle(seed=3).alias("moved"))
+    shuffled = table.drop("label", "campaign_id").hstack(labels.unnest("moved"))
+    with pytest.raises(ValueError, match="did not learn to separate nuisance from normal"):
+        train(TrainingData(table=shuffled, campaigns=small_data.campaigns))
