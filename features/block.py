@@ -625,16 +625,15 @@ class CallerBlock:
     ) -> int:
         """Record that ``caller_keys[i]`` called ``numbers[i]`` at ``time_ms[i]``.
 
-        Only numbers with state learn it (as in the feature stage). Returns
-        how many notes were applied. With ``offset``, the noted rows count as
-        touched by that message (their offset advances).
+        Every number learns it, with or without calls of its own (a row is
+        made for a number the block does not hold), as in the feature stage.
+        Returns how many notes were applied. With ``offset``, the noted rows
+        count as touched by that message (their offset advances).
         """
-        rows = self.rows_of(numbers, create=False)
-        known = np.flatnonzero(rows >= 0)
         return self.note_inbound_rows(
-            rows[known],
-            np.asarray(caller_keys, dtype=np.uint64)[known],
-            np.asarray(time_ms, dtype=np.int64)[known],
+            self.rows_of(numbers, create=True),
+            np.asarray(caller_keys, dtype=np.uint64),
+            np.asarray(time_ms, dtype=np.int64),
             offset,
         )
 

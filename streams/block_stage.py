@@ -190,20 +190,24 @@ class BlockFeatureStage:
             stats.complaints = int(landed.sum())
             touched.append(block.rows_of(complaints.number, create=False))
         if len(inbound):
-            # Only numbers that already have state learn who called them (as in
-            # FeatureStage); Bloom filter adds are idempotent, so replays apply too.
-            rows = _look_up_again(
-                block, inbound.number, inbound_rows
-            )  # callers new in this message
-            known = np.flatnonzero(rows >= 0)
-            from_number, time_ms = inbound.from_number, inbound.time_ms
+            # Every called number learns who called it, with or without calls of
+            # its own: a number that is called first and calls back later must
+            # see the same reciprocity whatever order the two arrive in (input
+            # partitions, message cuts, a restart's replay). Bloom filter adds
+            # are idempotent, so replays apply too.
+            rows = inbound_rows.copy()
+            missing = np.flatnonzero(rows < 0)
+            if len(missing):
+                rows[missing] = block.rows_of(
+                    [inbound.number[i] for i in missing.tolist()], create=True
+                )
             stats.inbound = block.note_inbound_rows(
-                rows[known],
-                callee_keys([from_number[index] for index in known.tolist()]),
-                np.array([time_ms[index] for index in known.tolist()], np.int64),
+                rows,
+                callee_keys(inbound.from_number),
+                np.asarray(inbound.time_ms, np.int64),
                 offset,
             )
-            touched.append(rows[known])
+            touched.append(rows)
         last = pieces[-1]
         self.clock.note(partition, calls.caller[last], calls.start_ms[last])
         part, emitted = self._emit(self.clock.closed(partition), table, stats)

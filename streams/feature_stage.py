@@ -248,19 +248,18 @@ class FeatureStage:
             stats.complaints += record.state.note_complaints(times[rows])
 
     def _apply_inbound(self, batch, record_of, stats) -> None:  # type: ignore[no-untyped-def]
-        # Adding to a Bloom filter is idempotent: replays need no guard. Only
-        # numbers that already have state learn who called them, which keeps
-        # state to active callers.
+        # Adding to a Bloom filter is idempotent: replays need no guard. Every
+        # called number learns who called it, with or without calls of its own,
+        # so reciprocity does not depend on the order notes and calls arrive in.
         inbound = batch.inbound
         if not len(inbound):
             return
         times = np.asarray(inbound.time_ms, np.int64)
         keys = callee_keys(inbound.from_number)
         for number, rows in _group_rows(inbound.number):
-            record = record_of(number, False)
-            if record is not None:
-                record.state.note_inbound(keys[rows], times[rows])
-                stats.inbound += len(rows)
+            record = record_of(number, True)
+            record.state.note_inbound(keys[rows], times[rows])
+            stats.inbound += len(rows)
 
     def _emit(
         self,
