@@ -622,19 +622,22 @@ class CallerBlock:
         caller_keys: NDArray[np.uint64],
         time_ms: Int64Array,
         offset: int | None = None,
+        frontier_ms: int | None = None,
     ) -> int:
         """Record that ``caller_keys[i]`` called ``numbers[i]`` at ``time_ms[i]``.
 
         Every number learns it, with or without calls of its own (a row is
         made for a number the block does not hold), as in the feature stage.
         Returns how many notes were applied. With ``offset``, the noted rows
-        count as touched by that message (their offset advances).
+        count as touched by that message (their offset advances);
+        ``frontier_ms`` as in :meth:`note_inbound_rows`.
         """
         return self.note_inbound_rows(
             self.rows_of(numbers, create=True),
             np.asarray(caller_keys, dtype=np.uint64),
             np.asarray(time_ms, dtype=np.int64),
             offset,
+            frontier_ms,
         )
 
     def note_inbound_rows(
@@ -643,15 +646,59 @@ class CallerBlock:
         caller_keys: NDArray[np.uint64],
         time_ms: Int64Array,
         offset: int | None = None,
+        frontier_ms: int | None = None,
     ) -> int:
-        """:meth:`note_inbound` for numbers already mapped to their rows (all held)."""
+        """:meth:`note_inbound` for numbers already mapped to their rows (all held).
+
+        As :meth:`features.state.CallerState.note_inbound`: a call at or
+        after ``frontier_ms`` (no window ending at or before it is emitted
+        again; None: not known) waits in the row's inbox with its time, the
+        others join the inbound filter; when an inbox would hold more than
+        ``inbound_pending`` calls, its oldest join the filter.
+        """
         if len(rows) == 0:
             return 0
         if offset is not None:
             self.open(rows, offset)
-        keys = np.asarray(caller_keys, dtype=np.uint64)
+        rows = np.asarray(rows, dtype=np.int64)
+        hashes = key_hash32(np.asarray(caller_keys, dtype=np.uint64))
+        times = np.asarray(time_ms, dtype=np.int64)
+        columns = self.callers.columns
+        capacity = columns["inbox_ms"].shape[1]
+        unique = np.unique(rows)
+        held = np.arange(capacity) < columns["inbox_n"][unique].astype(np.int64)[:, None]
+        owner = np.nonzero(held)[0]
+        every_row = np.concatenate((unique[owner], rows))
+        every_ms = np.concatenate((columns["inbox_ms"][unique][held], times))
+        every_hash = np.concatenate((columns["inbox_hash"][unique][held], hashes))
+        order = np.lexsort((every_hash, every_ms, every_row))
+        every_row, every_ms, every_hash = every_row[order], every_ms[order], every_hash[order]
+        first = run_starts(every_row, every_ms, every_hash)  # a call noted twice counts once
+        every_row, every_ms, every_hash = every_row[first], every_ms[first], every_hash[first]
+        starts = run_starts(every_row)
+        run = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(every_row))))
+        count = np.diff(np.append(starts, len(every_row)))
+        from_end = count[run] - (np.arange(len(every_row)) - starts[run])  # 1: the newest
+        keep = from_end <= capacity
+        if frontier_ms is not None:
+            keep &= every_ms >= frontier_ms
+        self._merge_inbound(every_row[~keep], every_hash[~keep], every_ms[~keep])
+        kept = np.bincount(run, weights=keep, minlength=len(starts)).astype(np.int64)
+        position = kept[run] - from_end
+        columns["inbox_n"][unique] = 0
+        columns["inbox_n"][every_row[starts]] = kept
+        columns["inbox_ms"][every_row[keep], position[keep]] = every_ms[keep]
+        columns["inbox_hash"][every_row[keep], position[keep]] = every_hash[keep]
+        return len(rows)
+
+    def _merge_inbound(
+        self, rows: Int64Array, hashes: NDArray[np.uint32], times: Int64Array
+    ) -> None:
+        """Add calls (callers' 32-bit hashes) to the rows' inbound filters by generation."""
+        if len(rows) == 0:
+            return
         generation_ms = self.config.inbound_generation_s * 1000
-        generations = np.asarray(time_ms, dtype=np.int64) // generation_ms
+        generations = times // generation_ms
         columns = self.callers.columns
         inbound, current = columns["inbound"], columns["inbound_generation"]
         words = inbound.shape[1] // 2
@@ -669,11 +716,10 @@ class CallerBlock:
         # A note lands in the current or the previous generation, or nowhere.
         age = latest[np.searchsorted(unique, rows)] - generations
         keep = age <= 1
-        positions = _bloom_positions(key_hash32(keys[keep]), 64 * words)
+        positions = _bloom_positions(hashes[keep], 64 * words)
         word = (rows[keep] * inbound.shape[1] + age[keep] * words)[:, None] + positions // 64
         masks = np.left_shift(np.uint64(1), (positions % 64).astype(np.uint64))
         np.bitwise_or.at(inbound.reshape(-1), word.ravel(), masks.ravel())
-        return len(rows)
 
     # -- expiry --------------------------------------------------------------
 
@@ -721,14 +767,40 @@ class CallerBlock:
         columns["inbound"][old] = 0
         columns["inbound_generation"][old] = NO_BUCKET
         changed.extend((flushed, old, self._expire_held(rows, now_ms)))
+        changed.append(self._expire_inbox(rows, generation))
         empty = (
             (held[rows] == NO_BUCKET).all(axis=1)
             & (pending_n[rows] == 0)
             & ~columns["inbound"][rows].any(axis=1)
             & (columns["held_n"][rows] == 0)
+            & (columns["inbox_n"][rows] == 0)
         )
         kept = np.setdiff1d(np.concatenate(changed), rows[empty])
         return self.remove(rows[empty]), kept
+
+    def _expire_inbox(self, rows: Int64Array, generation: int) -> Int64Array:
+        """Drop inbox calls older than the previous inbound generation; the rows changed."""
+        columns = self.callers.columns
+        rows = rows[columns["inbox_n"][rows] > 0]
+        if len(rows) == 0:
+            return rows
+        count = columns["inbox_n"][rows].astype(np.int64)
+        capacity = columns["inbox_ms"].shape[1]
+        held = np.arange(capacity) < count[:, None]
+        generation_ms = self.config.inbound_generation_s * 1000
+        stale = held & (columns["inbox_ms"][rows] // generation_ms < generation - 1)
+        dropped = stale.sum(axis=1)  # a prefix: the inbox is in time order
+        rows, dropped, count = rows[dropped > 0], dropped[dropped > 0], count[dropped > 0]
+        position = np.arange(capacity)[None, :] + dropped[:, None]
+        inside = position < count[:, None]
+        source = np.minimum(position, capacity - 1)
+        for name in ("inbox_ms", "inbox_hash"):
+            values = columns[name][rows]
+            shifted = np.zeros_like(values)
+            shifted[inside] = np.take_along_axis(values, source, axis=1)[inside]
+            columns[name][rows] = shifted
+        columns["inbox_n"][rows] = count - dropped
+        return rows
 
     def _expire_held(self, rows: Int64Array, now_ms: int) -> Int64Array:
         """Drop held complaints older than every long window ending after ``now_ms``."""

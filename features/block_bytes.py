@@ -4,11 +4,12 @@ For the changelog: the value written per caller, read back by
 :meth:`~features.block.CallerBlock.load_row` when a worker recovers a
 partition. Layout (little-endian): a header (version, layout fingerprint,
 watermark, last offset, last emission, inbound generation, buffer length,
-recent-id count and position, whether the inbound filter follows, a bit per
-held ring slot, how many future complaint buckets are held), then the body:
-the held buckets, the buffer, the recent ids, the held complaints (buckets,
-counts), one slot record per held bucket (counters, sketch, histogram) and
-the filter.
+recent-id count and position, whether the inbound filter follows and how
+many inbox calls do (one byte: the flag, then the count shifted left by
+one), a bit per held ring slot, how many future complaint buckets are
+held), then the body: the held buckets, the buffer, the recent ids, the held
+complaints (buckets, counts), one slot record per held bucket (counters,
+sketch, histogram), the filter and the inbox (times, then hashes).
 
 **Version 3 packs the body by 4-byte words**: a bitmap with one bit per
 word of the body (padded to whole words), then only the words that are not
@@ -18,7 +19,8 @@ stored inverted so that they are zero too. On the simulator's traffic this
 took the mean row from 1,163 to about 330 bytes: less to send at every
 checkpoint, to store on the broker and to hold in the worker's table. The
 header says how long the body is, so the bitmap needs no length of its own.
-Version 2 rows (the body as is) are still read.
+Version 2 rows (the body as is) are still read, and version 3 rows (no
+inbox: the same layout with a count of 0), which version 4 extends.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ if TYPE_CHECKING:
 
 __all__ = ["layout_fingerprint", "load_row_bytes", "row_bytes", "row_watermarks", "rows_bytes"]
 
-_VERSION = 3
+_VERSION = 4
+_READ_VERSIONS = (3, 4)  # packed by words; 3 never has an inbox
 _UNPACKED_VERSION = 2  # the body as is, not packed by words
 _HEADER = struct.Struct("<BIqqqqBBBBHB")
 _HEADER_WORDS = _HEADER.size // 4  # 44 bytes: the body starts on a word boundary
@@ -91,6 +94,7 @@ def row_bytes(block: CallerBlock, row: int) -> bytes:
     recent_n = int(columns["recent_n"][row])
     inbound = columns["inbound"][row]
     has_inbound = bool(inbound.any())
+    inbox_n = int(columns["inbox_n"][row])
     held_n = int(columns["held_n"][row])
     header = _HEADER.pack(
         _VERSION,
@@ -102,7 +106,7 @@ def row_bytes(block: CallerBlock, row: int) -> bytes:
         pending_n,
         recent_n,
         int(columns["recent_next"][row]),
-        has_inbound,
+        int(has_inbound) | inbox_n << 1,
         _mask(used),
         held_n,
     )
@@ -119,6 +123,8 @@ def row_bytes(block: CallerBlock, row: int) -> bytes:
     parts.extend(_stored(name, slots[name][records]).tobytes() for name in _SLOT_COLUMNS)
     if has_inbound:
         parts.append(inbound.tobytes())
+    parts.append(columns["inbox_ms"][row, :inbox_n].tobytes())
+    parts.append(columns["inbox_hash"][row, :inbox_n].tobytes())
     return header + _packed_body(b"".join(parts))
 
 
@@ -192,7 +198,8 @@ def _rows_bytes(block: CallerBlock, rows: NDArray[np.int64]) -> list[bytes]:
     counts = {name: columns[name][rows].astype(np.int64) for name in _COUNTS}
     for name, count in counts.items():
         header[name] = count
-    header["has_inbound"] = has_inbound
+    inbox_n = columns["inbox_n"][rows].astype(np.int64)
+    header["has_inbound"] = has_inbound.astype(np.int64) | inbox_n << 1
     header["mask"] = (used.astype(np.int64) << np.arange(used.shape[1])).sum(axis=1)
     # (values: a 2-D prefix part, one row per caller, or slot records; items per caller)
     prefix_parts: list[tuple[NDArray[Any], NDArray[np.int64]]] = [
@@ -209,11 +216,13 @@ def _rows_bytes(block: CallerBlock, rows: NDArray[np.int64]) -> list[bytes]:
     item_bytes = [values.itemsize for values, _ in prefix_parts]
     item_bytes += [values[0].nbytes if len(values) else 0 for values in slot_parts]
     item_bytes.append(inbound[0].nbytes)
+    inbox_parts = [columns["inbox_ms"][rows], columns["inbox_hash"][rows]]
+    item_bytes += [values.itemsize for values in inbox_parts]
     items = [count for _, count in prefix_parts] + [n_used] * len(slot_parts)
-    items.append(has_inbound.astype(np.int64))
+    items += [has_inbound.astype(np.int64), inbox_n, inbox_n]
     sizes = [count * size for count, size in zip(items, item_bytes, strict=True)]
     row_size = np.sum(sizes, axis=0)
-    slack = max(values[0].nbytes for values, _ in prefix_parts)
+    slack = max(values[0].nbytes for values in [v for v, _ in prefix_parts] + inbox_parts)
     stride = -(-(int(row_size.max()) + slack) // 4) * 4
     row_start = np.arange(len(rows), dtype=np.int64) * stride
     buffer = _buffer(len(rows) * stride)  # every byte of every row gets written
@@ -222,7 +231,8 @@ def _rows_bytes(block: CallerBlock, rows: NDArray[np.int64]) -> list[bytes]:
         _scatter(buffer, piece_start, values)
         piece_start += size
     held_slot = np.arange(records.shape[1]) < n_used[:, None]
-    for values, size in zip(slot_parts, sizes[len(prefix_parts) : -1], strict=True):
+    slot_sizes = sizes[len(prefix_parts) : len(prefix_parts) + len(slot_parts)]
+    for values, size in zip(slot_parts, slot_sizes, strict=True):
         if len(values):
             record_bytes = values[0].nbytes
             starts = piece_start[:, None] + np.arange(records.shape[1]) * record_bytes
@@ -230,6 +240,10 @@ def _rows_bytes(block: CallerBlock, rows: NDArray[np.int64]) -> list[bytes]:
         piece_start += size
     if has_inbound.any():
         _scatter(buffer, piece_start[has_inbound], inbound[has_inbound])
+    piece_start += sizes[len(prefix_parts) + len(slot_parts)]
+    for values, size in zip(inbox_parts, sizes[-2:], strict=True):
+        _scatter(buffer, piece_start, values)  # the unused tail spills as a prefix part's
+        piece_start += size
     # The bytes after a row's end, up to its last whole word, may hold a spill: zeroed.
     tail = -row_size % 4
     for extra in range(1, 4):
@@ -307,10 +321,11 @@ def load_row_bytes(block: CallerBlock, row: int, data: bytes) -> None:
     """Fill the fresh ``row`` (no slots held) from :func:`row_bytes` output (or version 2)."""
     fields = _HEADER.unpack_from(data, 0)
     version, fingerprint, watermark, last_offset, last_emitted, generation = fields[:6]
-    pending_n, recent_n, recent_next, has_inbound, mask, held_n = fields[6:]
-    if version not in (_VERSION, _UNPACKED_VERSION):
+    pending_n, recent_n, recent_next, inbound_byte, mask, held_n = fields[6:]
+    has_inbound, inbox_n = inbound_byte & 1, inbound_byte >> 1
+    if version not in (*_READ_VERSIONS, _UNPACKED_VERSION):
         raise ValueError(
-            f"caller block row version {version}, this code reads {_UNPACKED_VERSION} and "
+            f"caller block row version {version}, this code reads {_UNPACKED_VERSION} to "
             f"{_VERSION}"
         )
     if fingerprint != block.fingerprint:
@@ -319,8 +334,13 @@ def load_row_bytes(block: CallerBlock, row: int, data: bytes) -> None:
     ring = columns["bucket"].shape[1]
     used = ((mask >> np.arange(ring)) & 1).astype(bool)
     n_used = int(used.sum())
-    if version == _VERSION:
-        body_bytes = _body_bytes(block, n_used, pending_n, recent_n, held_n, has_inbound)
+    if inbox_n > columns["inbox_ms"].shape[1]:
+        raise ValueError(
+            f"caller block row holds {inbox_n} inbox calls, this FeatureConfig "
+            f"{columns['inbox_ms'].shape[1]} (inbound_pending)"
+        )
+    if version in _READ_VERSIONS:
+        body_bytes = _body_bytes(block, n_used, pending_n, recent_n, held_n, has_inbound, inbox_n)
         data = data[: _HEADER.size] + _unpacked_body(data, body_bytes)
     offset = _HEADER.size
 
@@ -348,29 +368,41 @@ def load_row_bytes(block: CallerBlock, row: int, data: bytes) -> None:
     slots = block.slots.columns
     for name in _SLOT_COLUMNS:
         values = take(slots[name].dtype, n_used, slots[name].shape[1:])
-        slots[name][records] = _stored(name, values) if version == _VERSION else values
+        slots[name][records] = _stored(name, values) if version in _READ_VERSIONS else values
     columns["bucket"][row, used] = held
     columns["slot"][row, used] = records
     if has_inbound:
         columns["inbound"][row] = take(columns["inbound"].dtype, 1, columns["inbound"].shape[1:])[0]
+    columns["inbox_n"][row] = inbox_n
+    columns["inbox_ms"][row, :inbox_n] = take(columns["inbox_ms"].dtype, inbox_n)
+    columns["inbox_hash"][row, :inbox_n] = take(columns["inbox_hash"].dtype, inbox_n)
     if offset != len(data):
         raise ValueError(f"caller block row has {len(data) - offset} trailing bytes")
 
 
 def _body_bytes(
-    block: CallerBlock, slots: Any, pending: Any, recent: Any, held: Any, inbound: Any
+    block: CallerBlock,
+    slots: Any,
+    pending: Any,
+    recent: Any,
+    held: Any,
+    inbound: Any,
+    inbox: Any = 0,
 ) -> Any:
     """How long a row's unpacked body is, from the counts in its header (or many rows').
 
     Counts are ints for one row, arrays for many (``features.block_load``).
     """
     per_slot, per_pending, per_recent, per_held, filter_bytes = _item_bytes(block)
+    columns = block.callers.columns
+    per_inbox = columns["inbox_ms"].itemsize + columns["inbox_hash"].itemsize
     return (
         slots * per_slot
         + pending * per_pending
         + recent * per_recent
         + held * per_held
         + inbound * filter_bytes
+        + inbox * per_inbox
     )
 
 

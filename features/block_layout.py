@@ -3,8 +3,10 @@
 Callers (one record each): watermark, the streaming bookkeeping (last
 applied offset, last emission, a ring of recent ``cdr_id`` fingerprints),
 the bucket held by each ring slot of both windows (short slots first) and a
-reference into the slot table, the reorder buffer, the inbound filter and
-the complaints held for short buckets ahead of the watermark (ascending).
+reference into the slot table, the reorder buffer, the inbound filter, the
+calls to the number held until the event clock passes them (times and
+hashes of their callers, ascending) and the complaints held for short
+buckets ahead of the watermark (ascending).
 
 Slots (one record per *held* bucket, allocated on demand and released when
 the bucket expires): the counters, sketch and histogram of
@@ -60,6 +62,9 @@ def caller_layout(config: FeatureConfig) -> Layout:
         "recent_n": ((), np.dtype(np.uint8), 0),
         "recent_next": ((), np.dtype(np.uint8), 0),
         "inbound": ((2 * config.inbound_bloom_bits // 64,), np.dtype(np.uint64), 0),
+        "inbox_ms": ((config.inbound_pending,), np.dtype(np.int64), 0),
+        "inbox_hash": ((config.inbound_pending,), np.dtype(np.uint32), 0),
+        "inbox_n": ((), np.dtype(np.uint8), 0),
         "held_bucket": ((HELD_COMPLAINTS,), np.dtype(np.int64), NO_BUCKET),
         "held_count": ((HELD_COMPLAINTS,), np.dtype(np.uint32), 0),
         "held_n": ((), np.dtype(np.uint8), 0),

@@ -3,7 +3,7 @@
 :func:`features.block_bytes.load_row_bytes` reads one row in about 50 µs,
 mostly Python and numpy calls per part of the layout. A worker that keeps
 idle callers as bytes (``CALLGUARD_CALLER_HOT_S``) loads hundreds of them per
-message, so :func:`load_rows_bytes` reads a list of version 3 rows with a
+message, so :func:`load_rows_bytes` reads a list of version 3 or 4 rows with a
 fixed number of numpy operations:
 
 1. the headers, as one record array;
@@ -11,7 +11,7 @@ fixed number of numpy operations:
    bitmaps gathered and unpacked together, the non-zero words scattered to
    where their bits say;
 3. each part of the layout (held buckets, buffer, recent ids, held
-   complaints, slot records, filter) gathered from the table at its per-row
+   complaints, slot records, filter, inbox) gathered from the table at its per-row
    offset, as a fixed-width block per row, and assigned where the row's
    counts say.
 
@@ -32,8 +32,8 @@ from features.block_bytes import (
     _HEADER,
     _HEADER_FIELDS,
     _HEADER_WORDS,
+    _READ_VERSIONS,
     _SLOT_COLUMNS,
-    _VERSION,
     _WORD,
     _body_bytes,
     _stored,
@@ -46,7 +46,7 @@ __all__ = ["load_rows_bytes"]
 
 
 def load_rows_bytes(block: CallerBlock, rows: NDArray[np.int64], datas: list[bytes]) -> None:
-    """Fill the fresh ``rows`` (no slots held) from version 3 row bytes, one row each."""
+    """Fill the fresh ``rows`` (no slots held) from version 3 or 4 row bytes, one row each."""
     count = len(rows)
     if count == 0:
         return
@@ -56,7 +56,8 @@ def load_rows_bytes(block: CallerBlock, rows: NDArray[np.int64], datas: list[byt
     raw = np.frombuffer(b"".join(datas), _WORD)
     starts = (np.cumsum(lengths) - lengths) // 4  # in words
     header = raw[starts[:, None] + np.arange(_HEADER_WORDS)].view(_HEADER_FIELDS)[:, 0]
-    if (header["version"] != _VERSION).any() or (header["fingerprint"] != block.fingerprint).any():
+    known = np.isin(header["version"], _READ_VERSIONS)
+    if not known.all() or (header["fingerprint"] != block.fingerprint).any():
         raise ValueError("a row of another version or FeatureConfig")
     columns = block.callers.columns
     limits = {
@@ -65,15 +66,19 @@ def load_rows_bytes(block: CallerBlock, rows: NDArray[np.int64], datas: list[byt
         "recent_next": columns["recent"].shape[1] - 1,
         "held_n": columns["held_bucket"].shape[1],
     }
-    if any((header[name] > limit).any() for name, limit in limits.items()):
+    inbox_n = header["has_inbound"].astype(np.int64) >> 1
+    if any((header[name] > limit).any() for name, limit in limits.items()) or (
+        inbox_n > columns["inbox_ms"].shape[1]
+    ).any():
         raise ValueError("a row counts more items than the layout holds")
     ring = columns["bucket"].shape[1]
     used = ((header["mask"].astype(np.int64)[:, None] >> np.arange(ring)) & 1).astype(bool)
     n_used = used.sum(axis=1)
     counts = {name: header[name].astype(np.int64) for name in ("pending_n", "recent_n", "held_n")}
-    has_inbound = header["has_inbound"].astype(bool)
+    has_inbound = (header["has_inbound"] & 1).astype(bool)
     body_bytes = _body_bytes(
-        block, n_used, counts["pending_n"], counts["recent_n"], counts["held_n"], has_inbound
+        block, n_used, counts["pending_n"], counts["recent_n"], counts["held_n"], has_inbound,
+        inbox_n,
     )
     body = _unpacked_bodies(raw, starts, lengths // 4, body_bytes)
     offset = np.arange(count, dtype=np.int64) * body.shape[1]  # into the flat table
@@ -127,6 +132,10 @@ def load_rows_bytes(block: CallerBlock, rows: NDArray[np.int64], datas: list[byt
         shape = columns["inbound"].shape[1:]
         values = take(columns["inbound"].dtype, has_inbound.astype(np.int64), shape)
         columns["inbound"][rows[has_inbound]] = values[has_inbound, 0]
+    columns["inbox_n"][rows] = inbox_n
+    if inbox_n.any():
+        for name in ("inbox_ms", "inbox_hash"):
+            fill(name, take(columns[name].dtype, inbox_n), inbox_n)
 
 
 def _unpacked_bodies(

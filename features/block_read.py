@@ -45,7 +45,7 @@ def block_features(
     halves = []
     for name in ("short", "long"):
         aggregate = window_aggregates(block, rows, ends, name)
-        halves.append(window_features(aggregate, _reciprocity(block, rows, aggregate)))
+        halves.append(window_features(aggregate, _reciprocity(block, rows, ends, aggregate)))
     return np.hstack(halves)
 
 
@@ -200,9 +200,14 @@ def _concatenate(first: Aggregates, second: Aggregates) -> Aggregates:
 
 
 def _reciprocity(
-    block: CallerBlock, rows: Int64Array, aggregate: Aggregates
+    block: CallerBlock, rows: Int64Array, end_ms: Int64Array, aggregate: Aggregates
 ) -> NDArray[np.float64]:
-    """Share of each row's sampled callees that its inbound filter says called back."""
+    """Share of each row's sampled callees that called back before the window's end.
+
+    Called back: in the inbound filter, or in the inbox with a time from the
+    start of the previous inbound generation to ``end_ms`` (as
+    ``CallerState._reciprocity``).
+    """
     inbound = block.callers.columns["inbound"]
     words = inbound.shape[1] // 2
     sampled = aggregate.kmv_hash != EMPTY_HASH
@@ -211,9 +216,26 @@ def _reciprocity(
     word_index = (rows[owner] * inbound.shape[1])[:, None] + positions // 64
     bit = (positions % 64).astype(np.uint64)
     flat = inbound.reshape(-1)
+    columns = block.callers.columns
+    generation_ms = block.config.inbound_generation_s * 1000
+    wanted = (end_ms - 1) // generation_ms  # the window's generation and the one before
+    current = columns["inbound_generation"][rows]
     called_back = np.zeros(len(owner), bool)
-    for half in (0, 1):
+    for half in (0, 1):  # the filter's current generation, then the previous one
+        valid = (current - half >= wanted - 1) & (current - half <= wanted) & (current != NO_BUCKET)
         cells = flat[word_index + half * words]
-        called_back |= np.all((cells >> bit) & np.uint64(1) == 1, axis=1)
+        called_back |= np.all((cells >> bit) & np.uint64(1) == 1, axis=1) & valid[owner]
+    waiting = columns["inbox_n"][rows].astype(np.int64)
+    if waiting.any() and len(owner):
+        horizon = (wanted - 1) * generation_ms
+        times = columns["inbox_ms"][rows]
+        live = (
+            (np.arange(times.shape[1]) < waiting[:, None])
+            & (times < end_ms[:, None])
+            & (times >= horizon[:, None])
+        )
+        hashes = columns["inbox_hash"][rows]
+        sampled_hash = aggregate.kmv_hash[owner, position]
+        called_back |= ((hashes[owner] == sampled_hash[:, None]) & live[owner]).any(axis=1)
     back = np.bincount(owner, weights=called_back, minlength=len(rows)).astype(np.int64)
     return reciprocity(back, sampled.sum(axis=1))

@@ -53,7 +53,10 @@ class FeatureConfig:
     how many recent calls per caller are held back to put the gap and
     sequential-dialling statistics in event-time order (see
     :mod:`features.state`). ``kmv_k`` and ``segment_bins`` size the sketches
-    (see :mod:`features.sketch` for their errors).
+    (see :mod:`features.sketch` for their errors). ``inbound_pending``: how
+    many calls to a number are held, with their times, until the event clock
+    has passed them, before they join its inbound filter (see
+    :meth:`features.state.CallerState.note_inbound`).
     """
 
     short_window_s: int = 600
@@ -72,6 +75,7 @@ class FeatureConfig:
     segment_bins: int = 16
     inbound_bloom_bits: int = 512
     inbound_generation_s: int = 86_400
+    inbound_pending: int = 8
     utc_offset_ms: int = field(init=False, repr=False, compare=False)
     _window_specs: tuple[WindowSpec, WindowSpec] = field(init=False, repr=False, compare=False)
 
@@ -146,6 +150,7 @@ class FeatureConfig:
             f"must be a multiple of 64 between 64 and 65536, got {bits}",
         )
         _require(self.inbound_generation_s > 0, "inbound_generation_s", "must be > 0")
+        _require(0 <= self.inbound_pending <= 127, "inbound_pending", "must be 0-127")
 
     def window(self, name: WindowName) -> WindowSpec:
         """The short or the long window, with the ring size that covers the grace."""

@@ -89,6 +89,8 @@ class CallerState:
         "_held_count",
         "_inbound",
         "_inbound_generation",
+        "_inbox_hash",
+        "_inbox_ms",
         "_pending_key",
         "_pending_ms",
         "_rings",
@@ -106,6 +108,8 @@ class CallerState:
         self._pending_key = np.empty(0, np.uint64)
         self._inbound = np.zeros(2 * config.inbound_bloom_bits // 64, np.uint64)
         self._inbound_generation = _NO_BUCKET
+        self._inbox_ms = np.empty(0, np.int64)  # calls not yet in the filter, ascending
+        self._inbox_hash = np.empty(0, np.uint32)
         self._held_bucket = np.empty(0, np.int64)  # ascending short buckets
         self._held_count = np.empty(0, np.int64)
 
@@ -247,22 +251,53 @@ class CallerState:
             self._land_complaints(bucket * short_hop_ms, count)
         self._held_bucket, self._held_count = self._held_bucket[due:], self._held_count[due:]
 
-    def note_inbound(self, caller_keys: NDArray[np.uint64], time_ms: NDArray[np.int64]) -> None:
+    def note_inbound(
+        self,
+        caller_keys: NDArray[np.uint64],
+        time_ms: NDArray[np.int64],
+        frontier_ms: int | None = None,
+    ) -> None:
         """Record that these numbers (callee keys) called this caller at these times.
 
         The agent calls this on the *callee's* state for every CDR, so that a
         caller's callees who call back can be recognised. Two generations of
         ``inbound_generation_s`` are kept: a call-back counts if it happened
-        in the current generation or the one before.
+        in the current generation or the one before, and before the end of
+        the window whose features are read.
+
+        That last condition is why calls wait in an inbox, with their times,
+        until the event clock has passed them: ``frontier_ms`` is the time at
+        or before which no window end will be emitted again (the partition's
+        closed buckets; None: not known), so a call before it can join the
+        filter, which has no times. Otherwise a row emitted after a restart
+        or a slow batch would count call-backs made after its window ended.
+        At most ``inbound_pending`` calls wait; beyond that the oldest join
+        the filter early.
         """
-        keys = np.asarray(caller_keys, dtype=np.uint64)
-        generation_ms = self.config.inbound_generation_s * 1000
-        generations = np.asarray(time_ms, dtype=np.int64) // generation_ms
-        if len(keys) == 0:
+        hashes = key_hash32(np.asarray(caller_keys, dtype=np.uint64))
+        times = np.asarray(time_ms, dtype=np.int64)
+        if len(hashes) == 0:
             return
+        every_ms = np.concatenate((self._inbox_ms, times))
+        every_hash = np.concatenate((self._inbox_hash, hashes))
+        order = np.lexsort((every_hash, every_ms))
+        every_ms, every_hash = every_ms[order], every_hash[order]
+        first = run_starts(every_ms, every_hash)  # a call noted twice counts once
+        every_ms, every_hash = every_ms[first], every_hash[first]
+        keep = np.arange(len(every_ms)) >= len(every_ms) - self.config.inbound_pending
+        if frontier_ms is not None:
+            keep &= every_ms >= frontier_ms
+        self._merge_inbound(every_hash[~keep], every_ms[~keep])
+        self._inbox_ms, self._inbox_hash = every_ms[keep], every_hash[keep]
+
+    def _merge_inbound(self, hashes: NDArray[np.uint32], time_ms: NDArray[np.int64]) -> None:
+        """Add calls (callers' 32-bit hashes) to the inbound filter by generation."""
+        if len(hashes) == 0:
+            return
+        generation_ms = self.config.inbound_generation_s * 1000
+        generations = time_ms // generation_ms
         order = np.argsort(generations, kind="stable")
-        keys, generations = keys[order], generations[order]
-        hashes = key_hash32(keys)
+        hashes, generations = hashes[order], generations[order]
         words = len(self._inbound) // 2
         for generation in np.unique(generations).tolist():
             self._rotate_inbound(generation, words)
@@ -316,6 +351,9 @@ class CallerState:
         if self._inbound_generation < generation - 1:
             self._inbound[:] = 0
             self._inbound_generation = _NO_BUCKET
+        generation_ms = config.inbound_generation_s * 1000
+        fresh = self._inbox_ms // generation_ms >= generation - 1
+        self._inbox_ms, self._inbox_hash = self._inbox_ms[fresh], self._inbox_hash[fresh]
         long = config.windows[1]
         oldest_long = -(-now_ms // long.hop_ms) - long.buckets_per_window
         stale = (self._held_bucket * (config.short_hop_s * 1000)) // long.hop_ms < oldest_long
@@ -325,6 +363,7 @@ class CallerState:
             not buckets_left
             and len(self._pending_ms) == 0
             and not self._inbound.any()
+            and len(self._inbox_ms) == 0
             and len(self._held_bucket) == 0
         )
 
@@ -397,20 +436,29 @@ class CallerState:
     def window_features(self, window: WindowName, end_ms: int | None = None) -> NDArray[np.float64]:
         """One window's half of :meth:`features`."""
         aggregate = self.window_aggregate(window, end_ms)
-        return window_features(aggregate, self._reciprocity(aggregate))[0]
+        end = self.default_end_ms() if end_ms is None else end_ms
+        return window_features(aggregate, self._reciprocity(aggregate, end))[0]
 
     def feature_dict(self, end_ms: int | None = None) -> dict[str, float]:
         """:meth:`features` as a name -> value mapping."""
         return dict(zip(FEATURE_NAMES, self.features(end_ms).tolist(), strict=True))
 
-    def _reciprocity(self, aggregate: Aggregates) -> NDArray[np.float64]:
+    def _reciprocity(self, aggregate: Aggregates, end_ms: int) -> NDArray[np.float64]:
+        """Share of the sampled callees in the filter, or in the inbox before ``end_ms``."""
         sampled = aggregate.kmv_hash[0][aggregate.kmv_hash[0] != EMPTY_HASH]
-        if len(sampled) == 0 or not self._inbound.any():
+        if len(sampled) == 0 or not (self._inbound.any() or len(self._inbox_ms)):
             return np.zeros(1)
         words = len(self._inbound) // 2
-        called_back = bloom_contains(self._inbound[:words], sampled) | bloom_contains(
-            self._inbound[words:], sampled
-        )
+        generation_ms = self.config.inbound_generation_s * 1000
+        wanted = (end_ms - 1) // generation_ms  # the window's generation and the one before
+        called_back = np.zeros(len(sampled), bool)
+        for half in (0, 1):  # the filter's current generation, then the previous one
+            if wanted - 1 <= self._inbound_generation - half <= wanted:
+                half_words = self._inbound[half * words : (half + 1) * words]
+                called_back |= bloom_contains(half_words, sampled)
+        horizon = (wanted - 1) * generation_ms
+        live = (self._inbox_ms < end_ms) & (self._inbox_ms >= horizon)
+        called_back |= np.isin(sampled, self._inbox_hash[live])
         return reciprocity(np.array([np.count_nonzero(called_back)]), np.array([len(sampled)]))
 
     # -- serialisation -----------------------------------------------------
@@ -441,10 +489,17 @@ def _concatenate(first: Aggregates, second: Aggregates) -> Aggregates:
 # key), (version 2) the held complaints, then per used slot a fixed record, its
 # sketch entries and its non-zero histogram counters, then the filter words.
 # Version 1 is written when no complaint is held, so workers of the previous
-# release still read most states during a rolling upgrade.
+# release still read most states during a rolling upgrade. Version 3 adds the
+# inbox (a count in the header; after the filter, its times as i8 then its
+# hashes as u4) and is written only when the inbox holds calls, for the same
+# reason.
 
-_VERSION = 2
-_HEADERS = {1: struct.Struct("<BIqqBBBB"), 2: struct.Struct("<BIqqBBBBB")}
+_VERSION = 3
+_HEADERS = {
+    1: struct.Struct("<BIqqBBBB"),
+    2: struct.Struct("<BIqqBBBBB"),
+    3: struct.Struct("<BIqqBBBBBB"),
+}
 _SLOT = np.dtype(
     [
         ("bucket_back", "<i4"),  # watermark bucket minus this bucket
@@ -506,8 +561,9 @@ def _encode(state: CallerState) -> bytes:
     ]
     complaints = np.empty(len(state._held_bucket), _HELD)
     complaints["bucket"], complaints["count"] = state._held_bucket, state._held_count
-    version = 2 if len(complaints) else 1
-    extra = [len(complaints)] if version == 2 else []
+    inbox = len(state._inbox_ms)
+    version = 3 if inbox else 2 if len(complaints) else 1
+    extra = [len(complaints), inbox][: version - 1]
     header = _HEADERS[version].pack(version, *fields, *extra)
     parts = [header, pending.tobytes(), complaints.tobytes()]
     for index, window in enumerate(config.windows):
@@ -517,6 +573,9 @@ def _encode(state: CallerState) -> bytes:
             parts.extend(_encode_slot(ring, slot, int(held[slot]), watermark_bucket, window))
     if has_inbound:
         parts.append(state._inbound.astype("<u8").tobytes())
+    if inbox:
+        parts.append(state._inbox_ms.astype("<i8").tobytes())
+        parts.append(state._inbox_hash.astype("<u4").tobytes())
     return b"".join(parts)
 
 
@@ -568,6 +627,7 @@ def _decode(data: bytes, config: FeatureConfig) -> CallerState:
     fields = _HEADERS[version].unpack_from(data, 0)
     fingerprint, watermark, generation, n_pending, used_short, used_long, has_inbound = fields[1:8]
     n_held = fields[8] if version >= 2 else 0
+    n_inbox = fields[9] if version >= 3 else 0
     if fingerprint != _layout_fingerprint(config):
         raise ValueError("caller state was written under another FeatureConfig (windows, sketches)")
     state.watermark_ms, state._inbound_generation = watermark, generation
@@ -590,6 +650,12 @@ def _decode(data: bytes, config: FeatureConfig) -> CallerState:
         words = len(state._inbound)
         state._inbound[:] = np.frombuffer(data, "<u8", words, offset)
         offset += 8 * words
+    if n_inbox > config.inbound_pending:
+        raise ValueError(f"caller state holds {n_inbox} inbox calls, inbound_pending allows fewer")
+    state._inbox_ms = np.frombuffer(data, "<i8", n_inbox, offset).astype(np.int64)
+    offset += 8 * n_inbox
+    state._inbox_hash = np.frombuffer(data, "<u4", n_inbox, offset).astype(np.uint32)
+    offset += 4 * n_inbox
     if offset != len(data):
         raise ValueError(f"caller state has {len(data) - offset} trailing bytes (config mismatch?)")
     return state

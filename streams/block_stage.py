@@ -164,6 +164,28 @@ class BlockFeatureStage:
             self._recover_clock(table, partition, stats)
         block.begin(offset)
         touched, emission = [], Emission()
+        if len(inbound):
+            # Every called number learns who called it, with or without calls of
+            # its own, before the message's calls: a row emitted at one of the
+            # message's cuts counts the call-backs before its window's end
+            # (the inbox keeps their times), whatever order calls and notes
+            # arrive in (input partitions, message cuts, a restart's replay).
+            # Bloom filter adds and inbox entries are idempotent: replays apply.
+            rows = inbound_rows.copy()
+            missing = np.flatnonzero(rows < 0)
+            if len(missing):
+                rows[missing] = block.rows_of(
+                    [inbound.number[i] for i in missing.tolist()], create=True
+                )
+            stats.inbound = block.note_inbound_rows(
+                rows,
+                callee_keys(inbound.from_number),
+                np.asarray(inbound.time_ms, np.int64),
+                offset,
+                self.clock.frontier(partition),
+            )
+            touched.append(rows)
+            caller_rows = _look_up_again(block, calls.caller, caller_rows)
         pieces = self.clock.cuts(partition, calls.start_ms)
         if len(calls):
             columns, ids = call_batch(calls, self.config), fingerprints(calls.cdr_id)
@@ -173,7 +195,7 @@ class BlockFeatureStage:
                 )
                 update = block.update(
                     calls.caller[piece], columns.take(piece), ids[piece], offset,
-                    rows=rows, continued=number > 0,
+                    rows=rows, continued=True,  # begun above; the notes may have opened rows
                 )
                 for name, count in update.counts.items():
                     setattr(stats, name, getattr(stats, name) + count)
@@ -189,25 +211,6 @@ class BlockFeatureStage:
             )
             stats.complaints = int(landed.sum())
             touched.append(block.rows_of(complaints.number, create=False))
-        if len(inbound):
-            # Every called number learns who called it, with or without calls of
-            # its own: a number that is called first and calls back later must
-            # see the same reciprocity whatever order the two arrive in (input
-            # partitions, message cuts, a restart's replay). Bloom filter adds
-            # are idempotent, so replays apply too.
-            rows = inbound_rows.copy()
-            missing = np.flatnonzero(rows < 0)
-            if len(missing):
-                rows[missing] = block.rows_of(
-                    [inbound.number[i] for i in missing.tolist()], create=True
-                )
-            stats.inbound = block.note_inbound_rows(
-                rows,
-                callee_keys(inbound.from_number),
-                np.asarray(inbound.time_ms, np.int64),
-                offset,
-            )
-            touched.append(rows)
         last = pieces[-1]
         self.clock.note(partition, calls.caller[last], calls.start_ms[last])
         part, emitted = self._emit(self.clock.closed(partition), table, stats)

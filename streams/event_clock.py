@@ -152,6 +152,15 @@ class OpenBuckets:
             self._closed_through[partition] = closed
         self.note(partition, numbers, start_ms)
 
+    def frontier(self, partition: int) -> int | None:
+        """No bucket ending at or before this is emitted again in ``partition`` (None: not yet).
+
+        Every row emitted from now on has a window end after it, so a call
+        to a number before it counts for all of them (the inbox of
+        :meth:`features.state.CallerState.note_inbound`).
+        """
+        return self._closed_through.get(partition)
+
     def watermark(self, partition: int) -> int | None:
         """The latest call start seen in ``partition`` (None before any)."""
         return self._watermark.get(partition)

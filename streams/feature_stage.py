@@ -146,6 +146,9 @@ class FeatureStage:
                 prior_offset[number] = record.last_offset  # opened by this message
             return record
 
+        # Inbound notes first: rows emitted at the message's cuts count the
+        # call-backs before their window's end (see BlockFeatureStage._apply).
+        self._apply_inbound(batch, record_of, stats, self.clock.frontier(partition))
         calls, emission = batch.calls, Emission()
         pieces = self.clock.cuts(partition, calls.start_ms)
         stats.calls = len(calls)
@@ -155,7 +158,6 @@ class FeatureStage:
                 self.clock.note(partition, calls.caller[piece], calls.start_ms[piece])
                 emission.extend(self._emit(self.clock.closed(partition), touched, table, stats))
         self._apply_complaints(batch, offset, record_of, prior_offset, stats)
-        self._apply_inbound(batch, record_of, stats)
         for number in prior_offset:  # not the callers only emitted
             touched[number].last_offset = max(touched[number].last_offset, offset)
         last = pieces[-1]
@@ -247,7 +249,7 @@ class FeatureStage:
                 continue
             stats.complaints += record.state.note_complaints(times[rows])
 
-    def _apply_inbound(self, batch, record_of, stats) -> None:  # type: ignore[no-untyped-def]
+    def _apply_inbound(self, batch, record_of, stats, frontier_ms) -> None:  # type: ignore[no-untyped-def]
         # Adding to a Bloom filter is idempotent: replays need no guard. Every
         # called number learns who called it, with or without calls of its own,
         # so reciprocity does not depend on the order notes and calls arrive in.
@@ -258,7 +260,7 @@ class FeatureStage:
         keys = callee_keys(inbound.from_number)
         for number, rows in _group_rows(inbound.number):
             record = record_of(number, True)
-            record.state.note_inbound(keys[rows], times[rows])
+            record.state.note_inbound(keys[rows], times[rows], frontier_ms)
             stats.inbound += len(rows)
 
     def _emit(

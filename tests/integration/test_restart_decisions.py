@@ -1,5 +1,5 @@
 """The same decisions whatever happens: a day produced in small messages is decided as one in
-large messages, and (not yet) a worker killed mid-day and restarted as one that ran through;
+large messages, and a worker killed mid-day and restarted as one that ran through;
 decision ids compared.
 
 A small day goes to ``cdr.raw`` in event-time order, ended by one call per routed partition an
@@ -141,12 +141,6 @@ def test_small_or_large_messages_give_the_same_decisions(
     assert small == through, _differences(small, through)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reciprocity is read from every inbound note the number has received when its "
-    "row is emitted, including calls after the window's end: after a restart the state "
-    "recovered is ahead of the offsets replayed, so rows emitted again see later call-backs",
-)
 def test_a_worker_killed_and_restarted_decides_as_one_that_ran_through(
     start_worker, model_dir, tmp_path, kafka_producer, kafka_bootstrap
 ):

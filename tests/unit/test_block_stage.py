@@ -717,3 +717,37 @@ def test_expire_idle_keeps_callers_of_other_partitions() -> None:
     removed = stage.expire_idle(far, table, partition=1, partitions=2).removed
     assert removed and all(partition_for_number(n, 2) == 1 for n in removed)
     assert sorted(table) == sorted(n for n in numbers if partition_for_number(n, 2) == 0)
+
+
+# -- call-backs ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", [FeatureStage, BlockFeatureStage])
+@pytest.mark.parametrize(
+    "order",
+    ["call first", "call-back first", "one message", "only later"],
+)
+def test_a_call_back_counts_whatever_order_it_arrives_in(engine: type, order: str) -> None:
+    x, y = "+8613900000101", "+8613900000102"
+    call = cdr(1, caller=x, callee=y, at=T0 + 10_000)
+    back = cdr(2, caller=y, callee=x, at=T0 + 20_000)
+    after = cdr(3, caller=y, callee=x, at=T0 + 400_000)  # after the first row's end
+    closer = cdr(4, caller="+8613900000199", callee="+8613900000198", at=T0 + 900_000)
+    messages = {
+        "call first": [[call], [back], [after, closer]],
+        "call-back first": [[back], [call], [closer]],  # x has no state when y calls
+        "one message": [[call, back, after, closer]],
+        "only later": [[call], [after, closer]],
+    }[order]
+    stage, table = engine(CONFIG, EmissionPolicy(min_calls=1, min_long_calls=1)), {}
+    rows = {}
+    for offset, records in enumerate(messages):
+        _, emission = stage.apply(routed(records), offset, table)
+        for number, end, row in zip(emission.numbers, emission.window_end_ms, emission.rows,
+                                    strict=True):
+            rows[(number, end)] = dict(zip(FEATURE_NAMES, row.tolist(), strict=True))
+    first = rows[(x, T0 + 300_000)]
+    # y called back before the row's end: counted; its later call is not, although
+    # the message that closes the row brings it before the row is emitted.
+    expected = 0.0 if order == "only later" else 1.0
+    assert first["short_reciprocity"] == first["long_reciprocity"] == expected

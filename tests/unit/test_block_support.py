@@ -121,27 +121,13 @@ def apply_to_block(
     """One message as the block-based stage would apply it; the stage's counters.
 
     With a ``clock``, the calls go in the pieces the stages cut a message
-    into (:meth:`OpenBuckets.cuts`), as they do.
+    into (:meth:`OpenBuckets.cuts`), as they do, after the inbound notes,
+    which wait in the inbox until the clock's frontier as they do.
     """
     config, batch = block.config, message.batch
     calls = batch.calls
     stats: dict[str, int] = {}
     block.begin(message.offset)
-    if len(calls):
-        columns, ids = call_batch(calls, config), fingerprints(calls.cdr_id)
-        pieces = clock.cuts(0, calls.start_ms) if clock else [slice(0, len(calls))]
-        for number, piece in enumerate(pieces):
-            update = block.update(calls.caller[piece], columns.take(piece), ids[piece],
-                                  message.offset, continued=number > 0)
-            for key, count in update.counts.items():
-                stats[key] = stats.get(key, 0) + count
-            if clock:
-                clock.note(0, calls.caller[piece], calls.start_ms[piece])
-                clock.closed(0)
-    complaints = batch.complaints
-    if len(complaints):
-        landed = block.note_complaints(complaints.number, complaints.time_ms, message.offset)
-        stats["complaints"] = int(landed.sum())
     inbound = batch.inbound
     if len(inbound):
         stats["inbound"] = block.note_inbound(
@@ -149,7 +135,26 @@ def apply_to_block(
             callee_keys(inbound.from_number),
             np.asarray(inbound.time_ms, np.int64),
             message.offset,
+            clock.frontier(0) if clock else None,
         )
+    pieces = clock.cuts(0, calls.start_ms) if clock else [slice(0, len(calls))]
+    if len(calls):
+        columns, ids = call_batch(calls, config), fingerprints(calls.cdr_id)
+        for number, piece in enumerate(pieces):
+            update = block.update(calls.caller[piece], columns.take(piece), ids[piece],
+                                  message.offset, continued=True)
+            for key, count in update.counts.items():
+                stats[key] = stats.get(key, 0) + count
+            if clock and number < len(pieces) - 1:
+                clock.note(0, calls.caller[piece], calls.start_ms[piece])
+                clock.closed(0)
+    complaints = batch.complaints
+    if len(complaints):
+        landed = block.note_complaints(complaints.number, complaints.time_ms, message.offset)
+        stats["complaints"] = int(landed.sum())
+    if clock:
+        clock.note(0, calls.caller[pieces[-1]], calls.start_ms[pieces[-1]])
+        clock.closed(0)
     return stats
 
 

@@ -116,8 +116,18 @@ def test_reciprocity_from_inbound_notes(config: FeatureConfig) -> None:
     feed(state, [Call(0, A), Call(10, B), Call(20, "+8613700000000"), Call(30, "+8613600000000")])
     state.note_inbound(callee_keys([A, B]), np.array([T0 + 40_000, T0 + 50_000]))
     assert state.feature_dict()["short_reciprocity"] == 0.5
-    # Two generations later the call-backs are forgotten.
-    state.note_inbound(callee_keys(["+8613500000000"]), np.array([T0 + 3 * 86_400_000]))
+    # A call-back after a window's end does not count for that window ...
+    assert state.feature_dict(T0 + 300_000)["short_reciprocity"] == 0.5
+    state.note_inbound(callee_keys(["+8613700000000"]), np.array([T0 + 400_000]))
+    assert state.feature_dict(T0 + 300_000)["short_reciprocity"] == 0.5
+    assert state.feature_dict(T0 + 600_000)["short_reciprocity"] == 0.75
+    # ... whether it waits in the inbox or, once the clock passed it, in the filter.
+    state.note_inbound(callee_keys([]), np.array([], np.int64), frontier_ms=T0 + 500_000)
+    assert state.feature_dict(T0 + 600_000)["short_reciprocity"] == 0.75
+    # Two generations later the call-backs are forgotten: A, called again, did not call back.
+    feed(state, [Call(3 * 86_400, A)])
+    state.note_inbound(callee_keys(["+8613500000000"]), np.array([T0 + 3 * 86_400_000 + 1]),
+                       frontier_ms=T0 + 3 * 86_400_000)
     assert state.feature_dict()["short_reciprocity"] == 0.0
 
 
