@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import faust
@@ -37,7 +36,7 @@ from streams.write_behind import ChangelogWriter, WriteBehindTable, store_dict
 if TYPE_CHECKING:
     from streams.app import CallguardApp
 
-__all__ = ["TableView", "register_agents"]
+__all__ = ["register_agents"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,46 +46,6 @@ def register_agents(app: CallguardApp) -> None:
     _register_features(app)
     if app.settings.store_enabled:
         _register_flag_sink(app)
-
-
-class TableView(MutableMapping[str, bytes]):
-    """A Faust table seen as ``str -> bytes`` (keys are stored as UTF-8 bytes).
-
-    Writes and deletes go to the key's own changelog partition, computed
-    as the ingest routes numbers (:func:`streams.ingest.partition_for_number`),
-    not taken from the event being processed, so a write is never logged to
-    another partition than the one whose owner will recover it.
-    """
-
-    def __init__(self, table: faust.Table, partitions: int) -> None:
-        self._table = table
-        self._partitions = partitions
-
-    def __getitem__(self, key: str) -> bytes:
-        value = self._table.get(key.encode())
-        if value is None:
-            raise KeyError(key)
-        return value  # type: ignore[no-any-return]
-
-    def __setitem__(self, key: str, value: bytes) -> None:
-        raw = key.encode()
-        self._table.send_changelog(partition_for_number(key, self._partitions), raw, value)
-        self._table.data[raw] = value
-
-    def __delitem__(self, key: str) -> None:
-        raw = key.encode()
-        if raw not in self._table.data:
-            raise KeyError(key)
-        self._table.send_changelog(
-            partition_for_number(key, self._partitions), raw, None, value_serializer="raw"
-        )
-        del self._table.data[raw]
-
-    def __iter__(self) -> Iterator[str]:
-        return (key.decode() for key in self._table.keys() if not key.startswith(b"\x00"))
-
-    def __len__(self) -> int:
-        return len(self._table)
 
 
 def _raw_table(app: CallguardApp, name: str, help_text: str) -> tuple[faust.Table, str]:
@@ -168,9 +127,14 @@ class FeaturesAgent:
             store_dict(caller_table),
             lambda keys: partitions_of(keys, settings.partitions).tolist(),
         )
-        self.flags = TableView(
-            _raw_table(app, "flag-state", "Per-number flag state (streams.decision_stage).")[0],
-            settings.partitions,
+        # Flags reach their changelog at the same checkpoints as the callers: a
+        # restarted worker recovers both as they stood after the same message.
+        flag_table, flag_changelog = _raw_table(
+            app, "flag-state", "Per-number flag state (streams.decision_stage)."
+        )
+        self.flags = WriteBehindTable(
+            store_dict(flag_table),
+            lambda keys: partitions_of(keys, settings.partitions).tolist(),
         )
         self.writer = ChangelogWriter(
             settings.bootstrap_servers,
@@ -180,7 +144,8 @@ class FeaturesAgent:
         self.routed = self.topics.by_caller.get_topic_name()
         self._stream: Any = None  # the agent's stream, acknowledged by hand (set when it starts)
         self.checkpoints = Checkpointer(
-            self.callers, self.writer, caller_changelog, self._ack,
+            [(self.callers, caller_changelog), (self.flags, flag_changelog)],
+            self.writer, self._ack,
             interval_s=settings.checkpoint_interval_s, max_rows=settings.checkpoint_max_rows,
         )
         self.expiry = ExpiryIndex(settings.partitions)
@@ -309,9 +274,14 @@ class FeaturesAgent:
             await self.publish(await self.decide(partition, emission, None), None)
 
     async def checkpoint_when_idle(self) -> None:
-        """Acknowledge the last messages when traffic stops (the agent checks while it flows)."""
-        if self.checkpoints.held and self.checkpoints.due():
-            await self.checkpoints.run()
+        """Acknowledge the last messages when traffic stops (the agent checks while it flows).
+
+        Writes made with no message held (a silent partition's rows and flags,
+        see ``emit_idle``) are written too.
+        """
+        points = self.checkpoints
+        if (points.held and points.due()) or (not points.held and points.pending):
+            await points.run()
 
     # -- state upkeep ------------------------------------------------------------
 

@@ -2,11 +2,14 @@
 
 The agent reads ``cdr.by_caller`` without acknowledging as it goes
 (``stream.noack()``): each message it has applied is held here. A
-checkpoint takes the caller table's overlay (:class:`WriteBehindTable`),
-sends it with one bulk write (:class:`ChangelogWriter`), and only once the
-broker has it acknowledges the held messages, so Faust's next commit covers
-exactly what the changelog holds. A checkpoint is due when the oldest held
-message is ``interval_s`` old or the overlay holds ``max_rows`` callers; the
+checkpoint takes the overlays of the agent's tables (:class:`WriteBehindTable`:
+the callers' rows and the numbers' flag states), sends them with bulk writes
+(:class:`ChangelogWriter`), and only once the broker has them acknowledges
+the held messages, so Faust's next commit covers exactly what the changelogs
+hold: a restarted worker recovers callers and flags as they stood after the
+same message, and decides the messages it reads again as the first time. A
+checkpoint is due when the oldest held message is ``interval_s`` old or the
+callers' overlay holds ``max_rows`` callers; the
 agent checks after every message and starts it in the background
 (:meth:`Checkpointer.step`), and a timer checks when traffic stops.
 
@@ -48,15 +51,16 @@ class Checkpointer:
 
     def __init__(
         self,
-        table: WriteBehindTable,
+        tables: list[tuple[WriteBehindTable, str]],
         writer: ChangelogWriter,
-        changelog_topic: str,
         ack: Callable[[Any], Awaitable[Any]],
         *,
         interval_s: float,
         max_rows: int,
     ) -> None:
-        self._table, self._writer, self._topic, self._ack = table, writer, changelog_topic, ack
+        """``tables``: each table with its changelog topic; the first bounds the overlay."""
+        self._tables, self._writer, self._ack = tables, writer, ack
+        self._table = tables[0][0]
         self._interval_s, self._max_rows = interval_s, max_rows
         self._held: list[Any] = []
         self._oldest: float | None = None  # monotonic time the oldest held message was held
@@ -71,6 +75,11 @@ class Checkpointer:
     def held(self) -> int:
         """Messages applied and not yet acknowledged."""
         return len(self._held)
+
+    @property
+    def pending(self) -> int:
+        """Rows written to the tables since the last checkpoint."""
+        return sum(table.pending for table, _ in self._tables)
 
     def hold(self, event: Any) -> None:
         """Keep ``event`` unacknowledged until the next checkpoint."""
@@ -112,7 +121,7 @@ class Checkpointer:
             if self.broken is not None:
                 return False
             try:
-                records = self._table.take()
+                taken = [(table, topic, table.take()) for table, topic in self._tables]
             except Exception as error:  # the state to write is gone: nothing may be acked
                 self.broken = error
                 logger.error("checkpoints stopped: the caller table cannot give its rows: %s",
@@ -120,16 +129,22 @@ class Checkpointer:
                 return False
             held, self._held, oldest, self._oldest = self._held, [], self._oldest, None
             started = time.perf_counter()
+            written = 0  # tables whose records the broker has
             try:
-                if records:
-                    await self._writer.write(self._topic, records)
+                for _, topic, records in taken:
+                    if records:
+                        await self._writer.write(topic, records)
+                    written += 1
             except Exception as error:  # the broker's errors vary; all mean "not stored"
-                self._table.restore(records)
+                for table, _, records in taken[written:]:  # written again next time
+                    table.restore(records)
                 self._held = held + self._held
                 self._oldest = oldest if oldest is not None else self._oldest
                 self.stats.failures += 1
-                logger.error("checkpoint of %d callers failed (retried): %r", len(records), error)
+                logger.error("checkpoint of %d rows failed (retried): %r",
+                             sum(len(records) for _, _, records in taken), error)
                 return False
+            records = taken[0][2]
             for event in held:
                 await self._ack(event)
             self.stats.checkpoints += 1

@@ -62,7 +62,7 @@ def test_a_large_checkpoint_is_stored_whole_and_in_order_before_any_ack(kafka_bo
         return written
 
     writer.write = counting_write  # type: ignore[method-assign]
-    points = Checkpointer(table, writer, topic, ack, interval_s=60, max_rows=10_000)
+    points = Checkpointer([(table, topic)], writer, ack, interval_s=60, max_rows=10_000)
 
     async def run() -> bool:
         for key in range(3000):
@@ -93,7 +93,7 @@ def test_an_unreachable_broker_keeps_the_messages_held_and_the_rows_waiting():
     async def ack(event: object) -> None:
         acked.append(event)
 
-    points = Checkpointer(table, writer, "nowhere", ack, interval_s=60, max_rows=10)
+    points = Checkpointer([(table, "nowhere")], writer, ack, interval_s=60, max_rows=10)
 
     async def run() -> bool:
         table["1"] = b"state"

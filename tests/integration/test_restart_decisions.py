@@ -81,9 +81,12 @@ def _on_topic(bootstrap: str, topic: str) -> set[str]:
 
 
 def _run(start_worker, model_dir, tmp_path, kafka_producer, kafka_bootstrap, day, *,
-         batch: int, kill_after: int | None = None, expected: set[str] | None = None,
-         ) -> set[str]:
-    name = f"{batch}-{kill_after}"
+         batch: int, kill_after: int | None = None, kill_while: int | None = None,
+         expected: set[str] | None = None) -> set[str]:
+    """Decision ids of one run: ``kill_after`` CDRs produced, all applied, then SIGKILL and the
+    rest; or everything produced and SIGKILL once ``kill_while`` CDRs are applied (mid-stream:
+    whatever the worker was doing, uncommitted work is lost)."""
+    name = f"{batch}-{kill_after}-{kill_while}"
     worker, env = start_deciding_worker(
         start_worker, model_dir=model_dir, store_url=f"chdb://{tmp_path / ('store-' + name)}",
         allowlist=tmp_path / f"allow-{name}.sqlite",
@@ -94,14 +97,15 @@ def _run(start_worker, model_dir, tmp_path, kafka_producer, kafka_bootstrap, day
     cut = day.height if kill_after is None else kill_after
     produce_cdrs(kafka_producer, raw, day.head(cut), batch=batch)
     counters = lambda: get_json(status)["counters"]  # noqa: E731
-    wait_for(lambda: counters()["features"]["accepted"] >= cut, 180, "the first part",
-             worker.log)
-    if kill_after is not None:
+    wait_for(lambda: counters()["features"]["accepted"] >= (kill_while or cut), 180,
+             "the first part", worker.log)
+    if kill_after is not None or kill_while is not None:
         worker.process.kill()  # no stop, no flush, no commit
         worker.process.wait()
         worker.start()  # the same data dir, store and group
         wait_for(lambda: get_json(status)["model"]["version"], 60, "the model again", worker.log)
-        produce_cdrs(kafka_producer, raw, day.slice(cut), batch=batch)
+        if kill_after is not None:
+            produce_cdrs(kafka_producer, raw, day.slice(cut), batch=batch)
     # Done when every routed partition's closing call is in and every row emitted is scored.
     closers = day.filter(pl.col("cdr_id").str.starts_with("closer-"))["caller"].to_list()
     wait_for(
@@ -148,4 +152,15 @@ def test_a_worker_killed_and_restarted_decides_as_one_that_ran_through(
     through = _through(start_worker, model_dir, tmp_path, kafka_producer, kafka_bootstrap, day)
     killed = _run(start_worker, model_dir, tmp_path, kafka_producer, kafka_bootstrap, day,
                   batch=500, kill_after=day.height // 2, expected=through)
+    assert killed == through, _differences(killed, through)
+
+
+@pytest.mark.parametrize("share", [0.3, 0.75])
+def test_a_worker_killed_while_it_reads_decides_as_one_that_ran_through(
+    share, start_worker, model_dir, tmp_path, kafka_producer, kafka_bootstrap
+):
+    day = _day()
+    through = _through(start_worker, model_dir, tmp_path, kafka_producer, kafka_bootstrap, day)
+    killed = _run(start_worker, model_dir, tmp_path, kafka_producer, kafka_bootstrap, day,
+                  batch=500, kill_while=int(day.height * share), expected=through)
     assert killed == through, _differences(killed, through)

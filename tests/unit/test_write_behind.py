@@ -80,7 +80,7 @@ def checkpointer(table: WriteBehindTable, writer: Writer, acked: list[Event],
     async def ack(event: Event) -> None:
         acked.append(event)
 
-    return Checkpointer(table, writer, "changelog", ack,  # type: ignore[arg-type]
+    return Checkpointer([(table, "changelog")], writer, ack,  # type: ignore[arg-type]
                         interval_s=interval_s, max_rows=max_rows)
 
 
