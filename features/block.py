@@ -603,18 +603,29 @@ class CallerBlock:
         self._drop_held(rows, due.sum(axis=1))
 
     def _drop_held(self, rows: Int64Array, dropped: Int64Array) -> None:
-        """Remove the first (oldest) ``dropped[i]`` held entries of ``rows[i]``."""
+        """Remove the first (oldest) ``dropped[i]`` held complaints of ``rows[i]``."""
+        self._drop_first(rows, dropped, "held_n", {"held_bucket": NO_BUCKET, "held_count": 0})
+
+    def _drop_first(
+        self, rows: Int64Array, dropped: Int64Array, count_name: str, fills: dict[str, int]
+    ) -> None:
+        """Shift out the first ``dropped[i]`` entries of ``rows[i]`` in columns kept as prefixes.
+
+        ``count_name`` holds each row's entries; ``fills`` names the columns
+        and the value of an empty entry.
+        """
         columns = self.callers.columns
-        count = columns["held_n"][rows].astype(np.int64)
-        position = np.arange(HELD_COMPLAINTS)[None, :] + dropped[:, None]
+        count = columns[count_name][rows].astype(np.int64)
+        capacity = columns[next(iter(fills))].shape[1]
+        position = np.arange(capacity)[None, :] + dropped[:, None]
         inside = position < count[:, None]
-        source = np.minimum(position, HELD_COMPLAINTS - 1)
-        for name, fill in (("held_bucket", NO_BUCKET), ("held_count", 0)):
+        source = np.minimum(position, capacity - 1)
+        for name, fill in fills.items():
             values = columns[name][rows]
             shifted = np.full_like(values, fill)
             shifted[inside] = np.take_along_axis(values, source, axis=1)[inside]
             columns[name][rows] = shifted
-        columns["held_n"][rows] = count - dropped
+        columns[count_name][rows] = count - dropped
 
     def note_inbound(
         self,
@@ -790,16 +801,8 @@ class CallerBlock:
         generation_ms = self.config.inbound_generation_s * 1000
         stale = held & (columns["inbox_ms"][rows] // generation_ms < generation - 1)
         dropped = stale.sum(axis=1)  # a prefix: the inbox is in time order
-        rows, dropped, count = rows[dropped > 0], dropped[dropped > 0], count[dropped > 0]
-        position = np.arange(capacity)[None, :] + dropped[:, None]
-        inside = position < count[:, None]
-        source = np.minimum(position, capacity - 1)
-        for name in ("inbox_ms", "inbox_hash"):
-            values = columns[name][rows]
-            shifted = np.zeros_like(values)
-            shifted[inside] = np.take_along_axis(values, source, axis=1)[inside]
-            columns[name][rows] = shifted
-        columns["inbox_n"][rows] = count - dropped
+        rows, dropped = rows[dropped > 0], dropped[dropped > 0]
+        self._drop_first(rows, dropped, "inbox_n", {"inbox_ms": 0, "inbox_hash": 0})
         return rows
 
     def _expire_held(self, rows: Int64Array, now_ms: int) -> Int64Array:
