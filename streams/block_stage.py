@@ -74,6 +74,7 @@ from streams.cold_callers import ColdCallers
 from streams.event_clock import OpenBuckets
 from streams.feature_stage import EmissionPolicy, StageStats, call_batch
 from streams.partitions import partitions_of
+from streams.write_behind import OneCopyTable
 
 __all__ = ["BlockFeatureStage", "IdleCallers", "StateLost"]
 
@@ -144,7 +145,7 @@ class BlockFeatureStage:
             return self._apply(batch, offset, table, partition)
         except Exception as error:
             self.block = CallerBlock(self.config, self._capacity)
-            if hasattr(table, "evicted"):  # the block held the only copy of its callers
+            if isinstance(table, OneCopyTable):  # the block held the only copy of its callers
                 self._lost = (
                     f"the message at offset {offset} failed ({error!r}) and the state the "
                     "block held is gone: restart the worker, it recovers the state from "
@@ -256,9 +257,8 @@ class BlockFeatureStage:
     @staticmethod
     def _took(table: Table, numbers: list[str]) -> None:
         """Tell a one-copy table (the worker's) that the block now holds ``numbers``."""
-        loaded = getattr(table, "loaded", None)
-        if loaded is not None and numbers:
-            loaded(numbers)
+        if isinstance(table, OneCopyTable) and numbers:
+            table.loaded(numbers)
 
     def emit_idle(
         self, partition: int, buckets: list[tuple[int, list[str]]], table: Table
@@ -325,9 +325,8 @@ class BlockFeatureStage:
         partition's latest call can (older buckets were closed before the
         state was written). They are loaded into the block to read their rings.
         """
-        held_as_bytes = getattr(table, "held_as_bytes", None)
-        if held_as_bytes is not None:
-            raw_keys, values = held_as_bytes()
+        if isinstance(table, OneCopyTable):
+            raw_keys, values = table.held_as_bytes()
             keys = [key.decode() for key in raw_keys]
         else:
             keys, values = list(table.keys()), list(table.values())
@@ -377,9 +376,8 @@ class BlockFeatureStage:
 
     def _write(self, rows: NDArray[np.int64], table: Table) -> None:
         block = self.block
-        defer = getattr(table, "defer", None)
-        if defer is not None:
-            defer(block.numbers_of(rows), self.rows_bytes_of)
+        if isinstance(table, OneCopyTable):
+            table.defer(block.numbers_of(rows), self.rows_bytes_of)
         else:
             table.update(dict(zip(block.numbers_of(rows), block.rows_bytes(rows), strict=True)))
 
@@ -398,9 +396,8 @@ class BlockFeatureStage:
 
     @staticmethod
     def _delete(numbers: list[str], table: Table) -> None:
-        discard = getattr(table, "discard", None)
-        if discard is not None:
-            discard(numbers)  # no read: a deferred row is not serialised to be deleted
+        if isinstance(table, OneCopyTable):
+            table.discard(numbers)  # no read: a deferred row is not serialised to be deleted
         else:
             for number in numbers:
                 table.pop(number, None)
@@ -421,13 +418,11 @@ class BlockFeatureStage:
 
     def _evict(self, rows: NDArray[np.int64], table: Table | None) -> list[bytes]:
         """Write ``rows`` to a one-copy table before they leave the block; the keys written."""
-        evicted = getattr(table, "evicted", None)
-        if evicted is None or not len(rows):
+        if not isinstance(table, OneCopyTable) or not len(rows):
             return []
         if self._lost is not None:
             raise StateLost(self._lost)
-        keys: list[bytes] = evicted(self.block.numbers_of(rows), self.block.rows_bytes(rows))
-        return keys
+        return table.evicted(self.block.numbers_of(rows), self.block.rows_bytes(rows))
 
     def forget_partition(self, partition: int, partitions: int, table: Table | None = None) -> int:
         """Drop the callers of a revoked partition of ``cdr.by_caller`` from the block."""
@@ -514,7 +509,7 @@ class BlockFeatureStage:
             removed, changed = block.expire_rows(now_ms, idle)
             self._delete(removed, table)
             self._write(changed, table)
-        if evict_before_ms is None or not hasattr(table, "evicted"):
+        if evict_before_ms is None or not isinstance(table, OneCopyTable):
             block.compact()
             return IdleCallers(removed, 0)
         if removed:
@@ -538,10 +533,9 @@ class BlockFeatureStage:
         callers already there are simply there twice). About 0.3 s per
         million callers; the worker runs it once after each assignment.
         """
-        held_as_bytes = getattr(table, "held_as_bytes", None)
-        if held_as_bytes is None:
+        if not isinstance(table, OneCopyTable):
             return 0
-        keys, values = held_as_bytes()
+        keys, values = table.held_as_bytes()
         if not keys:
             return 0
         owners = partitions_of([key.decode() for key in keys], partitions)
