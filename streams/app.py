@@ -92,6 +92,8 @@ class CallguardApp:
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="callguard-store")
     )
     counters: PipelineCounters = field(default_factory=PipelineCounters)
+    # When this process started (Unix seconds): the counters cover this lifetime only.
+    started_at: float = field(default_factory=time.time)
     caller_table: MutableMapping[str, bytes] | None = None
     feature_stage: BlockFeatureStage | FeatureStage | None = None
     flag_table: MutableMapping[str, bytes] | None = None

@@ -65,6 +65,10 @@ def register_views(app: CallguardApp) -> None:
         return web.json(
             {
                 "app_id": app.settings.app_id,
+                # Counters cover this process's lifetime: a restart starts them at 0.
+                "counters_since": time.strftime(
+                    "%Y-%m-%dT%H:%M:%SZ", time.gmtime(app.started_at)
+                ),
                 "counters": dataclasses.asdict(app.counters),
                 "model": {
                     "version": app.models.current.version if app.models.current else None,

@@ -100,10 +100,12 @@ def _run(start_worker, model_dir, tmp_path, kafka_producer, kafka_bootstrap, day
     wait_for(lambda: counters()["features"]["accepted"] >= (kill_while or cut), 180,
              "the first part", worker.log)
     if kill_after is not None or kill_while is not None:
+        first_lifetime = get_json(status)["counters_since"]
         worker.process.kill()  # no stop, no flush, no commit
         worker.process.wait()
         worker.start()  # the same data dir, store and group
         wait_for(lambda: get_json(status)["model"]["version"], 60, "the model again", worker.log)
+        assert get_json(status)["counters_since"] > first_lifetime  # counters: this lifetime
         if kill_after is not None:
             produce_cdrs(kafka_producer, raw, day.slice(cut), batch=batch)
     # Done when every routed partition's closing call is in and every row emitted is scored.
