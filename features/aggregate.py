@@ -116,6 +116,15 @@ class Aggregates:
             self.counters[rows], self.kmv_hash[rows], self.kmv_count[rows], self.segment_hist[rows]
         )
 
+    def concatenate(self, other: Aggregates) -> Aggregates:
+        """These rows, then ``other``'s."""
+        return Aggregates(
+            np.concatenate((self.counters, other.counters)),
+            np.concatenate((self.kmv_hash, other.kmv_hash)),
+            np.concatenate((self.kmv_count, other.kmv_count)),
+            np.concatenate((self.segment_hist, other.segment_hist)),
+        )
+
     def clear(self, row: int) -> None:
         """Reset one row to the empty aggregate."""
         self.counters[row] = 0

@@ -84,7 +84,7 @@ def window_aggregates(
     pending = _pending_chains(block, rows, first, last, spec)
     if pending is not None:
         owners, chains = pending
-        parts = _concatenate(parts, chains)
+        parts = parts.concatenate(chains)
         part_owner = np.concatenate((part_owner, owners))
         part_order = np.concatenate((part_order, np.full(len(owners), np.iinfo(np.int64).max)))
     held_complaints = _held_complaints(
@@ -92,7 +92,7 @@ def window_aggregates(
     )
     if held_complaints is not None:
         owners, complaints = held_complaints
-        parts = _concatenate(parts, complaints)
+        parts = parts.concatenate(complaints)
         part_owner = np.concatenate((part_owner, owners))
         part_order = np.concatenate((part_order, np.full(len(owners), np.iinfo(np.int64).max)))
     result = Aggregates.empty(len(rows), config)
@@ -190,15 +190,6 @@ def _held_complaints(
     return with_held[present], parts
 
 
-def _concatenate(first: Aggregates, second: Aggregates) -> Aggregates:
-    return Aggregates(
-        np.concatenate((first.counters, second.counters)),
-        np.concatenate((first.kmv_hash, second.kmv_hash)),
-        np.concatenate((first.kmv_count, second.kmv_count)),
-        np.concatenate((first.segment_hist, second.segment_hist)),
-    )
-
-
 def _reciprocity(
     block: CallerBlock, rows: Int64Array, end_ms: Int64Array, aggregate: Aggregates
 ) -> NDArray[np.float64]:
@@ -218,7 +209,7 @@ def _reciprocity(
     flat = inbound.reshape(-1)
     columns = block.callers.columns
     generation_ms = block.config.inbound_generation_s * 1000
-    wanted = (end_ms - 1) // generation_ms  # the window's generation and the one before
+    wanted = block.config.inbound_generation(end_ms)  # counts with the one before
     current = columns["inbound_generation"][rows]
     called_back = np.zeros(len(owner), bool)
     for half in (0, 1):  # the filter's current generation, then the previous one

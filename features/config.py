@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = ["FeatureConfig", "WindowName", "WindowSpec"]
@@ -151,6 +151,15 @@ class FeatureConfig:
         )
         _require(self.inbound_generation_s > 0, "inbound_generation_s", "must be > 0")
         _require(0 <= self.inbound_pending <= 127, "inbound_pending", "must be 0-127")
+
+    def inbound_generation(self, end_ms: Any) -> Any:
+        """The inbound generation of a window ending at ``end_ms`` (int or array).
+
+        A call-back counts for that window if it was made in this generation
+        or the one before, and before ``end_ms`` (every engine and the offline
+        path alike).
+        """
+        return (end_ms - 1) // (self.inbound_generation_s * 1000)
 
     def window(self, name: WindowName) -> WindowSpec:
         """The short or the long window, with the ring size that covers the grace."""

@@ -258,4 +258,5 @@ def _reciprocity(
 
 def _horizon_start(end_ms: NDArray[np.int64], config: FeatureConfig) -> NDArray[np.int64]:
     generation_ms = config.inbound_generation_s * 1000
-    return ((end_ms - 1) // generation_ms - 1) * generation_ms
+    horizon: NDArray[np.int64] = (config.inbound_generation(end_ms) - 1) * generation_ms
+    return horizon

@@ -410,7 +410,7 @@ class CallerState:
             chain = chain_calls(
                 self._pending_ms[pending], self._pending_key[pending], np.zeros(1, np.intp), config
             )
-            parts = _concatenate(parts, chain)
+            parts = parts.concatenate(chain)
         short_hop_ms = config.short_hop_s * 1000
         held = self._held_bucket
         inside = (held >= first * spec.hop_ms // short_hop_ms) & (
@@ -419,7 +419,7 @@ class CallerState:
         if inside.any():
             complaints = Aggregates.empty(1, config)
             complaints.counters[0, COMPLAINTS] = self._held_count[inside].sum()
-            parts = _concatenate(parts, complaints)
+            parts = parts.concatenate(complaints)
         return combine(parts, np.zeros(1, np.intp), config)
 
     def features(self, end_ms: int | None = None) -> NDArray[np.float64]:
@@ -450,7 +450,7 @@ class CallerState:
             return np.zeros(1)
         words = len(self._inbound) // 2
         generation_ms = self.config.inbound_generation_s * 1000
-        wanted = (end_ms - 1) // generation_ms  # the window's generation and the one before
+        wanted = self.config.inbound_generation(end_ms)  # counts with the one before
         called_back = np.zeros(len(sampled), bool)
         for half in (0, 1):  # the filter's current generation, then the previous one
             if wanted - 1 <= self._inbound_generation - half <= wanted:
@@ -471,15 +471,6 @@ class CallerState:
     def from_bytes(cls, data: bytes, config: FeatureConfig) -> CallerState:
         """Inverse of :meth:`to_bytes`; the config must be the one that wrote it."""
         return _decode(data, config)
-
-
-def _concatenate(first: Aggregates, second: Aggregates) -> Aggregates:
-    return Aggregates(
-        np.concatenate((first.counters, second.counters)),
-        np.concatenate((first.kmv_hash, second.kmv_hash)),
-        np.concatenate((first.kmv_count, second.kmv_count)),
-        np.concatenate((first.segment_hist, second.segment_hist)),
-    )
 
 
 # -- the byte format ---------------------------------------------------------
