@@ -158,7 +158,7 @@ class BlockFeatureStage:
     ) -> tuple[StageStats, Emission]:
         block, stats = self.block, StageStats()
         calls, complaints, inbound = batch.calls, batch.complaints, batch.inbound
-        caller_rows, _, inbound_rows = self._load_missing(
+        caller_rows, _, _ = self._load_missing(
             table, [calls.caller, complaints.number, inbound.number], stats
         )
         if partition not in self.clock:
@@ -172,12 +172,7 @@ class BlockFeatureStage:
             # (the inbox keeps their times), whatever order calls and notes
             # arrive in (input partitions, message cuts, a restart's replay).
             # Bloom filter adds and inbox entries are idempotent: replays apply.
-            rows = inbound_rows.copy()
-            missing = np.flatnonzero(rows < 0)
-            if len(missing):
-                rows[missing] = block.rows_of(
-                    [inbound.number[i] for i in missing.tolist()], create=True
-                )
+            rows = block.rows_of(inbound.number, create=True)  # loaded above, or new
             stats.inbound = block.note_inbound_rows(
                 rows,
                 callee_keys(inbound.from_number),
