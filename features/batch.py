@@ -45,6 +45,7 @@ _SUFFIX = 10_000  # the last 4 digits are the subscriber part of a segment
 _HASH_SENTINEL = np.uint32(0xFFFFFFFF)  # reserved: marks an empty sketch slot
 _SEGMENT_SALT = np.uint64(0x5EC7E5EC7E5EC7E5)
 _HOUR_MS = 3_600_000
+_TALK_MS = EVENT_COLUMNS.index("talk_ms")
 
 Int64Array = NDArray[np.int64]
 UInt64Array = NDArray[np.uint64]
@@ -110,6 +111,16 @@ class CallBatch:
 
     def __len__(self) -> int:
         return len(self.start_ms)
+
+    @property
+    def ended_ms(self) -> Int64Array:
+        """When each call ended as far as the record says: start plus talk time.
+
+        Ring time before an answer is not in the record's talk time, so this
+        is at or before the true end (lateness judged on it errs towards
+        dropping, never towards accepting a stale call).
+        """
+        return self.start_ms + self.flags[:, _TALK_MS]
 
     @classmethod
     def from_arrays(

@@ -286,11 +286,18 @@ class CallerBlock:
         fresh = ~replayed & self._unseen(rows, np.asarray(cdr_fingerprints, np.uint32), replayed)
         dropped = np.zeros(size, bool)
         late = np.zeros(size, bool)
+        unchained = np.zeros(size, bool)
         index = np.flatnonzero(fresh)
         if len(index):
             # Per caller in arrival order: the watermark each call met.
             index = index[np.argsort(rows[index], kind="stable")]
-            self._watermark(rows[index], calls.start_ms[index], index, dropped, late)
+            self._watermark(
+                rows[index],
+                calls.start_ms[index],
+                calls.ended_ms[index],
+                index,
+                (dropped, late, unchained),
+            )
         accepted = fresh & ~dropped
         kept = np.flatnonzero(accepted)
         if len(kept):
@@ -301,7 +308,11 @@ class CallerBlock:
         if len(chosen):
             taken = calls.take(chosen)
             self._count(rows[chosen], taken)
-            self._hold_back(rows[chosen], taken.start_ms, taken.callee)
+            chained = ~unchained[chosen]
+            if chained.any():
+                self._hold_back(
+                    rows[chosen][chained], taken.start_ms[chained], taken.callee[chained]
+                )
         if len(index):
             self._release_complaints(self.distinct(rows[index]))
         return BlockUpdate(
@@ -349,11 +360,20 @@ class CallerBlock:
         self,
         rows: Int64Array,
         start_ms: Int64Array,
+        ended_ms: Int64Array,
         index: Int64Array,
-        dropped: NDArray[np.bool_],
-        late: NDArray[np.bool_],
+        masks: tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_]],
     ) -> None:
-        """Lateness of each call against the watermark it met; advance the watermarks."""
+        """Lateness of each call against the watermark it met; advance the watermarks.
+
+        The watermark is the latest call start; a call is dropped when it
+        *ended* more than the grace before the watermark it met (a long call's
+        record arrives after those of shorter calls that started later). Sets,
+        at ``index``, the ``masks`` ``dropped``, ``late`` and ``unchained``:
+        accepted calls that started more than the grace before the watermark
+        they met count in every window but stay out of the gap and
+        sequential chain, as in ``CallerState``: it is settled up to that point.
+        """
         watermark = self.callers.columns["watermark"]
         starts = run_starts(rows)
         seen = segmented_cummax(start_ms, starts)
@@ -361,9 +381,12 @@ class CallerBlock:
         met[1:] = seen[:-1]
         met[starts] = np.iinfo(np.int64).min
         np.maximum(met, watermark[rows], out=met)
-        too_old = start_ms < met - self.config.grace_s * 1000
+        dropped, late, unchained = masks
+        cutoff = met - self.config.grace_s * 1000
+        too_old = ended_ms < cutoff
         dropped[index] = too_old
         late[index] = (start_ms < met) & ~too_old
+        unchained[index] = (start_ms < cutoff) & ~too_old
         unique = rows[starts]
         watermark[unique] = np.maximum(watermark[unique], np.maximum.reduceat(start_ms, starts))
 

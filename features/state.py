@@ -5,14 +5,17 @@
 * a ring of ``slots`` bucket aggregates per window (short and long), each
   slot tagged with its bucket index (``start_ms // hop``); a bucket is
   replaced when a newer bucket needs its slot, which is how buckets expire;
-* the watermark: the latest call start seen for this caller. A call older
-  than ``watermark - grace`` is dropped and counted; a call within the
-  grace lands in its bucket;
+* the watermark: the latest call start seen for this caller. A call that
+  ended (start plus talk time) before ``watermark - grace`` is dropped and
+  counted; any other lands in its bucket, if the ring still holds it. A
+  record is written when its call ends, so a long call arrives after shorter
+  ones that started later; judging by the end keeps it;
 * the reorder buffer: the last calls (at most ``reorder_capacity``) not yet
   put in the gap and sequential-dialling chain. A call is chained once it
-  is older than ``watermark - grace``: no call accepted later can precede
-  it, so the chain is in exact event-time order and matches the offline
-  path. Features read the buffer too, so nothing waits to be counted. Only
+  is older than ``watermark - grace``: no call chained later can precede
+  it (a long call accepted by its end after that point counts, but not in
+  the chain), so the chain is in exact event-time order and matches the
+  offline path. Features read the buffer too, so nothing waits to be counted. Only
   when more than ``reorder_capacity`` calls fall within the grace are the
   oldest chained early; a late call that then lands before them adds no gap
   and no pair (see :mod:`features.aggregate`);
@@ -70,9 +73,10 @@ _NO_TIME = -(2**62)
 class UpdateStats:
     """What one update did with its calls.
 
-    ``late_accepted``: calls that arrived after a later call of the same
-    caller but within the grace (counted in the features). ``late_dropped``:
-    calls older than the watermark minus the grace (not counted).
+    ``late_accepted``: calls that arrived after a call of the same caller
+    that started later, and ended within the grace of it (counted in the
+    features). ``late_dropped``: calls that ended before the watermark minus
+    the grace (not counted).
     """
 
     accepted: int
@@ -136,17 +140,26 @@ class CallerState:
         met = np.empty_like(start_ms)
         met[0] = self.watermark_ms
         np.maximum(seen[:-1], self.watermark_ms, out=met[1:])
-        dropped = start_ms < met - config.grace_s * 1000
+        # Late beyond the grace only if the call *ended* that long before: a CDR is
+        # written at the call's end, so a long call arrives after shorter ones that
+        # started later (a trunk's parallel calls) and is not late for that.
+        # Such a call counts in every window but stays out of the gap and
+        # sequential chain, which is settled up to the cutoff it started before.
+        cutoff = met - config.grace_s * 1000
+        dropped = calls.ended_ms < cutoff
+        chained = start_ms >= cutoff
         late = int(np.count_nonzero(start_ms < met)) - int(np.count_nonzero(dropped))
         self.watermark_ms = max(self.watermark_ms, int(seen[-1]))
         n_dropped = int(np.count_nonzero(dropped))
         if n_dropped:
-            calls = calls.take(~dropped)
+            calls, chained = calls.take(~dropped), chained[~dropped]
             if len(calls) == 0:
                 return UpdateStats(0, 0, n_dropped)
-        calls = calls.take(np.lexsort((calls.callee, calls.start_ms)))
+        order = np.lexsort((calls.callee, calls.start_ms))
+        calls, chained = calls.take(order), chained[order]
         self._count(calls, config)
-        self._hold_back(calls.start_ms, calls.callee, config)
+        if chained.any():
+            self._hold_back(calls.start_ms[chained], calls.callee[chained], config)
         return UpdateStats(len(calls), late, n_dropped)
 
     def _count(self, calls: CallBatch, config: FeatureConfig) -> None:

@@ -9,10 +9,11 @@ Exactly-once application, in two layers:
   to this caller. A worker that restarts (or takes over a partition) from
   an older committed offset skips what the state already holds: exact.
 - ``recent``: 32-bit fingerprints of the last :data:`RECENT_IDS` ``cdr_id``
-  values, which catch a carrier's resends. A resend older than the
-  caller's watermark minus the grace is dropped as late anyway, so the
-  memory only has to span the grace: exact unless a caller places more
-  than :data:`RECENT_IDS` calls within the grace period (120 s by default).
+  values, which catch a carrier's resends. A resend of a call that ended
+  before the caller's watermark minus the grace is dropped as late anyway,
+  so the memory only has to span about two graces of call starts: exact
+  unless a caller places more than :data:`RECENT_IDS` calls in that time
+  (240 s by default).
   Two distinct ids share a fingerprint with probability about
   ``RECENT_IDS / 2**32`` per call (about 1 in 130 million).
 """

@@ -218,7 +218,9 @@ class FeatureStage:
             stats.duplicates += len(rows) - len(fresh)
             if not len(fresh):
                 continue
-            kept = fresh[self._not_too_late(record, columns.start_ms[fresh])]
+            kept = fresh[
+                self._not_too_late(record, columns.start_ms[fresh], columns.ended_ms[fresh])
+            ]
             update = record.state.update(columns.take(fresh))
             # Only calls that counted may enter the ring: old ids dropped as late
             # (a resent backlog) must not push out the ids of the latest calls,
@@ -231,12 +233,14 @@ class FeatureStage:
                 called.append(number)
         return called
 
-    def _not_too_late(self, record: CallerRecord, start_ms: NDArray[np.int64]) -> NDArray[np.bool_]:
+    def _not_too_late(
+        self, record: CallerRecord, start_ms: NDArray[np.int64], ended_ms: NDArray[np.int64]
+    ) -> NDArray[np.bool_]:
         """Mask of calls (arrival order) that ``CallerState.update`` will not drop as late."""
         met = np.empty_like(start_ms)
         met[0] = record.state.watermark_ms
         np.maximum(np.maximum.accumulate(start_ms)[:-1], record.state.watermark_ms, out=met[1:])
-        return start_ms >= met - self.config.grace_s * 1000
+        return ended_ms >= met - self.config.grace_s * 1000
 
     def _apply_complaints(self, batch, offset, record_of, prior_offset, stats) -> None:  # type: ignore[no-untyped-def]
         complaints = batch.complaints

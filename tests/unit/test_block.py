@@ -210,9 +210,10 @@ def test_expire_equals_caller_state_expire(hours: float) -> None:
     config = FeatureConfig()
     stage, table = FeatureStage(config), {}
     block = CallerBlock(config, capacity=4)
+    clock = OpenBuckets(config.short_hop_s * 1000, config.grace_s * 1000)  # as the stage's
     for message in random_messages(4):
         stage.apply(message.batch, message.offset, table)
-        apply_to_block(block, message)
+        apply_to_block(block, message, clock)
     now = max(int(block.column("watermark")[row]) for row in live_rows(block))
     now += int(hours * 3600_000)
     states = {number: reference_record(table, number, config).state for number in table}

@@ -84,6 +84,22 @@ def test_late_calls_beyond_grace_are_dropped_and_counted(stage_type: type[Stage]
     assert features_of(stage, table)["long_call_volume"] == 2
 
 
+@pytest.mark.parametrize("stage_type", STAGES)
+def test_a_long_call_written_after_later_short_ones_is_not_late(stage_type: type[Stage]) -> None:
+    """A trunk's 10-minute call ends (and is written) after calls that started later."""
+    stage, table = stage_type(CONFIG), {}
+    start = T0 + 3_600_000
+    shorter = [cdr(i, at=start + i * 60_000) for i in range(1, 10)]  # start 1-9 min later
+    stage.apply(routed(shorter), 0, table)
+    long_call = {**cdr(0, at=start), "duration_s": 600, "disposition": "ANSWERED"}
+    short_call = cdr(10, at=start)  # a short call started then ended 9 min before the watermark
+    stats, _ = stage.apply(routed([long_call, short_call]), 1, table)
+    assert (stats.accepted, stats.late_accepted, stats.late_dropped) == (1, 1, 1)
+    features = features_of(stage, table)
+    assert features["long_call_volume"] == 10
+    assert features["long_answer_rate"] == pytest.approx(0.1)
+
+
 def _steady_calls(n: int = 60) -> list[dict]:
     """20 calls an hour to numbers all over the population, mostly unanswered."""
     return [

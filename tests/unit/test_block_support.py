@@ -28,7 +28,7 @@ class Message:
 
 
 def random_messages(seed: int, n_messages: int = 40, n_callers: int = 25) -> list[Message]:
-    """Messages with late, very late, resent and replayed calls, complaints and call-backs."""
+    """Messages with late, very late, long, resent and replayed calls, complaints, call-backs."""
     rng = np.random.default_rng(seed)
     callers = [f"+861390000{i:04d}" for i in range(n_callers)]
     messages: list[Message] = []
@@ -60,12 +60,14 @@ def random_messages(seed: int, n_messages: int = 40, n_callers: int = 25) -> lis
                 else:
                     callee = f"+86137{int(rng.integers(0, 10**8)):08d}"
                 answered = rng.random() < 0.5
+                # Now and then a long talk, written (ended) after later calls of its caller.
+                talk_s = rng.exponential(30) if rng.random() < 0.85 else rng.uniform(120, 1200)
                 row = (
                     f"id{len(sent)}",
                     caller,
                     callee,
                     at,
-                    float(rng.exponential(30)) if answered else 0.0,
+                    float(talk_s) if answered else 0.0,
                     "ANSWERED" if answered else "NO_ANSWER",
                     None if answered or rng.random() < 0.2 else float(rng.uniform(0, 6)),
                 )
