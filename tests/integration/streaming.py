@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -134,6 +135,20 @@ def start_deciding_worker(start_worker, *, model_dir, store_url: str, allowlist)
         CALLGUARD_LOOKUP_EVENT_TIME="true",
     )
     return worker, env
+
+
+def freeze(broker: LocalBroker, seconds: float) -> None:
+    """Stop ``broker`` (SIGSTOP) for ``seconds`` and let it go on, as a stalled host would.
+
+    The length is the fault injected, not a wait for something to happen.
+    """
+    process = broker._process
+    assert process is not None, "start the broker first"
+    process.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(seconds)
+    finally:
+        process.send_signal(signal.SIGCONT)
 
 
 def kill_broker(broker: LocalBroker) -> None:

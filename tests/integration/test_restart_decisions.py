@@ -1,6 +1,6 @@
-"""The same decisions whatever happens: a day produced in small messages is decided as one in
-large messages, and a worker killed mid-day and restarted as one that ran through;
-decision ids compared.
+"""The same decisions whatever happens: a day produced in small messages, or slowly, is
+decided as one in large messages at once; a worker killed mid-day and restarted, or one whose
+broker froze for a while, as one that ran through; decision ids compared.
 
 A small day goes to ``cdr.raw`` in event-time order, ended by one call per routed partition an
 hour later, which closes every bucket by event time (no wall-clock wait decides anything).
@@ -15,10 +15,12 @@ from kafka import KafkaConsumer, TopicPartition
 
 from simulator.run import simulate
 from simulator.scenario import builtin_scenario, with_overrides
+from streams.broker import LocalBroker
 from streams.ingest import partition_for_number
 from streams.settings import load_settings
 from tests.conftest import read_topic
 from tests.integration.streaming import (
+    freeze,
     get_json,
     produce_cdrs,
     start_deciding_worker,
@@ -82,11 +84,14 @@ def _on_topic(bootstrap: str, topic: str) -> set[str]:
 
 def _run(start_worker, model_dir, tmp_path, kafka_producer, kafka_bootstrap, day, *,
          batch: int, kill_after: int | None = None, kill_while: int | None = None,
+         paced: int = 1, pause: tuple[LocalBroker, int] | None = None,
          expected: set[str] | None = None) -> set[str]:
     """Decision ids of one run: ``kill_after`` CDRs produced, all applied, then SIGKILL and the
     rest; or everything produced and SIGKILL once ``kill_while`` CDRs are applied (mid-stream:
-    whatever the worker was doing, uncommitted work is lost)."""
-    name = f"{batch}-{kill_after}-{kill_while}"
+    whatever the worker was doing, uncommitted work is lost). ``paced``: the day goes out in
+    that many parts, each once the worker has applied the one before (a slow producer).
+    ``pause``: the broker is frozen (SIGSTOP) once that many CDRs are applied, for 10 s."""
+    name = f"{batch}-{kill_after}-{kill_while}-{paced}-{pause is not None}"
     worker, env = start_deciding_worker(
         start_worker, model_dir=model_dir, store_url=f"chdb://{tmp_path / ('store-' + name)}",
         allowlist=tmp_path / f"allow-{name}.sqlite",
@@ -95,8 +100,19 @@ def _run(start_worker, model_dir, tmp_path, kafka_producer, kafka_bootstrap, day
     wait_for(lambda: get_json(status)["model"]["version"], 60, "the model", worker.log)
     raw, flags = env["CALLGUARD_TOPIC_CDR_RAW"], env["CALLGUARD_TOPIC_FLAGS"]
     cut = day.height if kill_after is None else kill_after
-    produce_cdrs(kafka_producer, raw, day.head(cut), batch=batch)
     counters = lambda: get_json(status)["counters"]  # noqa: E731
+    part = -(-cut // paced)
+    for first in range(0, cut, part):
+        produce_cdrs(kafka_producer, raw, day.slice(first, min(part, cut - first)), batch=batch)
+        if first + part < cut:
+            sent = first + part
+            wait_for(lambda sent=sent: counters()["features"]["accepted"] >= sent, 180,
+                     "a part of the day", worker.log)
+    if pause is not None:
+        broker, applied = pause
+        wait_for(lambda: counters()["features"]["accepted"] >= applied, 180,
+                 "the calls before the pause", worker.log)
+        freeze(broker, seconds=10)
     wait_for(lambda: counters()["features"]["accepted"] >= (kill_while or cut), 180,
              "the first part", worker.log)
     if kill_after is not None or kill_while is not None:
@@ -166,3 +182,23 @@ def test_a_worker_killed_while_it_reads_decides_as_one_that_ran_through(
     killed = _run(start_worker, model_dir, tmp_path, kafka_producer, kafka_bootstrap, day,
                   batch=500, kill_while=int(day.height * share), expected=through)
     assert killed == through, _differences(killed, through)
+
+
+def test_a_slow_producer_gives_the_same_decisions(
+    start_worker, model_dir, tmp_path, kafka_producer, kafka_bootstrap
+):
+    day = _day()
+    through = _through(start_worker, model_dir, tmp_path, kafka_producer, kafka_bootstrap, day)
+    slow = _run(start_worker, model_dir, tmp_path, kafka_producer, kafka_bootstrap, day,
+                batch=200, paced=6, expected=through)
+    assert slow == through, _differences(slow, through)
+
+
+def test_a_broker_frozen_mid_day_changes_no_decision(
+    start_worker, model_dir, tmp_path, kafka_broker, kafka_producer, kafka_bootstrap
+):
+    day = _day()
+    through = _through(start_worker, model_dir, tmp_path, kafka_producer, kafka_bootstrap, day)
+    paused = _run(start_worker, model_dir, tmp_path, kafka_producer, kafka_bootstrap, day,
+                  batch=500, pause=(kafka_broker, day.height // 3), expected=through)
+    assert paused == through, _differences(paused, through)
