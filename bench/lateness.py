@@ -80,7 +80,7 @@ def main() -> None:
         accepted_late += update.counts["late_accepted"]
     wall = time.perf_counter() - began
     print(f"day                    {name}: {cdrs.height:,} CDRs, read in call-end order")
-    print(f"out of start order     {out_of_order:,} (a later-started call of the number came first)")
+    print(f"out of start order     {out_of_order:,} (after a later-started call of the number)")
     print(f"dropped, start rule    {by_start:,} ({by_start / cdrs.height:.2%})")
     print(f"dropped, callguard     {dropped:,} ({dropped / cdrs.height:.2%}): ended over the grace")
     print(f"accepted late          {accepted_late:,}")
