@@ -35,6 +35,7 @@ __all__ = [
     "cdr_from_mapping",
     "decode_message",
     "epoch_ms_field",
+    "future_start_problem",
     "in_time_bounds",
     "number_field",
     "required_field",
@@ -139,10 +140,16 @@ def validate_message(
     *,
     default_region: str = "CN",
     max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    latest_start_ms: int | None = None,
 ) -> ValidationResult[CDR]:
-    """Validate one ``cdr.raw`` message (a JSON object or a JSON array of them)."""
+    """Validate one ``cdr.raw`` message (a JSON object or a JSON array of them).
+
+    ``latest_start_ms``: see :func:`cdr_from_mapping`.
+    """
     return validate_records(
-        raw, lambda fields: cdr_from_mapping(fields, default_region), max_bytes=max_bytes
+        raw,
+        lambda fields: cdr_from_mapping(fields, default_region, latest_start_ms),
+        max_bytes=max_bytes,
     )
 
 
@@ -232,8 +239,15 @@ def _rejection(error: FieldError, item: Any, index: int | None, raw: bytes) -> R
     return Rejection(f"[{index}] {error}", orjson.dumps(item), index)
 
 
-def cdr_from_mapping(fields: Mapping[str, Any], default_region: str = "CN") -> CDR:
-    """Build a :class:`CDR` from decoded JSON, or raise ``ValueError`` with the reason."""
+def cdr_from_mapping(
+    fields: Mapping[str, Any], default_region: str = "CN", latest_start_ms: int | None = None
+) -> CDR:
+    """Build a :class:`CDR` from decoded JSON, or raise ``ValueError`` with the reason.
+
+    ``latest_start_ms``: the latest start time accepted (the receiving
+    worker's clock plus the lead it allows, see :func:`future_start_problem`);
+    ``None`` accepts any start within :data:`TIME_BOUNDS_MS`.
+    """
     disposition = _disposition(fields)
     duration_s = _seconds(fields, "duration_s", required=True)
     assert duration_s is not None  # required=True never returns None
@@ -247,16 +261,40 @@ def cdr_from_mapping(fields: Mapping[str, Any], default_region: str = "CN") -> C
     callee = number_field(fields, "callee", default_region)
     if callee == caller:
         raise FieldError(f"callee: the same number as caller ({caller})")
+    start_ms = _start_ms(fields)
+    if latest_start_ms is not None and start_ms > latest_start_ms:
+        raise FieldError(future_start_problem(start_ms, latest_start_ms))
     return CDR(
         cdr_id=cdr_id,
         caller=caller,
         callee=callee,
-        start_ms=_start_ms(fields),
+        start_ms=start_ms,
         duration_s=duration_s,
         disposition=disposition,
         ring_s=_seconds(fields, "ring_s", required=False),
         carrier=_carrier(fields),
     )
+
+
+def future_start_problem(start_ms: int, latest_start_ms: int) -> str:
+    """Why a call that starts after the latest start accepted is refused.
+
+    A call cannot start after the moment its record is read; one that does,
+    by more than the lead the worker allows for clocks that disagree, comes
+    from a switch whose clock or time zone is wrong (local time sent as UTC
+    is 8 hours ahead in China). Let in, it would move its caller's and its
+    partition's event time hours ahead and close every open window early.
+    """
+    ahead_s = (start_ms - latest_start_ms) / 1000
+    return (
+        f"start_time: {_iso_ms(start_ms)} is {ahead_s:,.0f} s past the latest start accepted "
+        f"({_iso_ms(latest_start_ms)}: the worker's clock plus CALLGUARD_MAX_FUTURE_S); "
+        "check the sending switch's clock and time zone"
+    )
+
+
+def _iso_ms(epoch_ms: int) -> str:
+    return (_EPOCH + epoch_ms * _MILLISECOND).isoformat(timespec="milliseconds")
 
 
 def required_field(fields: Mapping[str, Any], name: str) -> Any:

@@ -151,6 +151,7 @@ def validate_arrow_messages(
     *,
     default_region: str = "CN",
     max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    latest_start_ms: int | None = None,
 ) -> ArrowCdrs:
     """Validate ``cdr.raw`` Arrow messages together: each as :func:`validate_arrow_message` would.
 
@@ -171,7 +172,7 @@ def validate_arrow_messages(
             owners.append(len(rejections))
             rejections.append([])
             frames.append(read)
-    cdrs, frame_rejections = _validate_frames(frames, default_region)
+    cdrs, frame_rejections = _validate_frames(frames, default_region, latest_start_ms)
     for owner, found in zip(owners, frame_rejections, strict=True):
         rejections[owner] = found
     return ArrowCdrs(cdrs, rejections)
@@ -212,7 +213,7 @@ def _frame_problem(frame: pl.DataFrame) -> str | None:
 
 
 def _validate_frames(
-    frames: list[pl.DataFrame], default_region: str
+    frames: list[pl.DataFrame], default_region: str, latest_start_ms: int | None = None
 ) -> tuple[pl.DataFrame, list[list[Rejection]]]:
     """The good rows of frames whose schema passed, end to end, and each frame's bad rows."""
     if not frames:
@@ -230,10 +231,10 @@ def _validate_frames(
             "carrier": columns["carrier"],
         }
     )
-    good = normalised.select(_valid_rows()).to_series()
+    good = normalised.select(_valid_rows(latest_start_ms)).to_series()
     if good.all():
         return normalised, [[] for _ in frames]
-    return _explain_bad_rows(frames, normalised, good, default_region)
+    return _explain_bad_rows(frames, normalised, good, default_region, latest_start_ms)
 
 
 def _end_to_end(frames: list[pl.DataFrame]) -> dict[str, pl.Series]:
@@ -288,7 +289,7 @@ def _schema_problem(frame: pl.DataFrame) -> str | None:
     return None
 
 
-def _valid_rows() -> pl.Expr:
+def _valid_rows(latest_start_ms: int | None = None) -> pl.Expr:
     """Whether each normalised row passes every rule of ``cdr_from_mapping``."""
     duration, ring = pl.col("duration_s"), pl.col("ring_s")
     answered = pl.col("disposition") == Disposition.ANSWERED.value
@@ -299,6 +300,7 @@ def _valid_rows() -> pl.Expr:
         pl.col("callee").is_not_null(),
         pl.col("caller") != pl.col("callee"),
         pl.col("start_ms").is_not_null(),
+        pl.lit(True) if latest_start_ms is None else pl.col("start_ms") <= latest_start_ms,
         duration.is_finite() & duration.is_between(0, _MAX_DURATION_S),
         pl.col("disposition").is_in(_DISPOSITIONS),
         (duration <= 0) | answered,
@@ -307,7 +309,11 @@ def _valid_rows() -> pl.Expr:
 
 
 def _explain_bad_rows(
-    frames: list[pl.DataFrame], normalised: pl.DataFrame, good: pl.Series, default_region: str
+    frames: list[pl.DataFrame],
+    normalised: pl.DataFrame,
+    good: pl.Series,
+    default_region: str,
+    latest_start_ms: int | None,
 ) -> tuple[pl.DataFrame, list[list[Rejection]]]:
     """Reasons for the bad rows, from the JSON path itself, each with its index in its frame."""
     starts = list(accumulate((frame.height for frame in frames[:-1]), initial=0))
@@ -318,7 +324,7 @@ def _explain_bad_rows(
     rejections: list[list[Rejection]] = [[] for _ in frames]
     kept: list[tuple[int, CDR]] = []  # (row of the run, CDR)
     for owner, indices in bad_by_frame.items():
-        for index, outcome in _explained(frames[owner], indices, default_region):
+        for index, outcome in _explained(frames[owner], indices, default_region, latest_start_ms):
             if isinstance(outcome, Rejection):
                 rejections[owner].append(outcome)
             else:
@@ -334,7 +340,7 @@ def _explain_bad_rows(
 
 
 def _explained(
-    frame: pl.DataFrame, indices: list[int], default_region: str
+    frame: pl.DataFrame, indices: list[int], default_region: str, latest_start_ms: int | None
 ) -> list[tuple[int, Rejection | CDR]]:
     """The rows at ``indices`` of a message's frame, each as the JSON path takes it."""
     frame = frame.with_columns(
@@ -346,7 +352,7 @@ def _explained(
     outcomes: list[tuple[int, Rejection | CDR]] = []
     for index, row in zip(indices, frame[indices].iter_rows(named=True), strict=True):
         try:
-            outcomes.append((index, cdr_from_mapping(row, default_region)))
+            outcomes.append((index, cdr_from_mapping(row, default_region, latest_start_ms)))
         except FieldError as error:
             outcomes.append((index, Rejection(f"[{index}] {error}", _row_json(row), index)))
     return outcomes

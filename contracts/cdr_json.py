@@ -125,12 +125,15 @@ def validate_json_messages(
     *,
     default_region: str = "CN",
     max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    latest_start_ms: int | None = None,
 ) -> JsonCdrs:
     """Validate ``cdr.raw`` JSON messages together: each as ``validate_message`` would."""
     items, starts, singles, rejections = _decoded_alike(raws, max_bytes) or _decoded_each(
         raws, max_bytes
     )
     arrays, good = _checked_columns(items, default_region)
+    if latest_start_ms is not None:
+        good &= arrays.start_ms <= latest_start_ms
     if not good.all():
         for row in np.flatnonzero(~good).tolist():
             message = int(np.searchsorted(starts, row, side="right")) - 1
@@ -139,7 +142,7 @@ def validate_json_messages(
             assert raw is not None  # a message with rows has a value
             outcome = validate_element(
                 items[row],
-                lambda fields: cdr_from_mapping(fields, default_region),
+                lambda fields: cdr_from_mapping(fields, default_region, latest_start_ms),
                 index=index,
                 raw=raw,
             )

@@ -119,11 +119,23 @@ def ingest_cdrs(
     max_message_bytes: int,
     max_original_bytes: int,
     now_ms: int,
+    max_future_s: float | None = None,
 ) -> IngestOutcome:
-    """Validate CDR messages; route each call to its caller's and its callee's partition."""
+    """Validate CDR messages; route each call to its caller's and its callee's partition.
+
+    ``max_future_s``: a call starting more than this after ``now_ms`` goes to
+    the dead letter (a switch's clock or time zone is wrong); ``None`` lets
+    any start within the contract's bounds through.
+    """
+    latest_start_ms = None if max_future_s is None else now_ms + round(max_future_s * 1000)
 
     def validate(raw: bytes) -> ValidationResult[Any]:
-        return validate_message(raw, default_region=default_region, max_bytes=max_message_bytes)
+        return validate_message(
+            raw,
+            default_region=default_region,
+            max_bytes=max_message_bytes,
+            latest_start_ms=latest_start_ms,
+        )
 
     def route(batches: Batches, cdr: Any) -> None:
         batches[partition_for_number(cdr.caller, partitions)].calls.append(cdr)
@@ -142,6 +154,7 @@ def ingest_cdrs(
             values,
             default_region=default_region,
             max_bytes=max_message_bytes,
+            latest_start_ms=latest_start_ms,
         )
         _route_arrays(result.cdrs, partitions, batches)
         return len(result.cdrs), result.rejections
@@ -151,6 +164,7 @@ def ingest_cdrs(
             [message.value for message in run],
             default_region=default_region,
             max_bytes=max_message_bytes,
+            latest_start_ms=latest_start_ms,
         )
         _route_arrays(CdrArrays.from_frame(result.cdrs), partitions, batches)
         return result.cdrs.height, result.rejections

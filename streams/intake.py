@@ -30,6 +30,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -77,7 +78,7 @@ class Intake:
         settings = app.settings
         self._app = app
         self._ingest: dict[str, Callable[..., IngestOutcome]] = {
-            settings.topic_cdr_raw: ingest_cdrs,
+            settings.topic_cdr_raw: partial(ingest_cdrs, max_future_s=settings.max_future_s),
             settings.topic_complaints: ingest_complaints,
         }
         self.group_id = f"{settings.app_id}-ingest"

@@ -137,6 +137,14 @@ class Settings(BaseSettings):
     long_window_s: int = Field(86_400, description="Long window length, seconds.")
     long_hop_s: int = Field(21_600, description="Long window hop, seconds.")
     grace_s: int = Field(120, description="Lateness a caller's calls may have and still count.")
+    max_future_s: int = Field(
+        900,
+        ge=1,
+        description=(
+            "A CDR starting more than this after the worker's clock goes to the dead letter: "
+            "its switch's clock or time zone is wrong (local time sent as UTC is 8 h ahead)."
+        ),
+    )
     short_call_s: float = Field(10.0, description="Answered calls shorter than this are short.")
     one_ring_s: float = Field(3.0, description="Unanswered calls ringing less are one-ring.")
     feature_engine: Literal["records", "block"] = Field(

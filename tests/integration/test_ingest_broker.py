@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 import uuid
 
 import orjson
@@ -53,6 +54,8 @@ def test_malformed_cdrs_go_to_deadletter_and_good_ones_go_on(
     kafka_producer.send(raw_topic, garbage, partition=0)
     kafka_producer.send(raw_topic, orjson.dumps(batch), partition=0)
     kafka_producer.send(raw_topic, orjson.dumps(_cdr(f"{run}-4")), partition=0)
+    ahead = {**_cdr(f"{run}-5"), "start_time": int(time.time() * 1000) + 8 * 3_600_000}
+    kafka_producer.send(raw_topic, orjson.dumps(ahead), partition=0)  # a switch 8 h ahead
     kafka_producer.flush()
 
     def routed_ids(records) -> list[str]:
@@ -61,10 +64,12 @@ def test_malformed_cdrs_go_to_deadletter_and_good_ones_go_on(
     routed = read_topic(kafka_bootstrap, routed_topic, until=lambda rs: len(routed_ids(rs)) >= 3)
     assert sorted(routed_ids(routed)) == [f"{run}-1", f"{run}-2", f"{run}-4"], worker.log()
 
-    dead = read_topic(kafka_bootstrap, dead_topic, until=lambda rs: len(rs) >= 2)
+    dead = read_topic(kafka_bootstrap, dead_topic, until=lambda rs: len(rs) >= 3)
     letters = sorted((orjson.loads(r.value) for r in dead), key=lambda d: d["source_offset"])
-    assert len(letters) == 2
-    garbage_letter, element_letter = letters
+    assert len(letters) == 3
+    garbage_letter, element_letter, ahead_letter = letters
+    assert "past the latest start accepted" in ahead_letter["reason"]
+    assert "CALLGUARD_MAX_FUTURE_S" in ahead_letter["reason"]
     assert garbage_letter["source_topic"] == raw_topic
     assert garbage_letter["batch_index"] is None
     assert "not valid UTF-8 JSON" in garbage_letter["reason"]

@@ -156,7 +156,7 @@ def test_an_out_of_range_timestamp_beside_text_times() -> None:
 def test_a_row_the_json_rules_accept_is_kept_in_its_place_in_the_run(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(cdr_arrow, "_valid_rows", lambda: pl.col("cdr_id") != "b")
+    monkeypatch.setattr(cdr_arrow, "_valid_rows", lambda _latest=None: pl.col("cdr_id") != "b")
     first = [good(cdr_id=name, caller="138-0013-8000") for name in "ab"]
     second = [good(cdr_id=name, start_time=EPOCH) for name in "cbd"]
     run = validate_arrow_messages([arrow(frame_of(first, TEXT_TIMES)),

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import io
 
 import orjson
+import polars as pl
 
 from contracts.by_caller import decode_routed, encode_routed
 from streams.deadletter import SourcePosition
 from streams.ingest import RawMessage, ingest_cdrs, ingest_complaints, partition_for_number
+from tests.unit.test_cdr_arrow import ARROW, EPOCH_TIMES
 from tests.unit.test_cdr_contract import good
 
 OPTIONS = dict(partitions=4, default_region="CN", max_message_bytes=1 << 20,
@@ -63,3 +66,36 @@ def test_routed_batches_round_trip() -> None:
                                                      duration_s=0)])]
     for routed in ingest_cdrs(raw(messages), **OPTIONS).by_partition.values():
         assert decode_routed(encode_routed(routed)) == routed
+
+
+def test_a_call_starting_past_the_allowed_lead_is_dead_lettered_on_every_path() -> None:
+    """Beijing time sent as UTC is 8 h ahead: refused with the reason, the rest routed."""
+    now_ms = 1_714_528_800_000  # 2024-05-01T02:00:00Z
+    options = {**OPTIONS, "now_ms": now_ms, "max_future_s": 900}
+    hours = 3_600_000
+
+    def records(prefix: str, count: int) -> list[dict]:
+        batch = [good(cdr_id=f"{prefix}{i}", start_time=now_ms - i * 1000) for i in range(count)]
+        batch[1]["start_time"] = now_ms + 8 * hours  # ahead: refused
+        batch[2]["start_time"] = now_ms + 899_000  # within the lead: kept
+        return batch
+
+    single = [orjson.dumps(records("s", 3)[1]), orjson.dumps(records("s", 3)[2])]
+    columnar = orjson.dumps(records("c", 200))  # over the columnar path's size
+    frame = pl.DataFrame(records("a", 3), schema=EPOCH_TIMES)
+    buffer = io.BytesIO()
+    frame.write_ipc_stream(buffer)
+    messages = [*raw([*single, columnar]),
+                RawMessage(buffer.getvalue(), SourcePosition("cdr.raw", 0, 3), ARROW)]
+    outcome = ingest_cdrs(messages, **options)
+    assert (outcome.valid, outcome.rejected) == (1 + 199 + 2, 3)
+    reasons = [orjson.loads(letter)["reason"] for _, letter in outcome.deadletters]
+    assert [reason.partition("start_time")[0] for reason in reasons] == ["", "[1] ", "[1] "]
+    assert all("2024-05-01T10:00:00.000+00:00 is 27,900 s past the latest start accepted "
+               "(2024-05-01T02:15:00.000+00:00" in reason for reason in reasons), reasons
+    assert all("CALLGUARD_MAX_FUTURE_S" in reason for reason in reasons)
+    routed = {cdr_id for batch in outcome.by_partition.values() for cdr_id in batch.calls.cdr_id}
+    assert "s2" in routed and "c2" in routed and "a2" in routed
+    assert not {"s1", "c1", "a1"} & routed
+    # Without a lead (the contract alone), the same calls go through.
+    assert ingest_cdrs(messages, **OPTIONS).rejected == 0
