@@ -3,6 +3,7 @@
 Run (from the repository root)::
 
     .venv/bin/python -m bench.detection [--train default] [--heldout heldout] [--skip-worker]
+        [--registry DIR] [--inputs keyed,unkeyed]
 
 1. **Training**: ``callguard train --simulate TRAIN --evaluate-on HELDOUT``
    into a fresh registry: the model a new user gets, with its own report
@@ -226,8 +227,11 @@ async def run(options: argparse.Namespace) -> dict[str, Any]:
     """Train, then the worker runs; the results."""
     with tempfile.TemporaryDirectory(prefix="callguard-detection-") as temporary:
         workdir = Path(temporary)
-        registry = workdir / "models"
-        report = train_model(options.train, options.heldout, registry)
+        if options.registry is not None:  # a model trained before: its report is not re-run
+            registry, report = options.registry, f"(model of the registry {options.registry})"
+        else:
+            registry = workdir / "models"
+            report = train_model(options.train, options.heldout, registry)
         print(report)
         results: dict[str, Any] = {
             "machine": machine(),
@@ -240,7 +244,7 @@ async def run(options: argparse.Namespace) -> dict[str, Any]:
             return results
         calls, chunks, scenario = heldout_day(options.heldout, workdir)
         with LocalBroker(log_path=workdir / "broker.log") as broker:
-            for keyed in (True, False):
+            for keyed in [kind == "keyed" for kind in options.inputs.split(",")]:
                 label = "keyed, one CDR a message" if keyed else "unkeyed, arrays of 500"
                 sent = messages(chunks, scenario, keyed=keyed)
                 results["worker"].append(
@@ -255,6 +259,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--train", default="default", help="training scenario (a preset)")
     parser.add_argument("--heldout", default="heldout", help="held-out built-in scenario")
     parser.add_argument("--skip-worker", action="store_true", help="training report only")
+    parser.add_argument(
+        "--registry", type=Path, default=None,
+        help="serve this registry's current model instead of training one",
+    )
+    parser.add_argument(
+        "--inputs", default="keyed,unkeyed", choices=["keyed,unkeyed", "keyed", "unkeyed"],
+        help="which worker runs",
+    )
     options = parser.parse_args(argv)
     results = asyncio.run(run(options))
     RESULTS.mkdir(parents=True, exist_ok=True)

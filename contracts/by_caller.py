@@ -23,7 +23,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import TypeVar
 
+import numpy as np
 import orjson
+from numpy.typing import NDArray
 
 from contracts.cdr import CDR
 from contracts.complaints import Complaint
@@ -234,11 +236,13 @@ def encode_routed_parts(
 def _pieces(batch: RoutedBatch, count: int) -> list[RoutedBatch]:
     """``batch`` cut into about ``count`` pieces of about equal size, in order.
 
-    Calls and complaints first, then inbound notes and appeals, so every
-    inbound note still comes after every call of the original message (as
-    with :func:`_halves`). One encoding per piece instead of one per level
-    of halving: a routed batch ten times the limit was encoded four times.
+    One encoding per piece instead of one per level of halving: a routed
+    batch ten times the limit was encoded four times. With calls to cut,
+    the pieces follow event time (:func:`_pieces_in_time`); otherwise calls
+    and complaints come first, then inbound notes and appeals.
     """
+    if len(batch.calls) >= 2:
+        return _pieces_in_time(batch, min(count, len(batch.calls)))
     heads = max(len(batch.calls), len(batch.complaints))
     tails = max(len(batch.inbound), len(batch.appeals))
     total = heads + tails
@@ -257,6 +261,47 @@ def _pieces(batch: RoutedBatch, count: int) -> list[RoutedBatch]:
             if len(piece):
                 pieces.append(piece)
     return pieces
+
+
+def _pieces_in_time(batch: RoutedBatch, count: int) -> list[RoutedBatch]:
+    """Calls cut into ``count`` runs, each with the notes and complaints it reaches in time.
+
+    An inbound note or a complaint goes with the first run whose calls reach
+    its time (the latest call start of the runs so far), the later ones and
+    the appeals with the last run. The stages apply a message's notes
+    before the calls that follow them in time
+    (:func:`streams.event_clock.by_piece`), so the pieces, applied in
+    order, emit the rows the whole message would: sent after all the calls
+    instead, the notes of a message spanning hours missed every row
+    emitted at its earlier cuts.
+    """
+    calls = batch.calls
+    edges = [len(calls) * index // count for index in range(count + 1)]
+    starts = np.asarray(calls.start_ms, dtype=np.int64)
+    runs = list(zip(edges[:-1], edges[1:], strict=True))
+    latest = np.maximum.accumulate([int(starts[first:last].max()) for first, last in runs[:-1]])
+
+    def run_of(times: list[int]) -> NDArray[np.intp]:
+        return np.searchsorted(latest, np.asarray(times, dtype=np.int64), side="left")
+
+    notes, complaints = run_of(batch.inbound.time_ms), run_of(batch.complaints.time_ms)
+    pieces = [
+        RoutedBatch(
+            calls=_slice(calls, first, last),
+            inbound=_take(batch.inbound, np.flatnonzero(notes == index)),
+            complaints=_take(batch.complaints, np.flatnonzero(complaints == index)),
+        )
+        for index, (first, last) in enumerate(runs)
+    ]
+    pieces[-1].appeals = batch.appeals
+    return pieces
+
+
+def _take(part: _Part, rows: NDArray[np.intp]) -> _Part:
+    chosen = rows.tolist()
+    return type(part)(
+        **{c.name: [getattr(part, c.name)[row] for row in chosen] for c in fields(part)}
+    )
 
 
 def decode_routed(raw: bytes) -> RoutedBatch:

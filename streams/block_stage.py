@@ -71,7 +71,7 @@ from features.vector import FEATURE_NAMES
 from streams.caller_features import Emission
 from streams.caller_record import fingerprints
 from streams.cold_callers import ColdCallers
-from streams.event_clock import OpenBuckets
+from streams.event_clock import OpenBuckets, by_piece
 from streams.feature_stage import EmissionPolicy, StageStats, call_batch
 from streams.partitions import partitions_of
 from streams.write_behind import OneCopyTable
@@ -165,27 +165,35 @@ class BlockFeatureStage:
             self._recover_clock(table, partition, stats)
         block.begin(offset)
         touched, emission = [], Emission()
-        if len(inbound):
-            # Every called number learns who called it, with or without calls of
-            # its own, before the message's calls: a row emitted at one of the
-            # message's cuts counts the call-backs before its window's end
-            # (the inbox keeps their times), whatever order calls and notes
-            # arrive in (input partitions, message cuts, a restart's replay).
-            # Bloom filter adds and inbox entries are idempotent: replays apply.
-            rows = block.rows_of(inbound.number, create=True)  # loaded above, or new
-            stats.inbound = block.note_inbound_rows(
-                rows,
-                callee_keys(inbound.from_number),
-                np.asarray(inbound.time_ms, np.int64),
-                offset,
-                self.clock.frontier(partition),
-            )
-            touched.append(rows)
-            caller_rows = _look_up_again(block, calls.caller, caller_rows)
         pieces = self.clock.cuts(partition, calls.start_ms)
+        notes = by_piece(pieces, calls.start_ms, inbound.time_ms)
+        reports = by_piece(pieces, calls.start_ms, complaints.time_ms)
+        complaint_times = np.asarray(complaints.time_ms, np.int64)
+        if len(inbound):
+            note_times = np.asarray(inbound.time_ms, np.int64)
+            note_keys = callee_keys(inbound.from_number)
+            note_rows = block.rows_of(inbound.number, create=True)  # loaded above, or new
+            touched.append(note_rows)
         if len(calls):
             columns, ids = call_batch(calls, self.config), fingerprints(calls.cdr_id)
-            for number, piece in enumerate(pieces):
+        for number, piece in enumerate(pieces):
+            if len(notes[number]):
+                # Every called number learns who called it, with or without calls
+                # of its own, before the calls that follow in time: a row emitted
+                # at one of the message's cuts counts the call-backs before its
+                # window's end (the inbox keeps their times), whatever order calls
+                # and notes arrive in (input partitions, message cuts, a restart's
+                # replay). Bloom filter adds and inbox entries are idempotent.
+                chosen = notes[number]
+                stats.inbound += block.note_inbound_rows(
+                    note_rows[chosen],
+                    note_keys[chosen],
+                    note_times[chosen],
+                    offset,
+                    self.clock.frontier(partition),
+                )
+                caller_rows = _look_up_again(block, calls.caller, caller_rows)
+            if len(calls):
                 rows = caller_rows[piece] if number == 0 else _look_up_again(
                     block, calls.caller[piece], caller_rows[piece]
                 )
@@ -196,17 +204,18 @@ class BlockFeatureStage:
                 for name, count in update.counts.items():
                     setattr(stats, name, getattr(stats, name) + count)
                 touched.append(update.rows)
-                if number < len(pieces) - 1:  # calls that closed buckets (OpenBuckets.cuts)
-                    self.clock.note(partition, calls.caller[piece], calls.start_ms[piece])
-                    part, emitted = self._emit(self.clock.closed(partition), table, stats)
-                    emission.extend(part)
-                    touched.append(emitted)
-        if len(complaints):
-            landed = block.note_complaints(
-                complaints.number, np.asarray(complaints.time_ms, np.int64), offset
-            )
-            stats.complaints = int(landed.sum())
-            touched.append(block.rows_of(complaints.number, create=False))
+            if len(reports[number]):
+                numbers = [complaints.number[index] for index in reports[number].tolist()]
+                landed = block.note_complaints(
+                    numbers, complaint_times[reports[number]], offset
+                )
+                stats.complaints += int(landed.sum())
+                touched.append(block.rows_of(numbers, create=False))
+            if len(calls) and number < len(pieces) - 1:  # calls that closed buckets (cuts)
+                self.clock.note(partition, calls.caller[piece], calls.start_ms[piece])
+                part, emitted = self._emit(self.clock.closed(partition), table, stats)
+                emission.extend(part)
+                touched.append(emitted)
         last = pieces[-1]
         self.clock.note(partition, calls.caller[last], calls.start_ms[last])
         part, emitted = self._emit(self.clock.closed(partition), table, stats)

@@ -38,8 +38,9 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 
-__all__ = ["OpenBuckets"]
+__all__ = ["OpenBuckets", "by_piece"]
 
 
 class OpenBuckets:
@@ -173,3 +174,32 @@ class OpenBuckets:
         """Drop a revoked partition's clock (its next owner rebuilds it from the messages)."""
         for table in (self._open, self._watermark, self._closed_through, self._heard_at):
             table.pop(partition, None)
+
+
+def by_piece(
+    pieces: list[slice], start_ms: Sequence[int], note_ms: Sequence[int]
+) -> list[NDArray[np.intp]]:
+    """Which of a message's timed items go with each piece of its calls.
+
+    With piece ``i``, the items (indices, in message order: inbound notes,
+    complaints) dated at or before the latest call start of pieces ``0..i``
+    and not taken earlier; the rest with the last piece. The stages apply a
+    piece's notes before its calls and its complaints after them, both
+    before the rows its cut emits. Those rows end at least the grace before
+    that latest start, so each counts every call-back and complaint of the
+    message dated before its window's end, while a number's inbox holds
+    only the calls of the minutes its rows can still count (applied all at
+    once, a message spanning hours of calls filled inboxes past
+    ``inbound_pending`` and let calls into the filter early, and its rows
+    missed its complaints).
+
+    >>> [i.tolist() for i in by_piece([slice(0, 2), slice(2, 3)], [5, 9, 20], [20, 1, 9, 30])]
+    [[1, 2], [0, 3]]
+    """
+    times = np.asarray(note_ms, dtype=np.int64)
+    if len(pieces) == 1:
+        return [np.arange(len(times))]
+    starts = np.asarray(start_ms, dtype=np.int64)
+    latest = np.maximum.accumulate([int(starts[piece].max()) for piece in pieces[:-1]])
+    which = np.searchsorted(latest, times, side="left")  # the first piece reaching each note
+    return [np.flatnonzero(which == index) for index in range(len(pieces))]

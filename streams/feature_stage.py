@@ -32,7 +32,7 @@ from features.config import FeatureConfig
 from features.vector import FEATURE_NAMES
 from streams.caller_features import Emission
 from streams.caller_record import CallerRecord, fingerprints
-from streams.event_clock import OpenBuckets
+from streams.event_clock import OpenBuckets, by_piece
 from streams.partitions import partitions_of
 
 __all__ = ["EmissionPolicy", "FeatureStage", "StageStats"]
@@ -146,18 +146,25 @@ class FeatureStage:
                 prior_offset[number] = record.last_offset  # opened by this message
             return record
 
-        # Inbound notes first: rows emitted at the message's cuts count the
-        # call-backs before their window's end (see BlockFeatureStage._apply).
-        self._apply_inbound(batch, record_of, stats, self.clock.frontier(partition))
         calls, emission = batch.calls, Emission()
         pieces = self.clock.cuts(partition, calls.start_ms)
+        notes = by_piece(pieces, calls.start_ms, batch.inbound.time_ms)
+        complaints = by_piece(pieces, calls.start_ms, batch.complaints.time_ms)
         stats.calls = len(calls)
         for number, piece in enumerate(pieces):
+            # Inbound notes before the calls they precede: rows emitted at the
+            # message's cuts count the call-backs before their window's end
+            # (see BlockFeatureStage._apply).
+            self._apply_inbound(
+                batch, notes[number], record_of, stats, self.clock.frontier(partition)
+            )
             self._apply_calls(batch, piece, offset, record_of, prior_offset, stats)
+            self._apply_complaints(
+                batch, complaints[number], offset, record_of, prior_offset, stats
+            )
             if number < len(pieces) - 1:  # calls that closed buckets (see OpenBuckets.cuts)
                 self.clock.note(partition, calls.caller[piece], calls.start_ms[piece])
                 emission.extend(self._emit(self.clock.closed(partition), touched, table, stats))
-        self._apply_complaints(batch, offset, record_of, prior_offset, stats)
         for number in prior_offset:  # not the callers only emitted
             touched[number].last_offset = max(touched[number].last_offset, offset)
         last = pieces[-1]
@@ -242,27 +249,29 @@ class FeatureStage:
         np.maximum(np.maximum.accumulate(start_ms)[:-1], record.state.watermark_ms, out=met[1:])
         return ended_ms >= met - self.config.grace_s * 1000
 
-    def _apply_complaints(self, batch, offset, record_of, prior_offset, stats) -> None:  # type: ignore[no-untyped-def]
+    def _apply_complaints(self, batch, chosen, offset, record_of, prior_offset, stats) -> None:  # type: ignore[no-untyped-def]
         complaints = batch.complaints
-        if not len(complaints):
+        if not len(chosen):
             return
-        times = np.asarray(complaints.time_ms, np.int64)
-        for number, rows in _group_rows(complaints.number):
+        times = np.asarray(complaints.time_ms, np.int64)[chosen]
+        numbers = [complaints.number[index] for index in chosen.tolist()]
+        for number, rows in _group_rows(numbers):
             record = record_of(number, True)
             if prior_offset[number] >= offset:
                 continue
             stats.complaints += record.state.note_complaints(times[rows])
 
-    def _apply_inbound(self, batch, record_of, stats, frontier_ms) -> None:  # type: ignore[no-untyped-def]
+    def _apply_inbound(self, batch, chosen, record_of, stats, frontier_ms) -> None:  # type: ignore[no-untyped-def]
         # Adding to a Bloom filter is idempotent: replays need no guard. Every
         # called number learns who called it, with or without calls of its own,
         # so reciprocity does not depend on the order notes and calls arrive in.
         inbound = batch.inbound
-        if not len(inbound):
+        if not len(chosen):
             return
-        times = np.asarray(inbound.time_ms, np.int64)
-        keys = callee_keys(inbound.from_number)
-        for number, rows in _group_rows(inbound.number):
+        times = np.asarray(inbound.time_ms, np.int64)[chosen]
+        keys = callee_keys([inbound.from_number[index] for index in chosen.tolist()])
+        numbers = [inbound.number[index] for index in chosen.tolist()]
+        for number, rows in _group_rows(numbers):
             record = record_of(number, True)
             record.state.note_inbound(keys[rows], times[rows], frontier_ms)
             stats.inbound += len(rows)

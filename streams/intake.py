@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from contracts.by_caller import encode_routed_parts
+from contracts.by_caller import RoutedBatch, encode_routed_parts
 from streams.alignment import PartitionAligner, message_event_ms
 from streams.deadletter import SourcePosition
 from streams.ingest import IngestOutcome, RawMessage, ingest_cdrs, ingest_complaints
@@ -206,9 +206,17 @@ class Intake:
         return fetched
 
     async def _route(self, released: list[Any]) -> None:
-        """Validate and route records (in timestamp order); return once the broker has them."""
+        """Validate and route records (in timestamp order); return once the broker has them.
+
+        A partition's calls, inbound notes and complaints of one release go
+        in one routed message (cut in event time when too large): the stage
+        applies them together in time order, so a row emitted at one of its
+        cuts counts the complaints and call-backs dated before its end.
+        """
         settings, topics, counters = self._app.settings, self._app.topics, self._app.counters
         sent: list[Any] = []
+        routed_by_partition: dict[int, RoutedBatch] = {}
+        trace = headers_for(oldest_ms(record.timestamp for record in released))
         for topic in dict.fromkeys(record.topic for record in released):
             records = [record for record in released if record.topic == topic]
             messages = [
@@ -217,7 +225,6 @@ class Intake:
                            record.headers)
                 for record in records
             ]
-            trace = headers_for(oldest_ms(record.timestamp for record in records))
             outcome = self._ingest[topic](
                 messages,
                 partitions=settings.partitions,
@@ -229,13 +236,19 @@ class Intake:
             for key, value in outcome.deadletters:
                 sent.append(await topics.deadletter.send(key=key, value=value))
             for partition, routed in outcome.by_partition.items():
-                # Large batches of batches are cut to stay under Kafka's record limit.
-                for part in encode_routed_parts(routed, settings.internal_max_message_bytes):
-                    sent.append(await topics.by_caller.send(
-                        value=part, partition=partition, headers=trace
-                    ))
+                together = routed_by_partition.setdefault(partition, RoutedBatch())
+                if len(routed.calls) or len(routed.inbound):
+                    together.calls, together.inbound = routed.calls, routed.inbound
+                if len(routed.complaints):
+                    together.complaints = routed.complaints
             counters.messages_in += len(messages)
             counters.records_valid += outcome.valid
             counters.records_rejected += outcome.rejected
+        for partition, routed in sorted(routed_by_partition.items()):
+            # Large batches of batches are cut to stay under Kafka's record limit.
+            for part in encode_routed_parts(routed, settings.internal_max_message_bytes):
+                sent.append(await topics.by_caller.send(
+                    value=part, partition=partition, headers=trace
+                ))
         if sent:
             await asyncio.gather(*sent)

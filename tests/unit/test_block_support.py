@@ -16,7 +16,7 @@ from features.batch import callee_keys
 from features.block import CallerBlock
 from features.config import FeatureConfig
 from streams.caller_record import CallerRecord, fingerprints
-from streams.event_clock import OpenBuckets
+from streams.event_clock import OpenBuckets, by_piece
 from streams.feature_stage import call_batch
 from tests.unit.test_features_support import T0
 
@@ -123,37 +123,47 @@ def apply_to_block(
     """One message as the block-based stage would apply it; the stage's counters.
 
     With a ``clock``, the calls go in the pieces the stages cut a message
-    into (:meth:`OpenBuckets.cuts`), as they do, after the inbound notes,
-    which wait in the inbox until the clock's frontier as they do.
+    into (:meth:`OpenBuckets.cuts`), as they do, each after the inbound
+    notes it reaches in time (:func:`by_piece`), which wait in the
+    inbox until the clock's frontier as they do.
     """
     config, batch = block.config, message.batch
     calls = batch.calls
     stats: dict[str, int] = {}
     block.begin(message.offset)
     inbound = batch.inbound
-    if len(inbound):
-        stats["inbound"] = block.note_inbound(
-            inbound.number,
-            callee_keys(inbound.from_number),
-            np.asarray(inbound.time_ms, np.int64),
-            message.offset,
-            clock.frontier(0) if clock else None,
-        )
     pieces = clock.cuts(0, calls.start_ms) if clock else [slice(0, len(calls))]
+    notes = by_piece(pieces, calls.start_ms, inbound.time_ms)
+    complaints = batch.complaints
+    reports = by_piece(pieces, calls.start_ms, complaints.time_ms)
     if len(calls):
         columns, ids = call_batch(calls, config), fingerprints(calls.cdr_id)
-        for number, piece in enumerate(pieces):
+    for number, piece in enumerate(pieces):
+        chosen = notes[number].tolist()
+        if chosen:
+            stats["inbound"] = stats.get("inbound", 0) + block.note_inbound(
+                [inbound.number[index] for index in chosen],
+                callee_keys([inbound.from_number[index] for index in chosen]),
+                np.asarray(inbound.time_ms, np.int64)[chosen],
+                message.offset,
+                clock.frontier(0) if clock else None,
+            )
+        if len(calls):
             update = block.update(calls.caller[piece], columns.take(piece), ids[piece],
                                   message.offset, continued=True)
             for key, count in update.counts.items():
                 stats[key] = stats.get(key, 0) + count
-            if clock and number < len(pieces) - 1:
-                clock.note(0, calls.caller[piece], calls.start_ms[piece])
-                clock.closed(0)
-    complaints = batch.complaints
-    if len(complaints):
-        landed = block.note_complaints(complaints.number, complaints.time_ms, message.offset)
-        stats["complaints"] = int(landed.sum())
+        chosen = reports[number].tolist()
+        if chosen:
+            landed = block.note_complaints(
+                [complaints.number[index] for index in chosen],
+                np.asarray(complaints.time_ms, np.int64)[chosen],
+                message.offset,
+            )
+            stats["complaints"] = stats.get("complaints", 0) + int(landed.sum())
+        if clock and len(calls) and number < len(pieces) - 1:
+            clock.note(0, calls.caller[piece], calls.start_ms[piece])
+            clock.closed(0)
     if clock:
         clock.note(0, calls.caller[pieces[-1]], calls.start_ms[pieces[-1]])
         clock.closed(0)

@@ -99,3 +99,24 @@ def test_a_call_starting_past_the_allowed_lead_is_dead_lettered_on_every_path() 
     assert not {"s1", "c1", "a1"} & routed
     # Without a lead (the contract alone), the same calls go through.
     assert ingest_cdrs(messages, **OPTIONS).rejected == 0
+
+
+def test_a_reads_calls_are_routed_in_start_time_order_whatever_the_arrays() -> None:
+    """Two arrays spanning the same minutes: their calls interleave by start, stably."""
+    t0 = 1_714_528_800_000
+    first = [good(cdr_id=f"a{i}", caller="13800138000", start_time=t0 + i * 60_000)
+             for i in range(5)]
+    second = [good(cdr_id=f"b{i}", caller="13800138000", start_time=t0 + i * 60_000 + 30_000)
+              for i in range(5)]
+    second.append(good(cdr_id="b-tie", caller="13800138000", start_time=t0 + 60_000))
+    for messages in ([orjson.dumps(first), orjson.dumps(second)],  # one record at a time
+                     [orjson.dumps(first * 40), orjson.dumps(second * 40)]):  # by columns
+        outcome = ingest_cdrs(raw(messages), **OPTIONS)
+        routed = outcome.by_partition[partition_for_number("+8613800138000", 4)]
+        assert routed.calls.start_ms == sorted(routed.calls.start_ms)
+        ids = list(dict.fromkeys(routed.calls.cdr_id))
+        assert ids == ["a0", "b0", "a1", "b-tie", "b1", "a2", "b2", "a3", "b3", "a4", "b4"]
+        position = routed.calls.cdr_id.index("b-tie")
+        assert routed.calls.start_ms[position] == t0 + 60_000
+        inbound = outcome.by_partition[partition_for_number("+861012345678", 4)].inbound
+        assert inbound.time_ms == sorted(inbound.time_ms)

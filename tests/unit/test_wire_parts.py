@@ -69,21 +69,33 @@ def test_a_large_batch_is_cut_below_the_limit_with_every_record_in_order():
     assert len(parts) >= 5
     assert all(len(part) <= len(whole) // 5 for part in parts)
     assert concatenated(parts) == concatenated([whole])
-    # Inbound notes never come before the calls of the message they were cut from.
-    first_inbound = next(i for i, p in enumerate(parts) if decode_routed(p).inbound.number)
-    assert all(not decode_routed(p).calls.cdr_id for p in parts[first_inbound + 1:])
+    # Each part is a stretch of event time: its notes are no later than its last call
+    # (the last part excepted) and later than the calls of the parts before it.
+    decoded = [decode_routed(part) for part in parts]
+    reached = np.maximum.accumulate([max(p.calls.start_ms) for p in decoded])
+    for index, part in enumerate(decoded):
+        if part.inbound.time_ms and index < len(decoded) - 1:
+            assert max(part.inbound.time_ms) <= reached[index]
+        if part.inbound.time_ms and index > 0:
+            assert min(part.inbound.time_ms) > reached[index - 1]
 
 
-def test_applying_the_parts_gives_the_features_of_the_whole_message():
-    batch = routed(3000)
+def test_applying_the_parts_gives_the_rows_and_features_of_the_whole_message():
+    batch = routed(3000)  # 35 minutes of calls: rows emitted at several cuts
     config = FeatureConfig()
     whole_stage, parts_stage = BlockFeatureStage(config), BlockFeatureStage(config)
     whole_table: dict[str, bytes] = {}
     parts_table: dict[str, bytes] = {}
-    whole_stage.apply(batch, 0, whole_table)
+    _, whole_rows = whole_stage.apply(batch, 0, whole_table)
     parts = encode_routed_parts(batch, max_bytes=len(encode_routed(batch)) // 4)
+    parts_rows = Emission()
     for offset, raw in enumerate(parts):
-        parts_stage.apply(decode_routed(raw), offset, parts_table)
+        parts_rows.extend(parts_stage.apply(decode_routed(raw), offset, parts_table)[1])
+    assert len(whole_rows) > 20
+    assert sorted(zip(whole_rows.numbers, whole_rows.window_end_ms, map(tuple, whole_rows.rows),
+                      strict=True)) == sorted(
+        zip(parts_rows.numbers, parts_rows.window_end_ms, map(tuple, parts_rows.rows),
+            strict=True))
     assert set(whole_table) == set(parts_table)
     for number in whole_table:
         assert whole_stage.snapshot(number, whole_table)["features"] == (
