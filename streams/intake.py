@@ -159,7 +159,7 @@ class Intake:
             fetched = await self._gather(consumer)
             now = time.monotonic()
             self._aligner.add(fetched, now=now)
-            released = self._aligner.release(now=now)
+            released = self._aligner.release(now=now, behind=await self._behind(consumer))
             if released.to_pause:
                 consumer.pause(*released.to_pause)
             if released.to_resume:
@@ -177,6 +177,20 @@ class Intake:
                     # batch again and the features stage drops its calls by cdr_id.
                     logger.warning("ingest commit not taken (%r); the batch is read again",
                                    error)
+
+    async def _behind(self, consumer: AIOKafkaConsumer) -> set[TopicPartition]:
+        """Input partitions whose broker holds records not handed to us yet, or not known yet.
+
+        The high watermark is the one the last fetch response brought: none
+        yet (a partition just assigned) counts as behind. The position is
+        the next offset the consumer hands out (past transaction markers too).
+        """
+        behind = set()
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is None or await consumer.position(tp) < highwater:
+                behind.add(tp)
+        return behind
 
     async def _gather(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, list[Any]]:
         """Messages for one batch: up to ``ingest_batch_size``, within ``ingest_batch_within_s``.

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import polars as pl
 
-from streams.alignment import PartitionAligner, message_event_ms
+from streams.alignment import BEHIND_WAIT_S, PartitionAligner, message_event_ms
 
 
 def records(*timestamps: int, first_offset: int = 0) -> list[SimpleNamespace]:
@@ -36,6 +36,27 @@ def test_an_empty_partition_behind_holds_the_others_until_the_idle_timeout() -> 
     assert aligner.release(now=0.5).records == []
     late = aligner.release(now=2.5)
     assert [r.timestamp for r in late.records] == [5, 6]
+
+
+def test_a_partition_with_records_not_fetched_yet_holds_the_others_beyond_the_idle_timeout(
+    caplog,
+) -> None:
+    # A backlog read with large fetches: b's broker holds records the consumer has not
+    # handed out yet; going on without it after idle_s would make its calls late.
+    aligner = PartitionAligner(idle_s=1.0)
+    aligner.assign(["a", "b"], now=0.0)
+    aligner.add({"a": records(5, 6)}, now=0.5)
+    assert aligner.release(now=8.0, behind={"b"}).records == []
+    assert aligner.release(now=BEHIND_WAIT_S - 0.1, behind={"b"}).records == []
+    assert "b" not in caplog.text
+    out = aligner.release(now=BEHIND_WAIT_S, behind={"b"})  # a fetch that never comes
+    assert [r.timestamp for r in out.records] == [5, 6]
+    assert "input partition b has records not fetched" in caplog.text
+    # Caught up (not behind), the same wait is idle_s.
+    caught_up = PartitionAligner(idle_s=1.0)
+    caught_up.assign(["a", "b"], now=0.0)
+    caught_up.add({"a": records(5, 6)}, now=0.5)
+    assert [r.timestamp for r in caught_up.release(now=8.0).records] == [5, 6]
 
 
 def test_a_partition_read_to_its_end_still_holds_the_others_while_it_may_get_more() -> None:
