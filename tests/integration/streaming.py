@@ -77,6 +77,30 @@ def produce_cdrs(producer, topic: str, cdrs: pl.DataFrame, batch: int = 500) -> 
     producer.flush()
 
 
+def produce_unkeyed(producer, topic: str, cdrs: pl.DataFrame, *, switches: int,
+                    batch: int) -> None:
+    """Send simulator rows as ``switches`` exporters would, with no key.
+
+    Each exporter holds every ``switches``-th call and sends its own calls in
+    arrays of ``batch``, in time order; the exporters take turns, and the
+    arrays go round the topic's partitions. Arrays of different exporters
+    cover the same minutes, so no partition's arrays are in time order with
+    another's.
+    """
+    rows = cdrs.drop("start_time").rename({"start_ms": "start_time"})
+    partitions = sorted(producer.partitions_for(topic))
+    queues = [rows.gather_every(switches, offset) for offset in range(switches)]
+    sent = 0
+    for start in range(0, max(queue.height for queue in queues), batch):
+        for queue in queues:
+            part = queue.slice(start, batch)
+            if part.height:
+                producer.send(topic, orjson.dumps(part.to_dicts()),
+                              partition=partitions[sent % len(partitions)])
+                sent += 1
+    producer.flush()
+
+
 def assert_features_match_offline(web_port: int, cdrs: pl.DataFrame, numbers: list[str]) -> None:
     """The worker's features of ``numbers`` equal the offline path's on ``cdrs``."""
     config = load_settings().feature_config()

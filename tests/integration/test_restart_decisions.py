@@ -23,6 +23,7 @@ from tests.integration.streaming import (
     freeze,
     get_json,
     produce_cdrs,
+    produce_unkeyed,
     start_deciding_worker,
     wait_for,
 )
@@ -85,13 +86,15 @@ def _on_topic(bootstrap: str, topic: str) -> set[str]:
 def _run(start_worker, model_dir, tmp_path, kafka_producer, kafka_bootstrap, day, *,
          batch: int, kill_after: int | None = None, kill_while: int | None = None,
          paced: int = 1, pause: tuple[LocalBroker, int] | None = None,
-         expected: set[str] | None = None) -> set[str]:
+         switches: int = 0, expected: set[str] | None = None) -> set[str]:
     """Decision ids of one run: ``kill_after`` CDRs produced, all applied, then SIGKILL and the
     rest; or everything produced and SIGKILL once ``kill_while`` CDRs are applied (mid-stream:
     whatever the worker was doing, uncommitted work is lost). ``paced``: the day goes out in
     that many parts, each once the worker has applied the one before (a slow producer).
-    ``pause``: the broker is frozen (SIGSTOP) once that many CDRs are applied, for 10 s."""
-    name = f"{batch}-{kill_after}-{kill_while}-{paced}-{pause is not None}"
+    ``pause``: the broker is frozen (SIGSTOP) once that many CDRs are applied, for 10 s.
+    ``switches``: the day comes unkeyed from that many exporters, each sending arrays of
+    ``batch`` of its own calls, spread over the partitions (arrays overlap in time)."""
+    name = f"{batch}-{kill_after}-{kill_while}-{paced}-{pause is not None}-{switches}"
     worker, env = start_deciding_worker(
         start_worker, model_dir=model_dir, store_url=f"chdb://{tmp_path / ('store-' + name)}",
         allowlist=tmp_path / f"allow-{name}.sqlite",
@@ -103,7 +106,14 @@ def _run(start_worker, model_dir, tmp_path, kafka_producer, kafka_bootstrap, day
     counters = lambda: get_json(status)["counters"]  # noqa: E731
     part = -(-cut // paced)
     for first in range(0, cut, part):
-        produce_cdrs(kafka_producer, raw, day.slice(first, min(part, cut - first)), batch=batch)
+        chunk = day.slice(first, min(part, cut - first))
+        if switches:  # the closing calls, an hour on, in an array of their own
+            closing = pl.col("cdr_id").str.starts_with("closer-")
+            produce_unkeyed(kafka_producer, raw, chunk.filter(~closing), switches=switches,
+                            batch=batch)
+            produce_unkeyed(kafka_producer, raw, chunk.filter(closing), switches=1, batch=batch)
+        else:
+            produce_cdrs(kafka_producer, raw, chunk, batch=batch)
         if first + part < cut:
             sent = first + part
             wait_for(lambda sent=sent: counters()["features"]["accepted"] >= sent, 180,
@@ -192,6 +202,17 @@ def test_a_slow_producer_gives_the_same_decisions(
     slow = _run(start_worker, model_dir, tmp_path, kafka_producer, kafka_bootstrap, day,
                 batch=200, paced=6, expected=through)
     assert slow == through, _differences(slow, through)
+
+
+def test_unkeyed_overlapping_arrays_give_the_decisions_of_ordered_messages(
+    start_worker, model_dir, tmp_path, kafka_producer, kafka_bootstrap
+):
+    day = _day()
+    through = _through(start_worker, model_dir, tmp_path, kafka_producer, kafka_bootstrap, day)
+    # Arrays of 10 calls of one exporter span about 90 s of this day: within the grace.
+    unkeyed = _run(start_worker, model_dir, tmp_path, kafka_producer, kafka_bootstrap, day,
+                   batch=10, switches=3, expected=through)
+    assert unkeyed == through, _differences(unkeyed, through)
 
 
 def test_a_broker_frozen_mid_day_changes_no_decision(
