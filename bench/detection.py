@@ -50,6 +50,7 @@ from simulator.parquet import write_parquet
 from simulator.run import simulate
 from simulator.scenario import builtin_scenario
 from streams.broker import LocalBroker
+from streams.caller_features import decode_features
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -109,6 +110,40 @@ async def read_flags(bootstrap: str, topic: str, count: int) -> list[Flag]:
     finally:
         await consumer.stop()
     return flags
+
+
+async def read_rows(bootstrap: str, topic: str, count: int) -> dict[tuple[str, int], bytes]:
+    """The feature rows on ``caller.features`` by (number, window end), until ``count`` are read."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    rows: dict[tuple[str, int], bytes] = {}
+    deadline = time.monotonic() + 120
+    try:
+        while len(rows) < count and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            for records in batches.values():
+                for record in records:
+                    part = decode_features(record.value)
+                    for number, end, row in zip(
+                        part["numbers"], part["window_end_ms"], part["rows"], strict=True
+                    ):
+                        rows[(number, int(end))] = np.asarray(row, np.float64).tobytes()
+    finally:
+        await consumer.stop()
+    return rows
+
+
+def same_rows(rows: dict[tuple[str, int], bytes], keyed: dict[tuple[str, int], bytes]) -> dict:
+    """How a run's feature rows compare with the keyed run's, bit for bit."""
+    both = rows.keys() & keyed.keys()
+    return {
+        "rows_compared": len(both),
+        "rows_differing": sum(rows[key] != keyed[key] for key in both),
+        "rows_only_here": len(rows.keys() - keyed.keys()),
+        "rows_only_keyed": len(keyed.keys() - rows.keys()),
+    }
 
 
 def judge(flags: list[Flag], calls: LabelledCalls) -> dict[str, Any]:
@@ -181,7 +216,13 @@ async def worker_run(
         published = sum(decisions.get(a, 0) for a in ("block", "watch", "clear"))
         flags = await read_flags(bootstrap, run.topics["CALLGUARD_TOPIC_FLAGS"], published)
         features = status["counters"]["features"]
+        rows = await read_rows(
+            bootstrap, run.topics["CALLGUARD_TOPIC_FEATURES"], features.get("emitted", 0)
+        )
+        _ROWS[label] = rows
+        keyed = _ROWS.get(_KEYED)
         return {
+            **({} if keyed is None or label == _KEYED else same_rows(rows, keyed)),
             "input": label,
             "cdrs": cdrs,
             "late_dropped": features.get("late_dropped", 0),
@@ -192,6 +233,10 @@ async def worker_run(
         }
     finally:
         worker.stop()
+
+
+_KEYED = "keyed, one CDR a message"
+_ROWS: dict[str, dict[tuple[str, int], bytes]] = {}  # each run's feature rows, by label
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -216,6 +261,8 @@ def markdown(results: dict[str, Any]) -> str:
         ("minutes to first flag, p90", "minutes_to_first_flag_p90", "{}"),
         ("calls dropped as late", "late_dropped", "{:,}"),
         ("feature vectors scored", "scored_vectors", "{:,}"),
+        ("rows compared with the keyed run", "rows_compared", "{:,}"),
+        ("of those, not equal to the bit", "rows_differing", "{:,}"),
     )
     for title, key, pattern in rows:
         cells = ["n/a" if run.get(key) is None else pattern.format(run[key]) for run in runs]
@@ -245,7 +292,7 @@ async def run(options: argparse.Namespace) -> dict[str, Any]:
         calls, chunks, scenario = heldout_day(options.heldout, workdir)
         with LocalBroker(log_path=workdir / "broker.log") as broker:
             for keyed in [kind == "keyed" for kind in options.inputs.split(",")]:
-                label = "keyed, one CDR a message" if keyed else "unkeyed, arrays of 500"
+                label = _KEYED if keyed else "unkeyed, arrays of 500"
                 sent = messages(chunks, scenario, keyed=keyed)
                 results["worker"].append(
                     await worker_run(broker.bootstrap, workdir, registry, calls, sent, label)
