@@ -192,11 +192,10 @@ class BlockFeatureStage:
                     offset,
                     self.clock.frontier(partition),
                 )
-                caller_rows = _look_up_again(block, calls.caller, caller_rows)
             if len(calls):
-                rows = caller_rows[piece] if number == 0 else _look_up_again(
-                    block, calls.caller[piece], caller_rows[piece]
-                )
+                # Callers new to the block were -1 when the message began; the notes
+                # or the pieces before may have made their rows since.
+                rows = _look_up_again(block, calls.caller[piece], caller_rows[piece])
                 update = block.update(
                     calls.caller[piece], columns.take(piece), ids[piece], offset,
                     rows=rows, continued=True,  # begun above; the notes may have opened rows
