@@ -39,6 +39,7 @@ __all__ = [
     "decode_routed",
     "encode_routed",
     "encode_routed_parts",
+    "in_time_order",
 ]
 
 # Kafka's default record limit (message.max.bytes, max.request.size) is 1 MiB;
@@ -295,6 +296,16 @@ def _pieces_in_time(batch: RoutedBatch, count: int) -> list[RoutedBatch]:
     ]
     pieces[-1].appeals = batch.appeals
     return pieces
+
+
+def in_time_order(batch: RoutedBatch) -> RoutedBatch:
+    """``batch`` with its calls in start order and its inbound notes in time order (stable)."""
+    calls, inbound = batch.calls, batch.inbound
+    for name, times in (("calls", calls.start_ms), ("inbound", inbound.time_ms)):
+        starts = np.asarray(times, dtype=np.int64)
+        if len(starts) > 1 and not (starts[1:] >= starts[:-1]).all():
+            setattr(batch, name, _take(getattr(batch, name), np.argsort(starts, kind="stable")))
+    return batch
 
 
 def _take(part: _Part, rows: NDArray[np.intp]) -> _Part:

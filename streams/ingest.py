@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from aiokafka.partitioner import murmur2
 
-from contracts.by_caller import RoutedBatch
+from contracts.by_caller import RoutedBatch, in_time_order
 from contracts.cdr import Rejection, ValidationResult, validate_message
 from contracts.cdr_arrow import (
     ARROW_STREAM_CONTENT_TYPE,
@@ -292,32 +292,11 @@ def _ingest(
                 max_original_bytes=max_original_bytes,
             )
             outcome.deadletters.append((message.source.key, value))
-    for batch in batches.values():
-        _in_time_order(batch)
-    outcome.by_partition = dict(batches)
+    # The messages of one read arrive in event-time order by their first call
+    # (streams.alignment), but an array of CDRs spans minutes of calls: routed
+    # message after message, the calls of one array would run past the start of
+    # the next, and a caller's calls from the next array would miss the rows the
+    # feature stage emitted meanwhile, depending on how the exporter cut its
+    # arrays. Sorted, a read's calls close buckets in time order whatever the arrays.
+    outcome.by_partition = {partition: in_time_order(batch) for partition, batch in batches.items()}
     return outcome
-
-
-def _in_time_order(batch: RoutedBatch) -> None:
-    """Put a routed batch's calls, and its inbound notes, in start-time order (stable).
-
-    The messages of one read arrive in event-time order by their first call
-    (:mod:`streams.alignment`), but an array of CDRs spans minutes of calls:
-    routed message after message, the calls of one array would run past the
-    start of the next. The feature stage closes a bucket once its
-    partition's calls pass the bucket's end by the grace, so a caller's
-    calls from the next array would miss the rows emitted meanwhile, and
-    which rows missed them would depend on how the exporter cut its arrays.
-    Sorted, a read's calls close buckets in time order whatever the arrays.
-    """
-    calls, inbound = batch.calls, batch.inbound
-    for part, times in ((calls, calls.start_ms), (inbound, inbound.time_ms)):
-        if len(times) < 2:
-            continue
-        starts = np.fromiter(times, np.int64, len(times))
-        if (starts[1:] >= starts[:-1]).all():
-            continue
-        order = np.argsort(starts, kind="stable").tolist()
-        for name in part.__slots__:  # type: ignore[attr-defined]
-            values = getattr(part, name)
-            setattr(part, name, [values[index] for index in order])
