@@ -15,9 +15,10 @@ starts where the long window whose last bucket holds ``end_ms - 1``
 starts, as in :meth:`features.state.CallerState.features`.
 
 Differences from the streaming path, by design: no call is late here (the
-stream drops calls beyond the grace), and reciprocity is exact membership
-(did the sampled callee call the caller between the start of the previous
-inbound generation and ``end_ms``?) where the stream uses a Bloom filter.
+stream drops calls beyond the grace), and reciprocity and the inbound ratio
+are exact (did the sampled callee call the caller between the start of the
+previous inbound generation and ``end_ms``? how many numbers did?) where
+the stream uses a Bloom filter.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from features.vector import FEATURE_NAMES, reciprocity, window_features
 __all__ = ["compute_features"]
 
 _BUCKET_BITS = 32  # composite row key: caller id << 32 | short bucket
+_TIME_BITS = 42  # composite key: caller id << 42 | epoch ms (ms below 2**42: until 2109)
 
 
 def compute_features(
@@ -82,6 +84,7 @@ def compute_features(
     if complaints is not None:
         buckets, bucket_keys = _add_complaints(buckets, bucket_keys, complaints, callers, config)
     blocks, windows_kept = [], np.zeros(len(end_ms), bool)
+    inbound = _inbound_callers(caller_of_end, end_ms, frame, callers, config)
     for name in ("short", "long"):
         rows, groups = _window_rows(bucket_keys, caller_of_end, end_ms, name, config)
         windows_kept[groups] = True
@@ -95,7 +98,7 @@ def compute_features(
             window.kmv_count[present] = combined.kmv_count
             window.segment_hist[present] = combined.segment_hist
         called_back = _reciprocity(window, caller_of_end, end_ms, frame, callers, config)
-        blocks.append(window_features(window, called_back))
+        blocks.append(window_features(window, called_back, inbound))
     values = np.hstack(blocks)[windows_kept]
     result = pl.DataFrame(
         {
@@ -254,6 +257,54 @@ def _reciprocity(
     called_back = np.zeros(len(end_ms), np.int64)
     called_back[matched["window"].to_numpy()] = matched["called_back"].to_numpy()
     return reciprocity(called_back, sampled_count)
+
+
+def _inbound_callers(
+    caller_of_end: NDArray[np.int64],
+    end_ms: NDArray[np.int64],
+    frame: pl.DataFrame,
+    callers: pl.Series,
+    config: FeatureConfig,
+) -> NDArray[np.float64]:
+    """Per window end: numbers that called the caller in the inbound horizon, exactly.
+
+    Each number counts once per inbound generation, as the stream's filter
+    keeps one generation per half: the pairs (generation, number) whose
+    first call in that generation started from the horizon to ``end_ms``.
+    """
+    lookup = pl.DataFrame({"callee": callers, "caller_id": np.arange(len(callers))})
+    inbound = (
+        frame.lazy()
+        .select("callee", "start_ms", "caller")
+        .join(lookup.lazy(), on="callee", how="inner")
+        .collect()
+    )
+    if inbound.is_empty():
+        return np.zeros(len(end_ms))
+    generation_ms = config.inbound_generation_s * 1000
+    firsts = (
+        pl.DataFrame(
+            {
+                "caller_id": inbound["caller_id"],
+                "hash": key_hash32(
+                    inbound["caller"].str.strip_prefix("+").cast(pl.UInt64).to_numpy()
+                ),
+                "generation": inbound["start_ms"] // generation_ms,
+                "start_ms": inbound["start_ms"],
+            }
+        )
+        .group_by("caller_id", "generation", "hash")
+        .agg(pl.col("start_ms").min())
+    )
+    keys = np.sort(
+        (firsts["caller_id"].to_numpy().astype(np.int64) << _TIME_BITS)
+        | firsts["start_ms"].to_numpy().astype(np.int64)
+    )
+    base = caller_of_end.astype(np.int64) << _TIME_BITS
+    before_end = np.searchsorted(keys, base | end_ms)
+    before_horizon = np.searchsorted(keys, base | _horizon_start(end_ms, config))
+    counts: NDArray[np.float64] = (before_end - before_horizon).astype(np.float64)
+    return counts
 
 
 def _horizon_start(end_ms: NDArray[np.int64], config: FeatureConfig) -> NDArray[np.int64]:

@@ -29,7 +29,11 @@ beyond a dozen segments it says "many", not how many.
 number (derived from the same 32-bit hash), in two generations. With ``n``
 distinct inbound numbers in a generation the false-positive rate is about
 ``(1 - exp(-3 n / m)) ** 3``: for m = 512, 0.2 % at n = 20, 1.6 % at 50,
-8.7 % at 100; a query checks two generations, so up to twice that.
+8.7 % at 100; a query checks two generations, so up to twice that. The
+number of distinct inbound numbers is estimated from the share of bits set,
+``n = -(m / 3) ln(1 - X / m)`` (:func:`bloom_cardinality`): within a few per
+cent up to ``m / 3`` numbers, and capped at ``(m / 3) ln m`` (1,064 for
+m = 512) when every bit is set.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ __all__ = [
     "BLOOM_HASHES",
     "EMPTY_HASH",
     "bloom_add",
+    "bloom_cardinality",
     "bloom_contains",
     "kmv_distinct",
     "kmv_repeat_share",
@@ -50,6 +55,7 @@ __all__ = [
     "kmv_union_groups",
     "segment_distinct",
     "segment_entropy",
+    "waiting_callers",
 ]
 
 EMPTY_HASH = np.uint32(0xFFFFFFFF)
@@ -199,6 +205,55 @@ def bloom_add(words: NDArray[np.uint64], hashes: UInt32Array) -> None:
     positions = _bloom_positions(hashes, 64 * len(words)).ravel()
     masks = np.left_shift(np.uint64(1), (positions % 64).astype(np.uint64))
     np.bitwise_or.at(words, positions // 64, masks)
+
+
+def bloom_cardinality(words: NDArray[np.uint64]) -> NDArray[np.float64]:
+    """Estimated distinct numbers in filters of ``64 * words.shape[-1]`` bits (last axis).
+
+    ``-(m / k) ln(1 - X / m)`` with ``X`` bits set of ``m``; a full filter
+    counts as one bit short of full, so the estimate stays finite.
+    """
+    bits = 64 * words.shape[-1]
+    ones = np.minimum(np.bitwise_count(words).sum(axis=-1, dtype=np.int64), bits - 1)
+    estimate: NDArray[np.float64] = -(bits / BLOOM_HASHES) * np.log1p(-ones / bits)
+    return estimate
+
+
+def waiting_callers(
+    filters: NDArray[np.uint64],
+    filter_generation: NDArray[np.int64],
+    time_ms: NDArray[np.int64],
+    hashes: NDArray[np.uint32],
+    live: NDArray[np.bool_],
+    generation_ms: int,
+) -> NDArray[np.int64]:
+    """Per row: numbers among the ``live`` waiting calls that their filter does not hold.
+
+    A number's inbox holds its latest inbound calls before they join its
+    filter (two generations, current first, of ``filters.shape[1] / 2``
+    words each, the current one ``filter_generation``). Each waiting number
+    counts once per generation, and not at all if the filter already holds
+    it in that generation, as adding it to the filter would leave the count
+    unchanged. Arrays of waiting calls are ``(rows, slots)``.
+    """
+    rows, slots = time_ms.shape
+    words = filters.shape[1] // 2
+    generation = time_ms // generation_ms
+    half = filter_generation[:, None] - generation  # 0: current, 1: previous
+    in_filter = np.zeros((rows, slots), bool)
+    known = live & ((half == 0) | (half == 1))
+    if known.any():
+        row, slot = np.nonzero(known)
+        positions = _bloom_positions(hashes[row, slot], 64 * words)
+        cells = filters[row[:, None], half[row, slot][:, None] * words + positions // 64]
+        bits = (cells >> (positions % 64).astype(np.uint64)) & np.uint64(1)
+        in_filter[row, slot] = np.all(bits == 1, axis=1)
+    keys = np.where(live & ~in_filter, generation << 32 | hashes.astype(np.int64), -1)
+    keys = np.sort(keys, axis=1)
+    first = np.ones(keys.shape, bool)
+    first[:, 1:] = keys[:, 1:] != keys[:, :-1]
+    counted: NDArray[np.int64] = np.count_nonzero(first & (keys >= 0), axis=1)
+    return counted
 
 
 def bloom_contains(words: NDArray[np.uint64], hashes: UInt32Array) -> NDArray[np.bool_]:

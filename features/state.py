@@ -57,7 +57,13 @@ from features.aggregate import (
 from features.batch import CallBatch, key_hash32
 from features.config import FeatureConfig, WindowName, WindowSpec
 from features.runs import run_starts
-from features.sketch import EMPTY_HASH, bloom_add, bloom_contains
+from features.sketch import (
+    EMPTY_HASH,
+    bloom_add,
+    bloom_cardinality,
+    bloom_contains,
+    waiting_callers,
+)
 from features.vector import FEATURE_NAMES, reciprocity, window_features
 
 __all__ = ["HELD_COMPLAINTS", "CallerState", "UpdateStats"]
@@ -450,7 +456,9 @@ class CallerState:
         """One window's half of :meth:`features`."""
         aggregate = self.window_aggregate(window, end_ms)
         end = self.default_end_ms() if end_ms is None else end_ms
-        return window_features(aggregate, self._reciprocity(aggregate, end))[0]
+        return window_features(
+            aggregate, self._reciprocity(aggregate, end), self._inbound_callers(end)
+        )[0]
 
     def feature_dict(self, end_ms: int | None = None) -> dict[str, float]:
         """:meth:`features` as a name -> value mapping."""
@@ -473,6 +481,28 @@ class CallerState:
         live = (self._inbox_ms < end_ms) & (self._inbox_ms >= horizon)
         called_back |= np.isin(sampled, self._inbox_hash[live])
         return reciprocity(np.array([np.count_nonzero(called_back)]), np.array([len(sampled)]))
+
+    def _inbound_callers(self, end_ms: int) -> NDArray[np.float64]:
+        """Numbers that called in the inbound horizon: the filter's estimate, plus the inbox."""
+        words = len(self._inbound) // 2
+        wanted = self.config.inbound_generation(end_ms)  # counts with the one before
+        halves = [
+            self._inbound[half * words : (half + 1) * words]
+            for half in (0, 1)  # the filter's current generation, then the previous one
+            if wanted - 1 <= self._inbound_generation - half <= wanted
+        ]
+        total = float(bloom_cardinality(np.stack(halves)).sum()) if halves else 0.0
+        generation_ms = self.config.inbound_generation_s * 1000
+        live = (self._inbox_ms < end_ms) & (self._inbox_ms >= (wanted - 1) * generation_ms)
+        waiting = waiting_callers(
+            self._inbound[None, :],
+            np.array([self._inbound_generation], np.int64),
+            self._inbox_ms[None, :],
+            self._inbox_hash[None, :],
+            live[None, :],
+            generation_ms,
+        )
+        return np.array([total + float(waiting[0])])
 
     # -- serialisation -----------------------------------------------------
 

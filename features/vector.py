@@ -44,6 +44,7 @@ __all__ = [
     "PER_WINDOW",
     "gap_cv",
     "gap_mean_s",
+    "inbound_ratio",
     "mean_talk_s",
     "night_call_ratio",
     "one_ring_ratio",
@@ -182,6 +183,20 @@ def reciprocity(called_back: NDArray[np.integer], sampled: NDArray[np.integer]) 
     return _ratio(called_back, sampled)
 
 
+def inbound_ratio(inbound_callers: NDArray[np.floating], agg: Aggregates) -> Column:
+    """``numbers that called the caller / distinct callees`` of the window.
+
+    The numbers are those that called the caller within the inbound horizon
+    (this inbound generation and the one before, up to the window's end),
+    estimated from the caller's inbound filter in the stream
+    (:func:`features.sketch.bloom_cardinality`) and counted exactly offline.
+    People are called as well as calling: an ordinary subscriber hears from
+    about as many numbers as it dials, a line that only dials out hears from
+    almost nobody, whatever it dials and however it is answered.
+    """
+    return _ratio(np.asarray(inbound_callers, dtype=np.float64), distinct_callees(agg))
+
+
 FeatureFunction = Callable[[Aggregates], Column]
 
 WINDOW_FEATURES: dict[str, FeatureFunction] = {
@@ -201,18 +216,21 @@ WINDOW_FEATURES: dict[str, FeatureFunction] = {
     "gap_cv": gap_cv,
     "complaints": complaints,
 }
-PER_WINDOW = (*WINDOW_FEATURES, "reciprocity")
+PER_WINDOW = (*WINDOW_FEATURES, "reciprocity", "inbound_ratio")
 FEATURE_NAMES: tuple[str, ...] = tuple(
     f"{window}_{name}" for window in ("short", "long") for name in PER_WINDOW
 )
 
 
-def window_features(agg: Aggregates, reciprocity_values: Column) -> NDArray[np.float64]:
-    """``(n, 16)``: each row's features for one window, in ``PER_WINDOW`` order.
+def window_features(
+    agg: Aggregates, reciprocity_values: Column, inbound_callers: Column
+) -> NDArray[np.float64]:
+    """``(n, 17)``: each row's features for one window, in ``PER_WINDOW`` order.
 
     The short window's features fill the first half of :data:`FEATURE_NAMES`,
     the long window's the second half.
     """
     columns = [function(agg) for function in WINDOW_FEATURES.values()]
     columns.append(np.asarray(reciprocity_values, dtype=np.float64))
+    columns.append(inbound_ratio(inbound_callers, agg))
     return np.column_stack(columns)

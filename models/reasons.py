@@ -143,6 +143,14 @@ _TEMPLATES: dict[str, _Template] = {
         0.05,
         lambda v, n, w: f"only {v:.0%} of callees in {w} ever called this number",
     ),
+    "inbound_ratio": _Template(
+        "low",
+        0.05,
+        lambda v, n, w: (
+            f"called by {v:.0%} as many numbers as it called in {w} (people are called "
+            f"about as often as they call)"
+        ),
+    ),
 }
 
 

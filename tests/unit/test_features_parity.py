@@ -107,6 +107,10 @@ def test_stream_and_offline_agree(seed: int) -> None:
             # Bloom filter false positives only ever add call-backs: <= 8.7 % at 100 numbers.
             assert (got >= expected - 1e-12).all(), name
             assert np.abs(got - expected).max() <= 0.1, name
+        elif name.endswith("inbound_ratio"):
+            # The stream estimates the numbers from its filter's bits (features.sketch):
+            # 1.003 for one number, within a few per cent up to about 170.
+            np.testing.assert_allclose(got, expected, rtol=0.05, atol=1e-12, err_msg=name)
         else:
             np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12, err_msg=name)
     # The shapes show: the features separate the callers.

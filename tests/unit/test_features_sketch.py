@@ -16,7 +16,15 @@ from features.aggregate import (
 )
 from features.batch import CallBatch, callee_keys, key_hash32, segment_keys
 from features.config import FeatureConfig
-from features.sketch import EMPTY_HASH, kmv_distinct, kmv_union, kmv_union_groups
+from features.sketch import (
+    EMPTY_HASH,
+    bloom_add,
+    bloom_cardinality,
+    kmv_distinct,
+    kmv_union,
+    kmv_union_groups,
+    waiting_callers,
+)
 from features.vector import distinct_callees
 
 
@@ -166,3 +174,36 @@ def test_config_defaults(config: FeatureConfig) -> None:
     assert (short.buckets_per_window, short.slots) == (2, 4)
     assert (long.buckets_per_window, long.slots) == (4, 6)
     assert config.utc_offset_ms == 8 * 3600_000
+
+
+@pytest.mark.parametrize("numbers", [0, 1, 5, 20, 50, 100, 170])
+def test_the_inbound_filter_estimates_its_numbers_within_a_few_per_cent(numbers: int) -> None:
+    rng = np.random.default_rng(numbers)
+    estimates = []
+    for _ in range(50):
+        words = np.zeros(8, np.uint64)  # 512 bits, one generation of the default filter
+        hashes = key_hash32(rng.integers(10**10, 2 * 10**10, numbers).astype(np.uint64))
+        bloom_add(words, hashes)
+        bloom_add(words, hashes[: numbers // 2])  # a number calling twice counts once
+        estimates.append(float(bloom_cardinality(words)))
+    assert abs(np.mean(estimates) - numbers) <= max(0.05 * numbers, 0.01)
+    assert bloom_cardinality(np.full((2, 8), np.iinfo(np.uint64).max, np.uint64)).tolist() == (
+        pytest.approx([512 / 3 * np.log(512)] * 2)
+    )
+
+
+def test_waiting_calls_count_each_number_once_a_generation_unless_the_filter_has_it() -> None:
+    day = 86_400_000
+    filters = np.zeros((1, 16), np.uint64)  # current generation 10, then generation 9
+    bloom_add(filters[0, :8], np.array([7], np.uint32))  # 7 called in generation 10
+    bloom_add(filters[0, 8:], np.array([8], np.uint32))  # 8 called in generation 9
+    time_ms = np.array([[10 * day + 1, 10 * day + 2, 9 * day + 5, 10 * day + 3, 10 * day + 4,
+                         9 * day + 6, 11 * day]])
+    hashes = np.array([[5, 5, 5, 7, 8, 8, 6]], np.uint32)
+    live = np.array([[True, True, True, True, True, True, False]])
+    # 5 in generation 10 (twice), 5 in 9, 8 in 10; 7 (in the filter for 10) and 8 in 9
+    # (in the filter for 9) add nothing; 6 is not live.
+    counted = waiting_callers(filters, np.array([10]), time_ms, hashes, live, day)
+    assert counted.tolist() == [3]
+    # A filter of another generation holds nothing for these calls.
+    assert waiting_callers(filters, np.array([20]), time_ms, hashes, live, day).tolist() == [5]

@@ -131,6 +131,27 @@ def test_reciprocity_from_inbound_notes(config: FeatureConfig) -> None:
     assert state.feature_dict()["short_reciprocity"] == 0.0
 
 
+def test_inbound_ratio_counts_the_numbers_that_called(config: FeatureConfig) -> None:
+    state = CallerState(config)
+    feed(state, [Call(0, A), Call(10, B)])
+    assert state.feature_dict()["short_inbound_ratio"] == 0.0
+    others = ["+8613700000000", "+8613600000000", "+8613500000000"]
+    state.note_inbound(callee_keys([A, *others, A]), T0 + np.arange(40_000, 90_000, 10_000))
+    # Four numbers (A twice) called; two were called: 2, while they wait in the inbox ...
+    assert state.feature_dict()["short_inbound_ratio"] == 2.0
+    assert state.feature_dict(T0 + 60_000)["short_inbound_ratio"] == 1.0  # two before 60 s
+    # ... and about 2 once they are in the filter (its estimate: within a few per cent).
+    state.note_inbound(callee_keys([]), np.array([], np.int64), frontier_ms=T0 + 500_000)
+    assert state.feature_dict(T0 + 600_000)["long_inbound_ratio"] == pytest.approx(2.0, rel=0.02)
+    # A number already in the filter that calls again adds nothing.
+    state.note_inbound(callee_keys([A]), np.array([T0 + 550_000]))
+    assert state.feature_dict(T0 + 600_000)["long_inbound_ratio"] == pytest.approx(2.0, rel=0.02)
+    # Two generations later the numbers are forgotten.
+    feed(state, [Call(3 * 86_400, A)])
+    state.note_inbound(callee_keys([]), np.array([], np.int64), frontier_ms=T0 + 3 * 86_400_000)
+    assert state.feature_dict()["short_inbound_ratio"] == 0.0
+
+
 def test_bytes_round_trip(config: FeatureConfig) -> None:
     rng = np.random.default_rng(7)
     state = CallerState(config)

@@ -27,7 +27,7 @@ REFERENCE = {
     name: COUNT if name.partition("_")[2] in COUNTS else RATIO for name in FEATURE_NAMES
 }
 LOW_IS_SUSPICIOUS = {"answer_rate", "mean_talk_s", "repeat_callee_ratio", "gap_mean_s",
-                     "gap_cv", "reciprocity"}
+                     "gap_cv", "reciprocity", "inbound_ratio"}
 
 
 def normal_row() -> dict[str, float]:
