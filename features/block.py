@@ -3,7 +3,7 @@
 :class:`CallerBlock` holds what :class:`features.state.CallerState` holds for
 one caller -- rings of bucket aggregates, watermark, reorder buffer, inbound
 filter -- for every caller of a partition, plus the bookkeeping of
-:class:`streams.caller_record.CallerRecord` (last applied offset, last
+:class:`streams.state.caller_record.CallerRecord` (last applied offset, last
 emission, recent ``cdr_id`` fingerprints). One :meth:`CallerBlock.update` per
 message applies every caller's calls with a few dozen numpy calls over
 (caller, slot) groups instead of a hundred per caller.
@@ -18,7 +18,7 @@ and the same window combination when reading (:func:`features.aggregate.combine`
 The tests feed both with random streams and compare.
 
 **Equal to the feature stage.** ``update`` applies the exactly-once rules of
-:mod:`streams.feature_stage`: a caller whose ``last_offset`` is at or past
+:mod:`streams.stages.feature_stage`: a caller whose ``last_offset`` is at or past
 the message's offset is skipped (replay), and calls whose fingerprint is among
 the caller's last :data:`~features.block_layout.RECENT_IDS` or repeated earlier
 in the message are duplicates. A caller's offset advances on the first

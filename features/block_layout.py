@@ -36,7 +36,7 @@ __all__ = [
 
 NO_BUCKET = np.iinfo(np.int64).min
 NO_TIME = -(2**62)
-RECENT_IDS = 32  # as streams.caller_record.RECENT_IDS
+RECENT_IDS = 32  # as streams.state.caller_record.RECENT_IDS
 
 
 def ring_slots(config: FeatureConfig) -> int:

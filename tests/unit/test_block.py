@@ -12,9 +12,9 @@ from features import block_bytes
 from features.block import CallerBlock
 from features.block_layout import NO_BUCKET
 from features.config import FeatureConfig
-from streams.caller_record import fingerprints
-from streams.event_clock import OpenBuckets
-from streams.feature_stage import FeatureStage
+from streams.stages.event_clock import OpenBuckets
+from streams.stages.feature_stage import FeatureStage
+from streams.state.caller_record import fingerprints
 from tests.unit.test_block_support import (
     Message,
     apply_to_block,
