@@ -1,4 +1,4 @@
-"""The feature stage on a :class:`~features.block.CallerBlock`: same contract, columnar state.
+"""Feature stage on a :class:`~features.block.engine.CallerBlock`: same contract, columnar state.
 
 :class:`BlockFeatureStage` is a drop-in for :class:`streams.stages.feature_stage.FeatureStage`:
 ``apply(batch, offset, table)`` gives the same :class:`StageStats` and the
@@ -62,10 +62,10 @@ from numpy.typing import NDArray
 
 from contracts.by_caller import RoutedBatch
 from features.batch import callee_keys
-from features.block import CallerBlock
-from features.block_bytes import row_last_emitted, row_watermarks
-from features.block_layout import NO_BUCKET
-from features.block_read import window_calls
+from features.block.engine import CallerBlock
+from features.block.layout import NO_BUCKET
+from features.block.read import window_calls
+from features.block.rows import row_last_emitted, row_watermarks
 from features.config import FeatureConfig
 from features.vector import FEATURE_NAMES
 from streams.pipeline.partitions import partitions_of
@@ -288,7 +288,7 @@ class BlockFeatureStage:
         the bucket's end, their windows still in the ring, then their short
         and long windows' call counts (exactly the ``short_call_volume`` and
         ``long_call_volume`` the vector would hold, see
-        :func:`features.block_read.window_calls`); only the rows that pass
+        :func:`features.block.read.window_calls`); only the rows that pass
         get a feature vector. Returns the emission and the rows whose
         ``last_emitted`` moved.
         """

@@ -16,7 +16,7 @@ import pytest
 
 from contracts.by_caller import ComplaintColumns, RoutedBatch
 from features.batch import CallBatch
-from features.block import CallerBlock
+from features.block.engine import CallerBlock
 from features.config import FeatureConfig
 from features.offline import compute_features
 from features.state import HELD_COMPLAINTS, CallerState

@@ -13,7 +13,7 @@ import numpy as np
 
 from contracts.by_caller import CdrColumns, ComplaintColumns, InboundColumns, RoutedBatch
 from features.batch import callee_keys
-from features.block import CallerBlock
+from features.block.engine import CallerBlock
 from features.config import FeatureConfig
 from streams.stages.event_clock import OpenBuckets, by_piece
 from streams.stages.feature_stage import call_batch

@@ -1,4 +1,4 @@
-"""Growable tables of fixed-width records with a free list, for :mod:`features.block`.
+"""Growable tables of fixed-width records with a free list, for :mod:`features.block.engine`.
 
 A :class:`RecordPool` holds named 2-D numpy columns that share their first
 axis (the record index). Records are handed out by :meth:`RecordPool.allocate`

@@ -1,6 +1,6 @@
-"""Many callers' rows loaded into a :class:`~features.block.CallerBlock` at once.
+"""Many callers' rows loaded into a :class:`~features.block.engine.CallerBlock` at once.
 
-:func:`features.block_bytes.load_row_bytes` reads one row in about 50 µs,
+:func:`features.block.rows.load_row_bytes` reads one row in about 50 µs,
 mostly Python and numpy calls per part of the layout. A worker that keeps
 idle callers as bytes (``CALLGUARD_CALLER_HOT_S``) loads hundreds of them per
 message, so :func:`load_rows_bytes` reads a list of version 3 or 4 rows with a
@@ -15,7 +15,7 @@ fixed number of numpy operations:
    offset, as a fixed-width block per row, and assigned where the row's
    counts say.
 
-The result equals one :func:`~features.block_bytes.load_row_bytes` per row
+The result equals one :func:`~features.block.rows.load_row_bytes` per row
 (a test checks it on every configuration's rows). Rows this does not read
 (version 2, or anything malformed) raise :class:`ValueError`; the caller
 then loads them one by one, for the precise error.
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from features.block_bytes import (
+from features.block.rows import (
     _HEADER,
     _HEADER_FIELDS,
     _HEADER_WORDS,
@@ -40,7 +40,7 @@ from features.block_bytes import (
 )
 
 if TYPE_CHECKING:
-    from features.block import CallerBlock
+    from features.block.engine import CallerBlock
 
 __all__ = ["load_rows_bytes"]
 

@@ -1,4 +1,4 @@
-"""The columns of :class:`features.block.CallerBlock`: one table of callers, one of slots.
+"""The columns of :class:`features.block.engine.CallerBlock`: one table of callers, one of slots.
 
 Callers (one record each): watermark, the streaming bookkeeping (last
 applied offset, last emission, a ring of recent ``cdr_id`` fingerprints),
@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from features.aggregate import COUNTER_NAMES
-from features.block_pool import Layout
+from features.block.pool import Layout
 from features.config import FeatureConfig
 from features.sketch import EMPTY_HASH
 from features.state import HELD_COMPLAINTS

@@ -1,7 +1,7 @@
-"""One caller's row of a :class:`~features.block.CallerBlock` as bytes, and back.
+"""One caller's row of a :class:`~features.block.engine.CallerBlock` as bytes, and back.
 
 For the changelog: the value written per caller, read back by
-:meth:`~features.block.CallerBlock.load_row` when a worker recovers a
+:meth:`~features.block.engine.CallerBlock.load_row` when a worker recovers a
 partition. Layout (little-endian): a header (version, layout fingerprint,
 watermark, last offset, last emission, inbound generation, buffer length,
 recent-id count and position, whether the inbound filter follows and how
@@ -33,12 +33,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from features.block_layout import HELD_COMPLAINTS, NO_BUCKET, RECENT_IDS
+from features.block.layout import HELD_COMPLAINTS, NO_BUCKET, RECENT_IDS
 from features.config import FeatureConfig
 from features.sketch import EMPTY_HASH
 
 if TYPE_CHECKING:
-    from features.block import CallerBlock
+    from features.block.engine import CallerBlock
 
 __all__ = ["layout_fingerprint", "load_row_bytes", "row_bytes", "row_watermarks", "rows_bytes"]
 
@@ -391,7 +391,7 @@ def _body_bytes(
 ) -> Any:
     """How long a row's unpacked body is, from the counts in its header (or many rows').
 
-    Counts are ints for one row, arrays for many (``features.block_load``).
+    Counts are ints for one row, arrays for many (``features.block.load``).
     """
     per_slot, per_pending, per_recent, per_held, filter_bytes = _item_bytes(block)
     columns = block.callers.columns

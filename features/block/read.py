@@ -1,4 +1,4 @@
-"""Feature vectors of many rows of a :class:`~features.block.CallerBlock` at once.
+"""Feature vectors of many rows of a :class:`~features.block.engine.CallerBlock` at once.
 
 What :meth:`features.state.CallerState.features` computes for one caller,
 for every requested row in one pass per window: the slots whose bucket lies
@@ -15,14 +15,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from features.aggregate import CALLS, COMPLAINTS, Aggregates, chain_calls, combine
-from features.block_layout import HELD_COMPLAINTS, NO_BUCKET
+from features.block.layout import HELD_COMPLAINTS, NO_BUCKET
 from features.config import WindowSpec
 from features.runs import run_starts
 from features.sketch import EMPTY_HASH, _bloom_positions
 from features.vector import reciprocity, window_features
 
 if TYPE_CHECKING:
-    from features.block import CallerBlock
+    from features.block.engine import CallerBlock
 
 __all__ = ["block_features", "window_aggregates", "window_calls"]
 
@@ -35,7 +35,7 @@ def block_features(
     """``(len(rows), len(FEATURE_NAMES))``: each row's feature vector.
 
     ``end_ms``: one end for all rows, one per row, or None for each row's
-    :meth:`~features.block.CallerBlock.default_end_ms`.
+    :meth:`~features.block.engine.CallerBlock.default_end_ms`.
     """
     rows = np.asarray(rows, dtype=np.int64)
     if end_ms is None:

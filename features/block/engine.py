@@ -13,21 +13,21 @@ the ones its ``CallerState`` would give, to the bit: the same watermark and
 grace per call in arrival order, the same slot claims (a newer bucket evicts,
 an older one is dropped), the same reorder buffer (calls chained once older
 than the watermark minus the grace, or when more than ``reorder_capacity``
-wait), the same sequential chain merge (see :func:`features.block_ops.fold_chains`)
+wait), the same sequential chain merge (see :func:`features.block.ops.fold_chains`)
 and the same window combination when reading (:func:`features.aggregate.combine`).
 The tests feed both with random streams and compare.
 
 **Equal to the feature stage.** ``update`` applies the exactly-once rules of
 :mod:`streams.stages.feature_stage`: a caller whose ``last_offset`` is at or past
 the message's offset is skipped (replay), and calls whose fingerprint is among
-the caller's last :data:`~features.block_layout.RECENT_IDS` or repeated earlier
+the caller's last :data:`~features.block.layout.RECENT_IDS` or repeated earlier
 in the message are duplicates. A caller's offset advances on the first
 ``update``/``note_complaints``/``note_inbound`` of a message that touches it,
 so the later parts of the same message still apply: call ``update`` first for
 each message (it begins the message), then ``note_complaints`` and
 ``note_inbound`` (see :meth:`CallerBlock.open`).
 
-Memory: callers and slots live in two :class:`~features.block_pool.RecordPool`
+Memory: callers and slots live in two :class:`~features.block.pool.RecordPool`
 tables; a slot record exists only for a bucket some caller holds.
 """
 
@@ -42,8 +42,7 @@ from numpy.typing import NDArray
 
 from features.aggregate import CHAIN_LEN, COMPLAINTS, FIRST_MS, LAST_KEY, chain_calls
 from features.batch import EVENT_COLUMNS, CallBatch, key_hash32
-from features.block_bytes import layout_fingerprint, load_row_bytes, row_bytes, rows_bytes
-from features.block_layout import (
+from features.block.layout import (
     HELD_COMPLAINTS,
     NO_BUCKET,
     RECENT_IDS,
@@ -51,8 +50,8 @@ from features.block_layout import (
     ring_slots,
     slot_layout,
 )
-from features.block_load import load_rows_bytes
-from features.block_ops import (
+from features.block.load import load_rows_bytes
+from features.block.ops import (
     distinct_rows,
     fold_chains,
     group_ids,
@@ -60,8 +59,9 @@ from features.block_ops import (
     rank_in_group,
     segmented_cummax,
 )
-from features.block_pool import RecordPool
-from features.block_read import block_features, window_calls
+from features.block.pool import RecordPool
+from features.block.read import block_features, window_calls
+from features.block.rows import layout_fingerprint, load_row_bytes, row_bytes, rows_bytes
 from features.config import FeatureConfig, WindowSpec
 from features.runs import run_lengths, run_starts
 from features.sketch import _bloom_positions, kmv_union_groups
@@ -192,14 +192,14 @@ class CallerBlock:
     def features(
         self, rows: Int64Array, end_ms: Int64Array | int | None = None
     ) -> NDArray[np.float64]:
-        """``(len(rows), len(FEATURE_NAMES))`` feature vectors (see :mod:`features.block_read`)."""
+        """``(len(rows), len(FEATURE_NAMES))`` feature vectors (see :mod:`features.block.read`)."""
         return block_features(self, rows, end_ms)
 
     def window_calls(self, rows: Int64Array, name: str = "short") -> Int64Array:
         """Calls of each row in its ``name`` window ending at :meth:`default_end_ms`.
 
         The ``call_volume`` of that window in :meth:`features`, read from the
-        ring alone (see :func:`features.block_read.window_calls`).
+        ring alone (see :func:`features.block.read.window_calls`).
         """
         return window_calls(self, rows, self.default_end_ms(rows), name)
 
@@ -891,7 +891,7 @@ class CallerBlock:
     # -- bytes for the changelog ----------------------------------------------
 
     def row_bytes(self, row: int) -> bytes:
-        """The changelog value of ``row`` (see :mod:`features.block_bytes`)."""
+        """The changelog value of ``row`` (see :mod:`features.block.rows`)."""
         return row_bytes(self, row)
 
     def rows_bytes(self, rows: Int64Array) -> list[bytes]:

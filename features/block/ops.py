@@ -1,4 +1,4 @@
-"""Grouped array operations behind :mod:`features.block`.
+"""Grouped array operations behind :mod:`features.block.engine`.
 
 The per-caller state applies its calls one caller and one bucket at a time
 (:func:`features.aggregate.merge_row`); the block does the same arithmetic
