@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from features.batch import CallBatch
-from features.block import CallerBlock
+from features.block.engine import CallerBlock
 from features.config import FeatureConfig
 
 T0 = 1_709_251_200_000

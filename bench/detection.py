@@ -50,7 +50,7 @@ from simulator.parquet import write_parquet
 from simulator.run import simulate
 from simulator.scenario import builtin_scenario
 from streams.broker import LocalBroker
-from streams.caller_features import decode_features
+from streams.stages.caller_features import decode_features
 
 RESULTS = ROOT / "bench" / "results"
 

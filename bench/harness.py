@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streams.access.users import UserStore
 from streams.broker import free_port, stop_process, wait_for_port
+from streams.http.access.users import UserStore
 
 ROOT = Path(__file__).resolve().parent.parent
 _TICKS = os.sysconf("SC_CLK_TCK")

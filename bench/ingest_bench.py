@@ -7,7 +7,7 @@ Simulates the built-in ``default`` scenario from midnight until it has
 number formats, part of the times as RFC 3339 text) as the worker bench
 does (``json1``: one CDR per message; ``batch``: JSON arrays of ``--batch``;
 ``arrow``: Arrow IPC streams of ``--batch``), then times
-:func:`streams.ingest.ingest_cdrs` (validation and routing, one message at
+:func:`streams.pipeline.ingest.ingest_cdrs` (validation and routing, one message at
 a time by default; ``--gather N`` hands it N messages per call, as the
 worker's intake does with the messages it gathers, up to
 ``ingest_batch_size`` of them) plus :func:`contracts.by_caller.encode_routed_parts`
@@ -31,9 +31,9 @@ from contracts.by_caller import encode_routed_parts
 from simulator.kafka import Encoding, KafkaMessage, kafka_messages
 from simulator.run import simulate
 from simulator.scenario import builtin_scenario, with_overrides
-from streams import ingest
-from streams.deadletter import SourcePosition
-from streams.ingest import RawMessage, ingest_cdrs
+from streams.pipeline import ingest
+from streams.pipeline.deadletter import SourcePosition
+from streams.pipeline.ingest import RawMessage, ingest_cdrs
 
 PARTITIONS = 8
 

@@ -27,7 +27,7 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from features.batch import CallBatch, callee_keys  # noqa: E402
-from features.block import CallerBlock  # noqa: E402
+from features.block.engine import CallerBlock  # noqa: E402
 from features.config import FeatureConfig  # noqa: E402
 from simulator.run import simulate  # noqa: E402
 from simulator.scenario import builtin_scenario  # noqa: E402

@@ -23,7 +23,7 @@ process(es) (the per-core figure), taken between 5% and 95% of the run so
 start-up does not count. Then, on the batched worker still running, fresh
 traffic is paced at half its sustained rate and the latency from each
 CDR's produce time to its flag on ``cdr.flags`` is read from the trace
-header (:mod:`streams.trace`: the oldest CDR behind each flag, so the figures
+header (:mod:`streams.pipeline.trace`: the oldest CDR behind each flag, so the figures
 are the worst case of every flag). Memory: peak RSS of the worker and its
 RSS growth per active caller. Scaling: the batched run again with two
 workers. Results: ``bench/results/pipeline.json`` and a markdown table
@@ -56,7 +56,7 @@ from simulator.kafka import KafkaMessage, kafka_messages
 from simulator.run import simulate
 from simulator.scenario import builtin_scenario, with_overrides
 from streams.broker import LocalBroker
-from streams.trace import source_ms
+from streams.pipeline.trace import source_ms
 
 PARTITIONS = 4
 START_HOUR = 9  # hours of the scenario's first (quiet) night left out

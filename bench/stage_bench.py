@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python bench/stage_bench.py [--cdrs 200000] [--callers 50000]``.
 Builds ``cdr.by_caller`` messages of 5,000 CDRs the way the ingest agent does
-(:func:`streams.ingest.ingest_cdrs` over simulator-like JSON, one partition,
+(:func:`streams.pipeline.ingest.ingest_cdrs` over simulator-like JSON, one partition,
 so each message carries its inbound notes too), then applies the same
 messages to each stage with a dict for a table. Prints CDR/s through
 ``apply`` (table writes included, message building excluded), emissions and
@@ -42,10 +42,10 @@ import orjson
 
 from contracts.by_caller import RoutedBatch
 from features.config import FeatureConfig
-from streams.block_stage import BlockFeatureStage
-from streams.deadletter import SourcePosition
-from streams.feature_stage import EmissionPolicy, FeatureStage
-from streams.ingest import RawMessage, ingest_cdrs
+from streams.pipeline.deadletter import SourcePosition
+from streams.pipeline.ingest import RawMessage, ingest_cdrs
+from streams.stages.block_stage import BlockFeatureStage
+from streams.stages.feature_stage import EmissionPolicy, FeatureStage
 
 T0 = 1_709_251_200_000  # 2024-03-01 08:00 in Shanghai
 MESSAGE_CDRS = 5_000

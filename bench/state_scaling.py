@@ -4,7 +4,7 @@ Run: ``.venv/bin/python bench/state_scaling.py [--sizes 10000,100000,1000000] [-
 
 For each size N, a fresh Python process (so its RSS is its own) builds state
 for N active callers through :meth:`BlockFeatureStage.apply` with the
-worker's table (:class:`streams.write_behind.WriteBehindTable` over a dict of
+worker's table (:class:`streams.state.write_behind.WriteBehindTable` over a dict of
 bytes keyed by UTF-8 numbers, what the worker's Faust in-memory table holds;
 checkpointed after every message, the records dropped): one copy of each
 caller, in the block or, with ``--hot-minutes``, as bytes in the table once
@@ -42,7 +42,7 @@ housekeeping does (``--no-expire`` skips it), evicting with
 ``--hot-minutes``.
 Messages are built from numpy columns directly
 (:class:`contracts.by_caller.RoutedBatch`, with the inbound notes
-:func:`streams.ingest.ingest_cdrs` would route to a single partition), so the
+:func:`streams.pipeline.ingest.ingest_cdrs` would route to a single partition), so the
 build of a million callers takes a minute or two, not an hour of JSON.
 
 Prints a markdown table and writes JSON (``bench/results/state_scaling.json``
@@ -68,10 +68,10 @@ import numpy as np
 import features
 from contracts.by_caller import CdrColumns, InboundColumns, RoutedBatch
 from features.config import FeatureConfig
-from streams.block_stage import BlockFeatureStage
-from streams.feature_stage import EmissionPolicy
-from streams.heap_trim import trim_heap
-from streams.write_behind import WriteBehindTable
+from streams.stages.block_stage import BlockFeatureStage
+from streams.stages.feature_stage import EmissionPolicy
+from streams.state.write_behind import WriteBehindTable
+from streams.tuning.heap_trim import trim_heap
 
 T0 = 1_709_251_200_000  # 2024-03-01 00:00 UTC, aligned to the long window's 6 h hop
 MESSAGE_CDRS = 5_000

@@ -116,7 +116,7 @@ class AppealColumns:
     """Operators' actions on flags of numbers of this partition.
 
     ``kind`` per row: ``appeal``, ``confirm`` or ``dismiss``
-    (:data:`streams.decision_stage.OPERATOR_ACTIONS`); left empty, every row
+    (:data:`streams.stages.decision_stage.OPERATOR_ACTIONS`); left empty, every row
     is an appeal.
     """
 
@@ -271,7 +271,7 @@ def _pieces_in_time(batch: RoutedBatch, count: int) -> list[RoutedBatch]:
     its time (the latest call start of the runs so far), the later ones and
     the appeals with the last run. The stages apply a message's notes
     before the calls that follow them in time
-    (:func:`streams.event_clock.by_piece`), so the pieces, applied in
+    (:func:`streams.stages.event_clock.by_piece`), so the pieces, applied in
     order, emit the rows the whole message would: sent after all the calls
     instead, the notes of a message spanning hours missed every row
     emitted at its earlier cuts.

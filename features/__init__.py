@@ -1,0 +1,22 @@
+"""The feature core: per-caller behaviour over hopping windows, streaming and offline alike.
+
+- :mod:`features.config`: windows, thresholds and sketch sizes, one frozen
+  value shared by both paths.
+- :mod:`features.batch`: columnar CDR batches, every per-call quantity
+  derived once.
+- :mod:`features.aggregate`, :mod:`features.sketch` and :mod:`features.runs`:
+  the mergeable aggregates behind every feature, the sketches that keep them
+  small, and the grouping primitive.
+- :mod:`features.vector`: the features, one pure function each of a window's
+  aggregate, and their order (:data:`~features.vector.FEATURE_NAMES`).
+- :mod:`features.state`: the reference ("records") engine, one
+  :class:`~features.state.CallerState` per caller.
+- :mod:`features.block`: the block engine, many callers as columns, equal to
+  the records engine to the bit.
+- :mod:`features.offline`: the same arithmetic with polars over whole tables,
+  for training and notebooks.
+
+Features may import :mod:`contracts` and each other; nothing of
+:mod:`streams`, :mod:`models`, :mod:`sinks` or :mod:`simulator`, so the
+worker and training compute the same thing from the same code.
+"""

@@ -172,7 +172,7 @@ class FeatureConfig:
         # The window ending at E is final once the watermark passes E + grace;
         # until then its buckets and those the grace reaches must all be held.
         # One hop more: the worker reads it when its partition's watermark
-        # passes E + grace (streams.event_clock), and one message may carry a
+        # passes E + grace (streams.stages.event_clock), and one message may carry a
         # caller's calls up to a hop past that before the window is read.
         slots = window_s // hop_s + math.ceil(self.grace_s / hop_s) + 1
         return WindowSpec(name, window_s, hop_s, slots)

@@ -28,7 +28,7 @@
 Counts, sketches and complaints are applied at once; duplicates by
 ``cdr_id`` are dropped before a call reaches this state, by the feature
 stage, from the fingerprints kept with each caller
-(:mod:`streams.caller_record` for this engine, :mod:`features.block` for
+(:mod:`streams.state.caller_record` for this engine, :mod:`features.block.engine` for
 the block engine).
 """
 

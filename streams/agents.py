@@ -1,6 +1,6 @@
 """Faust agents: thin loops that read, call the pure code, and send.
 
-- ingest (:mod:`streams.intake`, batches outside Faust's per-message machinery):
+- ingest (:mod:`streams.pipeline.intake`, batches outside Faust's per-message machinery):
   ``cdr.raw`` and ``complaints`` -> validate -> ``cdr.by_caller`` / ``cdr.deadletter``
 - ``callguard.features``: ``cdr.by_caller`` -> per-caller state (table ``caller-rows``,
   written to its changelog at checkpoints) -> emitted feature vectors -> ``caller.features``;
@@ -20,18 +20,18 @@ from contracts.by_caller import decode_routed
 from contracts.cdr import Rejection
 from contracts.flag import Flag, decode_flag, encode_flag
 from sinks.clickhouse import FlagDecision
-from streams.block_stage import BlockFeatureStage
-from streams.caller_features import Emission, encode_features_parts
-from streams.checkpoint import Checkpointer
-from streams.deadletter import SourcePosition, deadletter_record
-from streams.decision_stage import apply_operator_action, decide_emission
-from streams.expiry import ExpiryIndex
-from streams.feature_stage import EmissionPolicy, FeatureStage
-from streams.heap_trim import trim_heap
-from streams.ingest import partition_for_number
-from streams.partitions import partitions_of
-from streams.trace import headers_for, source_ms
-from streams.write_behind import ChangelogWriter, WriteBehindTable, store_dict
+from streams.pipeline.deadletter import SourcePosition, deadletter_record
+from streams.pipeline.ingest import partition_for_number
+from streams.pipeline.partitions import partitions_of
+from streams.pipeline.trace import headers_for, source_ms
+from streams.stages.block_stage import BlockFeatureStage
+from streams.stages.caller_features import Emission, encode_features_parts
+from streams.stages.decision_stage import apply_operator_action, decide_emission
+from streams.stages.expiry import ExpiryIndex
+from streams.stages.feature_stage import EmissionPolicy, FeatureStage
+from streams.state.checkpoint import Checkpointer
+from streams.state.write_behind import ChangelogWriter, WriteBehindTable, store_dict
+from streams.tuning.heap_trim import trim_heap
 
 if TYPE_CHECKING:
     from streams.app import CallguardApp
@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 
 def register_agents(app: CallguardApp) -> None:
-    """Attach every agent of the pipeline to ``app`` (ingest: :mod:`streams.intake`)."""
+    """Attach every agent of the pipeline to ``app`` (ingest: :mod:`streams.pipeline.intake`)."""
     _register_features(app)
     if app.settings.store_enabled:
         _register_flag_sink(app)
@@ -121,7 +121,7 @@ class FeaturesAgent:
         caller_table, caller_changelog = _raw_table(
             app, table_name, f"Per-caller feature state ({engine.__name__})."
         )
-        # Callers reach the changelog at checkpoints (streams.checkpoint); flags, far
+        # Callers reach the changelog at checkpoints (streams.state.checkpoint); flags, far
         # fewer, as they change.
         self.callers = WriteBehindTable(
             store_dict(caller_table),
@@ -130,7 +130,7 @@ class FeaturesAgent:
         # Flags reach their changelog at the same checkpoints as the callers: a
         # restarted worker recovers both as they stood after the same message.
         flag_table, flag_changelog = _raw_table(
-            app, "flag-state", "Per-number flag state (streams.decision_stage)."
+            app, "flag-state", "Per-number flag state (streams.stages.decision_stage)."
         )
         self.flags = WriteBehindTable(
             store_dict(flag_table),
@@ -164,7 +164,7 @@ class FeaturesAgent:
     async def update_features(self, stream: Any) -> None:
         """Apply routed batches to per-caller state; score emitted callers; publish flags.
 
-        Messages are acknowledged by checkpoints (streams.checkpoint), not one by one.
+        Messages are acknowledged by checkpoints (streams.state.checkpoint), not one by one.
         """
         manual = self._stream = stream.noack()
         async for event in manual.events():
@@ -260,7 +260,10 @@ class FeaturesAgent:
     # -- timers ------------------------------------------------------------------
 
     async def emit_idle_buckets(self) -> None:
-        """Score the open buckets of partitions silent for ``emit_idle_s`` (streams.event_clock)."""
+        """Score the open buckets of partitions silent for ``emit_idle_s``.
+
+        See :mod:`streams.stages.event_clock`.
+        """
         models = self.models
         if len(self.waiting) and models.current is not None:  # a model came while all was quiet
             decided, decision_stats = decide_emission(_taken(self.waiting), models.current,

@@ -19,27 +19,27 @@ import faust
 
 from sinks.buffered import BufferedStoreWriter
 from sinks.clickhouse import StoreError, migrate, open_store
-from streams.access import register_access
 from streams.agents import register_agents
-from streams.block_stage import BlockFeatureStage
-from streams.checkpoint import Checkpointer
-from streams.dashboard import register_dashboard
-from streams.decision_stage import DecisionStats
-from streams.feature_stage import FeatureStage, StageStats
-from streams.intake import Intake
-from streams.metrics import register_metrics
-from streams.model_service import ModelService
+from streams.http.access import register_access
+from streams.http.dashboard import register_dashboard
+from streams.http.metrics import register_metrics
+from streams.http.web import register_views
+from streams.pipeline.intake import Intake
 from streams.settings import Settings
+from streams.stages.block_stage import BlockFeatureStage
+from streams.stages.decision_stage import DecisionStats
+from streams.stages.feature_stage import FeatureStage, StageStats
+from streams.stages.model_service import ModelService
+from streams.state.checkpoint import Checkpointer
+from streams.state.write_behind import ChangelogWriter
 from streams.topics import Topics, declare_topics
-from streams.web import register_views
 from streams.workarounds.faust_resume import hold_events_until_streams_resume
 from streams.workarounds.fetch_guard import install as install_fetch_guard
 from streams.workarounds.fetch_wait import install as install_fetch_wait
 from streams.workarounds.hw_nudge import schedule_nudges
-from streams.write_behind import ChangelogWriter
 
 if TYPE_CHECKING:
-    from streams.access.middleware import AccessGuard
+    from streams.http.access.middleware import AccessGuard
 
 __all__ = ["CallguardApp", "PipelineCounters", "create_app", "run_worker"]
 
@@ -101,7 +101,7 @@ class CallguardApp:
     checkpoints: Checkpointer | None = None
     intake: Intake | None = None
     changelog_writer: ChangelogWriter | None = None
-    # The HTTP server's gate: users, sessions and failed sign-ins (streams.access).
+    # The HTTP server's gate: users, sessions and failed sign-ins (streams.http.access).
     access: AccessGuard | None = None
     # The stop: when the process must have exited (time.monotonic), and what
     # it could not flush or commit (any of it makes the exit code 1).

@@ -69,7 +69,7 @@ def worker(
 ) -> None:
     """Run a Faust worker: ingest, features, scoring and sinks."""
     from streams.app import create_app, run_worker
-    from streams.gc_tuning import tune
+    from streams.tuning.gc_tuning import tune
 
     settings = _settings(broker_url=broker_url, web_port=web_port, log_level=loglevel)
     app = create_app(settings)
@@ -97,7 +97,7 @@ def appeal(
 
     from contracts.by_caller import AppealColumns, RoutedBatch, encode_routed
     from contracts.numbers import NumberError, normalise
-    from streams.ingest import partition_for_number
+    from streams.pipeline.ingest import partition_for_number
 
     settings = _settings(broker_url=broker_url)
     if not actor.strip() or not why.strip():
@@ -152,7 +152,7 @@ def _mount_subcommands() -> None:
     from models.train_cli import app as train_app
     from simulator.cli import app as simulate_app
     from sinks.cli import app as db_app
-    from streams.access.cli import users_app
+    from streams.http.access.cli import users_app
     from streams.review_cli import app as review_app
 
     cli.add_typer(simulate_app, name="simulate")

@@ -24,9 +24,9 @@ from kafka import KafkaConsumer, TopicPartition
 
 from models.allowlist import AllowList
 from models.registry import ModelRegistry
-from streams.access.roles import Role
-from streams.access.users import UserStore
 from streams.broker import LocalBroker, free_port, wait_for_port
+from streams.http.access.roles import Role
+from streams.http.access.users import UserStore
 from streams.settings import load_settings
 
 __all__ = ["DemoOptions", "run_demo"]

@@ -5,7 +5,7 @@
 number as an upheld appeal does; ``labels`` writes the operators' labelled
 examples as ``operator_labels.parquet`` for ``callguard train --data DIR``.
 The checks, the message to the owning worker and the audit are the
-dashboard's (:mod:`streams.dashboard.review_queue`). Mount with
+dashboard's (:mod:`streams.http.dashboard.review_queue`). Mount with
 ``cli.add_typer(app, name="review")``.
 
 The store comes from ``--url`` or ``CALLGUARD_STORE_URL`` as for ``callguard
@@ -25,9 +25,9 @@ import typer
 from models.operator_labels import LABELS_FILE, labels_frame
 from sinks.cli import DEFAULT_STORE_URL, StoreUrl, _store, render_table
 from sinks.clickhouse.labels import fetch_labels
-from streams.dashboard.actions import ActionRefused
-from streams.dashboard.queries import as_of
-from streams.dashboard.review_queue import ReviewAction, refusal, review_queue
+from streams.http.dashboard.actions import ActionRefused
+from streams.http.dashboard.queries import as_of
+from streams.http.dashboard.review_queue import ReviewAction, refusal, review_queue
 from streams.settings import ConfigurationError, Settings, load_settings
 
 __all__ = ["app"]

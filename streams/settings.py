@@ -59,7 +59,7 @@ class Settings(BaseSettings):
         (50_000, 20, 100),
         description=(
             "The worker's garbage-collector thresholds (gc.set_threshold), as a JSON "
-            "list; Python's default is [700, 10, 10] (see streams/gc_tuning.py)."
+            "list; Python's default is [700, 10, 10] (see streams/tuning/gc_tuning.py)."
         ),
     )
     ingest_batch_size: int = Field(
@@ -115,7 +115,7 @@ class Settings(BaseSettings):
         gt=0,
         description=(
             "Per-caller state reaches its changelog, and the messages behind it are "
-            "acknowledged, at most this long after they were applied (streams.checkpoint)."
+            "acknowledged, at most this long after they were applied (streams.state.checkpoint)."
         ),
     )
     checkpoint_max_rows: int = Field(

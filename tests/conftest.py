@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from streams.access.users import UserStore
 from streams.broker import LocalBroker, free_port, stop_process, wait_for_port
+from streams.http.access.users import UserStore
 
 try:  # the ClickHouse fixtures live with the sink tests
     from tests.clickhouse_fixtures import *  # noqa: F403

@@ -1,6 +1,6 @@
 """The audit of number lookups: who looked up which number, when and how.
 
-Rows are written in batches by the worker (:mod:`streams.access.lookups`),
+Rows are written in batches by the worker (:mod:`streams.http.access.lookups`),
 off its event loop; :func:`lookups_of` reads a number's, newest first.
 """
 

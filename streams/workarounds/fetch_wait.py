@@ -10,7 +10,7 @@ consumer arrived a median 466 ms after it was produced with a 500 ms wait and
 ``cdr.flags``) then added up to 1.5 s to a CDR's path to its flag.
 
 :func:`install` makes Faust's consumer use ``CALLGUARD_FETCH_MAX_WAIT_MS``;
-the ingest consumer (:mod:`streams.intake`) takes the same setting. Tied to
+the ingest consumer (:mod:`streams.pipeline.intake`) takes the same setting. Tied to
 faust-streaming 0.15.3 and aiokafka 0.14.0 (the attribute is read when the
 consumer starts): check again when upgrading either.
 

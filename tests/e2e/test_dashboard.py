@@ -31,8 +31,8 @@ from simulator.run import simulate
 from simulator.scenario import builtin_scenario, with_overrides
 from sinks.clickhouse import current_flags, decision_features, flag_history, open_store
 from sinks.clickhouse.lookups import lookups_of
-from streams.access.masking import mask_number
-from streams.access.users import UserStore
+from streams.http.access.masking import mask_number
+from streams.http.access.users import UserStore
 from tests.conftest import ROOT
 from tests.integration.streaming import (
     get_json,

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.access.tokens import split_token, verify_secret
-from streams.access.users import UserStore
 from streams.broker import free_port
+from streams.http.access.tokens import split_token, verify_secret
+from streams.http.access.users import UserStore
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.e2e

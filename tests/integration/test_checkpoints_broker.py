@@ -9,8 +9,8 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from streams.checkpoint import Checkpointer
-from streams.write_behind import ChangelogWriter, WriteBehindTable
+from streams.state.checkpoint import Checkpointer
+from streams.state.write_behind import ChangelogWriter, WriteBehindTable
 
 pytestmark = pytest.mark.integration
 

@@ -40,9 +40,9 @@ from sinks.clickhouse import (
 from sinks.clickhouse.flags import HISTORY_COLUMNS, _history_columns, epoch_ms
 from sinks.clickhouse.labels import fetch_labels
 from sinks.clickhouse.schema import render_migrations
-from streams.dashboard.review_queue import ReviewAction, refusal, review_queue
-from streams.decision_stage import apply_operator_action, encode_state
+from streams.http.dashboard.review_queue import ReviewAction, refusal, review_queue
 from streams.review_cli import app as review_app
+from streams.stages.decision_stage import apply_operator_action, encode_state
 
 pytestmark = pytest.mark.integration
 

@@ -18,10 +18,10 @@ from simulator.scenario import builtin_scenario, with_overrides
 from simulator.world import build_world
 from sinks.clickhouse import current_flag, current_flags, flag_history, open_store
 from sinks.clickhouse.labels import fetch_labels
-from streams.caller_features import decode_features
-from streams.dashboard.queries import as_of
+from streams.http.dashboard.queries import as_of
+from streams.pipeline.trace import source_ms
 from streams.review_cli import app as review_app
-from streams.trace import source_ms
+from streams.stages.caller_features import decode_features
 from tests.conftest import ROOT, callguard, read_topic
 from tests.integration.streaming import (
     get_json,

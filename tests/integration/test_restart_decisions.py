@@ -16,7 +16,7 @@ from kafka import KafkaConsumer, TopicPartition
 from simulator.run import simulate
 from simulator.scenario import builtin_scenario, with_overrides
 from streams.broker import LocalBroker
-from streams.ingest import partition_for_number
+from streams.pipeline.ingest import partition_for_number
 from streams.settings import load_settings
 from tests.conftest import read_topic
 from tests.integration.streaming import (

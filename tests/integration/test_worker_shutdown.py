@@ -77,7 +77,7 @@ def test_sigterm_stops_in_time_commits_and_successor_reads_nothing_twice(
     print(f"stopped in {time.monotonic() - started:.1f} s with exit code {code}")
     assert code == 0, first.log()[-3000:]
 
-    # Ingest reads cdr.raw in a consumer group of its own (streams.intake).
+    # Ingest reads cdr.raw in a consumer group of its own (streams.pipeline.intake).
     ingest_group = f"{env['CALLGUARD_APP_ID']}-ingest"
     assert uncommitted(kafka_bootstrap, ingest_group, [env["CALLGUARD_TOPIC_CDR_RAW"]]) == {}
     assert uncommitted(kafka_bootstrap, env["CALLGUARD_APP_ID"],

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp.test_utils import make_mocked_request
 
-from streams.access.credentials import Principal
-from streams.access.lookups import LookupLog
-from streams.access.middleware import _PRINCIPAL
-from streams.access.roles import Role
+from streams.http.access.credentials import Principal
+from streams.http.access.lookups import LookupLog
+from streams.http.access.middleware import _PRINCIPAL
+from streams.http.access.roles import Role
 
 
 def request_by(name: str, role: Role):  # noqa: ANN201 - aiohttp's mocked request

@@ -17,10 +17,10 @@ from aiohttp.test_utils import TestServer
 
 from sinks.clickhouse import Action, FlagDecision, insert_decisions, migrate
 from sinks.clickhouse.lookups import insert_lookups, lookups_of
-from streams.access.masking import masked
-from streams.access.roles import Role
-from streams.access.users import UserStore
 from streams.app import CallguardApp, create_app
+from streams.http.access.masking import masked
+from streams.http.access.roles import Role
+from streams.http.access.users import UserStore
 from streams.settings import load_settings
 
 NUMBER = "+8613800138000"

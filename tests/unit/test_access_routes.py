@@ -16,10 +16,10 @@ import pytest
 from aiohttp import ClientSession, CookieJar
 from aiohttp.test_utils import TestServer
 
-from streams.access.middleware import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
-from streams.access.roles import RULES, Need, Role, rule_for
-from streams.access.users import UserStore
 from streams.app import CallguardApp, create_app
+from streams.http.access.middleware import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
+from streams.http.access.roles import RULES, Need, Role, rule_for
+from streams.http.access.users import UserStore
 from streams.settings import load_settings
 
 NUMBER = "13800138000"
@@ -74,7 +74,7 @@ def bearer(token: str) -> dict[str, str]:
 def test_every_route_has_a_rule_and_every_rule_a_route(app: CallguardApp) -> None:
     registered = routes(app)
     missing = [f"{method} {path}" for method, path in registered if rule_for(method, path) is None]
-    assert not missing, f"routes without an access rule in streams/access/roles.py: {missing}"
+    assert not missing, f"routes without an access rule in streams/http/access/roles.py: {missing}"
     served = {("GET" if method == "HEAD" else method, path) for method, path in registered}
     assert set(RULES) <= served, f"rules for routes that do not exist: {set(RULES) - served}"
 

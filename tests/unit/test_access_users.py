@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from streams.access.cli import users_app
-from streams.access.roles import Role
-from streams.access.tokens import KdfParams, split_token, verify_secret
-from streams.access.users import UserError, UserStore
+from streams.http.access.cli import users_app
+from streams.http.access.roles import Role
+from streams.http.access.tokens import KdfParams, split_token, verify_secret
+from streams.http.access.users import UserError, UserStore
 
 
 @pytest.fixture()

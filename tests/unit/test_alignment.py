@@ -1,4 +1,4 @@
-"""Input partitions kept together in time (streams.alignment), as pure logic."""
+"""Input partitions kept together in time (streams.pipeline.alignment), as pure logic."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import polars as pl
 
-from streams.alignment import BEHIND_WAIT_S, PartitionAligner, message_event_ms
+from streams.pipeline.alignment import BEHIND_WAIT_S, PartitionAligner, message_event_ms
 
 
 def records(*timestamps: int, first_offset: int = 0) -> list[SimpleNamespace]:

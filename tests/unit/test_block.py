@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from contracts.by_caller import CdrColumns, RoutedBatch
-from features import block_bytes
-from features.block import CallerBlock
-from features.block_layout import NO_BUCKET
+from features.block import rows as block_rows
+from features.block.engine import CallerBlock
+from features.block.layout import NO_BUCKET
 from features.config import FeatureConfig
-from streams.caller_record import fingerprints
-from streams.event_clock import OpenBuckets
-from streams.feature_stage import FeatureStage
+from streams.stages.event_clock import OpenBuckets
+from streams.stages.feature_stage import FeatureStage
+from streams.state.caller_record import fingerprints
 from tests.unit.test_block_support import (
     Message,
     apply_to_block,
@@ -126,7 +126,7 @@ def test_row_bytes_refuse_another_config() -> None:
 
 
 def unpacked_row_bytes(block: CallerBlock, row: int) -> bytes:
-    """A row as version 2 wrote it: the body as is (the layout of features.block_bytes)."""
+    """A row as version 2 wrote it: the body as is (the layout of features.block.rows)."""
     columns, slots = block.callers.columns, block.slots.columns
     held = columns["bucket"][row]
     used = held != NO_BUCKET
@@ -182,7 +182,7 @@ def test_rows_bytes_do_not_depend_on_what_the_buffer_held(monkeypatch: pytest.Mo
     block, _ = fed_block(CONFIGS["odd sketch"], 5)
     rows = live_rows(block)
     expected = [block.row_bytes(int(row)) for row in rows]
-    monkeypatch.setattr(block_bytes, "_buffer", lambda size: np.full(size, 0xAB, np.uint8))
+    monkeypatch.setattr(block_rows, "_buffer", lambda size: np.full(size, 0xAB, np.uint8))
     assert block.rows_bytes(rows) == expected
 
 
@@ -192,7 +192,7 @@ def test_rows_bytes_in_passes_of_rows_sorted_by_length_keep_the_order(
     block, _ = fed_block(FeatureConfig(), 5)
     rows = live_rows(block)[::-1]
     expected = [block.row_bytes(int(row)) for row in rows]
-    monkeypatch.setattr(block_bytes, "_ROWS_AT_ONCE", 7)
+    monkeypatch.setattr(block_rows, "_ROWS_AT_ONCE", 7)
     assert len(rows) > 3 * 7 and len({len(data) for data in expected}) > 3
     assert block.rows_bytes(rows) == expected
 
@@ -289,7 +289,7 @@ def test_a_bad_row_among_many_is_named_by_the_one_by_one_load() -> None:
     with pytest.raises(ValueError, match="its header says"):
         fresh.load_rows(numbers, datas)
     assert len(fresh) == 3  # the rows before it loaded; nothing after it
-    held_n = block_bytes._HEADER_FIELDS.fields["held_n"][1]  # type: ignore[index]
+    held_n = block_rows._HEADER_FIELDS.fields["held_n"][1]  # type: ignore[index]
     datas[3] = datas[4][:held_n] + b"\xff" + datas[4][held_n + 1 :]  # 255 held complaints
     with pytest.raises(ValueError):
         CallerBlock(config).load_rows(numbers, datas)

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from features.batch import callee_keys
-from features.block import CallerBlock
-from features.block_ops import distinct_rows, lex_order
+from features.block.engine import CallerBlock
+from features.block.ops import distinct_rows, lex_order
 from features.sketch import EMPTY_HASH, kmv_union_groups
 from features.vector import FEATURE_NAMES
 from tests.unit.test_block import CONFIGS

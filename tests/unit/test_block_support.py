@@ -1,7 +1,7 @@
 """Random multi-caller message streams for the CallerBlock tests (holds no tests itself).
 
-The reference is what runs today: :class:`streams.feature_stage.FeatureStage`
-over a dict of :class:`streams.caller_record.CallerRecord` bytes, one
+The reference is what runs today: :class:`streams.stages.feature_stage.FeatureStage`
+over a dict of :class:`streams.state.caller_record.CallerRecord` bytes, one
 :class:`features.state.CallerState` per caller.
 """
 
@@ -13,11 +13,11 @@ import numpy as np
 
 from contracts.by_caller import CdrColumns, ComplaintColumns, InboundColumns, RoutedBatch
 from features.batch import callee_keys
-from features.block import CallerBlock
+from features.block.engine import CallerBlock
 from features.config import FeatureConfig
-from streams.caller_record import CallerRecord, fingerprints
-from streams.event_clock import OpenBuckets, by_piece
-from streams.feature_stage import call_batch
+from streams.stages.event_clock import OpenBuckets, by_piece
+from streams.stages.feature_stage import call_batch
+from streams.state.caller_record import CallerRecord, fingerprints
 from tests.unit.test_features_support import T0
 
 

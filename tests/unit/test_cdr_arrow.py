@@ -15,8 +15,8 @@ from contracts.cdr_arrow import ARROW_STREAM_CONTENT_TYPE, validate_arrow_messag
 from simulator.kafka import kafka_messages
 from simulator.run import simulate
 from simulator.scenario import builtin_scenario, with_overrides
-from streams.deadletter import SourcePosition
-from streams.ingest import RawMessage, ingest_cdrs, is_arrow_stream
+from streams.pipeline.deadletter import SourcePosition
+from streams.pipeline.ingest import RawMessage, ingest_cdrs, is_arrow_stream
 from tests.unit.test_cdr_contract import good
 
 ARROW = [("content-type", ARROW_STREAM_CONTENT_TYPE.encode())]

@@ -22,8 +22,8 @@ from contracts.cdr_arrow import (
 )
 from contracts.cdr_vector import normalise_numbers
 from contracts.numbers import NumberError, normalise
-from streams.deadletter import SourcePosition
-from streams.ingest import RawMessage, ingest_cdrs
+from streams.pipeline.deadletter import SourcePosition
+from streams.pipeline.ingest import RawMessage, ingest_cdrs
 from tests.unit.test_cdr_arrow import EPOCH_TIMES, TEXT_TIMES, arrow, frame_of
 from tests.unit.test_cdr_contract import good
 from tests.unit.test_cdr_json import NUMBERS, TIMES

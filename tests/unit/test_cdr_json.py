@@ -14,9 +14,9 @@ from contracts.by_caller import CdrColumns
 from contracts.cdr import validate_message
 from contracts.cdr_json import validate_json_messages
 from contracts.numbers import NumberError, normalise
-from streams import ingest
-from streams.deadletter import SourcePosition
-from streams.ingest import RawMessage, ingest_cdrs
+from streams.pipeline import ingest
+from streams.pipeline.deadletter import SourcePosition
+from streams.pipeline.ingest import RawMessage, ingest_cdrs
 from tests.unit.test_cdr_contract import good
 from tests.unit.test_numbers import NORMALISATIONS
 

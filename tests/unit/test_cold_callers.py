@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from streams.cold_callers import ColdCallers
+from streams.state.cold_callers import ColdCallers
 
 
 def test_a_batch_is_due_once_its_latest_call_is_before_the_cutoff() -> None:

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from contracts.flag import Action
-from streams.dashboard.actions import ActionRefused, OperatorRequest
-from streams.dashboard.clusters import find_clusters, segment_of
-from streams.dashboard.monitor import PartitionLag, ThroughputMeter
-from streams.dashboard.queries import jsonable
+from streams.http.dashboard.actions import ActionRefused, OperatorRequest
+from streams.http.dashboard.clusters import find_clusters, segment_of
+from streams.http.dashboard.monitor import PartitionLag, ThroughputMeter
+from streams.http.dashboard.queries import jsonable
 
 T0 = datetime(2018, 7, 2, 8, 0, tzinfo=UTC)
 

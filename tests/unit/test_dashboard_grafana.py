@@ -15,7 +15,7 @@ from tests.conftest import ROOT
 
 DASHBOARD = json.loads((ROOT / "grafana" / "dashboards" / "callguard.json").read_text())
 SOURCE_UID = "callguard-clickhouse"
-# The built-in page's panels (streams/dashboard/static/index.html), by a word of each title.
+# The built-in page's panels (streams/http/dashboard/static/index.html), by a word of each title.
 BUILT_IN = ("Blocked now", "Watched now", "CDR/s", "Consumer lag", "Dead-letter rate",
             "Late events", "Flags over time by category", "Flagged now by category",
             "Flagged numbers now", "Number: history", "Number: feature snapshot",

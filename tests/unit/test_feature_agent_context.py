@@ -9,8 +9,8 @@ import orjson
 
 from contracts.by_caller import encode_routed
 from streams.app import create_app
-from streams.deadletter import SourcePosition
-from streams.ingest import RawMessage, ingest_cdrs
+from streams.pipeline.deadletter import SourcePosition
+from streams.pipeline.ingest import RawMessage, ingest_cdrs
 from streams.settings import load_settings
 
 T0 = 1_530_489_600_000  # 2018-07-02 00:00 UTC: a boundary of every window's buckets

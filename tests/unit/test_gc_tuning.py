@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from pydantic import ValidationError
 
-from streams.gc_tuning import tune
 from streams.settings import Settings
+from streams.tuning.gc_tuning import tune
 
 
 @pytest.fixture()

@@ -9,8 +9,8 @@ import orjson
 import polars as pl
 
 from contracts.by_caller import decode_routed, encode_routed
-from streams.deadletter import SourcePosition
-from streams.ingest import RawMessage, ingest_cdrs, ingest_complaints, partition_for_number
+from streams.pipeline.deadletter import SourcePosition
+from streams.pipeline.ingest import RawMessage, ingest_cdrs, ingest_complaints, partition_for_number
 from tests.unit.test_cdr_arrow import ARROW, EPOCH_TIMES
 from tests.unit.test_cdr_contract import good
 

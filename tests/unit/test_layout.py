@@ -3,6 +3,9 @@
 The import graph is read from the source with :mod:`ast`: every ``import``
 and ``from ... import`` of a project module, at module level or inside a
 function, except under ``if TYPE_CHECKING:`` (annotations only, never run).
+
+Every package also says in its ``__init__`` docstring what it holds, and
+``streams/`` keeps its modules in subpackages by role rather than flat.
 """
 
 from __future__ import annotations
@@ -199,3 +202,38 @@ def test_workarounds_import_nothing_of_callguard() -> None:
     for module, imported in import_graph().items():
         if module.startswith(WORKAROUNDS):
             assert {m for m in imported if not m.startswith(WORKAROUNDS)} == set(), module
+
+
+def _package_dirs() -> list[Path]:
+    """Every folder of the project's packages that holds Python modules."""
+    return sorted(
+        {path.parent for package in PACKAGES for path in (ROOT / package).rglob("*.py")}
+    )
+
+
+@pytest.mark.parametrize(
+    "folder", _package_dirs(), ids=lambda folder: str(folder.relative_to(ROOT))
+)
+def test_every_package_says_what_it_holds(folder: Path) -> None:
+    """Each package and subpackage has an ``__init__.py`` with a docstring."""
+    init = folder / "__init__.py"
+    assert init.is_file(), f"{folder.relative_to(ROOT)} has no __init__.py"
+    docstring = ast.get_docstring(ast.parse(init.read_text(), str(init)))
+    assert docstring and docstring.strip(), f"{init.relative_to(ROOT)} has no docstring"
+
+
+STREAMS_TOP_LEVEL_MODULES = 10
+
+
+def test_streams_does_not_grow_flat_again() -> None:
+    """``streams/`` keeps at most 10 modules of its own, ``__init__`` and ``__main__`` included.
+
+    The 10 are the wiring: __init__, __main__, app, agents, settings, topics,
+    cli, review_cli, demo and broker. Code with a role of its own goes into the
+    subpackage of that role (pipeline, stages, state, http, tuning, workarounds)
+    or a new one.
+    """
+    modules = sorted(path.name for path in (ROOT / "streams").glob("*.py"))
+    assert len(modules) <= STREAMS_TOP_LEVEL_MODULES, (
+        f"streams/ holds {len(modules)} modules: {modules}"
+    )

@@ -7,8 +7,8 @@ import re
 import pytest
 
 from streams.app import create_app
-from streams.dashboard.monitor import monitor_for
-from streams.metrics import MetricFamily, collect, render, store_sample
+from streams.http.dashboard.monitor import monitor_for
+from streams.http.metrics import MetricFamily, collect, render, store_sample
 from streams.settings import Settings
 
 SERIES = (

@@ -8,7 +8,7 @@ import pytest
 from contracts.by_caller import AppealColumns, RoutedBatch, decode_routed, encode_routed
 from contracts.flag import Action
 from models.decisions import DecisionPolicy, FlagState, Score, decide
-from streams.decision_stage import apply_operator_action, decode_state, encode_state
+from streams.stages.decision_stage import apply_operator_action, decode_state, encode_state
 
 HOUR = 3600 * 1000
 DAY = 24 * HOUR

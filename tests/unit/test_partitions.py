@@ -7,8 +7,8 @@ import random
 import pytest
 from aiokafka.partitioner import murmur2
 
-from streams.ingest import partition_for_number
-from streams.partitions import murmur2_many, partitions_of
+from streams.pipeline.ingest import partition_for_number
+from streams.pipeline.partitions import murmur2_many, partitions_of
 
 
 def test_murmur2_many_is_aiokafka_murmur2_on_every_length() -> None:

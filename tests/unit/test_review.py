@@ -13,10 +13,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from contracts.by_caller import decode_routed
-from streams.dashboard import review
-from streams.dashboard.actions import ActionRefused
-from streams.dashboard.review_queue import ReviewAction
-from streams.ingest import partition_for_number
+from streams.http.dashboard import review
+from streams.http.dashboard.actions import ActionRefused
+from streams.http.dashboard.review_queue import ReviewAction
+from streams.pipeline.ingest import partition_for_number
 from streams.settings import load_settings
 
 NUMBER = "+8613800138000"

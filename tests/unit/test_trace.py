@@ -1,6 +1,6 @@
 """The latency trace header: reading, carrying, choosing the oldest timestamp."""
 
-from streams.trace import SOURCE_MS_HEADER, headers_for, oldest_ms, source_ms
+from streams.pipeline.trace import SOURCE_MS_HEADER, headers_for, oldest_ms, source_ms
 
 
 def test_oldest_of_faust_timestamps_in_ms_ignoring_missing_ones():

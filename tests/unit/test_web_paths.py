@@ -15,8 +15,8 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
-from streams.access.users import UserStore
 from streams.app import CallguardApp, create_app
+from streams.http.access.users import UserStore
 from streams.settings import load_settings
 
 

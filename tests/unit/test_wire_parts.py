@@ -10,15 +10,15 @@ import pytest
 
 from contracts.by_caller import RoutedBatch, decode_routed, encode_routed, encode_routed_parts
 from features.config import FeatureConfig
-from streams.block_stage import BlockFeatureStage
-from streams.caller_features import (
+from streams.pipeline.deadletter import SourcePosition
+from streams.pipeline.ingest import RawMessage, ingest_cdrs
+from streams.stages.block_stage import BlockFeatureStage
+from streams.stages.caller_features import (
     Emission,
     decode_features,
     encode_features,
     encode_features_parts,
 )
-from streams.deadletter import SourcePosition
-from streams.ingest import RawMessage, ingest_cdrs
 
 T0 = 1_709_251_200_000
 

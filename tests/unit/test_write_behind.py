@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from streams.checkpoint import Checkpointer
-from streams.write_behind import ChangelogRecord, WriteBehindTable, store_dict
+from streams.state.checkpoint import Checkpointer
+from streams.state.write_behind import ChangelogRecord, WriteBehindTable, store_dict
 
 
 def partition_of(keys: list[str]) -> list[int]:

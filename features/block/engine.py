@@ -1,0 +1,946 @@
+"""Streaming state of many callers as columns, updated a whole message at a time.
+
+:class:`CallerBlock` holds what :class:`features.state.CallerState` holds for
+one caller -- rings of bucket aggregates, watermark, reorder buffer, inbound
+filter -- for every caller of a partition, plus the bookkeeping of
+:class:`streams.state.caller_record.CallerRecord` (last applied offset, last
+emission, recent ``cdr_id`` fingerprints). One :meth:`CallerBlock.update` per
+message applies every caller's calls with a few dozen numpy calls over
+(caller, slot) groups instead of a hundred per caller.
+
+**Equal to CallerState.** For the same messages, every caller's features are
+the ones its ``CallerState`` would give, to the bit: the same watermark and
+grace per call in arrival order, the same slot claims (a newer bucket evicts,
+an older one is dropped), the same reorder buffer (calls chained once older
+than the watermark minus the grace, or when more than ``reorder_capacity``
+wait), the same sequential chain merge (see :func:`features.block.ops.fold_chains`)
+and the same window combination when reading (:func:`features.aggregate.combine`).
+The tests feed both with random streams and compare.
+
+**Equal to the feature stage.** ``update`` applies the exactly-once rules of
+:mod:`streams.stages.feature_stage`: a caller whose ``last_offset`` is at or past
+the message's offset is skipped (replay), and calls whose fingerprint is among
+the caller's last :data:`~features.block.layout.RECENT_IDS` or repeated earlier
+in the message are duplicates. A caller's offset advances on the first
+``update``/``note_complaints``/``note_inbound`` of a message that touches it,
+so the later parts of the same message still apply: call ``update`` first for
+each message (it begins the message), then ``note_complaints`` and
+``note_inbound`` (see :meth:`CallerBlock.open`).
+
+Memory: callers and slots live in two :class:`~features.block.pool.RecordPool`
+tables; a slot record exists only for a bucket some caller holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import repeat
+
+import numpy as np
+from numpy.typing import NDArray
+
+from features.aggregate import CHAIN_LEN, COMPLAINTS, FIRST_MS, LAST_KEY, chain_calls
+from features.batch import EVENT_COLUMNS, CallBatch, key_hash32
+from features.block.layout import (
+    HELD_COMPLAINTS,
+    NO_BUCKET,
+    RECENT_IDS,
+    caller_layout,
+    ring_slots,
+    slot_layout,
+)
+from features.block.load import load_rows_bytes
+from features.block.ops import (
+    distinct_rows,
+    fold_chains,
+    group_ids,
+    lex_order,
+    rank_in_group,
+    segmented_cummax,
+)
+from features.block.pool import RecordPool
+from features.block.read import block_features, window_calls
+from features.block.rows import layout_fingerprint, load_row_bytes, row_bytes, rows_bytes
+from features.config import FeatureConfig, WindowSpec
+from features.runs import run_lengths, run_starts
+from features.sketch import _bloom_positions, kmv_union_groups
+
+__all__ = ["BlockUpdate", "CallerBlock"]
+
+Int64Array = NDArray[np.int64]
+_EVENTS = slice(0, len(EVENT_COLUMNS))
+_LOAD_AT_ONCE = 4096  # rows per batch load: bounds its temporary arrays (a few MB)
+_CHAIN = slice(CHAIN_LEN, LAST_KEY + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockUpdate:
+    """What one :meth:`CallerBlock.update` did with each call (masks in input order).
+
+    A call is exactly one of: ``replayed`` (its caller already holds this
+    offset), ``duplicate`` (fingerprint seen), ``dropped`` (older than the
+    grace), or accepted (``late`` if a later call of its caller came first).
+    ``rows``: each call's caller row; ``called``: rows with an accepted call.
+    """
+
+    rows: Int64Array
+    replayed: NDArray[np.bool_]
+    duplicate: NDArray[np.bool_]
+    dropped: NDArray[np.bool_]
+    accepted: NDArray[np.bool_]
+    late: NDArray[np.bool_]
+    called: Int64Array
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many calls of each kind (``late_accepted`` as in the feature stage)."""
+        return {
+            "calls": len(self.rows),
+            "replayed": int(self.replayed.sum()),
+            "duplicates": int(self.duplicate.sum()),
+            "late_dropped": int(self.dropped.sum()),
+            "accepted": int(self.accepted.sum()),
+            "late_accepted": int(self.late.sum()),
+        }
+
+
+class CallerBlock:
+    """Many callers' streaming state (see the module docstring)."""
+
+    def __init__(self, config: FeatureConfig, capacity: int = 1024) -> None:
+        self.config = config
+        self.callers = RecordPool(capacity, caller_layout(config))
+        self.slots = RecordPool(2 * capacity, slot_layout(config))
+        self._row_of: dict[str, int] = {}
+        self._numbers: list[str | None] = []
+        self._message_offset: int | None = None
+        self._opened: set[int] = set()
+        self._ring_slots = ring_slots(config)
+        self.fingerprint = layout_fingerprint(config)
+        short, long = config.windows
+        # (window, first column of its ring slots in the caller table)
+        self._windows: tuple[tuple[WindowSpec, int], ...] = ((short, 0), (long, short.slots))
+
+    # -- callers -------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._row_of)
+
+    def __contains__(self, number: object) -> bool:
+        return number in self._row_of
+
+    def numbers(self) -> list[str]:
+        """Every number with state in the block."""
+        return list(self._row_of)
+
+    def row(self, number: str) -> int | None:
+        """The row of ``number``, if it has state."""
+        return self._row_of.get(number)
+
+    def number(self, row: int) -> str:
+        """The number whose state is in ``row``."""
+        number = self._numbers[row]
+        if number is None:
+            raise KeyError(f"row {row} holds no caller")
+        return number
+
+    def numbers_of(self, rows: Int64Array) -> list[str]:
+        """The number whose state is in each of ``rows`` (rows that hold a caller)."""
+        numbers = self._numbers
+        found = [numbers[row] for row in rows.tolist()]
+        if None in found:
+            raise KeyError(f"row {int(rows[found.index(None)])} holds no caller")
+        return found  # type: ignore[return-value]
+
+    def rows_of(self, numbers: Sequence[str], *, create: bool) -> Int64Array:
+        """Each number's row; new rows for unknown numbers if ``create``, else -1."""
+        rows = np.fromiter(map(self._row_of.get, numbers, repeat(-1)), np.int64, len(numbers))
+        return self._create_missing(numbers, rows) if create else rows
+
+    def _create_missing(self, numbers: Sequence[str], rows: Int64Array) -> Int64Array:
+        """Fill the -1 entries of ``rows`` with new rows (one per distinct number)."""
+        missing = np.flatnonzero(rows < 0).tolist()
+        if missing:
+            new_numbers = list(dict.fromkeys([numbers[i] for i in missing]))
+            self._register(new_numbers, self.callers.allocate(len(new_numbers)))
+            row_of = self._row_of
+            rows[missing] = [row_of[numbers[i]] for i in missing]
+        return rows
+
+    def _register(self, numbers: list[str], rows: Int64Array) -> None:
+        if len(self._numbers) < self.callers.capacity:
+            self._numbers.extend([None] * (self.callers.capacity - len(self._numbers)))
+        for number, row in zip(numbers, rows.tolist(), strict=True):
+            self._row_of[number] = row
+            self._numbers[row] = number
+
+    def distinct(self, rows: Int64Array) -> Int64Array:
+        """``np.unique`` of caller rows (ascending, each once)."""
+        return distinct_rows(rows, self.callers.capacity)[0]
+
+    def column(self, name: str) -> NDArray[np.generic]:
+        """One caller column (e.g. ``watermark``, ``last_offset``), indexed by row."""
+        return self.callers.columns[name]
+
+    def default_end_ms(self, rows: Int64Array) -> Int64Array:
+        """End of the short bucket holding each row's watermark: the window "now"."""
+        hop_ms = self.config.short_hop_s * 1000
+        watermark = self.callers.columns["watermark"][rows]
+        return (watermark // hop_ms + 1) * hop_ms
+
+    def features(
+        self, rows: Int64Array, end_ms: Int64Array | int | None = None
+    ) -> NDArray[np.float64]:
+        """``(len(rows), len(FEATURE_NAMES))`` feature vectors (see :mod:`features.block.read`)."""
+        return block_features(self, rows, end_ms)
+
+    def window_calls(self, rows: Int64Array, name: str = "short") -> Int64Array:
+        """Calls of each row in its ``name`` window ending at :meth:`default_end_ms`.
+
+        The ``call_volume`` of that window in :meth:`features`, read from the
+        ring alone (see :func:`features.block.read.window_calls`).
+        """
+        return window_calls(self, rows, self.default_end_ms(rows), name)
+
+    # -- exactly-once --------------------------------------------------------
+
+    def begin(self, offset: int) -> None:
+        """Start applying the message at ``offset`` (:meth:`update` does it).
+
+        Until the next ``begin``, a caller the message has opened stays open
+        to the message's later parts (complaints, inbound notes).
+        """
+        self._message_offset = offset
+        self._opened = set()
+
+    def open(self, rows: Int64Array, offset: int) -> NDArray[np.bool_]:
+        """Which of ``rows`` the current message (at ``offset``) may change.
+
+        A row is open if this message already opened it, or if its
+        ``last_offset`` is before ``offset``; then its ``last_offset`` becomes
+        ``offset``. A row already at ``offset`` when the message begins is
+        closed: the message was applied before (a replay).
+        """
+        if offset != self._message_offset:
+            self.begin(offset)
+        last_offset = self.callers.columns["last_offset"]
+        unique, inverse = distinct_rows(rows, self.callers.capacity, inverse=True)
+        opened = np.fromiter((row in self._opened for row in unique.tolist()), bool, len(unique))
+        newly = ~opened & (last_offset[unique] < offset)
+        last_offset[unique[newly]] = offset
+        self._opened.update(unique[newly].tolist())
+        return (opened | newly)[inverse]
+
+    def _open_each(self, rows: Int64Array, offsets: Int64Array) -> NDArray[np.bool_]:
+        """Replay mask for calls with their own (ascending) offsets; advances the offsets."""
+        last_offset = self.callers.columns["last_offset"]
+        replayed = offsets <= last_offset[rows]
+        live = np.flatnonzero(~replayed)
+        np.maximum.at(last_offset, rows[live], offsets[live])
+        self.begin(int(offsets.max()) if len(offsets) else -1)
+        self._opened.update(rows[live][offsets[live] == self._message_offset].tolist())
+        return replayed
+
+    # -- calls ---------------------------------------------------------------
+
+    def update(
+        self,
+        numbers: Sequence[str],
+        calls: CallBatch,
+        cdr_fingerprints: NDArray[np.uint32],
+        offset: int | Int64Array,
+        *,
+        rows: Int64Array | None = None,
+        continued: bool = False,
+    ) -> BlockUpdate:
+        """Apply one message's calls (``numbers[i]`` placed call ``i``), in arrival order.
+
+        Call it once per message, first (with no calls if the message has
+        none): it begins the message (see :meth:`begin`).
+
+        ``offset`` may also be one offset per call, ascending: the calls of
+        several consecutive messages applied as one batch (for sources that
+        send one CDR per message). A call is then replayed if its caller's
+        offset had reached the call's own offset; the features are those of
+        the same calls applied as one message.
+
+        ``rows``: what ``rows_of(numbers, create=False)`` returns now, if the
+        caller has it (saves looking every number up again). ``continued``:
+        these calls are a later piece of the message the previous call
+        began (callers it opened stay open), not a replay of it.
+        """
+        if len(numbers) != len(calls) or len(cdr_fingerprints) != len(calls):
+            raise ValueError("numbers, calls and fingerprints must have one entry per call")
+        if rows is None:
+            rows = self.rows_of(numbers, create=True)
+        else:
+            rows = self._create_missing(numbers, rows.copy())
+        size = len(rows)
+        if np.ndim(offset) == 0:
+            if not continued or offset != self._message_offset:
+                self.begin(int(offset))
+            replayed = ~self.open(rows, int(offset)) if size else np.zeros(0, bool)
+        else:
+            replayed = self._open_each(rows, np.asarray(offset, dtype=np.int64))
+        fresh = ~replayed & self._unseen(rows, np.asarray(cdr_fingerprints, np.uint32), replayed)
+        dropped = np.zeros(size, bool)
+        late = np.zeros(size, bool)
+        unchained = np.zeros(size, bool)
+        index = np.flatnonzero(fresh)
+        if len(index):
+            # Per caller in arrival order: the watermark each call met.
+            index = index[np.argsort(rows[index], kind="stable")]
+            self._watermark(
+                rows[index],
+                calls.start_ms[index],
+                calls.ended_ms[index],
+                index,
+                (dropped, late, unchained),
+            )
+        accepted = fresh & ~dropped
+        kept = np.flatnonzero(accepted)
+        if len(kept):
+            # Only calls that counted enter the ring: ids dropped as late (a
+            # resent backlog) must not push out those of the latest calls.
+            self._remember(rows[kept], np.asarray(cdr_fingerprints, np.uint32)[kept])
+        chosen = np.flatnonzero(accepted)
+        if len(chosen):
+            taken = calls.take(chosen)
+            self._count(rows[chosen], taken)
+            chained = ~unchained[chosen]
+            if chained.any():
+                self._hold_back(
+                    rows[chosen][chained], taken.start_ms[chained], taken.callee[chained]
+                )
+        if len(index):
+            self._release_complaints(self.distinct(rows[index]))
+        return BlockUpdate(
+            rows=rows,
+            replayed=replayed,
+            duplicate=~replayed & ~fresh,
+            dropped=dropped,
+            accepted=accepted,
+            late=late,
+            called=self.distinct(rows[chosen]),
+        )
+
+    def _unseen(
+        self, rows: Int64Array, ids: NDArray[np.uint32], skipped: NDArray[np.bool_]
+    ) -> NDArray[np.bool_]:
+        """Ids neither in their caller's recent ring nor repeated earlier for that caller."""
+        columns = self.callers.columns
+        recent = columns["recent"][rows]
+        valid = np.arange(RECENT_IDS) < columns["recent_n"][rows][:, None]
+        remembered = ((recent == ids[:, None]) & valid).any(axis=1)
+        candidates = np.flatnonzero(~skipped)
+        order = candidates[lex_order(candidates, ids[candidates], rows[candidates])]
+        first = np.zeros(len(rows), bool)
+        first[order[run_starts(rows[order], ids[order])]] = True
+        return first & ~remembered
+
+    def _remember(self, rows: Int64Array, ids: NDArray[np.uint32]) -> None:
+        """Push accepted ids (arrival order) into each caller's ring of recent ids."""
+        columns = self.callers.columns
+        order = np.argsort(rows, kind="stable")
+        rows, ids = rows[order], ids[order]
+        starts = run_starts(rows)
+        rank = rank_in_group(starts, len(rows))
+        per_row = run_lengths(starts, len(rows))
+        newest = rank >= np.repeat(per_row, per_row) - RECENT_IDS
+        rows, ids, rank = rows[newest], ids[newest], rank[newest]
+        position = (columns["recent_next"][rows].astype(np.int64) + rank) % RECENT_IDS
+        columns["recent"][rows, position] = ids
+        unique = rows[run_starts(rows)]
+        added = np.minimum(per_row, RECENT_IDS)
+        columns["recent_next"][unique] = (columns["recent_next"][unique] + per_row) % RECENT_IDS
+        columns["recent_n"][unique] = np.minimum(columns["recent_n"][unique] + added, RECENT_IDS)
+
+    def _watermark(
+        self,
+        rows: Int64Array,
+        start_ms: Int64Array,
+        ended_ms: Int64Array,
+        index: Int64Array,
+        masks: tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_]],
+    ) -> None:
+        """Lateness of each call against the watermark it met; advance the watermarks.
+
+        The watermark is the latest call start; a call is dropped when it
+        *ended* more than the grace before the watermark it met (a long call's
+        record arrives after those of shorter calls that started later). Sets,
+        at ``index``, the ``masks`` ``dropped``, ``late`` and ``unchained``:
+        accepted calls that started more than the grace before the watermark
+        they met count in every window but stay out of the gap and
+        sequential chain, as in ``CallerState``: it is settled up to that point.
+        """
+        watermark = self.callers.columns["watermark"]
+        starts = run_starts(rows)
+        seen = segmented_cummax(start_ms, starts)
+        met = np.empty_like(seen)
+        met[1:] = seen[:-1]
+        met[starts] = np.iinfo(np.int64).min
+        np.maximum(met, watermark[rows], out=met)
+        dropped, late, unchained = masks
+        cutoff = met - self.config.grace_s * 1000
+        too_old = ended_ms < cutoff
+        dropped[index] = too_old
+        late[index] = (start_ms < met) & ~too_old
+        unchained[index] = (start_ms < cutoff) & ~too_old
+        unique = rows[starts]
+        watermark[unique] = np.maximum(watermark[unique], np.maximum.reduceat(start_ms, starts))
+
+    def _count(self, rows: Int64Array, calls: CallBatch) -> None:
+        """Add calls to the bucket of each window they fall in (claiming slots)."""
+        for window, first_column in self._windows:
+            buckets = calls.start_ms // window.hop_ms
+            cells = rows * self._ring_slots + first_column + buckets % window.slots
+            order = lex_order(buckets, cells)
+            cells, buckets = cells[order], buckets[order]
+            cell_starts = run_starts(cells)
+            newest = self._claim(
+                cells[cell_starts], buckets[cell_starts + run_lengths(cell_starts, len(cells)) - 1]
+            )
+            landing = buckets == np.repeat(newest, run_lengths(cell_starts, len(cells)))
+            order, cells = order[landing], cells[landing]
+            group_starts = run_starts(cells)
+            records = self.callers.columns["slot"].reshape(-1)[cells[group_starts]]
+            self._add_calls(records, calls.take(order), group_starts)
+
+    def _claim(self, cells: Int64Array, buckets: Int64Array) -> Int64Array:
+        """Open ``buckets`` in their ring cells where newer than the held bucket.
+
+        Returns the bucket each cell holds afterwards (calls for older buckets
+        are dropped, as ``CallerState._claim_slot`` does).
+        """
+        held = self.callers.columns["bucket"].reshape(-1)
+        records = self.callers.columns["slot"].reshape(-1)
+        newer = buckets > held[cells]
+        claimed = cells[newer]
+        held[claimed] = buckets[newer]
+        reused = records[claimed]
+        self.slots.clear(reused[reused >= 0])
+        empty = claimed[reused < 0]
+        if len(empty):
+            records[empty] = self.slots.allocate(len(empty))
+        return held[cells]
+
+    def _add_calls(self, records: Int64Array, calls: CallBatch, starts: NDArray[np.intp]) -> None:
+        columns = self.slots.columns
+        counters = columns["counters"]
+        counters[records, _EVENTS] += np.add.reduceat(calls.flags, starts, axis=0)
+        groups = group_ids(starts, len(calls))
+        bins = self.config.segment_bins
+        histogram = np.bincount(groups * bins + calls.segment_bin, minlength=len(starts) * bins)
+        columns["segment_hist"][records] += histogram.reshape(len(starts), bins).astype(np.uint32)
+        k = self.config.kmv_k
+        kmv_hash, kmv_count = columns["kmv_hash"], columns["kmv_count"]
+        merged_hash, merged_count = kmv_union_groups(
+            np.concatenate((np.repeat(np.arange(len(starts)), k), groups)),
+            np.concatenate((kmv_hash[records].ravel(), calls.callee_hash)),
+            np.concatenate((kmv_count[records].ravel(), np.ones(len(calls), np.uint8))),
+            len(starts),
+            k,
+        )
+        kmv_hash[records] = merged_hash
+        kmv_count[records] = merged_count
+
+    # -- the reorder buffer and the call chain -------------------------------
+
+    def _hold_back(
+        self, rows: Int64Array, start_ms: Int64Array, callee: NDArray[np.uint64]
+    ) -> None:
+        """Buffer the accepted calls; chain what the watermark has settled."""
+        columns = self.callers.columns
+        capacity = self.config.reorder_capacity
+        unique = self.distinct(rows)
+        held = columns["pending_n"][unique].astype(np.int64)
+        waiting = np.arange(capacity) < held[:, None]
+        all_rows = np.concatenate((np.repeat(unique, held), rows))
+        all_ms = np.concatenate((columns["pending_ms"][unique][waiting], start_ms))
+        all_keys = np.concatenate((columns["pending_key"][unique][waiting], callee))
+        order = lex_order(all_keys, all_ms, all_rows)
+        all_rows, all_ms, all_keys = all_rows[order], all_ms[order], all_keys[order]
+        starts = run_starts(all_rows)
+        lengths = run_lengths(starts, len(all_rows))
+        cutoff = columns["watermark"][unique] - self.config.grace_s * 1000
+        below = (all_ms < np.repeat(cutoff, lengths)).astype(np.int64)
+        settled = np.maximum(np.add.reduceat(below, starts), lengths - capacity)
+        rank = rank_in_group(starts, len(all_rows))
+        settling = rank < np.repeat(settled, lengths)
+        remain = ~settling
+        columns["pending_n"][unique] = lengths - settled
+        position = (rank - np.repeat(settled, lengths))[remain]
+        columns["pending_ms"][all_rows[remain], position] = all_ms[remain]
+        columns["pending_key"][all_rows[remain], position] = all_keys[remain]
+        if settling.any():
+            self._chain(all_rows[settling], all_ms[settling], all_keys[settling])
+
+    def _chain(self, rows: Int64Array, start_ms: Int64Array, callee: NDArray[np.uint64]) -> None:
+        """Chain settled calls (sorted by caller, time, callee) into the buckets that hold them."""
+        short_hop_ms = self.config.short_hop_s * 1000
+        starts = run_starts(rows, start_ms // short_hop_ms)
+        parts = chain_calls(start_ms, callee, starts, self.config).counters
+        part_rows = rows[starts]
+        held = self.callers.columns["bucket"].reshape(-1)
+        records = self.callers.columns["slot"].reshape(-1)
+        counters = self.slots.columns["counters"]
+        for window, first_column in self._windows:
+            buckets = parts[:, FIRST_MS] // window.hop_ms
+            cells = part_rows * self._ring_slots + first_column + buckets % window.slots
+            found = held[cells] == buckets  # else the bucket expired before the call settled
+            if not found.any():
+                continue
+            targets = records[cells[found]].astype(np.int64)
+            target_starts = run_starts(targets)
+            distinct = targets[target_starts]
+            existing = counters[distinct]
+            chained = existing[:, CHAIN_LEN] > 0
+            # Items per target: the slot's own chain first, then the parts in time order.
+            item_target = np.concatenate(
+                (np.flatnonzero(chained), group_ids(target_starts, len(targets)))
+            )
+            items = np.concatenate((existing[chained], parts[found]))
+            order = np.argsort(item_target, kind="stable")
+            merged_of, merged = fold_chains(item_target[order], items[order], self.config)
+            counters[distinct[merged_of], _CHAIN] = merged[:, _CHAIN]
+
+    # -- complaints and inbound calls ----------------------------------------
+
+    def note_complaints(
+        self, numbers: Sequence[str], time_ms: Int64Array, offset: int
+    ) -> NDArray[np.bool_]:
+        """Count complaints about ``numbers`` at their report times (arrival order).
+
+        Returns which complaints landed in the short window's ring or were held
+        (what ``CallerState.note_complaints`` counts); replayed ones do not land.
+        A complaint dated after its caller's watermark short bucket is held
+        until the watermark reaches it, as ``CallerState.note_complaints`` does.
+        """
+        time_ms = np.asarray(time_ms, dtype=np.int64)
+        rows = self.rows_of(numbers, create=True)
+        landed = np.zeros(len(rows), bool)
+        if len(rows) == 0:
+            return landed
+        live = np.flatnonzero(self.open(rows, offset))
+        rows, time_ms = rows[live], time_ms[live]
+        short_hop_ms = self.config.short_hop_s * 1000
+        buckets = time_ms // short_hop_ms
+        ahead = buckets > self.callers.columns["watermark"][rows] // short_hop_ms
+        if ahead.any():
+            self._hold_complaints(rows[ahead], buckets[ahead])
+            landed[live[ahead]] = True
+        now = np.flatnonzero(~ahead)
+        landed[live[now]] = self._land_complaints(
+            rows[now], time_ms[now], np.ones(len(now), np.int64)
+        )
+        return landed
+
+    def _land_complaints(
+        self, rows: Int64Array, time_ms: Int64Array, counts: Int64Array
+    ) -> NDArray[np.bool_]:
+        """Add ``counts[i]`` complaints at ``time_ms[i]`` to ``rows[i]``, in order.
+
+        Returns which landed in the short ring (a newer bucket in their slot drops them).
+        """
+        landed = np.zeros(len(rows), bool)
+        if len(rows) == 0:
+            return landed
+        held = self.callers.columns["bucket"].reshape(-1)
+        records = self.callers.columns["slot"].reshape(-1)
+        for window, first_column in self._windows:
+            buckets = time_ms // window.hop_ms
+            cells = rows * self._ring_slots + first_column + buckets % window.slots
+            order = np.lexsort((np.arange(len(cells)), cells))
+            sorted_cells, sorted_buckets = cells[order], buckets[order]
+            starts = run_starts(sorted_cells)
+            before = held[sorted_cells[starts]]
+            if first_column == 0:
+                # In arrival order, a complaint lands if no newer bucket holds its slot.
+                seen = segmented_cummax(sorted_buckets, starts)
+                met = np.empty_like(seen)
+                met[1:] = seen[:-1]
+                met[starts] = before
+                met = np.maximum(met, np.repeat(before, run_lengths(starts, len(order))))
+                landed[order[sorted_buckets >= met]] = True
+            newest = self._claim(sorted_cells[starts], np.maximum.reduceat(sorted_buckets, starts))
+            landing = sorted_buckets == np.repeat(newest, run_lengths(starts, len(order)))
+            counters = self.slots.columns["counters"]  # after _claim: the pool may have grown
+            added = counts[order][landing]
+            np.add.at(counters[:, COMPLAINTS], records[sorted_cells[landing]], added)
+        return landed
+
+    def _hold_complaints(self, rows: Int64Array, buckets: Int64Array) -> None:
+        """Hold one complaint per entry for a future short bucket (as ``CallerState`` does).
+
+        Per row, the :data:`HELD_COMPLAINTS` oldest buckets are kept in
+        ascending order; complaints of later buckets join the last kept one.
+        """
+        columns = self.callers.columns
+        held_bucket, held_count, held_n = (
+            columns["held_bucket"],
+            columns["held_count"],
+            columns["held_n"],
+        )
+        unique = np.unique(rows)
+        count = held_n[unique].astype(np.int64)
+        waiting = np.arange(HELD_COMPLAINTS) < count[:, None]
+        all_rows = np.concatenate((np.repeat(unique, count), rows))
+        all_buckets = np.concatenate((held_bucket[unique][waiting], buckets))
+        all_counts = np.concatenate(
+            (held_count[unique][waiting].astype(np.int64), np.ones(len(rows), np.int64))
+        )
+        order = np.lexsort((all_buckets, all_rows))
+        all_rows, all_buckets, all_counts = all_rows[order], all_buckets[order], all_counts[order]
+        distinct = run_starts(all_rows, all_buckets)
+        rows_d, buckets_d = all_rows[distinct], all_buckets[distinct]
+        counts_d = np.add.reduceat(all_counts, distinct)
+        rank = np.minimum(rank_in_group(run_starts(rows_d), len(rows_d)), HELD_COMPLAINTS - 1)
+        kept = run_starts(rows_d, rank)
+        held_bucket[unique] = NO_BUCKET
+        held_count[unique] = 0
+        held_bucket[rows_d[kept], rank[kept]] = buckets_d[kept]
+        held_count[rows_d[kept], rank[kept]] = np.add.reduceat(counts_d, kept)
+        held_n[unique] = run_lengths(run_starts(rows_d[kept]), len(kept))
+
+    def _release_complaints(self, rows: Int64Array) -> None:
+        """Land held complaints whose short bucket the watermark of ``rows`` has reached."""
+        columns = self.callers.columns
+        held_n = columns["held_n"]
+        rows = rows[held_n[rows] > 0]
+        if len(rows) == 0:
+            return
+        short_hop_ms = self.config.short_hop_s * 1000
+        held_bucket, held_count = columns["held_bucket"], columns["held_count"]
+        count = held_n[rows].astype(np.int64)
+        waiting = np.arange(HELD_COMPLAINTS) < count[:, None]
+        due = waiting & (held_bucket[rows] <= (columns["watermark"][rows] // short_hop_ms)[:, None])
+        owner, position = np.nonzero(due)
+        if len(owner) == 0:
+            return
+        self._land_complaints(
+            rows[owner],
+            held_bucket[rows[owner], position] * short_hop_ms,
+            held_count[rows[owner], position].astype(np.int64),
+        )
+        self._drop_held(rows, due.sum(axis=1))
+
+    def _drop_held(self, rows: Int64Array, dropped: Int64Array) -> None:
+        """Remove the first (oldest) ``dropped[i]`` held complaints of ``rows[i]``."""
+        self._drop_first(rows, dropped, "held_n", {"held_bucket": NO_BUCKET, "held_count": 0})
+
+    def _drop_first(
+        self, rows: Int64Array, dropped: Int64Array, count_name: str, fills: dict[str, int]
+    ) -> None:
+        """Shift out the first ``dropped[i]`` entries of ``rows[i]`` in columns kept as prefixes.
+
+        ``count_name`` holds each row's entries; ``fills`` names the columns
+        and the value of an empty entry.
+        """
+        columns = self.callers.columns
+        count = columns[count_name][rows].astype(np.int64)
+        capacity = columns[next(iter(fills))].shape[1]
+        position = np.arange(capacity)[None, :] + dropped[:, None]
+        inside = position < count[:, None]
+        source = np.minimum(position, capacity - 1)
+        for name, fill in fills.items():
+            values = columns[name][rows]
+            shifted = np.full_like(values, fill)
+            shifted[inside] = np.take_along_axis(values, source, axis=1)[inside]
+            columns[name][rows] = shifted
+        columns[count_name][rows] = count - dropped
+
+    def note_inbound(
+        self,
+        numbers: Sequence[str],
+        caller_keys: NDArray[np.uint64],
+        time_ms: Int64Array,
+        offset: int | None = None,
+        frontier_ms: int | None = None,
+    ) -> int:
+        """Record that ``caller_keys[i]`` called ``numbers[i]`` at ``time_ms[i]``.
+
+        Every number learns it, with or without calls of its own (a row is
+        made for a number the block does not hold), as in the feature stage.
+        Returns how many notes were applied. With ``offset``, the noted rows
+        count as touched by that message (their offset advances);
+        ``frontier_ms`` as in :meth:`note_inbound_rows`.
+        """
+        return self.note_inbound_rows(
+            self.rows_of(numbers, create=True),
+            np.asarray(caller_keys, dtype=np.uint64),
+            np.asarray(time_ms, dtype=np.int64),
+            offset,
+            frontier_ms,
+        )
+
+    def note_inbound_rows(
+        self,
+        rows: Int64Array,
+        caller_keys: NDArray[np.uint64],
+        time_ms: Int64Array,
+        offset: int | None = None,
+        frontier_ms: int | None = None,
+    ) -> int:
+        """:meth:`note_inbound` for numbers already mapped to their rows (all held).
+
+        As :meth:`features.state.CallerState.note_inbound`: a call at or
+        after ``frontier_ms`` (no window ending at or before it is emitted
+        again; None: not known) waits in the row's inbox with its time, the
+        others join the inbound filter; when an inbox would hold more than
+        ``inbound_pending`` calls, its oldest join the filter.
+        """
+        if len(rows) == 0:
+            return 0
+        if offset is not None:
+            self.open(rows, offset)
+        rows = np.asarray(rows, dtype=np.int64)
+        hashes = key_hash32(np.asarray(caller_keys, dtype=np.uint64))
+        times = np.asarray(time_ms, dtype=np.int64)
+        columns = self.callers.columns
+        capacity = columns["inbox_ms"].shape[1]
+        unique = np.unique(rows)
+        held = np.arange(capacity) < columns["inbox_n"][unique].astype(np.int64)[:, None]
+        owner = np.nonzero(held)[0]
+        every_row = np.concatenate((unique[owner], rows))
+        every_ms = np.concatenate((columns["inbox_ms"][unique][held], times))
+        every_hash = np.concatenate((columns["inbox_hash"][unique][held], hashes))
+        order = np.lexsort((every_hash, every_ms, every_row))
+        every_row, every_ms, every_hash = every_row[order], every_ms[order], every_hash[order]
+        first = run_starts(every_row, every_ms, every_hash)  # a call noted twice counts once
+        every_row, every_ms, every_hash = every_row[first], every_ms[first], every_hash[first]
+        starts = run_starts(every_row)
+        run = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(every_row))))
+        count = np.diff(np.append(starts, len(every_row)))
+        from_end = count[run] - (np.arange(len(every_row)) - starts[run])  # 1: the newest
+        keep = from_end <= capacity
+        if frontier_ms is not None:
+            keep &= every_ms >= frontier_ms
+        self._merge_inbound(every_row[~keep], every_hash[~keep], every_ms[~keep])
+        kept = np.bincount(run, weights=keep, minlength=len(starts)).astype(np.int64)
+        position = kept[run] - from_end
+        columns["inbox_n"][unique] = 0
+        columns["inbox_n"][every_row[starts]] = kept
+        columns["inbox_ms"][every_row[keep], position[keep]] = every_ms[keep]
+        columns["inbox_hash"][every_row[keep], position[keep]] = every_hash[keep]
+        return len(rows)
+
+    def _merge_inbound(
+        self, rows: Int64Array, hashes: NDArray[np.uint32], times: Int64Array
+    ) -> None:
+        """Add calls (callers' 32-bit hashes) to the rows' inbound filters by generation."""
+        if len(rows) == 0:
+            return
+        generation_ms = self.config.inbound_generation_s * 1000
+        generations = times // generation_ms
+        columns = self.callers.columns
+        inbound, current = columns["inbound"], columns["inbound_generation"]
+        words = inbound.shape[1] // 2
+        order = np.argsort(rows, kind="stable")
+        starts = run_starts(rows[order])
+        unique = rows[order][starts]
+        latest = np.maximum(current[unique], np.maximum.reduceat(generations[order], starts))
+        # Generations moved on: 1 shifts current to previous, 2 or more clears both.
+        step = latest - np.maximum(current[unique], latest - 2)
+        shift = unique[step == 1]
+        inbound[shift, words:] = inbound[shift, :words]
+        inbound[shift, :words] = 0
+        inbound[unique[step >= 2]] = 0
+        current[unique] = latest
+        # A note lands in the current or the previous generation, or nowhere.
+        age = latest[np.searchsorted(unique, rows)] - generations
+        keep = age <= 1
+        positions = _bloom_positions(hashes[keep], 64 * words)
+        word = (rows[keep] * inbound.shape[1] + age[keep] * words)[:, None] + positions // 64
+        masks = np.left_shift(np.uint64(1), (positions % 64).astype(np.uint64))
+        np.bitwise_or.at(inbound.reshape(-1), word.ravel(), masks.ravel())
+
+    # -- expiry --------------------------------------------------------------
+
+    def expire(self, now_ms: int) -> list[str]:
+        """Drop buckets no window ending after ``now_ms`` needs; free and return empty callers.
+
+        Per caller, what ``CallerState.expire`` does; a caller whose buckets,
+        buffer, inbound filter and held complaints are all empty is removed
+        from the block.
+        """
+        return self.expire_rows(now_ms)[0]
+
+    def expire_rows(
+        self, now_ms: int, rows: Int64Array | None = None
+    ) -> tuple[list[str], Int64Array]:
+        """:meth:`expire`, also returning the rows it changed and kept (for the changelog).
+
+        ``rows`` limits it to those callers (default: every caller held).
+        """
+        if rows is None:
+            rows = np.fromiter(self._row_of.values(), np.int64, len(self._row_of))
+        if len(rows) == 0:
+            return [], rows
+        config, columns = self.config, self.callers.columns
+        held, records = columns["bucket"], columns["slot"]
+        changed = []
+        for window, first_column in self._windows:
+            oldest = -(-now_ms // window.hop_ms) - window.buckets_per_window
+            ring = slice(first_column, first_column + window.slots)
+            stale = (held[rows, ring] < oldest) & (held[rows, ring] != NO_BUCKET)
+            stale_rows, stale_slots = np.nonzero(stale)
+            cells = rows[stale_rows], first_column + stale_slots
+            self.slots.release(records[cells])
+            held[cells] = NO_BUCKET
+            records[cells] = -1
+            changed.append(rows[stale_rows])
+        pending_n = columns["pending_n"]
+        buffered = rows[pending_n[rows] > 0]
+        newest = columns["pending_ms"][buffered, pending_n[buffered].astype(np.int64) - 1]
+        flushed = buffered[newest < now_ms - config.long_window_s * 1000]
+        pending_n[flushed] = 0
+        generation = now_ms // (config.inbound_generation_s * 1000)
+        current = columns["inbound_generation"][rows]
+        old = rows[(current < generation - 1) & (current != NO_BUCKET)]
+        columns["inbound"][old] = 0
+        columns["inbound_generation"][old] = NO_BUCKET
+        changed.extend((flushed, old, self._expire_held(rows, now_ms)))
+        changed.append(self._expire_inbox(rows, generation))
+        empty = (
+            (held[rows] == NO_BUCKET).all(axis=1)
+            & (pending_n[rows] == 0)
+            & ~columns["inbound"][rows].any(axis=1)
+            & (columns["held_n"][rows] == 0)
+            & (columns["inbox_n"][rows] == 0)
+        )
+        kept = np.setdiff1d(np.concatenate(changed), rows[empty])
+        return self.remove(rows[empty]), kept
+
+    def _expire_inbox(self, rows: Int64Array, generation: int) -> Int64Array:
+        """Drop inbox calls older than the previous inbound generation; the rows changed."""
+        columns = self.callers.columns
+        rows = rows[columns["inbox_n"][rows] > 0]
+        if len(rows) == 0:
+            return rows
+        count = columns["inbox_n"][rows].astype(np.int64)
+        capacity = columns["inbox_ms"].shape[1]
+        held = np.arange(capacity) < count[:, None]
+        generation_ms = self.config.inbound_generation_s * 1000
+        stale = held & (columns["inbox_ms"][rows] // generation_ms < generation - 1)
+        dropped = stale.sum(axis=1)  # a prefix: the inbox is in time order
+        rows, dropped = rows[dropped > 0], dropped[dropped > 0]
+        self._drop_first(rows, dropped, "inbox_n", {"inbox_ms": 0, "inbox_hash": 0})
+        return rows
+
+    def _expire_held(self, rows: Int64Array, now_ms: int) -> Int64Array:
+        """Drop held complaints older than every long window ending after ``now_ms``."""
+        columns = self.callers.columns
+        held_n = columns["held_n"]
+        rows = rows[held_n[rows] > 0]
+        if len(rows) == 0:
+            return rows
+        long = self.config.windows[1]
+        oldest_long = -(-now_ms // long.hop_ms) - long.buckets_per_window
+        short_hop_ms = self.config.short_hop_s * 1000
+        waiting = np.arange(HELD_COMPLAINTS) < held_n[rows][:, None]
+        long_bucket = (columns["held_bucket"][rows] * short_hop_ms) // long.hop_ms
+        stale = waiting & (long_bucket < oldest_long)  # a prefix: buckets ascend
+        dropped = stale.sum(axis=1)
+        self._drop_held(rows[dropped > 0], dropped[dropped > 0])
+        return rows[dropped > 0]
+
+    def remove(self, rows: Int64Array) -> list[str]:
+        """Free ``rows`` (their slots too); returns their numbers."""
+        records = self.callers.columns["slot"][rows]
+        self.slots.release(records[records >= 0])
+        numbers = [self.number(row) for row in rows.tolist()]
+        for number, row in zip(numbers, rows.tolist(), strict=True):
+            del self._row_of[number]
+            self._numbers[row] = None
+            self._opened.discard(row)
+        self.callers.release(rows)
+        return numbers
+
+    def compact(self, slack: float = 1.0, floor: int = 1024) -> bool:
+        """Give back memory after many callers left: whether it did.
+
+        A pool whose capacity exceeds its records in use by more than
+        ``slack`` of them (and by ``floor`` records) is cut to half again
+        what it uses; records move to the front, so rows change (and the
+        slot references in the callers' rows with them). Call it between
+        messages, not while one is applied. The defaults leave a pool alone
+        between half full and full, and leave room for half again as many
+        after a cut: a block whose callers come and go (evicted, loaded
+        back) neither shrinks nor grows at every turn (each is a copy of
+        the pool).
+        """
+        done = False
+        for pool in (self.slots, self.callers):
+            if pool.capacity - pool.used <= max(floor, slack * pool.used):
+                continue
+            remap = pool.compact(pool.used + max(16, pool.used // 2))
+            done = True
+            if pool is self.slots:
+                held = self.callers.columns["slot"]
+                held[held >= 0] = remap[held[held >= 0]]
+                continue
+            numbers = self._numbers
+            kept = np.flatnonzero(remap >= 0)
+            moved: list[str | None] = [numbers[row] for row in kept.tolist()]
+            self._numbers = moved + [None] * (self.callers.capacity - len(moved))
+            self._row_of = {number: row for row, number in enumerate(moved)}  # type: ignore[misc]
+            self._opened = set()
+        return done
+
+    # -- bytes for the changelog ----------------------------------------------
+
+    def row_bytes(self, row: int) -> bytes:
+        """The changelog value of ``row`` (see :mod:`features.block.rows`)."""
+        return row_bytes(self, row)
+
+    def rows_bytes(self, rows: Int64Array) -> list[bytes]:
+        """:meth:`row_bytes` of many rows, built at once (for batches: see ``rows_bytes``)."""
+        return rows_bytes(self, rows)
+
+    def load_row(self, number: str, data: bytes) -> int:
+        """Restore ``number`` from :meth:`row_bytes` output (replacing its state); its row."""
+        existing = self._row_of.get(number)
+        if existing is not None:
+            self.remove(np.array([existing]))
+        row = int(self.callers.allocate(1)[0])
+        try:
+            load_row_bytes(self, row, data)
+        except Exception:
+            self.callers.release(np.array([row]))
+            raise
+        self._register([number], np.array([row]))
+        return row
+
+    def load_rows(self, numbers: list[str], datas: list[bytes]) -> Int64Array:
+        """:meth:`load_row` for many numbers the block does not hold, at once; their rows.
+
+        Rows that the batch reader does not take (version 2 rows, malformed
+        ones) are loaded one by one instead, which names what is wrong.
+        """
+        if len(set(numbers)) != len(numbers) or any(map(self._row_of.__contains__, numbers)):
+            raise ValueError("load_rows takes distinct numbers the block does not hold")
+        rows = np.empty(len(numbers), np.int64)
+        for first in range(0, len(numbers), _LOAD_AT_ONCE):
+            part = slice(first, first + _LOAD_AT_ONCE)
+            chunk, data = numbers[part], datas[part]
+            taken = self.callers.allocate(len(chunk))
+            try:
+                load_rows_bytes(self, taken, data)
+            except ValueError:  # checked before anything is written: load one by one
+                self.callers.release(taken)
+                rows[part] = [
+                    self.load_row(number, row) for number, row in zip(chunk, data, strict=True)
+                ]
+                continue
+            self._register(chunk, taken)
+            rows[part] = taken
+        return rows
+
+    # -- size ----------------------------------------------------------------
+
+    def bytes_per_caller(self) -> float:
+        """Bytes held per caller: its record plus its share of slot records."""
+        if not self._row_of:
+            return float(self.callers.record_bytes)
+        return self.callers.record_bytes + self.slots.used * self.slots.record_bytes / len(self)

@@ -1,0 +1,270 @@
+"""Feature vectors of many rows of a :class:`~features.block.engine.CallerBlock` at once.
+
+What :meth:`features.state.CallerState.features` computes for one caller,
+for every requested row in one pass per window: the slots whose bucket lies
+in the window (oldest first) and the chain of the buffered calls in it are
+folded by :func:`features.aggregate.combine` -- the offline path's function
+-- grouped by row, then read by :func:`features.vector.window_features`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import NDArray
+
+from features.aggregate import CALLS, COMPLAINTS, Aggregates, chain_calls, combine
+from features.block.layout import HELD_COMPLAINTS, NO_BUCKET
+from features.config import WindowSpec
+from features.runs import run_starts
+from features.sketch import EMPTY_HASH, _bloom_positions, bloom_cardinality, waiting_callers
+from features.vector import reciprocity, window_features
+
+if TYPE_CHECKING:
+    from features.block.engine import CallerBlock
+
+__all__ = ["block_features", "window_aggregates", "window_calls"]
+
+Int64Array = NDArray[np.int64]
+
+
+def block_features(
+    block: CallerBlock, rows: Int64Array, end_ms: Int64Array | int | None = None
+) -> NDArray[np.float64]:
+    """``(len(rows), len(FEATURE_NAMES))``: each row's feature vector.
+
+    ``end_ms``: one end for all rows, one per row, or None for each row's
+    :meth:`~features.block.engine.CallerBlock.default_end_ms`.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if end_ms is None:
+        ends = block.default_end_ms(rows)
+    else:
+        ends = np.broadcast_to(np.asarray(end_ms, dtype=np.int64), rows.shape)
+    halves = []
+    inbound = _inbound_callers(block, rows, ends)
+    for name in ("short", "long"):
+        aggregate = window_aggregates(block, rows, ends, name)
+        halves.append(window_features(
+            aggregate, _reciprocity(block, rows, ends, aggregate), inbound
+        ))
+    return np.hstack(halves)
+
+
+def window_aggregates(
+    block: CallerBlock, rows: Int64Array, end_ms: Int64Array, name: str
+) -> Aggregates:
+    """One window's aggregate per row (as ``CallerState.window_aggregate``)."""
+    config = block.config
+    index = 0 if name == "short" else 1
+    spec, first_column = _window(block, index)
+    last = -(-end_ms // spec.hop_ms)
+    first = last - spec.buckets_per_window
+    columns = block.callers.columns
+    ring = slice(first_column, first_column + spec.slots)
+    held = columns["bucket"][rows, ring]
+    newest = held.max(axis=1)
+    too_old = (newest != NO_BUCKET) & (first <= newest - spec.slots)
+    if too_old.any():
+        raise ValueError(
+            f"the {name} window ending at {int(end_ms[np.argmax(too_old)])} is older than the "
+            "ring holds (its first bucket may have been reused); evaluate windows before the "
+            "watermark passes their end plus the grace"
+        )
+    inside = (held >= first[:, None]) & (held < last[:, None])
+    slot_of, ring_slot = np.nonzero(inside)
+    records = columns["slot"][rows[slot_of], first_column + ring_slot]
+    pools = block.slots.columns
+    parts = Aggregates(
+        pools["counters"][records],
+        pools["kmv_hash"][records],
+        pools["kmv_count"][records],
+        pools["segment_hist"][records],
+    )
+    part_owner = slot_of
+    part_order = held[slot_of, ring_slot]
+    pending = _pending_chains(block, rows, first, last, spec)
+    if pending is not None:
+        owners, chains = pending
+        parts = parts.concatenate(chains)
+        part_owner = np.concatenate((part_owner, owners))
+        part_order = np.concatenate((part_order, np.full(len(owners), np.iinfo(np.int64).max)))
+    held_complaints = _held_complaints(
+        block, rows, first, np.minimum(last * spec.hop_ms, end_ms), spec
+    )
+    if held_complaints is not None:
+        owners, complaints = held_complaints
+        parts = parts.concatenate(complaints)
+        part_owner = np.concatenate((part_owner, owners))
+        part_order = np.concatenate((part_order, np.full(len(owners), np.iinfo(np.int64).max)))
+    result = Aggregates.empty(len(rows), config)
+    if len(parts) == 0:
+        return result
+    order = np.lexsort((part_order, part_owner))
+    part_owner = part_owner[order]
+    starts = run_starts(part_owner)
+    combined = combine(parts.take(order), starts, config)
+    present = part_owner[starts]
+    result.counters[present] = combined.counters
+    result.kmv_hash[present] = combined.kmv_hash
+    result.kmv_count[present] = combined.kmv_count
+    result.segment_hist[present] = combined.segment_hist
+    return result
+
+
+def window_calls(block: CallerBlock, rows: Int64Array, end_ms: Int64Array, name: str) -> Int64Array:
+    """Each row's ``calls`` counter of one window: what :func:`window_aggregates` would sum.
+
+    Only slots count calls (the buffered calls' chain and the held
+    complaints add none), so this reads the ring alone: a cheap test of
+    ``call_volume`` before computing whole feature vectors.
+    """
+    spec, first_column = _window(block, 0 if name == "short" else 1)
+    last = -(-end_ms // spec.hop_ms)
+    first = last - spec.buckets_per_window
+    columns = block.callers.columns
+    ring = slice(first_column, first_column + spec.slots)
+    held = columns["bucket"][rows, ring]
+    inside = (held >= first[:, None]) & (held < last[:, None])
+    # A ring slot without a record holds NO_BUCKET, never inside: its -1 reads any record.
+    calls = block.slots.columns["counters"][columns["slot"][rows, ring], CALLS]
+    return np.where(inside, calls, 0).sum(axis=1)
+
+
+def _window(block: CallerBlock, index: int) -> tuple[WindowSpec, int]:
+    windows = block.config.windows
+    return windows[index], 0 if index == 0 else windows[0].slots
+
+
+def _pending_chains(
+    block: CallerBlock, rows: Int64Array, first: Int64Array, last: Int64Array, spec: WindowSpec
+) -> tuple[Int64Array, Aggregates] | None:
+    """The chain of each row's buffered calls inside the window, one part per row."""
+    columns = block.callers.columns
+    count = columns["pending_n"][rows].astype(np.int64)
+    if not count.any():
+        return None
+    capacity = columns["pending_ms"].shape[1]
+    with_buffer = np.flatnonzero(count)
+    start_ms = columns["pending_ms"][rows[with_buffer]]
+    buckets = start_ms // spec.hop_ms
+    inside = (
+        (np.arange(capacity) < count[with_buffer, None])
+        & (buckets >= first[with_buffer, None])
+        & (buckets < last[with_buffer, None])
+    )
+    owner_of, position = np.nonzero(inside)
+    if len(owner_of) == 0:
+        return None
+    keys = columns["pending_key"][rows[with_buffer]][owner_of, position]
+    starts = run_starts(owner_of)
+    chains = chain_calls(start_ms[owner_of, position], keys, starts, block.config)
+    return with_buffer[owner_of[starts]], chains
+
+
+def _held_complaints(
+    block: CallerBlock, rows: Int64Array, first: Int64Array, end_ms: Int64Array, spec: WindowSpec
+) -> tuple[Int64Array, Aggregates] | None:
+    """Complaints held ahead of the watermark in the window before ``end_ms``, one part per row.
+
+    As ``CallerState.window_aggregate``: up to the end, not the long bucket's end.
+    """
+    columns = block.callers.columns
+    count = columns["held_n"][rows].astype(np.int64)
+    if not count.any():
+        return None
+    with_held = np.flatnonzero(count)
+    short_hop_ms = block.config.short_hop_s * 1000
+    buckets = columns["held_bucket"][rows[with_held]]
+    low = first[with_held] * spec.hop_ms // short_hop_ms
+    high = -(-end_ms[with_held] // short_hop_ms)
+    inside = (
+        (np.arange(HELD_COMPLAINTS) < count[with_held, None])
+        & (buckets >= low[:, None])
+        & (buckets < high[:, None])
+    )
+    totals = np.where(inside, columns["held_count"][rows[with_held]], 0).sum(axis=1)
+    present = np.flatnonzero(inside.any(axis=1))
+    if len(present) == 0:
+        return None
+    parts = Aggregates.empty(len(present), block.config)
+    parts.counters[:, COMPLAINTS] = totals[present]
+    return with_held[present], parts
+
+
+def _reciprocity(
+    block: CallerBlock, rows: Int64Array, end_ms: Int64Array, aggregate: Aggregates
+) -> NDArray[np.float64]:
+    """Share of each row's sampled callees that called back before the window's end.
+
+    Called back: in the inbound filter, or in the inbox with a time from the
+    start of the previous inbound generation to ``end_ms`` (as
+    ``CallerState._reciprocity``).
+    """
+    inbound = block.callers.columns["inbound"]
+    words = inbound.shape[1] // 2
+    sampled = aggregate.kmv_hash != EMPTY_HASH
+    owner, position = np.nonzero(sampled)
+    positions = _bloom_positions(aggregate.kmv_hash[owner, position], 64 * words)
+    word_index = (rows[owner] * inbound.shape[1])[:, None] + positions // 64
+    bit = (positions % 64).astype(np.uint64)
+    flat = inbound.reshape(-1)
+    columns = block.callers.columns
+    generation_ms = block.config.inbound_generation_s * 1000
+    wanted = block.config.inbound_generation(end_ms)  # counts with the one before
+    current = columns["inbound_generation"][rows]
+    called_back = np.zeros(len(owner), bool)
+    for half in (0, 1):  # the filter's current generation, then the previous one
+        valid = (current - half >= wanted - 1) & (current - half <= wanted) & (current != NO_BUCKET)
+        cells = flat[word_index + half * words]
+        called_back |= np.all((cells >> bit) & np.uint64(1) == 1, axis=1) & valid[owner]
+    waiting = columns["inbox_n"][rows].astype(np.int64)
+    if waiting.any() and len(owner):
+        horizon = (wanted - 1) * generation_ms
+        times = columns["inbox_ms"][rows]
+        live = (
+            (np.arange(times.shape[1]) < waiting[:, None])
+            & (times < end_ms[:, None])
+            & (times >= horizon[:, None])
+        )
+        hashes = columns["inbox_hash"][rows]
+        sampled_hash = aggregate.kmv_hash[owner, position]
+        called_back |= ((hashes[owner] == sampled_hash[:, None]) & live[owner]).any(axis=1)
+    back = np.bincount(owner, weights=called_back, minlength=len(rows)).astype(np.int64)
+    return reciprocity(back, sampled.sum(axis=1))
+
+
+def _inbound_callers(
+    block: CallerBlock, rows: Int64Array, end_ms: Int64Array
+) -> NDArray[np.float64]:
+    """Numbers that called each row's caller in the inbound horizon (as ``CallerState``).
+
+    The filter's estimate for each of its generations that counts at
+    ``end_ms``, plus the inbox's distinct waiting calls from the start of the
+    previous inbound generation to ``end_ms``.
+    """
+    columns = block.callers.columns
+    inbound = columns["inbound"][rows]
+    words = inbound.shape[1] // 2
+    generation_ms = block.config.inbound_generation_s * 1000
+    wanted = block.config.inbound_generation(end_ms)  # counts with the one before
+    current = columns["inbound_generation"][rows]
+    total = np.zeros(len(rows))
+    for half in (0, 1):  # the filter's current generation, then the previous one
+        valid = (current - half >= wanted - 1) & (current - half <= wanted) & (current != NO_BUCKET)
+        estimate = bloom_cardinality(inbound[:, half * words : (half + 1) * words])
+        total += np.where(valid, estimate, 0.0)
+    waiting = columns["inbox_n"][rows].astype(np.int64)
+    if waiting.any():
+        times = columns["inbox_ms"][rows]
+        live = (
+            (np.arange(times.shape[1]) < waiting[:, None])
+            & (times < end_ms[:, None])
+            & (times >= ((wanted - 1) * generation_ms)[:, None])
+        )
+        total += waiting_callers(
+            inbound, current.astype(np.int64), times, columns["inbox_hash"][rows], live,
+            generation_ms,
+        )
+    return total

@@ -1,0 +1,15 @@
+"""Where the callers' state is kept between messages, and how it reaches its changelog.
+
+- :mod:`streams.state.caller_record`: what the feature table stores per
+  caller (state, dedup memory, bookkeeping).
+- :mod:`streams.state.write_behind`: tables whose rows are written to their
+  changelog at checkpoints, not once per message.
+- :mod:`streams.state.checkpoint`: the checkpoints of the features agent,
+  state to the changelog first, then the acknowledgements.
+- :mod:`streams.state.cold_callers`: callers let go of by the block, and
+  when their state may have run out.
+
+State may import :mod:`contracts` and :mod:`features`; never
+:mod:`streams.pipeline`, :mod:`streams.stages`, :mod:`streams.http`, the
+agents or :mod:`streams.app`.
+"""
