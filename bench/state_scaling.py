@@ -68,8 +68,8 @@ import numpy as np
 import features
 from contracts.by_caller import CdrColumns, InboundColumns, RoutedBatch
 from features.config import FeatureConfig
+from features.emission import EmissionPolicy
 from streams.stages.block_stage import BlockFeatureStage
-from streams.stages.feature_stage import EmissionPolicy
 from streams.state.write_behind import WriteBehindTable
 from streams.tuning.heap_trim import trim_heap
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from contracts.by_caller import CdrColumns
 from contracts.cdr import CDR, Disposition
 from features.config import FeatureConfig
 from features.runs import run_lengths, run_starts
@@ -28,6 +29,7 @@ from features.runs import run_lengths, run_starts
 __all__ = [
     "EVENT_COLUMNS",
     "CallBatch",
+    "call_batch",
     "callee_keys",
     "key_hash32",
     "mix64",
@@ -212,3 +214,15 @@ def split_by_caller(
         (str(sorted_names[start]), batch.take(order[start:end]))
         for start, end in zip(starts, ends, strict=True)
     ]
+
+
+def call_batch(calls: CdrColumns, config: FeatureConfig) -> CallBatch:
+    """A ``cdr.by_caller`` message's calls as the feature core's columns (both stages)."""
+    return CallBatch.from_arrays(
+        config,
+        start_ms=np.asarray(calls.start_ms, np.int64),
+        callee=callee_keys(calls.callee),
+        duration_s=np.asarray(calls.duration_s, np.float64),
+        answered=np.asarray(calls.disposition) == "ANSWERED",
+        ring_s=np.array([np.nan if r is None else r for r in calls.ring_s], np.float64),
+    )

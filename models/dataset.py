@@ -36,6 +36,7 @@ import numpy as np
 import polars as pl
 
 from features.config import FeatureConfig
+from features.emission import EmissionPolicy
 from features.offline import compute_features
 from features.vector import FEATURE_NAMES
 from models.operator_labels import LABELS_FILE, label_training_rows
@@ -75,6 +76,9 @@ class LabelledCalls:
     operator_labels: pl.DataFrame | None = None
 
 
+_EMISSION = EmissionPolicy()  # the worker's defaults (CALLGUARD_EMIT_MIN_*)
+
+
 @dataclass(frozen=True)
 class DatasetConfig:
     """How the table is built.
@@ -88,8 +92,8 @@ class DatasetConfig:
     """
 
     features: FeatureConfig = field(default_factory=FeatureConfig)
-    min_short_calls: int = 5
-    min_long_calls: int = 10
+    min_short_calls: int = _EMISSION.min_calls
+    min_long_calls: int = _EMISSION.min_long_calls
     label_slack_ms: int = 600_000
     normal_fraction: float = 1.0
 
@@ -98,6 +102,11 @@ class DatasetConfig:
             raise ValueError(f"normal_fraction must be in (0, 1], got {self.normal_fraction}")
         if self.min_short_calls < 1 or self.min_long_calls < 1:
             raise ValueError("min_short_calls and min_long_calls must be at least 1")
+
+    @property
+    def emission(self) -> EmissionPolicy:
+        """The worker's emission rule with these minimums."""
+        return EmissionPolicy(self.min_short_calls, self.min_long_calls)
 
 
 def read_parquet_dir(data_dir: str | Path) -> LabelledCalls:
@@ -131,9 +140,13 @@ def build_training_table(
     calls = data if isinstance(data, LabelledCalls) else read_parquet_dir(data)
     features = compute_features(
         calls.cdrs, config.features, at="bucket ends", complaints=calls.complaints
-    ).filter(
-        (pl.col("short_call_volume") >= config.min_short_calls)
-        | (pl.col("long_call_volume") >= config.min_long_calls)
+    )
+    features = features.filter(
+        pl.Series(
+            config.emission.selects(
+                features["short_call_volume"].to_numpy(), features["long_call_volume"].to_numpy()
+            )
+        )
     )
     first_calls = calls.cdrs.group_by("caller").agg(pl.col("start_ms").min().alias("first_call_ms"))
     truth = calls.ground_truth.select(

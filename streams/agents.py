@@ -19,6 +19,7 @@ import faust
 from contracts.by_caller import decode_routed
 from contracts.cdr import Rejection
 from contracts.flag import Flag, decode_flag, encode_flag
+from features.emission import EmissionPolicy
 from sinks.clickhouse import FlagDecision
 from streams.pipeline.deadletter import SourcePosition, deadletter_record
 from streams.pipeline.ingest import partition_for_number
@@ -28,7 +29,7 @@ from streams.stages.block_stage import BlockFeatureStage
 from streams.stages.caller_features import Emission, encode_features_parts
 from streams.stages.decision_stage import apply_operator_action, decide_emission
 from streams.stages.expiry import ExpiryIndex
-from streams.stages.feature_stage import EmissionPolicy, FeatureStage
+from streams.stages.feature_stage import FeatureStage
 from streams.state.checkpoint import Checkpointer
 from streams.state.write_behind import ChangelogWriter, WriteBehindTable, store_dict
 from streams.tuning.heap_trim import trim_heap

@@ -28,8 +28,9 @@ from streams.pipeline.intake import Intake
 from streams.settings import Settings
 from streams.stages.block_stage import BlockFeatureStage
 from streams.stages.decision_stage import DecisionStats
-from streams.stages.feature_stage import FeatureStage, StageStats
+from streams.stages.feature_stage import FeatureStage
 from streams.stages.model_service import ModelService
+from streams.stages.stage_stats import StageStats
 from streams.state.checkpoint import Checkpointer
 from streams.state.write_behind import ChangelogWriter
 from streams.topics import Topics, declare_topics

@@ -15,8 +15,11 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from features.config import FeatureConfig
+from features.emission import EmissionPolicy
 
 __all__ = ["ConfigurationError", "Settings", "load_settings"]
+
+_EMISSION = EmissionPolicy()  # the defaults training builds its table with too
 
 
 class ConfigurationError(RuntimeError):
@@ -155,7 +158,9 @@ class Settings(BaseSettings):
         ),
     )
     emit_min_calls: int = Field(
-        5, ge=1, description="Short-window calls that make a burst, scored at the bucket's end."
+        _EMISSION.min_calls,
+        ge=1,
+        description="Short-window calls that make a burst, scored at the bucket's end.",
     )
     emit_idle_s: float = Field(
         30.0,
@@ -164,7 +169,9 @@ class Settings(BaseSettings):
         "buckets are scored as they stand (the end of the traffic, a quiet night).",
     )
     emit_min_long_calls: int = Field(
-        10, ge=1, description="Long-window calls that make a steady caller worth scoring."
+        _EMISSION.min_long_calls,
+        ge=1,
+        description="Long-window calls that make a steady caller worth scoring.",
     )
 
     model_dir: Path = Field(Path("var/callguard/models"), description="Model registry root.")

@@ -2,7 +2,9 @@
 
 - :mod:`streams.stages.feature_stage` and :mod:`streams.stages.block_stage`:
   one ``cdr.by_caller`` message applied to the callers' state (per-caller
-  records, or the columnar block), with the same contract.
+  records, or the columnar block), with the same contract, counted in
+  :mod:`streams.stages.stage_stats`; which callers they emit is
+  :class:`features.emission.EmissionPolicy`, training's rule too.
 - :mod:`streams.stages.event_clock`: when a caller's short bucket is
   complete, the event-time clock of ``cdr.by_caller`` partitions that drives
   emission.

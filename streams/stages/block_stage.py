@@ -61,17 +61,18 @@ import numpy as np
 from numpy.typing import NDArray
 
 from contracts.by_caller import RoutedBatch
-from features.batch import callee_keys
+from features.batch import call_batch, callee_keys
 from features.block.engine import CallerBlock
 from features.block.layout import NO_BUCKET
 from features.block.read import window_calls
 from features.block.rows import row_last_emitted, row_watermarks
 from features.config import FeatureConfig
+from features.emission import EmissionPolicy
 from features.vector import FEATURE_NAMES
 from streams.pipeline.partitions import partitions_of
 from streams.stages.caller_features import Emission
 from streams.stages.event_clock import OpenBuckets, by_piece
-from streams.stages.feature_stage import EmissionPolicy, StageStats, call_batch
+from streams.stages.stage_stats import StageStats
 from streams.state.caller_record import fingerprints
 from streams.state.cold_callers import ColdCallers
 from streams.state.write_behind import OneCopyTable

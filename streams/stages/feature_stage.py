@@ -8,7 +8,7 @@ not by arrival. Each ``cdr.by_caller`` partition has a clock
 (:class:`~streams.stages.event_clock.OpenBuckets`): once the partition's watermark
 has passed a short bucket's end by the grace, every caller that called in
 that bucket is a candidate, with its features at the bucket's end, and
-:class:`EmissionPolicy` keeps those with a burst (at least ``min_calls``
+:class:`~features.emission.EmissionPolicy` keeps those with a burst (at least ``min_calls``
 calls in the short window) or a steady activity (at least
 ``min_long_calls`` in the long window). So each caller is scored at most
 once per short hop, on the same rows whatever the arrival speed or
@@ -21,72 +21,25 @@ re-scored: its flag, if any, lapses by the flag lifecycle
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
-from contracts.by_caller import CdrColumns, RoutedBatch
-from features.batch import CallBatch, callee_keys
+from contracts.by_caller import RoutedBatch
+from features.batch import call_batch, callee_keys
 from features.config import FeatureConfig
+from features.emission import EmissionPolicy
 from features.vector import FEATURE_NAMES
 from streams.pipeline.partitions import partitions_of
 from streams.stages.caller_features import Emission
 from streams.stages.event_clock import OpenBuckets, by_piece
+from streams.stages.stage_stats import StageStats
 from streams.state.caller_record import CallerRecord, fingerprints
 
-__all__ = ["EmissionPolicy", "FeatureStage", "StageStats"]
+__all__ = ["FeatureStage"]
 
 _SHORT_VOLUME = FEATURE_NAMES.index("short_call_volume")
 _LONG_VOLUME = FEATURE_NAMES.index("long_call_volume")
-
-
-@dataclass(frozen=True, slots=True)
-class EmissionPolicy:
-    """Which candidates at a bucket's end go on to scoring (see the module doc).
-
-    >>> EmissionPolicy().selects(np.array([5, 1, 1]), np.array([5, 30, 9])).tolist()
-    [True, True, False]
-    """
-
-    min_calls: int = 5
-    min_long_calls: int = 10
-
-    def __post_init__(self) -> None:
-        if self.min_calls < 1 or self.min_long_calls < 1:
-            raise ValueError("min_calls and min_long_calls must be at least 1")
-
-    def selects(
-        self, short_calls: NDArray[np.integer], long_calls: NDArray[np.integer]
-    ) -> NDArray[np.bool_]:
-        """Candidates with a burst in the short window or enough calls in the long one."""
-        short = np.asarray(short_calls) >= self.min_calls
-        return np.asarray(short | (np.asarray(long_calls) >= self.min_long_calls), dtype=bool)
-
-
-@dataclass(slots=True)
-class StageStats:
-    """Counts for one message (summed into the worker's metrics)."""
-
-    calls: int = 0
-    accepted: int = 0
-    duplicates: int = 0
-    replayed: int = 0
-    late_accepted: int = 0
-    late_dropped: int = 0
-    complaints: int = 0
-    inbound: int = 0
-    caller_writes: int = 0  # callers written back, summed over messages (not distinct)
-    emitted: int = 0
-    unemitted: int = 0  # closed-bucket rows whose window the ring no longer held
-    expired: int = 0  # callers deleted as idle (not per message: the worker's expiry)
-    loaded: int = 0  # callers loaded from the table's bytes into the block (block engine)
-    evicted: int = 0  # callers moved from the block to the table's bytes (the worker's expiry)
-
-    def add(self, other: StageStats) -> None:
-        """Accumulate ``other`` into this one."""
-        for name in self.__slots__:  # type: ignore[attr-defined]
-            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 class FeatureStage:
@@ -316,18 +269,6 @@ class FeatureStage:
                 emission.window_end_ms.append(end_ms)
                 emission.rows.append(row)
         return emission
-
-
-def call_batch(calls: CdrColumns, config: FeatureConfig) -> CallBatch:
-    """A message's calls as the feature core's columns (both engines build them so)."""
-    return CallBatch.from_arrays(
-        config,
-        start_ms=np.asarray(calls.start_ms, np.int64),
-        callee=callee_keys(calls.callee),
-        duration_s=np.asarray(calls.duration_s, np.float64),
-        answered=np.asarray(calls.disposition) == "ANSWERED",
-        ring_s=np.array([np.nan if r is None else r for r in calls.ring_s], np.float64),
-    )
 
 
 def _group_rows(names: list[str]) -> list[tuple[str, NDArray[np.intp]]]:

@@ -18,6 +18,7 @@ from contracts.by_caller import ComplaintColumns, RoutedBatch
 from features.batch import CallBatch
 from features.block.engine import CallerBlock
 from features.config import FeatureConfig
+from features.emission import EmissionPolicy
 from features.offline import compute_features
 from features.state import HELD_COMPLAINTS, CallerState
 from features.vector import FEATURE_NAMES
@@ -25,7 +26,8 @@ from streams.pipeline.ingest import partition_for_number
 from streams.stages.block_stage import BlockFeatureStage, StateLost
 from streams.stages.caller_features import Emission
 from streams.stages.event_clock import OpenBuckets
-from streams.stages.feature_stage import EmissionPolicy, FeatureStage, StageStats
+from streams.stages.feature_stage import FeatureStage
+from streams.stages.stage_stats import StageStats
 from streams.state.caller_record import RECENT_IDS, CallerRecord
 from streams.state.write_behind import WriteBehindTable
 from tests.unit.test_block_support import Message, random_messages

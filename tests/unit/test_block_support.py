@@ -12,11 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from contracts.by_caller import CdrColumns, ComplaintColumns, InboundColumns, RoutedBatch
-from features.batch import callee_keys
+from features.batch import call_batch, callee_keys
 from features.block.engine import CallerBlock
 from features.config import FeatureConfig
 from streams.stages.event_clock import OpenBuckets, by_piece
-from streams.stages.feature_stage import call_batch
 from streams.state.caller_record import CallerRecord, fingerprints
 from tests.unit.test_features_support import T0
 

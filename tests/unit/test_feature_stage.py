@@ -6,10 +6,11 @@ import numpy as np
 import orjson
 
 from features.config import FeatureConfig
+from features.emission import EmissionPolicy
 from features.vector import FEATURE_NAMES
 from streams.pipeline.deadletter import SourcePosition
 from streams.pipeline.ingest import RawMessage, ingest_cdrs, ingest_complaints
-from streams.stages.feature_stage import EmissionPolicy, FeatureStage
+from streams.stages.feature_stage import FeatureStage
 from streams.state.caller_record import RECENT_IDS, CallerRecord
 
 T0 = 1_530_489_600_000  # 2018-07-02 00:00 UTC, 08:00 in Beijing
