@@ -49,13 +49,13 @@ __all__ = [
     "bloom_add",
     "bloom_cardinality",
     "bloom_contains",
+    "inbound_numbers",
     "kmv_distinct",
     "kmv_repeat_share",
     "kmv_union",
     "kmv_union_groups",
     "segment_distinct",
     "segment_entropy",
-    "waiting_callers",
 ]
 
 EMPTY_HASH = np.uint32(0xFFFFFFFF)
@@ -219,41 +219,45 @@ def bloom_cardinality(words: NDArray[np.uint64]) -> NDArray[np.float64]:
     return estimate
 
 
-def waiting_callers(
+def inbound_numbers(
     filters: NDArray[np.uint64],
     filter_generation: NDArray[np.int64],
+    wanted: NDArray[np.int64],
     time_ms: NDArray[np.int64],
     hashes: NDArray[np.uint32],
     live: NDArray[np.bool_],
     generation_ms: int,
-) -> NDArray[np.int64]:
-    """Per row: numbers among the ``live`` waiting calls that their filter does not hold.
+) -> NDArray[np.float64]:
+    """Per row: estimated numbers that called in generations ``wanted`` and ``wanted - 1``.
 
-    A number's inbox holds its latest inbound calls before they join its
-    filter (two generations, current first, of ``filters.shape[1] / 2``
-    words each, the current one ``filter_generation``). Each waiting number
-    counts once per generation, and not at all if the filter already holds
-    it in that generation, as adding it to the filter would leave the count
-    unchanged. Arrays of waiting calls are ``(rows, slots)``.
+    ``filters``: ``(rows, 2 * words)``, each row's inbound filter, its current
+    generation (``filter_generation``) first, then the one before.
+    ``time_ms``, ``hashes``, ``live``: ``(rows, slots)``, the calls waiting
+    in each row's inbox and which of them count. Each generation's estimate
+    (:func:`bloom_cardinality`) is taken on its half of the filter with the
+    waiting calls of that generation added, so it is the same whether a call
+    still waits or has joined the filter: the result does not depend on when
+    the stream merged the inbox.
     """
-    rows, slots = time_ms.shape
+    rows = filters.shape[0]
     words = filters.shape[1] // 2
-    generation = time_ms // generation_ms
-    half = filter_generation[:, None] - generation  # 0: current, 1: previous
-    in_filter = np.zeros((rows, slots), bool)
-    known = live & ((half == 0) | (half == 1))
-    if known.any():
-        row, slot = np.nonzero(known)
-        positions = _bloom_positions(hashes[row, slot], 64 * words)
-        cells = filters[row[:, None], half[row, slot][:, None] * words + positions // 64]
-        bits = (cells >> (positions % 64).astype(np.uint64)) & np.uint64(1)
-        in_filter[row, slot] = np.all(bits == 1, axis=1)
-    keys = np.where(live & ~in_filter, generation << 32 | hashes.astype(np.int64), -1)
-    keys = np.sort(keys, axis=1)
-    first = np.ones(keys.shape, bool)
-    first[:, 1:] = keys[:, 1:] != keys[:, :-1]
-    counted: NDArray[np.int64] = np.count_nonzero(first & (keys >= 0), axis=1)
-    return counted
+    index = np.arange(rows)
+    total = np.zeros(rows)
+    waiting_generation = time_ms // generation_ms
+    for back in (0, 1):
+        generation = wanted - back
+        half = filter_generation - generation  # 0: the current half, 1: the previous one
+        held = (half == 0) | (half == 1)
+        bits = np.zeros((rows, words), np.uint64)
+        start = np.where(held, half, 0) * words
+        bits[held] = filters[index[held, None], start[held, None] + np.arange(words)]
+        row, slot = np.nonzero(live & (waiting_generation == generation[:, None]))
+        if len(row):
+            positions = _bloom_positions(hashes[row, slot], 64 * words)
+            masks = np.left_shift(np.uint64(1), (positions % 64).astype(np.uint64))
+            np.bitwise_or.at(bits, (row[:, None], positions // 64), masks)
+        total += bloom_cardinality(bits)
+    return total
 
 
 def bloom_contains(words: NDArray[np.uint64], hashes: UInt32Array) -> NDArray[np.bool_]:

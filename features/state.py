@@ -60,9 +60,8 @@ from features.runs import run_starts
 from features.sketch import (
     EMPTY_HASH,
     bloom_add,
-    bloom_cardinality,
     bloom_contains,
-    waiting_callers,
+    inbound_numbers,
 )
 from features.vector import FEATURE_NAMES, reciprocity, window_features
 
@@ -483,26 +482,19 @@ class CallerState:
         return reciprocity(np.array([np.count_nonzero(called_back)]), np.array([len(sampled)]))
 
     def _inbound_callers(self, end_ms: int) -> NDArray[np.float64]:
-        """Numbers that called in the inbound horizon: the filter's estimate, plus the inbox."""
-        words = len(self._inbound) // 2
-        wanted = self.config.inbound_generation(end_ms)  # counts with the one before
-        halves = [
-            self._inbound[half * words : (half + 1) * words]
-            for half in (0, 1)  # the filter's current generation, then the previous one
-            if wanted - 1 <= self._inbound_generation - half <= wanted
-        ]
-        total = float(bloom_cardinality(np.stack(halves)).sum()) if halves else 0.0
+        """Numbers that called in the inbound horizon, from the filter and the inbox."""
         generation_ms = self.config.inbound_generation_s * 1000
+        wanted = self.config.inbound_generation(end_ms)  # counts with the one before
         live = (self._inbox_ms < end_ms) & (self._inbox_ms >= (wanted - 1) * generation_ms)
-        waiting = waiting_callers(
+        return inbound_numbers(
             self._inbound[None, :],
             np.array([self._inbound_generation], np.int64),
+            np.array([wanted], np.int64),
             self._inbox_ms[None, :],
             self._inbox_hash[None, :],
             live[None, :],
             generation_ms,
         )
-        return np.array([total + float(waiting[0])])
 
     # -- serialisation -----------------------------------------------------
 

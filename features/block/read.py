@@ -18,7 +18,7 @@ from features.aggregate import CALLS, COMPLAINTS, Aggregates, chain_calls, combi
 from features.block.layout import HELD_COMPLAINTS, NO_BUCKET
 from features.config import WindowSpec
 from features.runs import run_starts
-from features.sketch import EMPTY_HASH, _bloom_positions, bloom_cardinality, waiting_callers
+from features.sketch import EMPTY_HASH, _bloom_positions, inbound_numbers
 from features.vector import reciprocity, window_features
 
 if TYPE_CHECKING:
@@ -238,33 +238,22 @@ def _reciprocity(
 def _inbound_callers(
     block: CallerBlock, rows: Int64Array, end_ms: Int64Array
 ) -> NDArray[np.float64]:
-    """Numbers that called each row's caller in the inbound horizon (as ``CallerState``).
-
-    The filter's estimate for each of its generations that counts at
-    ``end_ms``, plus the inbox's distinct waiting calls from the start of the
-    previous inbound generation to ``end_ms``.
-    """
+    """Numbers that called each row's caller in the inbound horizon (as ``CallerState``)."""
     columns = block.callers.columns
-    inbound = columns["inbound"][rows]
-    words = inbound.shape[1] // 2
     generation_ms = block.config.inbound_generation_s * 1000
-    wanted = block.config.inbound_generation(end_ms)  # counts with the one before
-    current = columns["inbound_generation"][rows]
-    total = np.zeros(len(rows))
-    for half in (0, 1):  # the filter's current generation, then the previous one
-        valid = (current - half >= wanted - 1) & (current - half <= wanted) & (current != NO_BUCKET)
-        estimate = bloom_cardinality(inbound[:, half * words : (half + 1) * words])
-        total += np.where(valid, estimate, 0.0)
-    waiting = columns["inbox_n"][rows].astype(np.int64)
-    if waiting.any():
-        times = columns["inbox_ms"][rows]
-        live = (
-            (np.arange(times.shape[1]) < waiting[:, None])
-            & (times < end_ms[:, None])
-            & (times >= ((wanted - 1) * generation_ms)[:, None])
-        )
-        total += waiting_callers(
-            inbound, current.astype(np.int64), times, columns["inbox_hash"][rows], live,
-            generation_ms,
-        )
-    return total
+    wanted = np.asarray(block.config.inbound_generation(end_ms), np.int64)
+    times = columns["inbox_ms"][rows]
+    live = (
+        (np.arange(times.shape[1]) < columns["inbox_n"][rows].astype(np.int64)[:, None])
+        & (times < end_ms[:, None])
+        & (times >= ((wanted - 1) * generation_ms)[:, None])
+    )
+    return inbound_numbers(
+        columns["inbound"][rows],
+        columns["inbound_generation"][rows].astype(np.int64),
+        wanted,
+        times,
+        columns["inbox_hash"][rows],
+        live,
+        generation_ms,
+    )

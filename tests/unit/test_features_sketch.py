@@ -20,10 +20,10 @@ from features.sketch import (
     EMPTY_HASH,
     bloom_add,
     bloom_cardinality,
+    inbound_numbers,
     kmv_distinct,
     kmv_union,
     kmv_union_groups,
-    waiting_callers,
 )
 from features.vector import distinct_callees
 
@@ -192,18 +192,36 @@ def test_the_inbound_filter_estimates_its_numbers_within_a_few_per_cent(numbers:
     )
 
 
-def test_waiting_calls_count_each_number_once_a_generation_unless_the_filter_has_it() -> None:
+def test_inbound_numbers_are_the_same_whether_calls_wait_or_joined_the_filter() -> None:
     day = 86_400_000
-    filters = np.zeros((1, 16), np.uint64)  # current generation 10, then generation 9
-    bloom_add(filters[0, :8], np.array([7], np.uint32))  # 7 called in generation 10
-    bloom_add(filters[0, 8:], np.array([8], np.uint32))  # 8 called in generation 9
-    time_ms = np.array([[10 * day + 1, 10 * day + 2, 9 * day + 5, 10 * day + 3, 10 * day + 4,
-                         9 * day + 6, 11 * day]])
-    hashes = np.array([[5, 5, 5, 7, 8, 8, 6]], np.uint32)
-    live = np.array([[True, True, True, True, True, True, False]])
-    # 5 in generation 10 (twice), 5 in 9, 8 in 10; 7 (in the filter for 10) and 8 in 9
-    # (in the filter for 9) add nothing; 6 is not live.
-    counted = waiting_callers(filters, np.array([10]), time_ms, hashes, live, day)
-    assert counted.tolist() == [3]
-    # A filter of another generation holds nothing for these calls.
-    assert waiting_callers(filters, np.array([20]), time_ms, hashes, live, day).tolist() == [5]
+    rng = np.random.default_rng(3)
+    hashes = key_hash32(rng.integers(10**10, 2 * 10**10, 12).astype(np.uint64))
+    times = np.array([9 * day + 10 * i for i in range(6)] + [10 * day + 10 * i for i in range(6)])
+    # Every call in the filter (generation 10 current, 9 before it) ...
+    merged = np.zeros((1, 16), np.uint64)
+    bloom_add(merged[0, :8], hashes[6:])
+    bloom_add(merged[0, 8:], hashes[:6])
+    none = np.zeros((1, 0), bool)
+    everything = inbound_numbers(merged, np.array([10]), np.array([10]),
+                                 np.zeros((1, 0), np.int64), np.zeros((1, 0), np.uint32),
+                                 none, day)
+    # ... or the last four still waiting, one of them calling twice:
+    partly = np.zeros((1, 16), np.uint64)
+    bloom_add(partly[0, :8], hashes[6:8])
+    bloom_add(partly[0, 8:], hashes[:6])
+    waiting_hashes = np.r_[hashes[8:], hashes[8]][None, :]
+    waiting_times = np.r_[times[8:], times[8] + 1][None, :]
+    live = np.ones(waiting_hashes.shape, bool)
+    counted = inbound_numbers(partly, np.array([10]), np.array([10]), waiting_times,
+                              waiting_hashes, live, day)
+    assert counted.tolist() == everything.tolist()
+    assert everything[0] == pytest.approx(12, rel=0.02)
+    # Nothing in the filter yet (no generation), all twelve waiting: the same count.
+    alone = inbound_numbers(np.zeros((1, 16), np.uint64), np.array([-(2**40)]), np.array([10]),
+                            times[None, :], hashes[None, :], np.ones((1, 12), bool), day)
+    assert alone.tolist() == everything.tolist()
+    # Two generations on, none of them counts; calls that are not live do not either.
+    assert inbound_numbers(merged, np.array([10]), np.array([12]), waiting_times,
+                           waiting_hashes, live, day).tolist() == [0.0]
+    assert inbound_numbers(partly, np.array([10]), np.array([10]), waiting_times,
+                           waiting_hashes, ~live, day)[0] < counted[0]
