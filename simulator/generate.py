@@ -169,7 +169,7 @@ class HourGenerator:
             source=np.full(count, _BACKGROUND, np.int8),
             campaign=np.full(count, -1, np.int32),
             outcome=self.world.outcomes.background_of(callers),
-            callback_rate=np.full(count, self.world.scenario.subscribers.callback_rate),
+            callback_rate=self.world.population.callback_rate[callers],
             callback_outcome=np.full(count, _BACKGROUND_OUTCOME, np.int8),
         )
 

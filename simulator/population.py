@@ -28,6 +28,7 @@ class Population:
     work_callers: np.ndarray  # busy subscribers (sales people, shop owners), by index
     work_calls: np.ndarray  # their expected work calls a weekday
     work_cdf: np.ndarray  # cumulative share of work calls, to pick them by rate
+    callback_rate: np.ndarray  # chance that a missed call of this person's is returned
 
     @property
     def size(self) -> int:
@@ -63,6 +64,13 @@ def build_population(
     work_callers = np.sort(rng.choice(settings.count, busy_count, replace=False))
     work_calls = settings.busy_calls_per_day * rng.lognormal(-0.5 * 0.8**2, 0.8, busy_count)
     work_cdf = np.cumsum(work_calls) / max(work_calls.sum(), 1e-9)
+    # Whether people return your missed calls depends on who you are to them. Drawn only
+    # with a spread, so scenarios without one keep their random streams and their data.
+    callback_rate = np.full(settings.count, settings.callback_rate)
+    if settings.callback_rate_spread > 0:
+        low = settings.callback_rate - settings.callback_rate_spread
+        high = settings.callback_rate + settings.callback_rate_spread
+        callback_rate = np.clip(rng.uniform(low, high, settings.count), 0.0, 1.0)
     return Population(
         codes,
         daily_calls,
@@ -73,6 +81,7 @@ def build_population(
         work_callers,
         work_calls,
         work_cdf,
+        callback_rate,
     )
 
 

@@ -68,6 +68,13 @@ class SubscriberSettings(_Settings):
         description="people's own answer rates spread evenly over answer_rate +/- this",
     )
     callback_rate: Share = Field(default=0.5, description="share of missed calls returned")
+    callback_rate_spread: float = Field(
+        default=0.4,
+        ge=0,
+        le=0.5,
+        description="how often a person's missed calls are returned, spread evenly over "
+        "callback_rate +/- this from person to person (a trader's customers return fewer)",
+    )
     stranger_share: Share = Field(default=0.05, description="share of calls to non-contacts")
     service_share: Share = Field(default=0.03, description="share of calls to 955xx/12345 lines")
     busy_share: Share = Field(

@@ -41,7 +41,7 @@ def day() -> tuple[World, pl.DataFrame, pl.DataFrame]:
     scenario = with_overrides(
         builtin_scenario("default"),
         subscribers={"count": 20_000},
-        campaigns={"count": 60},
+        campaigns={"count": 100},
     )
     world = build_world(scenario)
     cdrs, complaints = _frames(list(simulate(scenario, world)))
@@ -364,3 +364,11 @@ def test_scenario_mix_changes_the_campaigns() -> None:
     sources = set(cdrs["source"].cast(pl.String))
     assert "one_ring" in sources and not sources & {"finance_marketing", "fraud"}
     assert _answer_rate(_by_source(cdrs, "one_ring")) < 0.03
+
+
+def test_people_differ_in_how_often_their_missed_calls_are_returned() -> None:
+    spread = build_world(builtin_scenario("tiny")).population.callback_rate
+    assert spread.min() >= 0.1 - 1e-9 and spread.max() <= 0.9 + 1e-9
+    assert spread.std() > 0.15  # uniform over 0.1-0.9: 0.23
+    alike = with_overrides(builtin_scenario("tiny"), subscribers={"callback_rate_spread": 0.0})
+    assert set(build_world(alike).population.callback_rate.tolist()) == {0.5}
