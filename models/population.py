@@ -55,7 +55,6 @@ SUSPICIOUS: Mapping[str, tuple[int, str]] = {
     "long_one_ring_ratio": (+1, "calls that ring once"),
     "long_complaints": (+1, "complaints"),
     "long_call_volume": (+1, "many calls"),
-    "long_inbound_ratio": (-1, "few numbers call it"),
 }
 _QUANTILES = 1001
 _MAX_BITS = 4.0
