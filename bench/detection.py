@@ -15,6 +15,11 @@ Run (from the repository root)::
    500 (the client's default partitioner). Every decision on the flag topic
    is read back and judged number by number against the day's ground truth.
 
+3. **Shifted worlds** (offline, the serving model): the held-out family as
+   it is, with its subscribers' missed calls returned at 0.1, and with every
+   feature of calls received set to 0 (nobody is ever called), to see how
+   far the model leans on how the simulator has people call each other.
+
 Figures per run: recall by category (numbers flagged ``watch`` or ``block``
 while their campaign ran, of the category's numbers that called that day),
 ``block`` precision by number, legitimate bulk callers and ordinary
@@ -43,12 +48,15 @@ from aiokafka import AIOKafkaConsumer
 from bench.harness import ROOT
 from bench.pipeline import _send_all, _status, create_topics, machine, say, start_workers
 from contracts.flag import Action, Flag, decode_flag
-from models.caller_metrics import caller_metrics, caller_roster
-from models.dataset import NORMAL, LabelledCalls, read_parquet_dir
+from features.vector import FEATURE_NAMES
+from models.caller_metrics import caller_metrics, caller_roster, evaluate_family
+from models.dataset import NORMAL, LabelledCalls, build_training_data, read_parquet_dir
+from models.population import population_of
+from models.registry import ModelRegistry
 from simulator.kafka import KafkaMessage, kafka_messages
 from simulator.parquet import write_parquet
 from simulator.run import simulate
-from simulator.scenario import builtin_scenario
+from simulator.scenario import builtin_scenario, with_overrides
 from streams.broker import LocalBroker
 from streams.stages.caller_features import decode_features
 
@@ -270,6 +278,70 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# Features that come from calls *to* a number: zeroed, they show a world where nobody is
+# ever called (a generator, or a carrier's feed, with no calls between subscribers).
+_CALLED_FEATURES = tuple(
+    name for name in FEATURE_NAMES if name.endswith(("_reciprocity", "_inbound_ratio"))
+)
+
+
+def shifted_worlds(registry: Path, heldout: str, workdir: Path) -> list[dict[str, Any]]:
+    """The serving model offline on the held-out family as it is and shifted in two ways.
+
+    ``callbacks 0.1``: the family with the subscribers' missed calls returned
+    at 0.1 instead of its own rate. ``nobody called``: its rows with every
+    feature of calls received set to 0. Both ask whether the model leans on
+    how a simulator has people call each other.
+    """
+    models = ModelRegistry(registry)
+    current = models.current()
+    if current is None:
+        raise SystemExit(f"{registry} serves no model: train one first (callguard train --promote)")
+    loaded = models.load(current.version)
+    population, review = population_of(loaded.metadata)
+    scenario = builtin_scenario(heldout)
+    quiet = with_overrides(scenario, subscribers={"callback_rate": 0.1})
+    worlds = []
+    for label, world, zeroed in (
+        ("as it is", scenario, ()),
+        ("callbacks 0.1", quiet, ()),
+        ("nobody called", scenario, _CALLED_FEATURES),
+    ):
+        folder = workdir / f"shift-{len(worlds)}"
+        write_parquet(world, folder, progress=False)
+        calls = read_parquet_dir(folder)
+        table = build_training_data(calls).table.with_columns(
+            [pl.lit(0.0).alias(name) for name in zeroed]
+        )
+        metrics = evaluate_family(
+            loaded.model, loaded.metadata.classes, loaded.metadata.thresholds, table, calls,
+            "shift", population=population, review=review,
+        )
+        worlds.append({"world": label} | {k.removeprefix("shift."): v for k, v in metrics.items()})
+        ordinary = metrics["shift.ordinary_flagged_share"]
+        precision = metrics["shift.block_precision"]
+        say(f"  {label}: ordinary subscribers flagged {ordinary:.2%}, "
+            f"block precision {precision:.1%}")
+    return worlds
+
+
+def shifts_markdown(worlds: list[dict[str, Any]]) -> str:
+    """The shifted worlds as a table, categories as rows."""
+    if not worlds:
+        return ""
+    categories = sorted(k.removeprefix("recall.") for k in worlds[0] if k.startswith("recall."))
+    lines = ["| offline, held-out family | " + " | ".join(w["world"] for w in worlds) + " |",
+             "|---|" + "---|" * len(worlds)]
+    for category in categories:
+        lines.append(f"| recall, {category} | " + " | ".join(
+            f"{w[f'recall.{category}']:.0%}" for w in worlds) + " |")
+    for title, key in (("block precision (numbers)", "block_precision"),
+                       ("legitimate bulk callers flagged", "legit_flagged_share"),
+                       ("ordinary subscribers flagged", "ordinary_flagged_share")):
+        lines.append(f"| {title} | " + " | ".join(f"{w[key]:.2%}" for w in worlds) + " |")
+    return "\n".join(lines)
+
+
 async def run(options: argparse.Namespace) -> dict[str, Any]:
     """Train, then the worker runs; the results."""
     with tempfile.TemporaryDirectory(prefix="callguard-detection-") as temporary:
@@ -287,6 +359,8 @@ async def run(options: argparse.Namespace) -> dict[str, Any]:
             "training_report": report,
             "worker": [],
         }
+        say("the serving model offline on the held-out family, as it is and shifted")
+        results["shifts"] = shifted_worlds(registry, options.heldout, workdir)
         if options.skip_worker:
             return results
         calls, chunks, scenario = heldout_day(options.heldout, workdir)
@@ -318,7 +392,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results = asyncio.run(run(options))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "detection.json").write_text(json.dumps(results, indent=2) + "\n")
-    table = markdown(results)
+    table = markdown(results) + "\n\n" + shifts_markdown(results.get("shifts", []))
     (RESULTS / "detection.md").write_text(table + "\n")
     print(table)
     return results
