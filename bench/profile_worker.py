@@ -11,8 +11,10 @@ charged to the part of the pipeline that owns its innermost Python frame:
 
 - ``broker client``: aiokafka and kafka-python;
 - ``faust``: faust and mode (streams, tables, changelog, commits, web);
-- ``decoding``: validation, normalisation, routing, the internal wire format;
-- ``features``: the feature stage and ``features/``;
+- ``decoding``: validation, normalisation, routing, the internal wire format
+  (``contracts/``, ``streams/pipeline/``);
+- ``features``: the feature stages, ``features/`` and the callers' state
+  (``streams/state/``: records, write-behind, checkpoints);
 - ``model``: scoring, decisions, scikit-learn;
 - ``sinks``: the store writer, chdb, clickhouse-driver;
 - ``other``: the event loop and the rest.
@@ -54,12 +56,22 @@ PARTS = [
         "decoding",
         re.compile(
             r"((^|/)contracts/(cdr|cdr_json|cdr_arrow|cdr_vector|numbers|complaints|by_caller)\.py"
-            r"|streams/(intake|ingest|deadletter|trace)\.py|(^|/)polars/)"
+            r"|streams/pipeline/|(^|/)phonenumbers/|(^|/)polars/)"
         ),
     ),
-    ("model", re.compile(r"((^|/)(sklearn|models)/|streams/(decision_stage|model_service)\.py)")),
+    (
+        "model",
+        re.compile(r"((^|/)(sklearn|models)/|streams/stages/(decision_stage|model_service)\.py)"),
+    ),
     ("sinks", re.compile(r"((^|/)(sinks|chdb|clickhouse_driver)/|contracts/flag\.py)")),
-    ("features", re.compile(r"((^|/)(features|numpy)/|streams/(block_stage|feature_stage)\.py)")),
+    (
+        "features",
+        re.compile(
+            r"((^|/)(features|numpy)/"
+            r"|streams/stages/(block_stage|feature_stage|event_clock|stage_stats)\.py"
+            r"|streams/state/)"
+        ),
+    ),
 ]
 _FRAME = re.compile(r"\((?P<file>[^():]+):\d+\)$")
 
