@@ -29,9 +29,9 @@ from streams.stages.block_stage import BlockFeatureStage
 from streams.stages.caller_features import Emission, encode_features_parts
 from streams.stages.decision_stage import apply_operator_action, decide_emission
 from streams.stages.expiry import ExpiryIndex
-from streams.stages.feature_stage import FeatureStage
 from streams.state.checkpoint import Checkpointer
 from streams.state.write_behind import ChangelogWriter, WriteBehindTable, store_dict
+from streams.topics import CALLER_TABLE, FLAG_TABLE
 from streams.tuning.heap_trim import trim_heap
 
 if TYPE_CHECKING:
@@ -111,16 +111,13 @@ class FeaturesAgent:
         self.app = app
         settings = self.settings = app.settings
         self.counters, self.models, self.topics = app.counters, app.models, app.topics
-        engine = BlockFeatureStage if settings.feature_engine == "block" else FeatureStage
-        self.stage: BlockFeatureStage | FeatureStage = engine(
+        self.stage = BlockFeatureStage(
             settings.feature_config(),
             EmissionPolicy(settings.emit_min_calls, settings.emit_min_long_calls),
             partitions=settings.partitions,
         )
-        # The two engines store different bytes: each has its own table and changelog.
-        table_name = "caller-rows" if settings.feature_engine == "block" else "caller-state"
         caller_table, caller_changelog = _raw_table(
-            app, table_name, f"Per-caller feature state ({engine.__name__})."
+            app, CALLER_TABLE, "Per-caller feature state (streams.stages.block_stage)."
         )
         # Callers reach the changelog at checkpoints (streams.state.checkpoint); flags, far
         # fewer, as they change.
@@ -131,7 +128,7 @@ class FeaturesAgent:
         # Flags reach their changelog at the same checkpoints as the callers: a
         # restarted worker recovers both as they stood after the same message.
         flag_table, flag_changelog = _raw_table(
-            app, "flag-state", "Per-number flag state (streams.stages.decision_stage)."
+            app, FLAG_TABLE, "Per-number flag state (streams.stages.decision_stage)."
         )
         self.flags = WriteBehindTable(
             store_dict(flag_table),
@@ -297,7 +294,7 @@ class FeaturesAgent:
         block for the table's bytes (see ``BlockFeatureStage.expire_idle``).
         """
         stage, settings = self.stage, self.settings
-        if not isinstance(stage, BlockFeatureStage) or partition not in self.stream_ms:
+        if partition not in self.stream_ms:
             return
         now = time.monotonic()
         if now - self.expired_at.get(partition, now) < settings.caller_expiry_interval_s:
@@ -347,12 +344,10 @@ class FeaturesAgent:
                     sorted(gone), self.routed, dropped)
         for partition in gone:
             self.stage.clock.forget(partition)
-        if isinstance(self.stage, BlockFeatureStage):
-            for partition in sorted(gone):
-                forgotten = self.stage.forget_partition(partition, self.settings.partitions,
-                                                        self.callers)
-                logger.info("partition %s revoked: %d callers leave the block",
-                            partition, forgotten)
+        for partition in sorted(gone):
+            forgotten = self.stage.forget_partition(partition, self.settings.partitions,
+                                                    self.callers)
+            logger.info("partition %s revoked: %d callers leave the block", partition, forgotten)
 
     async def track_recovered(self, sender: Any, assigned: set[Any], **_: Any) -> None:
         """Recovery after an assignment adds callers as bytes: track them before next expiry."""

@@ -28,7 +28,6 @@ from streams.pipeline.intake import Intake
 from streams.settings import Settings
 from streams.stages.block_stage import BlockFeatureStage
 from streams.stages.decision_stage import DecisionStats
-from streams.stages.feature_stage import FeatureStage
 from streams.stages.model_service import ModelService
 from streams.stages.stage_stats import StageStats
 from streams.state.checkpoint import Checkpointer
@@ -96,7 +95,7 @@ class CallguardApp:
     # When this process started (Unix seconds): the counters cover this lifetime only.
     started_at: float = field(default_factory=time.time)
     caller_table: MutableMapping[str, bytes] | None = None
-    feature_stage: BlockFeatureStage | FeatureStage | None = None
+    feature_stage: BlockFeatureStage | None = None
     flag_table: MutableMapping[str, bytes] | None = None
     changelog_topics: list[str] = field(default_factory=list)
     checkpoints: Checkpointer | None = None

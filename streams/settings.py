@@ -150,13 +150,6 @@ class Settings(BaseSettings):
     )
     short_call_s: float = Field(10.0, description="Answered calls shorter than this are short.")
     one_ring_s: float = Field(3.0, description="Unanswered calls ringing less are one-ring.")
-    feature_engine: Literal["records", "block"] = Field(
-        "block",
-        description=(
-            "block: all callers' state as columns, updated a message at a time (fast); "
-            "records: one CallerState per caller (the reference, about 40x slower)."
-        ),
-    )
     emit_min_calls: int = Field(
         _EMISSION.min_calls,
         ge=1,
@@ -372,6 +365,12 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: object) -> Settings:
     """Read settings from the environment (and overrides), or fail with what to change."""
+    if "CALLGUARD_FEATURE_ENGINE" in os.environ:
+        # The records engine is the reference the block engine is tested against, not a mode.
+        raise ConfigurationError(
+            "invalid configuration:\n  CALLGUARD_FEATURE_ENGINE is no longer read: the worker "
+            "always keeps callers' state as columns (the block engine); unset it"
+        )
     if "CALLGUARD_APPEAL_SUPPRESSION_S" in os.environ:
         # An ignored old name would silently give a 30-day hold where 7 days were meant.
         raise ConfigurationError(

@@ -8,7 +8,12 @@ import faust
 
 from streams.settings import Settings
 
-__all__ = ["Topics", "declare_topics"]
+__all__ = ["CALLER_TABLE", "FLAG_TABLE", "Topics", "declare_topics"]
+
+# The worker's tables (changelog topics ``<app_id>-<name>-changelog``): callers' feature
+# rows (streams.stages.block_stage) and flag states (streams.stages.decision_stage).
+CALLER_TABLE = "caller-rows"
+FLAG_TABLE = "flag-state"
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from streams.http.access.lookups import note_lookup
 from streams.pipeline.alignment import drift_ms
 from streams.pipeline.ingest import partition_for_number
 from streams.stages.decision_stage import decode_state
+from streams.topics import CALLER_TABLE, FLAG_TABLE
 
 if TYPE_CHECKING:
     from streams.app import CallguardApp
@@ -108,8 +109,7 @@ def register_views(app: CallguardApp) -> None:
 
     @faust_app.page("/callers/{number}/features")
     async def caller_features(web: View, request: Request, number: str) -> Response:
-        table = "caller-rows" if app.settings.feature_engine == "block" else "caller-state"
-        return await _routed(app, table, web, request, number, features)
+        return await _routed(app, CALLER_TABLE, web, request, number, features)
 
     async def flag(web: View, number: str) -> Response:
         raw = app.flag_table.get(number) if app.flag_table is not None else None
@@ -129,7 +129,7 @@ def register_views(app: CallguardApp) -> None:
 
     @faust_app.page("/numbers/{number}")
     async def number_flag(web: View, request: Request, number: str) -> Response:
-        return await _routed(app, "flag-state", web, request, number, flag)
+        return await _routed(app, FLAG_TABLE, web, request, number, flag)
 
 
 async def _routed(

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import orjson
+import pytest
 
 from contracts.by_caller import encode_routed
 from streams.app import create_app
@@ -76,3 +77,12 @@ def test_window_boundaries_late_and_dropped_calls_through_the_agent(tmp_path: Pa
     assert dropped == late
     stats = app.counters.features
     assert (stats.late_accepted, stats.late_dropped) == (1, 1)
+
+
+def test_the_retired_engine_setting_is_refused_at_start(monkeypatch) -> None:
+    from streams.settings import ConfigurationError
+
+    monkeypatch.setenv("CALLGUARD_FEATURE_ENGINE", "records")
+    with pytest.raises(ConfigurationError, match="CALLGUARD_FEATURE_ENGINE is no longer read.*"
+                       "unset it"):
+        load_settings()
