@@ -84,7 +84,8 @@ def compute_features(
     if complaints is not None:
         buckets, bucket_keys = _add_complaints(buckets, bucket_keys, complaints, callers, config)
     blocks, windows_kept = [], np.zeros(len(end_ms), bool)
-    inbound = _inbound_callers(caller_of_end, end_ms, frame, callers, config)
+    calls_in = _calls_received(frame, callers)
+    inbound = _inbound_callers(caller_of_end, end_ms, calls_in, config)
     for name in ("short", "long"):
         rows, groups = _window_rows(bucket_keys, caller_of_end, end_ms, name, config)
         windows_kept[groups] = True
@@ -97,7 +98,7 @@ def compute_features(
             window.kmv_hash[present] = combined.kmv_hash
             window.kmv_count[present] = combined.kmv_count
             window.segment_hist[present] = combined.segment_hist
-        called_back = _reciprocity(window, caller_of_end, end_ms, frame, callers, config)
+        called_back = _reciprocity(window, caller_of_end, end_ms, calls_in, config)
         blocks.append(window_features(window, called_back, inbound))
     values = np.hstack(blocks)[windows_kept]
     result = pl.DataFrame(
@@ -213,12 +214,33 @@ def _window_rows(
     return np.repeat(low, lengths) + offsets, groups
 
 
+def _calls_received(frame: pl.DataFrame, callers: pl.Series) -> pl.DataFrame:
+    """Calls to the table's callers: ``caller_id`` (the callee's), ``hash`` (who called), time.
+
+    ``hash`` is the calling number's 32-bit key hash, as the stream's inbound
+    filter and the callee sketches hold it.
+    """
+    lookup = pl.DataFrame({"callee": callers, "caller_id": np.arange(len(callers))})
+    inbound = (
+        frame.lazy()
+        .select("callee", "start_ms", hash=pl.col("caller"))
+        .join(lookup.lazy(), on="callee", how="inner")
+        .collect()
+    )
+    return inbound.select(
+        "caller_id",
+        pl.Series(
+            "hash", key_hash32(inbound["hash"].str.strip_prefix("+").cast(pl.UInt64).to_numpy())
+        ),
+        "start_ms",
+    )
+
+
 def _reciprocity(
     window: Aggregates,
     caller_of_end: NDArray[np.int64],
     end_ms: NDArray[np.int64],
-    frame: pl.DataFrame,
-    callers: pl.Series,
+    inbound: pl.DataFrame,
     config: FeatureConfig,
 ) -> NDArray[np.float64]:
     """Per window: share of its sampled callees who called the caller in the horizon."""
@@ -234,20 +256,8 @@ def _reciprocity(
             "end_ms": end_ms[window_of],
         }
     )
-    lookup = pl.DataFrame({"callee": callers, "caller_id": np.arange(len(callers))})
-    inbound = (
-        frame.lazy()
-        .select("callee", "start_ms", hash=pl.col("caller"))
-        .join(lookup.lazy(), on="callee", how="inner")
-        .collect()
-    )
-    inbound = inbound.with_columns(
-        pl.Series(
-            "hash", key_hash32(inbound["hash"].str.strip_prefix("+").cast(pl.UInt64).to_numpy())
-        )
-    )
     matched = (
-        samples.join(inbound.select("caller_id", "hash", "start_ms"), on=["caller_id", "hash"])
+        samples.join(inbound, on=["caller_id", "hash"])
         .filter(
             (pl.col("start_ms") >= pl.col("horizon_ms")) & (pl.col("start_ms") < pl.col("end_ms"))
         )
@@ -262,8 +272,7 @@ def _reciprocity(
 def _inbound_callers(
     caller_of_end: NDArray[np.int64],
     end_ms: NDArray[np.int64],
-    frame: pl.DataFrame,
-    callers: pl.Series,
+    inbound: pl.DataFrame,
     config: FeatureConfig,
 ) -> NDArray[np.float64]:
     """Per window end: numbers that called the caller in the inbound horizon, exactly.
@@ -272,27 +281,11 @@ def _inbound_callers(
     keeps one generation per half: the pairs (generation, number) whose
     first call in that generation started from the horizon to ``end_ms``.
     """
-    lookup = pl.DataFrame({"callee": callers, "caller_id": np.arange(len(callers))})
-    inbound = (
-        frame.lazy()
-        .select("callee", "start_ms", "caller")
-        .join(lookup.lazy(), on="callee", how="inner")
-        .collect()
-    )
     if inbound.is_empty():
         return np.zeros(len(end_ms))
     generation_ms = config.inbound_generation_s * 1000
     firsts = (
-        pl.DataFrame(
-            {
-                "caller_id": inbound["caller_id"],
-                "hash": key_hash32(
-                    inbound["caller"].str.strip_prefix("+").cast(pl.UInt64).to_numpy()
-                ),
-                "generation": inbound["start_ms"] // generation_ms,
-                "start_ms": inbound["start_ms"],
-            }
-        )
+        inbound.with_columns(generation=pl.col("start_ms") // generation_ms)
         .group_by("caller_id", "generation", "hash")
         .agg(pl.col("start_ms").min())
     )
