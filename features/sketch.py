@@ -244,10 +244,13 @@ def inbound_numbers(
     index = np.arange(rows)
     total = np.zeros(rows)
     waiting_generation = time_ms // generation_ms
+    # A filter that never held a call has no generation (a large negative mark): 2 halves
+    # behind whatever is wanted, without the subtraction overflowing.
+    has_filter = filter_generation >= 0
     for back in (0, 1):
         generation = wanted - back
-        half = filter_generation - generation  # 0: the current half, 1: the previous one
-        held = (half == 0) | (half == 1)
+        half = np.where(has_filter, filter_generation, generation + 2) - generation
+        held = (half == 0) | (half == 1)  # 0: the current half, 1: the previous one
         bits = np.zeros((rows, words), np.uint64)
         start = np.where(held, half, 0) * words
         bits[held] = filters[index[held, None], start[held, None] + np.arange(words)]

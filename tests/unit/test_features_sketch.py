@@ -217,7 +217,8 @@ def test_inbound_numbers_are_the_same_whether_calls_wait_or_joined_the_filter() 
     assert counted.tolist() == everything.tolist()
     assert everything[0] == pytest.approx(12, rel=0.02)
     # Nothing in the filter yet (no generation), all twelve waiting: the same count.
-    alone = inbound_numbers(np.zeros((1, 16), np.uint64), np.array([-(2**40)]), np.array([10]),
+    alone = inbound_numbers(np.zeros((1, 16), np.uint64), np.array([np.iinfo(np.int64).min]),
+                            np.array([10]),
                             times[None, :], hashes[None, :], np.ones((1, 12), bool), day)
     assert alone.tolist() == everything.tolist()
     # Two generations on, none of them counts; calls that are not live do not either.
