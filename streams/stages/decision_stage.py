@@ -109,6 +109,9 @@ def expire_due(
     return cleared
 
 
+_AFTER_SEEN_MS = 1000  # the store's DateTime resolution
+
+
 def apply_operator_action(
     kind: str, number: str, now_ms: int, table: MutableMapping[str, bytes],
     *, hold_ms: int, ttl_ms: int, actor: str, why: str,
@@ -119,10 +122,18 @@ def apply_operator_action(
     ``confirm`` blocks a watch under review, ``dismiss`` clears a flag and
     holds the number. An unknown kind or an empty reason does nothing: the
     CLI and the dashboard refuse both, and the agent must not crash on them.
+
+    The action comes after the decision the operator saw: at least
+    ``_AFTER_SEEN_MS`` past its time, even when the partition's stream time
+    has not moved since. The store keeps decision times to the second and
+    orders a number's history by them, so an appeal at the flag's own instant
+    would tie with the flag it lifts.
     """
     if kind not in OPERATOR_ACTIONS or not why.strip():
         return None
     state = decode_state(table.get(number))
+    if state.flag is not None:
+        now_ms = max(now_ms, state.flag.flagged_at_ms + _AFTER_SEEN_MS)
     if kind == "confirm":
         state, flag = confirm(state, now_ms, ttl_ms=ttl_ms, why=why)
     elif kind == "dismiss":

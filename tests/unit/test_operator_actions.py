@@ -99,3 +99,14 @@ def test_the_hold_setting_is_checked_at_start_and_the_old_name_refused(monkeypat
     monkeypatch.setenv("CALLGUARD_APPEAL_SUPPRESSION_S", "604800")
     with pytest.raises(ConfigurationError, match="set CALLGUARD_APPEAL_HOLD_S"):
         load_settings()
+
+
+def test_an_action_at_the_flag_s_own_instant_is_decided_a_second_after_it() -> None:
+    # The partition's stream time may not have moved since the flag: the appeal
+    # must still sort after the flag it lifts in the store (times to the second).
+    table = flagged(0.95)
+    lifted = act("appeal", table, at_ms=T0, why="registered school notices")
+    assert (lifted.action, lifted.source) == (Action.CLEAR, "appeal")
+    assert lifted.flagged_at_ms == T0 + 1000
+    later = act("confirm", flagged(0.7), at_ms=T0 + HOUR, why="complaints")
+    assert later.flagged_at_ms == T0 + HOUR
