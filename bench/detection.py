@@ -3,7 +3,7 @@
 Run (from the repository root)::
 
     .venv/bin/python -m bench.detection [--train default] [--heldout heldout] [--skip-worker]
-        [--registry DIR] [--inputs keyed,unkeyed]
+        [--registry DIR] [--inputs keyed,unkeyed] [--also county]
 
 1. **Training**: ``callguard train --simulate TRAIN --evaluate-on HELDOUT``
    into a fresh registry: the model a new user gets, with its own report
@@ -18,7 +18,10 @@ Run (from the repository root)::
 3. **Shifted worlds** (offline, the serving model): the held-out family as
    it is, with its subscribers' missed calls returned at 0.1, and with every
    feature of calls received set to 0 (nobody is ever called), to see how
-   far the model leans on how the simulator has people call each other.
+   far the model leans on how the simulator has people call each other; then
+   each further held-out family of ``--also`` (default ``county``: other
+   shapes of every category again, neither trained on nor looked at when
+   the model was built).
 
 Figures per run: recall by category (numbers flagged ``watch`` or ``block``
 while their campaign ran, of the category's numbers that called that day),
@@ -285,13 +288,16 @@ _CALLED_FEATURES = tuple(
 )
 
 
-def shifted_worlds(registry: Path, heldout: str, workdir: Path) -> list[dict[str, Any]]:
+def shifted_worlds(
+    registry: Path, heldout: str, workdir: Path, also: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
     """The serving model offline on the held-out family as it is and shifted in two ways.
 
     ``callbacks 0.1``: the family with the subscribers' missed calls returned
     at 0.1 instead of its own rate. ``nobody called``: its rows with every
     feature of calls received set to 0. Both ask whether the model leans on
-    how a simulator has people call each other.
+    how a simulator has people call each other. Then each family of ``also``
+    as it is.
     """
     models = ModelRegistry(registry)
     current = models.current()
@@ -303,9 +309,10 @@ def shifted_worlds(registry: Path, heldout: str, workdir: Path) -> list[dict[str
     quiet = with_overrides(scenario, subscribers={"callback_rate": 0.1})
     worlds = []
     for label, world, zeroed in (
-        ("as it is", scenario, ()),
-        ("callbacks 0.1", quiet, ()),
-        ("nobody called", scenario, _CALLED_FEATURES),
+        (f"{heldout}, as it is", scenario, ()),
+        (f"{heldout}, callbacks 0.1", quiet, ()),
+        (f"{heldout}, nobody called", scenario, _CALLED_FEATURES),
+        *((name, builtin_scenario(name), ()) for name in also),
     ):
         folder = workdir / f"shift-{len(worlds)}"
         write_parquet(world, folder, progress=False)
@@ -330,7 +337,7 @@ def shifts_markdown(worlds: list[dict[str, Any]]) -> str:
     if not worlds:
         return ""
     categories = sorted(k.removeprefix("recall.") for k in worlds[0] if k.startswith("recall."))
-    lines = ["| offline, held-out family | " + " | ".join(w["world"] for w in worlds) + " |",
+    lines = ["| offline, never trained on | " + " | ".join(w["world"] for w in worlds) + " |",
              "|---|" + "---|" * len(worlds)]
     for category in categories:
         lines.append(f"| recall, {category} | " + " | ".join(
@@ -339,6 +346,9 @@ def shifts_markdown(worlds: list[dict[str, Any]]) -> str:
                        ("legitimate bulk callers flagged", "legit_flagged_share"),
                        ("ordinary subscribers flagged", "ordinary_flagged_share")):
         lines.append(f"| {title} | " + " | ".join(f"{w[key]:.2%}" for w in worlds) + " |")
+    lines.append("| minutes from first call to first flag, median / p90 | " + " | ".join(
+        f"{w['minutes_to_first_flag_median']:.0f} / {w['minutes_to_first_flag_p90']:.0f}"
+        for w in worlds) + " |")
     return "\n".join(lines)
 
 
@@ -359,8 +369,9 @@ async def run(options: argparse.Namespace) -> dict[str, Any]:
             "training_report": report,
             "worker": [],
         }
-        say("the serving model offline on the held-out family, as it is and shifted")
-        results["shifts"] = shifted_worlds(registry, options.heldout, workdir)
+        say("the serving model offline on the held-out families, as they are and shifted")
+        also = tuple(name for name in options.also.split(",") if name)
+        results["shifts"] = shifted_worlds(registry, options.heldout, workdir, also)
         if options.skip_worker:
             return results
         calls, chunks, scenario = heldout_day(options.heldout, workdir)
@@ -379,6 +390,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", default="default", help="training scenario (a preset)")
     parser.add_argument("--heldout", default="heldout", help="held-out built-in scenario")
+    parser.add_argument(
+        "--also", default="county",
+        help="further held-out built-in scenarios, measured offline (comma-separated; '' none)",
+    )
     parser.add_argument("--skip-worker", action="store_true", help="training report only")
     parser.add_argument(
         "--registry", type=Path, default=None,

@@ -74,7 +74,7 @@ def test_scenario_files_name_the_bad_shape_field() -> None:
 # --- draws -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("family", ["default", "heldout"])
+@pytest.mark.parametrize("family", ["default", "heldout", "county"])
 def test_draws_stay_inside_their_ranges(family: str) -> None:
     shapes = {**DEFAULT_SHAPES, **builtin_scenario(family).campaigns.shapes}
     rng = np.random.default_rng(5)
@@ -233,13 +233,17 @@ def test_scenario_file_shapes_are_honoured(tmp_path: Path) -> None:
 # --- families -------------------------------------------------------------------------
 
 
-def test_heldout_is_another_family_and_generates() -> None:
-    heldout, default = builtin_scenario("heldout"), builtin_scenario("default")
+@pytest.mark.parametrize("family", ["heldout", "county"])
+def test_heldout_is_another_family_and_generates(family: str) -> None:
+    heldout, default = builtin_scenario(family), builtin_scenario("default")
     assert heldout.seed != default.seed and heldout.start != default.start
     assert heldout.subscribers.count < default.subscribers.count
     assert set(heldout.campaigns.shapes) == set(Category)
+    others = [builtin_scenario(name).campaigns.shapes for name in ("heldout", "county")
+              if name != family]
     for category, shape in heldout.campaigns.shapes.items():
         assert shape != DEFAULT_SHAPES[category], category
+        assert all(shape != other[category] for other in others), category
     # Overriding a section keeps the family's shapes.
     short = with_overrides(heldout, duration="12h", campaigns={"count": 30})
     assert short.campaigns.shapes == heldout.campaigns.shapes
