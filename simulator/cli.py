@@ -40,7 +40,7 @@ def simulate_command(
         typer.Option(
             "--scenario",
             "-s",
-            help="Scenario file (.yaml/.toml) or built-in name (default, heldout, tiny).",
+            help="Scenario file (.yaml/.toml) or built-in name (default, heldout, county, tiny).",
         ),
     ] = None,
     out: Annotated[
