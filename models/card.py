@@ -96,7 +96,8 @@ def _caller_figures(metadata: ModelMetadata) -> str:
         return "Not measured for this model."
     return (
         "Numbers flagged (watch or block) on the in-distribution hold-out (`holdout`) and on "
-        "a scenario family never used in training (`heldout`):\n\n```\n"
+        "scenario families never used in training (`heldout`, the one the quality targets "
+        "are judged on, and any further family after it):\n\n```\n"
         + "\n".join(rows)
         + "\n```"
     )

@@ -24,9 +24,11 @@ reproducible and leave the machine to the worker.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -72,6 +74,7 @@ __all__ = [
     "TrainingResult",
     "compare",
     "evaluate",
+    "family_prefix",
     "register_candidate",
     "train",
     "with_family_evaluation",
@@ -244,14 +247,22 @@ def train(
 
 
 def with_family_evaluation(
-    result: TrainingResult, family: TrainingData, calls: LabelledCalls, name: str
+    result: TrainingResult,
+    family: TrainingData,
+    calls: LabelledCalls,
+    name: str,
+    *,
+    primary: bool = True,
 ) -> TrainingResult:
     """``result`` with caller-level figures on a scenario family held out of training.
 
     ``family`` is the labelled table of traffic from that family and
     ``calls`` the data it was built from (every caller counts, scored or
-    not). The figures join the metrics under ``heldout.`` and the report.
+    not). The figures join the metrics and the report: under ``heldout.``
+    for the primary family (the one the quality targets are judged on), under
+    :func:`family_prefix` of ``name`` for each further family.
     """
+    prefix = "heldout" if primary else family_prefix(name)
     metrics = dict(result.metrics)
     metrics |= evaluate_family(
         result.model,
@@ -259,13 +270,27 @@ def with_family_evaluation(
         result.thresholds,
         family.table,
         calls,
-        "heldout",
+        prefix,
         population=result.population,
         review=result.review,
     )
+    measured = [line for line in result.report.splitlines() if line.startswith(_MEASURED_ON)]
+    measured.append(f"{_MEASURED_ON}{prefix} = {name} ({family.table.height} scored rows)")
     report = _report(metrics, result.thresholds, result.separation, result.review)
-    report += f"\nheldout: {name} ({family.table.height} scored rows)"
-    return replace(result, metrics=metrics, report=report)
+    return replace(result, metrics=metrics, report="\n".join([report, *measured]))
+
+
+_MEASURED_ON = "never trained on: "
+
+
+def family_prefix(name: str) -> str:
+    """The metrics prefix of a further held-out family: ``family_`` and its name's word characters.
+
+    >>> family_prefix("county"), family_prefix("/data/week 2/")
+    ('family_county', 'family_week_2')
+    """
+    words = re.findall(r"[A-Za-z0-9]+", Path(name).name or name)
+    return "family_" + ("_".join(words).lower() or "unnamed")
 
 
 def evaluate(

@@ -95,12 +95,16 @@ def metrics_text(metrics: Mapping[str, float], thresholds: Mapping[str, float]) 
     lines.extend(f"  {name:<36} {_value(metrics.get(name))}" for name in extra)
     table = caller_table(metrics)
     if table:
-        lines.append("by number (flagged = watch or block; 'heldout': a scenario family unseen)")
+        lines.append(
+            "by number (flagged = watch or block; 'heldout' and the families after it: "
+            "scenario families never trained on)"
+        )
         lines.extend(f"  {line}" for line in table)
     return "\n".join(lines)
 
 
 _PARTS = ("holdout", "heldout")
+_FAMILY = "family_"  # further held-out families (models.training.family_prefix)
 _CALLER_FIGURES = (
     ("block_precision", "block precision"),
     ("flag_precision", "flag precision"),
@@ -112,17 +116,19 @@ _CALLER_FIGURES = (
 
 
 def caller_table(metrics: Mapping[str, float]) -> list[str]:
-    """Caller-level figures of the hold-out and the held-out family side by side (text rows).
+    """Caller-level figures of the hold-out and the held-out families side by side (text rows).
 
     Empty when neither was measured (:mod:`models.caller_metrics`).
     """
+    families = sorted({k.split(".")[0] for k in metrics if k.startswith(_FAMILY)})
     parts = [part for part in _PARTS if any(k.startswith(f"{part}.") for k in metrics)]
+    parts += families
     if not parts:
         return []
     categories = sorted(
         {k.split(".")[2] for k in metrics if k.split(".")[0] in parts and ".callers." in k}
     )
-    header = f"{'':<34}" + "".join(f"{part:>22}" for part in parts)
+    header = f"{'':<34}" + "".join(f"{part.removeprefix(_FAMILY):>22}" for part in parts)
     rows = [header]
     for category in categories:
         cells = []

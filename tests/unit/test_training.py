@@ -23,11 +23,18 @@ from models.dataset import (
 from models.registry import ModelRegistry
 from models.scoring import BatchScorer
 from models.train_cli import app
-from models.training import TrainingOptions, TrainingResult, register_candidate, train
+from models.training import (
+    TrainingOptions,
+    TrainingResult,
+    family_prefix,
+    register_candidate,
+    train,
+    with_family_evaluation,
+)
 from models.training_checks import separation_warnings, single_feature_separation
 from models.training_metrics import threshold_for_precision
 from models.training_presets import training_scenario
-from models.training_report import TARGETS, check_targets
+from models.training_report import TARGETS, caller_table, check_targets
 from simulator.parquet import write_parquet
 from simulator.scenario import with_overrides
 from simulator.shapes import DEFAULT_SHAPES
@@ -263,6 +270,33 @@ def test_cli_trains_reports_and_registers(small_dir: Path, tmp_path: Path) -> No
     measured = [key for key in serving.metrics if key.startswith("heldout.callers.")]
     assert measured and all(serving.metrics[key] > 0 for key in measured)
     assert "heldout" in render_model_card(serving)
+
+
+def test_further_families_are_measured_beside_the_first(
+    small_dir: Path, small_data: TrainingData, tmp_path: Path, trained: TrainingResult
+) -> None:
+    # Two families given as Parquet dirs (the same data, to keep the test fast): the
+    # first under heldout., the second under its own prefix, side by side in the card.
+    calls, data = read_parquet_dir(small_dir), small_data
+    both = with_family_evaluation(trained, data, calls, "heldout")
+    both = with_family_evaluation(both, data, calls, str(small_dir / "week 2"), primary=False)
+    prefix = family_prefix(str(small_dir / "week 2"))
+    assert prefix == "family_week_2"
+    for key in [k for k in both.metrics if k.startswith("heldout.")]:
+        assert both.metrics[f"{prefix}.{key.removeprefix('heldout.')}"] == pytest.approx(
+            both.metrics[key], nan_ok=True), key
+    header = caller_table(both.metrics)[0].split()
+    assert header == ["holdout", "heldout", "week_2"]
+    assert both.report.count("never trained on: ") == 2
+    assert "week_2" in render_model_card(
+        register_candidate(both, ModelRegistry(tmp_path)))
+
+
+def test_cli_refuses_none_among_families(tmp_path: Path) -> None:
+    refused = CliRunner().invoke(
+        app, ["--simulate", "tiny", "--registry", str(tmp_path), "--evaluate-on", "heldout,none"]
+    )
+    assert refused.exit_code == 2 and "'none' cannot be combined" in refused.output
 
 
 def test_cli_refuses_both_or_neither_source(tmp_path: Path) -> None:
