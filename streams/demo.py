@@ -98,7 +98,7 @@ def _ensure_model(home: Path, env: dict[str, str]) -> None:
     _say("no model yet: training one on simulated data (about a minute)")
     subprocess.run(  # noqa: S603
         _command("train", "--simulate", "small", "--registry", str(home / "models"),
-                 "--promote", "-q"),
+                 "--evaluate-on", "heldout", "--promote", "-q"),
         env=env, check=True, stdout=subprocess.DEVNULL,
     )
     _say(f"trained and promoted {registry.current().version}")
