@@ -1,6 +1,6 @@
 """Feature vectors of many rows of a :class:`~features.block.engine.CallerBlock` at once.
 
-What :meth:`features.state.CallerState.features` computes for one caller,
+What :meth:`features.reference.state.CallerState.features` computes for one caller,
 for every requested row in one pass per window: the slots whose bucket lies
 in the window (oldest first) and the chain of the buffered calls in it are
 folded by :func:`features.aggregate.combine` -- the offline path's function

@@ -1,9 +1,11 @@
 """Feature stage on a :class:`~features.block.engine.CallerBlock`: same contract, columnar state.
 
-:class:`BlockFeatureStage` is a drop-in for :class:`streams.stages.feature_stage.FeatureStage`:
-``apply(batch, offset, table)`` gives the same :class:`StageStats` and the
-same :class:`Emission` (numbers, window ends, rows bit for bit) and applies
-the same emission policy. What differs is where the state lives:
+:class:`BlockFeatureStage` is the worker's feature stage. It gives what the
+reference engine's stage,
+:class:`streams.stages.reference.feature_stage.FeatureStage`, gives for
+``apply(batch, offset, table)``: the same :class:`StageStats` and the same
+:class:`Emission` (numbers, window ends, rows bit for bit), under the same
+emission policy. What differs is where the state lives:
 
 - the block is the hot state: every caller of the partitions this worker
   has touched, as columns, updated a whole message at a time;
@@ -38,7 +40,7 @@ and the worker must restart: it recovers the changelog and reads again from
 its last checkpoint (the features agent stops the worker on any failed
 message).
 
-The table's values are block rows, not :class:`streams.state.caller_record.CallerRecord`
+The table's values are block rows, not :class:`features.reference.caller_record.CallerRecord`
 bytes: a table written by one stage cannot be read by the other (switching a
 worker over starts from an empty table, or from a replay of ``cdr.by_caller``).
 
@@ -71,13 +73,13 @@ from features.block.read import window_calls
 from features.block.rows import row_last_emitted, row_watermarks
 from features.config import FeatureConfig
 from features.emission import EmissionPolicy
+from features.fingerprints import fingerprints
 from features.vector import FEATURE_NAMES
 from streams.pipeline.partitions import partitions_of
 from streams.stages.caller_features import Emission
 from streams.stages.event_clock import OpenBuckets, by_piece
 from streams.stages.stage_stats import StageStats
 from streams.state.block_table import BlockTable, block_table
-from streams.state.caller_record import fingerprints
 from streams.state.cold_callers import ColdCallers
 
 __all__ = ["BlockFeatureStage", "IdleCallers", "StateLost"]
@@ -147,7 +149,8 @@ class BlockFeatureStage:
         """Apply one message read at ``offset`` of ``partition``; write back what it touched.
 
         The emission holds the callers of the buckets this message's calls
-        closed (see :mod:`streams.stages.feature_stage`).
+        closed (see :mod:`streams.stages.event_clock` and
+        :mod:`features.emission`).
 
         If applying fails, the block is dropped (it may hold part of the
         message, the table holds none of it): callers reload from the table.
@@ -291,7 +294,7 @@ class BlockFeatureStage:
         *,
         final: bool = True,
     ) -> tuple[Emission, NDArray[np.int64]]:
-        """:meth:`~streams.stages.feature_stage.FeatureStage._emit` over the block.
+        """:meth:`~streams.stages.reference.feature_stage.FeatureStage._emit` over the block.
 
         Rows are tested before any feature is computed: not yet emitted at
         the bucket's end, their windows still in the ring, then their short

@@ -1,7 +1,5 @@
 """Where the callers' state is kept between messages, and how it reaches its changelog.
 
-- :mod:`streams.state.caller_record`: what the feature table stores per
-  caller (state, dedup memory, bookkeeping).
 - :mod:`streams.state.write_behind`: tables whose rows are written to their
   changelog at checkpoints, not once per message.
 - :mod:`streams.state.block_table`: the table behind the block feature

@@ -1,6 +1,8 @@
-"""Per-caller streaming state: rings of buckets for both windows.
+"""The reference engine's per-caller streaming state: rings of buckets for both windows.
 
-:class:`CallerState` is what the feature agent keeps per caller. It holds
+:class:`CallerState` is one caller's state, as one object; the block engine
+(:mod:`features.block`) holds the same for many callers as columns, and is
+tested against it bit for bit. It holds
 
 * a ring of ``slots`` bucket aggregates per window (short and long), each
   slot tagged with its bucket index (``start_ms // hop``); a bucket is
@@ -28,8 +30,8 @@
 Counts, sketches and complaints are applied at once; duplicates by
 ``cdr_id`` are dropped before a call reaches this state, by the feature
 stage, from the fingerprints kept with each caller
-(:mod:`streams.state.caller_record` for this engine, :mod:`features.block.engine` for
-the block engine).
+(:mod:`features.reference.caller_record` for this engine,
+:mod:`features.block.engine` for the block engine).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from features.aggregate import (
     merge_row,
 )
 from features.batch import CallBatch, key_hash32
-from features.config import FeatureConfig, WindowName, WindowSpec
+from features.config import HELD_COMPLAINTS, FeatureConfig, WindowName, WindowSpec
 from features.runs import run_starts
 from features.sketch import (
     EMPTY_HASH,
@@ -65,10 +67,7 @@ from features.sketch import (
 )
 from features.vector import FEATURE_NAMES, reciprocity, window_features
 
-__all__ = ["HELD_COMPLAINTS", "CallerState", "UpdateStats"]
-
-# Distinct future short buckets of complaints a caller holds; later ones join the last.
-HELD_COMPLAINTS = 4
+__all__ = ["CallerState", "UpdateStats"]
 
 _NO_BUCKET = np.iinfo(np.int64).min
 _NO_TIME = -(2**62)
