@@ -18,7 +18,7 @@ from features.aggregate import CALLS, COMPLAINTS, Aggregates, chain_calls, combi
 from features.block.layout import HELD_COMPLAINTS, NO_BUCKET
 from features.config import WindowSpec
 from features.runs import run_starts
-from features.sketch import EMPTY_HASH, _bloom_positions, inbound_numbers
+from features.sketch import EMPTY_HASH, _bloom_positions, filter_half, inbound_numbers
 from features.vector import reciprocity, window_features
 
 if TYPE_CHECKING:
@@ -215,10 +215,10 @@ def _reciprocity(
     wanted = block.config.inbound_generation(end_ms)  # counts with the one before
     current = columns["inbound_generation"][rows]
     called_back = np.zeros(len(owner), bool)
-    for half in (0, 1):  # the filter's current generation, then the previous one
-        valid = (current - half >= wanted - 1) & (current - half <= wanted) & (current != NO_BUCKET)
-        cells = flat[word_index + half * words]
-        called_back |= np.all((cells >> bit) & np.uint64(1) == 1, axis=1) & valid[owner]
+    for generation in (wanted, wanted - 1):  # the filter's halves that hold either
+        half, held = filter_half(current, generation)
+        cells = flat[word_index + (half * words)[owner, None]]
+        called_back |= np.all((cells >> bit) & np.uint64(1) == 1, axis=1) & held[owner]
     waiting = columns["inbox_n"][rows].astype(np.int64)
     if waiting.any() and len(owner):
         horizon = (wanted - 1) * generation_ms

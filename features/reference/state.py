@@ -63,6 +63,7 @@ from features.sketch import (
     EMPTY_HASH,
     bloom_add,
     bloom_contains,
+    filter_half,
     inbound_numbers,
 )
 from features.vector import FEATURE_NAMES, reciprocity, window_features
@@ -470,11 +471,13 @@ class CallerState:
         words = len(self._inbound) // 2
         generation_ms = self.config.inbound_generation_s * 1000
         wanted = self.config.inbound_generation(end_ms)  # counts with the one before
+        current = np.array([self._inbound_generation], np.int64)
         called_back = np.zeros(len(sampled), bool)
-        for half in (0, 1):  # the filter's current generation, then the previous one
-            if wanted - 1 <= self._inbound_generation - half <= wanted:
-                half_words = self._inbound[half * words : (half + 1) * words]
-                called_back |= bloom_contains(half_words, sampled)
+        for generation in (wanted, wanted - 1):  # the filter's halves that hold either
+            half, held = filter_half(current, np.array([generation], np.int64))
+            if held[0]:
+                start = int(half[0]) * words
+                called_back |= bloom_contains(self._inbound[start : start + words], sampled)
         horizon = (wanted - 1) * generation_ms
         live = (self._inbox_ms < end_ms) & (self._inbox_ms >= horizon)
         called_back |= np.isin(sampled, self._inbox_hash[live])
