@@ -21,8 +21,9 @@ emission policy. What differs is where the state lives:
   block is empty) is loaded on first touch, so a new stage over the same
   table goes on exactly where the old one stopped. The stage talks to both
   kinds of table through one protocol,
-  :class:`~streams.state.block_table.BlockTable` (a plain mapping is
-  wrapped in :class:`~streams.state.block_table.EveryRowTable`).
+  :class:`~streams.state.block_table.BlockTable` (the worker's table seen
+  as a :class:`~streams.state.block_table.OneCopyTable`, a plain mapping
+  as an :class:`~streams.state.block_table.EveryRowTable`).
 - the worker's table keeps **one copy** of each caller in memory: a caller
   the block loads leaves the table's data (``table.loaded``), and one the
   block lets go of (a revoked partition, or idle: the ``evict_before_ms`` of
@@ -159,7 +160,7 @@ class BlockFeatureStage:
         """
         if self._lost is not None:
             raise StateLost(self._lost)
-        rows_table = block_table(table)
+        rows_table = self._table(table)
         try:
             return self._apply(batch, offset, rows_table, partition)
         except Exception as error:
@@ -284,7 +285,7 @@ class BlockFeatureStage:
         """
         if self._lost is not None:
             raise StateLost(self._lost)
-        return self._emit(buckets, block_table(table), StageStats(), final=False)[0]
+        return self._emit(buckets, self._table(table), StageStats(), final=False)[0]
 
     def _emit(
         self,
@@ -389,9 +390,14 @@ class BlockFeatureStage:
             first_column += spec.slots
         return ok
 
+    def _table(self, table: Table) -> BlockTable:
+        """``table`` as the stage talks to it (see :mod:`streams.state.block_table`)."""
+        return block_table(table, self.rows_bytes_of)
+
     def _write(self, rows: NDArray[np.int64], table: BlockTable) -> None:
-        """Write ``rows`` to the table (the worker's asks :meth:`rows_bytes_of` for them later)."""
-        table.defer(self.block.numbers_of(rows), self.rows_bytes_of)
+        """Write ``rows`` to the table: now, or when it reads or checkpoints them (the worker's)."""
+        block = self.block
+        table.write(block.numbers_of(rows), lambda: block.rows_bytes(rows))
 
     def rows_bytes_of(self, numbers: list[str]) -> list[bytes]:
         """The current bytes of callers the block holds (the source of deferred writes)."""
@@ -421,7 +427,7 @@ class BlockFeatureStage:
         """
         rows = self.block.rows_of(list(numbers), create=False)
         rows = np.unique(rows[rows >= 0])
-        self._evict(rows, None if table is None else block_table(table))
+        self._evict(rows, None if table is None else self._table(table))
         return len(self.block.remove(rows))
 
     def _evict(self, rows: NDArray[np.int64], table: BlockTable | None) -> list[bytes]:
@@ -454,7 +460,7 @@ class BlockFeatureStage:
         lets :meth:`expire` see callers no message has touched yet. Pass only
         numbers of partitions this worker owns.
         """
-        return self._preload(block_table(table), numbers)
+        return self._preload(self._table(table), numbers)
 
     def _preload(self, table: BlockTable, numbers: Iterable[str]) -> int:
         block, get = self.block, table.get
@@ -472,7 +478,7 @@ class BlockFeatureStage:
     def snapshot(self, number: str, table: Table) -> dict[str, object] | None:
         """The caller's current features and clocks (loaded from the table if needed)."""
         if number not in self.block:
-            rows_table = block_table(table)
+            rows_table = self._table(table)
             data = rows_table.get(number)
             if data is None:
                 return None
@@ -515,7 +521,7 @@ class BlockFeatureStage:
         as the block's own.
         """
         block, cutoff = self.block, now_ms - self.config.long_window_s * 1000
-        rows_table = block_table(table)
+        rows_table = self._table(table)
         self._reload_due(partition, cutoff, rows_table)
         numbers = self._numbers_of_partition(partition, partitions)
         rows = block.rows_of(numbers, create=False)
@@ -549,7 +555,7 @@ class BlockFeatureStage:
         callers already there are simply there twice). About 0.3 s per
         million callers; the worker runs it once after each assignment.
         """
-        rows_table = block_table(table)
+        rows_table = self._table(table)
         if not rows_table.one_copy:  # a plain mapping's rows are all in the block too
             return 0
         keys, values = rows_table.held_as_bytes()
@@ -579,7 +585,7 @@ class BlockFeatureStage:
         that recovers the table holds what this one holds.
         """
         removed, changed = self.block.expire_rows(now_ms)
-        rows_table = block_table(table)
+        rows_table = self._table(table)
         self._delete(removed, rows_table)
         self._write(changed, rows_table)
         return removed

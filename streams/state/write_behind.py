@@ -86,11 +86,9 @@ class WriteBehindTable(MutableMapping[str, bytes]):
     changelog partition of each of a list of keys (as ``cdr.by_caller``
     routes them).
 
-    It is the one-copy :class:`~streams.state.block_table.BlockTable` of
-    the block feature stage.
+    The block feature stage sees it through
+    :class:`~streams.state.block_table.OneCopyTable`.
     """
-
-    one_copy = True  # a caller is in the stage's block or in this table's data, not both
 
     def __init__(
         self,
