@@ -51,6 +51,7 @@ __all__ = [
     "bloom_contains",
     "filter_half",
     "inbound_numbers",
+    "inbox_counts",
     "kmv_distinct",
     "kmv_repeat_share",
     "kmv_union",
@@ -241,6 +242,22 @@ def filter_half(
     half = np.where(has_filter, filter_generation, generation + 2) - generation
     held = (half == 0) | (half == 1)
     return np.where(held, half, 0), held
+
+
+def inbox_counts(
+    time_ms: NDArray[np.int64],
+    end_ms: int | NDArray[np.int64],
+    wanted: int | NDArray[np.int64],
+    generation_ms: int,
+) -> NDArray[np.bool_]:
+    """Which calls waiting in an inbox count for a window ending at ``end_ms``.
+
+    Those from the start of inbound generation ``wanted - 1`` up to
+    ``end_ms`` (excluded): the span :func:`filter_half`'s two generations
+    cover, read by reciprocity and :func:`inbound_numbers` in both engines.
+    ``end_ms`` and ``wanted`` broadcast against ``time_ms``.
+    """
+    return (time_ms < end_ms) & (time_ms >= (wanted - 1) * generation_ms)
 
 
 def inbound_numbers(

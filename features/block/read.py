@@ -18,7 +18,13 @@ from features.aggregate import CALLS, COMPLAINTS, Aggregates, chain_calls, combi
 from features.block.layout import HELD_COMPLAINTS, NO_BUCKET
 from features.config import WindowSpec
 from features.runs import run_starts
-from features.sketch import EMPTY_HASH, _bloom_positions, filter_half, inbound_numbers
+from features.sketch import (
+    EMPTY_HASH,
+    _bloom_positions,
+    filter_half,
+    inbound_numbers,
+    inbox_counts,
+)
 from features.vector import reciprocity, window_features
 
 if TYPE_CHECKING:
@@ -221,12 +227,9 @@ def _reciprocity(
         called_back |= np.all((cells >> bit) & np.uint64(1) == 1, axis=1) & held[owner]
     waiting = columns["inbox_n"][rows].astype(np.int64)
     if waiting.any() and len(owner):
-        horizon = (wanted - 1) * generation_ms
         times = columns["inbox_ms"][rows]
-        live = (
-            (np.arange(times.shape[1]) < waiting[:, None])
-            & (times < end_ms[:, None])
-            & (times >= horizon[:, None])
+        live = (np.arange(times.shape[1]) < waiting[:, None]) & inbox_counts(
+            times, end_ms[:, None], wanted[:, None], generation_ms
         )
         hashes = columns["inbox_hash"][rows]
         sampled_hash = aggregate.kmv_hash[owner, position]
@@ -243,10 +246,9 @@ def _inbound_callers(
     generation_ms = block.config.inbound_generation_s * 1000
     wanted = np.asarray(block.config.inbound_generation(end_ms), np.int64)
     times = columns["inbox_ms"][rows]
-    live = (
-        (np.arange(times.shape[1]) < columns["inbox_n"][rows].astype(np.int64)[:, None])
-        & (times < end_ms[:, None])
-        & (times >= ((wanted - 1) * generation_ms)[:, None])
+    waiting = columns["inbox_n"][rows].astype(np.int64)
+    live = (np.arange(times.shape[1]) < waiting[:, None]) & inbox_counts(
+        times, end_ms[:, None], wanted[:, None], generation_ms
     )
     return inbound_numbers(
         columns["inbound"][rows],

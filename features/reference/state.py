@@ -65,6 +65,7 @@ from features.sketch import (
     bloom_contains,
     filter_half,
     inbound_numbers,
+    inbox_counts,
 )
 from features.vector import FEATURE_NAMES, reciprocity, window_features
 
@@ -478,8 +479,7 @@ class CallerState:
             if held[0]:
                 start = int(half[0]) * words
                 called_back |= bloom_contains(self._inbound[start : start + words], sampled)
-        horizon = (wanted - 1) * generation_ms
-        live = (self._inbox_ms < end_ms) & (self._inbox_ms >= horizon)
+        live = inbox_counts(self._inbox_ms, end_ms, wanted, generation_ms)
         called_back |= np.isin(sampled, self._inbox_hash[live])
         return reciprocity(np.array([np.count_nonzero(called_back)]), np.array([len(sampled)]))
 
@@ -487,7 +487,7 @@ class CallerState:
         """Numbers that called in the inbound horizon, from the filter and the inbox."""
         generation_ms = self.config.inbound_generation_s * 1000
         wanted = self.config.inbound_generation(end_ms)  # counts with the one before
-        live = (self._inbox_ms < end_ms) & (self._inbox_ms >= (wanted - 1) * generation_ms)
+        live = inbox_counts(self._inbox_ms, end_ms, wanted, generation_ms)
         return inbound_numbers(
             self._inbound[None, :],
             np.array([self._inbound_generation], np.int64),
