@@ -19,7 +19,7 @@ import polars as pl
 from features.batch import CallBatch, split_by_caller
 from features.config import FeatureConfig
 from features.offline import compute_features
-from features.state import CallerState
+from features.reference.state import CallerState
 
 T0 = 1_709_251_200_000
 

@@ -68,7 +68,7 @@ PARTS = [
         "features",
         re.compile(
             r"((^|/)(features|numpy)/"
-            r"|streams/stages/(block_stage|feature_stage|event_clock|stage_stats)\.py"
+            r"|streams/stages/(block_stage|reference/feature_stage|event_clock|stage_stats)\.py"
             r"|streams/state/)"
         ),
     ),

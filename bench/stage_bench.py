@@ -46,7 +46,7 @@ from features.emission import EmissionPolicy
 from streams.pipeline.deadletter import SourcePosition
 from streams.pipeline.ingest import RawMessage, ingest_cdrs
 from streams.stages.block_stage import BlockFeatureStage
-from streams.stages.feature_stage import FeatureStage
+from streams.stages.reference.feature_stage import FeatureStage
 
 T0 = 1_709_251_200_000  # 2024-03-01 08:00 in Shanghai
 MESSAGE_CDRS = 5_000

@@ -9,10 +9,13 @@
   small, and the grouping primitive.
 - :mod:`features.vector`: the features, one pure function each of a window's
   aggregate, and their order (:data:`~features.vector.FEATURE_NAMES`).
-- :mod:`features.state`: the reference ("records") engine, one
-  :class:`~features.state.CallerState` per caller.
-- :mod:`features.block`: the block engine, many callers as columns, equal to
-  the records engine to the bit.
+- :mod:`features.block`: the block engine the worker runs, many callers as
+  columns, with :mod:`features.fingerprints` (how a resent call is
+  recognised).
+- :mod:`features.reference`: the reference ("records") engine, one
+  :class:`~features.reference.state.CallerState` per caller, the oracle the
+  block engine is compared against to the bit; production code never
+  imports it.
 - :mod:`features.offline`: the same arithmetic with polars over whole tables,
   for training and notebooks.
 

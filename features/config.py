@@ -1,7 +1,8 @@
 """Settings of the feature core: windows, thresholds and sketch sizes.
 
-One frozen value, validated when built, shared by the streaming path
-(:mod:`features.state`) and the offline path (:mod:`features.offline`), so
+One frozen value, validated when built, shared by the streaming engines
+(:mod:`features.block`, and :mod:`features.reference` it is tested against)
+and the offline path (:mod:`features.offline`), so
 both compute the same thing. Windows hop: a window of ``window_s`` is made of
 ``window_s / hop_s`` buckets of ``hop_s`` seconds, aligned to the Unix epoch.
 """
@@ -14,9 +15,13 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["FeatureConfig", "WindowName", "WindowSpec"]
+__all__ = ["HELD_COMPLAINTS", "FeatureConfig", "WindowName", "WindowSpec"]
 
 WindowName = Literal["short", "long"]
+
+# Distinct future short buckets of complaints a caller holds; later ones join the last.
+# Fixed, not a setting: both engines' stored state is laid out with it.
+HELD_COMPLAINTS = 4
 
 # A week in seconds: larger windows would push the integer gap statistics
 # (squared milliseconds) towards int64 overflow and are not what the
@@ -52,11 +57,11 @@ class FeatureConfig:
     seen) minus ``grace_s`` is dropped and counted. ``reorder_capacity``:
     how many recent calls per caller are held back to put the gap and
     sequential-dialling statistics in event-time order (see
-    :mod:`features.state`). ``kmv_k`` and ``segment_bins`` size the sketches
+    :mod:`features.reference.state`). ``kmv_k`` and ``segment_bins`` size the sketches
     (see :mod:`features.sketch` for their errors). ``inbound_pending``: how
     many calls to a number are held, with their times, until the event clock
     has passed them, before they join its inbound filter (see
-    :meth:`features.state.CallerState.note_inbound`).
+    :meth:`features.reference.state.CallerState.note_inbound`).
     """
 
     short_window_s: int = 600

@@ -12,7 +12,7 @@ values, not exact counts, so training sees what serving sees.
 A window "at" ``end_ms`` holds the calls started before ``end_ms``: the
 short window is ``[end_ms - short_window_s, end_ms)``; the long window
 starts where the long window whose last bucket holds ``end_ms - 1``
-starts, as in :meth:`features.state.CallerState.features`.
+starts, as in :meth:`features.reference.state.CallerState.features`.
 
 Differences from the streaming path, by design: no call is late here (the
 stream drops calls beyond the grace), and reciprocity and the inbound ratio

@@ -49,7 +49,9 @@ __all__ = [
     "bloom_add",
     "bloom_cardinality",
     "bloom_contains",
+    "filter_half",
     "inbound_numbers",
+    "inbox_counts",
     "kmv_distinct",
     "kmv_repeat_share",
     "kmv_union",
@@ -219,6 +221,45 @@ def bloom_cardinality(words: NDArray[np.uint64]) -> NDArray[np.float64]:
     return estimate
 
 
+def filter_half(
+    filter_generation: NDArray[np.int64], generation: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """Which half of each two-generation inbound filter holds ``generation``, and whether one does.
+
+    A filter holds its current generation (``filter_generation``) in its
+    first half (0) and the one before in its second (1); ``half`` is 0
+    where ``held`` is false. A filter that never held a call (the engines
+    mark its generation with the int64 minimum: any negative number counts)
+    holds no generation, and its mark is never subtracted from, so nothing
+    overflows. The one rule both engines read their filters by, for
+    reciprocity and for :func:`inbound_numbers`.
+
+    >>> half, held = filter_half(np.array([7, 7, 7, -1]), np.array([7, 6, 5, 7]))
+    >>> half.tolist(), held.tolist()
+    ([0, 1, 0, 0], [True, True, False, False])
+    """
+    has_filter = filter_generation >= 0
+    half = np.where(has_filter, filter_generation, generation + 2) - generation
+    held = (half == 0) | (half == 1)
+    return np.where(held, half, 0), held
+
+
+def inbox_counts(
+    time_ms: NDArray[np.int64],
+    end_ms: int | NDArray[np.int64],
+    wanted: int | NDArray[np.int64],
+    generation_ms: int,
+) -> NDArray[np.bool_]:
+    """Which calls waiting in an inbox count for a window ending at ``end_ms``.
+
+    Those from the start of inbound generation ``wanted - 1`` up to
+    ``end_ms`` (excluded): the span :func:`filter_half`'s two generations
+    cover, read by reciprocity and :func:`inbound_numbers` in both engines.
+    ``end_ms`` and ``wanted`` broadcast against ``time_ms``.
+    """
+    return (time_ms < end_ms) & (time_ms >= (wanted - 1) * generation_ms)
+
+
 def inbound_numbers(
     filters: NDArray[np.uint64],
     filter_generation: NDArray[np.int64],
@@ -244,15 +285,11 @@ def inbound_numbers(
     index = np.arange(rows)
     total = np.zeros(rows)
     waiting_generation = time_ms // generation_ms
-    # A filter that never held a call has no generation (a large negative mark): 2 halves
-    # behind whatever is wanted, without the subtraction overflowing.
-    has_filter = filter_generation >= 0
     for back in (0, 1):
         generation = wanted - back
-        half = np.where(has_filter, filter_generation, generation + 2) - generation
-        held = (half == 0) | (half == 1)  # 0: the current half, 1: the previous one
+        half, held = filter_half(filter_generation, generation)
         bits = np.zeros((rows, words), np.uint64)
-        start = np.where(held, half, 0) * words
+        start = half * words
         bits[held] = filters[index[held, None], start[held, None] + np.arange(words)]
         row, slot = np.nonzero(live & (waiting_generation == generation[:, None]))
         if len(row):

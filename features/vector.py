@@ -178,7 +178,7 @@ def reciprocity(called_back: NDArray[np.integer], sampled: NDArray[np.integer]) 
 
     The sample is the window's bottom-k callee sketch, i.e. every distinct
     callee up to ``kmv_k``; "called the caller" means within the inbound
-    horizon (see :mod:`features.state` and :mod:`features.offline`).
+    horizon (see :mod:`features.reference.state` and :mod:`features.offline`).
     """
     return _ratio(called_back, sampled)
 

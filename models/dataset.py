@@ -100,8 +100,10 @@ class DatasetConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.normal_fraction <= 1.0:
             raise ValueError(f"normal_fraction must be in (0, 1], got {self.normal_fraction}")
-        if self.min_short_calls < 1 or self.min_long_calls < 1:
-            raise ValueError("min_short_calls and min_long_calls must be at least 1")
+        try:  # the emission rule checks its own minimums: one definition of what is valid
+            EmissionPolicy(self.min_short_calls, self.min_long_calls)
+        except ValueError as error:  # said in this config's field names
+            raise ValueError("min_short_calls and min_long_calls must be at least 1") from error
 
     @property
     def emission(self) -> EmissionPolicy:

@@ -1,7 +1,8 @@
 """The block engine: the streaming state of many callers as columns, a message at a time.
 
 - :mod:`features.block.engine`: :class:`~features.block.engine.CallerBlock`,
-  the state itself, equal to a :class:`features.state.CallerState` per caller.
+  the state itself, equal to a :class:`features.reference.state.CallerState`
+  per caller.
 - :mod:`features.block.layout`: its columns, one table of callers and one of
   slots.
 - :mod:`features.block.pool`: the growable record tables they live in.

@@ -1,9 +1,10 @@
 """Streaming state of many callers as columns, updated a whole message at a time.
 
-:class:`CallerBlock` holds what :class:`features.state.CallerState` holds for
-one caller -- rings of bucket aggregates, watermark, reorder buffer, inbound
-filter -- for every caller of a partition, plus the bookkeeping of
-:class:`streams.state.caller_record.CallerRecord` (last applied offset, last
+:class:`CallerBlock` holds what the reference engine's
+:class:`features.reference.state.CallerState` holds for one caller -- rings
+of bucket aggregates, watermark, reorder buffer, inbound filter -- for
+every caller of a partition, plus the bookkeeping of
+:class:`features.reference.caller_record.CallerRecord` (last applied offset, last
 emission, recent ``cdr_id`` fingerprints). One :meth:`CallerBlock.update` per
 message applies every caller's calls with a few dozen numpy calls over
 (caller, slot) groups instead of a hundred per caller.
@@ -17,10 +18,10 @@ wait), the same sequential chain merge (see :func:`features.block.ops.fold_chain
 and the same window combination when reading (:func:`features.aggregate.combine`).
 The tests feed both with random streams and compare.
 
-**Equal to the feature stage.** ``update`` applies the exactly-once rules of
-:mod:`streams.stages.feature_stage`: a caller whose ``last_offset`` is at or past
+**Equal to the reference feature stage.** ``update`` applies the exactly-once
+rules of :mod:`streams.stages.reference.feature_stage`: a caller whose ``last_offset`` is at or past
 the message's offset is skipped (replay), and calls whose fingerprint is among
-the caller's last :data:`~features.block.layout.RECENT_IDS` or repeated earlier
+the caller's last :data:`~features.fingerprints.RECENT_IDS` or repeated earlier
 in the message are duplicates. A caller's offset advances on the first
 ``update``/``note_complaints``/``note_inbound`` of a message that touches it,
 so the later parts of the same message still apply: call ``update`` first for
@@ -684,7 +685,7 @@ class CallerBlock:
     ) -> int:
         """:meth:`note_inbound` for numbers already mapped to their rows (all held).
 
-        As :meth:`features.state.CallerState.note_inbound`: a call at or
+        As :meth:`features.reference.state.CallerState.note_inbound`: a call at or
         after ``frontier_ms`` (no window ending at or before it is emitted
         again; None: not known) waits in the row's inbox with its time, the
         others join the inbound filter; when an inbox would hold more than

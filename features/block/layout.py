@@ -20,9 +20,9 @@ import numpy as np
 
 from features.aggregate import COUNTER_NAMES
 from features.block.pool import Layout
-from features.config import FeatureConfig
+from features.config import HELD_COMPLAINTS, FeatureConfig
+from features.fingerprints import RECENT_IDS
 from features.sketch import EMPTY_HASH
-from features.state import HELD_COMPLAINTS
 
 __all__ = [
     "HELD_COMPLAINTS",
@@ -36,7 +36,6 @@ __all__ = [
 
 NO_BUCKET = np.iinfo(np.int64).min
 NO_TIME = -(2**62)
-RECENT_IDS = 32  # as streams.state.caller_record.RECENT_IDS
 
 
 def ring_slots(config: FeatureConfig) -> int:

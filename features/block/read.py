@@ -1,6 +1,6 @@
 """Feature vectors of many rows of a :class:`~features.block.engine.CallerBlock` at once.
 
-What :meth:`features.state.CallerState.features` computes for one caller,
+What :meth:`features.reference.state.CallerState.features` computes for one caller,
 for every requested row in one pass per window: the slots whose bucket lies
 in the window (oldest first) and the chain of the buffered calls in it are
 folded by :func:`features.aggregate.combine` -- the offline path's function
@@ -18,7 +18,13 @@ from features.aggregate import CALLS, COMPLAINTS, Aggregates, chain_calls, combi
 from features.block.layout import HELD_COMPLAINTS, NO_BUCKET
 from features.config import WindowSpec
 from features.runs import run_starts
-from features.sketch import EMPTY_HASH, _bloom_positions, inbound_numbers
+from features.sketch import (
+    EMPTY_HASH,
+    _bloom_positions,
+    filter_half,
+    inbound_numbers,
+    inbox_counts,
+)
 from features.vector import reciprocity, window_features
 
 if TYPE_CHECKING:
@@ -215,18 +221,15 @@ def _reciprocity(
     wanted = block.config.inbound_generation(end_ms)  # counts with the one before
     current = columns["inbound_generation"][rows]
     called_back = np.zeros(len(owner), bool)
-    for half in (0, 1):  # the filter's current generation, then the previous one
-        valid = (current - half >= wanted - 1) & (current - half <= wanted) & (current != NO_BUCKET)
-        cells = flat[word_index + half * words]
-        called_back |= np.all((cells >> bit) & np.uint64(1) == 1, axis=1) & valid[owner]
+    for generation in (wanted, wanted - 1):  # the filter's halves that hold either
+        half, held = filter_half(current, generation)
+        cells = flat[word_index + (half * words)[owner, None]]
+        called_back |= np.all((cells >> bit) & np.uint64(1) == 1, axis=1) & held[owner]
     waiting = columns["inbox_n"][rows].astype(np.int64)
     if waiting.any() and len(owner):
-        horizon = (wanted - 1) * generation_ms
         times = columns["inbox_ms"][rows]
-        live = (
-            (np.arange(times.shape[1]) < waiting[:, None])
-            & (times < end_ms[:, None])
-            & (times >= horizon[:, None])
+        live = (np.arange(times.shape[1]) < waiting[:, None]) & inbox_counts(
+            times, end_ms[:, None], wanted[:, None], generation_ms
         )
         hashes = columns["inbox_hash"][rows]
         sampled_hash = aggregate.kmv_hash[owner, position]
@@ -243,10 +246,9 @@ def _inbound_callers(
     generation_ms = block.config.inbound_generation_s * 1000
     wanted = np.asarray(block.config.inbound_generation(end_ms), np.int64)
     times = columns["inbox_ms"][rows]
-    live = (
-        (np.arange(times.shape[1]) < columns["inbox_n"][rows].astype(np.int64)[:, None])
-        & (times < end_ms[:, None])
-        & (times >= ((wanted - 1) * generation_ms)[:, None])
+    waiting = columns["inbox_n"][rows].astype(np.int64)
+    live = (np.arange(times.shape[1]) < waiting[:, None]) & inbox_counts(
+        times, end_ms[:, None], wanted[:, None], generation_ms
     )
     return inbound_numbers(
         columns["inbound"][rows],

@@ -1,10 +1,12 @@
 """The pure stages between the agents and the state: features, emission, decisions, expiry.
 
-- :mod:`streams.stages.feature_stage` and :mod:`streams.stages.block_stage`:
-  one ``cdr.by_caller`` message applied to the callers' state (per-caller
-  records, or the columnar block), with the same contract, counted in
-  :mod:`streams.stages.stage_stats`; which callers they emit is
+- :mod:`streams.stages.block_stage`: one ``cdr.by_caller`` message applied
+  to the callers' state (the columnar block), counted in
+  :mod:`streams.stages.stage_stats`; which callers it emits is
   :class:`features.emission.EmissionPolicy`, training's rule too.
+- :mod:`streams.stages.reference`: the same contract over the reference
+  engine's per-caller records, the oracle the block stage is tested
+  against; nothing outside the reference code imports it.
 - :mod:`streams.stages.event_clock`: when a caller's short bucket is
   complete, the event-time clock of ``cdr.by_caller`` partitions that drives
   emission.

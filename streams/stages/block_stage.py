@@ -1,9 +1,11 @@
 """Feature stage on a :class:`~features.block.engine.CallerBlock`: same contract, columnar state.
 
-:class:`BlockFeatureStage` is a drop-in for :class:`streams.stages.feature_stage.FeatureStage`:
-``apply(batch, offset, table)`` gives the same :class:`StageStats` and the
-same :class:`Emission` (numbers, window ends, rows bit for bit) and applies
-the same emission policy. What differs is where the state lives:
+:class:`BlockFeatureStage` is the worker's feature stage. It gives what the
+reference engine's stage,
+:class:`streams.stages.reference.feature_stage.FeatureStage`, gives for
+``apply(batch, offset, table)``: the same :class:`StageStats` and the same
+:class:`Emission` (numbers, window ends, rows bit for bit), under the same
+emission policy. What differs is where the state lives:
 
 - the block is the hot state: every caller of the partitions this worker
   has touched, as columns, updated a whole message at a time;
@@ -17,7 +19,11 @@ the same emission policy. What differs is where the state lives:
   serialised once. A caller missing from the block but present in the
   table (after a restart or a rebalance, the table is recovered and the
   block is empty) is loaded on first touch, so a new stage over the same
-  table goes on exactly where the old one stopped.
+  table goes on exactly where the old one stopped. The stage talks to both
+  kinds of table through one protocol,
+  :class:`~streams.state.block_table.BlockTable` (the worker's table seen
+  as a :class:`~streams.state.block_table.OneCopyTable`, a plain mapping
+  as an :class:`~streams.state.block_table.EveryRowTable`).
 - the worker's table keeps **one copy** of each caller in memory: a caller
   the block loads leaves the table's data (``table.loaded``), and one the
   block lets go of (a revoked partition, or idle: the ``evict_before_ms`` of
@@ -35,7 +41,7 @@ and the worker must restart: it recovers the changelog and reads again from
 its last checkpoint (the features agent stops the worker on any failed
 message).
 
-The table's values are block rows, not :class:`streams.state.caller_record.CallerRecord`
+The table's values are block rows, not :class:`features.reference.caller_record.CallerRecord`
 bytes: a table written by one stage cannot be read by the other (switching a
 worker over starts from an empty table, or from a replay of ``cdr.by_caller``).
 
@@ -62,20 +68,20 @@ from numpy.typing import NDArray
 
 from contracts.by_caller import RoutedBatch
 from features.batch import call_batch, callee_keys
-from features.block.engine import CallerBlock
+from features.block.engine import BlockUpdate, CallerBlock
 from features.block.layout import NO_BUCKET
 from features.block.read import window_calls
 from features.block.rows import row_last_emitted, row_watermarks
 from features.config import FeatureConfig
 from features.emission import EmissionPolicy
+from features.fingerprints import fingerprints
 from features.vector import FEATURE_NAMES
 from streams.pipeline.partitions import partitions_of
 from streams.stages.caller_features import Emission
 from streams.stages.event_clock import OpenBuckets, by_piece
 from streams.stages.stage_stats import StageStats
-from streams.state.caller_record import fingerprints
+from streams.state.block_table import BlockTable, block_table
 from streams.state.cold_callers import ColdCallers
-from streams.state.write_behind import OneCopyTable
 
 __all__ = ["BlockFeatureStage", "IdleCallers", "StateLost"]
 
@@ -95,6 +101,17 @@ def _look_up_again(
     rows = rows.copy()
     rows[missing] = block.rows_of([numbers[i] for i in missing.tolist()], create=False)
     return rows
+
+
+def _count_calls(stats: StageStats, update: BlockUpdate) -> None:
+    """Add to ``stats`` what :meth:`CallerBlock.update` did with a piece's calls."""
+    counts = update.counts
+    stats.calls += counts["calls"]
+    stats.replayed += counts["replayed"]
+    stats.duplicates += counts["duplicates"]
+    stats.late_dropped += counts["late_dropped"]
+    stats.accepted += counts["accepted"]
+    stats.late_accepted += counts["late_accepted"]
 
 
 class IdleCallers(NamedTuple):
@@ -133,7 +150,8 @@ class BlockFeatureStage:
         """Apply one message read at ``offset`` of ``partition``; write back what it touched.
 
         The emission holds the callers of the buckets this message's calls
-        closed (see :mod:`streams.stages.feature_stage`).
+        closed (see :mod:`streams.stages.event_clock` and
+        :mod:`features.emission`).
 
         If applying fails, the block is dropped (it may hold part of the
         message, the table holds none of it): callers reload from the table.
@@ -142,11 +160,12 @@ class BlockFeatureStage:
         """
         if self._lost is not None:
             raise StateLost(self._lost)
+        rows_table = self._table(table)
         try:
-            return self._apply(batch, offset, table, partition)
+            return self._apply(batch, offset, rows_table, partition)
         except Exception as error:
             self.block = CallerBlock(self.config, self._capacity)
-            if isinstance(table, OneCopyTable):  # the block held the only copy of its callers
+            if rows_table.one_copy:  # the block held the only copy of its callers
                 self._lost = (
                     f"the message at offset {offset} failed ({error!r}) and the state the "
                     "block held is gone: restart the worker, it recovers the state from "
@@ -155,7 +174,7 @@ class BlockFeatureStage:
             raise
 
     def _apply(
-        self, batch: RoutedBatch, offset: int, table: Table, partition: int
+        self, batch: RoutedBatch, offset: int, table: BlockTable, partition: int
     ) -> tuple[StageStats, Emission]:
         block, stats = self.block, StageStats()
         calls, complaints, inbound = batch.calls, batch.complaints, batch.inbound
@@ -201,8 +220,7 @@ class BlockFeatureStage:
                     calls.caller[piece], columns.take(piece), ids[piece], offset,
                     rows=rows, continued=True,  # begun above; the notes may have opened rows
                 )
-                for name, count in update.counts.items():
-                    setattr(stats, name, getattr(stats, name) + count)
+                _count_calls(stats, update)
                 touched.append(update.rows)
             if len(reports[number]):
                 numbers = [complaints.number[index] for index in reports[number].tolist()]
@@ -228,7 +246,7 @@ class BlockFeatureStage:
         return stats, emission
 
     def _load_missing(
-        self, table: Table, number_lists: list[list[str]], stats: StageStats
+        self, table: BlockTable, number_lists: list[list[str]], stats: StageStats
     ) -> list[NDArray[np.int64]]:
         """Load from the table the numbers of this message the block does not hold.
 
@@ -251,18 +269,12 @@ class BlockFeatureStage:
                 datas.append(data)
         if loaded:
             block.load_rows(loaded, datas)
-            self._took(table, loaded)
+            table.loaded(loaded)
         stats.loaded += len(loaded)
         return [
             _look_up_again(block, numbers, rows)
             for numbers, rows in zip(number_lists, found, strict=True)
         ]
-
-    @staticmethod
-    def _took(table: Table, numbers: list[str]) -> None:
-        """Tell a one-copy table (the worker's) that the block now holds ``numbers``."""
-        if isinstance(table, OneCopyTable) and numbers:
-            table.loaded(numbers)
 
     def emit_idle(
         self, partition: int, buckets: list[tuple[int, list[str]]], table: Table
@@ -273,17 +285,17 @@ class BlockFeatureStage:
         """
         if self._lost is not None:
             raise StateLost(self._lost)
-        return self._emit(buckets, table, StageStats(), final=False)[0]
+        return self._emit(buckets, self._table(table), StageStats(), final=False)[0]
 
     def _emit(
         self,
         closed: list[tuple[int, list[str]]],
-        table: Table,
+        table: BlockTable,
         stats: StageStats,
         *,
         final: bool = True,
     ) -> tuple[Emission, NDArray[np.int64]]:
-        """:meth:`~streams.stages.feature_stage.FeatureStage._emit` over the block.
+        """:meth:`~streams.stages.reference.feature_stage.FeatureStage._emit` over the block.
 
         Rows are tested before any feature is computed: not yet emitted at
         the bucket's end, their windows still in the ring, then their short
@@ -324,7 +336,7 @@ class BlockFeatureStage:
             emission.rows.extend(matrix)
         return emission, np.concatenate(moved) if moved else np.zeros(0, np.int64)
 
-    def _recover_clock(self, table: Table, partition: int, stats: StageStats) -> None:
+    def _recover_clock(self, table: BlockTable, partition: int, stats: StageStats) -> None:
         """Rebuild a partition's open buckets from its callers' state (a restart, an assignment).
 
         A caller has a bucket to emit if it called in it after its last
@@ -332,11 +344,8 @@ class BlockFeatureStage:
         partition's latest call can (older buckets were closed before the
         state was written). They are loaded into the block to read their rings.
         """
-        if isinstance(table, OneCopyTable):
-            raw_keys, values = table.held_as_bytes()
-            keys = [key.decode() for key in raw_keys]
-        else:
-            keys, values = list(table.keys()), list(table.values())
+        raw_keys, values = table.held_as_bytes()  # a plain mapping's: every caller
+        keys = [key.decode() for key in raw_keys]
         mine = np.flatnonzero(partitions_of(keys, self.partitions) == partition) if keys else []
         keys, values = [keys[i] for i in mine], [values[i] for i in mine]
         # Callers already in the block (not in the table's bytes).
@@ -381,12 +390,14 @@ class BlockFeatureStage:
             first_column += spec.slots
         return ok
 
-    def _write(self, rows: NDArray[np.int64], table: Table) -> None:
+    def _table(self, table: Table) -> BlockTable:
+        """``table`` as the stage talks to it (see :mod:`streams.state.block_table`)."""
+        return block_table(table, self.rows_bytes_of)
+
+    def _write(self, rows: NDArray[np.int64], table: BlockTable) -> None:
+        """Write ``rows`` to the table: now, or when it reads or checkpoints them (the worker's)."""
         block = self.block
-        if isinstance(table, OneCopyTable):
-            table.defer(block.numbers_of(rows), self.rows_bytes_of)
-        else:
-            table.update(dict(zip(block.numbers_of(rows), block.rows_bytes(rows), strict=True)))
+        table.write(block.numbers_of(rows), lambda: block.rows_bytes(rows))
 
     def rows_bytes_of(self, numbers: list[str]) -> list[bytes]:
         """The current bytes of callers the block holds (the source of deferred writes)."""
@@ -402,12 +413,8 @@ class BlockFeatureStage:
         return self.block.rows_bytes(rows)
 
     @staticmethod
-    def _delete(numbers: list[str], table: Table) -> None:
-        if isinstance(table, OneCopyTable):
-            table.discard(numbers)  # no read: a deferred row is not serialised to be deleted
-        else:
-            for number in numbers:
-                table.pop(number, None)
+    def _delete(numbers: list[str], table: BlockTable) -> None:
+        table.discard(numbers)  # no read: a deferred row is not serialised to be deleted
 
     # -- housekeeping ----------------------------------------------------------
 
@@ -420,12 +427,15 @@ class BlockFeatureStage:
         """
         rows = self.block.rows_of(list(numbers), create=False)
         rows = np.unique(rows[rows >= 0])
-        self._evict(rows, table)
+        self._evict(rows, None if table is None else self._table(table))
         return len(self.block.remove(rows))
 
-    def _evict(self, rows: NDArray[np.int64], table: Table | None) -> list[bytes]:
-        """Write ``rows`` to a one-copy table before they leave the block; the keys written."""
-        if not isinstance(table, OneCopyTable) or not len(rows):
+    def _evict(self, rows: NDArray[np.int64], table: BlockTable | None) -> list[bytes]:
+        """Write ``rows`` to a one-copy table before they leave the block; the keys written.
+
+        A plain mapping already holds their bytes: nothing is written to it.
+        """
+        if table is None or not table.one_copy or not len(rows):
             return []
         if self._lost is not None:
             raise StateLost(self._lost)
@@ -450,6 +460,9 @@ class BlockFeatureStage:
         lets :meth:`expire` see callers no message has touched yet. Pass only
         numbers of partitions this worker owns.
         """
+        return self._preload(self._table(table), numbers)
+
+    def _preload(self, table: BlockTable, numbers: Iterable[str]) -> int:
         block, get = self.block, table.get
         loaded, datas = [], []
         for number in dict.fromkeys(numbers):
@@ -459,17 +472,18 @@ class BlockFeatureStage:
                     loaded.append(number)
                     datas.append(data)
         block.load_rows(loaded, datas)
-        self._took(table, loaded)
+        table.loaded(loaded)
         return len(loaded)
 
     def snapshot(self, number: str, table: Table) -> dict[str, object] | None:
         """The caller's current features and clocks (loaded from the table if needed)."""
         if number not in self.block:
-            data = table.get(number)
+            rows_table = self._table(table)
+            data = rows_table.get(number)
             if data is None:
                 return None
             self.block.load_row(number, data)
-            self._took(table, [number])
+            rows_table.loaded([number])
         rows = self.block.rows_of([number], create=False)
         matrix = self.block.features(rows)
         return {
@@ -507,16 +521,17 @@ class BlockFeatureStage:
         as the block's own.
         """
         block, cutoff = self.block, now_ms - self.config.long_window_s * 1000
-        self._reload_due(partition, cutoff, table)
+        rows_table = self._table(table)
+        self._reload_due(partition, cutoff, rows_table)
         numbers = self._numbers_of_partition(partition, partitions)
         rows = block.rows_of(numbers, create=False)
         idle = rows[block.column("watermark")[rows] < cutoff]
         removed: list[str] = []
         if len(idle):
             removed, changed = block.expire_rows(now_ms, idle)
-            self._delete(removed, table)
-            self._write(changed, table)
-        if evict_before_ms is None or not isinstance(table, OneCopyTable):
+            self._delete(removed, rows_table)
+            self._write(changed, rows_table)
+        if evict_before_ms is None or not rows_table.one_copy:
             block.compact()
             return IdleCallers(removed, 0)
         if removed:
@@ -525,7 +540,7 @@ class BlockFeatureStage:
         latest = block.column("watermark")[rows]
         quiet = latest < evict_before_ms
         rows = rows[quiet]
-        self._cold.add(partition, self._evict(rows, table), latest[quiet])
+        self._cold.add(partition, self._evict(rows, rows_table), latest[quiet])
         block.remove(rows)
         block.compact()
         return IdleCallers(removed, len(rows))
@@ -540,9 +555,10 @@ class BlockFeatureStage:
         callers already there are simply there twice). About 0.3 s per
         million callers; the worker runs it once after each assignment.
         """
-        if not isinstance(table, OneCopyTable):
+        rows_table = self._table(table)
+        if not rows_table.one_copy:  # a plain mapping's rows are all in the block too
             return 0
-        keys, values = table.held_as_bytes()
+        keys, values = rows_table.held_as_bytes()
         if not keys:
             return 0
         owners = partitions_of([key.decode() for key in keys], partitions)
@@ -555,11 +571,11 @@ class BlockFeatureStage:
                 self._cold.add(partition, [keys[index] for index in part.tolist()], latest[part])
         return len(keys)
 
-    def _reload_due(self, partition: int, cutoff_ms: int, table: Table) -> None:
+    def _reload_due(self, partition: int, cutoff_ms: int, table: BlockTable) -> None:
         """Load the evicted callers of ``partition`` whose state may have run out by now."""
         due = self._cold.due(partition, cutoff_ms)
         if due:
-            self.preload(table, [key.decode() for key in due])  # those held skipped there
+            self._preload(table, [key.decode() for key in due])  # those held skipped there
 
     def expire(self, now_ms: int, table: Table) -> list[str]:
         """Drop state no window ending after ``now_ms`` needs; returns the callers deleted.
@@ -569,6 +585,7 @@ class BlockFeatureStage:
         that recovers the table holds what this one holds.
         """
         removed, changed = self.block.expire_rows(now_ms)
-        self._delete(removed, table)
-        self._write(changed, table)
+        rows_table = self._table(table)
+        self._delete(removed, rows_table)
+        self._write(changed, rows_table)
         return removed

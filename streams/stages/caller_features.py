@@ -1,7 +1,8 @@
 """What the feature stages emit for scoring, and its ``caller.features`` message.
 
 :class:`Emission` is the output of both feature engines
-(:mod:`streams.stages.feature_stage`, :mod:`streams.stages.block_stage`) and the input of
+(:mod:`streams.stages.block_stage`, the worker's, and the reference
+:mod:`streams.stages.reference.feature_stage`) and the input of
 :mod:`streams.stages.decision_stage`; ``caller.features`` publishes it with the
 column names of :data:`features.vector.FEATURE_NAMES`. It lives apart from
 the stages so that neither engine, nor the message format, depends on the

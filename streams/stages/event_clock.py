@@ -158,7 +158,7 @@ class OpenBuckets:
 
         Every row emitted from now on has a window end after it, so a call
         to a number before it counts for all of them (the inbox of
-        :meth:`features.state.CallerState.note_inbound`).
+        :meth:`features.reference.state.CallerState.note_inbound`).
         """
         return self._closed_through.get(partition)
 

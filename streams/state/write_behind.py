@@ -42,40 +42,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-__all__ = ["ChangelogRecord", "ChangelogWriter", "OneCopyTable", "WriteBehindTable", "store_dict"]
+__all__ = ["ChangelogRecord", "ChangelogWriter", "WriteBehindTable", "store_dict"]
 
 ChangelogRecord = tuple[int, bytes, bytes | None]  # partition, key, value (None: delete)
 # The bytes of each of a list of deferred keys, asked for once per read or take.
 RowSource = Callable[[list[str]], Sequence[bytes]]
-
-
-@runtime_checkable
-class OneCopyTable(Protocol):
-    """What the block feature stage asks of a table that holds a caller only once.
-
-    A caller is either in the stage's block or in the table's bytes, never
-    both (:class:`WriteBehindTable`, the worker's); a plain mapping (tests,
-    benchmarks) keeps a copy of every row instead and offers none of this.
-    """
-
-    def defer(self, keys: Iterable[str], source: RowSource) -> None:
-        """Write ``keys`` now, their bytes asked of ``source`` when read or taken."""
-
-    def loaded(self, keys: Iterable[str]) -> None:
-        """The block now holds ``keys``: drop their bytes."""
-
-    def evicted(self, keys: Sequence[str], values: Sequence[bytes]) -> list[bytes]:
-        """``keys`` left the block: keep their bytes; the keys as stored."""
-
-    def held_as_bytes(self) -> tuple[list[bytes], list[bytes]]:
-        """Keys and bytes of the callers held as bytes."""
-
-    def discard(self, keys: Iterable[str]) -> None:
-        """Delete ``keys`` without reading them."""
 
 
 class _Deferred:
@@ -110,6 +85,9 @@ class WriteBehindTable(MutableMapping[str, bytes]):
     this mapping are ``str`` and stored as UTF-8. ``partitions_of`` names the
     changelog partition of each of a list of keys (as ``cdr.by_caller``
     routes them).
+
+    The block feature stage sees it through
+    :class:`~streams.state.block_table.OneCopyTable`.
     """
 
     def __init__(

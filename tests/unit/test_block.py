@@ -12,9 +12,9 @@ from features.block import rows as block_rows
 from features.block.engine import CallerBlock
 from features.block.layout import NO_BUCKET
 from features.config import FeatureConfig
+from features.fingerprints import fingerprints
 from streams.stages.event_clock import OpenBuckets
-from streams.stages.feature_stage import FeatureStage
-from streams.state.caller_record import fingerprints
+from streams.stages.reference.feature_stage import FeatureStage
 from tests.unit.test_block_support import (
     Message,
     apply_to_block,

@@ -17,18 +17,19 @@ import pytest
 from contracts.by_caller import ComplaintColumns, RoutedBatch
 from features.batch import CallBatch
 from features.block.engine import CallerBlock
-from features.config import FeatureConfig
+from features.config import HELD_COMPLAINTS, FeatureConfig
 from features.emission import EmissionPolicy
+from features.fingerprints import RECENT_IDS
 from features.offline import compute_features
-from features.state import HELD_COMPLAINTS, CallerState
+from features.reference.caller_record import CallerRecord
+from features.reference.state import CallerState
 from features.vector import FEATURE_NAMES
 from streams.pipeline.ingest import partition_for_number
 from streams.stages.block_stage import BlockFeatureStage, StateLost
 from streams.stages.caller_features import Emission
 from streams.stages.event_clock import OpenBuckets
-from streams.stages.feature_stage import FeatureStage
+from streams.stages.reference.feature_stage import FeatureStage
 from streams.stages.stage_stats import StageStats
-from streams.state.caller_record import RECENT_IDS, CallerRecord
 from streams.state.write_behind import WriteBehindTable
 from tests.unit.test_block_support import Message, random_messages
 from tests.unit.test_feature_stage import CALLER, CONFIG, T0, cdr, routed

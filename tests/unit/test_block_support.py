@@ -1,8 +1,8 @@
 """Random multi-caller message streams for the CallerBlock tests (holds no tests itself).
 
-The reference is what runs today: :class:`streams.stages.feature_stage.FeatureStage`
-over a dict of :class:`streams.state.caller_record.CallerRecord` bytes, one
-:class:`features.state.CallerState` per caller.
+The reference is what runs today: :class:`streams.stages.reference.feature_stage.FeatureStage`
+over a dict of :class:`features.reference.caller_record.CallerRecord` bytes, one
+:class:`features.reference.state.CallerState` per caller.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from contracts.by_caller import CdrColumns, ComplaintColumns, InboundColumns, Ro
 from features.batch import call_batch, callee_keys
 from features.block.engine import CallerBlock
 from features.config import FeatureConfig
+from features.fingerprints import fingerprints
+from features.reference.caller_record import CallerRecord
 from streams.stages.event_clock import OpenBuckets, by_piece
-from streams.state.caller_record import CallerRecord, fingerprints
 from tests.unit.test_features_support import T0
 
 

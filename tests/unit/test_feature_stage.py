@@ -7,11 +7,12 @@ import orjson
 
 from features.config import FeatureConfig
 from features.emission import EmissionPolicy
+from features.fingerprints import RECENT_IDS
+from features.reference.caller_record import CallerRecord
 from features.vector import FEATURE_NAMES
 from streams.pipeline.deadletter import SourcePosition
 from streams.pipeline.ingest import RawMessage, ingest_cdrs, ingest_complaints
-from streams.stages.feature_stage import FeatureStage
-from streams.state.caller_record import RECENT_IDS, CallerRecord
+from streams.stages.reference.feature_stage import FeatureStage
 
 T0 = 1_530_489_600_000  # 2018-07-02 00:00 UTC, 08:00 in Beijing
 CONFIG = FeatureConfig()

@@ -9,7 +9,7 @@ import pytest
 from features.batch import CallBatch, callee_keys, split_by_caller
 from features.config import FeatureConfig
 from features.offline import compute_features
-from features.state import CallerState
+from features.reference.state import CallerState
 from features.vector import FEATURE_NAMES
 
 T0 = 1_709_251_200_000

@@ -20,6 +20,7 @@ from features.sketch import (
     EMPTY_HASH,
     bloom_add,
     bloom_cardinality,
+    filter_half,
     inbound_numbers,
     kmv_distinct,
     kmv_union,
@@ -226,3 +227,12 @@ def test_inbound_numbers_are_the_same_whether_calls_wait_or_joined_the_filter() 
                            waiting_hashes, live, day).tolist() == [0.0]
     assert inbound_numbers(partly, np.array([10]), np.array([10]), waiting_times,
                            waiting_hashes, ~live, day)[0] < counted[0]
+
+
+def test_a_filters_halves_hold_its_generation_and_the_one_before_only() -> None:
+    never = np.iinfo(np.int64).min  # the engines' mark of a filter that never held a call
+    current = np.array([7, 7, 7, 7, never, never])
+    wanted = np.array([8, 7, 6, 5, 0, never + 1])
+    half, held = filter_half(current, wanted)
+    assert held.tolist() == [False, True, True, False, False, False]
+    assert half.tolist() == [0, 0, 1, 0, 0, 0]

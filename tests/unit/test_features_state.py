@@ -7,7 +7,7 @@ import pytest
 
 from features.batch import callee_keys
 from features.config import FeatureConfig
-from features.state import CallerState, UpdateStats
+from features.reference.state import CallerState, UpdateStats
 from tests.unit.test_features_support import T0, Call, batch_of, streamed
 
 A, B = "+8613800001000", "+8613999990000"

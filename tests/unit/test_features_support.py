@@ -10,7 +10,7 @@ import polars as pl
 from features.batch import CallBatch, callee_keys
 from features.config import FeatureConfig
 from features.offline import compute_features
-from features.state import CallerState
+from features.reference.state import CallerState
 from features.vector import FEATURE_NAMES
 
 # 2024-03-01T00:00:00Z = 08:00 in Shanghai; a multiple of 6 h, so it starts

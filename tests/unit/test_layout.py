@@ -204,6 +204,43 @@ def test_workarounds_import_nothing_of_callguard() -> None:
             assert {m for m in imported if not m.startswith(WORKAROUNDS)} == set(), module
 
 
+# The reference engine (an oracle for the tests, not production code) and its feature stage.
+REFERENCE_PACKAGES = ("features.reference", "streams.stages.reference")
+
+
+def _in_package(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def _is_reference(module: str) -> bool:
+    return any(_in_package(module, package) for package in REFERENCE_PACKAGES)
+
+
+def test_the_graph_sees_the_reference_engine() -> None:
+    graph = import_graph()
+    assert "features.reference.state" in graph["features.reference.caller_record"]
+    assert "features.reference.caller_record" in graph["streams.stages.reference.feature_stage"]
+
+
+def test_production_code_never_imports_the_reference_engine() -> None:
+    """Only the reference packages import the reference engine (tests and bench/ may too)."""
+    importers = sorted(
+        module
+        for module, imported in import_graph().items()
+        if not _is_reference(module) and any(_is_reference(m) for m in imported)
+    )
+    assert not importers, f"{importers} import the reference engine {REFERENCE_PACKAGES}"
+
+
+def test_features_import_nothing_of_the_worker_models_sinks_or_simulator() -> None:
+    """As ``features/__init__.py`` says: the worker and training compute from the same code."""
+    for module, imported in import_graph().items():
+        if _in_package(module, "features"):
+            outside = sorted(m for m in imported if m.partition(".")[0] not in (
+                "contracts", "features"))
+            assert not outside, f"{module} imports {outside}"
+
+
 def _package_dirs() -> list[Path]:
     """Every folder of the project's packages that holds Python modules."""
     return sorted(

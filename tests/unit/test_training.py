@@ -316,3 +316,12 @@ def test_training_refuses_a_model_that_learned_nothing(small_data: TrainingData)
     shuffled = table.drop("label", "campaign_id").hstack(labels.unnest("moved"))
     with pytest.raises(ValueError, match="did not learn to separate nuisance from normal"):
         train(TrainingData(table=shuffled, campaigns=small_data.campaigns))
+
+
+@pytest.mark.parametrize("minimums", [{"min_short_calls": 0}, {"min_long_calls": 0}])
+def test_dataset_minimums_are_checked_by_the_emission_rule(minimums: dict[str, int]) -> None:
+    message = "min_short_calls and min_long_calls must be at least 1"
+    with pytest.raises(ValueError, match=message) as raised:
+        DatasetConfig(**minimums)
+    assert "min_calls and min_long_calls" in str(raised.value.__cause__)  # EmissionPolicy's
+    assert DatasetConfig(min_short_calls=1, min_long_calls=1).emission.min_long_calls == 1

@@ -1,6 +1,8 @@
-"""Per-caller streaming state: rings of buckets for both windows.
+"""The reference engine's per-caller streaming state: rings of buckets for both windows.
 
-:class:`CallerState` is what the feature agent keeps per caller. It holds
+:class:`CallerState` is one caller's state, as one object; the block engine
+(:mod:`features.block`) holds the same for many callers as columns, and is
+tested against it bit for bit. It holds
 
 * a ring of ``slots`` bucket aggregates per window (short and long), each
   slot tagged with its bucket index (``start_ms // hop``); a bucket is
@@ -28,8 +30,8 @@
 Counts, sketches and complaints are applied at once; duplicates by
 ``cdr_id`` are dropped before a call reaches this state, by the feature
 stage, from the fingerprints kept with each caller
-(:mod:`streams.state.caller_record` for this engine, :mod:`features.block.engine` for
-the block engine).
+(:mod:`features.reference.caller_record` for this engine,
+:mod:`features.block.engine` for the block engine).
 """
 
 from __future__ import annotations
@@ -55,20 +57,19 @@ from features.aggregate import (
     merge_row,
 )
 from features.batch import CallBatch, key_hash32
-from features.config import FeatureConfig, WindowName, WindowSpec
+from features.config import HELD_COMPLAINTS, FeatureConfig, WindowName, WindowSpec
 from features.runs import run_starts
 from features.sketch import (
     EMPTY_HASH,
     bloom_add,
     bloom_contains,
+    filter_half,
     inbound_numbers,
+    inbox_counts,
 )
 from features.vector import FEATURE_NAMES, reciprocity, window_features
 
-__all__ = ["HELD_COMPLAINTS", "CallerState", "UpdateStats"]
-
-# Distinct future short buckets of complaints a caller holds; later ones join the last.
-HELD_COMPLAINTS = 4
+__all__ = ["CallerState", "UpdateStats"]
 
 _NO_BUCKET = np.iinfo(np.int64).min
 _NO_TIME = -(2**62)
@@ -471,13 +472,14 @@ class CallerState:
         words = len(self._inbound) // 2
         generation_ms = self.config.inbound_generation_s * 1000
         wanted = self.config.inbound_generation(end_ms)  # counts with the one before
+        current = np.array([self._inbound_generation], np.int64)
         called_back = np.zeros(len(sampled), bool)
-        for half in (0, 1):  # the filter's current generation, then the previous one
-            if wanted - 1 <= self._inbound_generation - half <= wanted:
-                half_words = self._inbound[half * words : (half + 1) * words]
-                called_back |= bloom_contains(half_words, sampled)
-        horizon = (wanted - 1) * generation_ms
-        live = (self._inbox_ms < end_ms) & (self._inbox_ms >= horizon)
+        for generation in (wanted, wanted - 1):  # the filter's halves that hold either
+            half, held = filter_half(current, np.array([generation], np.int64))
+            if held[0]:
+                start = int(half[0]) * words
+                called_back |= bloom_contains(self._inbound[start : start + words], sampled)
+        live = inbox_counts(self._inbox_ms, end_ms, wanted, generation_ms)
         called_back |= np.isin(sampled, self._inbox_hash[live])
         return reciprocity(np.array([np.count_nonzero(called_back)]), np.array([len(sampled)]))
 
@@ -485,7 +487,7 @@ class CallerState:
         """Numbers that called in the inbound horizon, from the filter and the inbox."""
         generation_ms = self.config.inbound_generation_s * 1000
         wanted = self.config.inbound_generation(end_ms)  # counts with the one before
-        live = (self._inbox_ms < end_ms) & (self._inbox_ms >= (wanted - 1) * generation_ms)
+        live = inbox_counts(self._inbox_ms, end_ms, wanted, generation_ms)
         return inbound_numbers(
             self._inbound[None, :],
             np.array([self._inbound_generation], np.int64),

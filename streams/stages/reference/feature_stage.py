@@ -1,7 +1,10 @@
-"""The feature stage: apply one ``cdr.by_caller`` message to per-caller state.
+"""The reference feature stage: apply one ``cdr.by_caller`` message to per-caller records.
 
-Pure of Faust: it reads and writes a ``MutableMapping[str, bytes]`` (the
-Faust table in the worker, a dict in tests), so the agent stays a thin loop.
+The records stage of the reference engine: one
+:class:`~features.reference.caller_record.CallerRecord` per caller, as bytes
+in a ``MutableMapping[str, bytes]``. The worker runs
+:mod:`streams.stages.block_stage`; this stage is what the tests and
+benchmarks compare it with (same stats, same emission, bit for bit).
 
 Emission (which callers go on to scoring, and when): driven by event time,
 not by arrival. Each ``cdr.by_caller`` partition has a clock
@@ -29,12 +32,13 @@ from contracts.by_caller import RoutedBatch
 from features.batch import call_batch, callee_keys
 from features.config import FeatureConfig
 from features.emission import EmissionPolicy
+from features.fingerprints import fingerprints
+from features.reference.caller_record import CallerRecord
 from features.vector import FEATURE_NAMES
 from streams.pipeline.partitions import partitions_of
 from streams.stages.caller_features import Emission
 from streams.stages.event_clock import OpenBuckets, by_piece
 from streams.stages.stage_stats import StageStats
-from streams.state.caller_record import CallerRecord, fingerprints
 
 __all__ = ["FeatureStage"]
 

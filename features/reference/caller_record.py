@@ -1,4 +1,4 @@
-"""What the feature table stores per caller: state, dedup memory, bookkeeping.
+"""What the reference engine's feature table stores per caller: state, dedup memory, bookkeeping.
 
 One value per caller, so one changelog record carries the features' state
 *and* what makes replays harmless; they cannot drift apart after a crash.
@@ -8,38 +8,29 @@ Exactly-once application, in two layers:
 - ``last_offset``: the ``cdr.by_caller`` offset of the last message applied
   to this caller. A worker that restarts (or takes over a partition) from
   an older committed offset skips what the state already holds: exact.
-- ``recent``: 32-bit fingerprints of the last :data:`RECENT_IDS` ``cdr_id``
-  values, which catch a carrier's resends. A resend of a call that ended
-  before the caller's watermark minus the grace is dropped as late anyway,
-  so the memory only has to span about two graces of call starts: exact
-  unless a caller places more than :data:`RECENT_IDS` calls in that time
-  (240 s by default).
-  Two distinct ids share a fingerprint with probability about
-  ``RECENT_IDS / 2**32`` per call (about 1 in 130 million).
+- ``recent``: fingerprints of the last :data:`~features.fingerprints.RECENT_IDS`
+  ``cdr_id`` values, which catch a carrier's resends (see
+  :mod:`features.fingerprints`).
+
+The block engine keeps the same bookkeeping in its own columns
+(:mod:`features.block.layout`).
 """
 
 from __future__ import annotations
 
 import struct
-import zlib
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
 from features.config import FeatureConfig
-from features.state import CallerState
+from features.fingerprints import RECENT_IDS
+from features.reference.state import CallerState
 
-__all__ = ["RECENT_IDS", "CallerRecord", "fingerprints"]
+__all__ = ["CallerRecord"]
 
-RECENT_IDS = 32
 _HEADER = struct.Struct("<qqB")  # last_offset, last_emitted_ms, number of fingerprints
-
-
-def fingerprints(cdr_ids: Sequence[str]) -> NDArray[np.uint32]:
-    """32-bit fingerprints of ``cdr_id`` values (CRC-32: stable across processes)."""
-    return np.fromiter((zlib.crc32(cdr_id.encode()) for cdr_id in cdr_ids), np.uint32, len(cdr_ids))
 
 
 @dataclass(slots=True)
