@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from models.decisions import Score
+from models.forest import CompiledForest
 from models.population import population_of
 from models.reasons import Explainer, Reference, reference_from_metadata
 from models.registry import LoadedModel
@@ -74,7 +75,10 @@ def nuisance_scores(
 class BatchScorer:
     """Scores batches with one loaded model; cheap to call, safe to reuse.
 
-    ``threads``: OpenMP threads for ``predict_proba``; one by default: the
+    The model's trees are walked by :class:`models.forest.CompiledForest`
+    (one compiled call a batch, the same probabilities to the bit) when it
+    can reproduce the model, else by scikit-learn. ``threads``: OpenMP
+    threads for scikit-learn's ``predict_proba``; one by default: the
     worker's batches are small, and with the default of one thread per core
     a 10-row call on a busy 2-core machine took 260 ms instead of 7.
     """
@@ -97,6 +101,7 @@ class BatchScorer:
         self.threads = threads
         # Built once: inspecting the loaded libraries costs milliseconds, limiting them does not.
         self._threadpools = ThreadpoolController()
+        self.forest = CompiledForest.of(self.model)
 
     def predict(self, matrix: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
         """Nuisance scores and category indices for the rows of ``matrix``."""
@@ -173,6 +178,8 @@ class BatchScorer:
         """``predict_proba`` for checked rows: one column per class of the model."""
         if len(matrix) == 0:
             return np.zeros((0, len(self.classes)))
+        if self.forest is not None:
+            return self.forest.predict_proba(matrix)
         with self._threadpools.limit(limits=self.threads, user_api="openmp"):
             probabilities = self.model.predict_proba(matrix)
         return np.asarray(probabilities, dtype=np.float64)
