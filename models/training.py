@@ -66,7 +66,7 @@ from models.training_metrics import (
     threshold_for_precision,
     time_to_flag_metrics,
 )
-from models.training_report import TARGETS, metrics_text, targets_markdown
+from models.training_report import FAMILY_PREFIX, TARGETS, metrics_text, targets_markdown
 from models.training_split import Split, split_table
 
 __all__ = [
@@ -290,7 +290,7 @@ def family_prefix(name: str) -> str:
     ('family_county', 'family_week_2')
     """
     words = re.findall(r"[A-Za-z0-9]+", Path(name).name or name)
-    return "family_" + ("_".join(words).lower() or "unnamed")
+    return FAMILY_PREFIX + ("_".join(words).lower() or "unnamed")
 
 
 def evaluate(

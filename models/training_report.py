@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
+    "FAMILY_PREFIX",
     "TARGETS",
     "Target",
     "caller_table",
@@ -104,7 +105,7 @@ def metrics_text(metrics: Mapping[str, float], thresholds: Mapping[str, float]) 
 
 
 _PARTS = ("holdout", "heldout")
-_FAMILY = "family_"  # further held-out families (models.training.family_prefix)
+FAMILY_PREFIX = "family_"  # further held-out families' metrics (models.training.family_prefix)
 _CALLER_FIGURES = (
     ("block_precision", "block precision"),
     ("flag_precision", "flag precision"),
@@ -120,7 +121,7 @@ def caller_table(metrics: Mapping[str, float]) -> list[str]:
 
     Empty when neither was measured (:mod:`models.caller_metrics`).
     """
-    families = sorted({k.split(".")[0] for k in metrics if k.startswith(_FAMILY)})
+    families = sorted({k.split(".")[0] for k in metrics if k.startswith(FAMILY_PREFIX)})
     parts = [part for part in _PARTS if any(k.startswith(f"{part}.") for k in metrics)]
     parts += families
     if not parts:
@@ -128,7 +129,7 @@ def caller_table(metrics: Mapping[str, float]) -> list[str]:
     categories = sorted(
         {k.split(".")[2] for k in metrics if k.split(".")[0] in parts and ".callers." in k}
     )
-    header = f"{'':<34}" + "".join(f"{part.removeprefix(_FAMILY):>22}" for part in parts)
+    header = f"{'':<34}" + "".join(f"{part.removeprefix(FAMILY_PREFIX):>22}" for part in parts)
     rows = [header]
     for category in categories:
         cells = []
