@@ -19,9 +19,11 @@ $(STAMP): pyproject.toml requirements.lock
 demo: setup
 	$(BIN)/callguard demo
 
-# Throughput, latency and memory against the ceiling and the baseline (bench/pipeline.py).
+# Throughput, latency and memory against the ceiling and the baseline (bench/pipeline.py),
+# then where a batched worker's CPU goes (py-spy, bench/profile_worker.py).
 bench: setup
 	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.profile_worker
 
 $(VENV)/share/compose-spec/compose_spec.json: | $(STAMP)
 	bash scripts/compose-schema.sh $@
