@@ -46,6 +46,7 @@ from numpy.typing import NDArray
 from features.aggregate import (
     CHAIN_LEN,
     COMPLAINTS,
+    COUNTER_NAMES,
     FIRST_KEY,
     FIRST_MS,
     LAST_KEY,
@@ -555,20 +556,9 @@ _PENDING = np.dtype([("back_ms", "<u4"), ("key", "<u8")])
 _HELD = np.dtype([("bucket", "<i8"), ("count", "<u4")])
 _SKETCH = np.dtype([("hash", "<u4"), ("count", "u1")])
 _HISTOGRAM = np.dtype([("bin", "u1"), ("count", "<u4")])
-_COUNTER_FIELDS = (
-    "calls",
-    "answered",
-    "short_answered",
-    "one_ring",
-    "night",
-    "talk_ms",
-    "complaints",
-    "chain_len",
-    "gap_count",
-    "gap_sum_ms",
-    "gap_sumsq_ms2",
-    "sequential_pairs",
-)  # counter columns 0-11, in order
+# The stored record's counter fields: the aggregates' counters up to the first and last
+# calls, which the record keeps as offsets and keys instead.
+_COUNTER_FIELDS = COUNTER_NAMES[: COUNTER_NAMES.index("first_ms")]
 
 
 def _encode(state: CallerState) -> bytes:
