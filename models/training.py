@@ -143,6 +143,8 @@ class TrainingResult:
     importances: dict[str, float] = field(default_factory=dict)
     population: PopulationReference | None = None
     review: ReviewRule = NEVER
+    # The families measured by with_family_evaluation, as the report names them.
+    families: tuple[str, ...] = ()
 
     def _population_extra(self) -> dict[str, Any]:
         assert self.population is not None  # noqa: S101  # the caller checked
@@ -274,13 +276,10 @@ def with_family_evaluation(
         population=result.population,
         review=result.review,
     )
-    measured = [line for line in result.report.splitlines() if line.startswith(_MEASURED_ON)]
-    measured.append(f"{_MEASURED_ON}{prefix} = {name} ({family.table.height} scored rows)")
+    families = (*result.families, f"{prefix} = {name} ({family.table.height} scored rows)")
     report = _report(metrics, result.thresholds, result.separation, result.review)
-    return replace(result, metrics=metrics, report="\n".join([report, *measured]))
-
-
-_MEASURED_ON = "never trained on: "
+    report += "".join(f"\nnever trained on: {measured}" for measured in families)
+    return replace(result, metrics=metrics, report=report, families=families)
 
 
 def family_prefix(name: str) -> str:
