@@ -52,6 +52,7 @@ from bench.harness import ROOT
 from bench.pipeline import _send_all, _status, create_topics, machine, say, start_workers
 from contracts.flag import Action, Flag, decode_flag
 from features.vector import FEATURE_NAMES
+from models.called_evidence import called_of
 from models.caller_metrics import caller_metrics, caller_roster, evaluate_family
 from models.dataset import NORMAL, LabelledCalls, build_training_data, read_parquet_dir
 from models.population import population_of
@@ -322,7 +323,7 @@ def shifted_worlds(
         )
         metrics = evaluate_family(
             loaded.model, loaded.metadata.classes, loaded.metadata.thresholds, table, calls,
-            "shift", population=population, review=review,
+            "shift", population=population, review=review, called=called_of(loaded.metadata),
         )
         worlds.append({"world": label} | {k.removeprefix("shift."): v for k, v in metrics.items()})
         ordinary = metrics["shift.ordinary_flagged_share"]

@@ -21,6 +21,7 @@ import polars as pl
 from numpy.typing import NDArray
 
 from features.vector import FEATURE_NAMES
+from models.called_evidence import CalledPolicy, called_shown_in_time_order
 from models.dataset import NORMAL, LabelledCalls
 from models.population import (
     NEVER,
@@ -159,13 +160,20 @@ def evaluate_family(
     *,
     population: PopulationReference | None = None,
     review: ReviewRule = NEVER,
+    called: CalledPolicy | None = None,
 ) -> dict[str, float]:
     """:func:`caller_metrics` of ``model`` on the labelled table of another scenario family.
 
     With a ``population`` reference, callers the ``review`` rule puts on
-    watch count as flagged, as the worker flags them.
+    watch count as flagged, as the worker flags them. With a ``called``
+    policy, rows are scored with the features of calls received only where
+    the worker would (:func:`models.called_evidence.called_shown_in_time_order`).
     """
     matrix = table.select(FEATURE_NAMES).to_numpy().astype(np.float64)
+    if called is not None:
+        matrix = called_shown_in_time_order(
+            matrix, table["end_ms"].to_numpy(), FEATURE_NAMES, called
+        )
     scores, _ = nuisance_scores(predict_proba(model, matrix), classes)
     if population is not None:
         anomaly = population.anomaly(matrix, FEATURE_NAMES)

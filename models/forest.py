@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from numba import njit
@@ -158,7 +158,13 @@ class CompiledForest:
         return proba
 
 
-def warm_up(forest: CompiledForest | None) -> float:
+class _Predictor(Protocol):
+    n_features: int
+
+    def predict_proba(self, matrix: NDArray[np.float64]) -> NDArray[np.float64]: ...
+
+
+def warm_up(forest: _Predictor | None) -> float:
     """Compile (or load from the disk cache) the kernel with one row; seconds it took."""
     started = time.perf_counter()
     if forest is not None:

@@ -102,16 +102,31 @@ class PopulationReference:
                 share = 1.0 - np.searchsorted(grid, values, side="left") / _QUANTILES
             else:  # share at or below it
                 share = np.searchsorted(grid, values, side="right") / _QUANTILES
-            bits[:, position] = -np.log10(np.maximum(share, floor))
+            bits[:, position] = np.where(
+                np.isnan(values), 0.0, -np.log10(np.maximum(share, floor))
+            )
         return np.minimum(bits, _MAX_BITS)
 
     def anomaly(
         self, matrix: NDArray[np.float64], feature_names: Sequence[str]
     ) -> NDArray[np.float64]:
-        """Mean capped tail bits per row: 0 typical, 4 beyond every tail."""
+        """Mean capped tail bits per row: 0 typical, 4 beyond every tail.
+
+        A missing feature (NaN, such as the features of calls received when the
+        feed shows none) is left out of its row's mean.
+
+        >>> ref = PopulationReference.fit(np.linspace(0, 1, 101)[:, None] * [1, 1],
+        ...                               ["long_reciprocity", "long_call_volume"])
+        >>> ref.anomaly(np.array([[np.nan, 1.0], [1.0, 1.0]]),
+        ...             ["long_reciprocity", "long_call_volume"]).round(1).tolist()
+        [2.0, 1.0]
+        """
         if not self.features:
             return np.zeros(len(matrix))
-        return np.asarray(self.tail_bits(matrix, feature_names).mean(axis=1))
+        names = list(feature_names)
+        values = np.asarray(matrix, dtype=np.float64)[:, [names.index(n) for n in self.features]]
+        present = np.maximum((~np.isnan(values)).sum(axis=1), 1)
+        return np.asarray(self.tail_bits(matrix, feature_names).sum(axis=1) / present)
 
     def reasons(
         self, matrix: NDArray[np.float64], feature_names: Sequence[str], top: int = 3

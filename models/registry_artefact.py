@@ -28,6 +28,9 @@ EXPECTED_TYPES: frozenset[str] = frozenset(
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
         "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
         "sklearn.frozen._frozen.FrozenEstimator",
+        # A model with a path for rows scored without the features of calls received.
+        "models.called_evidence.CalledPaths",
+        "models.called_evidence.ScoreAlignment",
     }
 )
 """Types skops does not trust by default that a callguard classifier legitimately holds."""

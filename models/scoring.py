@@ -15,7 +15,12 @@ them together. Each row gets a :class:`~models.decisions.Score`:
   that characterise the category first, in an operator's words
   (:func:`models.reasons.explain`; :meth:`BatchScorer.reasons_for` explains
   a row as another category);
-- ``features``: the whole vector by name, for audit.
+- ``features``: the whole vector by name, for audit, as measured.
+
+A model trained for it (:func:`models.called_evidence.called_of`) sees the
+features of calls received only while the feed shows such calls
+(:class:`models.called_evidence.CalledEvidence`); otherwise they are missing
+for the classifier, the reasons and the population check.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
+from models.called_evidence import CalledEvidence, CalledPaths, called_of
 from models.decisions import Score
 from models.forest import CompiledForest
 from models.population import population_of
@@ -101,11 +107,17 @@ class BatchScorer:
         self.threads = threads
         # Built once: inspecting the loaded libraries costs milliseconds, limiting them does not.
         self._threadpools = ThreadpoolController()
-        self.forest = CompiledForest.of(self.model)
+        self.forest: CompiledForest | CalledPaths | None = (
+            self.model.compiled() if isinstance(self.model, CalledPaths)
+            else CompiledForest.of(self.model)
+        )
+        policy = called_of(loaded.metadata)
+        self.called = None if policy is None else CalledEvidence(self.feature_names, policy)
 
     def predict(self, matrix: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
         """Nuisance scores and category indices for the rows of ``matrix``."""
-        return nuisance_scores(self._probabilities(self._checked(matrix)), self.classes)
+        return nuisance_scores(self._probabilities(self._served(self._checked(matrix))),
+                               self.classes)
 
     def reasons_for(self, score: Score, category: str) -> tuple[str, ...]:
         """The reasons for ``score``'s features as ``category`` (its own reasons if it is that).
@@ -134,7 +146,8 @@ class BatchScorer:
         ends = self._ends(window_end_ms, len(numbers))
         if len(numbers) != len(matrix):
             raise ValueError(f"{len(numbers)} numbers for {len(matrix)} feature rows")
-        matrix = self._checked(matrix)
+        measured = self._checked(matrix)
+        matrix = self._served(measured)
         probabilities = self._probabilities(matrix)
         scores, category_index = nuisance_scores(probabilities, self.classes)
         categories = [self.classes[index] for index in category_index]
@@ -146,7 +159,7 @@ class BatchScorer:
         version = self.metadata.version
         results = []
         for row, number in enumerate(numbers):
-            features = dict(zip(self.feature_names, matrix[row].tolist(), strict=True))
+            features = dict(zip(self.feature_names, measured[row].tolist(), strict=True))
             results.append(
                 Score(
                     number=number,
@@ -183,6 +196,10 @@ class BatchScorer:
         with self._threadpools.limit(limits=self.threads, user_api="openmp"):
             probabilities = self.model.predict_proba(matrix)
         return np.asarray(probabilities, dtype=np.float64)
+
+    def _served(self, matrix: NDArray[np.float64]) -> NDArray[np.float64]:
+        """``matrix`` as the model sees it: features of calls received hidden where not shown."""
+        return matrix if self.called is None else self.called.mask(matrix)
 
     def _checked(self, matrix: NDArray[np.float64]) -> NDArray[np.float64]:
         matrix = np.asarray(matrix, dtype=np.float64)

@@ -40,6 +40,12 @@ from sklearn.model_selection import StratifiedGroupKFold
 from threadpoolctl import threadpool_limits
 
 from features.vector import FEATURE_NAMES
+from models.called_evidence import (
+    CalledPaths,
+    CalledPolicy,
+    ScoreAlignment,
+    called_shown_in_time_order,
+)
 from models.caller_metrics import caller_metrics, evaluate_family, table_roster
 from models.dataset import NORMAL, LabelledCalls, TrainingData, table_sha256
 from models.population import (
@@ -124,13 +130,18 @@ class TrainingOptions:
     min_pr_auc: float = 0.9
     # Categories the model must learn; None: every category of the data's campaigns.
     required_categories: tuple[str, ...] | None = None
+    # Fit on every row also with the features of calls received missing, and score them
+    # only while the feed shows such calls (models.called_evidence); None: fit and score
+    # as measured. On the held-out family with nobody ever called, the model trained
+    # without this flagged 0.54% of the ordinary subscribers and blocked at 94% precision.
+    called: CalledPolicy | None = field(default_factory=CalledPolicy)
 
 
 @dataclass(frozen=True)
 class TrainingResult:
     """A trained candidate and everything measured about it."""
 
-    model: CalibratedClassifierCV
+    model: Any  # CalibratedClassifierCV, or CalledPaths of two
     feature_names: tuple[str, ...]
     classes: tuple[str, ...]
     thresholds: dict[str, float]
@@ -143,6 +154,8 @@ class TrainingResult:
     importances: dict[str, float] = field(default_factory=dict)
     population: PopulationReference | None = None
     review: ReviewRule = NEVER
+    # When the model scores with the features of calls received (None: always).
+    called: CalledPolicy | None = None
     # The families measured by with_family_evaluation, as the report names them.
     families: tuple[str, ...] = ()
 
@@ -174,6 +187,7 @@ class TrainingResult:
                     "permutation_importance": self.importances,
                 },
                 **({} if self.population is None else {"population": self._population_extra()}),
+                **({} if self.called is None else {"called": self.called.to_json()}),
             },
         )
 
@@ -200,18 +214,24 @@ def train(
     require_categories(labels[split.fit], required, options.min_class_rows)
     fit = split.fit & _trainable(labels, split.fit, options.min_class_rows)
     separation = single_feature_separation(matrix[fit], labels[fit], FEATURE_NAMES, weights[fit])
-    model = _fit(matrix[fit], labels[fit], weights[fit], table.filter(pl.Series(fit)), options)
+    fit_rows = table.filter(pl.Series(fit))
+    model: Any = _fit(matrix[fit], labels[fit], weights[fit], fit_rows, options)
     classes = tuple(str(c) for c in model.classes_)
-    probabilities = predict_proba(model, matrix)
-    scores, _categories = nuisance_scores(probabilities, classes)
     validation_rows = table.filter(pl.Series(split.validation))
+    scores, _categories = nuisance_scores(predict_proba(model, matrix), classes)
     thresholds, validation = _thresholds(validation_rows, scores[split.validation], options)
+    if options.called is not None:
+        model = _with_path_without_called(model, matrix, labels, weights, fit, fit_rows,
+                                          validation_rows, split, thresholds, options)
+    served = _as_served(matrix, table, options.called)
+    probabilities = predict_proba(model, served)
+    scores, _categories = nuisance_scores(probabilities, classes)
     metrics = _measure(probabilities, classes, thresholds, table, campaigns, split)
     metrics |= validation | _sizes(split)
     if "pr_auc" in metrics:  # absent when the hold-out has one class only
         require_learned(metrics["pr_auc"], options.min_pr_auc)
     population = PopulationReference.fit(matrix[split.fit & (labels == NORMAL)], FEATURE_NAMES)
-    anomaly = population.anomaly(matrix, FEATURE_NAMES)
+    anomaly = population.anomaly(served, FEATURE_NAMES)
     review = _review_rule(validation_rows, scores[split.validation], anomaly[split.validation],
                           thresholds["watch"], options)
     review = replace(review, block_anomaly=options.block_min_anomaly,
@@ -245,7 +265,48 @@ def train(
         importances=importances,
         population=population,
         review=review,
+        called=options.called,
     )
+
+
+def _with_path_without_called(
+    measured: CalibratedClassifierCV,
+    matrix: NDArray[np.float64],
+    labels: NDArray[np.str_],
+    weights: NDArray[np.float64],
+    fit: NDArray[np.bool_],
+    fit_rows: pl.DataFrame,
+    validation_rows: pl.DataFrame,
+    split: Split,
+    thresholds: Mapping[str, float],
+    options: TrainingOptions,
+) -> CalledPaths:
+    """``measured`` with a second path for rows scored without the features of calls received.
+
+    The second classifier is fitted on the same rows with those features
+    missing; its own thresholds are chosen on the validation rows, as the
+    first's, and its scores are mapped onto the first's scale
+    (:class:`~models.called_evidence.ScoreAlignment`), so one pair of
+    thresholds serves both.
+    """
+    hidden = CalledPaths.without_input(matrix, FEATURE_NAMES)
+    without = _fit(hidden[fit], labels[fit], weights[fit], fit_rows, options)
+    classes = tuple(str(c) for c in without.classes_)
+    scores, _ = nuisance_scores(predict_proba(without, hidden), classes)
+    own, _ = _thresholds(validation_rows, scores[split.validation], options)
+    alignment = ScoreAlignment(
+        source=(own["watch"], own["block"]), target=(thresholds["watch"], thresholds["block"])
+    )
+    return CalledPaths(measured, without, FEATURE_NAMES, alignment)
+
+
+def _as_served(
+    matrix: NDArray[np.float64], table: pl.DataFrame, called: CalledPolicy | None
+) -> NDArray[np.float64]:
+    """``matrix`` as the worker would score it (called features hidden where it would)."""
+    if called is None:
+        return matrix
+    return called_shown_in_time_order(matrix, table["end_ms"].to_numpy(), FEATURE_NAMES, called)
 
 
 def with_family_evaluation(
@@ -275,6 +336,7 @@ def with_family_evaluation(
         prefix,
         population=result.population,
         review=result.review,
+        called=result.called,
     )
     families = (*result.families, f"{prefix} = {name} ({family.table.height} scored rows)")
     report = _report(metrics, result.thresholds, result.separation, result.review)
@@ -298,14 +360,17 @@ def evaluate(
     thresholds: Mapping[str, float],
     data: TrainingData,
     split: Split,
+    *,
+    called: CalledPolicy | None = None,
 ) -> dict[str, float]:
     """Measure any model (a candidate or the serving one) on ``split``'s test part of ``data``.
 
     The same measures as :func:`train` reports, so two models can be set side
-    by side on the same hold-out; ``thresholds`` are the model's own.
+    by side on the same hold-out; ``thresholds`` are the model's own, and so
+    is ``called`` (:func:`models.called_evidence.called_of` of its metadata).
     """
     matrix = data.table.select(FEATURE_NAMES).to_numpy().astype(np.float64)
-    probabilities = predict_proba(model, matrix)
+    probabilities = predict_proba(model, _as_served(matrix, data.table, called))
     return _measure(
         probabilities, tuple(classes), dict(thresholds), data.table, data.campaigns, split
     )

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from models.dataset import build_training_data
 from models.registry import ModelRegistry
+from models.called_evidence import called_of
 from models.training import compare, evaluate, register_candidate, train
 from models.training_presets import training_scenario
 from simulator.parquet import write_parquet
@@ -64,7 +65,8 @@ if serving is not None:
     loaded = registry.load(serving.version)
     print("serving model:", serving.version)
     side_by_side["serving"] = evaluate(
-        loaded.model, loaded.metadata.classes, loaded.metadata.thresholds, data, candidate.split
+        loaded.model, loaded.metadata.classes, loaded.metadata.thresholds, data, candidate.split,
+        called=called_of(loaded.metadata),
     )
 comparison = compare(side_by_side)
 print(comparison.head(12))

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from features.vector import FEATURE_NAMES
+from models.called_evidence import CalledEvidence, called_of
 from models.card import render_model_card
 from models.dataset import (
     NORMAL,
@@ -238,7 +239,12 @@ def test_candidate_registers_promotes_only_first_and_scores(
     # The second signal travels with the model: the same anomalies as at training.
     assert scorer.population is not None and scorer.review == trained.review
     assert trained.review.block_anomaly == TrainingOptions().block_min_anomaly > 0
-    expected = trained.population.anomaly(table.select(FEATURE_NAMES).to_numpy(), FEATURE_NAMES)
+    # ... with the features of calls received hidden where the feed has not yet shown them.
+    assert trained.called is not None and called_of(loaded.metadata) == trained.called
+    served = CalledEvidence(FEATURE_NAMES, trained.called).mask(
+        table.select(FEATURE_NAMES).to_numpy().astype(np.float64)
+    )
+    expected = trained.population.anomaly(served, FEATURE_NAMES)
     np.testing.assert_allclose([s.anomaly for s in scores], expected, atol=1e-5)
     assert max(s.anomaly for s in scores) > 1.0
 
