@@ -250,7 +250,7 @@ def train(
     importances = permutation_importances(
         model, matrix[split.test], labels[split.test], FEATURE_NAMES, seed=options.seed
     )
-    report = _report(metrics, thresholds, separation, review)
+    report = _report(metrics, thresholds, separation, review, model, options.called)
     return TrainingResult(
         model=model,
         feature_names=FEATURE_NAMES,
@@ -339,7 +339,8 @@ def with_family_evaluation(
         called=result.called,
     )
     families = (*result.families, f"{prefix} = {name} ({family.table.height} scored rows)")
-    report = _report(metrics, result.thresholds, result.separation, result.review)
+    report = _report(metrics, result.thresholds, result.separation, result.review,
+                     result.model, result.called)
     report += "".join(f"\nnever trained on: {measured}" for measured in families)
     return replace(result, metrics=metrics, report=report, families=families)
 
@@ -414,8 +415,18 @@ def _report(
     thresholds: Mapping[str, float],
     separation: Mapping[str, float],
     review: ReviewRule,
+    model: Any = None,
+    called: CalledPolicy | None = None,
 ) -> str:
     lines = [metrics_text(metrics, thresholds)]
+    if isinstance(model, CalledPaths) and called is not None:
+        (watch, block) = model.alignment.source
+        lines.append(
+            f"without calls received (until {called.min_share:.0%} of the last "
+            f"{called.window:,} rows scored show one, at least {called.min_rows:,} rows): "
+            f"a second classifier, its own watch {watch:.4f} and block {block:.4f} "
+            "mapped onto the thresholds above"
+        )
     if review.score_floor < 1.0:
         lines.append(
             f"review rule: watch when the score is at least {review.score_floor:g} and the "

@@ -210,6 +210,7 @@ def test_thresholds_are_ordered_and_reported(trained: TrainingResult) -> None:
     assert 0 < trained.thresholds["watch"] <= trained.thresholds["block"] <= 1
     assert trained.metrics["validation.block_target_reached"] == 1.0
     assert "MET" in trained.report and "block" in trained.report
+    assert "without calls received" in trained.report  # the second path's own thresholds
 
 
 # --- registry and scoring -----------------------------------------------------------------------
