@@ -39,6 +39,7 @@ from features.config import FeatureConfig
 from features.emission import EmissionPolicy
 from features.offline import compute_features
 from features.vector import FEATURE_NAMES
+from models.complaint_labels import complaint_truth
 from models.operator_labels import LABELS_FILE, label_training_rows
 
 __all__ = [
@@ -77,6 +78,10 @@ class LabelledCalls:
 
 
 _EMISSION = EmissionPolicy()  # the worker's defaults (CALLGUARD_EMIT_MIN_*)
+_NO_TRUTH = pl.DataFrame(schema={"number": pl.String, "category": pl.String,
+                                 "campaign_id": pl.Int32, "active_from": pl.Int64,
+                                 "active_to": pl.Int64})
+_NO_LEGIT = pl.DataFrame(schema={"number": pl.String})
 
 
 @dataclass(frozen=True)
@@ -96,10 +101,20 @@ class DatasetConfig:
     min_long_calls: int = _EMISSION.min_long_calls
     label_slack_ms: int = 600_000
     normal_fraction: float = 1.0
+    # A number this many different people reported is labelled by their reports where
+    # the ground truth does not name it (models.complaint_labels); 0: complaints are
+    # evidence (a feature) only. In the simulator's default day, numbers reported by
+    # 3 or more people were all nuisance numbers.
+    complaint_label_reporters: int = 3
 
     def __post_init__(self) -> None:
         if not 0.0 < self.normal_fraction <= 1.0:
             raise ValueError(f"normal_fraction must be in (0, 1], got {self.normal_fraction}")
+        if self.complaint_label_reporters < 0:
+            raise ValueError(
+                "complaint_label_reporters must be 0 (complaints label nothing) or more, "
+                f"got {self.complaint_label_reporters}"
+            )
         try:  # the emission rule checks its own minimums: one definition of what is valid
             EmissionPolicy(self.min_short_calls, self.min_long_calls)
         except ValueError as error:  # said in this config's field names
@@ -112,9 +127,16 @@ class DatasetConfig:
 
 
 def read_parquet_dir(data_dir: str | Path) -> LabelledCalls:
-    """Read the Parquet files of ``callguard simulate --out DIR``."""
+    """Read the Parquet files of ``callguard simulate --out DIR`` (or a carrier's export).
+
+    ``cdrs.parquet`` and ``complaints.parquet`` are needed. ``ground_truth.parquet``
+    (simulated data) and ``legit_callers.parquet`` (the allow-list's numbers)
+    may be absent: a carrier's own traffic has no ground truth, and its labels
+    then come from complaints (:mod:`models.complaint_labels`) and operators'
+    decisions (``operator_labels.parquet``).
+    """
     root = Path(data_dir)
-    needed = ("cdrs", "complaints", "ground_truth", "legit_callers")
+    needed = ("cdrs", "complaints")
     missing = [name for name in needed if not (root / f"{name}.parquet").is_file()]
     if missing:
         raise FileNotFoundError(
@@ -122,6 +144,9 @@ def read_parquet_dir(data_dir: str | Path) -> LabelledCalls:
             "write a run there with `callguard simulate --out DIR`"
         )
     frames = {name: pl.read_parquet(root / f"{name}.parquet") for name in needed}
+    for name, empty in (("ground_truth", _NO_TRUTH), ("legit_callers", _NO_LEGIT)):
+        path = root / f"{name}.parquet"
+        frames[name] = pl.read_parquet(path) if path.is_file() else empty
     labels = root / LABELS_FILE
     operator_labels = pl.read_parquet(labels) if labels.is_file() else None
     return LabelledCalls(**frames, operator_labels=operator_labels)
@@ -151,12 +176,7 @@ def build_training_table(
         )
     )
     first_calls = calls.cdrs.group_by("caller").agg(pl.col("start_ms").min().alias("first_call_ms"))
-    truth = calls.ground_truth.select(
-        pl.col("number").alias("caller"),
-        pl.col("category").cast(pl.String),
-        pl.col("campaign_id").cast(pl.Int32),
-        *_epoch_ms(calls.ground_truth),
-    )
+    truth = _truth(calls, config).rename({"number": "caller"})
     legit = calls.legit_callers.select(pl.col("number").alias("caller")).unique()
     in_window = (pl.col("end_ms") > pl.col("active_from")) & (
         pl.col("end_ms") <= pl.col("active_to") + config.label_slack_ms
@@ -207,20 +227,21 @@ def build_training_data(
 ) -> TrainingData:
     """:func:`build_training_table` and :func:`campaign_first_calls` from one read of the data."""
     calls = data if isinstance(data, LabelledCalls) else read_parquet_dir(data)
-    return TrainingData(build_training_table(calls, config), campaign_first_calls(calls))
+    return TrainingData(build_training_table(calls, config), campaign_first_calls(calls, config))
 
 
-def campaign_first_calls(calls: LabelledCalls) -> pl.DataFrame:
+def campaign_first_calls(calls: LabelledCalls, config: DatasetConfig | None = None) -> pl.DataFrame:
     """``campaign_id, category, first_call_ms, numbers``: each campaign's first call in the CDRs.
 
     Campaigns none of whose numbers called have a null ``first_call_ms``.
+    Numbers labelled by complaints are campaigns of their own.
     """
     firsts = calls.cdrs.group_by("caller").agg(pl.col("start_ms").min().alias("first_call_ms"))
     return (
-        calls.ground_truth.select(
+        _truth(calls, config or DatasetConfig()).select(
             pl.col("number").alias("caller"),
-            pl.col("campaign_id").cast(pl.Int32),
-            pl.col("category").cast(pl.String),
+            pl.col("campaign_id"),
+            pl.col("category"),
         )
         .join(firsts, on="caller", how="left")
         .group_by("campaign_id")
@@ -231,6 +252,30 @@ def campaign_first_calls(calls: LabelledCalls) -> pl.DataFrame:
         )
         .sort("campaign_id")
     )
+
+
+def _truth(calls: LabelledCalls, config: DatasetConfig) -> pl.DataFrame:
+    """The ground truth, and the numbers complaints label where it is silent.
+
+    ``number, category, campaign_id, active_from, active_to`` (epoch ms).
+    """
+    truth = calls.ground_truth.select(
+        pl.col("number").cast(pl.String),
+        pl.col("category").cast(pl.String),
+        pl.col("campaign_id").cast(pl.Int32),
+        *[column.cast(pl.Int64) for column in _epoch_ms(calls.ground_truth)],
+    )
+    judged_normal = (
+        calls.operator_labels.filter(pl.col("label") == NORMAL)["number"].to_list()
+        if calls.operator_labels is not None else []
+    )
+    weak = complaint_truth(
+        calls.complaints,
+        min_reporters=config.complaint_label_reporters,
+        exclude={*truth["number"].to_list(), *calls.legit_callers["number"].to_list(),
+                 *judged_normal},
+    )
+    return pl.concat([truth, weak])
 
 
 def _epoch_ms(frame: pl.DataFrame) -> list[pl.Expr]:

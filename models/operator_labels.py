@@ -28,7 +28,7 @@ import polars as pl
 
 from features.vector import FEATURE_NAMES
 
-__all__ = ["LABELS_FILE", "NORMAL", "label_training_rows", "labels_frame"]
+__all__ = ["LABELS_FILE", "NORMAL", "label_training_rows", "labels_frame", "own_campaign_id"]
 
 LABELS_FILE = "operator_labels.parquet"
 NORMAL = "normal"  # models.dataset.NORMAL (not imported: dataset imports this module)
@@ -74,7 +74,7 @@ def label_training_rows(labels: pl.DataFrame) -> pl.DataFrame:
             "end_ms": end_ms,
             **{name: float(snapshot[name]) for name in FEATURE_NAMES},
             "label": label["label"],
-            "campaign_id": _campaign_of(label["number"]) if nuisance else None,
+            "campaign_id": own_campaign_id(label["number"]) if nuisance else None,
             "is_legit_bulk": False,
             "first_call_ms": end_ms,
             "weight": 1.0,
@@ -92,7 +92,7 @@ def label_training_rows(labels: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema)
 
 
-def _campaign_of(number: str) -> int:
+def own_campaign_id(number: str) -> int:
     """A negative campaign id of the number's own (simulated campaigns are positive)."""
     digest = hashlib.sha256(number.encode()).digest()
     return -1 - int.from_bytes(digest[:4], "big") % (2**31 - 2)

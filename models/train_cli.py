@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
+import polars as pl
 import typer
 
 from models.dataset import build_training_data, read_parquet_dir
@@ -46,7 +47,12 @@ app = typer.Typer(
 def train_command(
     data: Annotated[
         Path | None,
-        typer.Option("--data", help="Parquet tables from `callguard simulate --out DIR`."),
+        typer.Option(
+            "--data",
+            help="Parquet tables from `callguard simulate --out DIR`, or a carrier's export "
+            "(cdrs and complaints; ground_truth and legit_callers optional: without ground "
+            "truth, numbers 3 or more people reported are labelled by their reports).",
+        ),
     ] = None,
     simulate: Annotated[
         str | None,
@@ -103,7 +109,21 @@ def train_command(
         status.line(f"building the labelled feature table from {data_dir}")
         training_data = build_training_data(data_dir)
         table = training_data.table
-        status.line(f"{table.height} scored rows, {table['caller'].n_unique()} callers; training")
+        if not (Path(data_dir) / "ground_truth.parquet").is_file():
+            typer.echo(
+                f"{data_dir} has no ground_truth.parquet: nuisance labels come from complaints "
+                "(numbers 3 or more people reported) and operators' decisions only, and every "
+                "nuisance number nobody reported counts as normal; a model trained on them "
+                "alone catches little (docs/detection.md, complaints as labels)",
+                err=True,
+            )
+        nuisance = table.filter(pl.col("campaign_id").is_not_null())
+        own = nuisance.filter(pl.col("campaign_id") < 0)["caller"].n_unique()
+        status.line(
+            f"{table.height} scored rows, {table['caller'].n_unique()} callers, "
+            f"{nuisance['caller'].n_unique()} of them nuisance ({own} labelled by complaints "
+            "or operators); training"
+        )
         result = train(training_data, options=TrainingOptions(seed=seed))
         status.line(result.split.describe())
         for position, family in enumerate(families):
