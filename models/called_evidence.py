@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numba import njit
 from numpy.typing import NDArray
 
 from features.vector import FEATURE_NAMES
@@ -149,28 +150,29 @@ class CalledEvidence:
         self._log_changes = log_changes
         self._called = _columns(feature_names, CALLED_FEATURES)
         self._evidence = _columns(feature_names, _EVIDENCE)
-        self._recent = np.zeros(0, dtype=np.bool_)  # the last rows seen, oldest first
+        # The last rows seen: whether each had a call received, in a ring.
+        self._ring = np.zeros(policy.window, dtype=np.bool_)
+        self._start = 0  # the oldest
+        self._size = 0
+        self._hits = 0
         self._was_shown: bool | None = None
 
     @property
     def recent_share(self) -> float:
         """Share of the recent rows with a call received (nan before any row)."""
-        return float(self._recent.mean()) if len(self._recent) else float("nan")
+        return self._hits / self._size if self._size else float("nan")
 
     def shown(self, matrix: NDArray[np.float64]) -> NDArray[np.bool_]:
         """Per row of ``matrix``, in scoring order: True where scored with the called features."""
         matrix = np.asarray(matrix, dtype=np.float64)
-        received = (matrix[:, self._evidence] > 0).any(axis=1) if len(self._evidence) else (
-            np.zeros(len(matrix), dtype=np.bool_)
+        received = np.asarray(
+            (matrix[:, self._evidence] > 0).any(axis=1) if len(self._evidence)
+            else np.zeros(len(matrix)), dtype=np.bool_,
         )
-        history = np.concatenate([self._recent, received])
-        seen = np.concatenate([[0], np.cumsum(history)])
-        position = len(self._recent) + np.arange(len(matrix))  # each row's index in history
-        start = np.maximum(position - self.policy.window, 0)
-        count = position - start
-        hits = seen[position] - seen[start]
-        shown = (count >= self.policy.min_rows) & (hits >= self.policy.min_share * count)
-        self._recent = history[-self.policy.window:]
+        shown, self._start, self._size, self._hits = _slide(
+            self._ring, self._start, self._size, self._hits, received,
+            self.policy.min_rows, self.policy.min_share,
+        )
         if len(shown):
             self._note(bool(shown[-1]))
         return np.asarray(shown)
@@ -192,13 +194,39 @@ class CalledEvidence:
         if shown:
             log.info("the feed shows calls received (%.0f%% of the last %d rows scored had "
                      "one): scoring with reciprocity and inbound ratio",
-                     100 * self.recent_share, len(self._recent))
+                     100 * self.recent_share, self._size)
         else:
             log.info("the feed shows few calls received so far (%.0f%% of the last %d rows "
                      "scored, at least %.0f%% of %d needed): scoring without reciprocity and "
                      "inbound ratio", 100 * np.nan_to_num(self.recent_share),
-                     len(self._recent), 100 * self.policy.min_share, self.policy.min_rows)
+                     self._size, 100 * self.policy.min_share, self.policy.min_rows)
         self._was_shown = shown
+
+
+@njit(cache=True, nogil=True)  # type: ignore[misc]  # numba ships no type information
+def _slide(
+    ring: NDArray[np.bool_],
+    start: int,
+    size: int,
+    hits: int,
+    received: NDArray[np.bool_],
+    min_rows: int,
+    min_share: float,
+) -> tuple[NDArray[np.bool_], int, int, int]:
+    """Each row against the ring of rows before it, then into the ring (oldest out)."""
+    window = len(ring)
+    shown = np.empty(len(received), dtype=np.bool_)
+    for row in range(len(received)):
+        shown[row] = size >= min_rows and hits >= min_share * size
+        if size == window:
+            hits -= ring[start]
+            ring[start] = received[row]
+            start = (start + 1) % window
+        else:
+            ring[(start + size) % window] = received[row]
+            size += 1
+        hits += received[row]
+    return shown, start, size, hits
 
 
 def called_shown_in_time_order(

@@ -48,6 +48,9 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+from numpy.typing import NDArray
+
 from contracts.flag import Action, Flag
 
 __all__ = [
@@ -151,6 +154,26 @@ class DecisionPolicy:
         if probability >= self.watch_threshold or self.reviews(probability, anomaly):
             return Action.WATCH
         return None
+
+    def may_act(
+        self, probabilities: NDArray[np.float64], anomaly: NDArray[np.float64]
+    ) -> NDArray[np.bool_]:
+        """Per row: whether a score could reach a tier (:meth:`tier` not None), vectorised.
+
+        A number with no flag state and a row that reaches no tier gives no
+        decision whatever else it holds, so the worker builds scores only for
+        the rows this admits and the numbers that have a state.
+
+        >>> policy = DecisionPolicy(block_threshold=0.9, watch_threshold=0.6,
+        ...                         review_score=0.4, review_anomaly=1.0)
+        >>> policy.may_act(np.array([0.95, 0.7, 0.5, 0.5, 0.1]),
+        ...                np.array([0.0, 0.0, 1.5, 0.5, 3.0])).tolist()
+        [True, True, True, False, False]
+        """
+        probabilities = np.asarray(probabilities, dtype=np.float64)
+        reach = probabilities >= self.watch_threshold  # at most block (checked at start)
+        reach |= (probabilities >= self.review_score) & (np.asarray(anomaly) >= self.review_anomaly)
+        return np.asarray(reach)
 
     def material_score(self, held_score: float = 0.0) -> float:
         """The score that counts as a material change for a number held at ``held_score``."""

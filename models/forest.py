@@ -159,7 +159,8 @@ class CompiledForest:
 
 
 class _Predictor(Protocol):
-    n_features: int
+    @property
+    def n_features(self) -> int: ...
 
     def predict_proba(self, matrix: NDArray[np.float64]) -> NDArray[np.float64]: ...
 

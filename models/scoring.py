@@ -25,7 +25,9 @@ for the classifier, the reasons and the population check.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,13 +36,13 @@ from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from models.called_evidence import CalledEvidence, CalledPaths, called_of
 from models.decisions import Score
-from models.forest import CompiledForest
+from models.forest import CompiledForest, warm_up
 from models.population import population_of
 from models.reasons import Explainer, Reference, reference_from_metadata
 from models.registry import LoadedModel
 from models.registry_metadata import NORMAL_CLASS
 
-__all__ = ["BatchScorer", "nuisance_scores", "predict_proba"]
+__all__ = ["Assessment", "BatchScorer", "nuisance_scores", "predict_proba"]
 
 _BELOW_ONE = float(np.nextafter(1.0, 0.0))
 
@@ -76,6 +78,18 @@ def nuisance_scores(
     # Below 1.0: a threshold of 1.0 (no threshold met its target) flags nothing.
     score = np.clip(probabilities[:, columns].sum(axis=1), 0.0, _BELOW_ONE)
     return score, columns[best]
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """:meth:`BatchScorer.assess` of a batch: one entry per row, as arrays."""
+
+    measured: NDArray[np.float64]  # the features as given (published with a score)
+    served: NDArray[np.float64]  # as the model saw them (models.called_evidence)
+    probabilities: NDArray[np.float64]  # a column per class of the model
+    scores: NDArray[np.float64]  # the nuisance score, 1 - P(normal)
+    category_index: NDArray[np.intp]  # the most probable nuisance class
+    anomaly: NDArray[np.float64]  # the population check (0 without a reference)
 
 
 class BatchScorer:
@@ -114,6 +128,16 @@ class BatchScorer:
         policy = called_of(loaded.metadata)
         self.called = None if policy is None else CalledEvidence(self.feature_names, policy)
 
+    def warm(self) -> float:
+        """Compile (or load from numba's disk cache) the kernels scoring uses; seconds it took."""
+        started = time.perf_counter()
+        warm_up(self.forest)
+        if self.called is not None:
+            CalledEvidence(self.feature_names, self.called.policy).shown(
+                np.zeros((1, len(self.feature_names)))
+            )
+        return time.perf_counter() - started
+
     def predict(self, matrix: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
         """Nuisance scores and category indices for the rows of ``matrix``."""
         return nuisance_scores(self._probabilities(self._served(self._checked(matrix))),
@@ -143,49 +167,79 @@ class BatchScorer:
         ``window_end_ms``: one per row, or one for the whole batch. Rows keep
         their order.
         """
-        ends = self._ends(window_end_ms, len(numbers))
         if len(numbers) != len(matrix):
             raise ValueError(f"{len(numbers)} numbers for {len(matrix)} feature rows")
+        return self.scores_of(self.assess(matrix), numbers, window_end_ms)
+
+    def assess(self, matrix: NDArray[np.float64]) -> Assessment:
+        """Probabilities, nuisance scores and population anomaly of every row, as arrays.
+
+        The cheap part of scoring: what a decision needs to know whether a
+        row can act at all. :meth:`scores_of` builds the :class:`Score` (the
+        reasons, the features by name) for the rows that can.
+        """
         measured = self._checked(matrix)
-        matrix = self._served(measured)
-        probabilities = self._probabilities(matrix)
+        served = self._served(measured)
+        probabilities = self._probabilities(served)
         scores, category_index = nuisance_scores(probabilities, self.classes)
-        categories = [self.classes[index] for index in category_index]
-        reasons = self.explainer.explain(matrix, categories)
+        anomaly = (
+            np.zeros(len(served)) if self.population is None
+            else self.population.anomaly(served, self.feature_names)
+        )
+        return Assessment(measured, served, probabilities, scores, category_index, anomaly)
+
+    def scores_of(
+        self,
+        assessed: Assessment,
+        numbers: Sequence[str],
+        window_end_ms: Sequence[int] | int,
+        rows: Sequence[int] | NDArray[np.intp] | None = None,
+    ) -> list[Score]:
+        """The :class:`Score` of each of ``rows`` (default: every row) of an assessment.
+
+        ``numbers`` and ``window_end_ms`` cover every row of the assessment;
+        the scores come in the order of ``rows``.
+        """
+        ends = self._ends(window_end_ms, len(numbers))
+        picked = (
+            np.arange(len(numbers)) if rows is None else np.asarray(rows, dtype=np.intp)
+        )
+        served = assessed.served[picked]
+        categories = [self.classes[index] for index in assessed.category_index[picked]]
+        reasons = self.explainer.explain(served, categories) if len(picked) else []
+        anomaly = assessed.anomaly[picked]
+        anomaly_reasons = self._anomaly_reasons(served, anomaly)
         nuisance = [c for c, label in enumerate(self.classes) if label != NORMAL_CLASS]
         nuisance_labels = [self.classes[c] for c in nuisance]
-        class_rows = probabilities[:, nuisance].tolist()
-        anomaly, anomaly_reasons = self._anomaly(matrix)
+        class_rows = assessed.probabilities[picked][:, nuisance].tolist()
+        measured = assessed.measured[picked].tolist()
+        scores = assessed.scores[picked].tolist()
         version = self.metadata.version
-        results = []
-        for row, number in enumerate(numbers):
-            features = dict(zip(self.feature_names, measured[row].tolist(), strict=True))
-            results.append(
-                Score(
-                    number=number,
-                    category=categories[row],
-                    probability=float(scores[row]),
-                    model_version=version,
-                    window_end_ms=ends[row],
-                    reasons=reasons[row],
-                    features=features,
-                    class_probabilities=dict(zip(nuisance_labels, class_rows[row], strict=True)),
-                    anomaly=float(anomaly[row]),
-                    anomaly_reasons=anomaly_reasons.get(row, ()),
-                )
+        return [
+            Score(
+                number=numbers[row],
+                category=categories[at],
+                probability=float(scores[at]),
+                model_version=version,
+                window_end_ms=ends[row],
+                reasons=reasons[at],
+                features=dict(zip(self.feature_names, measured[at], strict=True)),
+                class_probabilities=dict(zip(nuisance_labels, class_rows[at], strict=True)),
+                anomaly=float(anomaly[at]),
+                anomaly_reasons=anomaly_reasons.get(at, ()),
             )
-        return results
+            for at, row in enumerate(picked.tolist())
+        ]
 
-    def _anomaly(
-        self, matrix: NDArray[np.float64]
-    ) -> tuple[NDArray[np.float64], dict[int, tuple[str, ...]]]:
-        """Population anomaly per row, and reasons for the rows the review rule may act on."""
+    def _anomaly_reasons(
+        self, served: NDArray[np.float64], anomaly: NDArray[np.float64]
+    ) -> dict[int, tuple[str, ...]]:
+        """Population reasons for the rows the review rule may act on (by position)."""
         if self.population is None:
-            return np.zeros(len(matrix)), {}
-        anomaly = self.population.anomaly(matrix, self.feature_names)
+            return {}
         rows = np.flatnonzero(anomaly >= self.review.anomaly_floor)
-        texts = self.population.reasons(matrix[rows], self.feature_names) if len(rows) else []
-        return anomaly, dict(zip(rows.tolist(), texts, strict=True))
+        texts = self.population.reasons(served[rows], self.feature_names) if len(rows) else []
+        return dict(zip(rows.tolist(), texts, strict=True))
 
     def _probabilities(self, matrix: NDArray[np.float64]) -> NDArray[np.float64]:
         """``predict_proba`` for checked rows: one column per class of the model."""

@@ -78,8 +78,18 @@ def decide_emission(
     if kit is None:
         stats.unscored_no_model = len(emission)
         return [], stats
-    scores = kit.scorer.score(emission.numbers, emission.window_end_ms, emission.matrix())
-    allowed = matcher.allows_many(emission.numbers)
+    assessed = kit.scorer.assess(emission.matrix())
+    # Only a number with a flag state, or a row that reaches a tier, can give a
+    # decision (models.decisions.decide): the others need no Score built.
+    reach = kit.policy.may_act(assessed.scores, assessed.anomaly).tolist()
+    rows, kept = [], set()
+    for row, number in enumerate(emission.numbers):
+        # A later row of a number kept earlier sees the state that row may leave.
+        if reach[row] or number in kept or table.get(number) is not None:
+            rows.append(row)
+            kept.add(number)
+    scores = kit.scorer.scores_of(assessed, emission.numbers, emission.window_end_ms, rows)
+    allowed = matcher.allows_many([score.number for score in scores])
     flags = []
     for score, is_allowed in zip(scores, allowed, strict=True):
         state, flag = decide(
@@ -92,7 +102,7 @@ def decide_emission(
         if flag is not None:
             table[score.number] = encode_state(state)
             flags.append(flag)
-    stats.scored = len(scores)
+    stats.scored = len(emission)
     return flags, stats
 
 

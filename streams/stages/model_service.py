@@ -17,7 +17,6 @@ from features.vector import FEATURE_NAMES
 from models.allowlist import AllowList
 from models.allowlist_patterns import AllowMatcher
 from models.decisions import DecisionPolicy
-from models.forest import warm_up
 from models.registry import ModelRegistry
 from models.registry_watch import ModelHolder
 from models.scoring import BatchScorer
@@ -76,7 +75,7 @@ class ModelService:
             ):
                 thresholds = loaded.metadata.thresholds
                 scorer = BatchScorer(loaded)
-                took = warm_up(scorer.forest)  # compiled once, then read from numba's disk cache
+                took = scorer.warm()  # compiled once, then read from numba's disk cache
                 logger.info(
                     "model %s scored by %s (ready in %.2f s)", loaded.metadata.version,
                     "the compiled forest" if scorer.forest else "scikit-learn", took,

@@ -72,6 +72,26 @@ def test_each_row_is_decided_by_the_rows_before_it_whatever_the_batches() -> Non
     assert whole[100:120].all() and not whole[300:320].any() and whole[-1]
 
 
+def test_each_row_sees_exactly_the_window_of_rows_before_it() -> None:
+    rng = np.random.default_rng(12)
+    sizes, shares = rng.integers(1, 90, 12), rng.uniform(0, 0.5, 12)
+    matrix = np.vstack([rows(int(n), float(share), seed=int(n))
+                        for n, share in zip(sizes, shares, strict=True)])
+    received = matrix[:, FEATURE_NAMES.index("long_inbound_ratio")] > 0
+    expected = []
+    for row in range(len(matrix)):  # the rule, row by row
+        prior = received[max(0, row - POLICY.window):row]
+        count = len(prior)
+        expected.append(count >= POLICY.min_rows and prior.sum() >= POLICY.min_share * count)
+    evidence = CalledEvidence(FEATURE_NAMES, POLICY)
+    cuts = np.unique(np.concatenate([[0, len(matrix)], rng.integers(0, len(matrix), 15)]))
+    got = np.concatenate(
+        [evidence.shown(matrix[a:b]) for a, b in zip(cuts, cuts[1:], strict=False)]
+    )
+    np.testing.assert_array_equal(got, expected)
+    assert evidence.recent_share == pytest.approx(received[-POLICY.window:].mean())
+
+
 def test_offline_scoring_decides_in_event_time_order_and_keeps_positions() -> None:
     matrix = np.vstack([rows(60, 0.0, seed=4), rows(60, 0.8, seed=5)])
     end_ms = np.arange(len(matrix))
