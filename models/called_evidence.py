@@ -25,16 +25,19 @@ So a model has two paths, and scoring chooses per row:
   nothing.)
 - Scoring (:class:`CalledEvidence`) counts, over the last ``window`` rows
   scored, those with any call received in the long window. A row is scored
-  with the called features once at least ``min_rows`` rows have been seen
-  and at least ``min_share`` of them had one; otherwise the features are
-  missing (NaN) for the classifier, its reasons and the population check.
-  The features published with a score stay as measured.
+  without the called features (missing, NaN, for the classifier, its
+  reasons and the population check) when at least ``min_rows`` rows have
+  been seen and fewer than ``min_share`` of them had one; otherwise with
+  them. The features published with a score stay as measured.
 
 Each row's choice depends only on the rows scored before it, so the worker
 and an offline evaluation that scores a table in event-time order
 (:func:`called_shown_in_time_order`) decide alike. On simulated days with
 calls between subscribers, 43-95% of the scored rows of each 2-hour stretch
-had a call received; with none, 0%.
+had a call received; with none, 0%. A feed with calls received is therefore
+scored with them from its first row, and whatever the worker's batches,
+restarts or partitions, it decides as the offline path does; a feed
+without them is scored without them from its ``min_rows``-th row on.
 """
 
 from __future__ import annotations
@@ -135,12 +138,12 @@ class CalledEvidence:
     >>> names = ["long_reciprocity", "long_inbound_ratio"]
     >>> evidence = CalledEvidence(names, CalledPolicy(window=4, min_rows=2, min_share=0.5))
     >>> evidence.shown(np.array([[0.0, 0.3], [0.0, 0.0], [0.0, 0.0], [0.2, 0.0]])).tolist()
-    [False, False, True, False]
+    [True, True, True, False]
     >>> evidence.mask(np.array([[0.0, 0.0]])).tolist()  # 2 of the last 4 rows had one
     [[0.0, 0.0]]
     >>> quiet = CalledEvidence(names, CalledPolicy(window=4, min_rows=2, min_share=0.5))
-    >>> quiet.mask(np.zeros((3, 2))).tolist()  # nobody called: hidden
-    [[nan, nan], [nan, nan], [nan, nan]]
+    >>> quiet.mask(np.zeros((3, 2))).tolist()  # nobody called: hidden from the 2nd row seen
+    [[0.0, 0.0], [0.0, 0.0], [nan, nan]]
     """
 
     def __init__(
@@ -188,19 +191,17 @@ class CalledEvidence:
         return masked
 
     def _note(self, shown: bool) -> None:
-        if shown == self._was_shown or not self._log_changes:
-            self._was_shown = shown
+        was, self._was_shown = self._was_shown, shown
+        if shown == (True if was is None else was) or not self._log_changes:
             return
         if shown:
-            log.info("the feed shows calls received (%.0f%% of the last %d rows scored had "
-                     "one): scoring with reciprocity and inbound ratio",
+            log.info("the feed shows calls received again (%.0f%% of the last %d rows scored "
+                     "had one): scoring with reciprocity and inbound ratio",
                      100 * self.recent_share, self._size)
         else:
-            log.info("the feed shows few calls received so far (%.0f%% of the last %d rows "
-                     "scored, at least %.0f%% of %d needed): scoring without reciprocity and "
-                     "inbound ratio", 100 * np.nan_to_num(self.recent_share),
-                     self._size, 100 * self.policy.min_share, self.policy.min_rows)
-        self._was_shown = shown
+            log.warning("the feed shows few calls received (%.1f%% of the last %d rows scored "
+                        "had one, under %.0f%%): scoring without reciprocity and inbound ratio",
+                        100 * self.recent_share, self._size, 100 * self.policy.min_share)
 
 
 @njit(cache=True, nogil=True)  # type: ignore[misc]  # numba ships no type information
@@ -217,7 +218,7 @@ def _slide(
     window = len(ring)
     shown = np.empty(len(received), dtype=np.bool_)
     for row in range(len(received)):
-        shown[row] = size >= min_rows and hits >= min_share * size
+        shown[row] = size < min_rows or hits >= min_share * size
         if size == window:
             hits -= ring[start]
             ring[start] = received[row]

@@ -48,17 +48,17 @@ def test_a_feed_where_nobody_is_called_is_scored_without_them() -> None:
     evidence = CalledEvidence(FEATURE_NAMES, POLICY)
     matrix = rows(300, 0.0)
     served = evidence.mask(matrix)
-    assert np.isnan(served[:, COLUMNS]).all()
+    # Until min_rows rows have shown none, a row is scored as measured.
+    np.testing.assert_array_equal(served[: POLICY.min_rows], matrix[: POLICY.min_rows])
+    assert np.isnan(served[POLICY.min_rows :, COLUMNS]).all()
     others = [c for c in range(len(FEATURE_NAMES)) if c not in COLUMNS]
     np.testing.assert_array_equal(served[:, others], matrix[:, others])
     assert not np.isnan(matrix).any()  # the caller's matrix is left as measured
 
 
-def test_a_feed_with_calls_received_shows_them_after_the_first_rows() -> None:
+def test_a_feed_with_calls_received_shows_them_from_the_first_row() -> None:
     evidence = CalledEvidence(FEATURE_NAMES, POLICY)
-    shown = evidence.shown(rows(300, 0.5))
-    assert not shown[: POLICY.min_rows].any()
-    assert shown[POLICY.min_rows + 5 :].all()
+    assert evidence.shown(rows(300, 0.5)).all()
 
 
 def test_each_row_is_decided_by_the_rows_before_it_whatever_the_batches() -> None:
@@ -82,7 +82,7 @@ def test_each_row_sees_exactly_the_window_of_rows_before_it() -> None:
     for row in range(len(matrix)):  # the rule, row by row
         prior = received[max(0, row - POLICY.window):row]
         count = len(prior)
-        expected.append(count >= POLICY.min_rows and prior.sum() >= POLICY.min_share * count)
+        expected.append(count < POLICY.min_rows or prior.sum() >= POLICY.min_share * count)
     evidence = CalledEvidence(FEATURE_NAMES, POLICY)
     cuts = np.unique(np.concatenate([[0, len(matrix)], rng.integers(0, len(matrix), 15)]))
     got = np.concatenate(
@@ -142,6 +142,7 @@ def test_the_scorer_hides_them_from_the_model_and_publishes_them_as_measured() -
     )
     assert called_of(metadata) == POLICY
     scorer = BatchScorer(LoadedModel(model, metadata))
+    scorer.score([f"+8613900{i:06d}" for i in range(30)], 1_000, rows(30, 0.0, seed=12))
     nobody = rows(30, 0.0, seed=8)
     scores = scorer.score([f"+8613800{i:06d}" for i in range(30)], 1_000, nobody)
     hidden = with_called_missing(nobody, FEATURE_NAMES)
