@@ -161,6 +161,11 @@ class CalledEvidence:
         self._was_shown: bool | None = None
 
     @property
+    def hiding(self) -> bool:
+        """Whether the last row scored was scored without the called features."""
+        return self._was_shown is False
+
+    @property
     def recent_share(self) -> float:
         """Share of the recent rows with a call received (nan before any row)."""
         return self._hits / self._size if self._size else float("nan")

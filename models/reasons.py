@@ -283,7 +283,7 @@ def explain(
 
     Only features beyond the normal 1st-99th percentile range are given;
     when none is, the single most unusual one is, so every decision carries
-    at least one reason (if the reference covers any feature). With a
+    at least one reason (if the reference covers any feature it measured). With a
     ``category``, the features that characterise it come first (module doc).
 
     >>> ref = {name: FeatureRange(0.0, 0.1, 0.3) for name in FEATURE_NAMES}
@@ -406,7 +406,10 @@ class Explainer:
                 picked.append(int(position))
                 if len(picked) == self.top:
                     break
-            beyond = [p for p in picked if excess[row, p] > 0] or picked[:1]
+            # Nothing beyond the normal range: the most unusual feature measured (a
+            # missing one, such as calls received the feed does not show, says nothing).
+            measured = [p for p in picked if np.isfinite(matrix[row, self._columns[p]])]
+            beyond = [p for p in picked if excess[row, p] > 0] or measured[:1]
             templates = self._templates[profile[row]]
             reasons.append(tuple(self._phrase(matrix[row], p, templates) for p in beyond))
         return reasons

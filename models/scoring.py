@@ -34,7 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
-from models.called_evidence import CalledEvidence, CalledPaths, called_of
+from models.called_evidence import CalledEvidence, CalledPaths, called_of, with_called_missing
 from models.decisions import Score
 from models.forest import CompiledForest, warm_up
 from models.population import population_of
@@ -154,6 +154,8 @@ class BatchScorer:
         if any(name not in score.features for name in self.feature_names):
             return score.reasons
         row = np.array([[score.features[name] for name in self.feature_names]], dtype=np.float64)
+        if self.called is not None and self.called.hiding:  # as the batch it came from
+            row = with_called_missing(row, self.feature_names)
         return self.explainer.explain(row, [category])[0]
 
     def score(

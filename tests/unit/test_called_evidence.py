@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -134,7 +135,9 @@ def test_the_scorer_hides_them_from_the_model_and_publishes_them_as_measured() -
         feature_names=FEATURE_NAMES,
         classes=("fraud", "normal"),
         thresholds={"block": 0.9, "watch": 0.6},
-        metrics={},
+        # Normal callers hear back from a fifth to nine tenths of their callees.
+        metrics={"reference.long_reciprocity.p01": 0.2, "reference.long_reciprocity.p50": 0.5,
+                 "reference.long_reciprocity.p99": 0.9},
         training_data_sha256="0" * 64,
         library_versions={},
         artefact_sha256="0" * 64,
@@ -150,6 +153,14 @@ def test_the_scorer_hides_them_from_the_model_and_publishes_them_as_measured() -
     np.testing.assert_allclose([1 - s.probability for s in scores], expected, atol=1e-9)
     assert all(s.features["long_inbound_ratio"] == 0.0 for s in scores)
     assert scorer.called is not None and scorer.called.recent_share == 0.0
+    assert scorer.called.hiding
+    # Its reasons, also as another category, leave out what the model did not see ...
+    called_reason = "ever called this number"
+    assert not any(called_reason in r for s in scores for r in s.reasons)
+    assert not any(called_reason in r for r in scorer.reasons_for(scores[0], "one_ring"))
+    # ... which a model without the second path would give.
+    plain = BatchScorer(LoadedModel(model, replace(metadata, extra={})))
+    assert any(called_reason in r for r in plain.reasons_for(scores[0], "one_ring"))
 
 
 def test_alignment_maps_each_paths_thresholds_onto_the_others() -> None:
