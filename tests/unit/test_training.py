@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from features.vector import FEATURE_NAMES
-from models.called_evidence import CalledEvidence, called_of
+from models.called_evidence import CalledEvidence, CalledPaths, called_of
 from models.card import render_model_card
 from models.dataset import (
     NORMAL,
@@ -211,6 +211,10 @@ def test_thresholds_are_ordered_and_reported(trained: TrainingResult) -> None:
     assert trained.metrics["validation.block_target_reached"] == 1.0
     assert "MET" in trained.report and "block" in trained.report
     assert "without calls received" in trained.report  # the second path's own thresholds
+    assert isinstance(trained.model, CalledPaths)
+    target = (trained.thresholds["watch"], trained.thresholds["block"])
+    assert trained.model.alignment.target == target
+    assert 0 < trained.model.alignment.source[0] <= trained.model.alignment.source[1] <= 1
 
 
 # --- registry and scoring -----------------------------------------------------------------------
