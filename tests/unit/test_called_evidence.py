@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pickle
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -22,8 +21,9 @@ from models.called_evidence import (
     called_shown_in_time_order,
     with_called_missing,
 )
-from models.registry import LoadedModel, ModelMetadata
+from models.registry import LoadedModel
 from models.scoring import BatchScorer
+from tests.unit.model_metadata import model_metadata
 
 POLICY = CalledPolicy(window=50, min_rows=10, min_share=0.2)
 COLUMNS = [FEATURE_NAMES.index(name) for name in CALLED_FEATURES]
@@ -129,18 +129,11 @@ def test_the_scorer_hides_them_from_the_model_and_publishes_them_as_measured() -
     labels = np.where(np.arange(len(train)) % 2 == 0, "fraud", "normal")
     labels[train[:, FEATURE_NAMES.index("long_inbound_ratio")] > 0] = "normal"
     model = HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(train, labels)
-    metadata = ModelMetadata(
-        version="20261206T230000Z-00000000",
-        created_at=datetime(2026, 12, 6, tzinfo=UTC),
-        feature_names=FEATURE_NAMES,
-        classes=("fraud", "normal"),
-        thresholds={"block": 0.9, "watch": 0.6},
+    metadata = model_metadata(
+        ("fraud", "normal"),
         # Normal callers hear back from a fifth to nine tenths of their callees.
         metrics={"reference.long_reciprocity.p01": 0.2, "reference.long_reciprocity.p50": 0.5,
                  "reference.long_reciprocity.p99": 0.9},
-        training_data_sha256="0" * 64,
-        library_versions={},
-        artefact_sha256="0" * 64,
         extra={"called": POLICY.to_json()},
     )
     assert called_of(metadata) == POLICY

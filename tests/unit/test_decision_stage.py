@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import numpy as np
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -11,11 +9,12 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from features.vector import FEATURE_NAMES
 from models.allowlist_patterns import AllowMatcher, parse_pattern
 from models.decisions import DecisionPolicy, decide
-from models.registry import LoadedModel, ModelMetadata
+from models.registry import LoadedModel
 from models.scoring import BatchScorer
 from streams.stages.caller_features import Emission
 from streams.stages.decision_stage import decide_emission, decode_state, encode_state
 from streams.stages.model_service import DecisionKit
+from tests.unit.model_metadata import model_metadata
 
 CLASSES = ("fraud", "normal", "one_ring")
 
@@ -26,17 +25,7 @@ def kit() -> DecisionKit:
     rows = rng.uniform(0, 1, size=(600, len(FEATURE_NAMES))) * 50
     labels = np.array(CLASSES)[(rows[:, 0] > 25).astype(int) + (rows[:, 1] > 40).astype(int)]
     model = HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(rows, labels)
-    metadata = ModelMetadata(
-        version="20261206T233000Z-00000000",
-        created_at=datetime(2026, 12, 6, tzinfo=UTC),
-        feature_names=FEATURE_NAMES,
-        classes=CLASSES,
-        thresholds={"block": 0.8, "watch": 0.6},
-        metrics={},
-        training_data_sha256="0" * 64,
-        library_versions={},
-        artefact_sha256="0" * 64,
-    )
+    metadata = model_metadata(CLASSES, thresholds={"block": 0.8, "watch": 0.6})
     policy = DecisionPolicy(block_threshold=0.8, watch_threshold=0.6, block_hold_margin=0.3,
                             category_switch_ratio=1.0)
     return DecisionKit(BatchScorer(LoadedModel(model, metadata)), policy)

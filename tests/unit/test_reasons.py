@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import polars as pl
 import pytest
 
@@ -16,7 +14,7 @@ from models.reasons import (
     reference_from_table,
     reference_metrics,
 )
-from models.registry import ModelMetadata
+from tests.unit.model_metadata import model_metadata
 
 # Normal traffic: ratios around 0.5 (0.1 to 0.9), counts around 10 (2 to 20).
 RATIO = FeatureRange(0.1, 0.5, 0.9)
@@ -112,16 +110,8 @@ def test_reference_from_table_uses_normal_rows_only() -> None:
 
 
 def test_reference_round_trips_through_metadata_metrics() -> None:
-    metadata = ModelMetadata(
-        version="20261122T143000Z-00000000",
-        created_at=datetime(2026, 11, 22, tzinfo=UTC),
-        feature_names=FEATURE_NAMES,
-        classes=("fraud", "normal"),
-        thresholds={"block": 0.9, "watch": 0.6},
-        metrics={"pr_auc": 0.99} | reference_metrics(REFERENCE),
-        training_data_sha256="0" * 64,
-        library_versions={},
-        artefact_sha256="0" * 64,
+    metadata = model_metadata(
+        ("fraud", "normal"), metrics={"pr_auc": 0.99} | reference_metrics(REFERENCE)
     )
     assert reference_from_metadata(metadata) == REFERENCE
 

@@ -27,6 +27,7 @@ from models.registry import (
 )
 from models.registry_artefact import EXPECTED_TYPES
 from models.registry_watch import ModelHolder
+from tests.unit.model_metadata import model_metadata
 
 FEATURES = ("calls_per_hour", "short_call_ratio", "distinct_callees")
 CLASSES = ("marketing", "normal", "one_ring")
@@ -221,17 +222,7 @@ def test_check_features_names_the_difference() -> None:
 
 
 def _metadata_with(features: tuple[str, ...]) -> ModelMetadata:
-    return ModelMetadata(
-        version="20261122T143000Z-00000000",
-        created_at=datetime(2026, 11, 22, tzinfo=UTC),
-        feature_names=features,
-        classes=CLASSES,
-        thresholds={"block": 0.9, "watch": 0.6},
-        metrics={},
-        training_data_sha256="0" * 64,
-        library_versions={},
-        artefact_sha256="0" * 64,
-    )
+    return model_metadata(CLASSES, feature_names=features)
 
 
 # ModelHolder: what the worker uses

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -12,8 +11,9 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from features.vector import FEATURE_NAMES
 from models.decisions import DecisionPolicy
 from models.reasons import FeatureRange
-from models.registry import LoadedModel, ModelMetadata
+from models.registry import LoadedModel
 from models.scoring import BatchScorer, nuisance_scores
+from tests.unit.model_metadata import model_metadata
 
 CLASSES = ("fraud", "normal", "one_ring")
 
@@ -39,19 +39,9 @@ def rows() -> np.ndarray:
 def scorer(rows: np.ndarray) -> BatchScorer:
     labels = np.array(CLASSES)[np.arange(len(rows)) % 3]
     model = HistGradientBoostingClassifier(max_iter=5, random_state=0).fit(rows, labels)
-    metadata = ModelMetadata(
-        version="20261122T143000Z-00000000",
-        created_at=datetime(2026, 11, 22, tzinfo=UTC),
-        feature_names=FEATURE_NAMES,
-        classes=CLASSES,
-        thresholds={"block": 0.9, "watch": 0.6},
-        metrics={"reference.short_call_volume.p01": 1.0,
-                 "reference.short_call_volume.p50": 6.0,
-                 "reference.short_call_volume.p99": 12.0},
-        training_data_sha256="0" * 64,
-        library_versions={},
-        artefact_sha256="0" * 64,
-    )
+    metadata = model_metadata(CLASSES, metrics={"reference.short_call_volume.p01": 1.0,
+                                                "reference.short_call_volume.p50": 6.0,
+                                                "reference.short_call_volume.p99": 12.0})
     return BatchScorer(LoadedModel(CountingModel(model), metadata))
 
 
