@@ -130,10 +130,10 @@ class TrainingOptions:
     min_pr_auc: float = 0.9
     # Categories the model must learn; None: every category of the data's campaigns.
     required_categories: tuple[str, ...] | None = None
-    # Fit on every row also with the features of calls received missing, and score them
-    # only while the feed shows such calls (models.called_evidence); None: fit and score
-    # as measured. On the held-out family with nobody ever called, the model trained
-    # without this flagged 0.54% of the ordinary subscribers and blocked at 94% precision.
+    # A second classifier, fitted without the features of calls received, scores the rows
+    # of a feed that shows too few of them (models.called_evidence); None: one classifier,
+    # every row scored as measured. On the held-out family with nobody ever called, one
+    # classifier flagged 0.54% of the ordinary subscribers and blocked at 94% precision.
     called: CalledPolicy | None = field(default_factory=CalledPolicy)
 
 
@@ -218,14 +218,16 @@ def train(
     model: Any = _fit(matrix[fit], labels[fit], weights[fit], fit_rows, options)
     classes = tuple(str(c) for c in model.classes_)
     validation_rows = table.filter(pl.Series(split.validation))
-    scores, _categories = nuisance_scores(predict_proba(model, matrix), classes)
+    probabilities = predict_proba(model, matrix)
+    scores, _categories = nuisance_scores(probabilities, classes)
     thresholds, validation = _thresholds(validation_rows, scores[split.validation], options)
     if options.called is not None:
         model = _with_path_without_called(model, matrix, labels, weights, fit, fit_rows,
                                           validation_rows, split, thresholds, options)
     served = _as_served(matrix, table, options.called)
-    probabilities = predict_proba(model, served)
-    scores, _categories = nuisance_scores(probabilities, classes)
+    if served is not matrix:  # some rows go the second way: score them as the worker would
+        probabilities = predict_proba(model, served)
+        scores, _categories = nuisance_scores(probabilities, classes)
     metrics = _measure(probabilities, classes, thresholds, table, campaigns, split)
     metrics |= validation | _sizes(split)
     if "pr_auc" in metrics:  # absent when the hold-out has one class only
@@ -422,8 +424,8 @@ def _report(
     if isinstance(model, CalledPaths) and called is not None:
         (watch, block) = model.alignment.source
         lines.append(
-            f"without calls received (until {called.min_share:.0%} of the last "
-            f"{called.window:,} rows scored show one, at least {called.min_rows:,} rows): "
+            f"without calls received (under {called.min_share:.0%} of the last "
+            f"{called.window:,} rows scored had one, at least {called.min_rows:,} rows seen): "
             f"a second classifier, its own watch {watch:.4f} and block {block:.4f} "
             "mapped onto the thresholds above"
         )
