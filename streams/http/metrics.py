@@ -21,7 +21,13 @@ Series (all prefixed ``callguard_``):
 ``store_buffered``                        gauge    decisions waiting for the store
 ``consumer_lag{topic,partition}``         gauge    messages not yet read, per partition
 ``cdrs_per_second``                       gauge    CDRs per second over the last minute
+``calls_received_share``                  gauge    recent rows scored with a call received
+``scoring_without_calls_received``        gauge    1 while the model's second path scores
 ========================================  =======  ==========================================
+
+The last two tell whether the feed shows the calls numbers receive
+(:mod:`models.called_evidence`): under 5% of at least 200 of the last
+50,000 rows scored, rows are scored without reciprocity and inbound ratio.
 
 Counters are this worker's since it started (Prometheus' ``rate()`` handles
 restarts); ``flags_current`` is the same for every worker, refreshed every
@@ -45,6 +51,7 @@ from typing import TYPE_CHECKING
 
 from faust.web import Request, Response, View
 
+from models.called_evidence import CalledEvidence
 from sinks.clickhouse import StoreError, insert_metrics
 from streams.http.dashboard.monitor import PipelineMonitor, consumer_lag, monitor_for
 from streams.http.dashboard.queries import as_of, flag_counts
@@ -164,7 +171,22 @@ def collect(app: CallguardApp, monitor: PipelineMonitor,
                       for lag in lags]),
         one("cdrs_per_second", "gauge", "CDRs ingested per second over the last minute.",
             monitor.cdr_meter.rate()),
+        *_called_families(kit.scorer.called if kit else None),
         *_checkpoint_families(app),
+    ]
+
+
+def _called_families(evidence: CalledEvidence | None) -> list[MetricFamily]:
+    """Whether the model sees the features of calls received (none before a row is scored)."""
+    seen = evidence is not None and not math.isnan(evidence.recent_share)
+    return [
+        MetricFamily("calls_received_share", "gauge",
+                     "Share of the last rows scored with a call received in the long window.",
+                     [({}, evidence.recent_share)] if seen and evidence else []),
+        MetricFamily("scoring_without_calls_received", "gauge",
+                     "1 while rows are scored without reciprocity and inbound ratio "
+                     "(the feed shows too few calls received), else 0.",
+                     [({}, float(evidence.hiding))] if seen and evidence else []),
     ]
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 
+from features.vector import FEATURE_NAMES
+from models.called_evidence import CalledEvidence, CalledPolicy
 from streams.app import create_app
 from streams.http.dashboard.monitor import monitor_for
-from streams.http.metrics import MetricFamily, collect, render, store_sample
+from streams.http.metrics import MetricFamily, _called_families, collect, render, store_sample
 from streams.settings import Settings
 
 SERIES = (
@@ -18,6 +21,7 @@ SERIES = (
     "callguard_consumer_lag", "callguard_cdrs_per_second", "callguard_checkpoints_total",
     "callguard_checkpoint_rows_total", "callguard_checkpoint_failures_total",
     "callguard_checkpoint_seconds_total", "callguard_checkpoint_held_messages",
+    "callguard_calls_received_share", "callguard_scoring_without_calls_received",
 )
 LABELS = r'(\{([a-z_]+="([^"\\]|\\.)*",?)*\})?'
 SAMPLE = re.compile(rf"^[a-z_]+{LABELS} (-?[0-9.e+]+|NaN|[+-]Inf)$")
@@ -69,3 +73,20 @@ def test_the_store_sample_holds_the_unlabelled_series_and_summed_lag() -> None:
     ]
     assert store_sample(families) == {
         "cdrs_total": 5.0, "consumer_lag": 5.0, "late_dropped_total": 1.0}
+
+
+def test_whether_the_model_sees_calls_received_is_exposed() -> None:
+    def samples(evidence: CalledEvidence | None) -> dict[str, list[float]]:
+        return {f.name: [value for _, value in f.samples] for f in _called_families(evidence)}
+
+    assert samples(None) == {"calls_received_share": [], "scoring_without_calls_received": []}
+    evidence = CalledEvidence(FEATURE_NAMES, CalledPolicy(window=100, min_rows=10, min_share=0.05))
+    assert samples(evidence)["calls_received_share"] == []  # nothing scored yet
+    evidence.shown(np.zeros((40, len(FEATURE_NAMES))))  # nobody called
+    assert samples(evidence) == {"calls_received_share": [0.0],
+                                 "scoring_without_calls_received": [1.0]}
+    called = np.zeros((60, len(FEATURE_NAMES)))
+    called[:, FEATURE_NAMES.index("long_inbound_ratio")] = 0.4
+    evidence.shown(called)
+    assert samples(evidence) == {"calls_received_share": [0.6],
+                                 "scoring_without_calls_received": [0.0]}
