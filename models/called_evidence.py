@@ -279,24 +279,35 @@ class ScoreAlignment:
     target: tuple[float, float]
 
     def apply(self, scores: NDArray[np.float64]) -> NDArray[np.float64]:
-        """``scores`` on the target's scale."""
+        """``scores`` on the target's scale (at a repeated point, the higher one counts)."""
         (sw, sb), (tw, tb) = self.source, self.target
         xs = np.array([0.0, sw, sb, 1.0])
         ys = np.array([0.0, tw, tb, 1.0])
-        out = np.empty_like(np.asarray(scores, dtype=np.float64))
-        for index, value in enumerate(np.asarray(scores, dtype=np.float64)):
-            out[index] = _through(value, xs, ys)
+        values = np.asarray(scores, dtype=np.float64)
+        upper = np.clip(np.searchsorted(xs, values, side="right"), 1, len(xs) - 1)
+        lower = upper - 1
+        span = xs[upper] - xs[lower]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            along = np.where(span > 0, (values - xs[lower]) / span, 1.0)
+        out = ys[lower] + along * (ys[upper] - ys[lower])
+        return np.where(values >= 1.0, 1.0, out)
+
+    def applied_to(self, probabilities: NDArray[np.float64], normal: int) -> NDArray[np.float64]:
+        """Class probabilities whose nuisance score (1 - ``normal``'s) is mapped by :meth:`apply`.
+
+        The nuisance classes keep their proportions.
+
+        >>> align = ScoreAlignment(source=(0.5, 0.8), target=(0.9, 0.95))
+        >>> align.applied_to(np.array([[0.5, 0.25, 0.25]]), normal=0).round(3).tolist()
+        [[0.1, 0.45, 0.45]]
+        """
+        score = 1.0 - probabilities[:, normal]
+        aligned = self.apply(score)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = np.where(score > 0, aligned / score, 0.0)
+        out = probabilities * scale[:, None]
+        out[:, normal] = 1.0 - aligned
         return out
-
-
-def _through(value: float, xs: NDArray[np.float64], ys: NDArray[np.float64]) -> float:
-    """The piecewise-linear map at ``value``; at a repeated x the higher point counts."""
-    for upper in range(1, len(xs)):
-        if value < xs[upper]:
-            lower = upper - 1
-            span = xs[upper] - xs[lower]
-            return float(ys[lower] + (value - xs[lower]) / span * (ys[upper] - ys[lower]))
-    return float(ys[-1])
 
 
 class CalledPaths:
@@ -350,7 +361,7 @@ class CalledPaths:
         if (~hidden).any():
             out[~hidden] = self._path(0, matrix[~hidden])
         if hidden.any():
-            out[hidden] = self._aligned(self._path(1, matrix[hidden]))
+            out[hidden] = self.alignment.applied_to(self._path(1, matrix[hidden]), self._normal)
         return out
 
     @staticmethod
@@ -374,15 +385,6 @@ class CalledPaths:
             return self._forests[which].predict_proba(rows)
         model = self.measured if which == 0 else self.without
         return np.asarray(model.predict_proba(rows), dtype=np.float64)
-
-    def _aligned(self, probabilities: NDArray[np.float64]) -> NDArray[np.float64]:
-        score = 1.0 - probabilities[:, self._normal]
-        aligned = self.alignment.apply(score)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            scale = np.where(score > 0, aligned / score, 0.0)
-        out = probabilities * scale[:, None]
-        out[:, self._normal] = 1.0 - aligned
-        return out
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

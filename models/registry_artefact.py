@@ -31,6 +31,8 @@ EXPECTED_TYPES: frozenset[str] = frozenset(
         # A model with a path for rows scored without the features of calls received.
         "models.called_evidence.CalledPaths",
         "models.called_evidence.ScoreAlignment",
+        # ... and one for rows without a complaint about the number.
+        "models.complaint_paths.ComplaintPaths",
     }
 )
 """Types skops does not trust by default that a callguard classifier legitimately holds."""

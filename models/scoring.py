@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from models.called_evidence import CalledEvidence, CalledPaths, called_of, with_called_missing
+from models.complaint_paths import ComplaintPaths, compiled_form
 from models.decisions import Score
 from models.forest import CompiledForest, warm_up
 from models.population import population_of
@@ -121,9 +122,8 @@ class BatchScorer:
         self.threads = threads
         # Built once: inspecting the loaded libraries costs milliseconds, limiting them does not.
         self._threadpools = ThreadpoolController()
-        self.forest: CompiledForest | CalledPaths | None = (
-            self.model.compiled() if isinstance(self.model, CalledPaths)
-            else CompiledForest.of(self.model)
+        self.forest: CompiledForest | CalledPaths | ComplaintPaths | None = compiled_form(
+            self.model
         )
         policy = called_of(loaded.metadata)
         self.called = None if policy is None else CalledEvidence(self.feature_names, policy)

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from features.vector import FEATURE_NAMES
 from models.called_evidence import CalledEvidence, CalledPaths, called_of
 from models.card import render_model_card
+from models.complaint_paths import ComplaintPaths
 from models.dataset import (
     NORMAL,
     DatasetConfig,
@@ -210,11 +211,16 @@ def test_thresholds_are_ordered_and_reported(trained: TrainingResult) -> None:
     assert 0 < trained.thresholds["watch"] <= trained.thresholds["block"] <= 1
     assert trained.metrics["validation.block_target_reached"] == 1.0
     assert "MET" in trained.report and "block" in trained.report
-    assert "without calls received" in trained.report  # the second path's own thresholds
-    assert isinstance(trained.model, CalledPaths)
+    assert "without calls received" in trained.report  # each second path's own thresholds
+    assert "without a complaint about the number" in trained.report
+    assert isinstance(trained.model, ComplaintPaths)
     target = (trained.thresholds["watch"], trained.thresholds["block"])
-    assert trained.model.alignment.target == target
-    assert 0 < trained.model.alignment.source[0] <= trained.model.alignment.source[1] <= 1
+    for paths in (trained.model, trained.model.reported):
+        assert paths.alignment.target == target
+        assert 0 < paths.alignment.source[0] <= paths.alignment.source[1] <= 1
+    # Each complaint path has its own path for rows without calls received.
+    assert isinstance(trained.model.reported, CalledPaths)
+    assert isinstance(trained.model.unreported, CalledPaths)
 
 
 # --- registry and scoring -----------------------------------------------------------------------

@@ -1,0 +1,112 @@
+"""Rows without a complaint about the number, scored by the path that does not lean on them."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from features.vector import FEATURE_NAMES
+from models.called_evidence import CalledPaths, ScoreAlignment, with_called_missing
+from models.complaint_paths import (
+    COMPLAINT_FEATURES,
+    ComplaintPaths,
+    has_complaint,
+    with_complaints_held,
+)
+
+COMPLAINTS = [FEATURE_NAMES.index(name) for name in COMPLAINT_FEATURES]
+
+
+def calibrated(matrix: np.ndarray, labels: np.ndarray) -> CalibratedClassifierCV:
+    booster = HistGradientBoostingClassifier(max_iter=8, random_state=0)
+    return CalibratedClassifierCV(booster, method="sigmoid", cv=3, ensemble=False).fit(
+        matrix, labels
+    )
+
+
+def table(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random rows, a third of them with complaints, and labels that follow a few features."""
+    rng = np.random.default_rng(seed)
+    matrix = rng.uniform(0.0, 20.0, (count, len(FEATURE_NAMES)))
+    matrix[:, COMPLAINTS] = 0.0
+    reported = rng.uniform(0.0, 1.0, count) < 1 / 3
+    matrix[np.ix_(np.flatnonzero(reported), COMPLAINTS)] = rng.integers(1, 4, (reported.sum(), 1))
+    labels = np.where(matrix[:, 0] > 10, "fraud", np.where(matrix[:, 1] > 14, "one_ring", "normal"))
+    return matrix, labels
+
+
+def test_the_complaint_features_are_the_complaints_of_both_windows() -> None:
+    assert set(COMPLAINT_FEATURES) == {"short_complaints", "long_complaints"}
+    assert set(COMPLAINT_FEATURES) <= set(FEATURE_NAMES)
+
+
+def test_rows_go_by_their_complaints_alone() -> None:
+    matrix, _ = table(12, seed=1)
+    matrix[0, COMPLAINTS] = [0.0, 2.0]  # a complaint earlier in the day: reported
+    matrix[1, COMPLAINTS] = [0.0, 0.0]
+    chosen = has_complaint(matrix, FEATURE_NAMES)
+    assert chosen[0] and not chosen[1]
+    np.testing.assert_array_equal(chosen, (matrix[:, COMPLAINTS] > 0).any(axis=1))
+    held = with_complaints_held(matrix, FEATURE_NAMES)
+    assert (held[:, COMPLAINTS] == 0).all()
+    others = [c for c in range(len(FEATURE_NAMES)) if c not in COMPLAINTS]
+    np.testing.assert_array_equal(held[:, others], matrix[:, others])
+    assert (matrix[chosen][:, COMPLAINTS] > 0).any()  # the caller's matrix is left as measured
+
+
+def test_unreported_rows_take_the_second_path_aligned_compiled_or_not() -> None:
+    matrix, labels = table(900, seed=2)
+    reported = calibrated(matrix, labels)
+    unreported = calibrated(with_complaints_held(matrix, FEATURE_NAMES), labels)
+    align = ScoreAlignment(source=(0.5, 0.8), target=(0.9, 0.95))
+    paths = ComplaintPaths(reported, unreported, FEATURE_NAMES, align)
+    probe, _ = table(60, seed=3)
+    chosen = has_complaint(probe, FEATURE_NAMES)
+    assert chosen.any() and not chosen.all()
+    proba = paths.predict_proba(probe)
+    np.testing.assert_array_equal(proba[chosen], reported.predict_proba(probe[chosen]))
+    second = unreported.predict_proba(probe[~chosen])
+    normal = list(paths.classes_).index("normal")
+    np.testing.assert_allclose(1 - proba[~chosen, normal], align.apply(1 - second[:, normal]))
+    nuisance = [c for c in range(len(paths.classes_)) if c != normal]
+    np.testing.assert_array_equal(  # the category is still the second path's
+        proba[~chosen][:, nuisance].argmax(axis=1), second[:, nuisance].argmax(axis=1)
+    )
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    compiled = pickle.loads(pickle.dumps(paths)).compiled()
+    assert compiled is not None
+    np.testing.assert_array_equal(compiled.predict_proba(probe), proba)
+
+
+def test_each_complaint_path_keeps_its_own_path_without_calls_received() -> None:
+    matrix, labels = table(900, seed=4)
+    held = with_complaints_held(matrix, FEATURE_NAMES)
+    inner_align = ScoreAlignment(source=(0.6, 0.7), target=(0.5, 0.8))
+    reported = CalledPaths(calibrated(matrix, labels),
+                           calibrated(CalledPaths.without_input(matrix, FEATURE_NAMES), labels),
+                           FEATURE_NAMES, inner_align)
+    unreported = CalledPaths(calibrated(held, labels),
+                             calibrated(CalledPaths.without_input(held, FEATURE_NAMES), labels),
+                             FEATURE_NAMES, inner_align)
+    align = ScoreAlignment(source=(0.4, 0.9), target=(0.5, 0.8))
+    paths = ComplaintPaths(reported, unreported, FEATURE_NAMES, align)
+    probe, _ = table(80, seed=5)
+    probe[::2] = with_called_missing(probe[::2], FEATURE_NAMES)
+    chosen = has_complaint(probe, FEATURE_NAMES)
+    proba = paths.predict_proba(probe)
+    np.testing.assert_array_equal(proba[chosen], reported.predict_proba(probe[chosen]))
+    normal = list(paths.classes_).index("normal")
+    second = unreported.predict_proba(probe[~chosen])
+    np.testing.assert_allclose(1 - proba[~chosen, normal], align.apply(1 - second[:, normal]))
+    compiled = pickle.loads(pickle.dumps(paths)).compiled()
+    assert compiled is not None
+    np.testing.assert_array_equal(compiled.predict_proba(probe), proba)
+
+
+def test_alignment_at_a_repeated_point_takes_the_higher_one() -> None:
+    align = ScoreAlignment(source=(0.5, 0.5), target=(0.9, 0.95))
+    np.testing.assert_allclose(align.apply(np.array([0.25, 0.5, 0.75, 1.0])),
+                               [0.45, 0.95, 0.975, 1.0])
