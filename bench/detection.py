@@ -16,12 +16,13 @@ Run (from the repository root)::
    is read back and judged number by number against the day's ground truth.
 
 3. **Shifted worlds** (offline, the serving model): the held-out family as
-   it is, with its subscribers' missed calls returned at 0.1, and with every
+   it is, with its subscribers' missed calls returned at 0.1, with every
    feature of calls received set to 0 (nobody is ever called), to see how
-   far the model leans on how the simulator has people call each other; then
-   each further held-out family of ``--also`` (default ``county``: other
-   shapes of every category again, neither trained on nor looked at when
-   the model was built).
+   far the model leans on how the simulator has people call each other, and
+   with no complaints (a feed of CDRs alone); then each further held-out
+   family of ``--also`` (default ``county``: other shapes of every category
+   again, neither trained on nor looked at when the model was built), as it
+   is and without complaints.
 
 Figures per run: recall by category (numbers flagged ``watch`` or ``block``
 while their campaign ran, of the category's numbers that called that day),
@@ -287,18 +288,21 @@ def markdown(results: dict[str, Any]) -> str:
 _CALLED_FEATURES = tuple(
     name for name in FEATURE_NAMES if name.endswith(("_reciprocity", "_inbound_ratio"))
 )
+# Complaints about the number: zeroed, a feed of CDRs without the reports people file.
+_COMPLAINT_FEATURES = tuple(name for name in FEATURE_NAMES if name.endswith("_complaints"))
 
 
 def shifted_worlds(
     registry: Path, heldout: str, workdir: Path, also: tuple[str, ...] = ()
 ) -> list[dict[str, Any]]:
-    """The serving model offline on the held-out family as it is and shifted in two ways.
+    """The serving model offline on the held-out family as it is and shifted in three ways.
 
     ``callbacks 0.1``: the family with the subscribers' missed calls returned
     at 0.1 instead of its own rate. ``nobody called``: its rows with every
     feature of calls received set to 0. Both ask whether the model leans on
-    how a simulator has people call each other. Then each family of ``also``
-    as it is.
+    how a simulator has people call each other. ``no complaints``: its rows
+    with the complaint features at 0, a feed that carries no reports. Then
+    each family of ``also`` as it is and without complaints.
     """
     models = ModelRegistry(registry)
     current = models.current()
@@ -309,18 +313,29 @@ def shifted_worlds(
     scenario = builtin_scenario(heldout)
     quiet = with_overrides(scenario, subscribers={"callback_rate": 0.1})
     worlds = []
+    simulated: dict[str, tuple[LabelledCalls, pl.DataFrame]] = {}
     for label, world, zeroed in (
         (f"{heldout}, as it is", scenario, ()),
         (f"{heldout}, callbacks 0.1", quiet, ()),
         (f"{heldout}, nobody called", scenario, _CALLED_FEATURES),
-        *((name, builtin_scenario(name), ()) for name in also),
+        (f"{heldout}, no complaints", scenario, _COMPLAINT_FEATURES),
+        *(
+            world
+            for name in also
+            for world in (
+                (name, builtin_scenario(name), ()),
+                (f"{name}, no complaints", builtin_scenario(name), _COMPLAINT_FEATURES),
+            )
+        ),
     ):
-        folder = workdir / f"shift-{len(worlds)}"
-        write_parquet(world, folder, progress=False)
-        calls = read_parquet_dir(folder)
-        table = build_training_data(calls).table.with_columns(
-            [pl.lit(0.0).alias(name) for name in zeroed]
-        )
+        day = world.model_dump_json()
+        if day not in simulated:  # each day is simulated once, then shifted
+            folder = workdir / f"shift-{len(simulated)}"
+            write_parquet(world, folder, progress=False)
+            calls = read_parquet_dir(folder)
+            simulated[day] = (calls, build_training_data(calls).table)
+        calls, measured = simulated[day]
+        table = measured.with_columns([pl.lit(0.0).alias(name) for name in zeroed])
         metrics = evaluate_family(
             loaded.model, loaded.metadata.classes, loaded.metadata.thresholds, table, calls,
             "shift", population=population, review=review, called=called_of(loaded.metadata),
