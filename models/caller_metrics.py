@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from features.vector import FEATURE_NAMES
 from models.called_evidence import CalledPolicy, called_shown_in_time_order
+from models.complaint_paths import block_agreed
 from models.dataset import NORMAL, LabelledCalls
 from models.population import (
     NEVER,
@@ -91,7 +92,8 @@ def caller_metrics(
 
     ``rows``: scored rows (``caller, end_ms, label``) with their ``scores``.
     ``blockable``: rows whose block-level score may block (the population
-    agrees, :func:`models.population.may_block`); others count as watch.
+    agrees, :func:`models.population.may_block`, and so do the model's paths,
+    :func:`models.complaint_paths.block_agreed`); others count as watch.
     ``roster``: the callers to judge (:func:`caller_roster`); callers of the
     roster without a scored row count as not flagged. A nuisance number's
     rows count from its labelled (active) period only, so a number flagged
@@ -177,9 +179,9 @@ def evaluate_family(
     scores, _ = nuisance_scores(predict_proba(model, matrix), classes)
     if population is not None:
         anomaly = population.anomaly(matrix, FEATURE_NAMES)
-        scores = effective_scores(scores, anomaly, thresholds["watch"], review)
         long_calls = table["long_call_volume"].to_numpy().astype(np.float64)
-        blockable = may_block(anomaly, review, long_calls)
+        blockable = may_block(anomaly, review, long_calls) & block_agreed(model, matrix, scores)
+        scores = effective_scores(scores, anomaly, thresholds["watch"], review)
     else:
         blockable = None
     return caller_metrics(table, scores, thresholds, caller_roster(calls), prefix, blockable)

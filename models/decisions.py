@@ -144,11 +144,19 @@ class DecisionPolicy:
             )
 
     def tier(
-        self, probability: float, anomaly: float = 0.0, long_calls: float = math.inf
+        self,
+        probability: float,
+        anomaly: float = 0.0,
+        long_calls: float = math.inf,
+        block_agreed: bool = True,
     ) -> Action | None:
-        """The action tier a nuisance probability (anomaly, long-window calls) reaches, if any."""
+        """The action tier a nuisance probability (anomaly, long-window calls) reaches, if any.
+
+        ``block_agreed``: the model's own say on a block (:attr:`Score.block_agreed`).
+        """
         if probability >= self.block_threshold:
-            if anomaly >= self.block_anomaly and long_calls >= self.block_min_calls:
+            if (block_agreed and anomaly >= self.block_anomaly
+                    and long_calls >= self.block_min_calls):
                 return Action.BLOCK
             return Action.WATCH  # the population does not agree, or too little evidence yet
         if probability >= self.watch_threshold or self.reviews(probability, anomaly):
@@ -205,6 +213,9 @@ class Score:
     # and those tails in words.
     anomaly: float = 0.0
     anomaly_reasons: tuple[str, ...] = ()
+    # Whether the model's paths let a block-level score block
+    # (models.complaint_paths.ComplaintPaths.block_agreed); False: watch at most.
+    block_agreed: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,7 +325,8 @@ def _held_tier(current: Flag | None, score: Score, policy: DecisionPolicy) -> Ac
     A block an operator confirmed holds while the caller still reaches a tier.
     """
     tier = policy.tier(
-        score.probability, score.anomaly, score.features.get("long_call_volume", math.inf)
+        score.probability, score.anomaly, score.features.get("long_call_volume", math.inf),
+        score.block_agreed,
     )
     if current is None or current.action is not Action.BLOCK:
         return tier

@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from models.called_evidence import CalledEvidence, CalledPaths, called_of, with_called_missing
-from models.complaint_paths import ComplaintPaths, compiled_form
+from models.complaint_paths import ComplaintPaths, block_agreed, compiled_form
 from models.decisions import Score
 from models.forest import CompiledForest, warm_up
 from models.population import population_of
@@ -91,6 +91,7 @@ class Assessment:
     scores: NDArray[np.float64]  # the nuisance score, 1 - P(normal)
     category_index: NDArray[np.intp]  # the most probable nuisance class
     anomaly: NDArray[np.float64]  # the population check (0 without a reference)
+    block_agreed: NDArray[np.bool_]  # the model's paths let a block-level score block
 
 
 class BatchScorer:
@@ -188,7 +189,8 @@ class BatchScorer:
             np.zeros(len(served)) if self.population is None
             else self.population.anomaly(served, self.feature_names)
         )
-        return Assessment(measured, served, probabilities, scores, category_index, anomaly)
+        agreed = block_agreed(self.model, served, scores)
+        return Assessment(measured, served, probabilities, scores, category_index, anomaly, agreed)
 
     def scores_of(
         self,
@@ -216,6 +218,7 @@ class BatchScorer:
         class_rows = assessed.probabilities[picked][:, nuisance].tolist()
         measured = assessed.measured[picked].tolist()
         scores = assessed.scores[picked].tolist()
+        agreed = assessed.block_agreed[picked].tolist()
         version = self.metadata.version
         return [
             Score(
@@ -229,6 +232,7 @@ class BatchScorer:
                 class_probabilities=dict(zip(nuisance_labels, class_rows[at], strict=True)),
                 anomaly=float(anomaly[at]),
                 anomaly_reasons=anomaly_reasons.get(at, ()),
+                block_agreed=bool(agreed[at]),
             )
             for at, row in enumerate(picked.tolist())
         ]

@@ -47,7 +47,12 @@ from models.called_evidence import (
     called_shown_in_time_order,
 )
 from models.caller_metrics import caller_metrics, evaluate_family, table_roster
-from models.complaint_paths import ComplaintPaths, has_complaint, with_complaints_held
+from models.complaint_paths import (
+    ComplaintPaths,
+    block_agreed,
+    has_complaint,
+    with_complaints_held,
+)
 from models.dataset import NORMAL, LabelledCalls, TrainingData, table_sha256
 from models.population import (
     NEVER,
@@ -248,7 +253,9 @@ def train(
         thresholds,
         table_roster(table.filter(pl.Series(held_out))),
         "holdout",
-        may_block(anomaly[held_out], review, _long_calls(table)[held_out]),
+        (may_block(anomaly, review, _long_calls(table)) & block_agreed(model, served, scores))[
+            held_out
+        ],
     )
     metrics["checks.max_single_feature_auc"] = max(separation.values(), default=float("nan"))
     importances = permutation_importances(

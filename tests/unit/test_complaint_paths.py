@@ -13,6 +13,7 @@ from models.called_evidence import CalledPaths, ScoreAlignment, with_called_miss
 from models.complaint_paths import (
     COMPLAINT_FEATURES,
     ComplaintPaths,
+    block_agreed,
     has_complaint,
     with_complaints_held,
 )
@@ -110,3 +111,23 @@ def test_alignment_at_a_repeated_point_takes_the_higher_one() -> None:
     align = ScoreAlignment(source=(0.5, 0.5), target=(0.9, 0.95))
     np.testing.assert_allclose(align.apply(np.array([0.25, 0.5, 0.75, 1.0])),
                                [0.45, 0.95, 0.975, 1.0])
+
+
+def test_a_row_without_complaints_blocks_only_when_the_first_path_would_too() -> None:
+    matrix, labels = table(900, seed=6)
+    reported = calibrated(matrix, labels)
+    unreported = calibrated(with_complaints_held(matrix, FEATURE_NAMES), labels)
+    block = 0.7
+    paths = ComplaintPaths(reported, unreported, FEATURE_NAMES,
+                           ScoreAlignment(source=(0.3, 0.3), target=(block, block)))
+    probe, _ = table(300, seed=7)
+    normal = list(paths.classes_).index("normal")
+    scores = 1 - paths.predict_proba(probe)[:, normal]
+    first = 1 - reported.predict_proba(probe)[:, normal]
+    chosen = has_complaint(probe, FEATURE_NAMES)
+    agreed = paths.block_agreed(probe, scores)
+    np.testing.assert_array_equal(agreed, chosen | (scores < block) | (first >= block))
+    assert not agreed.all()  # some rows reach block on the second path alone
+    assert (scores[~agreed] >= block).all()
+    # A model of one path has nothing to agree with.
+    assert block_agreed(reported, probe, scores).all()

@@ -57,6 +57,12 @@ def test_a_block_needs_enough_calls_in_the_long_window_else_it_is_a_watch() -> N
     # A score without the feature (an older caller of the API) is not held back.
     assert decide(FlagState(), score(0.95), policy, allowed=False)[1].action is Action.BLOCK
 
+
+def test_a_block_needs_the_models_paths_to_agree_else_it_is_a_watch() -> None:
+    alone = Score("+8613800138000", "fraud", 0.95, "v1", T0, block_agreed=False)
+    assert decide(FlagState(), alone, POLICY, allowed=False)[1].action is Action.WATCH
+    assert decide(FlagState(), score(0.95), POLICY, allowed=False)[1].action is Action.BLOCK
+
 def test_renewal_publishes_upgrades_at_once_and_repeats_only_past_half_life() -> None:
     state, first = decide(FlagState(), score(0.7), POLICY, allowed=False)
     assert first.action is Action.WATCH
