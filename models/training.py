@@ -228,10 +228,10 @@ def train(
     fit_rows = table.filter(pl.Series(fit))
     validation_rows = table.filter(pl.Series(split.validation))
     fitting = _Fitting(labels, weights, fit, fit_rows, validation_rows, split, options)
-    model, thresholds, validation = _fit_paths(matrix, table, fitting)
+    model, thresholds, validation = _fit_paths(matrix, fitting)
     classes = tuple(str(c) for c in model.classes_)
     if options.complaints:
-        model = _with_path_without_complaints(model, matrix, table, thresholds, fitting)
+        model = _with_path_without_complaints(model, matrix, thresholds, fitting)
     served = _as_served(matrix, table, options.called)
     probabilities = predict_proba(model, served)  # every row as the worker scores it
     scores, _categories = nuisance_scores(probabilities, classes)
@@ -294,72 +294,63 @@ class _Fitting:
 
 
 def _fit_paths(
-    matrix: NDArray[np.float64], table: pl.DataFrame, fitting: _Fitting
+    matrix: NDArray[np.float64],
+    fitting: _Fitting,
+    judged: NDArray[np.bool_] | None = None,
 ) -> tuple[Any, dict[str, float], dict[str, float]]:
     """A classifier fitted on ``matrix``, with its path without calls received when asked.
 
-    Returns the model, its thresholds (chosen on the validation rows, as
-    measured) and how they did there.
+    Returns the model, its thresholds (chosen on the validation rows as
+    measured, those of ``judged`` only if given: the rows the model will
+    score) and how they did there.
     """
     fit, options = fitting.fit, fitting.options
     model: Any = _fit(matrix[fit], fitting.labels[fit], fitting.weights[fit], fitting.fit_rows,
                       options)
-    classes = tuple(str(c) for c in model.classes_)
-    scores, _ = nuisance_scores(predict_proba(model, matrix), classes)
-    thresholds, validation = _thresholds(
-        fitting.validation_rows, scores[fitting.split.validation], options
-    )
+    thresholds, validation = _thresholds_on(model, matrix, fitting, judged)
     if options.called is not None:
-        model = _with_path_without_called(model, matrix, thresholds, fitting)
+        hidden = CalledPaths.without_input(matrix, FEATURE_NAMES)
+        without = _fit(hidden[fit], fitting.labels[fit], fitting.weights[fit],
+                       fitting.fit_rows, options)
+        own, _ = _thresholds_on(without, hidden, fitting, judged)
+        # Rows without calls received go the second way, its scores on the first's scale.
+        model = CalledPaths(model, without, FEATURE_NAMES, _alignment(own, thresholds))
     return model, thresholds, validation
 
 
-def _with_path_without_called(
-    measured: CalibratedClassifierCV,
+def _thresholds_on(
+    model: Any,
     matrix: NDArray[np.float64],
-    thresholds: Mapping[str, float],
     fitting: _Fitting,
-) -> CalledPaths:
-    """``measured`` with a second path for rows scored without the features of calls received.
-
-    The second classifier is fitted on the same rows with those features
-    missing; its own thresholds are chosen on the validation rows, as the
-    first's, and its scores are mapped onto the first's scale
-    (:class:`~models.called_evidence.ScoreAlignment`), so one pair of
-    thresholds serves both.
-    """
-    fit = fitting.fit
-    hidden = CalledPaths.without_input(matrix, FEATURE_NAMES)
-    without = _fit(hidden[fit], fitting.labels[fit], fitting.weights[fit], fitting.fit_rows,
-                   fitting.options)
-    classes = tuple(str(c) for c in without.classes_)
-    scores, _ = nuisance_scores(predict_proba(without, hidden), classes)
-    own, _ = _thresholds(fitting.validation_rows, scores[fitting.split.validation],
-                         fitting.options)
-    return CalledPaths(measured, without, FEATURE_NAMES, _alignment(own, thresholds))
+    judged: NDArray[np.bool_] | None,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """:func:`_thresholds` of ``model`` on the validation rows (of ``judged`` if given)."""
+    rows = fitting.split.validation if judged is None else fitting.split.validation & judged
+    classes = tuple(str(c) for c in model.classes_)
+    scores, _ = nuisance_scores(predict_proba(model, matrix[rows]), classes)
+    table_rows = (
+        fitting.validation_rows if judged is None
+        else fitting.validation_rows.filter(pl.Series(judged[fitting.split.validation]))
+    )
+    return _thresholds(table_rows, scores, fitting.options)
 
 
 def _with_path_without_complaints(
     reported: Any,
     matrix: NDArray[np.float64],
-    table: pl.DataFrame,
     thresholds: Mapping[str, float],
     fitting: _Fitting,
 ) -> ComplaintPaths:
     """``reported`` with a path for rows without a complaint (:mod:`models.complaint_paths`).
 
     The second model is fitted as the first, on the same rows with the
-    complaint features held at 0; its thresholds are chosen on the
-    validation rows without a complaint, scored as the worker would score
-    them, and mapped onto the first's.
+    complaint features held at 0; its thresholds (and those of its own path
+    without calls received) are chosen on the validation rows without a
+    complaint, the rows it will score, and mapped onto the first's.
     """
     held = with_complaints_held(matrix, FEATURE_NAMES)
-    unreported, _, _ = _fit_paths(held, table, fitting)
-    quiet = fitting.split.validation & ~has_complaint(matrix, FEATURE_NAMES)
-    served = _as_served(held, table, fitting.options.called)
-    classes = tuple(str(c) for c in unreported.classes_)
-    scores, _ = nuisance_scores(predict_proba(unreported, served[quiet]), classes)
-    own, _ = _thresholds(table.filter(pl.Series(quiet)), scores, fitting.options)
+    quiet = ~has_complaint(matrix, FEATURE_NAMES)
+    unreported, own, _ = _fit_paths(held, fitting, quiet)
     return ComplaintPaths(reported, unreported, FEATURE_NAMES, _alignment(own, thresholds))
 
 
