@@ -64,6 +64,7 @@ __all__ = [
     "ScoreAlignment",
     "called_shown_in_time_order",
     "with_called_missing",
+    "zeroed",
 ]
 
 log = logging.getLogger(__name__)
@@ -257,6 +258,19 @@ def called_shown_in_time_order(
     return result
 
 
+def zeroed(
+    matrix: NDArray[np.float64], columns: Sequence[int] | NDArray[np.intp]
+) -> NDArray[np.float64]:
+    """A float64 copy of ``matrix`` with ``columns`` set to 0 in every row.
+
+    >>> zeroed(np.array([[1.0, 2.0, 3.0]]), [0, 2]).tolist()
+    [[0.0, 2.0, 0.0]]
+    """
+    rows = np.array(matrix, dtype=np.float64, copy=True)
+    rows[:, np.asarray(columns, dtype=np.intp)] = 0.0
+    return rows
+
+
 def _columns(feature_names: Sequence[str], wanted: Sequence[str]) -> list[int]:
     names = list(feature_names)
     return [names.index(name) for name in wanted if name in names]
@@ -373,14 +387,11 @@ class CalledPaths:
         Its classifier was fitted so, a constant it cannot split on (a column
         missing in every row cannot be fitted at all).
         """
-        rows = np.array(matrix, dtype=np.float64, copy=True)
-        rows[:, _columns(feature_names, CALLED_FEATURES)] = 0.0
-        return rows
+        return zeroed(matrix, _columns(feature_names, CALLED_FEATURES))
 
     def _path(self, which: int, rows: NDArray[np.float64]) -> NDArray[np.float64]:
         if which == 1:
-            rows = rows.copy()
-            rows[:, self._columns] = 0.0
+            rows = zeroed(rows, self._columns)
         if self._forests is not None:
             return self._forests[which].predict_proba(rows)
         model = self.measured if which == 0 else self.without

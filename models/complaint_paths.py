@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from models.called_evidence import CalledPaths, ScoreAlignment
+from models.called_evidence import CalledPaths, ScoreAlignment, zeroed
 from models.forest import CompiledForest
 from models.registry_metadata import NORMAL_CLASS
 
@@ -66,9 +66,7 @@ def with_complaints_held(
     >>> with_complaints_held(np.array([[3.0, 2.0]]), ["long_call_volume", "long_complaints"])
     array([[3., 0.]])
     """
-    rows = np.array(matrix, dtype=np.float64, copy=True)
-    rows[:, _columns(feature_names)] = 0.0
-    return rows
+    return zeroed(matrix, _columns(feature_names))
 
 
 def has_complaint(matrix: NDArray[np.float64], feature_names: Sequence[str]) -> NDArray[np.bool_]:
@@ -153,8 +151,7 @@ class ComplaintPaths:
         if reported.any():
             out[reported] = self._path(0, matrix[reported])
         if not reported.all():
-            rows = matrix[~reported]
-            rows[:, self._columns] = 0.0  # NaN (not measured) reads as no complaint
+            rows = zeroed(matrix[~reported], self._columns)  # NaN (not measured): none
             out[~reported] = self.alignment.applied_to(self._path(1, rows), self._normal)
         return out
 
