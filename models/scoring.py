@@ -139,11 +139,6 @@ class BatchScorer:
             )
         return time.perf_counter() - started
 
-    def predict(self, matrix: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
-        """Nuisance scores and category indices for the rows of ``matrix``."""
-        return nuisance_scores(self._probabilities(self._served(self._checked(matrix))),
-                               self.classes)
-
     def reasons_for(self, score: Score, category: str) -> tuple[str, ...]:
         """The reasons for ``score``'s features as ``category`` (its own reasons if it is that).
 

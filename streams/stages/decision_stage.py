@@ -82,18 +82,24 @@ def decide_emission(
     # Only a number with a flag state, or a row that reaches a tier, can give a
     # decision (models.decisions.decide): the others need no Score built.
     reach = kit.policy.may_act(assessed.scores, assessed.anomaly).tolist()
-    rows, kept = [], set()
+    rows: list[int] = []
+    stored: dict[str, bytes | None] = {}  # each kept number's state as the batch began
     for row, number in enumerate(emission.numbers):
-        # A later row of a number kept earlier sees the state that row may leave.
-        if reach[row] or number in kept or table.get(number) is not None:
+        if number in stored:  # a later row sees the state the earlier one may leave
             rows.append(row)
-            kept.add(number)
+            continue
+        raw = table.get(number)
+        if reach[row] or raw is not None:
+            rows.append(row)
+            stored[number] = raw
     scores = kit.scorer.scores_of(assessed, emission.numbers, emission.window_end_ms, rows)
     allowed = matcher.allows_many([score.number for score in scores])
     flags = []
     for score, is_allowed in zip(scores, allowed, strict=True):
+        # The state read above, until a decision of this batch replaced it.
+        raw = stored.pop(score.number) if score.number in stored else table.get(score.number)
         state, flag = decide(
-            decode_state(table.get(score.number)),
+            decode_state(raw),
             score,
             kit.policy,
             allowed=is_allowed,
