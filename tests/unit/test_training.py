@@ -175,7 +175,9 @@ def test_a_one_segment_simulator_is_caught_by_the_single_feature_check(tmp_path:
     }
     scenario = with_overrides(training_scenario("small"), campaigns={"shapes": one_segment})
     write_parquet(scenario, tmp_path, progress=False)
-    result = train(build_training_data(tmp_path), options=TrainingOptions(min_class_rows=10))
+    # One classifier (no second paths): the check is about the training table.
+    options = TrainingOptions(min_class_rows=10, called=None, complaints=False)
+    result = train(build_training_data(tmp_path), options=options)
     assert result.separation["long_distinct_segments"] >= 0.99
     assert any(line.startswith("long_distinct_segments alone") for line in result.warnings)
     assert "warning: long_distinct_segments alone" in result.report
@@ -332,7 +334,8 @@ def test_training_refuses_a_model_that_learned_nothing(small_data: TrainingData)
     labels = table.select(pl.struct("label", "campaign_id").shuffle(seed=3).alias("moved"))
     shuffled = table.drop("label", "campaign_id").hstack(labels.unnest("moved"))
     with pytest.raises(ValueError, match="did not learn to separate nuisance from normal"):
-        train(TrainingData(table=shuffled, campaigns=small_data.campaigns))
+        train(TrainingData(table=shuffled, campaigns=small_data.campaigns),
+              options=TrainingOptions(called=None, complaints=False))
 
 
 @pytest.mark.parametrize("minimums", [{"min_short_calls": 0}, {"min_long_calls": 0}])
