@@ -180,7 +180,8 @@ def evaluate_family(
     if population is not None:
         anomaly = population.anomaly(matrix, FEATURE_NAMES)
         long_calls = table["long_call_volume"].to_numpy().astype(np.float64)
-        blockable = may_block(anomaly, review, long_calls) & block_agreed(model, matrix, scores)
+        blockable = may_block(anomaly, review, long_calls)
+        blockable &= block_agreed(model, matrix, scores, blockable)
         scores = effective_scores(scores, anomaly, thresholds["watch"], review)
     else:
         blockable = None

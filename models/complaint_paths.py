@@ -87,14 +87,19 @@ def _reported(
 
 
 def block_agreed(
-    model: Any, matrix: NDArray[np.float64], scores: NDArray[np.float64]
+    model: Any,
+    matrix: NDArray[np.float64],
+    scores: NDArray[np.float64],
+    asked: NDArray[np.bool_] | None = None,
 ) -> NDArray[np.bool_]:
     """Per row: whether ``model``'s paths let a block-level score block.
 
     All True but for :class:`ComplaintPaths` (:meth:`ComplaintPaths.block_agreed`).
+    ``asked``: the rows whose answer matters (those that may block otherwise,
+    :func:`models.population.may_block`); the others are True unasked.
     """
     if isinstance(model, ComplaintPaths):
-        return model.block_agreed(matrix, scores)
+        return model.block_agreed(matrix, scores, asked)
     return np.ones(len(scores), dtype=np.bool_)
 
 
@@ -156,20 +161,27 @@ class ComplaintPaths:
         return out
 
     def block_agreed(
-        self, matrix: NDArray[np.float64], scores: NDArray[np.float64]
+        self,
+        matrix: NDArray[np.float64],
+        scores: NDArray[np.float64],
+        asked: NDArray[np.bool_] | None = None,
     ) -> NDArray[np.bool_]:
         """Per row: False where a row without a complaint reaches ``block`` on this path only.
 
-        ``scores``: this model's nuisance scores of ``matrix``. The first path
-        is walked for those rows alone, a few in a batch.
+        ``scores``: this model's nuisance scores of ``matrix``; ``asked``, if
+        given, the only rows to answer for (the others are True). The first
+        path is walked for those rows alone, a few in a batch.
         """
         matrix = np.asarray(matrix, dtype=np.float64)
         block = self.alignment.target[1]
         agreed = np.ones(len(matrix), dtype=np.bool_)
-        asked = np.flatnonzero((np.asarray(scores) >= block) & ~_reported(matrix, self._columns))
-        if len(asked):
-            first = self._path(0, matrix[asked])
-            agreed[asked] = 1.0 - first[:, self._normal] >= block
+        wanted = (np.asarray(scores) >= block) & ~_reported(matrix, self._columns)
+        if asked is not None:
+            wanted &= asked
+        rows = np.flatnonzero(wanted)
+        if len(rows):
+            first = self._path(0, matrix[rows])
+            agreed[rows] = 1.0 - first[:, self._normal] >= block
         return agreed
 
     def _path(self, which: int, rows: NDArray[np.float64]) -> NDArray[np.float64]:

@@ -38,7 +38,7 @@ from models.called_evidence import CalledEvidence, CalledPaths, called_of, with_
 from models.complaint_paths import ComplaintPaths, block_agreed, compiled_form
 from models.decisions import Score
 from models.forest import CompiledForest, warm_up
-from models.population import population_of
+from models.population import may_block, population_of
 from models.reasons import Explainer, Reference, reference_from_metadata
 from models.registry import LoadedModel
 from models.registry_metadata import NORMAL_CLASS
@@ -126,6 +126,10 @@ class BatchScorer:
         self.forest: CompiledForest | CalledPaths | ComplaintPaths | None = compiled_form(
             self.model
         )
+        names = list(self.feature_names)
+        self._long_calls = (
+            names.index("long_call_volume") if "long_call_volume" in names else None
+        )
         policy = called_of(loaded.metadata)
         self.called = None if policy is None else CalledEvidence(self.feature_names, policy)
 
@@ -184,7 +188,13 @@ class BatchScorer:
             np.zeros(len(served)) if self.population is None
             else self.population.anomaly(served, self.feature_names)
         )
-        agreed = block_agreed(self.model, served, scores)
+        # The paths' say on a block matters only where the population and the calls allow one.
+        long_calls = (
+            measured[:, self._long_calls] if self._long_calls is not None
+            else np.full(len(measured), np.inf)
+        )
+        agreed = block_agreed(self.model, served, scores,
+                              may_block(anomaly, self.review, long_calls))
         return Assessment(measured, served, probabilities, scores, category_index, anomaly, agreed)
 
     def scores_of(

@@ -245,6 +245,8 @@ def train(
     review = replace(review, block_anomaly=options.block_min_anomaly,
                      block_min_calls=options.block_min_calls)
     flagging = effective_scores(scores, anomaly, thresholds["watch"], review)
+    blockable = may_block(anomaly, review, _long_calls(table))
+    blockable &= block_agreed(model, served, scores, blockable)
     held_out = split.test | split.latency
     metrics |= caller_metrics(
         table.filter(pl.Series(held_out)),
@@ -252,9 +254,7 @@ def train(
         thresholds,
         table_roster(table.filter(pl.Series(held_out))),
         "holdout",
-        (may_block(anomaly, review, _long_calls(table)) & block_agreed(model, served, scores))[
-            held_out
-        ],
+        blockable[held_out],
     )
     metrics["checks.max_single_feature_auc"] = max(separation.values(), default=float("nan"))
     importances = permutation_importances(

@@ -129,5 +129,8 @@ def test_a_row_without_complaints_blocks_only_when_the_first_path_would_too() ->
     np.testing.assert_array_equal(agreed, chosen | (scores < block) | (first >= block))
     assert not agreed.all()  # some rows reach block on the second path alone
     assert (scores[~agreed] >= block).all()
+    # Asked for some rows only (those the population and calls let block), the others pass.
+    asked = np.arange(len(probe)) % 2 == 0
+    np.testing.assert_array_equal(paths.block_agreed(probe, scores, asked), agreed | ~asked)
     # A model of one path has nothing to agree with.
     assert block_agreed(reported, probe, scores).all()
