@@ -43,7 +43,7 @@ without them is scored without them from its ``min_rows``-th row on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +63,8 @@ __all__ = [
     "called_of",
     "ScoreAlignment",
     "called_shown_in_time_order",
+    "learned_alike",
+    "two_ways",
     "with_called_missing",
     "zeroed",
 ]
@@ -324,6 +326,37 @@ class ScoreAlignment:
         return out
 
 
+def learned_alike(first: Any, second: Any) -> Any:
+    """The classes of two paths' classifiers (``first.classes_``), which must be the same."""
+    if list(first.classes_) != list(second.classes_):
+        raise ValueError(
+            f"the two paths learned different classes: {list(first.classes_)} "
+            f"and {list(second.classes_)}"
+        )
+    return first.classes_
+
+
+def two_ways(
+    matrix: NDArray[np.float64],
+    second_way: NDArray[np.bool_],
+    path: Callable[[int, NDArray[np.float64]], NDArray[np.float64]],
+    alignment: ScoreAlignment,
+    normal: int,
+    classes: int,
+) -> NDArray[np.float64]:
+    """Probabilities of ``matrix`` (a column per class) from two paths.
+
+    ``path(1, rows)`` scores the rows of ``second_way``, its scores mapped by
+    ``alignment``; ``path(0, rows)`` the others.
+    """
+    out = np.empty((len(matrix), classes))
+    if not second_way.all():
+        out[~second_way] = path(0, matrix[~second_way])
+    if second_way.any():
+        out[second_way] = alignment.applied_to(path(1, matrix[second_way]), normal)
+    return out
+
+
 class CalledPaths:
     """The registered model: one classifier for rows with the called features, one without.
 
@@ -342,15 +375,10 @@ class CalledPaths:
         feature_names: Sequence[str],
         alignment: ScoreAlignment,
     ) -> None:
-        if list(measured.classes_) != list(without.classes_):
-            raise ValueError(
-                f"the two paths learned different classes: {list(measured.classes_)} "
-                f"and {list(without.classes_)}"
-            )
+        self.classes_ = learned_alike(measured, without)
         self.measured = measured
         self.without = without
         self.alignment = alignment
-        self.classes_ = measured.classes_
         self.n_features = len(feature_names)
         self._columns = np.asarray(_columns(feature_names, CALLED_FEATURES), dtype=np.intp)
         self._normal = list(self.classes_).index(NORMAL_CLASS)
@@ -371,12 +399,9 @@ class CalledPaths:
             np.isnan(matrix[:, self._columns]).all(axis=1)
             if len(self._columns) else np.zeros(len(matrix), dtype=np.bool_)
         )
-        out = np.empty((len(matrix), len(self.classes_)))
-        if (~hidden).any():
-            out[~hidden] = self._path(0, matrix[~hidden])
-        if hidden.any():
-            out[hidden] = self.alignment.applied_to(self._path(1, matrix[hidden]), self._normal)
-        return out
+        second_way = np.asarray(hidden, dtype=np.bool_)
+        return two_ways(matrix, second_way, self._path, self.alignment, self._normal,
+                        len(self.classes_))
 
     @staticmethod
     def without_input(

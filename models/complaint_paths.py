@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from models.called_evidence import CalledPaths, ScoreAlignment, zeroed
+from models.called_evidence import CalledPaths, ScoreAlignment, learned_alike, two_ways, zeroed
 from models.forest import CompiledForest
 from models.registry_metadata import NORMAL_CLASS
 
@@ -126,15 +126,10 @@ class ComplaintPaths:
         feature_names: Sequence[str],
         alignment: ScoreAlignment,
     ) -> None:
-        if list(reported.classes_) != list(unreported.classes_):
-            raise ValueError(
-                f"the two paths learned different classes: {list(reported.classes_)} "
-                f"and {list(unreported.classes_)}"
-            )
+        self.classes_ = learned_alike(reported, unreported)
         self.reported = reported
         self.unreported = unreported
         self.alignment = alignment
-        self.classes_ = reported.classes_
         self.n_features = len(feature_names)
         self._columns = np.asarray(_columns(feature_names), dtype=np.intp)
         self._normal = list(self.classes_).index(NORMAL_CLASS)
@@ -151,14 +146,8 @@ class ComplaintPaths:
     def predict_proba(self, matrix: NDArray[np.float64]) -> NDArray[np.float64]:
         """One column per class, rows in order."""
         matrix = np.asarray(matrix, dtype=np.float64)
-        reported = _reported(matrix, self._columns)
-        out = np.empty((len(matrix), len(self.classes_)))
-        if reported.any():
-            out[reported] = self._path(0, matrix[reported])
-        if not reported.all():
-            rows = zeroed(matrix[~reported], self._columns)  # NaN (not measured): none
-            out[~reported] = self.alignment.applied_to(self._path(1, rows), self._normal)
-        return out
+        return two_ways(matrix, ~_reported(matrix, self._columns), self._path, self.alignment,
+                        self._normal, len(self.classes_))
 
     def block_agreed(
         self,
@@ -185,6 +174,8 @@ class ComplaintPaths:
         return agreed
 
     def _path(self, which: int, rows: NDArray[np.float64]) -> NDArray[np.float64]:
+        if which == 1:
+            rows = zeroed(rows, self._columns)  # a NaN (not measured) complaint reads as none
         model = (
             self._compiled[which] if self._compiled is not None
             else (self.reported, self.unreported)[which]
