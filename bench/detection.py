@@ -52,9 +52,9 @@ from aiokafka import AIOKafkaConsumer
 from bench.harness import ROOT
 from bench.pipeline import _send_all, _status, create_topics, machine, say, start_workers
 from contracts.flag import Action, Flag, decode_flag
-from features.vector import FEATURE_NAMES
-from models.called_evidence import called_of
+from models.called_evidence import CALLED_FEATURES, called_of
 from models.caller_metrics import caller_metrics, caller_roster, evaluate_family
+from models.complaint_paths import COMPLAINT_FEATURES
 from models.dataset import NORMAL, LabelledCalls, build_training_data, read_parquet_dir
 from models.population import population_of
 from models.registry import ModelRegistry
@@ -283,15 +283,6 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-# Features that come from calls *to* a number: zeroed, they show a world where nobody is
-# ever called (a generator, or a carrier's feed, with no calls between subscribers).
-_CALLED_FEATURES = tuple(
-    name for name in FEATURE_NAMES if name.endswith(("_reciprocity", "_inbound_ratio"))
-)
-# Complaints about the number: zeroed, a feed of CDRs without the reports people file.
-_COMPLAINT_FEATURES = tuple(name for name in FEATURE_NAMES if name.endswith("_complaints"))
-
-
 def shifted_worlds(
     registry: Path, heldout: str, workdir: Path, also: tuple[str, ...] = ()
 ) -> list[dict[str, Any]]:
@@ -317,14 +308,14 @@ def shifted_worlds(
     for label, world, zeroed in (
         (f"{heldout}, as it is", scenario, ()),
         (f"{heldout}, callbacks 0.1", quiet, ()),
-        (f"{heldout}, nobody called", scenario, _CALLED_FEATURES),
-        (f"{heldout}, no complaints", scenario, _COMPLAINT_FEATURES),
+        (f"{heldout}, nobody called", scenario, CALLED_FEATURES),
+        (f"{heldout}, no complaints", scenario, COMPLAINT_FEATURES),
         *(
             world
             for name in also
             for world in (
                 (name, builtin_scenario(name), ()),
-                (f"{name}, no complaints", builtin_scenario(name), _COMPLAINT_FEATURES),
+                (f"{name}, no complaints", builtin_scenario(name), COMPLAINT_FEATURES),
             )
         ),
     ):
