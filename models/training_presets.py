@@ -13,6 +13,10 @@ from simulator.scenario import Scenario, ScenarioError, builtin_scenario, with_o
 __all__ = ["PRESETS", "training_scenario"]
 
 PRESETS = ("tiny", "small", "default")
+# With 40 campaigns a category has a few, and the split keeps whole campaigns
+# apart: some draws leave one with no campaign to fit. This seed's draw gives
+# every category campaigns in each part.
+SMALL_SEED = 8
 
 
 def training_scenario(name: str, *, seed: int | None = None) -> Scenario:
@@ -24,7 +28,7 @@ def training_scenario(name: str, *, seed: int | None = None) -> Scenario:
     return with_overrides(
         builtin_scenario("tiny"),
         name="small",
-        seed=seed,
+        seed=SMALL_SEED if seed is None else seed,
         duration="1d",
         subscribers={"count": 5000},
         campaigns={"count": 40},

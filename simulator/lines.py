@@ -40,6 +40,8 @@ __all__ = ["RHYTHMS", "Campaign", "Lines", "build_lines"]
 
 _HOUR_MS = 3_600_000
 _MOBILE_BASE = 86 * 10**11
+# Platforms that may show a masked number (隐私号) instead of their driver's own.
+_MASKED_KINDS = frozenset({LegitKind.COURIER, LegitKind.RIDE_HAILING})
 # Well-known numbers of legitimate services, used before random ones of the same shape.
 _KNOWN_SERVICE = {
     LegitKind.BANK_SERVICE: (95588, 95533, 95599, 95566, 95559, 95555, 95558, 95568, 95528),
@@ -188,6 +190,7 @@ def build_lines(
     targets = _TargetLists()
     outcomes: list[Outcome] = []
     start_ms, hours = scenario.start_ms, scenario.hours
+    privacy = scenario.legit.privacy_number_share
     for kind, count in scenario.legit.counts().items():
         spec = LEGIT_SPECS[kind]
         for _ in range(count):
@@ -206,7 +209,11 @@ def build_lines(
             )
             rate = log_uniform(rng, spec.calls_per_day)
             end_ms = start_ms + hours * _HOUR_MS
-            _add_line(rows, rng, plan, start_ms, end_ms, rate, population, spec.number_kind)
+            number_kind = spec.number_kind
+            # Drawn only with a share, so scenarios without one keep their random streams.
+            if kind in _MASKED_KINDS and privacy > 0 and rng.random() < privacy:
+                number_kind = "virtual"
+            _add_line(rows, rng, plan, start_ms, end_ms, rate, population, number_kind)
 
     campaigns = []
     shapes = {**DEFAULT_SHAPES, **scenario.campaigns.shapes}

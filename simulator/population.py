@@ -6,7 +6,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.numbering import NumberAllocator, fixed_numbers, mobile_numbers, mobile_segments
+from simulator.numbering import (
+    NumberAllocator,
+    fixed_numbers,
+    mobile_numbers,
+    mobile_segments,
+    virtual_operator_numbers,
+)
 from simulator.scenario import SubscriberSettings
 
 __all__ = ["Population", "build_population"]
@@ -46,7 +52,14 @@ def build_population(
     """Numbers, rates and a reciprocal contact graph for ``settings.count`` people."""
     mobile_count = round(settings.count * settings.mobile_share)
     segments = mobile_segments(rng, max(1, -(-mobile_count // _SUBSCRIBERS_PER_SEGMENT)))
-    mobile = allocator.take(lambda r, n: mobile_numbers(r, n, segments), rng, mobile_count)
+    # Drawn only with a share, so scenarios without one keep their random streams.
+    virtual_count = round(mobile_count * settings.virtual_share)
+    mobile = allocator.take(
+        lambda r, n: mobile_numbers(r, n, segments), rng, mobile_count - virtual_count
+    )
+    if virtual_count:
+        virtual = allocator.take(virtual_operator_numbers, rng, virtual_count)
+        mobile = np.concatenate([mobile, virtual])
     fixed = allocator.take(fixed_numbers, rng, settings.count - mobile_count)
     codes = rng.permutation(np.concatenate([mobile, fixed]))
 

@@ -52,6 +52,11 @@ class SubscriberSettings(_Settings):
 
     count: int = Field(default=50_000, ge=100, le=5_000_000, description="number of subscribers")
     mobile_share: Share = Field(default=0.85, description="share of subscribers on mobile lines")
+    virtual_share: Share = Field(
+        default=0.04,
+        description="share of the mobile subscribers whose line is from a virtual operator "
+        "(170/171/165/167 ranges): people use them too, not only call centres",
+    )
     calls_per_day: float = Field(default=3.0, gt=0, le=100, description="mean outgoing calls a day")
     activity_sigma: float = Field(
         default=1.0,
@@ -126,6 +131,11 @@ class LegitSettings(_Settings):
     school_hospital: int = Field(default=10, ge=0, le=10_000)
     government_hotline: int = Field(default=1, ge=0, le=100)
     enterprise_switchboard: int = Field(default=20, ge=0, le=10_000)
+    privacy_number_share: Share = Field(
+        default=0.2,
+        description="share of courier and ride-hailing lines that call through the platform's "
+        "masked number (隐私号) on a virtual-operator range instead of the driver's own",
+    )
 
     def counts(self) -> dict[LegitKind, int]:
         """Callers per kind."""
