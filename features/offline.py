@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 
 from features.aggregate import COMPLAINTS, Aggregates, aggregate_calls, combine
 from features.batch import CallBatch, key_hash32
+from features.caller_number import caller_number_features
 from features.config import FeatureConfig
 from features.runs import run_starts
 from features.sketch import EMPTY_HASH
@@ -100,6 +101,7 @@ def compute_features(
             window.segment_hist[present] = combined.segment_hist
         called_back = _reciprocity(window, caller_of_end, end_ms, calls_in, config)
         blocks.append(window_features(window, called_back, inbound))
+    blocks.append(caller_number_features(callers.to_list())[caller_of_end])
     values = np.hstack(blocks)[windows_kept]
     result = pl.DataFrame(
         {

@@ -6,7 +6,10 @@ per row, so the streaming state (one row) and the offline path (a row per
 caller and window end) run the same code. Ratios with an empty denominator
 are 0. :data:`FEATURE_NAMES` fixes the
 order of the feature vector: the per-window names below, first for the
-short window (``short_`` prefix), then for the long one (``long_``).
+short window (``short_`` prefix), then for the long one (``long_``)
+(:data:`WINDOW_FEATURE_NAMES`, what the feature engines compute), then the
+calling number's own kind (:data:`features.caller_number.CALLER_FEATURES`,
+added where a row meets its number).
 """
 
 from __future__ import annotations
@@ -30,10 +33,12 @@ from features.aggregate import (
     TALK_MS,
     Aggregates,
 )
+from features.caller_number import CALLER_FEATURES
 from features.sketch import kmv_distinct, kmv_repeat_share, segment_distinct, segment_entropy
 
 __all__ = [
     "FEATURE_NAMES",
+    "WINDOW_FEATURE_NAMES",
     "WINDOW_FEATURES",
     "answer_rate",
     "call_volume",
@@ -217,9 +222,10 @@ WINDOW_FEATURES: dict[str, FeatureFunction] = {
     "complaints": complaints,
 }
 PER_WINDOW = (*WINDOW_FEATURES, "reciprocity", "inbound_ratio")
-FEATURE_NAMES: tuple[str, ...] = tuple(
+WINDOW_FEATURE_NAMES: tuple[str, ...] = tuple(
     f"{window}_{name}" for window in ("short", "long") for name in PER_WINDOW
 )
+FEATURE_NAMES: tuple[str, ...] = (*WINDOW_FEATURE_NAMES, *CALLER_FEATURES)
 
 
 def window_features(
@@ -227,8 +233,8 @@ def window_features(
 ) -> NDArray[np.float64]:
     """``(n, 17)``: each row's features for one window, in ``PER_WINDOW`` order.
 
-    The short window's features fill the first half of :data:`FEATURE_NAMES`,
-    the long window's the second half.
+    The short window's features fill the first half of
+    :data:`WINDOW_FEATURE_NAMES`, the long window's the second half.
     """
     columns = [function(agg) for function in WINDOW_FEATURES.values()]
     columns.append(np.asarray(reciprocity_values, dtype=np.float64))

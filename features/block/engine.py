@@ -193,7 +193,7 @@ class CallerBlock:
     def features(
         self, rows: Int64Array, end_ms: Int64Array | int | None = None
     ) -> NDArray[np.float64]:
-        """``(len(rows), len(FEATURE_NAMES))`` feature vectors (see :mod:`features.block.read`)."""
+        """``(len(rows), len(WINDOW_FEATURE_NAMES))``: window features (features.block.read)."""
         return block_features(self, rows, end_ms)
 
     def window_calls(self, rows: Int64Array, name: str = "short") -> Int64Array:

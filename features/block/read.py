@@ -38,7 +38,7 @@ Int64Array = NDArray[np.int64]
 def block_features(
     block: CallerBlock, rows: Int64Array, end_ms: Int64Array | int | None = None
 ) -> NDArray[np.float64]:
-    """``(len(rows), len(FEATURE_NAMES))``: each row's feature vector.
+    """``(len(rows), len(WINDOW_FEATURE_NAMES))``: each row's window features.
 
     ``end_ms``: one end for all rows, one per row, or None for each row's
     :meth:`~features.block.engine.CallerBlock.default_end_ms`.

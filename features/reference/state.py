@@ -68,7 +68,7 @@ from features.sketch import (
     inbound_numbers,
     inbox_counts,
 )
-from features.vector import FEATURE_NAMES, reciprocity, window_features
+from features.vector import WINDOW_FEATURE_NAMES, reciprocity, window_features
 
 __all__ = ["CallerState", "UpdateStats"]
 
@@ -443,7 +443,7 @@ class CallerState:
         return combine(parts, np.zeros(1, np.intp), config)
 
     def features(self, end_ms: int | None = None) -> NDArray[np.float64]:
-        """The feature vector, in :data:`~features.vector.FEATURE_NAMES` order.
+        """The window features, in :data:`~features.vector.WINDOW_FEATURE_NAMES` order.
 
         ``end_ms`` defaults to :meth:`default_end_ms`; it should be a short
         hop boundary. The long window is the one whose last bucket holds
@@ -463,7 +463,7 @@ class CallerState:
 
     def feature_dict(self, end_ms: int | None = None) -> dict[str, float]:
         """:meth:`features` as a name -> value mapping."""
-        return dict(zip(FEATURE_NAMES, self.features(end_ms).tolist(), strict=True))
+        return dict(zip(WINDOW_FEATURE_NAMES, self.features(end_ms).tolist(), strict=True))
 
     def _reciprocity(self, aggregate: Aggregates, end_ms: int) -> NDArray[np.float64]:
         """Share of the sampled callees in the filter, or in the inbox before ``end_ms``."""

@@ -72,10 +72,11 @@ from features.block.engine import BlockUpdate, CallerBlock
 from features.block.layout import NO_BUCKET
 from features.block.read import window_calls
 from features.block.rows import row_last_emitted, row_watermarks
+from features.caller_number import caller_number_dict
 from features.config import FeatureConfig
 from features.emission import EmissionPolicy
 from features.fingerprints import fingerprints
-from features.vector import FEATURE_NAMES
+from features.vector import FEATURE_NAMES, WINDOW_FEATURE_NAMES
 from streams.pipeline.partitions import partitions_of
 from streams.stages.caller_features import Emission
 from streams.stages.event_clock import OpenBuckets, by_piece
@@ -489,7 +490,8 @@ class BlockFeatureStage:
         return {
             "window_end_ms": int(self.block.default_end_ms(rows)[0]),
             "watermark_ms": int(self.block.column("watermark")[rows[0]]),
-            "features": dict(zip(FEATURE_NAMES, matrix[0].tolist(), strict=True)),
+            "features": dict(zip(WINDOW_FEATURE_NAMES, matrix[0].tolist(), strict=True))
+            | caller_number_dict(number),
         }
 
     def expire_idle(

@@ -4,7 +4,8 @@
 (:mod:`streams.stages.block_stage`, the worker's, and the reference
 :mod:`streams.stages.reference.feature_stage`) and the input of
 :mod:`streams.stages.decision_stage`; ``caller.features`` publishes it with the
-column names of :data:`features.vector.FEATURE_NAMES`. It lives apart from
+column names of :data:`features.vector.FEATURE_NAMES`: the engines' window
+features, then the calling number's kind, added here from the numbers. It lives apart from
 the stages so that neither engine, nor the message format, depends on the
 other.
 """
@@ -18,6 +19,7 @@ import orjson
 from numpy.typing import NDArray
 
 from contracts.by_caller import DEFAULT_MAX_MESSAGE_BYTES
+from features.caller_number import caller_number_features
 from features.vector import FEATURE_NAMES
 
 __all__ = ["Emission", "decode_features", "encode_features", "encode_features_parts"]
@@ -25,7 +27,12 @@ __all__ = ["Emission", "decode_features", "encode_features", "encode_features_pa
 
 @dataclass(slots=True)
 class Emission:
-    """Feature vectors of the emitted callers, one row each."""
+    """Feature vectors of the emitted callers, one row each.
+
+    ``rows`` hold the window features the engines compute
+    (:data:`~features.vector.WINDOW_FEATURE_NAMES`); :meth:`matrix` adds the
+    features of each number's kind.
+    """
 
     numbers: list[str] = field(default_factory=list)
     window_end_ms: list[int] = field(default_factory=list)
@@ -41,10 +48,10 @@ class Emission:
         self.rows += other.rows
 
     def matrix(self) -> NDArray[np.float64]:
-        """The rows stacked, columns in ``FEATURE_NAMES`` order."""
+        """The rows stacked with each number's kind, columns in ``FEATURE_NAMES`` order."""
         if not self.rows:
             return np.zeros((0, len(FEATURE_NAMES)))
-        return np.vstack(self.rows)
+        return np.hstack((np.vstack(self.rows), caller_number_features(self.numbers)))
 
 
 def encode_features(emission: Emission) -> bytes:

@@ -23,7 +23,7 @@ from features.fingerprints import RECENT_IDS
 from features.offline import compute_features
 from features.reference.caller_record import CallerRecord
 from features.reference.state import CallerState
-from features.vector import FEATURE_NAMES
+from features.vector import FEATURE_NAMES, WINDOW_FEATURE_NAMES
 from streams.pipeline.ingest import partition_for_number
 from streams.stages.block_stage import BlockFeatureStage, StateLost
 from streams.stages.caller_features import Emission
@@ -53,7 +53,7 @@ def features_of(stage: Stage, table: dict, number: str = CALLER) -> dict[str, fl
         return CallerRecord.from_bytes(table[number], stage.config).state.feature_dict()
     block = CallerBlock(stage.config)
     row = block.load_row(number, table[number])
-    return dict(zip(FEATURE_NAMES, block.features(np.array([row]))[0].tolist(), strict=True))
+    return dict(zip(WINDOW_FEATURE_NAMES, block.features(np.array([row]))[0].tolist(), strict=True))
 
 
 # -- the scenarios of test_feature_stage, for both stages ------------------------
@@ -700,7 +700,7 @@ def test_complaints_streamed_in_time_order_agree_with_the_offline_path(seed: int
     joined = offline.join(streamed, on="end_ms", suffix="_stream")
     assert joined.height == streamed.height > 10
     assert joined["long_complaints"].max() > 0
-    for name in FEATURE_NAMES:
+    for name in WINDOW_FEATURE_NAMES:
         np.testing.assert_array_equal(
             joined[f"{name}_stream"].to_numpy(), joined[name].to_numpy(), err_msg=name
         )
@@ -764,7 +764,7 @@ def test_a_call_back_counts_whatever_order_it_arrives_in(engine: type, order: st
         _, emission = stage.apply(routed(records), offset, table)
         for number, end, row in zip(emission.numbers, emission.window_end_ms, emission.rows,
                                     strict=True):
-            rows[(number, end)] = dict(zip(FEATURE_NAMES, row.tolist(), strict=True))
+            rows[(number, end)] = dict(zip(WINDOW_FEATURE_NAMES, row.tolist(), strict=True))
     first = rows[(x, T0 + 300_000)]
     # y called back before the row's end: counted; its later call is not, although
     # the message that closes the row brings it before the row is emitted.

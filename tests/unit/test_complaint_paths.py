@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from features.vector import FEATURE_NAMES
+from features.vector import FEATURE_NAMES, WINDOW_FEATURE_NAMES
 from models.called_evidence import CalledPaths, ScoreAlignment, with_called_missing
 from models.complaint_paths import (
     COMPLAINT_FEATURES,
@@ -29,9 +29,10 @@ def calibrated(matrix: np.ndarray, labels: np.ndarray) -> CalibratedClassifierCV
 
 
 def table(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Random rows, a third of them with complaints, and labels that follow a few features."""
+    """Random rows of mobile callers, a third with complaints, labels following a few features."""
     rng = np.random.default_rng(seed)
-    matrix = rng.uniform(0.0, 20.0, (count, len(FEATURE_NAMES)))
+    windows = rng.uniform(0.0, 20.0, (count, len(WINDOW_FEATURE_NAMES)))
+    matrix = np.hstack((windows, np.zeros((count, len(FEATURE_NAMES) - windows.shape[1]))))
     matrix[:, COMPLAINTS] = 0.0
     reported = rng.uniform(0.0, 1.0, count) < 1 / 3
     matrix[np.ix_(np.flatnonzero(reported), COMPLAINTS)] = rng.integers(1, 4, (reported.sum(), 1))

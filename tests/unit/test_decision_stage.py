@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from features.vector import FEATURE_NAMES
+from features.vector import FEATURE_NAMES, WINDOW_FEATURE_NAMES
 from models.allowlist_patterns import AllowMatcher, parse_pattern
 from models.decisions import DecisionPolicy, decide
 from models.registry import LoadedModel
@@ -59,7 +59,7 @@ def test_the_same_decisions_as_scoring_every_row(kit: DecisionKit, seed: int) ->
             # Few numbers, so one message often holds several rows of the same number.
             numbers=[numbers[i] for i in rng.integers(0, len(numbers), count)],
             window_end_ms=[1_000_000 * (message + 1) + 1_000 * i for i in range(count)],
-            rows=list(rng.uniform(0, 1, size=(count, len(FEATURE_NAMES))) * 50),
+            rows=list(rng.uniform(0, 1, size=(count, len(WINDOW_FEATURE_NAMES))) * 50),
         )
         flags, stats = decide_emission(emission, kit, matcher, table_a)
         assert flags == every_row(kit, emission, matcher, table_b)

@@ -9,7 +9,7 @@ import pytest
 
 from contracts.cdr import cdr_from_mapping
 from features.config import FeatureConfig
-from features.vector import FEATURE_NAMES
+from features.vector import WINDOW_FEATURE_NAMES
 from tests.unit.test_features_support import T0, Call, offline, streamed
 
 Compute = Callable[[list[Call], int, FeatureConfig], dict[str, float]]
@@ -66,7 +66,7 @@ def test_mixed_calls_hand_computed(compute: Compute, config: FeatureConfig) -> N
 
 
 def test_no_calls_gives_zeros(compute: Compute, config: FeatureConfig) -> None:
-    assert compute([], SHORT_END, config) == dict.fromkeys(FEATURE_NAMES, 0.0)
+    assert compute([], SHORT_END, config) == dict.fromkeys(WINDOW_FEATURE_NAMES, 0.0)
 
 
 def test_one_call(compute: Compute, config: FeatureConfig) -> None:

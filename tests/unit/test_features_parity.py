@@ -10,7 +10,7 @@ from features.batch import CallBatch, callee_keys, split_by_caller
 from features.config import FeatureConfig
 from features.offline import compute_features
 from features.reference.state import CallerState
-from features.vector import FEATURE_NAMES
+from features.vector import WINDOW_FEATURE_NAMES
 
 T0 = 1_709_251_200_000
 HOURS = 8
@@ -101,7 +101,7 @@ def test_stream_and_offline_agree(seed: int) -> None:
     streamed = stream(frame, ends, config, seed)
     joined = offline.join(streamed, on=["caller", "end_ms"], how="inner", suffix="_stream")
     assert joined.height == offline.height > 0
-    for name in FEATURE_NAMES:
+    for name in WINDOW_FEATURE_NAMES:
         expected, got = joined[name].to_numpy(), joined[f"{name}_stream"].to_numpy()
         if name.endswith("reciprocity"):
             # Bloom filter false positives only ever add call-backs: <= 8.7 % at 100 numbers.

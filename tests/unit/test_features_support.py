@@ -11,7 +11,7 @@ from features.batch import CallBatch, callee_keys
 from features.config import FeatureConfig
 from features.offline import compute_features
 from features.reference.state import CallerState
-from features.vector import FEATURE_NAMES
+from features.vector import WINDOW_FEATURE_NAMES
 
 # 2024-03-01T00:00:00Z = 08:00 in Shanghai; a multiple of 6 h, so it starts
 # a long bucket and a short one.
@@ -75,7 +75,7 @@ def streamed(calls: list[Call], end_ms: int, config: FeatureConfig) -> dict[str,
 def offline(calls: list[Call], end_ms: int, config: FeatureConfig) -> dict[str, float]:
     result = compute_features(frame_of(calls), config, at=[end_ms])
     if result.is_empty():
-        return dict.fromkeys(FEATURE_NAMES, 0.0)
+        return dict.fromkeys(WINDOW_FEATURE_NAMES, 0.0)
     assert result.height == 1
     row = result.row(0, named=True)
-    return {name: row[name] for name in FEATURE_NAMES}
+    return {name: row[name] for name in WINDOW_FEATURE_NAMES}

@@ -77,7 +77,7 @@ def test_category_is_never_normal_even_when_normal_wins() -> None:
 
 
 def test_wrong_shapes_are_refused(scorer: BatchScorer, rows: np.ndarray) -> None:
-    with pytest.raises(ValueError, match="takes rows of 34 features"):
+    with pytest.raises(ValueError, match=f"takes rows of {len(FEATURE_NAMES)} features"):
         scorer.score(["a"], 0, rows[:1, :31])
     with pytest.raises(ValueError, match="2 numbers for 1 feature rows"):
         scorer.score(["a", "b"], 0, rows[:1])

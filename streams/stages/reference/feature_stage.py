@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 
 from contracts.by_caller import RoutedBatch
 from features.batch import call_batch, callee_keys
+from features.caller_number import caller_number_dict
 from features.config import FeatureConfig
 from features.emission import EmissionPolicy
 from features.fingerprints import fingerprints
@@ -70,7 +71,7 @@ class FeatureStage:
         return {
             "window_end_ms": record.state.default_end_ms(),
             "watermark_ms": record.state.watermark_ms,
-            "features": record.state.feature_dict(),
+            "features": record.state.feature_dict() | caller_number_dict(number),
         }
 
     def apply(
