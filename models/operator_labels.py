@@ -26,6 +26,7 @@ from typing import Any
 
 import polars as pl
 
+from features.caller_number import caller_number_dict
 from features.vector import FEATURE_NAMES
 
 __all__ = ["LABELS_FILE", "NORMAL", "label_training_rows", "labels_frame", "own_campaign_id"]
@@ -64,7 +65,11 @@ def label_training_rows(labels: pl.DataFrame) -> pl.DataFrame:
     """
     rows: list[dict[str, Any]] = []
     for label in labels.iter_rows(named=True):
-        snapshot = dict(zip(label["feature_names"], label["feature_values"], strict=True))
+        # A snapshot without the number's own features (taken before they existed)
+        # gets them from the number, which is all they depend on.
+        snapshot = caller_number_dict(label["number"]) | dict(
+            zip(label["feature_names"], label["feature_values"], strict=True)
+        )
         if any(name not in snapshot for name in FEATURE_NAMES):
             continue
         end_ms = int(label["event_time"].timestamp() * 1000)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import numpy as np
 import polars as pl
 import pytest
@@ -12,6 +14,7 @@ from features.config import FeatureConfig
 from features.emission import EmissionPolicy
 from features.offline import compute_features
 from features.vector import FEATURE_NAMES, WINDOW_FEATURE_NAMES
+from models.operator_labels import label_training_rows, labels_frame
 from streams.stages.block_stage import BlockFeatureStage
 from streams.stages.reference.feature_stage import FeatureStage
 from tests.unit.test_feature_stage import T0, cdr, routed
@@ -79,3 +82,20 @@ def test_the_worker_scores_each_row_with_its_callers_kind(stage_type: type) -> N
         assert stage.snapshot(number, table)["features"]["caller_virtual_operator"] == float(
             number == virtual)
     assert np.array_equal(matrix[:, : len(WINDOW_FEATURE_NAMES)], np.vstack(emission.rows))
+
+
+def test_an_operator_label_from_before_the_number_features_gets_them_from_its_number() -> None:
+    label = {
+        "decision_id": "d1", "number": "+8617012345678", "label": "fraud", "action": "confirm",
+        "actor": "op:li", "reason": "", "event_time": datetime(2018, 7, 2, tzinfo=UTC),
+        "model_version": "v", "category": "fraud", "score": 0.99,
+        "feature_names": list(WINDOW_FEATURE_NAMES),
+        "feature_values": [1.0] * len(WINDOW_FEATURE_NAMES),
+    }
+    rows = label_training_rows(labels_frame([label]))
+    assert rows.height == 1
+    assert rows.select(CALLER_FEATURES).row(0) == (0.0, 0.0, 1.0, 0.0)
+    assert rows.select(WINDOW_FEATURE_NAMES).row(0) == (1.0,) * len(WINDOW_FEATURE_NAMES)
+    # A snapshot that lacks window features is still left out.
+    partial = label | {"feature_names": ["short_call_volume"], "feature_values": [1.0]}
+    assert label_training_rows(labels_frame([partial])).is_empty()
