@@ -26,7 +26,18 @@ from functools import lru_cache
 
 import phonenumbers
 
-__all__ = ["NumberError", "NumberKind", "normalise", "normalise_many", "number_kind", "segment_of"]
+__all__ = [
+    "VIRTUAL_OPERATOR_PREFIXES",
+    "NumberError",
+    "NumberKind",
+    "normalise",
+    "normalise_many",
+    "number_kind",
+    "segment_of",
+]
+
+# Mobile network prefixes of the virtual (MVNO) operators' ranges.
+VIRTUAL_OPERATOR_PREFIXES = ("170", "171", "165", "167")
 
 
 class NumberError(ValueError):

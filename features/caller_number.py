@@ -23,11 +23,10 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import NDArray
 
-from contracts.numbers import NumberKind, number_kind
+from contracts.numbers import VIRTUAL_OPERATOR_PREFIXES, NumberKind, number_kind
 
 __all__ = [
     "CALLER_FEATURES",
-    "VIRTUAL_OPERATOR_PREFIXES",
     "caller_number_features",
     "caller_number_dict",
 ]
@@ -38,8 +37,6 @@ CALLER_FEATURES: tuple[str, ...] = (
     "caller_virtual_operator",
     "caller_international",
 )
-# Mobile prefixes of the virtual (MVNO) operators' ranges.
-VIRTUAL_OPERATOR_PREFIXES = ("170", "171", "165", "167")
 
 _MOBILE = (0.0, 0.0, 0.0, 0.0)
 _BY_KIND = {

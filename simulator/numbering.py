@@ -13,6 +13,8 @@ from collections.abc import Callable
 import numpy as np
 import polars as pl
 
+from contracts.numbers import VIRTUAL_OPERATOR_PREFIXES
+
 __all__ = [
     "AREA_CODES",
     "Draw",
@@ -56,7 +58,7 @@ MOBILE_PREFIXES: dict[str, tuple[int, ...]] = {
     "CUCC": (130, 131, 132, 145, 155, 156, 166, 175, 176, 185, 186),
     "CTCC": (133, 149, 153, 173, 177, 180, 181, 189, 191, 199),
 }
-_VIRTUAL_PREFIXES = (170, 171, 165, 167)
+_VIRTUAL_PREFIXES = tuple(int(prefix) for prefix in VIRTUAL_OPERATOR_PREFIXES)
 _CARRIER_SHARE = {"CMCC": 0.6, "CUCC": 0.2, "CTCC": 0.2}
 # Area codes of large cities; all of them have 8-digit local numbers.
 AREA_CODES = (10, 21, 20, 22, 23, 24, 25, 27, 28, 29, 755, 571, 512, 532, 731, 769)

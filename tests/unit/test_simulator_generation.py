@@ -7,7 +7,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from contracts.cdr import cdr_from_mapping
-from contracts.numbers import normalise
+from contracts.numbers import VIRTUAL_OPERATOR_PREFIXES, normalise
 from simulator.categories import DEFAULT_MIX, Category, LegitKind
 from simulator.parquet import write_parquet
 from simulator.profiles import LEGIT_SPECS
@@ -319,9 +319,8 @@ def test_some_subscribers_call_for_work(day) -> None:
 
 
 def _on_virtual_ranges(numbers: pl.Series) -> pl.Series:
-    return numbers.str.slice(3, 3).is_in(["170", "171", "165", "167"]) & numbers.str.starts_with(
-        "+861"
-    )
+    prefixes = list(VIRTUAL_OPERATOR_PREFIXES)
+    return numbers.str.slice(3, 3).is_in(prefixes) & numbers.str.starts_with("+861")
 
 
 def test_some_people_and_some_platform_drivers_call_from_virtual_operator_numbers(day) -> None:
