@@ -18,6 +18,11 @@ with a one-ring reason only when nothing else stands out. For
 ``debt_collection`` calling the same numbers again and again is the
 suspicious direction of the callee features (:data:`CATEGORY_TEMPLATES`).
 
+A caller on a number of the kinds call centres and fraudsters dial from
+(a 95/96/12xxx or 400/800 service number, a virtual-operator range, a number
+abroad: :data:`CALLER_KIND_PHRASES`) gets that fact as one more reason after
+the behavioural ones, since the model weighs it (``features.caller_number``).
+
 These are the reasons an operator can check against the call records; they
 describe what is unusual, not the model's internal attribution.
 """
@@ -37,6 +42,7 @@ from features.vector import FEATURE_NAMES
 from models.registry_metadata import NORMAL_CLASS, ModelMetadata
 
 __all__ = [
+    "CALLER_KIND_PHRASES",
     "CATEGORY_KINDS",
     "CATEGORY_TEMPLATES",
     "REFERENCE_PREFIX",
@@ -154,6 +160,15 @@ _TEMPLATES: dict[str, _Template] = {
 }
 
 
+# The calling number's kinds worth naming, in an operator's words; an
+# ordinary mobile or fixed line is what people call from and is not named.
+CALLER_KIND_PHRASES: dict[str, str] = {
+    "caller_service_number": "calls from a service number (95/96/12xxx or 400/800)",
+    "caller_virtual_operator": "calls from a virtual-operator number (170/171, 165/167)",
+    "caller_international": "calls from a number abroad",
+}
+
+
 _MARKETING_KINDS = (
     "distinct_callees",
     "distinct_segments",
@@ -176,7 +191,6 @@ CATEGORY_KINDS: dict[str, tuple[str, ...]] = {
     "finance_marketing": _MARKETING_KINDS,
     "other_marketing": _MARKETING_KINDS,
     "real_estate": _MARKETING_KINDS,
-    # Spoofed and virtual numbers are not in the features: what shows is how calls go.
     "fraud": ("distinct_callees", "answer_rate", "mean_talk_s", "call_volume"),
 }
 
@@ -281,6 +295,7 @@ def explain(
 ) -> tuple[str, ...]:
     """Up to ``top`` reasons, furthest beyond the normal range first.
 
+    Then the calling number's kind when it is one of :data:`CALLER_KIND_PHRASES`.
     Only features beyond the normal 1st-99th percentile range are given;
     when none is, the single most unusual one is, so every decision carries
     at least one reason (if the reference covers any feature it measured). With a
@@ -358,6 +373,11 @@ class Explainer:
             [[t.direction in ("low", "both") for t in row] for row in self._templates], dtype=bool
         ).reshape(shape)
         self._kind_ids = np.unique(np.array(kinds, dtype=str), return_inverse=True)[1]
+        self._caller_kinds = [
+            (column, CALLER_KIND_PHRASES[name])
+            for column, name in enumerate(names)
+            if name in CALLER_KIND_PHRASES
+        ]
 
     def excess(
         self, matrix: NDArray[np.float64], categories: Sequence[str] | None = None
@@ -387,7 +407,7 @@ class Explainer:
         """
         matrix = np.asarray(matrix, dtype=np.float64)
         if not self._columns:
-            return [() for _ in range(len(matrix))]
+            return [self._number_kind(row) for row in matrix]
         profile = self._profile_ids(categories, len(matrix))
         excess = self.excess(matrix, categories)
         rank = self._groups[profile] + np.where(excess > 0, 0, _INSIDE)
@@ -411,8 +431,13 @@ class Explainer:
             measured = [p for p in picked if np.isfinite(matrix[row, self._columns[p]])]
             beyond = [p for p in picked if excess[row, p] > 0] or measured[:1]
             templates = self._templates[profile[row]]
-            reasons.append(tuple(self._phrase(matrix[row], p, templates) for p in beyond))
+            behaviour = tuple(self._phrase(matrix[row], p, templates) for p in beyond)
+            reasons.append(behaviour + self._number_kind(matrix[row]))
         return reasons
+
+    def _number_kind(self, row: NDArray[np.float64]) -> tuple[str, ...]:
+        """The calling number's kind, when it is one worth naming (at most one is set)."""
+        return tuple(phrase for column, phrase in self._caller_kinds if row[column] > 0.5)
 
     def _profile_ids(self, categories: Sequence[str] | None, rows: int) -> NDArray[np.intp]:
         if categories is None:

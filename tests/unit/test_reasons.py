@@ -5,8 +5,10 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
+from features.caller_number import CALLER_FEATURES
 from features.vector import FEATURE_NAMES, PER_WINDOW
 from models.reasons import (
+    CALLER_KIND_PHRASES,
     Explainer,
     FeatureRange,
     explain,
@@ -29,7 +31,10 @@ LOW_IS_SUSPICIOUS = {"answer_rate", "mean_talk_s", "repeat_callee_ratio", "gap_m
 
 
 def normal_row() -> dict[str, float]:
-    return {name: REFERENCE[name].p50 for name in FEATURE_NAMES}
+    """Every window feature at its normal median, from an ordinary mobile number."""
+    return {name: REFERENCE[name].p50 for name in FEATURE_NAMES} | dict.fromkeys(
+        CALLER_FEATURES, 0.0
+    )
 
 
 @pytest.mark.parametrize("base", PER_WINDOW)
@@ -191,3 +196,24 @@ def test_batch_with_categories_matches_single_rows_and_unknown_is_plain() -> Non
     assert batch[2] == explain(marketing_row(), CALLER_REFERENCE)
     with pytest.raises(ValueError, match="1 categories for 3 rows"):
         Explainer(FEATURE_NAMES, CALLER_REFERENCE).explain(matrix, ["fraud"])
+
+
+@pytest.mark.parametrize("kind", sorted(CALLER_KIND_PHRASES))
+def test_the_calling_number_s_kind_is_named_after_the_behaviour(kind: str) -> None:
+    row = normal_row() | {"short_call_volume": 300.0, kind: 1.0}
+    reasons = explain(row, REFERENCE, top=3, category="fraud")
+    assert reasons == ("300 calls in 10 min", CALLER_KIND_PHRASES[kind])
+    matrix = pl.DataFrame([row]).select(FEATURE_NAMES).to_numpy()
+    assert Explainer(FEATURE_NAMES, REFERENCE, top=1).explain(matrix) == [reasons]
+
+
+def test_ordinary_mobile_and_fixed_lines_are_not_named() -> None:
+    for row in (normal_row(), normal_row() | {"caller_fixed_line": 1.0}):
+        reasons = explain(row | {"short_call_volume": 300.0}, REFERENCE, top=3)
+        assert reasons == ("300 calls in 10 min",)
+
+
+def test_a_model_without_window_features_still_names_the_number() -> None:
+    explainer = Explainer(CALLER_FEATURES, {})
+    matrix = [[0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]]
+    assert explainer.explain(matrix) == [(CALLER_KIND_PHRASES["caller_virtual_operator"],), ()]

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from features.vector import FEATURE_NAMES
+from features.caller_number import CALLER_FEATURES
+from features.vector import FEATURE_NAMES, WINDOW_FEATURE_NAMES
 from models.decisions import DecisionPolicy
-from models.reasons import FeatureRange
+from models.reasons import CALLER_KIND_PHRASES, FeatureRange
 from models.registry import LoadedModel
 from models.scoring import BatchScorer, nuisance_scores
 from tests.unit.model_metadata import model_metadata
@@ -31,8 +32,11 @@ class CountingModel:
 
 @pytest.fixture(scope="module")
 def rows() -> np.ndarray:
+    """Window features anywhere in 0-50; the calling number's kind one-hot (or mobile)."""
     rng = np.random.default_rng(3)
-    return rng.uniform(0, 1, size=(40, len(FEATURE_NAMES))) * 50
+    window = rng.uniform(0, 1, size=(40, len(WINDOW_FEATURE_NAMES))) * 50
+    kinds = np.eye(len(CALLER_FEATURES) + 1)[rng.integers(0, len(CALLER_FEATURES) + 1, 40)]
+    return np.hstack([window, kinds[:, : len(CALLER_FEATURES)]])
 
 
 @pytest.fixture()
@@ -94,7 +98,9 @@ def test_explicit_reference_overrides_metadata(scorer: BatchScorer, rows: np.nda
     reference = {name: FeatureRange(0.0, 0.0, 0.0) for name in FEATURE_NAMES}
     loaded = LoadedModel(scorer.model, scorer.metadata)
     custom = BatchScorer(loaded, reference=reference, top_reasons=5)
-    assert len(custom.score(["a"], 0, rows[:1])[0].reasons) == 5
+    reasons = custom.score(["a"], 0, rows[:1])[0].reasons
+    behaviour = [reason for reason in reasons if reason not in CALLER_KIND_PHRASES.values()]
+    assert len(behaviour) == 5
 
 
 def test_class_probabilities_are_the_nuisance_columns(
