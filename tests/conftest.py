@@ -8,6 +8,7 @@ import sys
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -53,13 +54,54 @@ def callguard(*args: str, env: dict | None = None, timeout_s: float = 600) -> st
 
 
 @pytest.fixture(scope="session")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A registry with a model trained on the `small` simulated set, promoted."""
+def small_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The `small` simulated set as Parquet tables, written once a session.
+
+    Shared: read it, or copy it before writing anything beside it.
+    """
+    from models.training_presets import training_scenario
+    from simulator.parquet import write_parquet
+
+    out = tmp_path_factory.mktemp("small")
+    write_parquet(training_scenario("small"), out, progress=False)
+    return out
+
+
+@dataclass(frozen=True)
+class CliTraining:
+    """What ``callguard train`` printed, and the registry it registered into."""
+
+    registry: Path
+    stdout: str
+
+    @property
+    def version(self) -> str:
+        """The version the run registered (from its ``registered VERSION in ...`` line)."""
+        line = next(line for line in self.stdout.splitlines() if line.startswith("registered "))
+        return line.split()[1]
+
+
+@pytest.fixture(scope="session")
+def small_training(tmp_path_factory: pytest.TempPathFactory, small_dir: Path) -> CliTraining:
+    """``callguard train`` on the `small` set, promoted, as a user runs it.
+
+    The family measured number by number is the same set given as a Parquet
+    dir (one training serves the CLI's test and every test that needs a
+    model; the detection tests measure real held-out families).
+    """
     registry = tmp_path_factory.mktemp("models")
-    # Measured on no further family: the training tests measure those.
-    callguard("train", "--simulate", "small", "--registry", str(registry), "--evaluate-on", "none",
-              "--promote", "-q")
-    return registry
+    out = callguard("train", "--data", str(small_dir), "--registry", str(registry),
+                    "--evaluate-on", str(small_dir), "--promote")
+    return CliTraining(registry, out)
+
+
+@pytest.fixture(scope="session")
+def model_dir(small_training: CliTraining) -> Path:
+    """A registry with a model trained on the `small` simulated set, promoted.
+
+    Shared: tests that register or promote copy it first.
+    """
+    return small_training.registry
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,6 @@ from models.complaint_labels import complaint_truth
 from models.dataset import DatasetConfig, build_training_data, read_parquet_dir
 from models.operator_labels import own_campaign_id
 from models.train_cli import app
-from models.training_presets import training_scenario
-from simulator.parquet import write_parquet
 
 A, B, C = "+8613800000001", "+8613800000002", "+8613800000003"
 
@@ -51,13 +49,6 @@ def test_the_excluded_and_the_uncategorised_are_left_out() -> None:
 def test_a_negative_minimum_is_refused() -> None:
     with pytest.raises(ValueError, match="complaint_label_reporters must be 0"):
         DatasetConfig(complaint_label_reporters=-1)
-
-
-@pytest.fixture(scope="module")
-def small_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("small")
-    write_parquet(training_scenario("small"), out, progress=False)
-    return out
 
 
 def test_traffic_without_ground_truth_is_labelled_by_its_complaints(

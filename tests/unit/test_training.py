@@ -40,13 +40,7 @@ from models.training_report import TARGETS, caller_table, check_targets
 from simulator.parquet import write_parquet
 from simulator.scenario import with_overrides
 from simulator.shapes import DEFAULT_SHAPES
-
-
-@pytest.fixture(scope="module")
-def small_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("small")
-    write_parquet(training_scenario("small"), out, progress=False)
-    return out
+from tests.conftest import CliTraining
 
 
 @pytest.fixture(scope="module")
@@ -273,22 +267,18 @@ def test_later_candidates_are_not_promoted_by_default(
     assert registry.current().version != first.version
 
 
-def test_cli_trains_reports_and_registers(small_dir: Path, tmp_path: Path) -> None:
-    # The family measured number by number is given as a Parquet dir (here the same
-    # data, to keep the test fast; in service a family never trained on).
-    result = CliRunner().invoke(
-        app,
-        ["--data", str(small_dir), "--registry", str(tmp_path), "--evaluate-on", str(small_dir)],
-    )
-    assert result.exit_code == 0, result.output
-    assert "pr_auc" in result.stdout and "MET" in result.stdout
-    assert "(serving)" in result.stdout
-    assert "by number" in result.stdout and "heldout" in result.stdout
-    serving = ModelRegistry(tmp_path).current()
-    assert serving is not None
-    measured = [key for key in serving.metrics if key.startswith("heldout.callers.")]
-    assert measured and all(serving.metrics[key] > 0 for key in measured)
-    assert "heldout" in render_model_card(serving)
+def test_cli_trains_reports_and_registers(small_training: CliTraining) -> None:
+    # `callguard train --data DIR --evaluate-on DIR --promote` (the session's training):
+    # the family measured number by number is the same data, to keep the tests fast; in
+    # service it is a family never trained on.
+    out = small_training.stdout
+    assert "pr_auc" in out and "MET" in out
+    assert "(serving)" in out
+    assert "by number" in out and "heldout" in out
+    registered = ModelRegistry(small_training.registry).show(small_training.version)
+    measured = [key for key in registered.metrics if key.startswith("heldout.callers.")]
+    assert measured and all(registered.metrics[key] > 0 for key in measured)
+    assert "heldout" in render_model_card(registered)
 
 
 def test_further_families_are_measured_beside_the_first(
