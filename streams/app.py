@@ -406,6 +406,10 @@ def run_worker(app: CallguardApp) -> int:
     watchdog = _StopWatchdog(app)
 
     class Worker(faust.Worker):
+        async def on_first_start(self) -> None:
+            await super().on_first_start()  # logging and signal handlers first
+            await _load_model_before_joining(app)
+
         async def on_stop(self) -> None:
             watchdog.start()  # first thing in any stop
             await super().on_stop()
@@ -422,6 +426,24 @@ def run_worker(app: CallguardApp) -> int:
     code = code if isinstance(code, int) and code else int(bool(app.stop_problems))
     _leave_hung_threads(app, code)
     return code
+
+
+async def _load_model_before_joining(app: CallguardApp) -> None:
+    """Load the serving model and warm its kernels before the worker joins its groups.
+
+    A worker that joined first would take partitions and emit rows it cannot
+    score yet; loaded here, its first rows are decided at once. The refresh
+    timer keeps looking for newly promoted models from then on.
+    """
+    started = time.monotonic()
+    status = await asyncio.get_running_loop().run_in_executor(None, app.models.refresh)
+    current = app.models.current
+    if current is None:
+        logger.info("no model loaded before joining (%s): rows wait for one (callguard train "
+                    "--promote)", status)
+        return
+    logger.info("model %s loaded and warmed in %.1f s, before joining the groups",
+                current.version, time.monotonic() - started)
 
 
 class _StopWatchdog:
