@@ -46,6 +46,11 @@ def test_decisions_reach_the_topic_the_lookup_and_the_store(
     port = worker.web_port
     wait_for(lambda: get_json(f"http://127.0.0.1:{port}/status")["model"]["version"], 60,
              "the worker to load the model", worker.log)
+    # The model was loaded and its kernels warmed before the worker joined its groups.
+    wait_for(lambda: "Joined group" in worker.log(), 60, "the worker to join", worker.log)
+    log = worker.log()
+    assert "loaded and warmed in" in log
+    assert log.index("loaded and warmed in") < log.index("Joined group")
     # Traffic the model has not seen: another seed of the tiny scenario.
     scenario = with_overrides(builtin_scenario("tiny"), seed=4242, duration="3h")
     cdrs = pl.concat([chunk.cdrs for chunk in simulate(scenario)])
