@@ -103,8 +103,13 @@ def test_training_without_ground_truth_says_where_its_labels_come_from(
 ) -> None:
     carrier = tmp_path / "carrier"
     carrier.mkdir()
-    for name in ("cdrs", "complaints", "legit_callers"):
-        shutil.copy(small_dir / f"{name}.parquet", carrier / f"{name}.parquet")
+    # The first two hours of the export: the message comes before any training.
+    calls = read_parquet_dir(small_dir)
+    end_ms = calls.cdrs["start_ms"].min() + 2 * 3_600_000
+    calls.cdrs.filter(pl.col("start_ms") < end_ms).write_parquet(carrier / "cdrs.parquet")
+    calls.complaints.filter(pl.col("time_ms") < end_ms).write_parquet(
+        carrier / "complaints.parquet")
+    shutil.copy(small_dir / "legit_callers.parquet", carrier / "legit_callers.parquet")
     result = CliRunner().invoke(
         app, ["--data", str(carrier), "--registry", str(tmp_path / "models"),
               "--evaluate-on", "none", "--no-register"],
