@@ -67,16 +67,23 @@ def predict_proba(model: Any, matrix: NDArray[np.float64]) -> NDArray[np.float64
 
 
 _OFFLINE_FORMS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+_ITSELF = object()  # the model compiled itself in place (the path models do)
 
 
 def _compiled_offline(model: Any) -> Any | None:
-    """``compiled_form(model)``, kept while the model lives (None if it cannot be compiled)."""
+    """``compiled_form(model)``, kept while the model lives (None if it cannot be compiled).
+
+    A path model compiles in place and is its own compiled form: it is kept
+    as a marker, since a value that refers to its key would keep it alive.
+    """
     try:
         if model in _OFFLINE_FORMS:
-            return _OFFLINE_FORMS[model]
+            kept = _OFFLINE_FORMS[model]
+            return model if kept is _ITSELF else kept
     except TypeError:  # not weakly referable or not hashable: compile each time
         return compiled_form(model)
-    _OFFLINE_FORMS[model] = compiled = compiled_form(model)
+    compiled = compiled_form(model)
+    _OFFLINE_FORMS[model] = _ITSELF if compiled is model else compiled
     return compiled
 
 

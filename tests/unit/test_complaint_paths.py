@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import pickle
+import weakref
 
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
@@ -17,6 +19,7 @@ from models.complaint_paths import (
     has_complaint,
     with_complaints_held,
 )
+from models.scoring import predict_proba
 
 COMPLAINTS = [FEATURE_NAMES.index(name) for name in COMPLAINT_FEATURES]
 
@@ -135,3 +138,19 @@ def test_a_row_without_complaints_blocks_only_when_the_first_path_would_too() ->
     np.testing.assert_array_equal(paths.block_agreed(probe, scores, asked), agreed | ~asked)
     # A model of one path has nothing to agree with.
     assert block_agreed(reported, probe, scores).all()
+
+
+def test_offline_scoring_compiles_the_paths_once_and_keeps_no_model_alive() -> None:
+    matrix, labels = table(300, seed=5)
+    reported = calibrated(matrix, labels)
+    unreported = calibrated(with_complaints_held(matrix, FEATURE_NAMES), labels)
+    align = ScoreAlignment(source=(0.5, 0.8), target=(0.9, 0.95))
+    paths = ComplaintPaths(reported, unreported, FEATURE_NAMES, align)
+    fresh = pickle.loads(pickle.dumps(paths))  # scored by scikit-learn: nothing compiled yet
+    expected = fresh.predict_proba(matrix)
+    np.testing.assert_array_equal(predict_proba(paths, matrix), expected)  # compiled, same bits
+    assert paths._compiled is not None
+    gone = weakref.ref(paths)
+    del paths
+    gc.collect()
+    assert gone() is None  # training many models in one process keeps none of them
