@@ -31,6 +31,14 @@ def calibrated(matrix: np.ndarray, labels: np.ndarray) -> CalibratedClassifierCV
     )
 
 
+def fitted_paths(matrix: np.ndarray, labels: np.ndarray) -> ComplaintPaths:
+    """Both paths fitted on ``matrix`` (the second with complaints held at 0), aligned."""
+    reported = calibrated(matrix, labels)
+    unreported = calibrated(with_complaints_held(matrix, FEATURE_NAMES), labels)
+    align = ScoreAlignment(source=(0.5, 0.8), target=(0.9, 0.95))
+    return ComplaintPaths(reported, unreported, FEATURE_NAMES, align)
+
+
 def table(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Random rows of mobile callers, a third with complaints, labels following a few features."""
     rng = np.random.default_rng(seed)
@@ -64,10 +72,8 @@ def test_rows_go_by_their_complaints_alone() -> None:
 
 def test_unreported_rows_take_the_second_path_aligned_compiled_or_not() -> None:
     matrix, labels = table(900, seed=2)
-    reported = calibrated(matrix, labels)
-    unreported = calibrated(with_complaints_held(matrix, FEATURE_NAMES), labels)
-    align = ScoreAlignment(source=(0.5, 0.8), target=(0.9, 0.95))
-    paths = ComplaintPaths(reported, unreported, FEATURE_NAMES, align)
+    paths = fitted_paths(matrix, labels)
+    reported, unreported, align = paths.reported, paths.unreported, paths.alignment
     probe, _ = table(60, seed=3)
     chosen = has_complaint(probe, FEATURE_NAMES)
     assert chosen.any() and not chosen.all()
@@ -142,10 +148,7 @@ def test_a_row_without_complaints_blocks_only_when_the_first_path_would_too() ->
 
 def test_offline_scoring_compiles_the_paths_once_and_keeps_no_model_alive() -> None:
     matrix, labels = table(300, seed=5)
-    reported = calibrated(matrix, labels)
-    unreported = calibrated(with_complaints_held(matrix, FEATURE_NAMES), labels)
-    align = ScoreAlignment(source=(0.5, 0.8), target=(0.9, 0.95))
-    paths = ComplaintPaths(reported, unreported, FEATURE_NAMES, align)
+    paths = fitted_paths(matrix, labels)
     fresh = pickle.loads(pickle.dumps(paths))  # scored by scikit-learn: nothing compiled yet
     expected = fresh.predict_proba(matrix)
     np.testing.assert_array_equal(predict_proba(paths, matrix), expected)  # compiled, same bits
