@@ -1,8 +1,6 @@
-"""Detection end to end: the model a new user trains, a family it never saw, the real worker."""
+"""Detection end to end: the demo's model, a family it never saw, the real worker."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -11,26 +9,17 @@ from contracts.flag import Action, decode_flag
 from simulator.run import simulate
 from simulator.scenario import builtin_scenario
 from simulator.world import build_world
-from tests.conftest import callguard, read_topic
+from tests.conftest import read_topic
 from tests.integration.streaming import get_json, produce_cdrs, run_topics, wait_for
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def default_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """What `callguard train --simulate default --promote` gives a new user."""
-    registry = tmp_path_factory.mktemp("default-model")
-    callguard("train", "--simulate", "default", "--evaluate-on", "none", "--registry",
-              str(registry), "--promote", "-q")
-    return registry
-
-
 def test_a_held_out_family_is_flagged_in_every_category(
-    kafka_bootstrap, kafka_producer, start_worker, default_model, tmp_path
+    kafka_bootstrap, kafka_producer, start_worker, model_dir, tmp_path
 ):
     env = run_topics()
-    worker = start_worker(**env, CALLGUARD_MODEL_DIR=str(default_model),
+    worker = start_worker(**env, CALLGUARD_MODEL_DIR=str(model_dir),
                           CALLGUARD_STORE_ENABLED="false",
                           CALLGUARD_ALLOWLIST_PATH=str(tmp_path / "allow.sqlite"))
     port = worker.web_port
