@@ -128,6 +128,11 @@ def demo(
     duration: Annotated[
         float | None, typer.Option("--duration", help="Stop after this many seconds.")
     ] = None,
+    until_done: Annotated[
+        bool,
+        typer.Option("--until-done", help="Stop once the scenario is played, every CDR is "
+                     "taken in and every decision shown."),
+    ] = False,
     acceleration: Annotated[
         float, typer.Option(help="Simulated seconds per wall second.")
     ] = 120.0,
@@ -141,9 +146,9 @@ def demo(
 
     flagged = run_demo(
         DemoOptions(home=home, scenario=scenario, acceleration=acceleration,
-                    duration_s=duration, live=live, web_port=web_port)
+                    duration_s=duration, until_done=until_done, live=live, web_port=web_port)
     )
-    raise typer.Exit(0 if flagged or duration is None else 1)
+    raise typer.Exit(0 if flagged or (duration is None and not until_done) else 1)
 
 
 def _mount_subcommands() -> None:

@@ -3,17 +3,21 @@
 Starts the in-memory broker, trains and promotes a model if none serves,
 seeds the allow-list, issues a token to the operator ``demo`` (printed with
 the login URL; a new one each run), starts one worker (chdb store) and the
-simulator on an accelerated clock, then shows decisions as they arrive. Ctrl-C (or
-``--duration``) stops everything it started, in reverse order.
+simulator on an accelerated clock, then shows decisions as they arrive. Ctrl-C,
+``--duration`` or ``--until-done`` (the simulator has played its scenario, the
+worker has taken in every CDR it sent, and every decision published by then
+is shown) stops everything it started, in reverse order.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess  # noqa: S404 - we start our own commands
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -40,6 +44,7 @@ class DemoOptions:
     scenario: str = "default"
     acceleration: float = 120.0
     duration_s: float | None = None
+    until_done: bool = False
     live: bool = True
     web_port: int = 6066
 
@@ -154,7 +159,7 @@ def run_demo(options: DemoOptions) -> int:
              f"{DEMO_OPERATOR!r} (operator) with the token\n[demo]   {token}")
         _say(f"machines: curl -H 'Authorization: Bearer <token>' {base}/numbers/<number> "
              f"(a service token: callguard users add NAME --role service)")
-        stack.enter_context(
+        simulator = stack.enter_context(
             _process(
                 "simulator",
                 _command("simulate", "--scenario", _scenario_path(options.scenario), "--kafka",
@@ -164,7 +169,8 @@ def run_demo(options: DemoOptions) -> int:
         )
         _say(f"simulator playing the {options.scenario!r} scenario at {options.acceleration:g}x")
         try:
-            _watch(broker.bootstrap, decisions, worker, options)
+            _watch(broker.bootstrap, decisions, worker, options,
+                   _Playback(simulator, home / "logs/simulator.log", base, token))
         except KeyboardInterrupt:
             _say("stopping")
     flagged = decisions.flagged()
@@ -179,16 +185,62 @@ def _scenario_path(name: str) -> str:
     return str(resources.files("simulator") / "scenarios" / f"{name}.yaml")
 
 
+@dataclass
+class _Playback:
+    """The simulator's run, and whether the worker has taken in everything it sent."""
+
+    simulator: subprocess.Popen[bytes]
+    log: Path
+    worker_url: str
+    token: str
+    sent: int | None = None
+
+    def taken_in(self) -> bool:
+        """True once the simulator is done and the worker has read every CDR it sent.
+
+        A CDR is taken in when it reached the feature stage or was dead-lettered
+        (the worker's ``/status`` counters).
+        """
+        if self.simulator.poll() is None:
+            return False
+        if self.sent is None:
+            if self.simulator.returncode != 0:
+                raise RuntimeError(f"the simulator exited with code {self.simulator.returncode}; "
+                                   f"see {self.log}")
+            found = re.findall(r"^sent (\d+) CDRs", self.log.read_text(errors="replace"), re.M)
+            if not found:
+                raise RuntimeError(f"the simulator did not say what it sent; see {self.log}")
+            self.sent = int(found[-1])
+            _say(f"simulator done: {self.sent} CDRs sent; waiting for the worker to take them in")
+        request = urllib.request.Request(  # noqa: S310 - the demo's own worker
+            f"{self.worker_url}/status", headers={"Authorization": f"Bearer {self.token}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            counters = orjson.loads(response.read())["counters"]
+        return counters["features"]["calls"] + counters["records_rejected"] >= self.sent
+
+
 def _watch(
-    bootstrap: str, decisions: Decisions, worker: subprocess.Popen[bytes], options: DemoOptions
+    bootstrap: str,
+    decisions: Decisions,
+    worker: subprocess.Popen[bytes],
+    options: DemoOptions,
+    playback: _Playback,
 ) -> None:
     consumer = _flag_consumer(bootstrap)
     deadline = None if options.duration_s is None else time.monotonic() + options.duration_s
     view = _View(options.live)
+    ends: dict[TopicPartition, int] | None = None
     try:
         while deadline is None or time.monotonic() < deadline:
             if worker.poll() is not None:
                 raise RuntimeError(f"the worker exited with code {worker.returncode}")
+            if options.until_done and ends is None and playback.taken_in():
+                # Every CDR is in: show what is on the flag topic now, then stop.
+                ends = consumer.end_offsets(list(consumer.assignment()))
+            if ends is not None and all(consumer.position(tp) >= end for tp, end in ends.items()):
+                _say("every CDR taken in and every decision shown")
+                break
             for records in consumer.poll(timeout_ms=500).values():
                 for record in records:
                     decision = orjson.loads(record.value)

@@ -1,4 +1,4 @@
-"""The README's demo command runs headless to completion, flags numbers, leaves nothing behind."""
+"""The README's demo command plays a scenario headless to its end, flags numbers, cleans up."""
 
 from __future__ import annotations
 
@@ -29,12 +29,13 @@ def test_demo_runs_headless_and_flags_numbers(model_dir: Path, tmp_path: Path) -
     shutil.copytree(model_dir, home / "models")  # the demo trains only when no model serves
     web_port = free_port()
     done = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "streams", "demo", "--duration", "60", "--plain",
-         "--scenario", "tiny", "--acceleration", "300", "--home", str(home),
+        [sys.executable, "-m", "streams", "demo", "--until-done", "--duration", "240",
+         "--plain", "--scenario", "tiny", "--acceleration", "3000", "--home", str(home),
          "--web-port", str(web_port)],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "every CDR taken in and every decision shown" in done.stderr, done.stderr
     decisions = [line for line in done.stdout.splitlines() if re.search(r"\b(block|watch)\b", line)]
     assert decisions, done.stdout + done.stderr
     assert "model" in done.stderr and "serves" in done.stderr
