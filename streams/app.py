@@ -408,6 +408,7 @@ def run_worker(app: CallguardApp) -> int:
     class Worker(faust.Worker):
         async def on_first_start(self) -> None:
             await super().on_first_start()  # logging and signal handlers first
+            await _warm_kernels_before_joining()
             await _load_model_before_joining(app)
 
         async def on_stop(self) -> None:
@@ -426,6 +427,14 @@ def run_worker(app: CallguardApp) -> int:
     code = code if isinstance(code, int) and code else int(bool(app.stop_problems))
     _leave_hung_threads(app, code)
     return code
+
+
+async def _warm_kernels_before_joining() -> None:
+    """Compile (or load from numba's disk cache) the state codec's kernel before joining."""
+    from features.block.row_kernel import warm_up
+
+    seconds = await asyncio.get_running_loop().run_in_executor(None, warm_up)
+    logger.info("state kernels warmed in %.1f s, before joining the groups", seconds)
 
 
 async def _load_model_before_joining(app: CallguardApp) -> None:

@@ -34,6 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from features.block.layout import HELD_COMPLAINTS, NO_BUCKET, RECENT_IDS
+from features.block.row_kernel import pack_rows
 from features.config import FeatureConfig
 from features.sketch import EMPTY_HASH
 
@@ -147,33 +148,24 @@ def _mask(used: np.ndarray) -> int:
     return int((used.astype(np.int64) << np.arange(len(used))).sum())
 
 
-_ROWS_AT_ONCE = 1024  # rows per pass: bounds its buffers (a few MB)
+_ROWS_AT_ONCE = 4096  # rows per pass: bounds its gathered buffers (a few MB)
 
 
 def rows_bytes(block: CallerBlock, rows: NDArray[np.int64]) -> list[bytes]:
     """``[row_bytes(block, row) for row in rows]``, built for many rows at once.
 
-    Every row gets a region of one buffer, all regions as long as the
-    longest row plus some slack. Each part of the layout is copied for all
-    rows by one numpy assignment of fixed-width items (see :func:`_scatter`):
-    a part held as a prefix of a column (the buffer, recent ids, held
-    complaints; the ring's buckets once the held ones are moved to the
-    front) is copied whole, the unused tail spilling over where the row's
-    next parts, written later, or its slack go; slot records are copied one
-    record at a time. The regions are then rows of a table of words, packed
-    all at once (:func:`_packed_rows`).
+    Each part of the layout is gathered for all rows by numpy (the header
+    records; a part held as a prefix of a column, such as the buffer, the
+    recent ids, the held complaints, or the ring's buckets once the held
+    ones are moved to the front; the held slot records, one after another),
+    then :func:`features.block.row_kernel.pack_rows`, compiled, lays each
+    row's body out and packs it by words. Passes of at most
+    ``_ROWS_AT_ONCE`` rows bound the gathered buffers.
     """
     rows = np.asarray(rows, dtype=np.int64)
-    if len(rows) <= _ROWS_AT_ONCE:
-        return _rows_bytes(block, rows)
-    # Passes over rows of about one length: a pass's regions are as long as its longest row.
-    held = (block.callers.columns["bucket"][rows] != NO_BUCKET).sum(axis=1)
-    order = np.argsort(held, kind="stable")
-    found: list[bytes] = [b""] * len(rows)
+    found: list[bytes] = []
     for first in range(0, len(rows), _ROWS_AT_ONCE):
-        part = order[first : first + _ROWS_AT_ONCE]
-        for index, data in zip(part.tolist(), _rows_bytes(block, rows[part]), strict=True):
-            found[index] = data
+        found.extend(_rows_bytes(block, rows[first : first + _ROWS_AT_ONCE]))
     return found
 
 
@@ -184,7 +176,7 @@ def _rows_bytes(block: CallerBlock, rows: NDArray[np.int64]) -> list[bytes]:
     columns, slots = block.callers.columns, block.slots.columns
     held = columns["bucket"][rows]
     used = held != NO_BUCKET
-    n_used = used.sum(axis=1)
+    n_used = used.sum(axis=1).astype(np.int64)
     # Held ring slots first, in ring order (a stable sort of "not held").
     front = np.argsort(~used, axis=1, kind="stable")
     held = np.take_along_axis(held, front, axis=1)
@@ -201,9 +193,8 @@ def _rows_bytes(block: CallerBlock, rows: NDArray[np.int64]) -> list[bytes]:
     inbox_n = columns["inbox_n"][rows].astype(np.int64)
     header["has_inbound"] = has_inbound.astype(np.int64) | inbox_n << 1
     header["mask"] = (used.astype(np.int64) << np.arange(used.shape[1])).sum(axis=1)
-    # (values: a 2-D prefix part, one row per caller, or slot records; items per caller)
-    prefix_parts: list[tuple[NDArray[Any], NDArray[np.int64]]] = [
-        (header[:, None], np.ones(len(rows), np.int64)),
+    # (values: one row per caller; items of it the caller keeps)
+    before = [
         (held, n_used),
         (columns["pending_ms"][rows], counts["pending_n"]),
         (columns["pending_key"][rows], counts["pending_n"]),
@@ -211,96 +202,52 @@ def _rows_bytes(block: CallerBlock, rows: NDArray[np.int64]) -> list[bytes]:
         (columns["held_bucket"][rows], counts["held_n"]),
         (columns["held_count"][rows], counts["held_n"]),
     ]
-    kept_records = records[np.arange(records.shape[1]) < n_used[:, None]]
-    slot_parts = [_stored(name, slots[name][kept_records]) for name in _SLOT_COLUMNS]
-    item_bytes = [values.itemsize for values, _ in prefix_parts]
-    item_bytes += [values[0].nbytes if len(values) else 0 for values in slot_parts]
-    item_bytes.append(inbound[0].nbytes)
-    inbox_parts = [columns["inbox_ms"][rows], columns["inbox_hash"][rows]]
-    item_bytes += [values.itemsize for values in inbox_parts]
-    items = [count for _, count in prefix_parts] + [n_used] * len(slot_parts)
-    items += [has_inbound.astype(np.int64), inbox_n, inbox_n]
-    sizes = [count * size for count, size in zip(items, item_bytes, strict=True)]
-    row_size = np.sum(sizes, axis=0)
-    slack = max(values[0].nbytes for values in [v for v, _ in prefix_parts] + inbox_parts)
-    stride = -(-(int(row_size.max()) + slack) // 4) * 4
-    row_start = np.arange(len(rows), dtype=np.int64) * stride
-    buffer = _buffer(len(rows) * stride)  # every byte of every row gets written
-    piece_start = row_start.copy()
-    for (values, _), size in zip(prefix_parts, sizes[: len(prefix_parts)], strict=True):
-        _scatter(buffer, piece_start, values)
-        piece_start += size
-    held_slot = np.arange(records.shape[1]) < n_used[:, None]
-    slot_sizes = sizes[len(prefix_parts) : len(prefix_parts) + len(slot_parts)]
-    for values, size in zip(slot_parts, slot_sizes, strict=True):
-        if len(values):
-            record_bytes = values[0].nbytes
-            starts = piece_start[:, None] + np.arange(records.shape[1]) * record_bytes
-            _scatter(buffer, starts[held_slot], values)
-        piece_start += size
-    if has_inbound.any():
-        _scatter(buffer, piece_start[has_inbound], inbound[has_inbound])
-    piece_start += sizes[len(prefix_parts) + len(slot_parts)]
-    for values, size in zip(inbox_parts, sizes[-2:], strict=True):
-        _scatter(buffer, piece_start, values)  # the unused tail spills as a prefix part's
-        piece_start += size
-    # The bytes after a row's end, up to its last whole word, may hold a spill: zeroed.
-    tail = -row_size % 4
-    for extra in range(1, 4):
-        buffer[(row_start + row_size + extra - 1)[tail >= extra]] = 0
-    return _packed_rows(buffer.view(_WORD).reshape(len(rows), stride // 4), row_size)
+    after = [
+        (inbound, has_inbound.astype(np.int64) * inbound.shape[1]),
+        (columns["inbox_ms"][rows], inbox_n),
+        (columns["inbox_hash"][rows], inbox_n),
+    ]
+    kept = records[np.arange(records.shape[1]) < n_used[:, None]]
+    slot_parts = [_stored(name, slots[name][kept]) for name in _SLOT_COLUMNS]
+    widths = np.array(
+        [values.dtype.itemsize * math.prod(values.shape[1:]) for values in slot_parts], np.int64
+    )
+    before_bytes = _kept_bytes(before)
+    after_bytes = _kept_bytes(after)
+    body = before_bytes.sum(axis=1) + after_bytes.sum(axis=1) + n_used * int(widths.sum())
+    words = (body + 3) // 4
+    unpacked = _HEADER.size + (words + 31) // 32 * 4 + words * 4
+    out = _buffer(int(unpacked.sum()))
+    ends = pack_rows(
+        header.view(np.uint8).reshape(len(rows), _HEADER.size),
+        tuple(_as_bytes(values) for values, _ in before),
+        before_bytes,
+        tuple(np.ascontiguousarray(values).view(np.uint8).reshape(-1) for values in slot_parts),
+        widths,
+        np.cumsum(n_used) - n_used,
+        n_used,
+        tuple(_as_bytes(values) for values, _ in after),
+        after_bytes,
+        out,
+    )
+    raw = out[: int(ends[-1])].tobytes()
+    starts = np.concatenate(([0], ends[:-1])).tolist()
+    return [raw[start:end] for start, end in zip(starts, ends.tolist(), strict=True)]
+
+
+def _kept_bytes(parts: list[tuple[NDArray[Any], NDArray[np.int64]]]) -> NDArray[np.int64]:
+    """(rows, parts): the bytes each row keeps of each part."""
+    return np.stack([count * values.dtype.itemsize for values, count in parts], axis=1)
+
+
+def _as_bytes(values: NDArray[Any]) -> NDArray[np.uint8]:
+    """A (rows, ...) array as (rows, bytes), C-contiguous."""
+    return np.ascontiguousarray(values).view(np.uint8).reshape(len(values), -1)
 
 
 def _buffer(size: int) -> NDArray[np.uint8]:
     """Uninitialised bytes (a test fills them with garbage instead)."""
     return np.empty(size, np.uint8)
-
-
-def _packed_rows(words: NDArray[np.uint32], row_size: NDArray[np.int64]) -> list[bytes]:
-    """Rows of a table of words (header, then body) packed as :func:`_packed_body` packs one.
-
-    One boolean selection over the table [headers | bitmaps | bodies] keeps
-    the header, the row's own bitmap words and its non-zero body words,
-    row after row.
-    """
-    count = len(words)
-    header, body = words[:, :_HEADER_WORDS], words[:, _HEADER_WORDS:]
-    body_words = (row_size - _HEADER.size + 3) // 4
-    nonzero = (body != 0) & (np.arange(body.shape[1]) < body_words[:, None])
-    bitmap_bytes = np.packbits(nonzero, axis=1, bitorder="little")
-    width = -(-bitmap_bytes.shape[1] // 4) * 4
-    bitmaps = np.zeros((count, width), np.uint8)
-    bitmaps[:, : bitmap_bytes.shape[1]] = bitmap_bytes
-    bitmap_words = bitmaps.view(_WORD)
-    keep = np.concatenate(
-        [
-            np.ones((count, _HEADER_WORDS), bool),
-            np.arange(bitmap_words.shape[1]) < (-(-body_words // 32))[:, None],
-            nonzero,
-        ],
-        axis=1,
-    )
-    packed = np.concatenate([header, bitmap_words, body], axis=1)[keep]
-    sizes = keep.sum(axis=1) * 4
-    raw = packed.tobytes()
-    starts = np.cumsum(sizes) - sizes
-    ends = (starts + sizes).tolist()
-    return [raw[start:end] for start, end in zip(starts.tolist(), ends, strict=True)]
-
-
-def _scatter(buffer: NDArray[np.uint8], starts: NDArray[np.int64], values: NDArray[Any]) -> None:
-    """Copy the bytes of ``values[i]`` (a row of a 2-D array) to ``buffer[starts[i]:]``.
-
-    One assignment of opaque items as wide as a row, through a view of the
-    buffer with an item starting at every byte.
-    """
-    values = np.ascontiguousarray(values)
-    width = values[0].nbytes if len(values) else 0
-    if width == 0:
-        return
-    items = values.reshape(len(values), -1).view(np.dtype((np.void, width))).reshape(-1)
-    view = np.ndarray((len(buffer) - width + 1,), np.dtype((np.void, width)), buffer, 0, (1,))
-    view[starts] = items
 
 
 def row_watermarks(datas: list[bytes]) -> NDArray[np.int64]:

@@ -51,6 +51,7 @@ def test_decisions_reach_the_topic_the_lookup_and_the_store(
     log = worker.log()
     assert "loaded and warmed in" in log
     assert log.index("loaded and warmed in") < log.index("Joined group")
+    assert log.index("state kernels warmed in") < log.index("Joined group")
     # Traffic the model has not seen: another seed of the tiny scenario.
     scenario = with_overrides(builtin_scenario("tiny"), seed=4242, duration="3h")
     cdrs = pl.concat([chunk.cdrs for chunk in simulate(scenario)])

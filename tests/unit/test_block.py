@@ -186,7 +186,7 @@ def test_rows_bytes_do_not_depend_on_what_the_buffer_held(monkeypatch: pytest.Mo
     assert block.rows_bytes(rows) == expected
 
 
-def test_rows_bytes_in_passes_of_rows_sorted_by_length_keep_the_order(
+def test_rows_bytes_in_passes_keep_the_order(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     block, _ = fed_block(FeatureConfig(), 5)
