@@ -1,0 +1,122 @@
+"""Normalised numbers as 64-bit integer keys, and back.
+
+A normalised number (:func:`contracts.numbers.normalise`) is E.164, ``+``
+then 1 to 15 digits of which the first is not 0, or a short service number,
+1 to 6 digits without ``+`` or a leading 0 (``95588``, ``12345``). Its key:
+
+- E.164: the value of its digits (below 10**15, so under 2**50);
+- a service number: :data:`SERVICE_TAG` plus the value of its digits.
+
+Neither form has a leading 0, so the key gives the text back exactly, and
+two numbers share a key only if they are the same text. Keys are what the
+compiled parts of the pipeline work on: a column of them is one numpy array
+instead of a list of Python strings; text is made again only where a person
+or another system reads the number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numba import njit
+from numpy.typing import NDArray
+
+__all__ = ["SERVICE_TAG", "number_key", "number_keys", "number_text", "number_texts"]
+
+SERVICE_TAG = 1 << 60
+_E164_DIGITS = 15
+_SERVICE_DIGITS = 6
+_PLUS, _ZERO, _NINE = ord("+"), ord("0"), ord("9")
+_INVALID = -1
+
+
+def number_key(number: str) -> int:
+    """The key of one normalised number; ``ValueError`` if ``number`` is not normalised.
+
+    >>> number_key("+8613800138000")
+    8613800138000
+    >>> number_key("95588") == SERVICE_TAG + 95588
+    True
+    """
+    return int(number_keys([number])[0])
+
+
+def number_keys(numbers: Sequence[str]) -> NDArray[np.int64]:
+    """The key of each normalised number (one compiled pass over their bytes).
+
+    ``ValueError`` naming the first text that is not a normalised number.
+    """
+    if len(numbers) == 0:
+        return np.zeros(0, np.int64)
+    joined = "".join(numbers)
+    if not joined.isascii():
+        bad = next(number for number in numbers if not number.isascii())
+        raise ValueError(f"not a normalised number: {bad!r}")
+    lengths = np.fromiter(map(len, numbers), np.int64, len(numbers))
+    starts = np.cumsum(lengths) - lengths
+    keys = _keys(np.frombuffer(joined.encode(), np.uint8), starts, lengths)
+    invalid = np.flatnonzero(keys == _INVALID)
+    if len(invalid):
+        raise ValueError(f"not a normalised number: {numbers[int(invalid[0])]!r}")
+    return keys
+
+
+def number_text(key: int) -> str:
+    """The normalised number of a key (the inverse of :func:`number_key`).
+
+    >>> number_text(8613800138000)
+    '+8613800138000'
+    >>> number_text(SERVICE_TAG + 95588)
+    '95588'
+    """
+    key = int(key)
+    if key >= SERVICE_TAG:
+        digits = key - SERVICE_TAG
+        if not 0 < digits < 10**_SERVICE_DIGITS:
+            raise ValueError(f"not a number key: {key}")
+        return str(digits)
+    if not 0 < key < 10**_E164_DIGITS:
+        raise ValueError(f"not a number key: {key}")
+    return f"+{key}"
+
+
+def number_texts(keys: NDArray[np.int64] | Sequence[int]) -> list[str]:
+    """The normalised number of each key."""
+    keys = np.asarray(keys, dtype=np.int64)
+    service = keys >= SERVICE_TAG
+    values = np.where(service, keys - SERVICE_TAG, keys)
+    valid = (values > 0) & (values < np.where(service, 10**_SERVICE_DIGITS, 10**_E164_DIGITS))
+    if not valid.all():
+        raise ValueError(f"not a number key: {int(keys[np.argmin(valid)])}")
+    return [
+        str(value) if bare else f"+{value}"
+        for value, bare in zip(values.tolist(), service.tolist(), strict=True)
+    ]
+
+
+@njit(cache=True, nogil=True)  # type: ignore[misc]  # numba ships no type information
+def _keys(data: NDArray[np.uint8], starts: NDArray[np.int64], lengths: NDArray[np.int64]) -> (
+    NDArray[np.int64]
+):
+    """Each number's key, or -1 where the bytes are not a normalised number."""
+    keys = np.empty(len(starts), np.int64)
+    for row in range(len(starts)):
+        start, length = starts[row], lengths[row]
+        e164 = length > 0 and data[start] == _PLUS
+        first = start + 1 if e164 else start
+        digits = start + length - first
+        limit = _E164_DIGITS if e164 else _SERVICE_DIGITS
+        value = 0
+        valid = 0 < digits <= limit and data[first] != _ZERO
+        for position in range(first, start + length):
+            byte = data[position]
+            if byte < _ZERO or byte > _NINE:
+                valid = False
+                break
+            value = value * 10 + (byte - _ZERO)
+        if not valid:
+            keys[row] = _INVALID
+        else:
+            keys[row] = value if e164 else SERVICE_TAG + value
+    return keys
