@@ -34,16 +34,23 @@ from scipy.special import expit
 __all__ = ["CompiledForest", "warm_up"]
 
 
+# A node in one 64-bit word: the right child (the left one is the next node,
+# as scikit-learn lays trees out depth first), the feature, whether missing
+# values go left, whether it is a leaf. Its threshold, or a leaf's value, is
+# the float of the same index: a node is two loads.
+_RIGHT_BITS = 24
+_FEATURE_SHIFT = 48
+_MISSING_LEFT = 1 << 61
+_LEAF = 1 << 62
+_MAX_NODES = 1 << _RIGHT_BITS
+_MAX_FEATURES = 1 << 8
+
+
 @njit(cache=True, nogil=True)  # type: ignore[misc]  # numba ships no type information
 def _raw_scores(
     matrix: NDArray[np.float64],
-    feature: NDArray[np.intp],
-    threshold: NDArray[np.float64],
-    left: NDArray[np.int64],
-    right: NDArray[np.int64],
-    missing_left: NDArray[np.bool_],
-    is_leaf: NDArray[np.bool_],
-    value: NDArray[np.float64],
+    node_word: NDArray[np.int64],
+    node_float: NDArray[np.float64],
     roots: NDArray[np.int64],
     baseline: NDArray[np.float64],
 ) -> NDArray[np.float64]:
@@ -54,6 +61,7 @@ def _raw_scores(
     for row in range(rows):
         for k in range(classes):
             out[row, k] = baseline[k]
+    right_mask = (1 << _RIGHT_BITS) - 1
     # Tree by tree, each over every row: a tree's nodes stay in cache for the batch.
     # Each row's sum still takes the rounds in order, as scikit-learn's does.
     for step in range(rounds):
@@ -61,15 +69,15 @@ def _raw_scores(
             root = roots[step, k]
             for row in range(rows):
                 node = root
-                while not is_leaf[node]:
-                    x = matrix[row, feature[node]]
-                    if np.isnan(x):
-                        node = left[node] if missing_left[node] else right[node]
-                    elif x <= threshold[node]:
-                        node = left[node]
+                word = node_word[node]
+                while not word & _LEAF:
+                    x = matrix[row, (word >> _FEATURE_SHIFT) & (_MAX_FEATURES - 1)]
+                    if x <= node_float[node] or (np.isnan(x) and word & _MISSING_LEFT):
+                        node += 1
                     else:
-                        node = right[node]
-                out[row, k] += value[node]
+                        node = word & right_mask
+                    word = node_word[node]
+                out[row, k] += node_float[node]
     return out
 
 
@@ -77,21 +85,17 @@ def _raw_scores(
 class CompiledForest:
     """Every tree of a fitted, sigmoid-calibrated booster, as flat node arrays.
 
-    Node ``i`` of the forest splits on ``feature[i]`` at ``threshold[i]``
-    (``x <= threshold``: ``left``; missing: ``left`` if ``missing_left``),
-    or is a leaf worth ``value[i]``. ``roots[r, k]`` is the root of round
+    Node ``i`` of the forest is ``node_word[i]`` (its right child, its
+    feature, whether missing values go left, whether it is a leaf; its left
+    child is node ``i + 1``) and ``node_float[i]``, its threshold (``x <=
+    threshold`` goes left) or a leaf's value. ``roots[r, k]`` is the root of round
     ``r``'s tree for class ``k``; ``a`` and ``b`` are the per-class sigmoid
     calibrators (``1 / (1 + exp(a * raw + b))``), ``columns`` where each
     class lands in the probability matrix.
     """
 
-    feature: NDArray[np.intp]
-    threshold: NDArray[np.float64]
-    left: NDArray[np.int64]
-    right: NDArray[np.int64]
-    missing_left: NDArray[np.bool_]
-    is_leaf: NDArray[np.bool_]
-    value: NDArray[np.float64]
+    node_word: NDArray[np.int64]
+    node_float: NDArray[np.float64]
     roots: NDArray[np.int64]
     baseline: NDArray[np.float64]
     a: NDArray[np.float64]
@@ -120,16 +124,24 @@ class CompiledForest:
             return None
         starts = np.cumsum([0] + [len(tree) for tree in nodes[:-1]])
         joined = np.concatenate(nodes)
+        if len(joined) > _MAX_NODES or booster.n_features_in_ > _MAX_FEATURES:
+            return None
         offsets = np.repeat(starts, [len(tree) for tree in nodes])
+        is_leaf = joined["is_leaf"].astype(bool)
+        index = np.arange(len(joined))
+        left = joined["left"].astype(np.int64) + offsets
+        if not (left[~is_leaf] == index[~is_leaf] + 1).all():
+            return None  # not laid out depth first: the walk takes the next node as left
+        word = (joined["right"].astype(np.int64) + offsets) * ~is_leaf
+        word |= joined["feature_idx"].astype(np.int64) << _FEATURE_SHIFT
+        word |= np.where(joined["missing_go_to_left"].astype(bool), _MISSING_LEFT, 0)
+        word |= np.where(is_leaf, _LEAF, 0)
         sorted_classes = np.sort(classes)
         return cls(
-            feature=np.ascontiguousarray(joined["feature_idx"], dtype=np.intp),
-            threshold=np.ascontiguousarray(joined["num_threshold"], dtype=np.float64),
-            left=joined["left"].astype(np.int64) + offsets,
-            right=joined["right"].astype(np.int64) + offsets,
-            missing_left=joined["missing_go_to_left"].astype(bool),
-            is_leaf=joined["is_leaf"].astype(bool),
-            value=np.ascontiguousarray(joined["value"], dtype=np.float64),
+            node_word=word.astype(np.int64),
+            node_float=np.where(is_leaf, joined["value"], joined["num_threshold"]).astype(
+                np.float64
+            ),
             roots=starts.astype(np.int64).reshape(len(booster._predictors), len(classes)),
             baseline=np.asarray(booster._baseline_prediction, dtype=np.float64).reshape(-1),
             a=np.array([float(c.a_) for c in one.calibrators]),
@@ -144,10 +156,7 @@ class CompiledForest:
         matrix = np.ascontiguousarray(matrix, dtype=np.float64)
         if matrix.ndim != 2 or matrix.shape[1] != self.n_features:
             raise ValueError(f"expected rows of {self.n_features} features, got {matrix.shape}")
-        raw = _raw_scores(
-            matrix, self.feature, self.threshold, self.left, self.right, self.missing_left,
-            self.is_leaf, self.value, self.roots, self.baseline,
-        )
+        raw = _raw_scores(matrix, self.node_word, self.node_float, self.roots, self.baseline)
         proba = np.zeros((len(matrix), self.n_classes))
         for k, column in enumerate(self.columns):
             proba[:, column] = expit(-(self.a[k] * raw[:, k] + self.b[k]))
