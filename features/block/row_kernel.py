@@ -88,22 +88,13 @@ def pack_rows(  # noqa: PLR0913 - the parts of the layout, in order
 def warm_up() -> float:
     """Compile :func:`pack_rows` (or load it from numba's disk cache); seconds it took.
 
-    Called with no rows and the argument types :func:`features.block.rows.rows_bytes`
-    passes, so the worker's first checkpoint does not pay for the compilation.
+    Packs one fresh caller's row through :func:`features.block.rows.rows_bytes`,
+    so the kernel is ready for the argument types the worker's checkpoints pass.
     """
+    from features.block.engine import CallerBlock
+    from features.config import FeatureConfig
+
     started = time.perf_counter()
-    rows2d = np.zeros((0, 1), np.uint8)
-    counts = np.zeros((0, 1), np.int64)
-    pack_rows(
-        np.zeros((0, 44), np.uint8),
-        (rows2d,) * 6,
-        np.zeros((0, 6), np.int64),
-        (np.zeros(0, np.uint8),) * 4,
-        np.zeros(4, np.int64),
-        np.zeros(0, np.int64),
-        np.zeros(0, np.int64),
-        (rows2d,) * 3,
-        counts.repeat(3, axis=1),
-        np.zeros(0, np.uint8),
-    )
+    block = CallerBlock(FeatureConfig())
+    block.rows_bytes(block.rows_of(["+8613800138000"], create=True))
     return time.perf_counter() - started
