@@ -130,8 +130,8 @@ def demo(
     ] = None,
     until_done: Annotated[
         bool,
-        typer.Option("--until-done", help="Stop once the scenario is played, every CDR is "
-                     "taken in and every decision shown."),
+        typer.Option("--until-done", help="Stop once the scenario is played, every CDR "
+                     "decided on and every decision shown."),
     ] = False,
     acceleration: Annotated[
         float, typer.Option(help="Simulated seconds per wall second.")

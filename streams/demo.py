@@ -5,8 +5,8 @@ seeds the allow-list, issues a token to the operator ``demo`` (printed with
 the login URL; a new one each run), starts one worker (chdb store) and the
 simulator on an accelerated clock, then shows decisions as they arrive. Ctrl-C,
 ``--duration`` or ``--until-done`` (the simulator has played its scenario, the
-worker has taken in every CDR it sent, and every decision published by then
-is shown) stops everything it started, in reverse order.
+worker has decided on every CDR it sent, and every decision it published is
+shown) stops everything it started, in reverse order.
 """
 
 from __future__ import annotations
@@ -195,14 +195,15 @@ class _Playback:
     token: str
     sent: int | None = None
 
-    def taken_in(self) -> bool:
-        """True once the simulator is done and the worker has read every CDR it sent.
+    def decisions_when_done(self) -> int | None:
+        """How many decisions the worker published, once it has decided on every CDR sent.
 
-        A CDR is taken in when it reached the feature stage or was dead-lettered
-        (the worker's ``/status`` counters).
+        ``None`` until the simulator is done, the worker has read every CDR it
+        sent (into the feature stage or the dead letter) and every row emitted
+        from them is scored (the worker's ``/status`` counters).
         """
         if self.simulator.poll() is None:
-            return False
+            return None
         if self.sent is None:
             if self.simulator.returncode != 0:
                 raise RuntimeError(f"the simulator exited with code {self.simulator.returncode}; "
@@ -211,13 +212,18 @@ class _Playback:
             if not found:
                 raise RuntimeError(f"the simulator did not say what it sent; see {self.log}")
             self.sent = int(found[-1])
-            _say(f"simulator done: {self.sent} CDRs sent; waiting for the worker to take them in")
+            _say(f"simulator done: {self.sent} CDRs sent; waiting for the worker to decide on them")
         request = urllib.request.Request(  # noqa: S310 - the demo's own worker
             f"{self.worker_url}/status", headers={"Authorization": f"Bearer {self.token}"}
         )
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
             counters = orjson.loads(response.read())["counters"]
-        return counters["features"]["calls"] + counters["records_rejected"] >= self.sent
+        features, decided = counters["features"], counters["decisions"]
+        if features["calls"] + counters["records_rejected"] < self.sent:
+            return None
+        if features["emitted"] != decided["scored"]:
+            return None
+        return sum(decided[action] for action in ("block", "watch", "clear"))
 
 
 def _watch(
@@ -230,16 +236,15 @@ def _watch(
     consumer = _flag_consumer(bootstrap)
     deadline = None if options.duration_s is None else time.monotonic() + options.duration_s
     view = _View(options.live)
-    ends: dict[TopicPartition, int] | None = None
+    published: int | None = None
     try:
         while deadline is None or time.monotonic() < deadline:
             if worker.poll() is not None:
                 raise RuntimeError(f"the worker exited with code {worker.returncode}")
-            if options.until_done and ends is None and playback.taken_in():
-                # Every CDR is in: show what is on the flag topic now, then stop.
-                ends = consumer.end_offsets(list(consumer.assignment()))
-            if ends is not None and all(consumer.position(tp) >= end for tp, end in ends.items()):
-                _say("every CDR taken in and every decision shown")
+            if options.until_done and published is None:
+                published = playback.decisions_when_done()
+            if published is not None and decisions.received >= published:
+                _say(f"every CDR decided on and all {published} decisions shown")
                 break
             for records in consumer.poll(timeout_ms=500).values():
                 for record in records:
