@@ -16,7 +16,8 @@ Run (from the repository root)::
    is read back and judged number by number against the day's ground truth.
 
 3. **Shifted worlds** (offline, the serving model): the held-out family as
-   it is, with its subscribers' missed calls returned at 0.1, with every
+   it is, with its subscribers' missed calls returned at 0.1, with people
+   answering 0.55 of the calls between them instead of 0.7, with every
    feature of calls received set to 0 (nobody is ever called), to see how
    far the model leans on how the simulator has people call each other, and
    with no complaints (a feed of CDRs alone); then each further held-out
@@ -286,12 +287,16 @@ def markdown(results: dict[str, Any]) -> str:
 def shifted_worlds(
     registry: Path, heldout: str, workdir: Path, also: tuple[str, ...] = ()
 ) -> list[dict[str, Any]]:
-    """The serving model offline on the held-out family as it is and shifted in three ways.
+    """The serving model offline on the held-out family as it is and shifted in four ways.
 
     ``callbacks 0.1``: the family with the subscribers' missed calls returned
-    at 0.1 instead of its own rate. ``nobody called``: its rows with every
-    feature of calls received set to 0. Both ask whether the model leans on
-    how a simulator has people call each other. ``no complaints``: its rows
+    at 0.1 instead of its own rate. ``people answer 0.55``: the family with
+    people answering 0.55 of the calls between them (its own rate is 0.7;
+    nuisance and legitimate callers keep theirs), so the busy subscribers
+    who call strangers for work are answered less, as nuisance lines are.
+    ``nobody called``: its rows with every feature of calls received set to
+    0. All three ask whether the model leans on how a simulator has people
+    call each other. ``no complaints``: its rows
     with the complaint features at 0, a feed that carries no reports. Then
     each family of ``also`` as it is and without complaints.
     """
@@ -303,11 +308,13 @@ def shifted_worlds(
     population, review = population_of(loaded.metadata)
     scenario = builtin_scenario(heldout)
     quiet = with_overrides(scenario, subscribers={"callback_rate": 0.1})
+    reticent = with_overrides(scenario, subscribers={"answer_rate": 0.55})
     worlds = []
     simulated: dict[str, tuple[LabelledCalls, pl.DataFrame]] = {}
     for label, world, zeroed in (
         (f"{heldout}, as it is", scenario, ()),
         (f"{heldout}, callbacks 0.1", quiet, ()),
+        (f"{heldout}, people answer 0.55", reticent, ()),
         (f"{heldout}, nobody called", scenario, CALLED_FEATURES),
         (f"{heldout}, no complaints", scenario, COMPLAINT_FEATURES),
         *(

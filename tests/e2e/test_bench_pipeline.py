@@ -18,7 +18,7 @@ def test_benchmark_runs_every_phase_and_writes_its_results(tmp_path, model_dir):
     out = tmp_path / "pipeline.json"
     subprocess.run(  # noqa: S603
         [sys.executable, "-m", "bench.pipeline", "--cdrs", "4000", "--latency-cdrs", "4000",
-         "--latency-seconds", "3", "--baseline-seconds", "10", "--model-dir", str(model_dir),
+         "--latency-seconds", "3", "--baseline-seconds", "5", "--model-dir", str(model_dir),
          "--out", str(out)],
         cwd=ROOT, check=True, timeout=580,
     )
