@@ -90,8 +90,7 @@ def load_rows_bytes(block: CallerBlock, rows: NDArray[np.int64], datas: list[byt
         """Each row's next ``items`` values of ``dtype`` (a (rows, most items, *shape) array).
 
         Gathered as opaque items of one value's width, through a view of the
-        table with such an item starting at every byte (as ``_scatter``
-        writes them).
+        table with such an item starting at every byte.
         """
         nonlocal offset
         width = dtype.itemsize * int(np.prod(shape, dtype=np.int64))
