@@ -34,6 +34,7 @@ tables; a slot record exists only for a bucket some caller holds.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import repeat
@@ -67,7 +68,7 @@ from features.config import FeatureConfig, WindowSpec
 from features.runs import run_lengths, run_starts
 from features.sketch import _bloom_positions, kmv_union_groups
 
-__all__ = ["BlockUpdate", "CallerBlock"]
+__all__ = ["BlockUpdate", "CallerBlock", "warm_up_codec"]
 
 Int64Array = NDArray[np.int64]
 _EVENTS = slice(0, len(EVENT_COLUMNS))
@@ -945,3 +946,15 @@ class CallerBlock:
         if not self._row_of:
             return float(self.callers.record_bytes)
         return self.callers.record_bytes + self.slots.used * self.slots.record_bytes / len(self)
+
+
+def warm_up_codec() -> float:
+    """Compile the state codec's kernel (or load it from numba's disk cache); seconds it took.
+
+    Packs one fresh caller's row (:meth:`CallerBlock.rows_bytes`), so the
+    kernel is ready for the argument types the worker's checkpoints pass.
+    """
+    started = time.perf_counter()
+    block = CallerBlock(FeatureConfig())
+    block.rows_bytes(block.rows_of(["+8613800138000"], create=True))
+    return time.perf_counter() - started

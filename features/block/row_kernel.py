@@ -6,18 +6,17 @@ the held slot records) and hands them here as bytes; :func:`pack_rows`
 lays each row's body out part after part, then writes the row as version 3
 and 4 hold it: the header, a bitmap with one bit per 4-byte word of the
 body, and the body's non-zero words. numba compiles it once and caches it on
-disk beside this module; no Python object is touched inside.
+disk beside this module (:func:`features.block.engine.warm_up_codec` loads it
+before the worker joins its groups); no Python object is touched inside.
 """
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-__all__ = ["pack_rows", "warm_up"]
+__all__ = ["pack_rows"]
 
 
 @njit(cache=True, nogil=True)  # type: ignore[misc]  # numba ships no type information
@@ -84,17 +83,3 @@ def pack_rows(  # noqa: PLR0913 - the parts of the layout, in order
         ends[i] = at
     return ends
 
-
-def warm_up() -> float:
-    """Compile :func:`pack_rows` (or load it from numba's disk cache); seconds it took.
-
-    Packs one fresh caller's row through :func:`features.block.rows.rows_bytes`,
-    so the kernel is ready for the argument types the worker's checkpoints pass.
-    """
-    from features.block.engine import CallerBlock
-    from features.config import FeatureConfig
-
-    started = time.perf_counter()
-    block = CallerBlock(FeatureConfig())
-    block.rows_bytes(block.rows_of(["+8613800138000"], create=True))
-    return time.perf_counter() - started
