@@ -70,15 +70,7 @@ def number_text(key: int) -> str:
     >>> number_text(SERVICE_TAG + 95588)
     '95588'
     """
-    key = int(key)
-    if key >= SERVICE_TAG:
-        digits = key - SERVICE_TAG
-        if not 0 < digits < 10**_SERVICE_DIGITS:
-            raise ValueError(f"not a number key: {key}")
-        return str(digits)
-    if not 0 < key < 10**_E164_DIGITS:
-        raise ValueError(f"not a number key: {key}")
-    return f"+{key}"
+    return number_texts([int(key)])[0]
 
 
 def number_texts(keys: NDArray[np.int64] | Sequence[int]) -> list[str]:

@@ -111,6 +111,7 @@ def partitions_of_keys(keys: NDArray[np.int64], partitions: int) -> NDArray[np.i
 
 
 _MASK32 = np.uint64(0xFFFFFFFF)
+_M64 = np.uint64(_M)
 
 
 @njit(cache=True, nogil=True)  # type: ignore[misc]  # numba ships no type information
@@ -118,7 +119,7 @@ def _key_partitions(keys: NDArray[np.int64], partitions: int) -> NDArray[np.int6
     """Kafka's murmur2 of each key's text (``+`` and digits, or a service number's digits)."""
     found = np.empty(len(keys), np.int64)
     text = np.empty(17, np.uint8)
-    m = np.uint64(0x5BD1E995)
+    m = _M64
     for row in range(len(keys)):
         key = keys[row]
         service = key >= SERVICE_TAG
