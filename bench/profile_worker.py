@@ -2,11 +2,12 @@
 
 Run (from the repository root)::
 
-    .venv/bin/python -m bench.profile_worker [--cdrs 300000] [--encoding batch]
+    .venv/bin/python -m bench.profile_worker [--cdrs 300000] [--encoding batch] [--rate N]
 
 Starts the embedded broker and one worker with a trained model, lets it
-join, then sends the simulator's traffic at full speed while ``py-spy
-record`` samples the worker (100 Hz, without pausing it). Each sample is
+join, then sends the simulator's traffic at full speed (or paced at
+``--rate`` CDR/s, as the pipeline benchmark's latency phase sends it) while
+``py-spy record`` samples the worker (100 Hz, without pausing it). Each sample is
 charged to the part of the pipeline that owns its innermost Python frame:
 
 - ``broker client``: aiokafka and kafka-python;
@@ -120,8 +121,10 @@ async def profile(options: argparse.Namespace) -> dict[str, object]:
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
             started = time.monotonic()
-            say(f"sending {traffic.cdrs:,} CDRs ({options.encoding}) while py-spy samples")
-            await _send_all(broker.bootstrap, messages, raw, complaints)
+            pace = f" at {options.rate:,.0f} CDR/s" if options.rate else ""
+            say(f"sending {traffic.cdrs:,} CDRs ({options.encoding}){pace} while py-spy samples")
+            await _send_all(broker.bootstrap, messages, raw, complaints, rate=options.rate,
+                            seconds=options.seconds if options.rate else None)
             spy.wait(options.seconds + 60)
             elapsed = time.monotonic() - started
         finally:
@@ -130,6 +133,7 @@ async def profile(options: argparse.Namespace) -> dict[str, object]:
     result = {
         "encoding": options.encoding,
         "cdrs": traffic.cdrs,
+        "rate_cdr_per_s": options.rate,
         "seconds_sampled": options.seconds,
         "seconds_elapsed": round(elapsed, 1),
         "split": split(text),
@@ -148,6 +152,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--seconds", type=int, default=20, help="how long py-spy samples")
     parser.add_argument("--model-dir", type=Path)
+    parser.add_argument(
+        "--rate", type=float, help="pace the traffic at this many CDR/s (default: full speed)"
+    )
     parser.add_argument(
         "--out", type=Path, default=ROOT / "bench" / "results" / "profile.json"
     )

@@ -52,25 +52,30 @@ T0 = 1_709_251_200_000  # 2024-03-01 08:00 in Shanghai
 MESSAGE_CDRS = 5_000
 
 
-def messages(n_cdrs: int, n_callers: int, seed: int = 1) -> list[RoutedBatch]:
-    """Routed messages of MESSAGE_CDRS calls, 60 s of event time each.
+def messages(
+    n_cdrs: int, n_callers: int, seed: int = 1, message_cdrs: int = MESSAGE_CDRS
+) -> list[RoutedBatch]:
+    """Routed messages of ``message_cdrs`` calls at 5,000 calls a minute of event time.
 
     A fifth of the callees are callers too (their inbound notes land on
-    state); a tenth of the callers place half of the calls.
+    state); a tenth of the callers place half of the calls. Whatever the
+    message size, the calls arrive at the same event-time rate, so the
+    same buckets end and the same rows are emitted per call.
     """
     rng = np.random.default_rng(seed)
+    span_ms = 60_000 * message_cdrs // MESSAGE_CDRS
     callers = [f"+86139{i:08d}" for i in range(n_callers)]
     busy = max(1, n_callers // 10)
     batches = []
-    for index in range(n_cdrs // MESSAGE_CDRS):
-        heavy = rng.random(MESSAGE_CDRS) < 0.5
+    for index in range(n_cdrs // message_cdrs):
+        heavy = rng.random(message_cdrs) < 0.5
         caller_ids = np.where(
-            heavy, rng.integers(0, busy, MESSAGE_CDRS), rng.integers(0, n_callers, MESSAGE_CDRS)
+            heavy, rng.integers(0, busy, message_cdrs), rng.integers(0, n_callers, message_cdrs)
         )
-        answered = rng.random(MESSAGE_CDRS) < 0.4
-        starts = T0 + index * 60_000 + rng.integers(-30_000, 60_000, MESSAGE_CDRS)
+        answered = rng.random(message_cdrs) < 0.4
+        starts = T0 + index * span_ms + rng.integers(-span_ms // 2, span_ms, message_cdrs)
         records = []
-        for row in range(MESSAGE_CDRS):
+        for row in range(message_cdrs):
             callee = (
                 callers[int(rng.integers(n_callers))]
                 if rng.random() < 0.2
@@ -125,14 +130,18 @@ def main() -> None:
     parser.add_argument("--cdrs", type=int, default=200_000)
     parser.add_argument("--callers", type=int, default=50_000)
     parser.add_argument("--stage", choices=("both", "block"), default="both")
+    parser.add_argument(
+        "--message-cdrs", type=int, default=MESSAGE_CDRS,
+        help="CDRs per routed message (event-time rate fixed at 5,000 a minute)",
+    )
     args = parser.parse_args()
     config = FeatureConfig()
     policy = EmissionPolicy(min_calls=5)
     started = time.perf_counter()
-    batches = messages(args.cdrs, args.callers)
+    batches = messages(args.cdrs, args.callers, message_cdrs=args.message_cdrs)
     inbound = sum(len(batch.inbound) for batch in batches)
     print(
-        f"{len(batches)} messages of {MESSAGE_CDRS:,} CDRs ({inbound:,} inbound notes) over "
+        f"{len(batches)} messages of {args.message_cdrs:,} CDRs ({inbound:,} inbound notes) over "
         f"{args.callers:,} callers, built in {time.perf_counter() - started:.1f} s"
     )
     stages: list[tuple[str, FeatureStage | BlockFeatureStage]] = [
