@@ -80,8 +80,25 @@ class Settings(BaseSettings):
         1.0,
         ge=0,
         description=(
-            "Longest wait for an input partition that may still hold older records "
-            "(behind its high watermark, nothing fetched) before the others go on without it."
+            "Longest wait for an empty input partition caught up to its end (a producer "
+            "may still write older records to it) before the others go on without it."
+        ),
+    )
+    ingest_lead_s: float = Field(
+        10.0,
+        ge=0,
+        description=(
+            "How far in event time the input partitions ahead may go on past the slowest "
+            "one before they wait for it, seconds; below grace_s, so its next calls still "
+            "count (streams/pipeline/alignment.py)."
+        ),
+    )
+    ingest_hold_bytes: int = Field(
+        1024 * 1024,
+        ge=0,
+        description=(
+            "Bytes an input partition ahead of the others may hold before it is paused "
+            "until they catch up (0: pause it whatever it holds)."
         ),
     )
     fetch_max_wait_ms: int = Field(
@@ -335,6 +352,12 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_windows(self) -> Settings:
         self.feature_config()  # FeatureConfig names the bad field and the fix
+        if self.ingest_lead_s >= self.grace_s:
+            raise ValueError(
+                f"ingest_lead_s: must be below grace_s ({self.grace_s}), got "
+                f"{self.ingest_lead_s:g}; calls of the input partitions left that far behind "
+                "would come too late to count"
+            )
         return self
 
     def feature_config(self) -> FeatureConfig:

@@ -18,24 +18,34 @@ same millisecond, and ordering those by partition put back the skew (27%
 of a test backlog's calls dropped, against 56% unaligned and none by event
 time):
 
-- fetched records join their partition's buffer;
-- the *horizon* is the lowest, over the assigned partitions, of the last
-  buffered timestamp; a partition with nothing buffered counts for at most
-  ``idle_s`` since it last gave records when it is caught up to its high
-  watermark: records a producer is still writing to it may be older than
-  those of the partitions ahead (a day produced while it is read, with the
-  client's default partitioner, dropped 1,215 calls as late when a caught-up
-  partition held nothing back). One *behind* its high watermark, or not
-  fetched yet, holds the others back until it gives records (at most
-  :data:`BEHIND_WAIT_S`): the broker has older records for it. Going on
-  without it after ``idle_s`` dropped 24,481 of a day's 239,563 calls as
-  late, arrays of 500 read while written, whose large fetches left
-  partitions unserved for seconds;
+- fetched records join their partition's buffer; a partition's *clock* is
+  the latest time it has given, and each record counts at its clock, so
+  what a partition gives next never counts before what it gave;
+- the *horizon* is the lowest clock over the partitions that matter, plus
+  a small event-time ``lead_ms`` (``CALLGUARD_INGEST_LEAD_S``, well under
+  the grace): records that far ahead of the slowest partition may go on,
+  as its next records would still be on time. A partition with nothing
+  buffered counts with its clock for at most ``idle_s`` since it last gave
+  records when it is caught up to its high watermark: records a producer
+  is still writing to it may be older than those of the partitions ahead
+  (a day produced while it is read, with the client's default partitioner,
+  dropped 1,215 calls as late when a caught-up partition held nothing
+  back). One *behind* its high watermark, or not fetched yet, holds the
+  others back until it gives records (at most :data:`BEHIND_WAIT_S`): the
+  broker has older records for it. Going on without it after ``idle_s``
+  dropped 24,481 of a day's 239,563 calls as late, arrays of 500 read
+  while written, whose large fetches left partitions unserved for seconds.
+  A partition that has given nothing yet holds the others back outright;
 - every buffered record at or before the horizon is released, all
   partitions merged in timestamp order; each partition's released records
   are a prefix of its buffer, so its offsets commit in order;
-- partitions left with records beyond the horizon are paused until the
-  others catch up, which bounds the buffers to about a fetch each.
+- a partition left holding ``hold_bytes`` or more beyond the horizon
+  (``CALLGUARD_INGEST_HOLD_BYTES``) is paused until the others catch up,
+  which bounds each buffer to about that plus a fetch. Below it, the
+  partition is read on: pausing every partition ahead and resuming it a
+  moment later cost a fetch round trip each time, and held a paced day's
+  CDRs 4.3 s (median) from their producer to their flag where 2.0 s
+  sufficed (``bench.pipeline``'s latency phase, arrays of 500).
 
 The feature stage then sees a caller's calls in close to event-time order
 whatever the partitioning. Nothing is lost: records held at a crash or a
@@ -100,13 +110,22 @@ class PartitionAligner(Generic[Partition]):
     """
 
     def __init__(
-        self, *, idle_s: float, key: Callable[[Any], int | None] | None = None
+        self,
+        *,
+        idle_s: float,
+        key: Callable[[Any], int | None] | None = None,
+        lead_ms: int = 0,
+        hold_bytes: int = 0,
     ) -> None:
         if idle_s < 0:
             raise ValueError(f"idle_s must be at least 0, got {idle_s}")
-        self.idle_s = idle_s
+        if lead_ms < 0 or hold_bytes < 0:
+            raise ValueError(f"lead_ms and hold_bytes must be at least 0, got {lead_ms}, "
+                             f"{hold_bytes}")
+        self.idle_s, self.lead_ms, self.hold_bytes = idle_s, lead_ms, hold_bytes
         self._key = key or _timestamp
         self._buffers: dict[Partition, deque[Any]] = {}
+        self._held_bytes: dict[Partition, int] = {}
         self._last_seen: dict[Partition, float] = {}
         self._fetched_to: dict[Partition, int] = {}
         self._clock: dict[Partition, int] = {}  # latest time seen, per partition
@@ -117,12 +136,14 @@ class PartitionAligner(Generic[Partition]):
         """Partitions newly assigned: empty buffers, waited for from ``now``."""
         for partition in partitions:
             self._buffers.setdefault(partition, deque())
+            self._held_bytes.setdefault(partition, 0)
             self._last_seen[partition] = now
 
     def revoke(self, partitions: Iterable[Partition]) -> None:
         """Partitions taken away: their buffered records are dropped (never committed)."""
         for partition in partitions:
             self._buffers.pop(partition, None)
+            self._held_bytes.pop(partition, None)
             self._last_seen.pop(partition, None)
             self._fetched_to.pop(partition, None)
             self._clock.pop(partition, None)
@@ -140,12 +161,15 @@ class PartitionAligner(Generic[Partition]):
             if buffer is None or not records:
                 continue
             clock = self._clock.get(partition, -(2**63))
+            size = 0
             for record in records:
                 key = self._key(record)
                 if key is not None and key > clock:
                     clock = key
                 buffer.append((clock, record))
+                size += _size(record)
             self._clock[partition] = clock
+            self._held_bytes[partition] += size
             self._last_seen[partition] = now
             self._given_up.discard(partition)
             self._fetched_to[partition] = int(records[-1].offset) + 1
@@ -174,41 +198,44 @@ class PartitionAligner(Generic[Partition]):
         out: Released[Partition] = Released()
         chosen: list[tuple[int, Any]] = []
         for partition, buffer in self._buffers.items():
-            taken = 0
+            taken = size = 0
             while buffer and (horizon is None or buffer[0][0] <= horizon):
                 chosen.append(buffer.popleft())
+                size += _size(chosen[-1][1])
                 taken += 1
             if taken:
                 out.last_offsets[partition] = chosen[-1][1].offset
+                self._held_bytes[partition] -= size
         # A stable sort: records of one partition keep their offset order on ties.
         chosen.sort(key=_first)
         out.records = [record for _, record in chosen]
-        ahead = {p for p, b in self._buffers.items() if b}
+        held, limit = self._held_bytes, self.hold_bytes
+        ahead = {p for p, b in self._buffers.items() if b and held[p] >= limit}
         out.to_pause = ahead - self._paused
         out.to_resume = self._paused - ahead
         self._paused = ahead
         return out
 
     def _horizon(self, now: float, behind: Collection[Partition]) -> int | None:
-        """The latest timestamp every partition that matters has reached; None: no limit."""
-        horizon: int | None = None
+        """The latest timestamp records may have to go on now; None: no limit (see module doc)."""
+        lowest: int | None = None
         for partition, buffer in self._buffers.items():
-            if buffer:
-                last = buffer[-1][0]
-            else:
+            if not buffer:
                 silent = now - self._last_seen.get(partition, now)
                 wait = BEHIND_WAIT_S if partition in behind else self.idle_s
-                if silent < wait:
-                    return -(2**63)  # an empty partition that may hold older records
-                if partition in behind and partition not in self._given_up:
-                    self._given_up.add(partition)
-                    logger.warning(
-                        "input partition %s has records not fetched for %.0f s; the others "
-                        "go on without it (its calls may come late)", partition, silent,
-                    )
-                continue  # silent long enough: it does not hold the others back
-            horizon = last if horizon is None else min(horizon, last)
-        return horizon
+                if silent >= wait:
+                    if partition in behind and partition not in self._given_up:
+                        self._given_up.add(partition)
+                        logger.warning(
+                            "input partition %s has records not fetched for %.0f s; the others "
+                            "go on without it (its calls may come late)", partition, silent,
+                        )
+                    continue  # silent long enough: it does not hold the others back
+                if partition not in self._clock:
+                    return -(2**63)  # nothing given yet: its first records may be the oldest
+            clock = self._clock[partition]  # what it gives next counts from here on
+            lowest = clock if lowest is None else min(lowest, clock)
+        return None if lowest is None else lowest + self.lead_ms
 
 
 def drift_ms(positions: dict[str, int | None]) -> int | None:
@@ -230,6 +257,12 @@ def _timestamp(record: Any) -> int:
 
 def _first(pair: tuple[int, Any]) -> int:
     return pair[0]
+
+
+def _size(record: Any) -> int:
+    """A record's value in bytes (0 without one)."""
+    value = getattr(record, "value", None)
+    return len(value) if value else 0
 
 
 def message_event_ms(record: Any, *, now_ms: int | None = None) -> int | None:

@@ -87,7 +87,10 @@ class Intake:
         self._task: asyncio.Task[None] | None = None
         self._read: dict[TopicPartition, int] = {}  # next offset to read, per partition
         self._aligner: PartitionAligner[TopicPartition] = PartitionAligner(
-            idle_s=settings.ingest_idle_s, key=message_event_ms
+            idle_s=settings.ingest_idle_s,
+            key=message_event_ms,
+            lead_ms=int(settings.ingest_lead_s * 1000),
+            hold_bytes=settings.ingest_hold_bytes,
         )
 
     async def start(self) -> None:

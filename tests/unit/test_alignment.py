@@ -6,6 +6,7 @@ import io
 from types import SimpleNamespace
 
 import polars as pl
+import pytest
 
 from streams.pipeline.alignment import BEHIND_WAIT_S, PartitionAligner, message_event_ms
 
@@ -118,3 +119,64 @@ def test_message_times_come_from_the_payload() -> None:
     stream = io.BytesIO()
     pl.DataFrame({"caller": ["a"]}).write_ipc_stream(stream)
     assert message_event_ms(message(stream.getvalue(), arrow)) is None  # no start_time
+
+
+def sized(*timestamps: int, size: int, first_offset: int = 0) -> list[SimpleNamespace]:
+    return [
+        SimpleNamespace(timestamp=t, offset=first_offset + i, value=b"x" * size)
+        for i, t in enumerate(timestamps)
+    ]
+
+
+def test_an_empty_partition_holds_back_only_what_is_newer_than_its_clock() -> None:
+    # b gave records up to 30 and is read to its end: what it gives next counts from
+    # 30 on, so a's records up to 30 go on now; the newer ones wait for b (idle_s).
+    aligner = PartitionAligner(idle_s=1.0)
+    aligner.assign(["a", "b"], now=0.0)
+    aligner.add({"b": records(20, 30)}, now=0.1)
+    aligner.add({"a": records(25, 29, 31)}, now=0.1)
+    assert [r.timestamp for r in aligner.release(now=0.1).records] == [20, 25, 29, 30]
+    assert aligner.release(now=0.5).records == []  # b may still give records from 30 on
+    aligner.add({"b": records(40, first_offset=2)}, now=0.6)
+    assert [r.timestamp for r in aligner.release(now=0.6).records] == [31]
+    # A partition that has given nothing yet holds every other back (its first
+    # records may be the oldest), until its wait is over.
+    fresh = PartitionAligner(idle_s=1.0)
+    fresh.assign(["a", "b"], now=0.0)
+    fresh.add({"a": records(1)}, now=0.1)
+    assert fresh.release(now=0.5).records == []
+    assert [r.timestamp for r in fresh.release(now=1.0).records] == [1]
+
+
+def test_partitions_ahead_go_on_within_the_lead() -> None:
+    aligner = PartitionAligner(idle_s=5.0, lead_ms=10)
+    aligner.assign(["a", "b"], now=0.0)
+    aligner.add({"a": records(100, 105, 110, 112), "b": records(101)}, now=0.0)
+    out = aligner.release(now=0.0)
+    assert [r.timestamp for r in out.records] == [100, 101, 105, 110]  # up to b's 101 + 10
+    assert out.last_offsets == {"a": 2, "b": 0}
+
+
+def test_a_partition_ahead_is_paused_only_once_it_holds_hold_bytes() -> None:
+    aligner = PartitionAligner(idle_s=5.0, hold_bytes=300)
+    aligner.assign(["a", "b"], now=0.0)
+    aligner.add({"a": sized(10, 20, 30, size=100), "b": sized(5, size=100)}, now=0.0)
+    out = aligner.release(now=0.0)
+    assert [r.timestamp for r in out.records] == [5]
+    assert out.to_pause == {"a"}  # 300 bytes held beyond b's 5
+    aligner.add({"b": sized(20, size=100, first_offset=1)}, now=0.1)
+    out = aligner.release(now=0.1)
+    assert [r.timestamp for r in out.records] == [10, 20, 20]
+    assert out.to_resume == {"a"} and out.to_pause == set()  # 100 bytes held: read on
+    aligner.add({"a": sized(40, size=100, first_offset=3)}, now=0.2)
+    assert aligner.release(now=0.2).to_pause == set()  # 200 bytes
+    aligner.add({"a": sized(50, size=100, first_offset=4)}, now=0.3)
+    assert aligner.release(now=0.3).to_pause == {"a"}  # 300 bytes
+
+
+def test_the_lead_must_stay_below_the_grace() -> None:
+    from streams.settings import ConfigurationError, load_settings
+
+    with pytest.raises(ConfigurationError, match="CALLGUARD_INGEST_LEAD_S.*below grace_s"):
+        load_settings(ingest_lead_s=120, grace_s=120)
+    assert load_settings(ingest_lead_s=119, grace_s=120).ingest_lead_s == 119
