@@ -4,7 +4,9 @@ Run: ``.venv/bin/python bench/stage_bench.py [--cdrs 200000] [--callers 50000]``
 Builds ``cdr.by_caller`` messages of 5,000 CDRs the way the ingest agent does
 (:func:`streams.pipeline.ingest.ingest_cdrs` over simulator-like JSON, one partition,
 so each message carries its inbound notes too), then applies the same
-messages to each stage with a dict for a table. Prints CDR/s through
+messages to each stage with a dict for a table (``--checkpoint-rows N``: the
+worker's write-behind table, checkpointed whenever N callers wait, so rows
+are serialised once per checkpoint as in the worker). Prints CDR/s through
 ``apply`` (table writes included, message building excluded), emissions and
 the table's bytes per caller. Asserts nothing. ``--stage block`` runs only
 the block stage (the per-caller one takes a minute at the default size).
@@ -47,6 +49,7 @@ from streams.pipeline.deadletter import SourcePosition
 from streams.pipeline.ingest import RawMessage, ingest_cdrs
 from streams.stages.block_stage import BlockFeatureStage
 from streams.stages.reference.feature_stage import FeatureStage
+from streams.state.write_behind import WriteBehindTable
 
 T0 = 1_709_251_200_000  # 2024-03-01 08:00 in Shanghai
 MESSAGE_CDRS = 5_000
@@ -104,21 +107,47 @@ def messages(
     return batches
 
 
-def run(stage: FeatureStage | BlockFeatureStage, batches: list[RoutedBatch]) -> dict[str, float]:
-    """Apply every message to ``stage`` over a fresh dict table; its figures."""
-    table: MutableMapping[str, bytes] = {}
+def run(
+    stage: FeatureStage | BlockFeatureStage,
+    batches: list[RoutedBatch],
+    checkpoint_rows: int | None = None,
+) -> dict[str, float]:
+    """Apply every message to ``stage`` over a fresh table; its figures.
+
+    With ``checkpoint_rows``, the table is the worker's
+    (:class:`~streams.state.write_behind.WriteBehindTable`, rows serialised
+    when a checkpoint takes them) and a checkpoint is taken whenever that
+    many callers wait; without, a dict written at every message.
+    """
+    table: MutableMapping[str, bytes]
+    if checkpoint_rows is None:
+        table = {}
+    else:
+        table = WriteBehindTable({}, lambda keys: [0] * len(keys))
+    written: dict[bytes, int] = {}  # changelog value sizes, the latest per key
+
+    def checkpoint(table: WriteBehindTable) -> None:
+        written.update((key, len(value)) for _, key, value in table.take() if value is not None)
+
     emitted = calls = 0
     started = time.perf_counter()
     for offset, batch in enumerate(batches):
         stats, _ = stage.apply(batch, offset, table)
         emitted += stats.emitted
         calls += stats.calls
+        if isinstance(table, WriteBehindTable) and table.pending >= (checkpoint_rows or 0):
+            checkpoint(table)
+    if isinstance(table, WriteBehindTable):
+        checkpoint(table)
     elapsed = time.perf_counter() - started
-    sizes = np.array([len(value) for value in table.values()])
+    if isinstance(table, WriteBehindTable):
+        sizes = np.array(list(written.values()))
+    else:
+        sizes = np.array([len(value) for value in table.values()])
     return {
         "cdr_per_s": calls / elapsed,
         "emitted": emitted,
-        "callers": len(table),
+        "callers": len(sizes),
         "bytes_mean": float(sizes.mean()),
         "bytes_max": float(sizes.max()),
     }
@@ -130,6 +159,11 @@ def main() -> None:
     parser.add_argument("--cdrs", type=int, default=200_000)
     parser.add_argument("--callers", type=int, default=50_000)
     parser.add_argument("--stage", choices=("both", "block"), default="both")
+    parser.add_argument(
+        "--checkpoint-rows", type=int,
+        help="the worker's table: checkpoint when this many callers wait (default: a dict "
+             "written at every message)",
+    )
     parser.add_argument(
         "--message-cdrs", type=int, default=MESSAGE_CDRS,
         help="CDRs per routed message (event-time rate fixed at 5,000 a minute)",
@@ -150,7 +184,7 @@ def main() -> None:
     if args.stage == "both":
         stages.insert(0, ("FeatureStage", FeatureStage(config, policy)))
     for name, stage in stages:
-        figures = run(stage, batches)
+        figures = run(stage, batches, args.checkpoint_rows)
         print(
             f"  {name:>17}: {figures['cdr_per_s']:>9,.0f} CDR/s through apply; "
             f"{figures['emitted']:,.0f} emitted; table {figures['callers']:,.0f} callers, "

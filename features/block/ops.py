@@ -57,6 +57,12 @@ def rank_in_group(starts: NDArray[np.intp], size: int) -> NDArray[np.intp]:
     return np.arange(size) - np.repeat(starts, run_lengths(starts, size))
 
 
+# distinct_rows sorts the rows instead of marking the pool when they are fewer than
+# 1/_SORT_BELOW of it: a 125-CDR message on a pool of 200,000 rows spent 140 us a call
+# on the mask and its running count.
+_SORT_BELOW = 16
+
+
 def distinct_rows(
     rows: NDArray[np.integer], size: int, *, inverse: bool = False
 ) -> tuple[Int64Array, NDArray[np.intp]]:
@@ -69,6 +75,12 @@ def distinct_rows(
     >>> distinct_rows(np.array([5, 2, 5]), 8, inverse=True)[1].tolist()
     [1, 0, 1]
     """
+    if len(rows) * _SORT_BELOW < size:
+        # Few rows of a large pool: a sort of the rows costs less than a pass over the pool.
+        if not inverse:
+            return np.unique(rows).astype(np.int64, copy=False), np.empty(0, np.intp)
+        unique, positions = np.unique(rows, return_inverse=True)
+        return unique.astype(np.int64, copy=False), positions.astype(np.intp, copy=False)
     marked = np.zeros(size, dtype=bool)
     marked[rows] = True
     unique = np.flatnonzero(marked)

@@ -42,14 +42,19 @@ def test_lex_order_is_lexsort(seed: int) -> None:
 
 
 def test_distinct_rows_is_unique_with_inverse() -> None:
+    # Rows many against the pool (a mask) or few (a sort): the same answer and types.
     rng = np.random.default_rng(7)
-    for size in (0, 1, 5, 300):
-        rows = rng.integers(0, 64, size)
-        unique, inverse = distinct_rows(rows, 64, inverse=True)
-        expected, expected_inverse = np.unique(rows, return_inverse=True)
-        np.testing.assert_array_equal(unique, expected)
-        np.testing.assert_array_equal(inverse, expected_inverse.ravel())
-        np.testing.assert_array_equal(distinct_rows(rows, 64)[0], expected)
+    for pool in (64, 10_000):
+        for size in (0, 1, 5, 300):
+            rows = rng.integers(0, pool, size)
+            unique, inverse = distinct_rows(rows, pool, inverse=True)
+            expected, expected_inverse = np.unique(rows, return_inverse=True)
+            np.testing.assert_array_equal(unique, expected)
+            np.testing.assert_array_equal(inverse, expected_inverse.ravel())
+            assert unique.dtype == np.int64 and inverse.dtype == np.intp
+            alone = distinct_rows(rows, pool)[0]
+            np.testing.assert_array_equal(alone, expected)
+            assert alone.dtype == np.int64
 
 
 def test_callee_keys_read_plus_signs_as_before() -> None:
