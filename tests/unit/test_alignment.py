@@ -105,6 +105,11 @@ def test_message_times_come_from_the_payload() -> None:
     assert message_event_ms(message(b'{"time_ms": 1530489600000}')) == day
     assert message_event_ms(message(b'{"start_time": 4102444700000}'), now_ms=day) is None
     assert message_event_ms(message(b"\\xff")) is None
+    # An array's first object is read alone; a brace inside its strings or a nested
+    # object sends it to the whole decode, with the same answer.
+    assert message_event_ms(message(b' [{"x": "}", "start_time": 1530489600000}, 7]')) == day
+    assert message_event_ms(message(b'[{"n": {"time": 1}}, {"start_time": 1}]')) is None
+    assert message_event_ms(message(b'[7, {"start_time": 1530489600000}]')) is None
     arrow = (("content-type", b"application/vnd.apache.arrow.stream"),)
     assert message_event_ms(message(b"", arrow)) is None
     # Arrow: the first row's start_time, whatever type the exporter gave the column.
