@@ -194,18 +194,24 @@ class PartitionAligner(Generic[Partition]):
         ``behind``: partitions whose broker holds records not fetched yet (or
         not known), waited for beyond ``idle_s`` (see the module doc).
         """
-        horizon = self._horizon(now, behind)
         out: Released[Partition] = Released()
         chosen: list[tuple[int, Any]] = []
-        for partition, buffer in self._buffers.items():
-            taken = size = 0
-            while buffer and (horizon is None or buffer[0][0] <= horizon):
-                chosen.append(buffer.popleft())
-                size += _size(chosen[-1][1])
-                taken += 1
-            if taken:
-                out.last_offsets[partition] = chosen[-1][1].offset
-                self._held_bytes[partition] -= size
+        released = -1
+        # Until nothing more goes: a partition a pass empties may have been silent long
+        # enough to hold the others back no longer (the last records of a stream then go
+        # on together, not one partition per read).
+        while len(chosen) > released:
+            released = len(chosen)
+            horizon = self._horizon(now, behind)
+            for partition, buffer in self._buffers.items():
+                taken = size = 0
+                while buffer and (horizon is None or buffer[0][0] <= horizon):
+                    chosen.append(buffer.popleft())
+                    size += _size(chosen[-1][1])
+                    taken += 1
+                if taken:
+                    out.last_offsets[partition] = chosen[-1][1].offset
+                    self._held_bytes[partition] -= size
         # A stable sort: records of one partition keep their offset order on ties.
         chosen.sort(key=_first)
         out.records = [record for _, record in chosen]

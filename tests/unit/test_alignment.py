@@ -185,3 +185,16 @@ def test_the_lead_must_stay_below_the_grace() -> None:
     with pytest.raises(ConfigurationError, match="CALLGUARD_INGEST_LEAD_S.*below grace_s"):
         load_settings(ingest_lead_s=120, grace_s=120)
     assert load_settings(ingest_lead_s=119, grace_s=120).ingest_lead_s == 119
+
+
+def test_partitions_that_fall_silent_release_the_rest_in_one_read() -> None:
+    # The end of a stream: each partition holds its last record, and none gives more.
+    # Once a partition's record has gone and it has been silent for idle_s, it holds
+    # the others back no longer: the rest go on in the same release, in time order.
+    aligner = PartitionAligner(idle_s=1.0)
+    aligner.assign(["a", "b", "c"], now=0.0)
+    aligner.add({"a": records(10), "b": records(20), "c": records(30)}, now=0.0)
+    assert [r.timestamp for r in aligner.release(now=0.5).records] == [10]
+    out = aligner.release(now=1.5)
+    assert [r.timestamp for r in out.records] == [20, 30]
+    assert out.last_offsets == {"b": 0, "c": 0}
