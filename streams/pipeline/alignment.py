@@ -322,9 +322,13 @@ def _first_of_array(raw: bytes) -> list[Any] | None:
     strings (a CDR's), else None and the caller decodes the whole message.
     An array of 500 CDRs took 280 us to decode whole for its first time.
     """
-    start = raw.lstrip()[:1]
+    start = raw[:1]
+    if start != b"[" and start.isspace():
+        start = raw.lstrip()[:1]  # a copy, only for text that starts with spaces
+    if start != b"[":
+        return None
     end = raw.find(b"}")
-    if start != b"[" or end < 0:
+    if end < 0:
         return None
     try:
         value = orjson.loads(raw[: end + 1] + b"]")
