@@ -30,9 +30,9 @@ time):
   is still writing to it may be older than those of the partitions ahead
   (a day produced while it is read, with the client's default partitioner,
   dropped 1,215 calls as late when a caught-up partition held nothing
-  back). One *behind* its high watermark, or not fetched yet, holds the
-  others back until it gives records (at most :data:`BEHIND_WAIT_S`): the
-  broker has older records for it. Going on without it after ``idle_s``
+  back). One *behind* its high watermark, or not fetched yet, counts
+  until it gives records (at most :data:`BEHIND_WAIT_S`): the broker has
+  older records for it. Going on without it after ``idle_s``
   dropped 24,481 of a day's 239,563 calls as late, arrays of 500 read
   while written, whose large fetches left partitions unserved for seconds.
   A partition that has given nothing yet holds the others back outright;
@@ -44,8 +44,10 @@ time):
   which bounds each buffer to about that plus a fetch. Below it, the
   partition is read on: pausing every partition ahead and resuming it a
   moment later cost a fetch round trip each time, and held a paced day's
-  CDRs 4.3 s (median) from their producer to their flag where 2.0 s
-  sufficed (``bench.pipeline``'s latency phase, arrays of 500).
+  CDRs twice as long from their producer to their flag (``bench.pipeline``'s
+  latency phase, arrays of 500: a median 2.9 s against 1.4 s);
+- a release goes on until nothing more goes: a partition it empties, if
+  silent long enough, holds the others back no longer.
 
 The feature stage then sees a caller's calls in close to event-time order
 whatever the partitioning. Nothing is lost: records held at a crash or a
