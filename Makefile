@@ -45,7 +45,7 @@ unit: setup
 	$(BIN)/python -m pytest -m "not integration and not e2e" -q
 
 test: setup clickhouse chromium lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache

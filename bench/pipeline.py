@@ -246,6 +246,18 @@ def _sum(processes: list[Process], *path: str) -> int | None:
     return total
 
 
+def _emitted_and_calls(processes: list[Process]) -> tuple[int | None, int | None]:
+    """Feature rows the workers emitted, and the calls their feature stages took in."""
+    return (
+        _sum(processes, "counters", "features", "emitted"),
+        _sum(processes, "counters", "features", "calls"),
+    )
+
+
+def _per_thousand(count: int | None, of: int | None) -> float | None:
+    return round(1000 * count / of, 1) if count is not None and of else None
+
+
 def _applied(processes: list[Process]) -> int | None:
     """CDRs the workers' feature stages took in once (replays after a rebalance are not)."""
     accepted = _sum(processes, "counters", "features", "accepted")
@@ -333,6 +345,7 @@ def measure_callguard(run: CallguardRun, cdrs: int, callers: int, timeout_s: flo
     # compressed day than on a carrier's network, where nearly every CDR
     # costs a row.
     rows = _sum(run.workers, "checkpoints", "rows")
+    emitted, calls = _emitted_and_calls(run.workers)
     # Callers moved between the block and the table's bytes (CALLGUARD_CALLER_HOT_S).
     moved = {
         name: _sum(run.workers, "counters", "features", name)
@@ -348,6 +361,9 @@ def measure_callguard(run: CallguardRun, cdrs: int, callers: int, timeout_s: flo
         "rss_growth_per_caller": round(grown / callers, 1) if callers else None,
         "active_callers": callers,
         "changelog_rows_per_cdr": round(rows / cdrs, 3) if rows is not None and cdrs else None,
+        # Feature rows emitted (and scored) per 1,000 CDRs: more callers qualify
+        # later in the day, as their long windows fill.
+        "rows_scored_per_1k_cdrs": _per_thousand(emitted, calls),
         "callers_loaded": moved["loaded"],
         "callers_evicted": moved["evicted"],
         "callers_expired": moved["expired"],
@@ -411,6 +427,7 @@ async def measure_latency(
         collector = asyncio.create_task(collect())
         sampler = asyncio.create_task(sample_lag())
         cpu_before, wall_before = worker.cpu_seconds(), time.monotonic()
+        emitted_before, calls_before = _emitted_and_calls([worker])
         sent = await _send_all(
             bootstrap,
             messages,
@@ -421,6 +438,7 @@ async def measure_latency(
         )
         cpu_share = (worker.cpu_seconds() - cpu_before) / (time.monotonic() - wall_before)
         await asyncio.sleep(5)  # flags of the last CDRs
+        emitted_after, calls_after = _emitted_and_calls([worker])
         stop.set()
         await collector
         await sampler
@@ -443,6 +461,11 @@ async def measure_latency(
         # Where the time goes: how busy the worker was while traffic was sent,
         # and how far behind it fell (messages not yet read, sampled every 0.5 s).
         "worker_cpu_share": round(cpu_share, 2),
+        "rows_scored_per_1k_cdrs": _per_thousand(
+            None if emitted_after is None or emitted_before is None
+            else emitted_after - emitted_before,
+            None if calls_after is None or calls_before is None else calls_after - calls_before,
+        ),
         "max_unread_raw": max((s.get("raw", 0) for s in lag_samples), default=None),
         "max_unread_routed": max((s.get("routed", 0) for s in lag_samples), default=None),
     }
@@ -695,7 +718,10 @@ def markdown(results: dict[str, Any]) -> str:
                 f"\nLatency ({encoding}, {fmt(latency['rate_cdr_per_s'])} CDR/s): of the "
                 f"CDR→flag time, CDR→routed message (ingest) p50 / p99 "
                 f"{fmt(latency['routed_p50_ms'], ' ms')} / {fmt(latency['routed_p99_ms'], ' ms')}; "
-                f"worker CPU {fmt(latency.get('worker_cpu_share'))} of a core."
+                f"worker CPU {fmt(latency.get('worker_cpu_share'))} of a core; "
+                f"{fmt(latency.get('rows_scored_per_1k_cdrs'))} rows scored per 1,000 CDRs "
+                f"({fmt(entry['callguard'].get('rows_scored_per_1k_cdrs'))} in the throughput "
+                "phase, earlier in the day)."
             )
         for count, scaled in entry.get("scaling", {}).items():
             lines.append(
