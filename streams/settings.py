@@ -84,13 +84,14 @@ class Settings(BaseSettings):
             "may still write older records to it) before the others go on without it."
         ),
     )
-    ingest_lead_s: float = Field(
-        10.0,
+    ingest_lead_s: float | None = Field(
+        None,
         ge=0,
         description=(
             "How far in event time the input partitions ahead may go on past the slowest "
             "one before they wait for it, seconds; below grace_s, so its next calls still "
-            "count (streams/pipeline/alignment.py)."
+            "count (streams/pipeline/alignment.py). Default: a twelfth of grace_s (10 s "
+            "with the default grace)."
         ),
     )
     ingest_hold_bytes: int = Field(
@@ -352,13 +353,19 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_windows(self) -> Settings:
         self.feature_config()  # FeatureConfig names the bad field and the fix
-        if self.ingest_lead_s >= self.grace_s:
+        lead = self.ingest_lead_s
+        if lead is not None and lead > 0 and lead >= self.grace_s:
             raise ValueError(
-                f"ingest_lead_s: must be below grace_s ({self.grace_s}), got "
-                f"{self.ingest_lead_s:g}; calls of the input partitions left that far behind "
-                "would come too late to count"
+                f"ingest_lead_s: must be below grace_s ({self.grace_s}), got {lead:g}; calls "
+                "of the input partitions left that far behind would come too late to count"
             )
         return self
+
+    @property
+    def ingest_lead_ms(self) -> int:
+        """The ingest lead in milliseconds (by default a twelfth of the grace)."""
+        lead = self.grace_s / 12 if self.ingest_lead_s is None else self.ingest_lead_s
+        return int(lead * 1000)
 
     def feature_config(self) -> FeatureConfig:
         """The feature core's configuration from these settings."""

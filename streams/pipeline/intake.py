@@ -89,7 +89,7 @@ class Intake:
         self._aligner: PartitionAligner[TopicPartition] = PartitionAligner(
             idle_s=settings.ingest_idle_s,
             key=message_event_ms,
-            lead_ms=int(settings.ingest_lead_s * 1000),
+            lead_ms=settings.ingest_lead_ms,
             hold_bytes=settings.ingest_hold_bytes,
         )
 

@@ -184,7 +184,12 @@ def test_the_lead_must_stay_below_the_grace() -> None:
 
     with pytest.raises(ConfigurationError, match="CALLGUARD_INGEST_LEAD_S.*below grace_s"):
         load_settings(ingest_lead_s=120, grace_s=120)
-    assert load_settings(ingest_lead_s=119, grace_s=120).ingest_lead_s == 119
+    assert load_settings(ingest_lead_s=119, grace_s=120).ingest_lead_ms == 119_000
+    # By default a twelfth of the grace, so any grace works, even none.
+    assert load_settings(grace_s=120).ingest_lead_ms == 10_000
+    assert load_settings(grace_s=30).ingest_lead_ms == 2_500
+    assert load_settings(grace_s=0).ingest_lead_ms == 0
+    assert load_settings(grace_s=0, ingest_lead_s=0).ingest_lead_ms == 0
 
 
 def test_partitions_that_fall_silent_release_the_rest_in_one_read() -> None:
