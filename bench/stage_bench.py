@@ -119,15 +119,12 @@ def run(
     when a checkpoint takes them) and a checkpoint is taken whenever that
     many callers wait; without, a dict written at every message.
     """
-    table: MutableMapping[str, bytes]
-    if checkpoint_rows is None:
-        table = {}
-    else:
-        table = WriteBehindTable({}, lambda keys: [0] * len(keys))
-    written: dict[bytes, int] = {}  # changelog value sizes, the latest per key
+    behind = None if checkpoint_rows is None else WriteBehindTable({}, lambda k: [0] * len(k))
+    table: MutableMapping[str, bytes] = {} if behind is None else behind
+    written: dict[bytes, int] = {}  # checkpointed value sizes, the latest per key
 
-    def checkpoint(table: WriteBehindTable) -> None:
-        written.update((key, len(value)) for _, key, value in table.take() if value is not None)
+    def checkpoint(behind: WriteBehindTable) -> None:
+        written.update((key, len(value)) for _, key, value in behind.take() if value is not None)
 
     emitted = calls = 0
     started = time.perf_counter()
@@ -135,15 +132,13 @@ def run(
         stats, _ = stage.apply(batch, offset, table)
         emitted += stats.emitted
         calls += stats.calls
-        if isinstance(table, WriteBehindTable) and table.pending >= (checkpoint_rows or 0):
-            checkpoint(table)
-    if isinstance(table, WriteBehindTable):
-        checkpoint(table)
+        if behind is not None and behind.pending >= (checkpoint_rows or 0):
+            checkpoint(behind)
+    if behind is not None:
+        checkpoint(behind)
     elapsed = time.perf_counter() - started
-    if isinstance(table, WriteBehindTable):
-        sizes = np.array(list(written.values()))
-    else:
-        sizes = np.array([len(value) for value in table.values()])
+    sizes = np.array(list(written.values()) if behind is not None else
+                     [len(value) for value in table.values()])
     return {
         "cdr_per_s": calls / elapsed,
         "emitted": emitted,

@@ -168,8 +168,9 @@ class PartitionAligner(Generic[Partition]):
                 key = self._key(record)
                 if key is not None and key > clock:
                     clock = key
-                buffer.append((clock, record))
-                size += _size(record)
+                item = _size(record)
+                buffer.append((clock, record, item))  # its size, for the bytes held
+                size += item
             self._clock[partition] = clock
             self._held_bytes[partition] += size
             self._last_seen[partition] = now
@@ -197,7 +198,7 @@ class PartitionAligner(Generic[Partition]):
         not known), waited for beyond ``idle_s`` (see the module doc).
         """
         out: Released[Partition] = Released()
-        chosen: list[tuple[int, Any]] = []
+        chosen: list[tuple[int, Any, int]] = []
         released = -1
         # Until nothing more goes: a partition a pass empties may have been silent long
         # enough to hold the others back no longer (the last records of a stream then go
@@ -209,14 +210,14 @@ class PartitionAligner(Generic[Partition]):
                 taken = size = 0
                 while buffer and (horizon is None or buffer[0][0] <= horizon):
                     chosen.append(buffer.popleft())
-                    size += _size(chosen[-1][1])
+                    size += chosen[-1][2]
                     taken += 1
                 if taken:
                     out.last_offsets[partition] = chosen[-1][1].offset
                     self._held_bytes[partition] -= size
         # A stable sort: records of one partition keep their offset order on ties.
         chosen.sort(key=_first)
-        out.records = [record for _, record in chosen]
+        out.records = [record for _, record, _ in chosen]
         held, limit = self._held_bytes, self.hold_bytes
         ahead = {p for p, b in self._buffers.items() if b and held[p] >= limit}
         out.to_pause = ahead - self._paused
@@ -263,8 +264,8 @@ def _timestamp(record: Any) -> int:
     return int(record.timestamp)
 
 
-def _first(pair: tuple[int, Any]) -> int:
-    return pair[0]
+def _first(item: tuple[int, Any, int]) -> int:
+    return item[0]
 
 
 def _size(record: Any) -> int:
