@@ -2,6 +2,8 @@
 # Everything else here is what they need, installed on first use.
 
 PYTHON ?= python3
+# Test processes (pytest-xdist): each has its own broker, model and ClickHouse databases.
+TEST_WORKERS ?= 2
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
@@ -45,7 +47,7 @@ unit: setup
 	$(BIN)/python -m pytest -m "not integration and not e2e" -q
 
 test: setup clickhouse chromium lint
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q --durations=15 -n $(TEST_WORKERS) --dist worksteal
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache

@@ -47,7 +47,11 @@ def test_literals_for_each_supported_type() -> None:
 NAIVE = datetime(2026, 1, 1, tzinfo=UTC).replace(tzinfo=None)
 
 
-@pytest.mark.parametrize("value", [NAIVE, object(), (), b"bytes"], ids=repr)
+@pytest.mark.parametrize(
+    "value",
+    [NAIVE, object(), (), b"bytes"],
+    ids=["naive datetime", "object", "empty tuple", "bytes"],
+)
 def test_values_without_a_safe_literal_are_refused(value: object) -> None:
     with pytest.raises(StoreError):
         render_literal(value)
