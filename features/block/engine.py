@@ -63,10 +63,11 @@ from features.block.ops import (
 )
 from features.block.pool import RecordPool
 from features.block.read import block_features, window_calls
+from features.block.ring_kernel import count_into_rings
 from features.block.rows import layout_fingerprint, load_row_bytes, row_bytes, rows_bytes
 from features.config import FeatureConfig, WindowSpec
 from features.runs import run_lengths, run_starts
-from features.sketch import _bloom_positions, kmv_union_groups
+from features.sketch import _bloom_positions
 
 __all__ = ["BlockUpdate", "CallerBlock", "warm_up_codec"]
 
@@ -123,6 +124,9 @@ class CallerBlock:
         short, long = config.windows
         # (window, first column of its ring slots in the caller table)
         self._windows: tuple[tuple[WindowSpec, int], ...] = ((short, 0), (long, short.slots))
+        self._hops_ms = np.array([window.hop_ms for window, _ in self._windows], np.int64)
+        self._ring_lengths = np.array([window.slots for window, _ in self._windows], np.int64)
+        self._first_columns = np.array([first for _, first in self._windows], np.int64)
 
     # -- callers -------------------------------------------------------------
 
@@ -393,21 +397,27 @@ class CallerBlock:
         watermark[unique] = np.maximum(watermark[unique], np.maximum.reduceat(start_ms, starts))
 
     def _count(self, rows: Int64Array, calls: CallBatch) -> None:
-        """Add calls to the bucket of each window they fall in (claiming slots)."""
-        for window, first_column in self._windows:
-            buckets = calls.start_ms // window.hop_ms
-            cells = rows * self._ring_slots + first_column + buckets % window.slots
-            order = lex_order(buckets, cells)
-            cells, buckets = cells[order], buckets[order]
-            cell_starts = run_starts(cells)
-            newest = self._claim(
-                cells[cell_starts], buckets[cell_starts + run_lengths(cell_starts, len(cells)) - 1]
+        """Add calls to the bucket of each window they fall in (claiming slots).
+
+        One compiled pass (:func:`features.block.ring_kernel.count_into_rings`);
+        the slot pool grows between passes when its free records run out.
+        """
+        callers, slots = self.callers.columns, self.slots
+        held, records = callers["bucket"].reshape(-1), callers["slot"].reshape(-1)
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        done = 0
+        while done < len(rows):
+            free, free_top = slots.free_stack()
+            columns = slots.columns
+            done, free_top = count_into_rings(
+                done, rows, calls.start_ms, calls.flags, calls.segment_bin, calls.callee_hash,
+                self._hops_ms, self._ring_lengths, self._first_columns, self._ring_slots,
+                held, records, columns["counters"], columns["segment_hist"],
+                columns["kmv_hash"], columns["kmv_count"], free, free_top,
             )
-            landing = buckets == np.repeat(newest, run_lengths(cell_starts, len(cells)))
-            order, cells = order[landing], cells[landing]
-            group_starts = run_starts(cells)
-            records = self.callers.columns["slot"].reshape(-1)[cells[group_starts]]
-            self._add_calls(records, calls.take(order), group_starts)
+            slots.taken_from_stack(free_top)
+            if done < len(rows):
+                slots.reserve(len(self._hops_ms))  # grows by half the pool, as allocate does
 
     def _claim(self, cells: Int64Array, buckets: Int64Array) -> Int64Array:
         """Open ``buckets`` in their ring cells where newer than the held bucket.
@@ -426,26 +436,6 @@ class CallerBlock:
         if len(empty):
             records[empty] = self.slots.allocate(len(empty))
         return held[cells]
-
-    def _add_calls(self, records: Int64Array, calls: CallBatch, starts: NDArray[np.intp]) -> None:
-        columns = self.slots.columns
-        counters = columns["counters"]
-        counters[records, _EVENTS] += np.add.reduceat(calls.flags, starts, axis=0)
-        groups = group_ids(starts, len(calls))
-        bins = self.config.segment_bins
-        histogram = np.bincount(groups * bins + calls.segment_bin, minlength=len(starts) * bins)
-        columns["segment_hist"][records] += histogram.reshape(len(starts), bins).astype(np.uint32)
-        k = self.config.kmv_k
-        kmv_hash, kmv_count = columns["kmv_hash"], columns["kmv_count"]
-        merged_hash, merged_count = kmv_union_groups(
-            np.concatenate((np.repeat(np.arange(len(starts)), k), groups)),
-            np.concatenate((kmv_hash[records].ravel(), calls.callee_hash)),
-            np.concatenate((kmv_count[records].ravel(), np.ones(len(calls), np.uint8))),
-            len(starts),
-            k,
-        )
-        kmv_hash[records] = merged_hash
-        kmv_count[records] = merged_count
 
     # -- the reorder buffer and the call chain -------------------------------
 
@@ -949,12 +939,19 @@ class CallerBlock:
 
 
 def warm_up_codec() -> float:
-    """Compile the state codec's kernel (or load it from numba's disk cache); seconds it took.
+    """Compile the state kernels (or load them from numba's disk cache); seconds it took.
 
-    Packs one fresh caller's row (:meth:`CallerBlock.rows_bytes`), so the
-    kernel is ready for the argument types the worker's checkpoints pass.
+    Counts one call into a fresh caller's rings and packs its row
+    (:meth:`CallerBlock.rows_bytes`), so the kernels are ready for the
+    argument types the worker's messages and checkpoints pass.
     """
     started = time.perf_counter()
-    block = CallerBlock(FeatureConfig())
-    block.rows_bytes(block.rows_of(["+8613800138000"], create=True))
+    config = FeatureConfig()
+    block = CallerBlock(config)
+    rows = block.rows_of(["+8613800138000"], create=True)
+    block._count(rows, CallBatch.from_arrays(
+        config, start_ms=[0], callee=[8613800138001], duration_s=[1.0], answered=[True],
+        ring_s=[np.nan],
+    ))
+    block.rows_bytes(rows)
     return time.perf_counter() - started

@@ -65,6 +65,25 @@ class RecordPool:
         taken = self._free[self._free_top : self._free_top + count][::-1].copy()
         return taken
 
+    def free_stack(self) -> tuple[NDArray[np.int64], int]:
+        """The stack of free records and its height: ``stack[:height]``, the next on top.
+
+        For compiled code that takes records itself; tell the pool how many
+        are left with :meth:`taken_from_stack`.
+        """
+        return self._free, self._free_top
+
+    def taken_from_stack(self, height: int) -> None:
+        """Records above ``height`` on the free stack were taken (see :meth:`free_stack`)."""
+        if not 0 <= height <= self._free_top:
+            raise ValueError(f"the free stack holds {self._free_top}, not {height}")
+        self._free_top = height
+
+    def reserve(self, count: int) -> None:
+        """Grow, if needed, so that ``count`` records are free."""
+        if self._free_top < count:
+            self._grow(count - self._free_top)
+
     def release(self, records: NDArray[np.integer]) -> None:
         """Return records to the free list, resetting them to their fill value."""
         records = np.asarray(records, dtype=np.int64)
