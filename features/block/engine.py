@@ -14,7 +14,7 @@ the ones its ``CallerState`` would give, to the bit: the same watermark and
 grace per call in arrival order, the same slot claims (a newer bucket evicts,
 an older one is dropped), the same reorder buffer (calls chained once older
 than the watermark minus the grace, or when more than ``reorder_capacity``
-wait), the same sequential chain merge (see :func:`features.block.ops.fold_chains`)
+wait), the same sequential chain merge (see :func:`features.block.ring_kernel.chain_into_rings`)
 and the same window combination when reading (:func:`features.aggregate.combine`).
 The tests feed both with random streams and compare.
 
@@ -42,7 +42,7 @@ from itertools import repeat
 import numpy as np
 from numpy.typing import NDArray
 
-from features.aggregate import CHAIN_LEN, COMPLAINTS, FIRST_MS, LAST_KEY, chain_calls
+from features.aggregate import CHAIN_LEN, COMPLAINTS, LAST_KEY
 from features.batch import EVENT_COLUMNS, CallBatch, key_hash32
 from features.block.layout import (
     HELD_COMPLAINTS,
@@ -55,15 +55,13 @@ from features.block.layout import (
 from features.block.load import load_rows_bytes
 from features.block.ops import (
     distinct_rows,
-    fold_chains,
-    group_ids,
     lex_order,
     rank_in_group,
     segmented_cummax,
 )
 from features.block.pool import RecordPool
 from features.block.read import block_features, window_calls
-from features.block.ring_kernel import count_into_rings
+from features.block.ring_kernel import chain_into_rings, count_into_rings
 from features.block.rows import layout_fingerprint, load_row_bytes, row_bytes, rows_bytes
 from features.config import FeatureConfig, WindowSpec
 from features.runs import run_lengths, run_starts
@@ -75,6 +73,7 @@ Int64Array = NDArray[np.int64]
 _EVENTS = slice(0, len(EVENT_COLUMNS))
 _LOAD_AT_ONCE = 4096  # rows per batch load: bounds its temporary arrays (a few MB)
 _CHAIN = slice(CHAIN_LEN, LAST_KEY + 1)
+_CHAIN_FIELDS = np.arange(CHAIN_LEN, LAST_KEY + 1, dtype=np.int64)  # the kernel's `fields`
 
 
 @dataclass(frozen=True, slots=True)
@@ -469,33 +468,24 @@ class CallerBlock:
             self._chain(all_rows[settling], all_ms[settling], all_keys[settling])
 
     def _chain(self, rows: Int64Array, start_ms: Int64Array, callee: NDArray[np.uint64]) -> None:
-        """Chain settled calls (sorted by caller, time, callee) into the buckets that hold them."""
-        short_hop_ms = self.config.short_hop_s * 1000
-        starts = run_starts(rows, start_ms // short_hop_ms)
-        parts = chain_calls(start_ms, callee, starts, self.config).counters
-        part_rows = rows[starts]
-        held = self.callers.columns["bucket"].reshape(-1)
-        records = self.callers.columns["slot"].reshape(-1)
-        counters = self.slots.columns["counters"]
-        for window, first_column in self._windows:
-            buckets = parts[:, FIRST_MS] // window.hop_ms
-            cells = part_rows * self._ring_slots + first_column + buckets % window.slots
-            found = held[cells] == buckets  # else the bucket expired before the call settled
-            if not found.any():
-                continue
-            targets = records[cells[found]].astype(np.int64)
-            target_starts = run_starts(targets)
-            distinct = targets[target_starts]
-            existing = counters[distinct]
-            chained = existing[:, CHAIN_LEN] > 0
-            # Items per target: the slot's own chain first, then the parts in time order.
-            item_target = np.concatenate(
-                (np.flatnonzero(chained), group_ids(target_starts, len(targets)))
-            )
-            items = np.concatenate((existing[chained], parts[found]))
-            order = np.argsort(item_target, kind="stable")
-            merged_of, merged = fold_chains(item_target[order], items[order], self.config)
-            counters[distinct[merged_of], _CHAIN] = merged[:, _CHAIN]
+        """Chain settled calls (sorted by caller, time, callee) into the buckets that hold them.
+
+        One compiled pass (:func:`features.block.ring_kernel.chain_into_rings`):
+        the calls of a caller's short bucket form a part, merged in order into
+        each window's bucket as :func:`features.aggregate.merge_row` merges a later row.
+        """
+        chain_into_rings(
+            np.ascontiguousarray(rows, dtype=np.int64),
+            np.ascontiguousarray(start_ms, dtype=np.int64),
+            np.ascontiguousarray(callee).astype(np.int64),
+            self.config.short_hop_s * 1000,
+            self.config.sequential_max_gap,
+            self._hops_ms, self._ring_lengths, self._first_columns, self._ring_slots,
+            self.callers.columns["bucket"].reshape(-1),
+            self.callers.columns["slot"].reshape(-1),
+            self.slots.columns["counters"],
+            _CHAIN_FIELDS,
+        )
 
     # -- complaints and inbound calls ----------------------------------------
 

@@ -2,16 +2,10 @@
 
 The per-caller state applies its calls one caller and one bucket at a time
 (:func:`features.aggregate.merge_row`); the block does the same arithmetic
-for every (caller, slot) of a batch at once. Two pieces have no twin in
-:mod:`features.aggregate`:
-
-* :func:`segmented_cummax` -- a running maximum that restarts at each group;
-* :func:`fold_chains` -- the *sequential* merge of call chains into a slot,
-  which is what :func:`~features.aggregate.merge_row` computes when it is
-  applied once per chained group. It differs from
-  :func:`~features.aggregate.combine` only when chains overlap (calls chained
-  early by a full reorder buffer): the boundary gap is measured from the
-  latest call chained so far, not from the previous part's last call.
+for every (caller, slot) of a batch at once, with these groupings (and the
+compiled passes of :mod:`features.block.ring_kernel`).
+:func:`segmented_cummax`, a running maximum that restarts at each group, has
+no twin in :mod:`features.aggregate`.
 """
 
 from __future__ import annotations
@@ -19,24 +13,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from features.aggregate import (
-    CHAIN_LEN,
-    FIRST_KEY,
-    FIRST_MS,
-    GAP_COUNT,
-    GAP_SUM_MS,
-    GAP_SUMSQ_MS2,
-    LAST_KEY,
-    LAST_MS,
-    SEQUENTIAL_PAIRS,
-    is_sequential,
-)
-from features.config import FeatureConfig
-from features.runs import run_lengths, run_starts
+from features.runs import run_lengths
 
 __all__ = [
     "distinct_rows",
-    "fold_chains",
     "group_ids",
     "lex_order",
     "rank_in_group",
@@ -44,7 +24,6 @@ __all__ = [
 ]
 
 Int64Array = NDArray[np.int64]
-_CHAIN_SUMS = slice(CHAIN_LEN, SEQUENTIAL_PAIRS + 1)
 
 
 def group_ids(starts: NDArray[np.intp], size: int) -> NDArray[np.intp]:
@@ -145,70 +124,3 @@ def segmented_cummax(values: Int64Array, starts: NDArray[np.intp]) -> Int64Array
     for start, length in zip(starts.tolist(), run_lengths(starts, size).tolist(), strict=True):
         np.maximum.accumulate(values[start : start + length], out=result[start : start + length])
     return result
-
-
-def fold_chains(
-    targets: NDArray[np.intp], items: Int64Array, config: FeatureConfig
-) -> tuple[NDArray[np.intp], Int64Array]:
-    """Merge chains one after another, as repeated ``merge_row`` calls would.
-
-    ``items``: counter rows (the layout of :mod:`features.aggregate`) with a
-    non-empty chain, grouped by ``targets`` (equal targets adjacent, in merge
-    order). Returns the distinct targets and, for each, the chain columns
-    (``CHAIN_LEN`` .. ``LAST_KEY``) of the merged chain; the event counters of
-    the result are zero.
-    """
-    starts = run_starts(targets)
-    size = len(items)
-    merged = np.zeros((len(starts), items.shape[1]), dtype=np.int64)
-    merged[:, _CHAIN_SUMS] = np.add.reduceat(items[:, _CHAIN_SUMS], starts, axis=0)
-    first_of_group = np.zeros(size, dtype=bool)
-    first_of_group[starts] = True
-    # The chain's latest call before each item, and whose it is (ties: the later item).
-    running_last = segmented_cummax(items[:, LAST_MS], starts)
-    owner = np.where(items[:, LAST_MS] == running_last, np.arange(size), -1)
-    owner = np.maximum.accumulate(owner)
-    joins = np.flatnonzero(~first_of_group)
-    before = owner[joins - 1]
-    gaps = items[joins, FIRST_MS] - items[before, LAST_MS]
-    joined = gaps >= 0
-    joins, before, gaps = joins[joined], before[joined], gaps[joined]
-    join_group = group_ids(starts, size)[joins]
-    sequential = is_sequential(items[before, LAST_KEY], items[joins, FIRST_KEY], config)
-    merged[:, GAP_COUNT] += np.bincount(join_group, minlength=len(starts))
-    merged[:, GAP_SUM_MS] += _group_sum(join_group, gaps, len(starts))
-    merged[:, GAP_SUMSQ_MS2] += _group_sum(join_group, gaps * gaps, len(starts))
-    merged[:, SEQUENTIAL_PAIRS] += np.bincount(
-        join_group, weights=sequential, minlength=len(starts)
-    ).astype(np.int64)
-    ends = starts + run_lengths(starts, size) - 1
-    last = owner[ends]
-    merged[:, LAST_MS] = items[last, LAST_MS]
-    merged[:, LAST_KEY] = items[last, LAST_KEY]
-    # The earliest first call; ties keep the earlier item.
-    running_first = -segmented_cummax(-items[:, FIRST_MS], starts)
-    first_owner = np.where(
-        first_of_group | (items[:, FIRST_MS] < _shift(running_first, first_of_group)),
-        np.arange(size),
-        -1,
-    )
-    first = np.maximum.accumulate(first_owner)[ends]
-    merged[:, FIRST_MS] = items[first, FIRST_MS]
-    merged[:, FIRST_KEY] = items[first, FIRST_KEY]
-    return targets[starts], merged
-
-
-def _shift(values: Int64Array, first_of_group: NDArray[np.bool_]) -> Int64Array:
-    """Each row's predecessor value within its group (the row's own at a group start)."""
-    shifted = np.empty_like(values)
-    shifted[0] = values[0]
-    shifted[1:] = values[:-1]
-    shifted[first_of_group] = values[first_of_group]
-    return shifted
-
-
-def _group_sum(groups: NDArray[np.intp], values: Int64Array, n_groups: int) -> Int64Array:
-    """Exact integer sums per group (bincount's float weights would round)."""
-    sums = np.zeros(n_groups, dtype=np.int64)
-    np.add.at(sums, groups, values)
-    return sums

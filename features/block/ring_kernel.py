@@ -23,10 +23,12 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-__all__ = ["count_into_rings"]
+__all__ = ["chain_into_rings", "count_into_rings"]
 
 _EMPTY = np.uint32(0xFFFFFFFF)
 _CAP = 255
+_SHORT_CODE_LIMIT = 10_000_000  # as features.batch.segment_keys: service codes are their own
+_SUFFIX = 10_000
 
 
 @njit(cache=True, nogil=True)  # type: ignore[misc]  # numba ships no type information
@@ -110,3 +112,96 @@ def _kmv_add(
         counts[j] = counts[j - 1]
     hashes[at] = value
     counts[at] = 1
+
+
+@njit(cache=True, nogil=True)  # type: ignore[misc]
+def chain_into_rings(  # noqa: PLR0913 - the columns one step touches
+    rows: NDArray[np.int64],
+    start_ms: NDArray[np.int64],
+    callee: NDArray[np.int64],
+    short_hop_ms: int,
+    max_gap: int,
+    hops_ms: NDArray[np.int64],
+    ring_lengths: NDArray[np.int64],
+    first_columns: NDArray[np.int64],
+    ring_slots: int,
+    held: NDArray[np.int64],
+    records: NDArray[np.int32],
+    counters: NDArray[np.int64],
+    fields: NDArray[np.int64],
+) -> None:
+    """Chain settled calls (sorted by caller, time, callee) into the buckets that hold them.
+
+    Calls of one caller and one short bucket form a part (their own gaps and
+    sequential pairs); each part is merged, in order, into the chain of every
+    window's bucket that still holds its first call's bucket, as
+    :func:`features.aggregate.merge_row` merges a later row's chain: the
+    gap to the chain's latest call counts when it is not negative, the
+    earliest first call and the latest last call (ties: the later part) are
+    kept. ``fields``: the counter columns ``chain_len, gap_count,
+    gap_sum_ms, gap_sumsq_ms2, sequential_pairs, first_ms, last_ms,
+    first_key, last_key``.
+    """
+    n = len(rows)
+    i = 0
+    while i < n:
+        # One part: calls i..j-1 of one caller in one short bucket.
+        row, bucket = rows[i], start_ms[i] // short_hop_ms
+        gaps = 0
+        gap_sum = 0
+        gap_sumsq = 0
+        pairs = 0
+        j = i + 1
+        while j < n and rows[j] == row and start_ms[j] // short_hop_ms == bucket:
+            gap = start_ms[j] - start_ms[j - 1]
+            gaps += 1
+            gap_sum += gap
+            gap_sumsq += gap * gap
+            pairs += _sequential(callee[j - 1], callee[j], max_gap)
+            j += 1
+        first_ms, last_ms = start_ms[i], start_ms[j - 1]
+        first_key, last_key = callee[i], callee[j - 1]
+        for w in range(len(hops_ms)):
+            window_bucket = first_ms // hops_ms[w]
+            cell = row * ring_slots + first_columns[w] + window_bucket % ring_lengths[w]
+            if held[cell] != window_bucket:
+                continue  # the bucket expired before the calls settled
+            into = counters[records[cell]]
+            chain_before = into[fields[0]]
+            into[fields[0]] += j - i
+            into[fields[1]] += gaps
+            into[fields[2]] += gap_sum
+            into[fields[3]] += gap_sumsq
+            into[fields[4]] += pairs
+            if chain_before == 0:
+                into[fields[5]] = first_ms
+                into[fields[6]] = last_ms
+                into[fields[7]] = first_key
+                into[fields[8]] = last_key
+                continue
+            gap = first_ms - into[fields[6]]
+            if gap >= 0:
+                into[fields[1]] += 1
+                into[fields[2]] += gap
+                into[fields[3]] += gap * gap
+                into[fields[4]] += _sequential(into[fields[8]], first_key, max_gap)
+            if first_ms < into[fields[5]]:
+                into[fields[5]] = first_ms
+                into[fields[7]] = first_key
+            if last_ms >= into[fields[6]]:
+                into[fields[6]] = last_ms
+                into[fields[8]] = last_key
+        i = j
+
+
+@njit(cache=True, nogil=True)  # type: ignore[misc]
+def _sequential(previous: int, following: int, max_gap: int) -> int:
+    """1 if two successive callees look like sequential dialling (see ``is_sequential``)."""
+    distance = abs(following - previous)
+    same = _segment(previous) == _segment(following)
+    return 1 if same and 0 < distance <= max_gap else 0
+
+
+@njit(cache=True, nogil=True)  # type: ignore[misc]
+def _segment(key: int) -> int:
+    return key if key < _SHORT_CODE_LIMIT else key // _SUFFIX

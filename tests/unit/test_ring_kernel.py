@@ -1,12 +1,15 @@
-"""The compiled ring step: calls into slots, with the pool's free records, as the numpy step did."""
+"""The compiled ring steps: calls into slots (with the pool's free records), chains into slots."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from features.aggregate import CHAIN_LEN, LAST_KEY, Aggregates, chain_calls, merge_row
 from features.block.pool import RecordPool
-from features.block.ring_kernel import count_into_rings
+from features.block.ring_kernel import chain_into_rings, count_into_rings
+from features.config import FeatureConfig
+from features.runs import run_starts
 from features.sketch import EMPTY_HASH, kmv_union_groups
 
 K, BINS, EVENTS = 4, 3, 2
@@ -97,3 +100,42 @@ def test_counts_saturate_at_255() -> None:
     run(pool, held, records, calls_of([0] * 300, [0] * 300, [5] * 300))
     assert pool.columns["kmv_count"][records[0]][0] == 255
     assert pool.columns["counters"][records[0]].tolist() == [300, 300]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_chains_merge_as_merge_row_merges_each_part(seed: int) -> None:
+    """Parts (a caller's calls in one short bucket) merged in order, overlaps included."""
+    config = FeatureConfig(sequential_max_gap=3)
+    rng = np.random.default_rng(seed)
+    short_ms, long_ms = config.short_hop_s * 1000, config.long_hop_s * 1000
+    n_rows, ring = 3, 4  # one window here: the long one, 4 slots
+    n = 60
+    rows = np.sort(rng.integers(0, n_rows, n))
+    start_ms = np.zeros(n, np.int64)
+    for row in range(n_rows):
+        mine = rows == row
+        start_ms[mine] = np.sort(rng.integers(0, 3 * short_ms, mine.sum()))
+    callee = 8613800000000 + rng.integers(0, 8, n)  # close numbers: sequential pairs happen
+    # Every row's long bucket 0 is held, by records 0..2; row 1 already holds an
+    # overlapping chain (its last call after some of the new ones), row 2 none.
+    held = np.full(n_rows * ring, np.iinfo(np.int64).min, np.int64)
+    records = np.full(n_rows * ring, -1, np.int32)
+    held[np.arange(n_rows) * ring] = 0
+    records[np.arange(n_rows) * ring] = np.arange(n_rows)
+    existing = chain_calls(np.array([400_000, 900_000], np.int64),
+                           np.array([8613800000003, 8613800000004], np.uint64),
+                           np.array([0]), config)
+    slots = Aggregates.empty(n_rows, config)
+    slots.counters[1] = existing.counters[0]
+    expected = Aggregates.empty(n_rows, config)
+    expected.counters[1] = existing.counters[0]
+    part_starts = run_starts(rows, start_ms // short_ms)
+    parts = chain_calls(start_ms, callee.astype(np.uint64), part_starts, config)
+    for part, first in enumerate(part_starts.tolist()):
+        merge_row(expected, int(rows[first]), parts, part, config)
+    chain_into_rings(
+        rows, start_ms, callee, short_ms, config.sequential_max_gap,
+        np.array([long_ms], np.int64), np.array([ring], np.int64), np.array([0], np.int64), ring,
+        held, records, slots.counters, np.arange(CHAIN_LEN, LAST_KEY + 1, dtype=np.int64),
+    )
+    np.testing.assert_array_equal(slots.counters, expected.counters)
