@@ -931,9 +931,10 @@ class CallerBlock:
 def warm_up_codec() -> float:
     """Compile the state kernels (or load them from numba's disk cache); seconds it took.
 
-    Counts one call into a fresh caller's rings and packs its row
-    (:meth:`CallerBlock.rows_bytes`), so the kernels are ready for the
-    argument types the worker's messages and checkpoints pass.
+    Counts one call into a fresh caller's rings, reads its features and
+    packs its row (:meth:`CallerBlock.rows_bytes`), so the kernels are ready
+    for the argument types the worker's messages, emissions and checkpoints
+    pass.
     """
     started = time.perf_counter()
     config = FeatureConfig()
@@ -943,5 +944,6 @@ def warm_up_codec() -> float:
         config, start_ms=[0], callee=[8613800138001], duration_s=[1.0], answered=[True],
         ring_s=[np.nan],
     ))
+    block.features(rows, end_ms=config.short_hop_s * 1000)
     block.rows_bytes(rows)
     return time.perf_counter() - started

@@ -2,9 +2,11 @@
 
 What :meth:`features.reference.state.CallerState.features` computes for one caller,
 for every requested row in one pass per window: the slots whose bucket lies
-in the window (oldest first) and the chain of the buffered calls in it are
-folded by :func:`features.aggregate.combine` -- the offline path's function
--- grouped by row, then read by :func:`features.vector.window_features`.
+in the window (oldest first), the chain of the buffered calls in it and the
+held complaints are folded as :func:`features.aggregate.combine` -- the
+offline path's function -- folds them (one compiled pass,
+:func:`features.block.window_kernel.combine_windows`), then read by
+:func:`features.vector.window_features`.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from features.aggregate import CALLS, COMPLAINTS, Aggregates, chain_calls, combine
+from features.aggregate import CALLS, Aggregates
 from features.block.layout import HELD_COMPLAINTS, NO_BUCKET
+from features.block.window_kernel import combine_windows
 from features.config import WindowSpec
-from features.runs import run_starts
 from features.sketch import (
     EMPTY_HASH,
     _bloom_positions,
@@ -65,7 +67,8 @@ def window_aggregates(
     config = block.config
     index = 0 if name == "short" else 1
     spec, first_column = _window(block, index)
-    last = -(-end_ms // spec.hop_ms)
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    last = -(-np.asarray(end_ms, dtype=np.int64) // spec.hop_ms)
     first = last - spec.buckets_per_window
     columns = block.callers.columns
     ring = slice(first_column, first_column + spec.slots)
@@ -78,44 +81,17 @@ def window_aggregates(
             "ring holds (its first bucket may have been reused); evaluate windows before the "
             "watermark passes their end plus the grace"
         )
-    inside = (held >= first[:, None]) & (held < last[:, None])
-    slot_of, ring_slot = np.nonzero(inside)
-    records = columns["slot"][rows[slot_of], first_column + ring_slot]
-    pools = block.slots.columns
-    parts = Aggregates(
-        pools["counters"][records],
-        pools["kmv_hash"][records],
-        pools["kmv_count"][records],
-        pools["segment_hist"][records],
-    )
-    part_owner = slot_of
-    part_order = held[slot_of, ring_slot]
-    pending = _pending_chains(block, rows, first, last, spec)
-    if pending is not None:
-        owners, chains = pending
-        parts = parts.concatenate(chains)
-        part_owner = np.concatenate((part_owner, owners))
-        part_order = np.concatenate((part_order, np.full(len(owners), np.iinfo(np.int64).max)))
-    held_complaints = _held_complaints(
-        block, rows, first, np.minimum(last * spec.hop_ms, end_ms), spec
-    )
-    if held_complaints is not None:
-        owners, complaints = held_complaints
-        parts = parts.concatenate(complaints)
-        part_owner = np.concatenate((part_owner, owners))
-        part_order = np.concatenate((part_order, np.full(len(owners), np.iinfo(np.int64).max)))
     result = Aggregates.empty(len(rows), config)
-    if len(parts) == 0:
-        return result
-    order = np.lexsort((part_order, part_owner))
-    part_owner = part_owner[order]
-    starts = run_starts(part_owner)
-    combined = combine(parts.take(order), starts, config)
-    present = part_owner[starts]
-    result.counters[present] = combined.counters
-    result.kmv_hash[present] = combined.kmv_hash
-    result.kmv_count[present] = combined.kmv_count
-    result.segment_hist[present] = combined.segment_hist
+    pools = block.slots.columns
+    combine_windows(
+        rows, first, last, spec.hop_ms, first_column, spec.slots,
+        columns["bucket"], columns["slot"], pools["counters"], pools["kmv_hash"],
+        pools["kmv_count"], pools["segment_hist"], columns["pending_ms"],
+        columns["pending_key"], columns["pending_n"],
+        _held_complaints(block, rows, first, np.minimum(last * spec.hop_ms, end_ms), spec),
+        config.sequential_max_gap,
+        result.counters, result.kmv_hash, result.kmv_count, result.segment_hist,
+    )
     return result
 
 
@@ -143,43 +119,18 @@ def _window(block: CallerBlock, index: int) -> tuple[WindowSpec, int]:
     return windows[index], 0 if index == 0 else windows[0].slots
 
 
-def _pending_chains(
-    block: CallerBlock, rows: Int64Array, first: Int64Array, last: Int64Array, spec: WindowSpec
-) -> tuple[Int64Array, Aggregates] | None:
-    """The chain of each row's buffered calls inside the window, one part per row."""
-    columns = block.callers.columns
-    count = columns["pending_n"][rows].astype(np.int64)
-    if not count.any():
-        return None
-    capacity = columns["pending_ms"].shape[1]
-    with_buffer = np.flatnonzero(count)
-    start_ms = columns["pending_ms"][rows[with_buffer]]
-    buckets = start_ms // spec.hop_ms
-    inside = (
-        (np.arange(capacity) < count[with_buffer, None])
-        & (buckets >= first[with_buffer, None])
-        & (buckets < last[with_buffer, None])
-    )
-    owner_of, position = np.nonzero(inside)
-    if len(owner_of) == 0:
-        return None
-    keys = columns["pending_key"][rows[with_buffer]][owner_of, position]
-    starts = run_starts(owner_of)
-    chains = chain_calls(start_ms[owner_of, position], keys, starts, block.config)
-    return with_buffer[owner_of[starts]], chains
-
-
 def _held_complaints(
     block: CallerBlock, rows: Int64Array, first: Int64Array, end_ms: Int64Array, spec: WindowSpec
-) -> tuple[Int64Array, Aggregates] | None:
-    """Complaints held ahead of the watermark in the window before ``end_ms``, one part per row.
+) -> Int64Array:
+    """Complaints held ahead of the watermark in each row's window before ``end_ms``.
 
     As ``CallerState.window_aggregate``: up to the end, not the long bucket's end.
     """
     columns = block.callers.columns
+    totals = np.zeros(len(rows), np.int64)
     count = columns["held_n"][rows].astype(np.int64)
     if not count.any():
-        return None
+        return totals
     with_held = np.flatnonzero(count)
     short_hop_ms = block.config.short_hop_s * 1000
     buckets = columns["held_bucket"][rows[with_held]]
@@ -190,13 +141,8 @@ def _held_complaints(
         & (buckets >= low[:, None])
         & (buckets < high[:, None])
     )
-    totals = np.where(inside, columns["held_count"][rows[with_held]], 0).sum(axis=1)
-    present = np.flatnonzero(inside.any(axis=1))
-    if len(present) == 0:
-        return None
-    parts = Aggregates.empty(len(present), block.config)
-    parts.counters[:, COMPLAINTS] = totals[present]
-    return with_held[present], parts
+    totals[with_held] = np.where(inside, columns["held_count"][rows[with_held]], 0).sum(axis=1)
+    return totals
 
 
 def _reciprocity(

@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-__all__ = ["chain_into_rings", "count_into_rings"]
+__all__ = ["chain_into_rings", "count_into_rings", "sequential_pair"]
 
 _EMPTY = np.uint32(0xFFFFFFFF)
 _CAP = 255
@@ -157,7 +157,7 @@ def chain_into_rings(  # noqa: PLR0913 - the columns one step touches
             gaps += 1
             gap_sum += gap
             gap_sumsq += gap * gap
-            pairs += _sequential(callee[j - 1], callee[j], max_gap)
+            pairs += sequential_pair(callee[j - 1], callee[j], max_gap)
             j += 1
         first_ms, last_ms = start_ms[i], start_ms[j - 1]
         first_key, last_key = callee[i], callee[j - 1]
@@ -184,7 +184,7 @@ def chain_into_rings(  # noqa: PLR0913 - the columns one step touches
                 into[fields[1]] += 1
                 into[fields[2]] += gap
                 into[fields[3]] += gap * gap
-                into[fields[4]] += _sequential(into[fields[8]], first_key, max_gap)
+                into[fields[4]] += sequential_pair(into[fields[8]], first_key, max_gap)
             if first_ms < into[fields[5]]:
                 into[fields[5]] = first_ms
                 into[fields[7]] = first_key
@@ -195,7 +195,7 @@ def chain_into_rings(  # noqa: PLR0913 - the columns one step touches
 
 
 @njit(cache=True, nogil=True)  # type: ignore[misc]
-def _sequential(previous: int, following: int, max_gap: int) -> int:
+def sequential_pair(previous: int, following: int, max_gap: int) -> int:
     """1 if two successive callees look like sequential dialling (see ``is_sequential``)."""
     distance = abs(following - previous)
     same = _segment(previous) == _segment(following)

@@ -1,0 +1,187 @@
+"""The compiled part of :func:`features.block.read.window_aggregates`: one window per row.
+
+For each row, the parts of its window are folded as
+:func:`features.aggregate.combine` folds them: the ring's slots whose bucket
+lies in the window (oldest first), then the chain of the row's buffered
+calls in the window, then the complaints held ahead of the watermark.
+Counters that add are added; chains join when the next part's first call is
+not before the previous chained part's last (the gap, and whether the pair
+looks sequential, count); the earliest first call (ties: the earlier part)
+and the latest last call (ties: the later part) are kept; the bottom-k
+sketches are united (the ``k`` smallest distinct hashes, counts added and
+saturating at 255) and the segment histograms added. numba compiles it
+once and caches it beside this module; no Python object is touched inside.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+from numpy.typing import NDArray
+
+from features.aggregate import (
+    CHAIN_LEN,
+    COMPLAINTS,
+    FIRST_KEY,
+    FIRST_MS,
+    GAP_COUNT,
+    GAP_SUM_MS,
+    GAP_SUMSQ_MS2,
+    LAST_KEY,
+    LAST_MS,
+    SEQUENTIAL_PAIRS,
+)
+from features.block.ring_kernel import sequential_pair
+
+__all__ = ["combine_windows"]
+
+_EMPTY = np.uint32(0xFFFFFFFF)
+_CAP = 255
+_ADDITIVE_END = SEQUENTIAL_PAIRS + 1  # counters before it add on merge
+
+
+@njit(cache=True, nogil=True)  # type: ignore[misc]  # numba ships no type information
+def combine_windows(  # noqa: PLR0913, PLR0912, PLR0915 - one window's parts, in order
+    rows: NDArray[np.int64],
+    first: NDArray[np.int64],
+    last: NDArray[np.int64],
+    hop_ms: int,
+    first_column: int,
+    ring_length: int,
+    bucket: NDArray[np.int64],
+    slot: NDArray[np.int32],
+    counters: NDArray[np.int64],
+    kmv_hash: NDArray[np.uint32],
+    kmv_count: NDArray[np.uint8],
+    segment_hist: NDArray[np.uint32],
+    pending_ms: NDArray[np.int64],
+    pending_key: NDArray[np.uint64],
+    pending_n: NDArray[np.uint8],
+    complaints: NDArray[np.int64],
+    max_gap: int,
+    out_counters: NDArray[np.int64],
+    out_hash: NDArray[np.uint32],
+    out_count: NDArray[np.uint8],
+    out_hist: NDArray[np.uint32],
+) -> None:
+    """Fold each row's window (buckets ``first[i]`` to ``last[i]``, excluded) into ``out_*[i]``.
+
+    ``bucket``, ``slot``, ``pending_*``: the callers' columns; ``counters``
+    and the sketch and histogram columns: the slot records'. ``complaints[i]``:
+    the held complaints of row ``i`` that fall in the window. The ``out_*``
+    rows start empty (zeros; sketches of empty hashes).
+    """
+    k = out_hash.shape[1]
+    for i in range(len(rows)):
+        row = rows[i]
+        into = out_counters[i]
+        chained = False
+        last_ms = 0  # of the previous chained part
+        last_key = 0
+        for b in range(first[i], last[i]):
+            cell = first_column + b % ring_length
+            if bucket[row, cell] != b:
+                continue
+            record = slot[row, cell]
+            part = counters[record]
+            for c in range(_ADDITIVE_END):
+                into[c] += part[c]
+            if part[CHAIN_LEN] > 0:
+                _join(into, chained, last_ms, last_key, part[FIRST_MS], part[LAST_MS],
+                      part[FIRST_KEY], part[LAST_KEY], max_gap)
+                chained, last_ms, last_key = True, part[LAST_MS], part[LAST_KEY]
+            for h in range(segment_hist.shape[1]):
+                out_hist[i, h] += segment_hist[record, h]
+            _sketch_union(out_hash[i], out_count[i], kmv_hash[record], kmv_count[record], k)
+        # The buffered calls in the window: one chain, after the slots.
+        length = 0
+        gaps = 0
+        gap_sum = 0
+        gap_sumsq = 0
+        pairs = 0
+        part_first_ms = 0
+        part_first_key = 0
+        previous_ms = 0
+        previous_key = 0
+        for p in range(pending_n[row]):
+            call_ms = pending_ms[row, p]
+            call_bucket = call_ms // hop_ms
+            if call_bucket < first[i] or call_bucket >= last[i]:
+                continue
+            key = int(pending_key[row, p])
+            if length == 0:
+                part_first_ms, part_first_key = call_ms, key
+            else:
+                gap = call_ms - previous_ms
+                gaps += 1
+                gap_sum += gap
+                gap_sumsq += gap * gap
+                pairs += sequential_pair(previous_key, key, max_gap)
+            previous_ms, previous_key = call_ms, key
+            length += 1
+        if length > 0:
+            into[CHAIN_LEN] += length
+            into[GAP_COUNT] += gaps
+            into[GAP_SUM_MS] += gap_sum
+            into[GAP_SUMSQ_MS2] += gap_sumsq
+            into[SEQUENTIAL_PAIRS] += pairs
+            _join(into, chained, last_ms, last_key, part_first_ms, previous_ms,
+                  part_first_key, previous_key, max_gap)
+        into[COMPLAINTS] += complaints[i]
+
+
+@njit(cache=True, nogil=True)  # type: ignore[misc]
+def _join(  # noqa: PLR0913
+    into: NDArray[np.int64],
+    chained: bool,
+    previous_last_ms: int,
+    previous_last_key: int,
+    first_ms: int,
+    last_ms: int,
+    first_key: int,
+    last_key: int,
+    max_gap: int,
+) -> None:
+    """Join a chained part (its sums already added) to the chain of the parts before it."""
+    if not chained:
+        into[FIRST_MS], into[FIRST_KEY] = first_ms, first_key
+        into[LAST_MS], into[LAST_KEY] = last_ms, last_key
+        return
+    gap = first_ms - previous_last_ms
+    if gap >= 0:
+        into[GAP_COUNT] += 1
+        into[GAP_SUM_MS] += gap
+        into[GAP_SUMSQ_MS2] += gap * gap
+        into[SEQUENTIAL_PAIRS] += sequential_pair(previous_last_key, first_key, max_gap)
+    if first_ms < into[FIRST_MS]:
+        into[FIRST_MS], into[FIRST_KEY] = first_ms, first_key
+    if last_ms >= into[LAST_MS]:
+        into[LAST_MS], into[LAST_KEY] = last_ms, last_key
+
+
+@njit(cache=True, nogil=True)  # type: ignore[misc]
+def _sketch_union(
+    hashes: NDArray[np.uint32],
+    counts: NDArray[np.uint8],
+    part_hashes: NDArray[np.uint32],
+    part_counts: NDArray[np.uint8],
+    k: int,
+) -> None:
+    """Unite a part's bottom-k sketch (ascending) into ``hashes``/``counts`` in place."""
+    for j in range(k):
+        value = part_hashes[j]
+        if value == _EMPTY:
+            return  # padding: the rest is empty too
+        at = 0
+        while at < k and hashes[at] < value:
+            at += 1
+        if at == k:
+            return  # larger than the k kept, and so is the rest of the part
+        if hashes[at] == value:
+            counts[at] = min(_CAP, int(counts[at]) + int(part_counts[j]))
+            continue
+        for m in range(k - 1, at, -1):
+            hashes[m] = hashes[m - 1]
+            counts[m] = counts[m - 1]
+        hashes[at] = value
+        counts[at] = min(_CAP, int(part_counts[j]))
