@@ -3,17 +3,14 @@
 :func:`features.block.rows.load_row_bytes` reads one row in about 50 µs,
 mostly Python and numpy calls per part of the layout. A worker that keeps
 idle callers as bytes (``CALLGUARD_CALLER_HOT_S``) loads hundreds of them per
-message, so :func:`load_rows_bytes` reads a list of version 3 or 4 rows with a
-fixed number of numpy operations:
+message, so :func:`load_rows_bytes` reads a list of version 3 or 4 rows at once:
 
-1. the headers, as one record array;
-2. each row's body unpacked by words into one table (a row per caller): the
-   bitmaps gathered and unpacked together, the non-zero words scattered to
-   where their bits say;
-3. each part of the layout (held buckets, buffer, recent ids, held
-   complaints, slot records, filter, inbox) gathered from the table at its per-row
-   offset, as a fixed-width block per row, and assigned where the row's
-   counts say.
+1. the headers, as one record array, checked and copied with numpy;
+2. the slot records every row needs, taken from the pool in one call;
+3. one compiled pass (:func:`features.block.row_kernel.unpack_rows`) that
+   unpacks each row's body by words and copies each part of the layout
+   (held buckets, buffer, recent ids, held complaints, slot records, filter,
+   inbox) where the row's counts say.
 
 The result equals one :func:`~features.block.rows.load_row_bytes` per row
 (a test checks it on every configuration's rows). Rows this does not read
@@ -28,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from features.block.row_kernel import unpack_rows
 from features.block.rows import (
     _HEADER,
     _HEADER_FIELDS,
@@ -36,7 +34,6 @@ from features.block.rows import (
     _SLOT_COLUMNS,
     _WORD,
     _body_bytes,
-    _stored,
 )
 
 if TYPE_CHECKING:
@@ -46,14 +43,19 @@ __all__ = ["load_rows_bytes"]
 
 
 def load_rows_bytes(block: CallerBlock, rows: NDArray[np.int64], datas: list[bytes]) -> None:
-    """Fill the fresh ``rows`` (no slots held) from version 3 or 4 row bytes, one row each."""
+    """Fill the fresh ``rows`` (no slots held) from version 3 or 4 row bytes, one row each.
+
+    Raises :class:`ValueError` for rows it does not read, with the slot pool
+    as it was (the rows may be partly written: the caller resets them).
+    """
     count = len(rows)
     if count == 0:
         return
     lengths = np.fromiter(map(len, datas), np.int64, count)
     if (lengths < _HEADER.size).any() or (lengths % 4).any():
         raise ValueError("a row is not a whole number of words")
-    raw = np.frombuffer(b"".join(datas), _WORD)
+    joined = b"".join(datas)
+    raw = np.frombuffer(joined, _WORD)
     starts = (np.cumsum(lengths) - lengths) // 4  # in words
     header = raw[starts[:, None] + np.arange(_HEADER_WORDS)].view(_HEADER_FIELDS)[:, 0]
     known = np.isin(header["version"], _READ_VERSIONS)
@@ -80,83 +82,50 @@ def load_rows_bytes(block: CallerBlock, rows: NDArray[np.int64], datas: list[byt
         block, n_used, counts["pending_n"], counts["recent_n"], counts["held_n"], has_inbound,
         inbox_n,
     )
-    body = _unpacked_bodies(raw, starts, lengths // 4, body_bytes)
-    offset = np.arange(count, dtype=np.int64) * body.shape[1]  # into the flat table
-    flat = body.reshape(-1)
-
-    def take(
-        dtype: np.dtype[Any], items: NDArray[np.int64], shape: tuple[int, ...] = ()
-    ) -> NDArray[Any]:
-        """Each row's next ``items`` values of ``dtype`` (a (rows, most items, *shape) array).
-
-        Gathered as opaque items of one value's width, through a view of the
-        table with such an item starting at every byte.
-        """
-        nonlocal offset
-        width = dtype.itemsize * int(np.prod(shape, dtype=np.int64))
-        most = int(items.max())
-        item = np.dtype((np.void, width))
-        view = np.ndarray((len(flat) - width + 1,), item, flat, 0, (1,))
-        index = offset[:, None] + np.arange(most) * width
-        np.minimum(index, len(view) - 1, out=index)  # past a row's items: never used
-        offset += items * width
-        return view[index].view(dtype).reshape(count, most, *shape)
-
-    def fill(name: str, values: NDArray[Any], items: NDArray[np.int64]) -> None:
-        valid = np.arange(values.shape[1]) < items[:, None]
-        row_index, item_index = np.nonzero(valid)
-        columns[name][rows[row_index], item_index] = values[valid]
-
-    held = take(columns["bucket"].dtype, n_used)
+    words = -(-body_bytes // 4)
+    if (lengths < _HEADER.size + -(-words // 32) * 4).any():
+        raise ValueError("a row is shorter than its bitmap")
     for name in ("watermark", "last_offset", "last_emitted", "inbound_generation"):
         columns[name][rows] = header[name]
     for name in ("pending_n", "recent_n", "recent_next", "held_n"):
         columns[name][rows] = header[name]
-    for name in ("pending_ms", "pending_key"):
-        fill(name, take(columns[name].dtype, counts["pending_n"]), counts["pending_n"])
-    fill("recent", take(columns["recent"].dtype, counts["recent_n"]), counts["recent_n"])
-    for name in ("held_bucket", "held_count"):
-        fill(name, take(columns[name].dtype, counts["held_n"]), counts["held_n"])
-    records = block.slots.allocate(int(n_used.sum()))
-    slot_columns = block.slots.columns
-    kept = np.arange(int(n_used.max())) < n_used[:, None]
-    for name in _SLOT_COLUMNS:
-        column = slot_columns[name]
-        values = take(column.dtype, n_used, column.shape[1:])
-        slot_columns[name][records] = _stored(name, values[kept])
-    row_index, ring_index = np.nonzero(used)
-    columns["bucket"][rows[row_index], ring_index] = held[kept]
-    columns["slot"][rows[row_index], ring_index] = records
-    if has_inbound.any():
-        shape = columns["inbound"].shape[1:]
-        values = take(columns["inbound"].dtype, has_inbound.astype(np.int64), shape)
-        columns["inbound"][rows[has_inbound]] = values[has_inbound, 0]
     columns["inbox_n"][rows] = inbox_n
-    if inbox_n.any():
-        for name in ("inbox_ms", "inbox_hash"):
-            fill(name, take(columns[name].dtype, inbox_n), inbox_n)
-
-
-def _unpacked_bodies(
-    raw: NDArray[np.uint32],
-    starts: NDArray[np.int64],
-    words: NDArray[np.int64],
-    body_bytes: NDArray[np.int64],
-) -> NDArray[np.uint8]:
-    """Every row's body as version 2 holds it, one row of bytes each (zero padded)."""
-    count = len(starts)
-    body_words = -(-body_bytes // 4)
-    bitmap_words = -(-body_words // 32)
-    index = starts[:, None] + _HEADER_WORDS + np.arange(int(bitmap_words.max()))
-    bitmaps = raw[np.minimum(index, len(raw) - 1)]
-    bitmaps[np.arange(bitmaps.shape[1]) >= bitmap_words[:, None]] = 0  # another row's words
-    nonzero = np.unpackbits(bitmaps.view(np.uint8), axis=1, bitorder="little").astype(bool)
-    nonzero &= np.arange(nonzero.shape[1]) < body_words[:, None]
-    stored = nonzero.sum(axis=1)
-    if (words != _HEADER_WORDS + bitmap_words + stored).any():
+    records = block.slots.allocate(int(n_used.sum()))
+    slot_columns = block.slots.columns  # after allocating: the pool may have grown
+    before = ("pending_ms", "pending_key", "recent", "held_bucket", "held_count")
+    before_items = (counts["pending_n"], counts["pending_n"], counts["recent_n"],
+                    counts["held_n"], counts["held_n"])
+    after = ("inbound", "inbox_ms", "inbox_hash")
+    after_items = (has_inbound.astype(np.int64) * columns["inbound"].shape[1], inbox_n, inbox_n)
+    bad = unpack_rows(
+        np.frombuffer(joined, np.uint8),
+        starts * 4,
+        lengths,
+        _HEADER.size,
+        body_bytes,
+        np.ascontiguousarray(rows, dtype=np.int64),
+        used,
+        np.cumsum(n_used) - n_used,
+        records,
+        _bytes_of(columns["bucket"]),
+        columns["slot"],
+        tuple(_bytes_of(columns[name]) for name in before),
+        np.stack([items * columns[name].itemsize for name, items in zip(before, before_items,
+                                                                       strict=True)], axis=1),
+        tuple(_bytes_of(slot_columns[name]) for name in _SLOT_COLUMNS),
+        np.array([_bytes_of(slot_columns[name]).shape[1] for name in _SLOT_COLUMNS], np.int64),
+        _SLOT_COLUMNS.index("kmv_hash"),
+        tuple(_bytes_of(columns[name]) for name in after),
+        np.stack([items * columns[name].itemsize for name, items in zip(after, after_items,
+                                                                       strict=True)], axis=1),
+    )
+    if bad >= 0:  # the caller resets the rows; the records go back to the pool
+        block.slots.release(records)
         raise ValueError("a row's length is not what its header says")
-    table = np.zeros((count, nonzero.shape[1] + 1), _WORD)  # a spare word: never empty
-    first = starts + _HEADER_WORDS + bitmap_words
-    runs = np.repeat(first - (np.cumsum(stored) - stored), stored)
-    table[:, :-1][nonzero] = raw[runs + np.arange(int(stored.sum()))]
-    return table.view(np.uint8)
+
+
+def _bytes_of(column: NDArray[Any]) -> NDArray[np.uint8]:
+    """A column as one row of bytes per record (a view: writes reach the column)."""
+    return column.reshape(len(column), -1).view(np.uint8)
+
+

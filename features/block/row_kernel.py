@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-__all__ = ["pack_rows"]
+__all__ = ["pack_rows", "unpack_rows"]
 
 
 @njit(cache=True, nogil=True)  # type: ignore[misc]  # numba ships no type information
@@ -83,3 +83,87 @@ def pack_rows(  # noqa: PLR0913 - the parts of the layout, in order
         ends[i] = at
     return ends
 
+
+
+@njit(cache=True, nogil=True)  # type: ignore[misc]
+def unpack_rows(  # noqa: PLR0913, PLR0912 - the parts of the layout, in order
+    raw: NDArray[np.uint8],
+    starts: NDArray[np.int64],
+    lengths: NDArray[np.int64],
+    header_bytes: int,
+    body_bytes: NDArray[np.int64],
+    rows: NDArray[np.int64],
+    used: NDArray[np.bool_],
+    first_record: NDArray[np.int64],
+    records: NDArray[np.int64],
+    bucket: NDArray[np.uint8],
+    slot: NDArray[np.int32],
+    before: tuple[NDArray[np.uint8], ...],
+    before_bytes: NDArray[np.int64],
+    slots: tuple[NDArray[np.uint8], ...],
+    slot_widths: NDArray[np.int64],
+    inverted: int,
+    after: tuple[NDArray[np.uint8], ...],
+    after_bytes: NDArray[np.int64],
+) -> int:
+    """Read rows packed by :func:`pack_rows` into the block's columns; -1, or the first bad row.
+
+    ``raw[starts[i]:starts[i] + lengths[i]]`` is row ``i``, for block row
+    ``rows[i]``. Its body, unpacked, is: the held buckets (``bucket``, a
+    byte view of the ring's buckets, at the ring slots ``used[i]`` marks),
+    the ``before`` parts (byte views of the callers' columns, a prefix of
+    ``before_bytes[i, p]`` bytes each), the slot records' columns (``slots``,
+    byte views of the slot pool; row ``i`` fills records
+    ``records[first_record[i]:]``, one per held bucket; part ``inverted`` is
+    stored inverted), then the ``after`` parts. A row whose length is not
+    what its header and bitmap say is bad: nothing after it is read.
+    """
+    longest = 0
+    for i in range(len(rows)):
+        longest = max(longest, body_bytes[i])
+    scratch = np.zeros((longest + 3) // 4 * 4, np.uint8)
+    ring = used.shape[1]
+    for i in range(len(rows)):
+        words = (body_bytes[i] + 3) // 4
+        bitmap = starts[i] + header_bytes
+        at = bitmap + (words + 31) // 32 * 4
+        end = starts[i] + lengths[i]
+        for word in range(words):
+            if raw[bitmap + (word >> 3)] >> (word & 7) & 1:
+                if at + 4 > end:
+                    return i
+                scratch[word * 4 : word * 4 + 4] = raw[at : at + 4]
+                at += 4
+            else:
+                scratch[word * 4 : word * 4 + 4] = 0
+        if at != end:
+            return i
+        row = rows[i]
+        size = 0
+        record = first_record[i]
+        for r in range(ring):  # the held buckets, in ring order
+            if used[i, r]:
+                bucket[row, r * 8 : r * 8 + 8] = scratch[size : size + 8]
+                slot[row, r] = records[record]
+                record += 1
+                size += 8
+        for p in range(len(before)):
+            count = before_bytes[i, p]
+            before[p][row, :count] = scratch[size : size + count]
+            size += count
+        held = record - first_record[i]
+        for p in range(len(slots)):
+            width = slot_widths[p]
+            for r in range(held):
+                target = slots[p][records[first_record[i] + r]]
+                if p == inverted:
+                    for b in range(width):
+                        target[b] = scratch[size + b] ^ np.uint8(0xFF)
+                else:
+                    target[:] = scratch[size : size + width]
+                size += width
+        for p in range(len(after)):
+            count = after_bytes[i, p]
+            after[p][row, :count] = scratch[size : size + count]
+            size += count
+    return -1

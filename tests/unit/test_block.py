@@ -289,6 +289,10 @@ def test_a_bad_row_among_many_is_named_by_the_one_by_one_load() -> None:
     with pytest.raises(ValueError, match="its header says"):
         fresh.load_rows(numbers, datas)
     assert len(fresh) == 3  # the rows before it loaded; nothing after it
+    one_by_one = CallerBlock(config)
+    for number, data in zip(numbers[:3], datas[:3], strict=True):
+        one_by_one.load_row(number, data)
+    assert fresh.slots.used == one_by_one.slots.used  # the failed batch kept no record
     held_n = block_rows._HEADER_FIELDS.fields["held_n"][1]  # type: ignore[index]
     datas[3] = datas[4][:held_n] + b"\xff" + datas[4][held_n + 1 :]  # 255 held complaints
     with pytest.raises(ValueError):
