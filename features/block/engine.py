@@ -931,10 +931,10 @@ class CallerBlock:
 def warm_up_codec() -> float:
     """Compile the state kernels (or load them from numba's disk cache); seconds it took.
 
-    Counts one call into a fresh caller's rings, reads its features and
-    packs its row (:meth:`CallerBlock.rows_bytes`), so the kernels are ready
-    for the argument types the worker's messages, emissions and checkpoints
-    pass.
+    Counts one call into a fresh caller's rings, reads its features, packs
+    its row (:meth:`CallerBlock.rows_bytes`) and loads it into another
+    block, so the kernels are ready for the argument types the worker's
+    messages, emissions, checkpoints and loads pass.
     """
     started = time.perf_counter()
     config = FeatureConfig()
@@ -945,5 +945,5 @@ def warm_up_codec() -> float:
         ring_s=[np.nan],
     ))
     block.features(rows, end_ms=config.short_hop_s * 1000)
-    block.rows_bytes(rows)
+    CallerBlock(config).load_rows(["+8613800138000"], block.rows_bytes(rows))
     return time.perf_counter() - started
