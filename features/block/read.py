@@ -18,12 +18,10 @@ from numpy.typing import NDArray
 
 from features.aggregate import CALLS, Aggregates
 from features.block.layout import HELD_COMPLAINTS, NO_BUCKET
-from features.block.window_kernel import combine_windows
+from features.block.window_kernel import called_back, combine_windows
 from features.config import WindowSpec
 from features.sketch import (
-    EMPTY_HASH,
-    _bloom_positions,
-    filter_half,
+    BLOOM_HASHES,
     inbound_numbers,
     inbox_counts,
 )
@@ -152,36 +150,24 @@ def _reciprocity(
 
     Called back: in the inbound filter, or in the inbox with a time from the
     start of the previous inbound generation to ``end_ms`` (as
-    ``CallerState._reciprocity``).
+    ``CallerState._reciprocity``); one compiled pass
+    (:func:`features.block.window_kernel.called_back`).
     """
-    inbound = block.callers.columns["inbound"]
-    words = inbound.shape[1] // 2
-    sampled = aggregate.kmv_hash != EMPTY_HASH
-    owner, position = np.nonzero(sampled)
-    positions = _bloom_positions(aggregate.kmv_hash[owner, position], 64 * words)
-    word_index = (rows[owner] * inbound.shape[1])[:, None] + positions // 64
-    bit = (positions % 64).astype(np.uint64)
-    flat = inbound.reshape(-1)
     columns = block.callers.columns
-    generation_ms = block.config.inbound_generation_s * 1000
-    wanted = block.config.inbound_generation(end_ms)  # counts with the one before
-    current = columns["inbound_generation"][rows]
-    called_back = np.zeros(len(owner), bool)
-    for generation in (wanted, wanted - 1):  # the filter's halves that hold either
-        half, held = filter_half(current, generation)
-        cells = flat[word_index + (half * words)[owner, None]]
-        called_back |= np.all((cells >> bit) & np.uint64(1) == 1, axis=1) & held[owner]
-    waiting = columns["inbox_n"][rows].astype(np.int64)
-    if waiting.any() and len(owner):
-        times = columns["inbox_ms"][rows]
-        live = (np.arange(times.shape[1]) < waiting[:, None]) & inbox_counts(
-            times, end_ms[:, None], wanted[:, None], generation_ms
-        )
-        hashes = columns["inbox_hash"][rows]
-        sampled_hash = aggregate.kmv_hash[owner, position]
-        called_back |= ((hashes[owner] == sampled_hash[:, None]) & live[owner]).any(axis=1)
-    back = np.bincount(owner, weights=called_back, minlength=len(rows)).astype(np.int64)
-    return reciprocity(back, sampled.sum(axis=1))
+    back, sampled = called_back(
+        np.ascontiguousarray(rows, dtype=np.int64),
+        aggregate.kmv_hash,
+        np.ascontiguousarray(end_ms, dtype=np.int64),
+        np.ascontiguousarray(block.config.inbound_generation(end_ms), dtype=np.int64),
+        columns["inbound_generation"],
+        columns["inbound"],
+        columns["inbox_ms"],
+        columns["inbox_hash"],
+        columns["inbox_n"],
+        block.config.inbound_generation_s * 1000,
+        BLOOM_HASHES,
+    )
+    return reciprocity(back, sampled)
 
 
 def _inbound_callers(

@@ -33,7 +33,7 @@ from features.aggregate import (
 )
 from features.block.ring_kernel import sequential_pair
 
-__all__ = ["combine_windows"]
+__all__ = ["called_back", "combine_windows"]
 
 _EMPTY = np.uint32(0xFFFFFFFF)
 _CAP = 255
@@ -185,3 +185,71 @@ def _sketch_union(
             counts[m] = counts[m - 1]
         hashes[at] = value
         counts[at] = min(_CAP, int(part_counts[j]))
+
+
+@njit(cache=True, nogil=True)  # type: ignore[misc]
+def called_back(  # noqa: PLR0913 - the filter, the inbox and the window
+    rows: NDArray[np.int64],
+    sampled_hashes: NDArray[np.uint32],
+    end_ms: NDArray[np.int64],
+    wanted: NDArray[np.int64],
+    filter_generation: NDArray[np.int64],
+    inbound: NDArray[np.uint64],
+    inbox_ms: NDArray[np.int64],
+    inbox_hash: NDArray[np.uint32],
+    inbox_n: NDArray[np.uint8],
+    generation_ms: int,
+    hashes_per_number: int,
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Per row, how many sampled callees called the caller back, and how many were sampled.
+
+    A callee called back when every one of its Bloom positions is set in a
+    half of the caller's inbound filter that holds generation ``wanted[i]``
+    or the one before (as :func:`features.sketch.filter_half` reads it), or
+    when it waits in the inbox with a time from the start of generation
+    ``wanted[i] - 1`` to ``end_ms[i]`` (:func:`features.sketch.inbox_counts`).
+    """
+    n = len(rows)
+    back = np.zeros(n, np.int64)
+    sampled = np.zeros(n, np.int64)
+    words = inbound.shape[1] // 2
+    bits = 64 * words
+    for i in range(n):
+        row = rows[i]
+        current = filter_generation[row]
+        halves = np.full(2, -1, np.int64)  # the halves holding wanted and wanted - 1
+        for g in range(2):
+            generation = wanted[i] - g
+            half = (current if current >= 0 else generation + 2) - generation
+            if half == 0 or half == 1:
+                halves[g] = half
+        oldest_ms = (wanted[i] - 1) * generation_ms
+        for j in range(sampled_hashes.shape[1]):
+            value = sampled_hashes[i, j]
+            if value == _EMPTY:
+                continue
+            sampled[i] += 1
+            low, high = np.int64(value) & 0xFFFF, (np.int64(value) >> 16) | 1
+            found = False
+            for g in range(2):
+                if halves[g] < 0:
+                    continue
+                every = True
+                for s in range(hashes_per_number):
+                    position = (low + s * high) % bits
+                    word = inbound[row, halves[g] * words + position // 64]
+                    if (word >> np.uint64(position % 64)) & np.uint64(1) == 0:
+                        every = False
+                        break
+                if every:
+                    found = True
+                    break
+            if not found:
+                for e in range(inbox_n[row]):
+                    at = inbox_ms[row, e]
+                    if inbox_hash[row, e] == value and oldest_ms <= at < end_ms[i]:
+                        found = True
+                        break
+            if found:
+                back[i] += 1
+    return back, sampled
