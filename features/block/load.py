@@ -20,7 +20,7 @@ then loads them one by one, for the precise error.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,6 +34,7 @@ from features.block.rows import (
     _SLOT_COLUMNS,
     _WORD,
     _body_bytes,
+    _row_bytes_view,
 )
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ def load_rows_bytes(block: CallerBlock, rows: NDArray[np.int64], datas: list[byt
                     counts["held_n"], counts["held_n"])
     after = ("inbound", "inbox_ms", "inbox_hash")
     after_items = (has_inbound.astype(np.int64) * columns["inbound"].shape[1], inbox_n, inbox_n)
+    slot_views = tuple(_row_bytes_view(slot_columns[name]) for name in _SLOT_COLUMNS)
     bad = unpack_rows(
         np.frombuffer(joined, np.uint8),
         starts * 4,
@@ -107,25 +109,18 @@ def load_rows_bytes(block: CallerBlock, rows: NDArray[np.int64], datas: list[byt
         used,
         np.cumsum(n_used) - n_used,
         records,
-        _bytes_of(columns["bucket"]),
+        _row_bytes_view(columns["bucket"]),
         columns["slot"],
-        tuple(_bytes_of(columns[name]) for name in before),
+        tuple(_row_bytes_view(columns[name]) for name in before),
         np.stack([items * columns[name].itemsize for name, items in zip(before, before_items,
                                                                        strict=True)], axis=1),
-        tuple(_bytes_of(slot_columns[name]) for name in _SLOT_COLUMNS),
-        np.array([_bytes_of(slot_columns[name]).shape[1] for name in _SLOT_COLUMNS], np.int64),
+        slot_views,
+        np.array([view.shape[1] for view in slot_views], np.int64),
         _SLOT_COLUMNS.index("kmv_hash"),
-        tuple(_bytes_of(columns[name]) for name in after),
+        tuple(_row_bytes_view(columns[name]) for name in after),
         np.stack([items * columns[name].itemsize for name, items in zip(after, after_items,
                                                                        strict=True)], axis=1),
     )
     if bad >= 0:  # the caller resets the rows; the records go back to the pool
         block.slots.release(records)
         raise ValueError("a row's length is not what its header says")
-
-
-def _bytes_of(column: NDArray[Any]) -> NDArray[np.uint8]:
-    """A column as one row of bytes per record (a view: writes reach the column)."""
-    return column.reshape(len(column), -1).view(np.uint8)
-
-

@@ -1,13 +1,15 @@
-"""The compiled part of the row codec: many callers' rows packed by words in one pass.
+"""The compiled part of the row codec: many callers' rows packed by words, and read back.
 
-:func:`features.block.rows.rows_bytes` gathers each part of the layout for
-all its rows with numpy (header records, prefixes of per-caller columns,
-the held slot records) and hands them here as bytes; :func:`pack_rows`
-lays each row's body out part after part, then writes the row as version 3
-and 4 hold it: the header, a bitmap with one bit per 4-byte word of the
-body, and the body's non-zero words. numba compiles it once and caches it on
-disk beside this module (:func:`features.block.engine.warm_up_codec` loads it
-before the worker joins its groups); no Python object is touched inside.
+:func:`features.block.rows.rows_bytes` builds the rows' headers with numpy
+and hands the block's columns here as bytes; :func:`pack_rows` gathers each
+row's parts from them (the held buckets, prefixes of per-caller columns,
+the held slot records), lays its body out part after part, then writes the
+row as version 3 and 4 hold it: the header, a bitmap with one bit per
+4-byte word of the body, and the body's non-zero words. :func:`unpack_rows`
+reads rows back into the columns. numba compiles both once and caches them
+on disk beside this module (:func:`features.block.engine.warm_up_codec`
+loads them before the worker joins its groups); no Python object is
+touched inside.
 """
 
 from __future__ import annotations
@@ -20,69 +22,99 @@ __all__ = ["pack_rows", "unpack_rows"]
 
 
 @njit(cache=True, nogil=True)  # type: ignore[misc]  # numba ships no type information
-def pack_rows(  # noqa: PLR0913 - the parts of the layout, in order
+def pack_rows(  # noqa: PLR0913, PLR0912 - the parts of the layout, in order
     header: NDArray[np.uint8],
+    rows: NDArray[np.int64],
+    bucket: NDArray[np.int64],
+    bucket_bytes: NDArray[np.uint8],
+    slot: NDArray[np.int32],
+    empty_bucket: int,
     before: tuple[NDArray[np.uint8], ...],
     before_bytes: NDArray[np.int64],
     slots: tuple[NDArray[np.uint8], ...],
-    slot_widths: NDArray[np.int64],
-    first_record: NDArray[np.int64],
-    records: NDArray[np.int64],
+    inverted: int,
     after: tuple[NDArray[np.uint8], ...],
     after_bytes: NDArray[np.int64],
     out: NDArray[np.uint8],
 ) -> NDArray[np.int64]:
     """Write each row packed into ``out``, one after another; each row's end in ``out``.
 
-    ``header``: (rows, header bytes). ``before`` and ``after``: parts held as
-    a row's prefix of a column, (rows, bytes) each, of which row ``i`` keeps
-    ``before_bytes[i, p]`` bytes. ``slots``: the slot records' columns, one
-    record after another, ``slot_widths[p]`` bytes each; row ``i`` holds
-    ``records[i]`` records from ``first_record[i]``. ``out`` must hold every
-    row unpacked (header, bitmap and every body word).
+    ``header``: (rows, header bytes). Row ``i`` is block row ``rows[i]``:
+    its body is the ring's held buckets (``bucket`` not ``empty_bucket``,
+    in ring order, read from ``bucket_bytes``), the ``before`` parts (byte
+    views of the callers' columns, a prefix of ``before_bytes[i, p]`` bytes
+    each), the held slots' records, part after part (``slots``: byte views
+    of the slot pool's columns, part ``inverted`` stored inverted), then the
+    ``after`` parts. ``out`` must hold every row unpacked (header, bitmap
+    and every body word). Rows, headers and bitmaps are whole 4-byte words,
+    so the body's words are written as words (little-endian, as the
+    format's ``<u4`` words are on the machines callguard runs on).
     """
-    rows = header.shape[0]
+    count = len(rows)
+    ring = bucket.shape[1]
+    width = 0
+    for p in range(len(slots)):
+        width += slots[p].shape[1]
     longest = 0
-    for i in range(rows):
-        body = before_bytes[i].sum() + after_bytes[i].sum() + records[i] * slot_widths.sum()
+    for i in range(count):
+        held = 0
+        for r in range(ring):
+            if bucket[rows[i], r] != empty_bucket:
+                held += 1
+        body = before_bytes[i].sum() + after_bytes[i].sum() + held * (8 + width)
         longest = max(longest, body)
-    scratch = np.empty(longest + 4, np.uint8)
-    ends = np.empty(rows, np.int64)
+    scratch = np.empty((longest + 4) // 4 * 4 + 4, np.uint8)
+    body_words = scratch.view(np.uint32)
+    out_words = out[: len(out) // 4 * 4].view(np.uint32)
+    ends = np.empty(count, np.int64)
     at = 0
-    for i in range(rows):
+    for i in range(count):
+        row = rows[i]
         size = 0
+        for r in range(ring):
+            if bucket[row, r] != empty_bucket:
+                scratch[size : size + 8] = bucket_bytes[row, r * 8 : r * 8 + 8]
+                size += 8
         for p in range(len(before)):
-            count = before_bytes[i, p]
-            scratch[size : size + count] = before[p][i, :count]
-            size += count
+            part = before_bytes[i, p]
+            scratch[size : size + part] = before[p][row, :part]
+            size += part
         for p in range(len(slots)):
-            width = slot_widths[p]
-            count = records[i] * width
-            start = first_record[i] * width
-            scratch[size : size + count] = slots[p][start : start + count]
-            size += count
+            part_width = slots[p].shape[1]
+            for r in range(ring):
+                if bucket[row, r] == empty_bucket:
+                    continue
+                record = slots[p][slot[row, r]]
+                if p == inverted:
+                    for b in range(part_width):
+                        scratch[size + b] = record[b] ^ np.uint8(0xFF)
+                else:
+                    scratch[size : size + part_width] = record
+                size += part_width
         for p in range(len(after)):
-            count = after_bytes[i, p]
-            scratch[size : size + count] = after[p][i, :count]
-            size += count
+            part = after_bytes[i, p]
+            scratch[size : size + part] = after[p][row, :part]
+            size += part
         words = (size + 3) // 4
         scratch[size : words * 4] = 0
         header_bytes = header.shape[1]
         out[at : at + header_bytes] = header[i]
         at += header_bytes
-        bitmap = at
-        bitmap_bytes = (words + 31) // 32 * 4
-        out[bitmap : bitmap + bitmap_bytes] = 0
-        at += bitmap_bytes
+        bitmap = at // 4
+        at = (at + (words + 31) // 32 * 4) // 4
+        bits = np.uint32(0)
         for word in range(words):
-            first = word * 4
-            if (scratch[first] | scratch[first + 1] | scratch[first + 2] | scratch[first + 3]) != 0:
-                out[bitmap + (word >> 3)] |= np.uint8(1 << (word & 7))
-                out[at : at + 4] = scratch[first : first + 4]
-                at += 4
+            value = body_words[word]
+            if value != 0:
+                bits |= np.uint32(1) << np.uint32(word & 31)
+                out_words[at] = value
+                at += 1
+            if word & 31 == 31 or word == words - 1:
+                out_words[bitmap + (word >> 5)] = bits
+                bits = np.uint32(0)
+        at *= 4
         ends[i] = at
     return ends
-
 
 
 @njit(cache=True, nogil=True)  # type: ignore[misc]

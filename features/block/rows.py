@@ -154,13 +154,10 @@ _ROWS_AT_ONCE = 4096  # rows per pass: bounds its gathered buffers (a few MB)
 def rows_bytes(block: CallerBlock, rows: NDArray[np.int64]) -> list[bytes]:
     """``[row_bytes(block, row) for row in rows]``, built for many rows at once.
 
-    Each part of the layout is gathered for all rows by numpy (the header
-    records; a part held as a prefix of a column, such as the buffer, the
-    recent ids, the held complaints, or the ring's buckets once the held
-    ones are moved to the front; the held slot records, one after another),
-    then :func:`features.block.row_kernel.pack_rows`, compiled, lays each
-    row's body out and packs it by words. Passes of at most
-    ``_ROWS_AT_ONCE`` rows bound the gathered buffers.
+    The headers are built for all rows by numpy, then
+    :func:`features.block.row_kernel.pack_rows`, compiled, gathers each
+    row's parts from the block's columns, lays its body out and packs it by
+    words. Passes of at most ``_ROWS_AT_ONCE`` rows bound the output buffer.
     """
     rows = np.asarray(rows, dtype=np.int64)
     found: list[bytes] = []
@@ -174,15 +171,9 @@ def _rows_bytes(block: CallerBlock, rows: NDArray[np.int64]) -> list[bytes]:
     if len(rows) == 0:
         return []
     columns, slots = block.callers.columns, block.slots.columns
-    held = columns["bucket"][rows]
-    used = held != NO_BUCKET
+    used = columns["bucket"][rows] != NO_BUCKET
     n_used = used.sum(axis=1).astype(np.int64)
-    # Held ring slots first, in ring order (a stable sort of "not held").
-    front = np.argsort(~used, axis=1, kind="stable")
-    held = np.take_along_axis(held, front, axis=1)
-    records = np.take_along_axis(columns["slot"][rows], front, axis=1)
-    inbound = columns["inbound"][rows]
-    has_inbound = inbound.any(axis=1)
+    has_inbound = columns["inbound"][rows].any(axis=1)
     header = np.zeros(len(rows), _HEADER_FIELDS)
     header["version"], header["fingerprint"] = _VERSION, block.fingerprint
     for name in ("watermark", "last_offset", "last_emitted", "inbound_generation"):
@@ -193,40 +184,39 @@ def _rows_bytes(block: CallerBlock, rows: NDArray[np.int64]) -> list[bytes]:
     inbox_n = columns["inbox_n"][rows].astype(np.int64)
     header["has_inbound"] = has_inbound.astype(np.int64) | inbox_n << 1
     header["mask"] = (used.astype(np.int64) << np.arange(used.shape[1])).sum(axis=1)
-    # (values: one row per caller; items of it the caller keeps)
+    # (column, items of it each row keeps)
     before = [
-        (held, n_used),
-        (columns["pending_ms"][rows], counts["pending_n"]),
-        (columns["pending_key"][rows], counts["pending_n"]),
-        (columns["recent"][rows], counts["recent_n"]),
-        (columns["held_bucket"][rows], counts["held_n"]),
-        (columns["held_count"][rows], counts["held_n"]),
+        ("pending_ms", counts["pending_n"]),
+        ("pending_key", counts["pending_n"]),
+        ("recent", counts["recent_n"]),
+        ("held_bucket", counts["held_n"]),
+        ("held_count", counts["held_n"]),
     ]
     after = [
-        (inbound, has_inbound.astype(np.int64) * inbound.shape[1]),
-        (columns["inbox_ms"][rows], inbox_n),
-        (columns["inbox_hash"][rows], inbox_n),
+        ("inbound", has_inbound.astype(np.int64) * columns["inbound"].shape[1]),
+        ("inbox_ms", inbox_n),
+        ("inbox_hash", inbox_n),
     ]
-    kept = records[np.arange(records.shape[1]) < n_used[:, None]]
-    slot_parts = [_stored(name, slots[name][kept]) for name in _SLOT_COLUMNS]
-    widths = np.array(
-        [values.dtype.itemsize * math.prod(values.shape[1:]) for values in slot_parts], np.int64
-    )
-    before_bytes = _kept_bytes(before)
-    after_bytes = _kept_bytes(after)
-    body = before_bytes.sum(axis=1) + after_bytes.sum(axis=1) + n_used * int(widths.sum())
+    before_bytes = _kept_bytes(columns, before)
+    after_bytes = _kept_bytes(columns, after)
+    slot_width = sum(_row_bytes_view(slots[name]).shape[1] for name in _SLOT_COLUMNS)
+    body = (before_bytes.sum(axis=1) + after_bytes.sum(axis=1)
+            + n_used * (columns["bucket"].itemsize + slot_width))
     words = (body + 3) // 4
     unpacked = _HEADER.size + (words + 31) // 32 * 4 + words * 4
     out = _buffer(int(unpacked.sum()))
     ends = pack_rows(
         header.view(np.uint8).reshape(len(rows), _HEADER.size),
-        tuple(_as_bytes(values) for values, _ in before),
+        np.ascontiguousarray(rows, dtype=np.int64),
+        columns["bucket"],
+        _row_bytes_view(columns["bucket"]),
+        columns["slot"],
+        NO_BUCKET,
+        tuple(_row_bytes_view(columns[name]) for name, _ in before),
         before_bytes,
-        tuple(np.ascontiguousarray(values).view(np.uint8).reshape(-1) for values in slot_parts),
-        widths,
-        np.cumsum(n_used) - n_used,
-        n_used,
-        tuple(_as_bytes(values) for values, _ in after),
+        tuple(_row_bytes_view(slots[name]) for name in _SLOT_COLUMNS),
+        _SLOT_COLUMNS.index("kmv_hash"),
+        tuple(_row_bytes_view(columns[name]) for name, _ in after),
         after_bytes,
         out,
     )
@@ -235,14 +225,16 @@ def _rows_bytes(block: CallerBlock, rows: NDArray[np.int64]) -> list[bytes]:
     return [raw[start:end] for start, end in zip(starts, ends.tolist(), strict=True)]
 
 
-def _kept_bytes(parts: list[tuple[NDArray[Any], NDArray[np.int64]]]) -> NDArray[np.int64]:
+def _kept_bytes(
+    columns: dict[str, NDArray[Any]], parts: list[tuple[str, NDArray[np.int64]]]
+) -> NDArray[np.int64]:
     """(rows, parts): the bytes each row keeps of each part."""
-    return np.stack([count * values.dtype.itemsize for values, count in parts], axis=1)
+    return np.stack([count * columns[name].itemsize for name, count in parts], axis=1)
 
 
-def _as_bytes(values: NDArray[Any]) -> NDArray[np.uint8]:
-    """A (rows, ...) array as (rows, bytes), C-contiguous."""
-    return np.ascontiguousarray(values).view(np.uint8).reshape(len(values), -1)
+def _row_bytes_view(column: NDArray[Any]) -> NDArray[np.uint8]:
+    """A column as one row of bytes per record (a view)."""
+    return column.reshape(len(column), -1).view(np.uint8)
 
 
 def _buffer(size: int) -> NDArray[np.uint8]:
