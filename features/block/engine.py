@@ -73,7 +73,6 @@ Int64Array = NDArray[np.int64]
 _EVENTS = slice(0, len(EVENT_COLUMNS))
 _LOAD_AT_ONCE = 4096  # rows per batch load: bounds its temporary arrays (a few MB)
 _CHAIN = slice(CHAIN_LEN, LAST_KEY + 1)
-_CHAIN_FIELDS = np.arange(CHAIN_LEN, LAST_KEY + 1, dtype=np.int64)  # the kernel's `fields`
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,7 +483,6 @@ class CallerBlock:
             self.callers.columns["bucket"].reshape(-1),
             self.callers.columns["slot"].reshape(-1),
             self.slots.columns["counters"],
-            _CHAIN_FIELDS,
         )
 
     # -- complaints and inbound calls ----------------------------------------

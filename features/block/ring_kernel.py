@@ -23,7 +23,25 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-__all__ = ["chain_into_rings", "count_into_rings", "sequential_pair"]
+from features.aggregate import (
+    CHAIN_LEN,
+    FIRST_KEY,
+    FIRST_MS,
+    GAP_COUNT,
+    GAP_SUM_MS,
+    GAP_SUMSQ_MS2,
+    LAST_KEY,
+    LAST_MS,
+    SEQUENTIAL_PAIRS,
+)
+
+__all__ = [
+    "chain_into_rings",
+    "count_into_rings",
+    "join_chain",
+    "kmv_insert",
+    "sequential_pair",
+]
 
 _EMPTY = np.uint32(0xFFFFFFFF)
 _CAP = 255
@@ -87,31 +105,68 @@ def count_into_rings(  # noqa: PLR0913 - the columns one step touches
             for e in range(events):
                 counters[record, e] += flags[i, e]
             segment_hist[record, segment_bin[i]] += 1
-            _kmv_add(kmv_hash[record], kmv_count[record], callee_hash[i], k)
+            if callee_hash[i] != _EMPTY:
+                kmv_insert(kmv_hash[record], kmv_count[record], callee_hash[i], 1, k)
     return n, free_top
 
 
 @njit(cache=True, nogil=True)  # type: ignore[misc]
-def _kmv_add(
-    hashes: NDArray[np.uint32], counts: NDArray[np.uint8], value: np.uint32, k: int
-) -> None:
-    """Add one sighting of ``value`` to a bottom-k sketch (ascending, padded with empties)."""
-    if value == _EMPTY:
-        return
+def kmv_insert(
+    hashes: NDArray[np.uint32], counts: NDArray[np.uint8], value: np.uint32, count: int, k: int
+) -> bool:
+    """Add ``count`` sightings of ``value`` to a bottom-k sketch (ascending, padded with empties).
+
+    False when ``value`` is larger than the ``k`` kept (so is anything larger).
+    """
     at = 0
     while at < k and hashes[at] < value:
         at += 1
     if at == k:
-        return  # larger than the k kept
+        return False
     if hashes[at] == value:
-        if counts[at] < _CAP:
-            counts[at] += 1
-        return
+        counts[at] = min(_CAP, int(counts[at]) + count)
+        return True
     for j in range(k - 1, at, -1):  # make room; the largest falls off
         hashes[j] = hashes[j - 1]
         counts[j] = counts[j - 1]
     hashes[at] = value
-    counts[at] = 1
+    counts[at] = min(_CAP, count)
+    return True
+
+
+@njit(cache=True, nogil=True)  # type: ignore[misc]
+def join_chain(  # noqa: PLR0913
+    into: NDArray[np.int64],
+    chained: bool,
+    previous_last_ms: int,
+    previous_last_key: int,
+    first_ms: int,
+    last_ms: int,
+    first_key: int,
+    last_key: int,
+    max_gap: int,
+) -> None:
+    """Join a part's chain (its sums already added to ``into``) to the chain before it.
+
+    The gap from the previous chain's last call counts when it is not
+    negative, with whether the pair looks sequential; the earliest first
+    call (ties: the earlier) and the latest last call (ties: the later part)
+    are kept. ``into`` holds the counters of :mod:`features.aggregate`.
+    """
+    if not chained:
+        into[FIRST_MS], into[FIRST_KEY] = first_ms, first_key
+        into[LAST_MS], into[LAST_KEY] = last_ms, last_key
+        return
+    gap = first_ms - previous_last_ms
+    if gap >= 0:
+        into[GAP_COUNT] += 1
+        into[GAP_SUM_MS] += gap
+        into[GAP_SUMSQ_MS2] += gap * gap
+        into[SEQUENTIAL_PAIRS] += sequential_pair(previous_last_key, first_key, max_gap)
+    if first_ms < into[FIRST_MS]:
+        into[FIRST_MS], into[FIRST_KEY] = first_ms, first_key
+    if last_ms >= into[LAST_MS]:
+        into[LAST_MS], into[LAST_KEY] = last_ms, last_key
 
 
 @njit(cache=True, nogil=True)  # type: ignore[misc]
@@ -128,19 +183,14 @@ def chain_into_rings(  # noqa: PLR0913 - the columns one step touches
     held: NDArray[np.int64],
     records: NDArray[np.int32],
     counters: NDArray[np.int64],
-    fields: NDArray[np.int64],
 ) -> None:
     """Chain settled calls (sorted by caller, time, callee) into the buckets that hold them.
 
     Calls of one caller and one short bucket form a part (their own gaps and
     sequential pairs); each part is merged, in order, into the chain of every
     window's bucket that still holds its first call's bucket, as
-    :func:`features.aggregate.merge_row` merges a later row's chain: the
-    gap to the chain's latest call counts when it is not negative, the
-    earliest first call and the latest last call (ties: the later part) are
-    kept. ``fields``: the counter columns ``chain_len, gap_count,
-    gap_sum_ms, gap_sumsq_ms2, sequential_pairs, first_ms, last_ms,
-    first_key, last_key``.
+    :func:`features.aggregate.merge_row` merges a later row's chain
+    (:func:`join_chain`, measured from the chain's latest call so far).
     """
     n = len(rows)
     i = 0
@@ -159,38 +209,20 @@ def chain_into_rings(  # noqa: PLR0913 - the columns one step touches
             gap_sumsq += gap * gap
             pairs += sequential_pair(callee[j - 1], callee[j], max_gap)
             j += 1
-        first_ms, last_ms = start_ms[i], start_ms[j - 1]
-        first_key, last_key = callee[i], callee[j - 1]
         for w in range(len(hops_ms)):
-            window_bucket = first_ms // hops_ms[w]
+            window_bucket = start_ms[i] // hops_ms[w]
             cell = row * ring_slots + first_columns[w] + window_bucket % ring_lengths[w]
             if held[cell] != window_bucket:
                 continue  # the bucket expired before the calls settled
             into = counters[records[cell]]
-            chain_before = into[fields[0]]
-            into[fields[0]] += j - i
-            into[fields[1]] += gaps
-            into[fields[2]] += gap_sum
-            into[fields[3]] += gap_sumsq
-            into[fields[4]] += pairs
-            if chain_before == 0:
-                into[fields[5]] = first_ms
-                into[fields[6]] = last_ms
-                into[fields[7]] = first_key
-                into[fields[8]] = last_key
-                continue
-            gap = first_ms - into[fields[6]]
-            if gap >= 0:
-                into[fields[1]] += 1
-                into[fields[2]] += gap
-                into[fields[3]] += gap * gap
-                into[fields[4]] += sequential_pair(into[fields[8]], first_key, max_gap)
-            if first_ms < into[fields[5]]:
-                into[fields[5]] = first_ms
-                into[fields[7]] = first_key
-            if last_ms >= into[fields[6]]:
-                into[fields[6]] = last_ms
-                into[fields[8]] = last_key
+            chained = into[CHAIN_LEN] > 0
+            into[CHAIN_LEN] += j - i
+            into[GAP_COUNT] += gaps
+            into[GAP_SUM_MS] += gap_sum
+            into[GAP_SUMSQ_MS2] += gap_sumsq
+            into[SEQUENTIAL_PAIRS] += pairs
+            join_chain(into, chained, into[LAST_MS], into[LAST_KEY], start_ms[i],
+                       start_ms[j - 1], callee[i], callee[j - 1], max_gap)
         i = j
 
 

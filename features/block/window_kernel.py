@@ -31,7 +31,7 @@ from features.aggregate import (
     LAST_MS,
     SEQUENTIAL_PAIRS,
 )
-from features.block.ring_kernel import sequential_pair
+from features.block.ring_kernel import join_chain, kmv_insert, sequential_pair
 
 __all__ = ["called_back", "combine_windows"]
 
@@ -87,7 +87,7 @@ def combine_windows(  # noqa: PLR0913, PLR0912, PLR0915 - one window's parts, in
             for c in range(_ADDITIVE_END):
                 into[c] += part[c]
             if part[CHAIN_LEN] > 0:
-                _join(into, chained, last_ms, last_key, part[FIRST_MS], part[LAST_MS],
+                join_chain(into, chained, last_ms, last_key, part[FIRST_MS], part[LAST_MS],
                       part[FIRST_KEY], part[LAST_KEY], max_gap)
                 chained, last_ms, last_key = True, part[LAST_MS], part[LAST_KEY]
             for h in range(segment_hist.shape[1]):
@@ -125,38 +125,9 @@ def combine_windows(  # noqa: PLR0913, PLR0912, PLR0915 - one window's parts, in
             into[GAP_SUM_MS] += gap_sum
             into[GAP_SUMSQ_MS2] += gap_sumsq
             into[SEQUENTIAL_PAIRS] += pairs
-            _join(into, chained, last_ms, last_key, part_first_ms, previous_ms,
+            join_chain(into, chained, last_ms, last_key, part_first_ms, previous_ms,
                   part_first_key, previous_key, max_gap)
         into[COMPLAINTS] += complaints[i]
-
-
-@njit(cache=True, nogil=True)  # type: ignore[misc]
-def _join(  # noqa: PLR0913
-    into: NDArray[np.int64],
-    chained: bool,
-    previous_last_ms: int,
-    previous_last_key: int,
-    first_ms: int,
-    last_ms: int,
-    first_key: int,
-    last_key: int,
-    max_gap: int,
-) -> None:
-    """Join a chained part (its sums already added) to the chain of the parts before it."""
-    if not chained:
-        into[FIRST_MS], into[FIRST_KEY] = first_ms, first_key
-        into[LAST_MS], into[LAST_KEY] = last_ms, last_key
-        return
-    gap = first_ms - previous_last_ms
-    if gap >= 0:
-        into[GAP_COUNT] += 1
-        into[GAP_SUM_MS] += gap
-        into[GAP_SUMSQ_MS2] += gap * gap
-        into[SEQUENTIAL_PAIRS] += sequential_pair(previous_last_key, first_key, max_gap)
-    if first_ms < into[FIRST_MS]:
-        into[FIRST_MS], into[FIRST_KEY] = first_ms, first_key
-    if last_ms >= into[LAST_MS]:
-        into[LAST_MS], into[LAST_KEY] = last_ms, last_key
 
 
 @njit(cache=True, nogil=True)  # type: ignore[misc]
@@ -170,21 +141,8 @@ def _sketch_union(
     """Unite a part's bottom-k sketch (ascending) into ``hashes``/``counts`` in place."""
     for j in range(k):
         value = part_hashes[j]
-        if value == _EMPTY:
-            return  # padding: the rest is empty too
-        at = 0
-        while at < k and hashes[at] < value:
-            at += 1
-        if at == k:
-            return  # larger than the k kept, and so is the rest of the part
-        if hashes[at] == value:
-            counts[at] = min(_CAP, int(counts[at]) + int(part_counts[j]))
-            continue
-        for m in range(k - 1, at, -1):
-            hashes[m] = hashes[m - 1]
-            counts[m] = counts[m - 1]
-        hashes[at] = value
-        counts[at] = min(_CAP, int(part_counts[j]))
+        if value == _EMPTY or not kmv_insert(hashes, counts, value, int(part_counts[j]), k):
+            return  # padding, or beyond the k kept: so is the rest of the part
 
 
 @njit(cache=True, nogil=True)  # type: ignore[misc]

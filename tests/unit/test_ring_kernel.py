@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from features.aggregate import CHAIN_LEN, LAST_KEY, Aggregates, chain_calls, merge_row
+from features.aggregate import Aggregates, chain_calls, merge_row
 from features.block.pool import RecordPool
 from features.block.ring_kernel import chain_into_rings, count_into_rings
 from features.config import FeatureConfig
@@ -136,6 +136,6 @@ def test_chains_merge_as_merge_row_merges_each_part(seed: int) -> None:
     chain_into_rings(
         rows, start_ms, callee, short_ms, config.sequential_max_gap,
         np.array([long_ms], np.int64), np.array([ring], np.int64), np.array([0], np.int64), ring,
-        held, records, slots.counters, np.arange(CHAIN_LEN, LAST_KEY + 1, dtype=np.int64),
+        held, records, slots.counters,
     )
     np.testing.assert_array_equal(slots.counters, expected.counters)
