@@ -42,8 +42,8 @@ from itertools import repeat
 import numpy as np
 from numpy.typing import NDArray
 
-from features.aggregate import CHAIN_LEN, COMPLAINTS, LAST_KEY
-from features.batch import EVENT_COLUMNS, CallBatch, key_hash32
+from features.aggregate import COMPLAINTS
+from features.batch import CallBatch, key_hash32
 from features.block.layout import (
     HELD_COMPLAINTS,
     NO_BUCKET,
@@ -70,9 +70,7 @@ from features.sketch import _bloom_positions
 __all__ = ["BlockUpdate", "CallerBlock", "warm_up_codec"]
 
 Int64Array = NDArray[np.int64]
-_EVENTS = slice(0, len(EVENT_COLUMNS))
 _LOAD_AT_ONCE = 4096  # rows per batch load: bounds its temporary arrays (a few MB)
-_CHAIN = slice(CHAIN_LEN, LAST_KEY + 1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -148,7 +148,7 @@ def _mask(used: np.ndarray) -> int:
     return int((used.astype(np.int64) << np.arange(len(used))).sum())
 
 
-_ROWS_AT_ONCE = 4096  # rows per pass: bounds its gathered buffers (a few MB)
+_ROWS_AT_ONCE = 4096  # rows per pass: bounds the output buffer (a few MB)
 
 
 def rows_bytes(block: CallerBlock, rows: NDArray[np.int64]) -> list[bytes]:
