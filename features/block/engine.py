@@ -44,6 +44,7 @@ from numpy.typing import NDArray
 
 from features.aggregate import COMPLAINTS
 from features.batch import CallBatch, key_hash32
+from features.block.inbox_kernel import settle_inboxes
 from features.block.layout import (
     HELD_COMPLAINTS,
     NO_BUCKET,
@@ -65,7 +66,7 @@ from features.block.ring_kernel import chain_into_rings, count_into_rings
 from features.block.rows import layout_fingerprint, load_row_bytes, row_bytes, rows_bytes
 from features.config import FeatureConfig, WindowSpec
 from features.runs import run_lengths, run_starts
-from features.sketch import _bloom_positions
+from features.sketch import BLOOM_HASHES
 
 __all__ = ["BlockUpdate", "CallerBlock", "warm_up_codec"]
 
@@ -684,54 +685,14 @@ class CallerBlock:
         every_ms = np.concatenate((columns["inbox_ms"][unique][held], times))
         every_hash = np.concatenate((columns["inbox_hash"][unique][held], hashes))
         order = np.lexsort((every_hash, every_ms, every_row))
-        every_row, every_ms, every_hash = every_row[order], every_ms[order], every_hash[order]
-        first = run_starts(every_row, every_ms, every_hash)  # a call noted twice counts once
-        every_row, every_ms, every_hash = every_row[first], every_ms[first], every_hash[first]
-        starts = run_starts(every_row)
-        run = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(every_row))))
-        count = np.diff(np.append(starts, len(every_row)))
-        from_end = count[run] - (np.arange(len(every_row)) - starts[run])  # 1: the newest
-        keep = from_end <= capacity
-        if frontier_ms is not None:
-            keep &= every_ms >= frontier_ms
-        self._merge_inbound(every_row[~keep], every_hash[~keep], every_ms[~keep])
-        kept = np.bincount(run, weights=keep, minlength=len(starts)).astype(np.int64)
-        position = kept[run] - from_end
-        columns["inbox_n"][unique] = 0
-        columns["inbox_n"][every_row[starts]] = kept
-        columns["inbox_ms"][every_row[keep], position[keep]] = every_ms[keep]
-        columns["inbox_hash"][every_row[keep], position[keep]] = every_hash[keep]
+        settle_inboxes(
+            every_row[order], every_ms[order], every_hash[order],
+            np.iinfo(np.int64).min if frontier_ms is None else int(frontier_ms),
+            self.config.inbound_generation_s * 1000, BLOOM_HASHES,
+            columns["inbox_ms"], columns["inbox_hash"], columns["inbox_n"],
+            columns["inbound"], columns["inbound_generation"],
+        )
         return len(rows)
-
-    def _merge_inbound(
-        self, rows: Int64Array, hashes: NDArray[np.uint32], times: Int64Array
-    ) -> None:
-        """Add calls (callers' 32-bit hashes) to the rows' inbound filters by generation."""
-        if len(rows) == 0:
-            return
-        generation_ms = self.config.inbound_generation_s * 1000
-        generations = times // generation_ms
-        columns = self.callers.columns
-        inbound, current = columns["inbound"], columns["inbound_generation"]
-        words = inbound.shape[1] // 2
-        order = np.argsort(rows, kind="stable")
-        starts = run_starts(rows[order])
-        unique = rows[order][starts]
-        latest = np.maximum(current[unique], np.maximum.reduceat(generations[order], starts))
-        # Generations moved on: 1 shifts current to previous, 2 or more clears both.
-        step = latest - np.maximum(current[unique], latest - 2)
-        shift = unique[step == 1]
-        inbound[shift, words:] = inbound[shift, :words]
-        inbound[shift, :words] = 0
-        inbound[unique[step >= 2]] = 0
-        current[unique] = latest
-        # A note lands in the current or the previous generation, or nowhere.
-        age = latest[np.searchsorted(unique, rows)] - generations
-        keep = age <= 1
-        positions = _bloom_positions(hashes[keep], 64 * words)
-        word = (rows[keep] * inbound.shape[1] + age[keep] * words)[:, None] + positions // 64
-        masks = np.left_shift(np.uint64(1), (positions % 64).astype(np.uint64))
-        np.bitwise_or.at(inbound.reshape(-1), word.ravel(), masks.ravel())
 
     # -- expiry --------------------------------------------------------------
 
@@ -927,10 +888,10 @@ class CallerBlock:
 def warm_up_codec() -> float:
     """Compile the state kernels (or load them from numba's disk cache); seconds it took.
 
-    Counts one call into a fresh caller's rings, reads its features, packs
-    its row (:meth:`CallerBlock.rows_bytes`) and loads it into another
-    block, so the kernels are ready for the argument types the worker's
-    messages, emissions, checkpoints and loads pass.
+    Counts one call into a fresh caller's rings, notes a call to it, reads
+    its features, packs its row (:meth:`CallerBlock.rows_bytes`) and loads
+    it into another block, so the kernels are ready for the argument types
+    the worker's messages, emissions, checkpoints and loads pass.
     """
     started = time.perf_counter()
     config = FeatureConfig()
@@ -940,6 +901,7 @@ def warm_up_codec() -> float:
         config, start_ms=[0], callee=[8613800138001], duration_s=[1.0], answered=[True],
         ring_s=[np.nan],
     ))
+    block.note_inbound_rows(rows, np.array([8613800138002], np.uint64), np.array([0], np.int64))
     block.features(rows, end_ms=config.short_hop_s * 1000)
     CallerBlock(config).load_rows(["+8613800138000"], block.rows_bytes(rows))
     return time.perf_counter() - started
