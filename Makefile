@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml requirements.lock
 		-c requirements.lock -e ".[dev]"
 	@rm -f $(VENV)/.installed-* && touch $@
 
-# The state kernels (numba) compiled into their on-disk cache once, about 10 s on a
+# The state kernels (numba) compiled into their on-disk cache once, about 11 s on a
 # fresh checkout, so that no worker compiles them at start; 0.4 s once cached.
 kernels: setup
 	@$(BIN)/python -c 'from features.block.engine import warm_up_codec as warm; \
