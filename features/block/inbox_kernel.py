@@ -18,10 +18,17 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-__all__ = ["settle_inboxes"]
+__all__ = ["bloom_position", "settle_inboxes"]
 
 
 @njit(cache=True, nogil=True)  # type: ignore[misc]  # numba ships no type information
+def bloom_position(value: np.uint32, index: int, bits: int) -> int:
+    """The ``index``-th Bloom position of a 32-bit hash (as ``features.sketch``'s filters)."""
+    low, high = int(value) & 0xFFFF, (int(value) >> 16) | 1
+    return (low + index * high) % bits
+
+
+@njit(cache=True, nogil=True)  # type: ignore[misc]
 def settle_inboxes(  # noqa: PLR0913 - the inbox and the filter
     rows: NDArray[np.int64],
     time_ms: NDArray[np.int64],
@@ -71,10 +78,8 @@ def settle_inboxes(  # noqa: PLR0913 - the inbox and the filter
                 age = latest - time_ms[call] // generation_ms
                 if age > 1:
                     continue
-                value = np.int64(hashes[call])
-                low, high = value & 0xFFFF, (value >> 16) | 1
                 for s in range(hashes_per_number):
-                    position = (low + s * high) % bits
+                    position = bloom_position(hashes[call], s, bits)
                     word = age * words + position // 64
                     inbound[row, word] |= np.uint64(1) << np.uint64(position % 64)
         for d in range(first_kept, count):

@@ -31,6 +31,7 @@ from features.aggregate import (
     LAST_MS,
     SEQUENTIAL_PAIRS,
 )
+from features.block.inbox_kernel import bloom_position
 from features.block.ring_kernel import join_chain, kmv_insert, sequential_pair
 
 __all__ = ["called_back", "combine_windows"]
@@ -187,14 +188,13 @@ def called_back(  # noqa: PLR0913 - the filter, the inbox and the window
             if value == _EMPTY:
                 continue
             sampled[i] += 1
-            low, high = np.int64(value) & 0xFFFF, (np.int64(value) >> 16) | 1
             found = False
             for g in range(2):
                 if halves[g] < 0:
                     continue
                 every = True
                 for s in range(hashes_per_number):
-                    position = (low + s * high) % bits
+                    position = bloom_position(value, s, bits)
                     word = inbound[row, halves[g] * words + position // 64]
                     if (word >> np.uint64(position % 64)) & np.uint64(1) == 0:
                         every = False
