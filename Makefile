@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml requirements.lock
 # The state kernels (numba) compiled into their on-disk cache once, about 11 s on a
 # fresh checkout, so that no worker compiles them at start; 0.4 s once cached.
 kernels: setup
-	@$(BIN)/python -c 'from features.block.engine import warm_up_codec as warm; \
+	@$(BIN)/python -c 'from features.block.engine import warm_up_kernels as warm; \
 		print(f"state kernels ready in {warm():.1f} s")'
 
 demo: setup kernels

@@ -431,9 +431,9 @@ def run_worker(app: CallguardApp) -> int:
 
 async def _warm_kernels_before_joining() -> None:
     """Compile (or load from numba's disk cache) the state kernels before joining."""
-    from features.block.engine import warm_up_codec
+    from features.block.engine import warm_up_kernels
 
-    seconds = await asyncio.get_running_loop().run_in_executor(None, warm_up_codec)
+    seconds = await asyncio.get_running_loop().run_in_executor(None, warm_up_kernels)
     logger.info("state kernels warmed in %.1f s, before joining the groups", seconds)
 
 

@@ -68,7 +68,7 @@ from features.config import FeatureConfig, WindowSpec
 from features.runs import run_lengths, run_starts
 from features.sketch import BLOOM_HASHES
 
-__all__ = ["BlockUpdate", "CallerBlock", "warm_up_codec"]
+__all__ = ["BlockUpdate", "CallerBlock", "warm_up_kernels"]
 
 Int64Array = NDArray[np.int64]
 _LOAD_AT_ONCE = 4096  # rows per batch load: bounds its temporary arrays (a few MB)
@@ -885,7 +885,7 @@ class CallerBlock:
         return self.callers.record_bytes + self.slots.used * self.slots.record_bytes / len(self)
 
 
-def warm_up_codec() -> float:
+def warm_up_kernels() -> float:
     """Compile the state kernels (or load them from numba's disk cache); seconds it took.
 
     Counts one call into a fresh caller's rings, notes a call to it, reads

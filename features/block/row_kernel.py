@@ -7,7 +7,7 @@ the held slot records), lays its body out part after part, then writes the
 row as version 3 and 4 hold it: the header, a bitmap with one bit per
 4-byte word of the body, and the body's non-zero words. :func:`unpack_rows`
 reads rows back into the columns. numba compiles both once and caches them
-on disk beside this module (:func:`features.block.engine.warm_up_codec`
+on disk beside this module (:func:`features.block.engine.warm_up_kernels`
 loads them before the worker joins its groups); no Python object is
 touched inside.
 """
