@@ -161,6 +161,19 @@ class CallerBlock:
         rows = np.fromiter(map(self._row_of.get, numbers, repeat(-1)), np.int64, len(numbers))
         return self._create_missing(numbers, rows) if create else rows
 
+    def rows_made(self, numbers: Sequence[str], rows: Int64Array) -> Int64Array:
+        """``rows``, looked up before for ``numbers``, with its -1 entries looked up again or made.
+
+        As ``rows_of(numbers, create=True)``, looking up only the numbers
+        that had no row then.
+        """
+        missing = np.flatnonzero(rows < 0)
+        if not len(missing):
+            return rows
+        rows = rows.copy()
+        rows[missing] = self.rows_of([numbers[i] for i in missing.tolist()], create=True)
+        return rows
+
     def _create_missing(self, numbers: Sequence[str], rows: Int64Array) -> Int64Array:
         """Fill the -1 entries of ``rows`` with new rows (one per distinct number)."""
         missing = np.flatnonzero(rows < 0).tolist()
@@ -678,7 +691,7 @@ class CallerBlock:
         times = np.asarray(time_ms, dtype=np.int64)
         columns = self.callers.columns
         capacity = columns["inbox_ms"].shape[1]
-        unique = np.unique(rows)
+        unique = self.distinct(rows)
         held = np.arange(capacity) < columns["inbox_n"][unique].astype(np.int64)[:, None]
         owner = np.nonzero(held)[0]
         every_row = np.concatenate((unique[owner], rows))

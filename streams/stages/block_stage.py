@@ -179,7 +179,7 @@ class BlockFeatureStage:
     ) -> tuple[StageStats, Emission]:
         block, stats = self.block, StageStats()
         calls, complaints, inbound = batch.calls, batch.complaints, batch.inbound
-        caller_rows, _, _ = self._load_missing(
+        caller_rows, _, note_rows = self._load_missing(
             table, [calls.caller, complaints.number, inbound.number], stats
         )
         if partition not in self.clock:
@@ -193,7 +193,7 @@ class BlockFeatureStage:
         if len(inbound):
             note_times = np.asarray(inbound.time_ms, np.int64)
             note_keys = callee_keys(inbound.from_number)
-            note_rows = block.rows_of(inbound.number, create=True)  # loaded above, or new
+            note_rows = block.rows_made(inbound.number, note_rows)  # loaded above, or new
             touched.append(note_rows)
         if len(calls):
             columns, ids = call_batch(calls, self.config), fingerprints(calls.cdr_id)

@@ -392,3 +392,16 @@ def calls_of(messages: list[Message]) -> CdrColumns:
         for column in CdrColumns.__slots__:
             getattr(merged, column).extend(getattr(message.batch.calls, column))
     return merged
+
+
+def test_rows_made_gives_what_rows_of_creating_gives() -> None:
+    block = CallerBlock(FeatureConfig())
+    block.rows_of(["+8613800000001", "+8613800000002"], create=True)
+    numbers = ["+8613800000002", "+8613800000009", "+8613800000001", "+8613800000009"]
+    looked_up = block.rows_of(numbers, create=False)
+    assert looked_up.tolist()[1::2] == [-1, -1]
+    block.rows_of(["+8613800000007"], create=True)  # made in between: found again, not made twice
+    numbers[3] = "+8613800000007"
+    made = block.rows_made(numbers, np.where(np.arange(4) == 3, -1, looked_up))
+    assert made.tolist() == block.rows_of(numbers, create=False).tolist()
+    assert len(block) == 4 and len(set(made.tolist())) == 4
