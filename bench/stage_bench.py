@@ -43,6 +43,7 @@ import numpy as np
 import orjson
 
 from contracts.by_caller import RoutedBatch
+from features.block.engine import warm_up_kernels
 from features.config import FeatureConfig
 from features.emission import EmissionPolicy
 from streams.pipeline.deadletter import SourcePosition
@@ -164,6 +165,7 @@ def main() -> None:
         help="CDRs per routed message (event-time rate fixed at 5,000 a minute)",
     )
     args = parser.parse_args()
+    warm_up_kernels()  # as the worker does before it joins: numba's cache loads outside the timing
     config = FeatureConfig()
     policy = EmissionPolicy(min_calls=5)
     started = time.perf_counter()

@@ -48,7 +48,6 @@ from features.block.inbox_kernel import settle_inboxes
 from features.block.layout import (
     HELD_COMPLAINTS,
     NO_BUCKET,
-    RECENT_IDS,
     caller_layout,
     ring_slots,
     slot_layout,
@@ -56,7 +55,6 @@ from features.block.layout import (
 from features.block.load import load_rows_bytes
 from features.block.ops import (
     distinct_rows,
-    lex_order,
     rank_in_group,
     segmented_cummax,
 )
@@ -64,6 +62,7 @@ from features.block.pool import RecordPool
 from features.block.read import block_features, window_calls
 from features.block.ring_kernel import chain_into_rings, count_into_rings
 from features.block.rows import layout_fingerprint, load_row_bytes, row_bytes, rows_bytes
+from features.block.update_kernel import admit_calls, hold_back_calls
 from features.config import FeatureConfig, WindowSpec
 from features.runs import run_lengths, run_starts
 from features.sketch import BLOOM_HASHES
@@ -299,27 +298,22 @@ class CallerBlock:
             replayed = ~self.open(rows, int(offset)) if size else np.zeros(0, bool)
         else:
             replayed = self._open_each(rows, np.asarray(offset, dtype=np.int64))
-        fresh = ~replayed & self._unseen(rows, np.asarray(cdr_fingerprints, np.uint32), replayed)
+        ids = np.asarray(cdr_fingerprints, np.uint32)
+        fresh = np.zeros(size, bool)
         dropped = np.zeros(size, bool)
         late = np.zeros(size, bool)
         unchained = np.zeros(size, bool)
-        index = np.flatnonzero(fresh)
-        if len(index):
-            # Per caller in arrival order: the watermark each call met.
-            index = index[np.argsort(rows[index], kind="stable")]
-            self._watermark(
-                rows[index],
-                calls.start_ms[index],
-                calls.ended_ms[index],
-                index,
-                (dropped, late, unchained),
+        candidates = np.flatnonzero(~replayed)
+        if len(candidates):
+            # Per caller in arrival order: new ids, the watermark each call met.
+            columns = self.callers.columns
+            admit_calls(
+                candidates[np.argsort(rows[candidates], kind="stable")],
+                rows, ids, calls.start_ms, calls.ended_ms, self.config.grace_s * 1000,
+                columns["watermark"], columns["recent"], columns["recent_n"],
+                columns["recent_next"], fresh, dropped, late, unchained,
             )
         accepted = fresh & ~dropped
-        kept = np.flatnonzero(accepted)
-        if len(kept):
-            # Only calls that counted enter the ring: ids dropped as late (a
-            # resent backlog) must not push out those of the latest calls.
-            self._remember(rows[kept], np.asarray(cdr_fingerprints, np.uint32)[kept])
         chosen = np.flatnonzero(accepted)
         if len(chosen):
             taken = calls.take(chosen)
@@ -329,8 +323,8 @@ class CallerBlock:
                 self._hold_back(
                     rows[chosen][chained], taken.start_ms[chained], taken.callee[chained]
                 )
-        if len(index):
-            self._release_complaints(self.distinct(rows[index]))
+        if fresh.any():
+            self._release_complaints(self.distinct(rows[fresh]))
         return BlockUpdate(
             rows=rows,
             replayed=replayed,
@@ -340,71 +334,6 @@ class CallerBlock:
             late=late,
             called=self.distinct(rows[chosen]),
         )
-
-    def _unseen(
-        self, rows: Int64Array, ids: NDArray[np.uint32], skipped: NDArray[np.bool_]
-    ) -> NDArray[np.bool_]:
-        """Ids neither in their caller's recent ring nor repeated earlier for that caller."""
-        columns = self.callers.columns
-        recent = columns["recent"][rows]
-        valid = np.arange(RECENT_IDS) < columns["recent_n"][rows][:, None]
-        remembered = ((recent == ids[:, None]) & valid).any(axis=1)
-        candidates = np.flatnonzero(~skipped)
-        order = candidates[lex_order(candidates, ids[candidates], rows[candidates])]
-        first = np.zeros(len(rows), bool)
-        first[order[run_starts(rows[order], ids[order])]] = True
-        return first & ~remembered
-
-    def _remember(self, rows: Int64Array, ids: NDArray[np.uint32]) -> None:
-        """Push accepted ids (arrival order) into each caller's ring of recent ids."""
-        columns = self.callers.columns
-        order = np.argsort(rows, kind="stable")
-        rows, ids = rows[order], ids[order]
-        starts = run_starts(rows)
-        rank = rank_in_group(starts, len(rows))
-        per_row = run_lengths(starts, len(rows))
-        newest = rank >= np.repeat(per_row, per_row) - RECENT_IDS
-        rows, ids, rank = rows[newest], ids[newest], rank[newest]
-        position = (columns["recent_next"][rows].astype(np.int64) + rank) % RECENT_IDS
-        columns["recent"][rows, position] = ids
-        unique = rows[run_starts(rows)]
-        added = np.minimum(per_row, RECENT_IDS)
-        columns["recent_next"][unique] = (columns["recent_next"][unique] + per_row) % RECENT_IDS
-        columns["recent_n"][unique] = np.minimum(columns["recent_n"][unique] + added, RECENT_IDS)
-
-    def _watermark(
-        self,
-        rows: Int64Array,
-        start_ms: Int64Array,
-        ended_ms: Int64Array,
-        index: Int64Array,
-        masks: tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_]],
-    ) -> None:
-        """Lateness of each call against the watermark it met; advance the watermarks.
-
-        The watermark is the latest call start; a call is dropped when it
-        *ended* more than the grace before the watermark it met (a long call's
-        record arrives after those of shorter calls that started later). Sets,
-        at ``index``, the ``masks`` ``dropped``, ``late`` and ``unchained``:
-        accepted calls that started more than the grace before the watermark
-        they met count in every window but stay out of the gap and
-        sequential chain, as in ``CallerState``: it is settled up to that point.
-        """
-        watermark = self.callers.columns["watermark"]
-        starts = run_starts(rows)
-        seen = segmented_cummax(start_ms, starts)
-        met = np.empty_like(seen)
-        met[1:] = seen[:-1]
-        met[starts] = np.iinfo(np.int64).min
-        np.maximum(met, watermark[rows], out=met)
-        dropped, late, unchained = masks
-        cutoff = met - self.config.grace_s * 1000
-        too_old = ended_ms < cutoff
-        dropped[index] = too_old
-        late[index] = (start_ms < met) & ~too_old
-        unchained[index] = (start_ms < cutoff) & ~too_old
-        unique = rows[starts]
-        watermark[unique] = np.maximum(watermark[unique], np.maximum.reduceat(start_ms, starts))
 
     def _count(self, rows: Int64Array, calls: CallBatch) -> None:
         """Add calls to the bucket of each window they fall in (claiming slots).
@@ -454,29 +383,17 @@ class CallerBlock:
     ) -> None:
         """Buffer the accepted calls; chain what the watermark has settled."""
         columns = self.callers.columns
-        capacity = self.config.reorder_capacity
-        unique = self.distinct(rows)
-        held = columns["pending_n"][unique].astype(np.int64)
-        waiting = np.arange(capacity) < held[:, None]
-        all_rows = np.concatenate((np.repeat(unique, held), rows))
-        all_ms = np.concatenate((columns["pending_ms"][unique][waiting], start_ms))
-        all_keys = np.concatenate((columns["pending_key"][unique][waiting], callee))
-        order = lex_order(all_keys, all_ms, all_rows)
-        all_rows, all_ms, all_keys = all_rows[order], all_ms[order], all_keys[order]
-        starts = run_starts(all_rows)
-        lengths = run_lengths(starts, len(all_rows))
-        cutoff = columns["watermark"][unique] - self.config.grace_s * 1000
-        below = (all_ms < np.repeat(cutoff, lengths)).astype(np.int64)
-        settled = np.maximum(np.add.reduceat(below, starts), lengths - capacity)
-        rank = rank_in_group(starts, len(all_rows))
-        settling = rank < np.repeat(settled, lengths)
-        remain = ~settling
-        columns["pending_n"][unique] = lengths - settled
-        position = (rank - np.repeat(settled, lengths))[remain]
-        columns["pending_ms"][all_rows[remain], position] = all_ms[remain]
-        columns["pending_key"][all_rows[remain], position] = all_keys[remain]
-        if settling.any():
-            self._chain(all_rows[settling], all_ms[settling], all_keys[settling])
+        settled_rows, settled_ms, settled_keys = hold_back_calls(
+            np.argsort(rows, kind="stable"),
+            np.ascontiguousarray(rows, dtype=np.int64),
+            np.ascontiguousarray(start_ms, dtype=np.int64),
+            np.ascontiguousarray(callee, dtype=np.uint64),
+            self.config.grace_s * 1000,
+            columns["watermark"], columns["pending_ms"], columns["pending_key"],
+            columns["pending_n"],
+        )
+        if len(settled_rows):
+            self._chain(settled_rows, settled_ms, settled_keys)
 
     def _chain(self, rows: Int64Array, start_ms: Int64Array, callee: NDArray[np.uint64]) -> None:
         """Chain settled calls (sorted by caller, time, callee) into the buckets that hold them.
@@ -901,19 +818,21 @@ class CallerBlock:
 def warm_up_kernels() -> float:
     """Compile the state kernels (or load them from numba's disk cache); seconds it took.
 
-    Counts one call into a fresh caller's rings, notes a call to it, reads
-    its features, packs its row (:meth:`CallerBlock.rows_bytes`) and loads
-    it into another block, so the kernels are ready for the argument types
-    the worker's messages, emissions, checkpoints and loads pass.
+    Applies two calls of a fresh caller (the second settles the first into
+    the chain), notes a call to it, reads its features, packs its row
+    (:meth:`CallerBlock.rows_bytes`) and loads it into another block, so the
+    kernels are ready for the argument types the worker's messages,
+    emissions, checkpoints and loads pass.
     """
     started = time.perf_counter()
     config = FeatureConfig()
     block = CallerBlock(config)
-    rows = block.rows_of(["+8613800138000"], create=True)
-    block._count(rows, CallBatch.from_arrays(
-        config, start_ms=[0], callee=[8613800138001], duration_s=[1.0], answered=[True],
-        ring_s=[np.nan],
-    ))
+    number = "+8613800138000"
+    later = (config.grace_s + 1) * 1000
+    rows = block.update([number, number], CallBatch.from_arrays(
+        config, start_ms=[0, later], callee=[8613800138001, 8613800138003],
+        duration_s=[1.0, 1.0], answered=[True, False], ring_s=[np.nan, 2.0],
+    ), np.array([1, 2], np.uint32), 0).rows[:1]
     block.note_inbound_rows(rows, np.array([8613800138002], np.uint64), np.array([0], np.int64))
     block.features(rows, end_ms=config.short_hop_s * 1000)
     CallerBlock(config).load_rows(["+8613800138000"], block.rows_bytes(rows))

@@ -13,6 +13,7 @@ from features.block.engine import CallerBlock
 from features.block.layout import NO_BUCKET
 from features.config import FeatureConfig
 from features.fingerprints import fingerprints
+from features.vector import WINDOW_FEATURE_NAMES
 from streams.stages.event_clock import OpenBuckets
 from streams.stages.reference.feature_stage import FeatureStage
 from tests.unit.test_block_support import (
@@ -22,6 +23,7 @@ from tests.unit.test_block_support import (
     random_messages,
     reference_record,
 )
+from tests.unit.test_features_support import T0
 
 CONFIGS = {
     "default": FeatureConfig(),
@@ -67,13 +69,18 @@ def assert_same_features(
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_block_equals_the_per_caller_stage(name: str, seed: int) -> None:
+@pytest.mark.parametrize(
+    ("seed", "callers"),
+    # Two callers: dozens of one caller's calls a message, resent ids among them
+    # (the kernels' sorted paths for repeats and the reorder buffer).
+    [(1, 25), (2, 25), (3, 25), (4, 2), (5, 2)],
+)
+def test_block_equals_the_per_caller_stage(name: str, seed: int, callers: int) -> None:
     config = CONFIGS[name]
     stage, table = FeatureStage(config), {}
     block = CallerBlock(config, capacity=4)  # grows while the test runs
     clock = OpenBuckets(config.short_hop_s * 1000, config.grace_s * 1000)
-    for step, message in enumerate(random_messages(seed)):
+    for step, message in enumerate(random_messages(seed, n_callers=callers)):
         stats, _ = stage.apply(message.batch, message.offset, table)
         counts = apply_to_block(block, message, clock)
         for key in ("accepted", "duplicates", "replayed", "late_accepted", "late_dropped"):
@@ -405,3 +412,31 @@ def test_rows_made_gives_what_rows_of_creating_gives() -> None:
     made = block.rows_made(numbers, np.where(np.arange(4) == 3, -1, looked_up))
     assert made.tolist() == block.rows_of(numbers, create=False).tolist()
     assert len(block) == 4 and len(set(made.tolist())) == 4
+
+
+def test_calls_at_the_same_time_chain_in_callee_order_as_the_per_caller_stage() -> None:
+    # A dialler starting several calls in the same millisecond: the chain (and with
+    # it the sequential score and the gaps) takes them by callee, however they
+    # arrive, over messages and through the reorder buffer.
+    config = CONFIGS["tiny buffer"]
+    stage, table, block = FeatureStage(config), {}, CallerBlock(config)
+    caller, sent = "+8613900000001", 0
+    for offset in range(12):
+        calls = CdrColumns()
+        at = T0 + offset * 40_000
+        for callee in (500, 2, 1000, 501, 3, 1001, 4)[offset % 3 :]:
+            for column, value in zip(
+                ("cdr_id", "caller", "callee", "start_ms", "duration_s", "disposition",
+                 "ring_s"),
+                (f"id{sent}", caller, f"+86138000{callee:05d}", at + (offset % 2) * 30_000,
+                 5.0, "ANSWERED", None),
+                strict=True,
+            ):
+                getattr(calls, column).append(value)
+            sent += 1
+        message = Message(RoutedBatch(calls=calls), offset)
+        stage.apply(message.batch, message.offset, table)
+        apply_to_block(block, message)
+    assert_same_features(block, table, config)
+    features = block.features(np.array([block.row(caller)]))[0]
+    assert features[WINDOW_FEATURE_NAMES.index("long_sequential_score")] > 0
