@@ -22,10 +22,11 @@ lookups, done two or three times per number. Now ``rows_bytes`` copies
 fixed-width items into padded row regions; emission tests the short
 window's call count from the ring first and computes vectors only for
 the callers that emit (in number order, sorted after the test);
-``lex_order`` packs sort keys into one 64-bit key, ``distinct_rows``
-marks a mask instead of ``np.unique``; ``kmv_union_groups`` sorts a packed
-(group, hash, count) key; numbers are looked up once per message and
-inbound notes are keyed only for numbers with state. About 2.2x in all
+sort keys were packed into one 64-bit key (since replaced by compiled
+passes), ``distinct_rows`` marks a mask instead of ``np.unique``;
+``kmv_union_groups`` sorts a packed (group, hash, count) key; numbers are
+looked up once per message and inbound notes are keyed only for numbers
+with state. About 2.2x in all
 (see the commit log for figures); what is left is spread thin: the
 write-back (about a third: gathers of caller and slot records and one
 ``bytes`` per row), ``update`` (a third), the feature vectors of the

@@ -18,7 +18,6 @@ from features.runs import run_lengths
 __all__ = [
     "distinct_rows",
     "group_ids",
-    "lex_order",
     "rank_in_group",
     "segmented_cummax",
 ]
@@ -68,40 +67,6 @@ def distinct_rows(
         return unique, np.empty(0, np.intp)
     position = np.cumsum(marked) - 1
     return unique, position[rows]
-
-
-def lex_order(*keys: NDArray[np.integer]) -> NDArray[np.intp]:
-    """``np.lexsort(keys)`` (last key primary, ties in input order), for integer keys.
-
-    The most significant keys that fit together in 64 bits (by their value
-    ranges) are packed into one key for one stable argsort. If keys are
-    left over, they only matter between rows whose packed keys tie; without
-    such ties the order is already lexsort's, else lexsort decides.
-
-    >>> lex_order(np.array([2, 1, 0]), np.array([1, 0, 1])).tolist()
-    [1, 2, 0]
-    """
-    size = len(keys[-1])
-    if size == 0:
-        return np.empty(0, np.intp)
-    packed = np.zeros(size, dtype=np.uint64)
-    bits_used = 0
-    for index in range(len(keys) - 1, -1, -1):
-        key = keys[index]
-        low, high = int(key.min()), int(key.max())
-        bits = (high - low).bit_length()
-        if bits_used + bits > 64:
-            break
-        offset = key.astype(np.uint64) - np.uint64(low % 2**64)  # mod 2**64: exact below 2**64
-        packed = (packed << np.uint64(bits)) | offset if bits else packed
-        bits_used += bits
-    else:
-        return np.argsort(packed, kind="stable")
-    order = np.argsort(packed, kind="stable")
-    ordered = packed[order]
-    if not (ordered[1:] == ordered[:-1]).any():
-        return order
-    return np.lexsort(keys)
 
 
 def segmented_cummax(values: Int64Array, starts: NDArray[np.intp]) -> Int64Array:

@@ -1,11 +1,10 @@
 """The shortcuts of the block's hot path give what the plain numpy calls give.
 
-``lex_order`` and ``distinct_rows`` stand in for ``np.lexsort`` and
-``np.unique``; ``CallerBlock.window_calls`` stands in for the
-``call_volume`` column of a feature vector; ``callee_keys`` reads numbers
+``distinct_rows`` stands in for ``np.unique``; ``CallerBlock.window_calls``
+stands in for the ``call_volume`` column of a feature vector; ``callee_keys`` reads numbers
 with ``int`` directly; ``kmv_union_groups`` packs its sort key. Each is
 checked against the call it replaces, on random input and on the edges
-(empty input, keys too wide to pack, counts too large to pack).
+(empty input, counts too large to pack).
 """
 
 from __future__ import annotations
@@ -15,30 +14,11 @@ import pytest
 
 from features.batch import callee_keys
 from features.block.engine import CallerBlock
-from features.block.ops import distinct_rows, lex_order
+from features.block.ops import distinct_rows
 from features.sketch import EMPTY_HASH, kmv_union_groups
 from features.vector import FEATURE_NAMES
 from tests.unit.test_block import CONFIGS
 from tests.unit.test_block_support import apply_to_block, random_messages
-
-
-def _random_key(rng: np.random.Generator, size: int, kind: int) -> np.ndarray:
-    if kind == 0:
-        return rng.integers(-3, 3, size)  # many ties
-    if kind == 1:
-        return rng.integers(-(2**62), 2**62, size)  # too wide to pack with another key
-    if kind == 2:
-        return rng.integers(0, 2**63, size, dtype=np.uint64) * np.uint64(2)  # full 64 bits
-    return np.iinfo(np.int64).min + rng.integers(0, 5, size)  # near the NO_BUCKET sentinel
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_lex_order_is_lexsort(seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    for _ in range(300):
-        size = int(rng.integers(0, 40))
-        keys = [_random_key(rng, size, int(rng.integers(4))) for _ in range(rng.integers(1, 4))]
-        np.testing.assert_array_equal(lex_order(*keys), np.lexsort(keys))
 
 
 def test_distinct_rows_is_unique_with_inverse() -> None:
