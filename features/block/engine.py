@@ -6,8 +6,10 @@ of bucket aggregates, watermark, reorder buffer, inbound filter -- for
 every caller of a partition, plus the bookkeeping of
 :class:`features.reference.caller_record.CallerRecord` (last applied offset, last
 emission, recent ``cdr_id`` fingerprints). One :meth:`CallerBlock.update` per
-message applies every caller's calls with a few dozen numpy calls over
-(caller, slot) groups instead of a hundred per caller.
+message applies every caller's calls in a few compiled passes over the
+calls grouped by caller (:mod:`features.block.update_kernel`,
+:mod:`features.block.ring_kernel`) instead of a hundred Python steps per
+caller.
 
 **Equal to CallerState.** For the same messages, every caller's features are
 the ones its ``CallerState`` would give, to the bit: the same watermark and
@@ -835,5 +837,5 @@ def warm_up_kernels() -> float:
     ), np.array([1, 2], np.uint32), 0).rows[:1]
     block.note_inbound_rows(rows, np.array([8613800138002], np.uint64), np.array([0], np.int64))
     block.features(rows, end_ms=config.short_hop_s * 1000)
-    CallerBlock(config).load_rows(["+8613800138000"], block.rows_bytes(rows))
+    CallerBlock(config).load_rows([number], block.rows_bytes(rows))
     return time.perf_counter() - started

@@ -78,7 +78,12 @@ def admit_calls(  # noqa: PLR0913 - the calls and the caller columns they change
 
     Sets ``fresh``, ``dropped``, ``late`` and ``unchained`` at the listed
     calls (the others are left as they are) and moves each row's
-    watermark and ring of recent ids on.
+    watermark and ring of recent ids on. The watermark is the latest call
+    start; a call is dropped when it *ended* more than the grace before the
+    watermark it met (a long call's record arrives after those of shorter
+    calls that started later); a call kept that started more than the grace
+    before it counts in every window but stays out of the gap and
+    sequential chain, which is settled up to that point.
     """
     capacity = recent.shape[1]
     twin = np.zeros(len(rows), np.bool_)
@@ -111,6 +116,8 @@ def admit_calls(  # noqa: PLR0913 - the calls and the caller columns they change
             unchained[call] = start < cutoff and not too_old
             met = max(met, start)
         watermark[row] = met
+        # Only calls that counted enter the ring: ids dropped as late (a resent
+        # backlog) must not push out those of the latest calls.
         position, count = int(recent_next[row]), held
         for k in range(first, last):
             call = order[k]
