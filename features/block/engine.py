@@ -162,17 +162,19 @@ class CallerBlock:
         rows = np.fromiter(map(self._row_of.get, numbers, repeat(-1)), np.int64, len(numbers))
         return self._create_missing(numbers, rows) if create else rows
 
-    def rows_made(self, numbers: Sequence[str], rows: Int64Array) -> Int64Array:
-        """``rows``, looked up before for ``numbers``, with its -1 entries looked up again or made.
+    def rows_again(
+        self, numbers: Sequence[str], rows: Int64Array, *, create: bool
+    ) -> Int64Array:
+        """``rows``, looked up before for ``numbers``, with its -1 entries looked up again.
 
-        As ``rows_of(numbers, create=True)``, looking up only the numbers
-        that had no row then.
+        As ``rows_of(numbers, create=create)``, looking up only the numbers
+        that had no row then (made now if ``create``).
         """
         missing = np.flatnonzero(rows < 0)
         if not len(missing):
             return rows
         rows = rows.copy()
-        rows[missing] = self.rows_of([numbers[i] for i in missing.tolist()], create=True)
+        rows[missing] = self.rows_of([numbers[i] for i in missing.tolist()], create=create)
         return rows
 
     def _create_missing(self, numbers: Sequence[str], rows: Int64Array) -> Int64Array:

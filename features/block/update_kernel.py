@@ -37,6 +37,15 @@ _SCAN_BELOW = 32
 
 
 @njit(cache=True, nogil=True)  # type: ignore[misc]  # numba ships no type information
+def _group_end(rows: NDArray[np.int64], order: NDArray[np.int64], first: int) -> int:
+    """Where the group of ``order[first]``'s row ends in ``order`` (grouped by row)."""
+    row, last = rows[order[first]], first + 1
+    while last < len(order) and rows[order[last]] == row:
+        last += 1
+    return last
+
+
+@njit(cache=True, nogil=True)  # type: ignore[misc]
 def _repeated(ids: NDArray[np.uint32], order: NDArray[np.int64], first: int, last: int,
               out: NDArray[np.bool_]) -> None:
     """``out[order[k]]``: a call of ``order[first:last]`` (arrival order) has an earlier twin id."""
@@ -90,10 +99,7 @@ def admit_calls(  # noqa: PLR0913 - the calls and the caller columns they change
     n = len(order)
     first = 0
     while first < n:
-        row = rows[order[first]]
-        last = first + 1
-        while last < n and rows[order[last]] == row:
-            last += 1
+        row, last = rows[order[first]], _group_end(rows, order, first)
         _repeated(ids, order, first, last, twin)
         held = int(recent_n[row])
         met = watermark[row]
@@ -152,22 +158,15 @@ def hold_back_calls(  # noqa: PLR0913 - the calls, the buffer and what leaves it
     most = n + 0
     first = 0
     while first < n:  # room for every buffered call of the rows, too
-        row = rows[order[first]]
-        last = first + 1
-        while last < n and rows[order[last]] == row:
-            last += 1
-        most += int(pending_n[row])
-        first = last
+        most += int(pending_n[rows[order[first]]])
+        first = _group_end(rows, order, first)
     out_rows = np.empty(most, np.int64)
     out_ms = np.empty(most, np.int64)
     out_key = np.empty(most, np.uint64)
     out = 0
     first = 0
     while first < n:
-        row = rows[order[first]]
-        last = first + 1
-        while last < n and rows[order[last]] == row:
-            last += 1
+        row, last = rows[order[first]], _group_end(rows, order, first)
         held = int(pending_n[row])
         total = held + last - first
         ms = np.empty(total, np.int64)

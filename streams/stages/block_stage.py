@@ -92,18 +92,6 @@ _TRACK_AT_ONCE = 4096  # callers per expiry batch when tracking a recovered tabl
 Table = MutableMapping[str, bytes]
 
 
-def _look_up_again(
-    block: CallerBlock, numbers: list[str], rows: NDArray[np.int64]
-) -> NDArray[np.int64]:
-    """``rows`` with the -1 entries (numbers without state then) looked up again."""
-    missing = np.flatnonzero(rows < 0)
-    if not len(missing):
-        return rows
-    rows = rows.copy()
-    rows[missing] = block.rows_of([numbers[i] for i in missing.tolist()], create=False)
-    return rows
-
-
 def _count_calls(stats: StageStats, update: BlockUpdate) -> None:
     """Add to ``stats`` what :meth:`CallerBlock.update` did with a piece's calls."""
     counts = update.counts
@@ -193,7 +181,7 @@ class BlockFeatureStage:
         if len(inbound):
             note_times = np.asarray(inbound.time_ms, np.int64)
             note_keys = callee_keys(inbound.from_number)
-            note_rows = block.rows_made(inbound.number, note_rows)  # loaded above, or new
+            note_rows = block.rows_again(inbound.number, note_rows, create=True)  # loaded, or new
             touched.append(note_rows)
         if len(calls):
             columns, ids = call_batch(calls, self.config), fingerprints(calls.cdr_id)
@@ -216,7 +204,7 @@ class BlockFeatureStage:
             if len(calls):
                 # Callers new to the block were -1 when the message began; the notes
                 # or the pieces before may have made their rows since.
-                rows = _look_up_again(block, calls.caller[piece], caller_rows[piece])
+                rows = block.rows_again(calls.caller[piece], caller_rows[piece], create=False)
                 update = block.update(
                     calls.caller[piece], columns.take(piece), ids[piece], offset,
                     rows=rows, continued=True,  # begun above; the notes may have opened rows
@@ -273,7 +261,7 @@ class BlockFeatureStage:
             table.loaded(loaded)
         stats.loaded += len(loaded)
         return [
-            _look_up_again(block, numbers, rows)
+            block.rows_again(numbers, rows, create=False)
             for numbers, rows in zip(number_lists, found, strict=True)
         ]
 

@@ -401,7 +401,7 @@ def calls_of(messages: list[Message]) -> CdrColumns:
     return merged
 
 
-def test_rows_made_gives_what_rows_of_creating_gives() -> None:
+def test_rows_again_gives_what_rows_of_gives() -> None:
     block = CallerBlock(FeatureConfig())
     block.rows_of(["+8613800000001", "+8613800000002"], create=True)
     numbers = ["+8613800000002", "+8613800000009", "+8613800000001", "+8613800000009"]
@@ -409,7 +409,7 @@ def test_rows_made_gives_what_rows_of_creating_gives() -> None:
     assert looked_up.tolist()[1::2] == [-1, -1]
     block.rows_of(["+8613800000007"], create=True)  # made in between: found again, not made twice
     numbers[3] = "+8613800000007"
-    made = block.rows_made(numbers, np.where(np.arange(4) == 3, -1, looked_up))
+    made = block.rows_again(numbers, np.where(np.arange(4) == 3, -1, looked_up), create=True)
     assert made.tolist() == block.rows_of(numbers, create=False).tolist()
     assert len(block) == 4 and len(set(made.tolist())) == 4
 
