@@ -19,8 +19,9 @@ Run (from the repository root)::
    it is, with its subscribers' missed calls returned at 0.1, with people
    answering 0.55 of the calls between them instead of 0.7, with every
    feature of calls received set to 0 (nobody is ever called), to see how
-   far the model leans on how the simulator has people call each other, and
-   with no complaints (a feed of CDRs alone); then each further held-out
+   far the model leans on how the simulator has people call each other,
+   with no complaints (a feed of CDRs alone) and with no ring times (a feed
+   whose CDRs leave out ``ring_s``); then each further held-out
    family of ``--also`` (default ``county``: other shapes of every category
    again, neither trained on nor looked at when the model was built), as it
    is and without complaints.
@@ -67,6 +68,8 @@ from streams.broker import LocalBroker
 from streams.stages.caller_features import decode_features
 
 RESULTS = ROOT / "bench" / "results"
+# The features read from the optional ring_s: a feed without it has them at 0.
+RING_FEATURES = ("short_one_ring_ratio", "long_one_ring_ratio")
 
 
 def train_model(train: str, heldout: str, registry: Path) -> str:
@@ -287,7 +290,7 @@ def markdown(results: dict[str, Any]) -> str:
 def shifted_worlds(
     registry: Path, heldout: str, workdir: Path, also: tuple[str, ...] = ()
 ) -> list[dict[str, Any]]:
-    """The serving model offline on the held-out family as it is and shifted in four ways.
+    """The serving model offline on the held-out family as it is and shifted in five ways.
 
     ``callbacks 0.1``: the family with the subscribers' missed calls returned
     at 0.1 instead of its own rate. ``people answer 0.55``: the family with
@@ -297,8 +300,11 @@ def shifted_worlds(
     ``nobody called``: its rows with every feature of calls received set to
     0. All three ask whether the model leans on how a simulator has people
     call each other. ``no complaints``: its rows
-    with the complaint features at 0, a feed that carries no reports. Then
-    each family of ``also`` as it is and without complaints.
+    with the complaint features at 0, a feed that carries no reports.
+    ``no ring times``: its rows with the one-ring ratios at 0, a feed whose
+    CDRs leave out the optional ``ring_s`` (the ratios are the only
+    features read from it). Then each family of ``also`` as it is and
+    without complaints.
     """
     models = ModelRegistry(registry)
     current = models.current()
@@ -317,6 +323,7 @@ def shifted_worlds(
         (f"{heldout}, people answer 0.55", reticent, ()),
         (f"{heldout}, nobody called", scenario, CALLED_FEATURES),
         (f"{heldout}, no complaints", scenario, COMPLAINT_FEATURES),
+        (f"{heldout}, no ring times", scenario, RING_FEATURES),
         *(
             world
             for name in also
