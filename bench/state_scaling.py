@@ -17,7 +17,8 @@ idle that long (``CALLGUARD_CALLER_HOT_S``). It then reports:
   capacity included) and :meth:`CallerBlock.bytes_per_caller` (records in use);
 - process RSS per caller: peak (``VmHWM``) and current (``VmRSS``) after the
   build, minus the RSS measured before any state existed (once the traffic
-  generator holds its list of the N numbers); and current again
+  generator holds its list of the N numbers and the compiled kernels are
+  loaded, as a worker loads them before it joins); and current again
   after glibc's ``malloc_trim`` (how much of it is free heap not yet returned);
 - CDR/s through ``apply`` on a fixed workload (same CDRs at every size,
   callers drawn uniformly from the N: with eviction, mostly callers loaded
@@ -67,6 +68,7 @@ import numpy as np
 
 import features
 from contracts.by_caller import CdrColumns, InboundColumns, RoutedBatch
+from features.block.engine import warm_up_kernels
 from features.config import FeatureConfig
 from features.emission import EmissionPolicy
 from streams.stages.block_stage import BlockFeatureStage
@@ -366,6 +368,7 @@ def measure(
     policy = EmissionPolicy()  # its defaults are the worker's (streams.settings)
     hot_ms = None if hot_minutes is None else int(hot_minutes * MINUTE_MS)
     maker = MessageMaker(callers, seed, final_share)  # the traffic's numbers: not state
+    warm_up_kernels()  # numba and the kernels belong to the process, not to state
     gc.collect()
     baseline_kb, _ = memory_kb()
     data: dict[bytes, bytes] = {}
