@@ -15,6 +15,12 @@ record (each kind may be empty):
 
 Columns let the feature stage hand numpy arrays to the feature code without
 a per-CDR object; numbers are already normalised, nothing is validated again.
+The numbers of calls and inbound notes travel as their 64-bit keys
+(:mod:`contracts.number_keys`: an E.164 number's digits as an integer, a
+service number's with a tag), so the feature stage looks callers up in a
+compiled index without making a string per number; messages written before
+that hold the texts, and readers take either (:func:`contracts.number_keys.as_keys`).
+Complaints and appeals keep their numbers as text (few, and read by people).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from numpy.typing import NDArray
 
 from contracts.cdr import CDR
 from contracts.complaints import Complaint
+from contracts.number_keys import number_key, number_texts
 
 __all__ = [
     "AppealColumns",
@@ -40,6 +47,7 @@ __all__ = [
     "encode_routed",
     "encode_routed_parts",
     "in_time_order",
+    "with_number_texts",
 ]
 
 # Kafka's default record limit (message.max.bytes, max.request.size) is 1 MiB;
@@ -49,11 +57,14 @@ DEFAULT_MAX_MESSAGE_BYTES = 900_000
 
 @dataclass(slots=True)
 class CdrColumns:
-    """Validated CDRs as parallel lists (disposition as its string value)."""
+    """Validated CDRs as parallel lists (disposition as its string value).
+
+    ``caller`` and ``callee``: number keys (texts in older messages).
+    """
 
     cdr_id: list[str] = field(default_factory=list)
-    caller: list[str] = field(default_factory=list)
-    callee: list[str] = field(default_factory=list)
+    caller: list[int] = field(default_factory=list)
+    callee: list[int] = field(default_factory=list)
     start_ms: list[int] = field(default_factory=list)
     duration_s: list[float] = field(default_factory=list)
     disposition: list[str] = field(default_factory=list)
@@ -65,8 +76,8 @@ class CdrColumns:
     def append(self, cdr: CDR) -> None:
         """Add one record at the end."""
         self.cdr_id.append(cdr.cdr_id)
-        self.caller.append(cdr.caller)
-        self.callee.append(cdr.callee)
+        self.caller.append(number_key(cdr.caller))
+        self.callee.append(number_key(cdr.callee))
         self.start_ms.append(cdr.start_ms)
         self.duration_s.append(cdr.duration_s)
         self.disposition.append(cdr.disposition.value)
@@ -83,10 +94,10 @@ class CdrColumns:
 
 @dataclass(slots=True)
 class InboundColumns:
-    """Who called a number of this partition, and when."""
+    """Who called a number of this partition, and when (numbers as keys, or older texts)."""
 
-    number: list[str] = field(default_factory=list)
-    from_number: list[str] = field(default_factory=list)
+    number: list[int] = field(default_factory=list)
+    from_number: list[int] = field(default_factory=list)
     time_ms: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -312,6 +323,39 @@ def _take(part: _Part, rows: NDArray[np.intp]) -> _Part:
     chosen = rows.tolist()
     return type(part)(
         **{c.name: [getattr(part, c.name)[row] for row in chosen] for c in fields(part)}
+    )
+
+
+def with_number_texts(batch: RoutedBatch) -> RoutedBatch:
+    """``batch`` with the numbers of its calls and inbound notes as texts (a new batch).
+
+    For readers that work on texts (the reference feature stage); numbers
+    already texts are kept.
+    """
+
+    def texts(column: list[int] | list[str]) -> list[str]:
+        if not column or isinstance(column[0], str):
+            return column  # type: ignore[return-value]
+        return number_texts(column)  # type: ignore[arg-type]
+
+    calls, inbound = batch.calls, batch.inbound
+    return RoutedBatch(
+        calls=CdrColumns(
+            cdr_id=calls.cdr_id,
+            caller=texts(calls.caller),  # type: ignore[arg-type]
+            callee=texts(calls.callee),  # type: ignore[arg-type]
+            start_ms=calls.start_ms,
+            duration_s=calls.duration_s,
+            disposition=calls.disposition,
+            ring_s=calls.ring_s,
+        ),
+        inbound=InboundColumns(
+            number=texts(inbound.number),  # type: ignore[arg-type]
+            from_number=texts(inbound.from_number),  # type: ignore[arg-type]
+            time_ms=inbound.time_ms,
+        ),
+        complaints=batch.complaints,
+        appeals=batch.appeals,
     )
 
 

@@ -22,7 +22,15 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-__all__ = ["SERVICE_TAG", "number_key", "number_keys", "number_text", "number_texts"]
+__all__ = [
+    "SERVICE_TAG",
+    "as_keys",
+    "feature_keys",
+    "number_key",
+    "number_keys",
+    "number_text",
+    "number_texts",
+]
 
 SERVICE_TAG = 1 << 60
 _E164_DIGITS = 15
@@ -39,7 +47,40 @@ def number_key(number: str) -> int:
     >>> number_key("95588") == SERVICE_TAG + 95588
     True
     """
-    return int(number_keys([number])[0])
+    # One number at a time (ingest's record path): plain Python, no array made.
+    e164 = number[:1] == "+"
+    digits = number[1:] if e164 else number
+    if (
+        not digits.isascii()
+        or not digits.isdigit()
+        or digits[0] == "0"
+        or len(digits) > (_E164_DIGITS if e164 else _SERVICE_DIGITS)
+    ):
+        raise ValueError(f"not a normalised number: {number!r}")
+    return int(digits) if e164 else SERVICE_TAG + int(digits)
+
+
+def as_keys(numbers: Sequence[str] | Sequence[int] | NDArray[np.integer]) -> NDArray[np.int64]:
+    """Numbers given as keys or as normalised texts, as an array of keys.
+
+    Columns of ``cdr.by_caller`` hold keys; messages written before they did,
+    and callers that have texts at hand, give texts.
+    """
+    if isinstance(numbers, np.ndarray) and numbers.dtype.kind in "iu":
+        return numbers.astype(np.int64, copy=False)
+    if len(numbers) and isinstance(numbers[0], str):
+        return number_keys(numbers)  # type: ignore[arg-type]
+    return np.asarray(numbers, dtype=np.int64)
+
+
+def feature_keys(keys: NDArray[np.int64]) -> NDArray[np.uint64]:
+    """The features' integer form of each number: its digits, without the service tag.
+
+    Equal to :func:`features.batch.callee_keys` of the texts (the value of the
+    digits, ``+`` dropped), which the sketches and segment counts hash.
+    """
+    keys = np.asarray(keys, dtype=np.int64)
+    return np.where(keys >= SERVICE_TAG, keys - SERVICE_TAG, keys).astype(np.uint64)
 
 
 def number_keys(numbers: Sequence[str]) -> NDArray[np.int64]:

@@ -10,6 +10,9 @@ such as U+202E, zero-width characters, the byte-order mark) are refused,
 never stripped: a number that displays differently from what it holds is
 not one to trust or to flag under.
 
+Digits of other scripts (fullwidth ``１３８``, Arabic-Indic ``١٣٨``) are read as
+the ASCII digits they stand for: a normalised number holds ASCII only.
+
 Convention: a normalised number that starts with ``+`` is E.164. Short
 service numbers (``95588``, ``12345``, ``10086``...) have no E.164 form and
 are kept as their bare digits, so they stay recognisable: no ``+``, 3 to 6
@@ -55,11 +58,11 @@ class NumberKind(StrEnum):
 
 
 _SEPARATORS = re.compile(r"[\s\-().]")
-_MOBILE = re.compile(r"(?:\+86|0086|86)?(1[3-9]\d{9})")
+_MOBILE = re.compile(r"(?:\+86|0086|86)?(1[3-9]\d{9})", re.ASCII)
 # Two-digit area codes: 10 (Beijing) and 20-29; all others have three digits.
-_FIXED = re.compile(r"(?:\+86|0086|0)((?:10|2\d)\d{8}|[3-9]\d{2}\d{7,8})")
-_SERVICE = re.compile(r"(?:9[56]\d{3,4}|1\d{4}|100\d{2,3}|1[0-2]\d)")
-_NON_GEOGRAPHIC = re.compile(r"(?:\+86|0086)?([48]00\d{7})")
+_FIXED = re.compile(r"(?:\+86|0086|0)((?:10|2\d)\d{8}|[3-9]\d{2}\d{7,8})", re.ASCII)
+_SERVICE = re.compile(r"(?:9[56]\d{3,4}|1\d{4}|100\d{2,3}|1[0-2]\d)", re.ASCII)
+_NON_GEOGRAPHIC = re.compile(r"(?:\+86|0086)?([48]00\d{7})", re.ASCII)
 _SERVICE_MAX_DIGITS = 6
 # Already normal for region CN: +86 and a mobile, fixed-line or 400/800
 # number in ASCII digits. normalise() gives such text back unchanged (nothing
@@ -145,6 +148,13 @@ def _normalise_cn_fast(compact: str) -> str | None:
 
 @lru_cache(maxsize=262_144)
 def _normalise_slow(compact: str, default_region: str) -> str:
+    if not compact.isascii():
+        # Other scripts' decimal digits (fullwidth, Arabic-Indic, ...) as ASCII: the same
+        # number written either way is one caller.
+        compact = "".join(
+            str(unicodedata.decimal(character)) if character.isdecimal() else character
+            for character in compact
+        )
     if compact.isdigit() and len(compact) <= _SERVICE_MAX_DIGITS and not compact.startswith("0"):
         # A short code in the default region: no E.164 form exists.
         return compact

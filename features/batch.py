@@ -23,6 +23,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from contracts.by_caller import CdrColumns
 from contracts.cdr import CDR, Disposition
+from contracts.number_keys import as_keys, feature_keys
 from features.config import FeatureConfig
 from features.runs import run_lengths, run_starts
 
@@ -221,7 +222,7 @@ def call_batch(calls: CdrColumns, config: FeatureConfig) -> CallBatch:
     return CallBatch.from_arrays(
         config,
         start_ms=np.asarray(calls.start_ms, np.int64),
-        callee=callee_keys(calls.callee),
+        callee=feature_keys(as_keys(calls.callee)),
         duration_s=np.asarray(calls.duration_s, np.float64),
         answered=np.asarray(calls.disposition) == "ANSWERED",
         ring_s=np.array([np.nan if r is None else r for r in calls.ring_s], np.float64),

@@ -39,14 +39,16 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import repeat
 
 import numpy as np
 from numpy.typing import NDArray
 
+from contracts.number_keys import as_keys, number_keys, number_texts
 from features.aggregate import COMPLAINTS
 from features.batch import CallBatch, key_hash32
 from features.block.inbox_kernel import settle_inboxes
+from features.block.key_index import KeyIndex
+from features.block.key_index import warm_up as warm_up_index
 from features.block.layout import (
     HELD_COMPLAINTS,
     NO_BUCKET,
@@ -113,7 +115,10 @@ class CallerBlock:
         self.config = config
         self.callers = RecordPool(capacity, caller_layout(config))
         self.slots = RecordPool(2 * capacity, slot_layout(config))
-        self._row_of: dict[str, int] = {}
+        # Callers by number key (contracts.number_keys): the compiled index, and
+        # each row's key and text (the text for the table, flags and people).
+        self._index = KeyIndex(capacity)
+        self._keys = np.full(self.callers.capacity, -1, np.int64)
         self._numbers: list[str | None] = []
         self._message_offset: int | None = None
         self._opened: set[int] = set()
@@ -129,22 +134,37 @@ class CallerBlock:
     # -- callers -------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._row_of)
+        return len(self._index)
 
     def __contains__(self, number: object) -> bool:
-        return number in self._row_of
+        return self.row(number) is not None  # type: ignore[arg-type]
 
     def numbers(self) -> list[str]:
         """Every number with state in the block."""
-        return list(self._row_of)
+        return self.numbers_of(self.held_rows())
 
-    def row(self, number: str) -> int | None:
-        """The row of ``number``, if it has state."""
-        return self._row_of.get(number)
+    def keys(self) -> Int64Array:
+        """The key of every number with state in the block (in row order)."""
+        return self._keys[self.held_rows()]
+
+    def held_rows(self) -> Int64Array:
+        """Every row that holds a caller, ascending."""
+        return np.flatnonzero(self._keys >= 0)
+
+    def row(self, number: str | int) -> int | None:
+        """The row of ``number`` (text or key), if it has state."""
+        try:
+            key = number_keys([number])[0] if isinstance(number, str) else int(number)
+        except (TypeError, ValueError):
+            return None
+        if key < 0:
+            return None
+        row = int(self._index.get(np.array([key], np.int64))[0])
+        return None if row < 0 else row
 
     def number(self, row: int) -> str:
         """The number whose state is in ``row``."""
-        number = self._numbers[row]
+        number = self._numbers[row] if row < len(self._numbers) else None
         if number is None:
             raise KeyError(f"row {row} holds no caller")
         return number
@@ -157,13 +177,21 @@ class CallerBlock:
             raise KeyError(f"row {int(rows[found.index(None)])} holds no caller")
         return found  # type: ignore[return-value]
 
-    def rows_of(self, numbers: Sequence[str], *, create: bool) -> Int64Array:
-        """Each number's row; new rows for unknown numbers if ``create``, else -1."""
-        rows = np.fromiter(map(self._row_of.get, numbers, repeat(-1)), np.int64, len(numbers))
-        return self._create_missing(numbers, rows) if create else rows
+    def keys_of(self, rows: Int64Array) -> Int64Array:
+        """The number key of each of ``rows`` (-1 for a row that holds no caller)."""
+        return self._keys[rows]
+
+    def rows_of(
+        self, numbers: Sequence[str] | Sequence[int] | Int64Array, *, create: bool
+    ) -> Int64Array:
+        """Each number's row (texts or keys); new rows for unknown ones if ``create``, else -1."""
+        keys = as_keys(numbers)
+        rows = self._index.get(keys)
+        return self._create_missing(keys, rows) if create else rows
 
     def rows_again(
-        self, numbers: Sequence[str], rows: Int64Array, *, create: bool
+        self, numbers: Sequence[str] | Sequence[int] | Int64Array, rows: Int64Array, *,
+        create: bool,
     ) -> Int64Array:
         """``rows``, looked up before for ``numbers``, with its -1 entries looked up again.
 
@@ -174,25 +202,38 @@ class CallerBlock:
         if not len(missing):
             return rows
         rows = rows.copy()
-        rows[missing] = self.rows_of([numbers[i] for i in missing.tolist()], create=create)
+        wanted = (numbers[missing] if isinstance(numbers, np.ndarray)
+                  else [numbers[i] for i in missing.tolist()])
+        rows[missing] = self.rows_of(wanted, create=create)
         return rows
 
-    def _create_missing(self, numbers: Sequence[str], rows: Int64Array) -> Int64Array:
-        """Fill the -1 entries of ``rows`` with new rows (one per distinct number)."""
-        missing = np.flatnonzero(rows < 0).tolist()
-        if missing:
-            new_numbers = list(dict.fromkeys([numbers[i] for i in missing]))
-            self._register(new_numbers, self.callers.allocate(len(new_numbers)))
-            row_of = self._row_of
-            rows[missing] = [row_of[numbers[i]] for i in missing]
+    def _create_missing(self, keys: Int64Array, rows: Int64Array) -> Int64Array:
+        """Fill the -1 entries of ``rows`` with new rows (a row per distinct key, in order)."""
+        missing = np.flatnonzero(rows < 0)
+        if len(missing):
+            wanted = keys[missing]
+            distinct, first = np.unique(wanted, return_index=True)
+            new_keys = distinct[np.argsort(first, kind="stable")]
+            self._register(new_keys, self.callers.allocate(len(new_keys)))
+            rows[missing] = self._index.get(wanted)
         return rows
 
-    def _register(self, numbers: list[str], rows: Int64Array) -> None:
-        if len(self._numbers) < self.callers.capacity:
-            self._numbers.extend([None] * (self.callers.capacity - len(self._numbers)))
-        for number, row in zip(numbers, rows.tolist(), strict=True):
-            self._row_of[number] = row
-            self._numbers[row] = number
+    def _register(
+        self, keys: Int64Array, rows: Int64Array, numbers: list[str] | None = None
+    ) -> None:
+        capacity = self.callers.capacity
+        if len(self._numbers) < capacity:
+            self._numbers.extend([None] * (capacity - len(self._numbers)))
+        if len(self._keys) < capacity:
+            grown = np.full(capacity, -1, np.int64)
+            grown[: len(self._keys)] = self._keys
+            self._keys = grown
+        texts = number_texts(keys) if numbers is None else numbers
+        self._index.insert(keys, rows)
+        self._keys[rows] = keys
+        held = self._numbers
+        for number, row in zip(texts, rows.tolist(), strict=True):
+            held[row] = number
 
     def distinct(self, rows: Int64Array) -> Int64Array:
         """``np.unique`` of caller rows (ascending, each once)."""
@@ -293,8 +334,8 @@ class CallerBlock:
             raise ValueError("numbers, calls and fingerprints must have one entry per call")
         if rows is None:
             rows = self.rows_of(numbers, create=True)
-        else:
-            rows = self._create_missing(numbers, rows.copy())
+        elif (rows < 0).any():
+            rows = self._create_missing(as_keys(numbers), rows.copy())
         size = len(rows)
         if np.ndim(offset) == 0:
             if not continued or offset != self._message_offset:
@@ -647,7 +688,7 @@ class CallerBlock:
         ``rows`` limits it to those callers (default: every caller held).
         """
         if rows is None:
-            rows = np.fromiter(self._row_of.values(), np.int64, len(self._row_of))
+            rows = self.held_rows()
         if len(rows) == 0:
             return [], rows
         config, columns = self.config, self.callers.columns
@@ -723,8 +764,9 @@ class CallerBlock:
         records = self.callers.columns["slot"][rows]
         self.slots.release(records[records >= 0])
         numbers = [self.number(row) for row in rows.tolist()]
-        for number, row in zip(numbers, rows.tolist(), strict=True):
-            del self._row_of[number]
+        self._index.remove(self._keys[rows])
+        self._keys[rows] = -1
+        for row in rows.tolist():
             self._numbers[row] = None
             self._opened.discard(row)
         self.callers.release(rows)
@@ -757,7 +799,11 @@ class CallerBlock:
             kept = np.flatnonzero(remap >= 0)
             moved: list[str | None] = [numbers[row] for row in kept.tolist()]
             self._numbers = moved + [None] * (self.callers.capacity - len(moved))
-            self._row_of = {number: row for row, number in enumerate(moved)}  # type: ignore[misc]
+            keys = np.full(self.callers.capacity, -1, np.int64)
+            keys[: len(kept)] = self._keys[kept]
+            self._keys = keys
+            self._index.clear()
+            self._index.insert(keys[: len(kept)], np.arange(len(kept), dtype=np.int64))
             self._opened = set()
         return done
 
@@ -773,7 +819,8 @@ class CallerBlock:
 
     def load_row(self, number: str, data: bytes) -> int:
         """Restore ``number`` from :meth:`row_bytes` output (replacing its state); its row."""
-        existing = self._row_of.get(number)
+        key = number_keys([number])
+        existing = self.row(int(key[0]))
         if existing is not None:
             self.remove(np.array([existing]))
         row = int(self.callers.allocate(1)[0])
@@ -782,16 +829,20 @@ class CallerBlock:
         except Exception:
             self.callers.release(np.array([row]))
             raise
-        self._register([number], np.array([row]))
+        self._register(key, np.array([row]), [number])
         return row
 
-    def load_rows(self, numbers: list[str], datas: list[bytes]) -> Int64Array:
+    def load_rows(
+        self, numbers: list[str], datas: list[bytes], keys: Int64Array | None = None
+    ) -> Int64Array:
         """:meth:`load_row` for many numbers the block does not hold, at once; their rows.
 
-        Rows that the batch reader does not take (version 2 rows, malformed
-        ones) are loaded one by one instead, which names what is wrong.
+        ``keys``: the numbers' keys, if the caller has them. Rows that the
+        batch reader does not take (version 2 rows, malformed ones) are
+        loaded one by one instead, which names what is wrong.
         """
-        if len(set(numbers)) != len(numbers) or any(map(self._row_of.__contains__, numbers)):
+        keys = number_keys(numbers) if keys is None else keys
+        if len(np.unique(keys)) != len(keys) or (self._index.get(keys) >= 0).any():
             raise ValueError("load_rows takes distinct numbers the block does not hold")
         rows = np.empty(len(numbers), np.int64)
         for first in range(0, len(numbers), _LOAD_AT_ONCE):
@@ -806,7 +857,7 @@ class CallerBlock:
                     self.load_row(number, row) for number, row in zip(chunk, data, strict=True)
                 ]
                 continue
-            self._register(chunk, taken)
+            self._register(keys[part], taken, chunk)
             rows[part] = taken
         return rows
 
@@ -814,7 +865,7 @@ class CallerBlock:
 
     def bytes_per_caller(self) -> float:
         """Bytes held per caller: its record plus its share of slot records."""
-        if not self._row_of:
+        if not len(self):
             return float(self.callers.record_bytes)
         return self.callers.record_bytes + self.slots.used * self.slots.record_bytes / len(self)
 
@@ -829,6 +880,7 @@ def warm_up_kernels() -> float:
     emissions, checkpoints and loads pass.
     """
     started = time.perf_counter()
+    warm_up_index()
     config = FeatureConfig()
     block = CallerBlock(config)
     number = "+8613800138000"

@@ -30,8 +30,9 @@ from contracts.cdr_arrow import (
 )
 from contracts.cdr_json import CdrArrays, validate_json_messages
 from contracts.complaints import validate_complaints
+from contracts.number_keys import number_key, number_keys
 from streams.pipeline.deadletter import SourcePosition, deadletter_record
-from streams.pipeline.partitions import partitions_of
+from streams.pipeline.partitions import partitions_of_keys
 
 __all__ = [
     "IngestOutcome",
@@ -140,8 +141,8 @@ def ingest_cdrs(
     def route(batches: Batches, cdr: Any) -> None:
         batches[partition_for_number(cdr.caller, partitions)].calls.append(cdr)
         inbound = batches[partition_for_number(cdr.callee, partitions)].inbound
-        inbound.number.append(cdr.callee)
-        inbound.from_number.append(cdr.caller)
+        inbound.number.append(number_key(cdr.callee))
+        inbound.from_number.append(number_key(cdr.caller))
         inbound.time_ms.append(cdr.start_ms)
 
     accept_records = _accept_records(validate, route)
@@ -203,7 +204,8 @@ def ingest_complaints(
 def _route_arrays(cdrs: CdrArrays, partitions: int, batches: Batches) -> None:
     """Route valid CDRs as :func:`ingest_cdrs` routes them one by one.
 
-    Every number of the batch is hashed at once; rows keep their order
+    Every number of the batch becomes its key and is hashed at once (the
+    partition Kafka's client gives its text); rows keep their order
     within each partition. Each column is put in partition order once
     (a stable sort) and each partition takes its slice of it, instead of
     a selection and a list per column and partition.
@@ -211,12 +213,13 @@ def _route_arrays(cdrs: CdrArrays, partitions: int, batches: Batches) -> None:
     rows = len(cdrs)
     if not rows:
         return
-    owners = partitions_of(cdrs.caller.tolist() + cdrs.callee.tolist(), partitions)
+    callers, callees = number_keys(cdrs.caller.tolist()), number_keys(cdrs.callee.tolist())
+    owners = partitions_of_keys(np.concatenate((callers, callees)), partitions)
     caller_owners, callee_owners = owners[:rows], owners[rows:]
     calls = (
         cdrs.cdr_id,
-        cdrs.caller,
-        cdrs.callee,
+        callers,
+        callees,
         cdrs.start_ms,
         cdrs.duration_s,
         cdrs.disposition,
@@ -231,7 +234,7 @@ def _route_arrays(cdrs: CdrArrays, partitions: int, batches: Batches) -> None:
         routed.duration_s.extend(columns[4])
         routed.disposition.extend(columns[5])
         routed.ring_s.extend(columns[6])
-    inbound_columns = (cdrs.callee, cdrs.caller, cdrs.start_ms)
+    inbound_columns = (callees, callers, cdrs.start_ms)
     for partition, columns in _by_partition(callee_owners, inbound_columns):
         inbound = batches[partition].inbound
         inbound.number.extend(columns[0])

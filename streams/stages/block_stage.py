@@ -67,7 +67,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from contracts.by_caller import RoutedBatch
-from features.batch import call_batch, callee_keys
+from contracts.number_keys import as_keys, feature_keys, number_keys, number_texts
+from features.batch import call_batch
 from features.block.engine import BlockUpdate, CallerBlock
 from features.block.layout import NO_BUCKET
 from features.block.read import window_calls
@@ -77,7 +78,7 @@ from features.config import FeatureConfig
 from features.emission import EmissionPolicy
 from features.fingerprints import fingerprints
 from features.vector import FEATURE_NAMES, WINDOW_FEATURE_NAMES
-from streams.pipeline.partitions import partitions_of
+from streams.pipeline.partitions import partitions_of, partitions_of_keys
 from streams.stages.caller_features import Emission
 from streams.stages.event_clock import OpenBuckets, by_piece
 from streams.stages.stage_stats import StageStats
@@ -167,8 +168,9 @@ class BlockFeatureStage:
     ) -> tuple[StageStats, Emission]:
         block, stats = self.block, StageStats()
         calls, complaints, inbound = batch.calls, batch.complaints, batch.inbound
+        callers, noted = as_keys(calls.caller), as_keys(inbound.number)
         caller_rows, _, note_rows = self._load_missing(
-            table, [calls.caller, complaints.number, inbound.number], stats
+            table, [callers, as_keys(complaints.number), noted], stats
         )
         if partition not in self.clock:
             self._recover_clock(table, partition, stats)
@@ -180,8 +182,8 @@ class BlockFeatureStage:
         complaint_times = np.asarray(complaints.time_ms, np.int64)
         if len(inbound):
             note_times = np.asarray(inbound.time_ms, np.int64)
-            note_keys = callee_keys(inbound.from_number)
-            note_rows = block.rows_again(inbound.number, note_rows, create=True)  # loaded, or new
+            note_keys = feature_keys(as_keys(inbound.from_number))
+            note_rows = block.rows_again(noted, note_rows, create=True)  # loaded, or new
             touched.append(note_rows)
         if len(calls):
             columns, ids = call_batch(calls, self.config), fingerprints(calls.cdr_id)
@@ -204,9 +206,9 @@ class BlockFeatureStage:
             if len(calls):
                 # Callers new to the block were -1 when the message began; the notes
                 # or the pieces before may have made their rows since.
-                rows = block.rows_again(calls.caller[piece], caller_rows[piece], create=False)
+                rows = block.rows_again(callers[piece], caller_rows[piece], create=False)
                 update = block.update(
-                    calls.caller[piece], columns.take(piece), ids[piece], offset,
+                    callers[piece], columns.take(piece), ids[piece], offset,
                     rows=rows, continued=True,  # begun above; the notes may have opened rows
                 )
                 _count_calls(stats, update)
@@ -219,12 +221,12 @@ class BlockFeatureStage:
                 stats.complaints += int(landed.sum())
                 touched.append(block.rows_of(numbers, create=False))
             if len(calls) and number < len(pieces) - 1:  # calls that closed buckets (cuts)
-                self.clock.note(partition, calls.caller[piece], calls.start_ms[piece])
+                self.clock.note(partition, callers[piece].tolist(), calls.start_ms[piece])
                 part, emitted = self._emit(self.clock.closed(partition), table, stats)
                 emission.extend(part)
                 touched.append(emitted)
         last = pieces[-1]
-        self.clock.note(partition, calls.caller[last], calls.start_ms[last])
+        self.clock.note(partition, callers[last].tolist(), calls.start_ms[last])
         part, emitted = self._emit(self.clock.closed(partition), table, stats)
         emission.extend(part)
         stats.emitted = len(emission)
@@ -235,34 +237,37 @@ class BlockFeatureStage:
         return stats, emission
 
     def _load_missing(
-        self, table: BlockTable, number_lists: list[list[str]], stats: StageStats
+        self, table: BlockTable, key_lists: list[NDArray[np.int64]], stats: StageStats
     ) -> list[NDArray[np.int64]]:
-        """Load from the table the numbers of this message the block does not hold.
+        """Load from the table the numbers (keys) of this message the block does not hold.
 
         All at once (:meth:`CallerBlock.load_rows`), in first-seen order over
         the lists. Returns each list's rows once loaded (-1 where neither
         the block nor the table holds the number).
         """
         block, get = self.block, table.get
-        found = [block.rows_of(numbers, create=False) for numbers in number_lists]
-        missing = dict.fromkeys(
-            number
-            for numbers, rows in zip(number_lists, found, strict=True)
-            for number in [numbers[i] for i in np.flatnonzero(rows < 0).tolist()]
+        found = [block.rows_of(keys, create=False) for keys in key_lists]
+        wanted = np.concatenate(
+            [keys[rows < 0] for keys, rows in zip(key_lists, found, strict=True)]
         )
-        loaded, datas = [], []
-        for number in missing:
+        if not len(wanted):
+            return found
+        distinct, first = np.unique(wanted, return_index=True)
+        missing = distinct[np.argsort(first, kind="stable")]
+        loaded, keys, datas = [], [], []
+        for number, key in zip(number_texts(missing), missing.tolist(), strict=True):
             data = get(number)
             if data is not None:
                 loaded.append(number)
+                keys.append(key)
                 datas.append(data)
         if loaded:
-            block.load_rows(loaded, datas)
+            block.load_rows(loaded, datas, keys=np.array(keys, np.int64))
             table.loaded(loaded)
         stats.loaded += len(loaded)
         return [
-            block.rows_again(numbers, rows, create=False)
-            for numbers, rows in zip(number_lists, found, strict=True)
+            block.rows_again(keys, rows, create=False)
+            for keys, rows in zip(key_lists, found, strict=True)
         ]
 
     def emit_idle(
@@ -297,14 +302,18 @@ class BlockFeatureStage:
         emission, block, policy = Emission(), self.block, self.policy
         moved = []
         for end_ms, names in closed:
-            numbers = sorted(names)
-            rows = self._load_missing(table, [numbers], stats)[0]
-            held = np.flatnonzero(rows >= 0)
-            rows = rows[held]
+            keys = np.fromiter(names, np.int64, len(names))
+            rows = self._load_missing(table, [keys], stats)[0]
+            rows = rows[rows >= 0]
+            # In the order of the numbers' texts, as the reference stage emits them.
+            numbers = block.numbers_of(rows)
+            order = sorted(range(len(numbers)), key=numbers.__getitem__)
+            rows = rows[np.array(order, np.int64)]
+            numbers = [numbers[index] for index in order]
             fresh = block.column("last_emitted")[rows] < end_ms
             readable = self._readable(rows, end_ms)
             stats.unemitted += int((fresh & ~readable).sum())
-            candidates = held[fresh & readable]
+            candidates = np.flatnonzero(fresh & readable)
             rows = rows[fresh & readable]
             ends = np.full(len(rows), end_ms, np.int64)
             chosen = policy.selects(
@@ -338,9 +347,7 @@ class BlockFeatureStage:
         mine = np.flatnonzero(partitions_of(keys, self.partitions) == partition) if keys else []
         keys, values = [keys[i] for i in mine], [values[i] for i in mine]
         # Callers already in the block (not in the table's bytes).
-        rows = self.block.rows_of(
-            self._numbers_of_partition(partition, self.partitions), create=False
-        )
+        rows = self._rows_of_partition(partition, self.partitions)
         hop_ms = self.config.short_hop_s * 1000
         short = self.config.windows[0]
         watermarks = np.concatenate(
@@ -357,14 +364,15 @@ class BlockFeatureStage:
             stamps = row_watermarks(values)
             due = np.flatnonzero((stamps >= recent) & ((stamps // hop_ms + 1) * hop_ms > emitted))
             numbers = [keys[i] for i in due.tolist()]
-            self._load_missing(table, [numbers], stats)
-            rows = np.concatenate((rows, self.block.rows_of(numbers, create=False)))
+            due_keys = number_keys(numbers)
+            self._load_missing(table, [due_keys], stats)
+            rows = np.concatenate((rows, self.block.rows_of(due_keys, create=False)))
         rows = rows[rows >= 0]
         buckets = self.block.column("bucket")[rows, : short.slots]
         last_emitted = self.block.column("last_emitted")[rows]
         pending = (buckets != NO_BUCKET) & ((buckets + 1) * hop_ms > last_emitted[:, None])
         which, slot = np.nonzero(pending)
-        names = self.block.numbers_of(rows[which]) if len(which) else []
+        names = self.block.keys_of(rows[which]).tolist()
         self.clock.restore(partition, latest, names, (buckets[which, slot] * hop_ms).tolist())
 
     def _readable(self, rows: NDArray[np.int64], end_ms: int) -> NDArray[np.bool_]:
@@ -435,12 +443,14 @@ class BlockFeatureStage:
         return self.forget(self._numbers_of_partition(partition, partitions), table)
 
     def _numbers_of_partition(self, partition: int, partitions: int) -> list[str]:
-        """The block's callers that ``cdr.by_caller``'s ``partition`` owns (hashed at once)."""
-        numbers = list(self.block.numbers())
-        if not numbers:
-            return []
-        owned = np.flatnonzero(partitions_of(numbers, partitions) == partition)
-        return [numbers[index] for index in owned.tolist()]
+        """The block's callers that ``cdr.by_caller``'s ``partition`` owns."""
+        return self.block.numbers_of(self._rows_of_partition(partition, partitions))
+
+    def _rows_of_partition(self, partition: int, partitions: int) -> NDArray[np.int64]:
+        """The rows of the block's callers that ``partition`` owns (keys hashed at once)."""
+        rows = self.block.held_rows()
+        owners = partitions_of_keys(self.block.keys_of(rows), partitions)
+        return rows[owners == partition]
 
     def preload(self, table: Table, numbers: Iterable[str]) -> int:
         """Load ``numbers`` from the table into the block where missing; how many loaded.
@@ -453,9 +463,11 @@ class BlockFeatureStage:
 
     def _preload(self, table: BlockTable, numbers: Iterable[str]) -> int:
         block, get = self.block, table.get
+        wanted = list(dict.fromkeys(numbers))
+        held = block.rows_of(wanted, create=False).tolist()
         loaded, datas = [], []
-        for number in dict.fromkeys(numbers):
-            if number not in block:
+        for number, row in zip(wanted, held, strict=True):
+            if row < 0:
                 data = get(number)
                 if data is not None:
                     loaded.append(number)
@@ -513,8 +525,7 @@ class BlockFeatureStage:
         block, cutoff = self.block, now_ms - self.config.long_window_s * 1000
         rows_table = self._table(table)
         self._reload_due(partition, cutoff, rows_table)
-        numbers = self._numbers_of_partition(partition, partitions)
-        rows = block.rows_of(numbers, create=False)
+        rows = self._rows_of_partition(partition, partitions)
         idle = rows[block.column("watermark")[rows] < cutoff]
         removed: list[str] = []
         if len(idle):
@@ -525,8 +536,7 @@ class BlockFeatureStage:
             block.compact()
             return IdleCallers(removed, 0)
         if removed:
-            rows = block.rows_of(numbers, create=False)
-            rows = rows[rows >= 0]
+            rows = rows[block.keys_of(rows) >= 0]  # removed rows hold no caller now
         latest = block.column("watermark")[rows]
         quiet = latest < evict_before_ms
         rows = rows[quiet]

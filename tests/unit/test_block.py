@@ -101,7 +101,7 @@ def fed_block(config: FeatureConfig, seed: int) -> tuple[CallerBlock, list]:
 
 
 def live_rows(block: CallerBlock) -> np.ndarray:
-    return np.array([block.row(number) for number in sorted(block._row_of)])
+    return np.array([block.row(number) for number in sorted(block.numbers())])
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
@@ -109,7 +109,7 @@ def test_row_bytes_round_trip(name: str) -> None:
     config = CONFIGS[name]
     block, messages = fed_block(config, 5)
     copy = CallerBlock(config, capacity=2)
-    for number in sorted(block._row_of):
+    for number in sorted(block.numbers()):
         row = block.row(number)
         assert row is not None
         restored = copy.load_row(number, block.row_bytes(row))
@@ -228,8 +228,8 @@ def test_expire_equals_caller_state_expire(hours: float) -> None:
     slots_before = block.slots.used
     assert set(block.expire(now)) == empty
     assert block.slots.used <= slots_before
-    assert set(block._row_of) == set(table) - empty
-    for number in block._row_of:
+    assert set(block.numbers()) == set(table) - empty
+    for number in block.numbers():
         row = block.row(number)
         assert row is not None
         np.testing.assert_array_equal(block.features(np.array([row]))[0], states[number].features())
@@ -264,7 +264,7 @@ def test_recent_ids_remember_the_last_32() -> None:
 def test_rows_loaded_at_once_equal_rows_loaded_one_by_one(name: str, seed: int) -> None:
     config = CONFIGS[name]
     block, _ = fed_block(config, seed)
-    numbers = sorted(block._row_of)
+    numbers = sorted(block.numbers())
     datas = block.rows_bytes(live_rows(block))
     one, many = CallerBlock(config, capacity=2), CallerBlock(config, capacity=2)
     for number, data in zip(numbers, datas, strict=True):
@@ -289,7 +289,7 @@ def test_rows_loaded_at_once_equal_rows_loaded_one_by_one(name: str, seed: int) 
 def test_a_bad_row_among_many_is_named_by_the_one_by_one_load() -> None:
     config = FeatureConfig()
     block, _ = fed_block(config, 4)
-    numbers = sorted(block._row_of)
+    numbers = sorted(block.numbers())
     datas = block.rows_bytes(live_rows(block))
     datas[3] = datas[3][:-4]  # one word short
     fresh = CallerBlock(config)
@@ -332,15 +332,15 @@ def test_compacting_after_callers_leave_changes_no_caller(seed: int) -> None:
         apply_to_block(compacted, message)
         apply_to_block(kept, message)
         if step % 10 == 9:  # most callers leave, the rest move to the front
-            leaving = sorted(compacted._row_of)[::3] + sorted(compacted._row_of)[1::3]
+            leaving = sorted(compacted.numbers())[::3] + sorted(compacted.numbers())[1::3]
             for block in (compacted, kept):
                 block.remove(np.array([block.row(number) for number in leaving]))
             before = (compacted.callers.capacity, compacted.slots.capacity)
             assert compacted.compact(slack=0.0, floor=0)
             assert (compacted.callers.capacity, compacted.slots.capacity) < before
             assert compacted.slots.used == kept.slots.used
-        numbers = sorted(kept._row_of)
-        assert sorted(compacted._row_of) == numbers
+        numbers = sorted(kept.numbers())
+        assert sorted(compacted.numbers()) == numbers
         rows = compacted.rows_of(numbers, create=False)
         expected = kept.rows_of(numbers, create=False)
         assert compacted.rows_bytes(rows) == kept.rows_bytes(expected), step
@@ -388,7 +388,7 @@ def test_one_cdr_messages_coalesced_equal_one_update_each() -> None:
     np.testing.assert_array_equal(
         coalesced.features(live_rows(coalesced)), one_by_one.features(live_rows(one_by_one))
     )
-    for number in coalesced._row_of:
+    for number in coalesced.numbers():
         a, b = coalesced.row(number), one_by_one.row(number)
         assert coalesced.column("last_offset")[a] == one_by_one.column("last_offset")[b]
 

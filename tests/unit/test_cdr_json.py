@@ -13,6 +13,7 @@ from contracts import cdr_json
 from contracts.by_caller import CdrColumns
 from contracts.cdr import validate_message
 from contracts.cdr_json import validate_json_messages
+from contracts.number_keys import number_texts
 from contracts.numbers import NumberError, normalise
 from streams.pipeline import ingest
 from streams.pipeline.deadletter import SourcePosition
@@ -112,6 +113,8 @@ def test_columns_give_what_the_record_path_gives(seed: int) -> None:
                  "ring_s"):
         values = getattr(got.cdrs, name).tolist()
         expected = getattr(expected_cdrs, name)
+        if name in ("caller", "callee"):  # routed columns hold numbers as keys
+            expected = number_texts(expected)
         assert values == expected, name
         assert [type(v) for v in values] == [type(v) for v in expected], name
         # -0.0 and 0.0 compare equal but encode differently
@@ -277,7 +280,7 @@ def test_messages_alike_are_decoded_together(
     assert [[(r.reason, r.index, r.original) for r in rejections]
             for rejections in got.rejections] == expected_rejections
     assert got.cdrs.cdr_id.tolist() == expected_cdrs.cdr_id
-    assert got.cdrs.caller.tolist() == expected_cdrs.caller
+    assert got.cdrs.caller.tolist() == number_texts(expected_cdrs.caller)
     assert got.cdrs.start_ms.tolist() == expected_cdrs.start_ms
 
 

@@ -8,8 +8,17 @@ import pytest
 from aiokafka.partitioner import murmur2
 from kafka.partitioner.default import murmur2 as kafka_python_murmur2
 
-from contracts.number_keys import SERVICE_TAG, number_key, number_keys, number_text, number_texts
+from contracts.number_keys import (
+    SERVICE_TAG,
+    as_keys,
+    feature_keys,
+    number_key,
+    number_keys,
+    number_text,
+    number_texts,
+)
 from contracts.numbers import normalise
+from features.batch import callee_keys
 from streams.pipeline.ingest import partition_for_number
 from streams.pipeline.partitions import partitions_of, partitions_of_keys
 from tests.unit.test_numbers import NORMALISATIONS
@@ -41,10 +50,20 @@ def test_random_numbers_round_trip_and_distinct_texts_have_distinct_keys() -> No
     numbers = random_numbers(20_000, seed=3)
     keys = number_keys(numbers)
     assert number_texts(keys) == numbers
+    assert [number_key(number) for number in numbers] == keys.tolist()
     assert len(set(keys.tolist())) == len(set(numbers))
     service = np.array([not number.startswith("+") for number in numbers])
     assert ((keys >= SERVICE_TAG) == service).all()
     assert (keys[~service] < 10**15).all()
+
+
+def test_feature_keys_are_the_digits_the_features_read_from_texts() -> None:
+    numbers = random_numbers(5_000, seed=5)
+    keys = number_keys(numbers)
+    np.testing.assert_array_equal(feature_keys(keys), callee_keys(numbers))
+    np.testing.assert_array_equal(as_keys(numbers), keys)  # texts, or
+    np.testing.assert_array_equal(as_keys(keys.tolist()), keys)  # keys as Python ints
+    assert as_keys([]).dtype == np.int64 and len(as_keys([])) == 0
 
 
 @pytest.mark.parametrize(
@@ -55,6 +74,8 @@ def test_a_text_that_is_not_normalised_is_named(text: str) -> None:
     with pytest.raises(ValueError, match="not a normalised number") as error:
         number_keys(["+8613800138000", text])
     assert repr(text) in str(error.value)
+    with pytest.raises(ValueError, match="not a normalised number"):
+        number_key(text)  # one number at a time, as ingest's record path keys them
 
 
 @pytest.mark.parametrize("key", [0, -1, 10**15, SERVICE_TAG, SERVICE_TAG + 10**6])

@@ -28,7 +28,7 @@ from collections.abc import MutableMapping
 import numpy as np
 from numpy.typing import NDArray
 
-from contracts.by_caller import RoutedBatch
+from contracts.by_caller import RoutedBatch, with_number_texts
 from features.batch import call_batch, callee_keys
 from features.caller_number import caller_number_dict
 from features.config import FeatureConfig
@@ -86,6 +86,7 @@ class FeatureStage:
         The emission holds the callers of the buckets this message's calls
         closed (see the module doc).
         """
+        batch = with_number_texts(batch)  # this stage keeps callers by their text
         stats = StageStats()
         touched: dict[str, CallerRecord] = {}
         prior_offset: dict[str, int] = {}
