@@ -202,9 +202,11 @@ class CallerBlock:
         if not len(missing):
             return rows
         rows = rows.copy()
-        wanted = (numbers[missing] if isinstance(numbers, np.ndarray)
-                  else [numbers[i] for i in missing.tolist()])
-        rows[missing] = self.rows_of(wanted, create=create)
+        if isinstance(numbers, np.ndarray):
+            rows[missing] = self.rows_of(numbers[missing], create=create)
+        else:
+            wanted: list[str] | list[int] = [numbers[i] for i in missing.tolist()]  # type: ignore[assignment]
+            rows[missing] = self.rows_of(wanted, create=create)
         return rows
 
     def _create_missing(self, keys: Int64Array, rows: Int64Array) -> Int64Array:
@@ -306,7 +308,7 @@ class CallerBlock:
 
     def update(
         self,
-        numbers: Sequence[str],
+        numbers: Sequence[str] | Sequence[int] | Int64Array,
         calls: CallBatch,
         cdr_fingerprints: NDArray[np.uint32],
         offset: int | Int64Array,

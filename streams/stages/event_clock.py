@@ -40,7 +40,11 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["OpenBuckets", "by_piece"]
+__all__ = ["Caller", "OpenBuckets", "by_piece"]
+
+# A caller as its stage keeps it: the number's text (the reference stage) or
+# its key (the block stage, contracts.number_keys).
+Caller = str | int
 
 
 class OpenBuckets:
@@ -50,12 +54,12 @@ class OpenBuckets:
         if hop_ms <= 0 or grace_ms < 0:
             raise ValueError("hop_ms must be positive and grace_ms not negative")
         self.hop_ms, self.grace_ms = hop_ms, grace_ms
-        self._open: dict[int, dict[int, dict[str, None]]] = {}
+        self._open: dict[int, dict[int, dict[Caller, None]]] = {}
         self._watermark: dict[int, int] = {}
         self._closed_through: dict[int, int] = {}  # bucket ends up to this are emitted
         self._heard_at: dict[int, float] = {}
 
-    def note(self, partition: int, numbers: Sequence[str], start_ms: Sequence[int]) -> None:
+    def note(self, partition: int, numbers: Sequence[Caller], start_ms: Sequence[int]) -> None:
         """Callers' calls (one entry per call) accepted in ``partition``; advances its watermark."""
         self._heard_at[partition] = time.monotonic()
         if not len(start_ms):
@@ -94,7 +98,7 @@ class OpenBuckets:
         bounds = [0, *(np.flatnonzero(epoch[1:] != epoch[:-1]) + 1).tolist(), len(starts)]
         return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
-    def closed(self, partition: int) -> list[tuple[int, list[str]]]:
+    def closed(self, partition: int) -> list[tuple[int, list[Caller]]]:
         """The buckets the watermark has passed by the grace: ``(end_ms, numbers)``, oldest first.
 
         They leave the clock: each is returned once.
@@ -113,13 +117,13 @@ class OpenBuckets:
 
     def idle(
         self, idle_s: float, now: float | None = None
-    ) -> dict[int, list[tuple[int, list[str]]]]:
+    ) -> dict[int, list[tuple[int, list[Caller]]]]:
         """Partitions silent for ``idle_s`` seconds: all their open buckets, which stay open.
 
         Each partition is returned once per silence (until its next message).
         """
         now = time.monotonic() if now is None else now
-        out: dict[int, list[tuple[int, list[str]]]] = {}
+        out: dict[int, list[tuple[int, list[Caller]]]] = {}
         for partition, heard in list(self._heard_at.items()):
             open_ = self._open.get(partition)
             if not open_ or now - heard < idle_s:
@@ -136,7 +140,11 @@ class OpenBuckets:
         return partition in self._heard_at
 
     def restore(
-        self, partition: int, watermark: int | None, numbers: Sequence[str], start_ms: Sequence[int]
+        self,
+        partition: int,
+        watermark: int | None,
+        numbers: Sequence[Caller],
+        start_ms: Sequence[int],
     ) -> None:
         """A partition's clock rebuilt from the state (after a restart or an assignment).
 
