@@ -116,16 +116,48 @@ def number_text(key: int) -> str:
 
 def number_texts(keys: NDArray[np.int64] | Sequence[int]) -> list[str]:
     """The normalised number of each key."""
-    keys = np.asarray(keys, dtype=np.int64)
-    service = keys >= SERVICE_TAG
-    values = np.where(service, keys - SERVICE_TAG, keys)
-    valid = (values > 0) & (values < np.where(service, 10**_SERVICE_DIGITS, 10**_E164_DIGITS))
-    if not valid.all():
-        raise ValueError(f"not a number key: {int(keys[np.argmin(valid)])}")
-    return [
-        str(value) if bare else f"+{value}"
-        for value, bare in zip(values.tolist(), service.tolist(), strict=True)
-    ]
+    keys = np.ascontiguousarray(keys, dtype=np.int64)
+    if len(keys) == 0:
+        return []
+    # One compiled pass writes every text, a newline after each; one decode and
+    # one split make the strings (about half the time of one f-string each).
+    written, invalid = _texts(keys)
+    if invalid >= 0:
+        raise ValueError(f"not a number key: {int(keys[invalid])}")
+    return written.tobytes().decode("ascii").split("\n")[:-1]
+
+
+@njit(cache=True, nogil=True)  # type: ignore[misc]  # numba ships no type information
+def _texts(keys: NDArray[np.int64]) -> tuple[NDArray[np.uint8], int]:
+    """The keys' texts as ASCII, each followed by a newline; the first invalid key's index.
+
+    The index is -1 when every key is valid (the texts are then complete).
+    """
+    out = np.empty(len(keys) * (_E164_DIGITS + 2), np.uint8)
+    digits = np.empty(_E164_DIGITS, np.uint8)
+    at = 0
+    for row in range(len(keys)):
+        key = keys[row]
+        service = key >= SERVICE_TAG
+        value = key - SERVICE_TAG if service else key
+        if value <= 0 or value >= (10**_SERVICE_DIGITS if service else 10**_E164_DIGITS):
+            return out[:at], row
+        count = 0
+        while True:
+            digits[count] = _ZERO + value % 10
+            value //= 10
+            count += 1
+            if value == 0:
+                break
+        if not service:
+            out[at] = _PLUS
+            at += 1
+        for index in range(count - 1, -1, -1):
+            out[at] = digits[index]
+            at += 1
+        out[at] = 10
+        at += 1
+    return out[:at], -1
 
 
 @njit(cache=True, nogil=True)  # type: ignore[misc]  # numba ships no type information
