@@ -17,17 +17,20 @@ Columns let the feature stage hand numpy arrays to the feature code without
 a per-CDR object; numbers are already normalised, nothing is validated again.
 The numbers of calls and inbound notes travel as their 64-bit keys
 (:mod:`contracts.number_keys`: an E.164 number's digits as an integer, a
-service number's with a tag), so the feature stage looks callers up in a
-compiled index without making a string per number; messages written before
-that hold the texts, and readers take either (:func:`contracts.number_keys.as_keys`).
-Complaints and appeals keep their numbers as text (few, and read by people).
+service number's with a tag), written as one base64 text of little-endian
+int64 values per column, so they go from ingest's arrays to the feature
+stage's compiled index as arrays, without a Python object per number.
+Messages written before that hold lists of texts, and readers take either
+(:func:`contracts.number_keys.as_keys`). Complaints and appeals keep their
+numbers as text (few, and read by people).
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import orjson
@@ -55,11 +58,26 @@ __all__ = [
 DEFAULT_MAX_MESSAGE_BYTES = 900_000
 
 
-@dataclass(slots=True)
+def _same_columns(one: object, other: object) -> bool:
+    """Whether two parts of a batch hold the same values (lists and arrays alike)."""
+    if type(one) is not type(other):
+        return NotImplemented
+    return all(
+        _as_list(getattr(one, column.name)) == _as_list(getattr(other, column.name))
+        for column in fields(one)  # type: ignore[arg-type]
+    )
+
+
+def _as_list(values: Sequence[Any] | NDArray[np.generic]) -> list[Any]:
+    return values.tolist() if isinstance(values, np.ndarray) else list(values)
+
+
+@dataclass(slots=True, eq=False)
 class CdrColumns:
     """Validated CDRs as parallel lists (disposition as its string value).
 
-    ``caller`` and ``callee``: number keys (texts in older messages).
+    ``caller`` and ``callee``: number keys, as a list or an int64 array (texts
+    in older messages).
     """
 
     cdr_id: list[str] = field(default_factory=list)
@@ -73,8 +91,13 @@ class CdrColumns:
     def __len__(self) -> int:
         return len(self.cdr_id)
 
+    def __eq__(self, other: object) -> bool:
+        return _same_columns(self, other)
+
     def append(self, cdr: CDR) -> None:
         """Add one record at the end."""
+        if isinstance(self.caller, np.ndarray):  # filled from arrays before: lists again
+            self.caller, self.callee = self.caller.tolist(), self.callee.tolist()
         self.cdr_id.append(cdr.cdr_id)
         self.caller.append(number_key(cdr.caller))
         self.callee.append(number_key(cdr.callee))
@@ -92,7 +115,7 @@ class CdrColumns:
         return columns
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class InboundColumns:
     """Who called a number of this partition, and when (numbers as keys, or older texts)."""
 
@@ -102,6 +125,17 @@ class InboundColumns:
 
     def __len__(self) -> int:
         return len(self.number)
+
+    def __eq__(self, other: object) -> bool:
+        return _same_columns(self, other)
+
+    def append(self, number: int, from_number: int, time_ms: int) -> None:
+        """Add one note at the end (numbers as keys)."""
+        if isinstance(self.number, np.ndarray):  # filled from arrays before: lists again
+            self.number, self.from_number = self.number.tolist(), self.from_number.tolist()
+        self.number.append(number)
+        self.from_number.append(from_number)
+        self.time_ms.append(time_ms)
 
 
 @dataclass(slots=True)
@@ -173,6 +207,18 @@ _PARTS = {
 _COLUMNS = {name: tuple(column.name for column in fields(part)) for name, part in _PARTS.items()}
 # Columns added later: left out of a message while empty, so older readers take it.
 _OPTIONAL = {"appeals": frozenset({"kind"})}
+# Number columns written as keys: base64 of little-endian int64 values.
+_KEY_COLUMNS = {"calls": frozenset({"caller", "callee"}),
+                "inbound": frozenset({"number", "from_number"})}
+_KEY_DTYPE = np.dtype("<i8")
+
+
+def _column_value(values: Sequence[object] | NDArray[np.int64], key_column: bool) -> object:
+    """A column as the message holds it: keys as one base64 text, anything else as a list."""
+    if key_column and len(values) and not isinstance(values[0], str):
+        raw = np.ascontiguousarray(values, dtype=_KEY_DTYPE).tobytes()
+        return base64.b64encode(raw).decode("ascii")
+    return values
 
 
 def encode_routed(batch: RoutedBatch) -> bytes:
@@ -182,8 +228,12 @@ def encode_routed(batch: RoutedBatch) -> bytes:
         part = getattr(batch, name)
         if len(part):
             optional = _OPTIONAL.get(name, frozenset())
-            message[name] = {column: getattr(part, column) for column in columns
-                             if column not in optional or getattr(part, column)}
+            keys = _KEY_COLUMNS.get(name, frozenset())
+            message[name] = {
+                column: _column_value(getattr(part, column), column in keys)
+                for column in columns
+                if column not in optional or len(getattr(part, column))
+            }
     return orjson.dumps(message)
 
 
@@ -321,9 +371,13 @@ def in_time_order(batch: RoutedBatch) -> RoutedBatch:
 
 def _take(part: _Part, rows: NDArray[np.intp]) -> _Part:
     chosen = rows.tolist()
-    return type(part)(
-        **{c.name: [getattr(part, c.name)[row] for row in chosen] for c in fields(part)}
-    )
+
+    def take(values: Sequence[Any] | NDArray[np.generic]) -> Any:
+        if isinstance(values, np.ndarray):
+            return values[rows]
+        return [values[row] for row in chosen]
+
+    return type(part)(**{c.name: take(getattr(part, c.name)) for c in fields(part)})
 
 
 def with_number_texts(batch: RoutedBatch) -> RoutedBatch:
@@ -333,9 +387,9 @@ def with_number_texts(batch: RoutedBatch) -> RoutedBatch:
     already texts are kept.
     """
 
-    def texts(column: list[int] | list[str]) -> list[str]:
-        if not column or isinstance(column[0], str):
-            return column  # type: ignore[return-value]
+    def texts(column: list[int] | list[str] | NDArray[np.int64]) -> list[str]:
+        if not len(column) or isinstance(column[0], str):
+            return list(column)  # type: ignore[arg-type]
         return number_texts(column)  # type: ignore[arg-type]
 
     calls, inbound = batch.calls, batch.inbound
@@ -373,9 +427,23 @@ def decode_routed(raw: bytes) -> RoutedBatch:
                 _COLUMNS[name]
             ):
                 raise ValueError(f"cdr.by_caller {name} lacks the columns {_COLUMNS[name]}")
-            if not all(isinstance(values, list) for values in columns.values()):
+            for column in _KEY_COLUMNS.get(name, frozenset()) & set(columns):
+                if isinstance(columns[column], str):
+                    columns[column] = _keys_of(columns[column], name, column)
+            if not all(isinstance(values, list | np.ndarray) for values in columns.values()):
                 raise ValueError(f"cdr.by_caller {name} has a column that is not a list")
             if len({len(values) for values in columns.values()}) != 1:
                 raise ValueError(f"cdr.by_caller {name} has columns of different lengths")
             setattr(batch, name, part_type(**columns))
     return batch
+
+
+def _keys_of(text: str, part: str, column: str) -> NDArray[np.int64]:
+    """A key column read back from its base64 text (a read-only array)."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except ValueError:
+        raise ValueError(f"cdr.by_caller {part}.{column} is not base64") from None
+    if len(raw) % _KEY_DTYPE.itemsize:
+        raise ValueError(f"cdr.by_caller {part}.{column} is not a whole number of int64 keys")
+    return np.frombuffer(raw, dtype=_KEY_DTYPE).astype(np.int64, copy=False)

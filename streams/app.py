@@ -430,10 +430,14 @@ def run_worker(app: CallguardApp) -> int:
 
 
 async def _warm_kernels_before_joining() -> None:
-    """Compile (or load from numba's disk cache) the state kernels before joining."""
+    """Compile (or load from numba's disk cache) the state and routing kernels before joining."""
     from features.block.engine import warm_up_kernels
+    from streams.pipeline.partitions import warm_up_routing
 
-    seconds = await asyncio.get_running_loop().run_in_executor(None, warm_up_kernels)
+    def warm_up() -> float:
+        return warm_up_kernels() + warm_up_routing()
+
+    seconds = await asyncio.get_running_loop().run_in_executor(None, warm_up)
     logger.info("state kernels warmed in %.1f s, before joining the groups", seconds)
 
 

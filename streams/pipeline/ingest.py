@@ -140,10 +140,9 @@ def ingest_cdrs(
 
     def route(batches: Batches, cdr: Any) -> None:
         batches[partition_for_number(cdr.caller, partitions)].calls.append(cdr)
-        inbound = batches[partition_for_number(cdr.callee, partitions)].inbound
-        inbound.number.append(number_key(cdr.callee))
-        inbound.from_number.append(number_key(cdr.caller))
-        inbound.time_ms.append(cdr.start_ms)
+        batches[partition_for_number(cdr.callee, partitions)].inbound.append(
+            number_key(cdr.callee), number_key(cdr.caller), cdr.start_ms
+        )
 
     accept_records = _accept_records(validate, route)
 
@@ -225,33 +224,45 @@ def _route_arrays(cdrs: CdrArrays, partitions: int, batches: Batches) -> None:
         cdrs.disposition,
         cdrs.ring_s,
     )
-    for partition, columns in _by_partition(caller_owners, calls):
+    for partition, columns in _by_partition(caller_owners, calls, keys=(1, 2)):
         routed = batches[partition].calls
         routed.cdr_id.extend(columns[0])
-        routed.caller.extend(columns[1])
-        routed.callee.extend(columns[2])
+        _extend_keys(routed, "caller", columns[1])
+        _extend_keys(routed, "callee", columns[2])
         routed.start_ms.extend(columns[3])
         routed.duration_s.extend(columns[4])
         routed.disposition.extend(columns[5])
         routed.ring_s.extend(columns[6])
     inbound_columns = (callees, callers, cdrs.start_ms)
-    for partition, columns in _by_partition(callee_owners, inbound_columns):
+    for partition, columns in _by_partition(callee_owners, inbound_columns, keys=(0, 1)):
         inbound = batches[partition].inbound
-        inbound.number.extend(columns[0])
-        inbound.from_number.extend(columns[1])
+        _extend_keys(inbound, "number", columns[0])
+        _extend_keys(inbound, "from_number", columns[1])
         inbound.time_ms.extend(columns[2])
 
 
+def _extend_keys(part: Any, name: str, keys: np.ndarray) -> None:
+    """Add ``keys`` to the key column ``name`` of ``part``, kept as an int64 array."""
+    held = getattr(part, name)
+    setattr(part, name, np.concatenate((np.asarray(held, np.int64), keys)) if len(held) else keys)
+
+
 def _by_partition(
-    owners: np.ndarray, columns: Sequence[np.ndarray]
-) -> Iterator[tuple[int, list[list[Any]]]]:
-    """Each owning partition (ascending) with its rows of each column, as lists, in row order."""
+    owners: np.ndarray, columns: Sequence[np.ndarray], keys: Sequence[int] = ()
+) -> Iterator[tuple[int, list[Any]]]:
+    """Each owning partition (ascending) with its rows of each column, in row order.
+
+    Columns are given as lists, except those whose index is in ``keys``: int64 arrays.
+    """
     order = np.argsort(owners, kind="stable")
     ordered = owners[order]
     bounds = np.flatnonzero(ordered[1:] != ordered[:-1]) + 1
     firsts = [0, *bounds.tolist()]
     lasts = [*firsts[1:], len(owners)]
-    values = [column[order].tolist() for column in columns]
+    values = [
+        column[order] if index in keys else column[order].tolist()
+        for index, column in enumerate(columns)
+    ]
     for first, last in zip(firsts, lasts, strict=True):
         yield int(ordered[first]), [column[first:last] for column in values]
 

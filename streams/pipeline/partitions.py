@@ -13,6 +13,7 @@ compiled pass that writes each key's text out and hashes it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,7 +22,7 @@ from numpy.typing import NDArray
 
 from contracts.number_keys import SERVICE_TAG
 
-__all__ = ["murmur2_many", "partitions_of", "partitions_of_keys"]
+__all__ = ["murmur2_many", "partitions_of", "partitions_of_keys", "warm_up_routing"]
 
 _SEED = 0x9747B28C
 _M = np.uint32(0x5BD1E995)
@@ -101,6 +102,13 @@ def _murmur2_rows(
     hashes *= _M
     hashes ^= hashes >> 15
     return hashes
+
+
+def warm_up_routing() -> float:
+    """Compile (or load from numba's cache) the routing of number keys; seconds it took."""
+    started = time.perf_counter()
+    partitions_of_keys(np.array([8613800138000, SERVICE_TAG + 95588], np.int64), 4)
+    return time.perf_counter() - started
 
 
 def partitions_of_keys(keys: NDArray[np.int64], partitions: int) -> NDArray[np.int64]:

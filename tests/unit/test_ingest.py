@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import io
+from dataclasses import fields
 
+import numpy as np
 import orjson
 import polars as pl
+import pytest
 
-from contracts.by_caller import decode_routed, encode_routed
+from contracts.by_caller import RoutedBatch, decode_routed, encode_routed
 from contracts.number_keys import number_texts
 from streams.pipeline.deadletter import SourcePosition
 from streams.pipeline.ingest import RawMessage, ingest_cdrs, ingest_complaints, partition_for_number
@@ -67,11 +70,49 @@ def test_complaints_go_to_the_reported_number_partition() -> None:
     assert routed.complaints.number == ["95588"] and len(routed.calls) == 0
 
 
-def test_routed_batches_round_trip() -> None:
-    messages = [orjson.dumps([good(cdr_id="a"), good(cdr_id="b", disposition="BUSY",
-                                                     duration_s=0)])]
+def columns_of(batch: RoutedBatch) -> dict[str, dict[str, list]]:
+    """Every column of ``batch`` as a list (number keys may be lists or int64 arrays)."""
+    return {
+        part: {column: list(np.asarray(values).tolist()) if isinstance(values, np.ndarray)
+               else list(values) for column, values in vars_of(getattr(batch, part)).items()}
+        for part in ("calls", "inbound", "complaints", "appeals")
+    }
+
+
+def vars_of(part: object) -> dict[str, object]:
+    return {field.name: getattr(part, field.name) for field in fields(part)}  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("copies", [1, 200])  # one CDR at a time, and by columns
+def test_routed_batches_round_trip(copies: int) -> None:
+    messages = [orjson.dumps([good(cdr_id=f"a{i}") for i in range(copies)]
+                             + [good(cdr_id="b", disposition="BUSY", duration_s=0)])]
     for routed in ingest_cdrs(raw(messages), **OPTIONS).by_partition.values():
-        assert decode_routed(encode_routed(routed)) == routed
+        encoded = encode_routed(routed)
+        decoded = decode_routed(encoded)
+        assert columns_of(decoded) == columns_of(routed)
+        # Number keys travel as int64 buffers, and come back as arrays of them.
+        message = orjson.loads(encoded)
+        for part, column in (("calls", "caller"), ("calls", "callee"),
+                             ("inbound", "number"), ("inbound", "from_number")):
+            if part in message:
+                assert isinstance(message[part][column], str)
+                assert getattr(getattr(decoded, part), column).dtype == np.int64
+
+
+def test_a_message_with_number_texts_is_read_as_it_was_written() -> None:
+    # cdr.by_caller messages written before the numbers travelled as keys.
+    old = orjson.dumps({
+        "calls": {"cdr_id": ["a"], "caller": ["+8613800138000"], "callee": ["95588"],
+                  "start_ms": [1], "duration_s": [0.0], "disposition": ["BUSY"],
+                  "ring_s": [None]},
+        "inbound": {"number": ["+8613900139000"], "from_number": ["+8613800138000"],
+                    "time_ms": [1]},
+    })
+    batch = decode_routed(old)
+    assert batch.calls.caller == ["+8613800138000"] and batch.calls.callee == ["95588"]
+    assert batch.inbound.number == ["+8613900139000"]
+    assert columns_of(decode_routed(encode_routed(batch))) == columns_of(batch)
 
 
 def test_a_call_starting_past_the_allowed_lead_is_dead_lettered_on_every_path() -> None:

@@ -128,6 +128,8 @@ def test_a_large_emission_is_cut_by_callers():
         b'{"calls": {"cdr_id": ["a"]}}',
         b'{"inbound": {"number": "x", "from_number": "y", "time_ms": "z"}}',
         b'{"inbound": {"number": ["x"], "from_number": [], "time_ms": [1]}}',
+        b'{"inbound": {"number": "AAAA", "from_number": "AAAA", "time_ms": [1]}}',
+        b'{"inbound": {"number": "not base64!", "from_number": [], "time_ms": []}}',
     ],
 )
 def test_a_foreign_message_is_refused_with_a_value_error(raw: bytes) -> None:
