@@ -20,8 +20,8 @@ The numbers of calls and inbound notes travel as their 64-bit keys
 service number's with a tag), written as one base64 text of little-endian
 int64 values per column, so they go from ingest's arrays to the feature
 stage's compiled index as arrays, without a Python object per number.
-Messages written before that hold lists of texts, and readers take either
-(:func:`contracts.number_keys.as_keys`). Complaints and appeals keep their
+Messages written before that hold lists of texts: :func:`decode_routed`
+makes them keys too. Complaints and appeals keep their
 numbers as text (few, and read by people).
 """
 
@@ -38,7 +38,7 @@ from numpy.typing import NDArray
 
 from contracts.cdr import CDR
 from contracts.complaints import Complaint
-from contracts.number_keys import number_key, number_texts
+from contracts.number_keys import SERVICE_TAG, number_key, number_keys, number_texts
 
 __all__ = [
     "AppealColumns",
@@ -211,6 +211,8 @@ _OPTIONAL = {"appeals": frozenset({"kind"})}
 _KEY_COLUMNS = {"calls": frozenset({"caller", "callee"}),
                 "inbound": frozenset({"number", "from_number"})}
 _KEY_DTYPE = np.dtype("<i8")
+_E164_LIMIT = 10**15  # keys of E.164 numbers: 1 to 15 digits
+_SERVICE_LIMIT = SERVICE_TAG + 10**6  # service numbers: 1 to 6 digits
 
 
 def _column_value(values: Sequence[object] | NDArray[np.int64], key_column: bool) -> object:
@@ -428,8 +430,7 @@ def decode_routed(raw: bytes) -> RoutedBatch:
             ):
                 raise ValueError(f"cdr.by_caller {name} lacks the columns {_COLUMNS[name]}")
             for column in _KEY_COLUMNS.get(name, frozenset()) & set(columns):
-                if isinstance(columns[column], str):
-                    columns[column] = _keys_of(columns[column], name, column)
+                columns[column] = _keys_of(columns[column], name, column)
             if not all(isinstance(values, list | np.ndarray) for values in columns.values()):
                 raise ValueError(f"cdr.by_caller {name} has a column that is not a list")
             if len({len(values) for values in columns.values()}) != 1:
@@ -438,12 +439,33 @@ def decode_routed(raw: bytes) -> RoutedBatch:
     return batch
 
 
-def _keys_of(text: str, part: str, column: str) -> NDArray[np.int64]:
-    """A key column read back from its base64 text (a read-only array)."""
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except ValueError:
-        raise ValueError(f"cdr.by_caller {part}.{column} is not base64") from None
-    if len(raw) % _KEY_DTYPE.itemsize:
-        raise ValueError(f"cdr.by_caller {part}.{column} is not a whole number of int64 keys")
-    return np.frombuffer(raw, dtype=_KEY_DTYPE).astype(np.int64, copy=False)
+def _keys_of(value: object, part: str, column: str) -> NDArray[np.int64]:
+    """A number column read back as keys: from its base64 text, or from a list.
+
+    A list holds texts in messages written before the keys (made keys here,
+    so the stage gets arrays from every message). Anything that is not a
+    valid key raises ``ValueError`` naming the column: the worker dead-letters
+    the message instead of applying it.
+    """
+    where = f"cdr.by_caller {part}.{column}"
+    if isinstance(value, str):
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except ValueError:
+            raise ValueError(f"{where} is not base64") from None
+        if len(raw) % _KEY_DTYPE.itemsize:
+            raise ValueError(f"{where} is not a whole number of int64 keys")
+        keys = np.frombuffer(raw, dtype=_KEY_DTYPE).astype(np.int64, copy=False)
+    elif isinstance(value, list):
+        if not all(isinstance(number, str) for number in value):
+            raise ValueError(f"{where} is a list of something other than number texts")
+        try:
+            keys = number_keys(value)
+        except ValueError as error:  # names the text that is not a normalised number
+            raise ValueError(f"{where}: {error}") from None
+    else:
+        raise ValueError(f"{where} is neither base64 nor a list")
+    valid = ((keys > 0) & (keys < _E164_LIMIT)) | ((keys > SERVICE_TAG) & (keys < _SERVICE_LIMIT))
+    if not valid.all():
+        raise ValueError(f"{where} holds {int(keys[np.argmin(valid)])}, which is no number key")
+    return keys

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from contracts.by_caller import RoutedBatch, decode_routed, encode_routed
-from contracts.number_keys import number_texts
+from contracts.number_keys import SERVICE_TAG, number_texts
 from streams.pipeline.deadletter import SourcePosition
 from streams.pipeline.ingest import RawMessage, ingest_cdrs, ingest_complaints, partition_for_number
 from tests.unit.test_cdr_arrow import ARROW, EPOCH_TIMES
@@ -110,8 +110,10 @@ def test_a_message_with_number_texts_is_read_as_it_was_written() -> None:
                     "time_ms": [1]},
     })
     batch = decode_routed(old)
-    assert batch.calls.caller == ["+8613800138000"] and batch.calls.callee == ["95588"]
-    assert batch.inbound.number == ["+8613900139000"]
+    assert batch.calls.caller.tolist() == [8613800138000]
+    assert batch.calls.callee.tolist() == [SERVICE_TAG + 95588]
+    assert batch.inbound.number.tolist() == [8613900139000]
+    assert batch.inbound.from_number.tolist() == [8613800138000]
     assert columns_of(decode_routed(encode_routed(batch))) == columns_of(batch)
 
 

@@ -130,6 +130,11 @@ def test_a_large_emission_is_cut_by_callers():
         b'{"inbound": {"number": ["x"], "from_number": [], "time_ms": [1]}}',
         b'{"inbound": {"number": "AAAA", "from_number": "AAAA", "time_ms": [1]}}',
         b'{"inbound": {"number": "not base64!", "from_number": [], "time_ms": []}}',
+        # keys that are no number (0, negative, too long), texts that are not normalised
+        b'{"inbound": {"number": "AAAAAAAAAAA=", "from_number": "AAAAAAAAAAA=", "time_ms": [1]}}',
+        b'{"inbound": {"number": [8613800138000], "from_number": [1], "time_ms": [1]}}',
+        b'{"inbound": {"number": ["13800138000"], "from_number": ["+1"], "time_ms": [1]}}',
+        b'{"inbound": {"number": [1.5], "from_number": [1], "time_ms": [1]}}',
     ],
 )
 def test_a_foreign_message_is_refused_with_a_value_error(raw: bytes) -> None:
