@@ -8,7 +8,12 @@ of nuisance number:
   first ``--minutes`` minutes after their first call;
 - the median minutes from a number's first call to its 2nd, 3rd, 5th and
   10th call (numbers that never get there count as never: a median of
-  "never" means most never do).
+  "never" means most never do);
+- the share that the worker's emission rule can score at all: numbers with
+  a burst (``min_calls`` calls within the short window) or enough calls
+  within the long window (``min_long_calls``), at any time of the day. An
+  upper bound (the worker's windows end at hop boundaries): no classifier
+  flags more of a category than this, whatever its threshold.
 
 A detector that judges a number by what its calls look like cannot flag it
 before it has made the calls it needs: a median time to first flag of
@@ -29,6 +34,8 @@ import polars as pl
 # Runnable as a plain script from a checkout, installed or not.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from features.config import FeatureConfig  # noqa: E402
+from features.emission import EmissionPolicy  # noqa: E402
 from models.dataset import read_parquet_dir  # noqa: E402
 from simulator.parquet import write_parquet  # noqa: E402
 from simulator.scenario import builtin_scenario  # noqa: E402
@@ -58,9 +65,31 @@ def call_times(cdrs: pl.DataFrame, truth: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def evidence_table(times: pl.DataFrame, minutes: float) -> pl.DataFrame:
-    """Per category and ``all``: numbers, share with k calls in time, median minutes to k."""
-    columns = []
+def _within(offsets: pl.Expr, calls: int, minutes: float) -> pl.Expr:
+    """Whether some ``calls`` consecutive calls of a number fall within ``minutes`` (strictly)."""
+    spans = offsets.list.eval(pl.element().shift(-(calls - 1)) - pl.element())
+    return spans.list.eval(pl.element() < minutes).list.any().fill_null(False)
+
+
+def evidence_table(
+    times: pl.DataFrame,
+    minutes: float,
+    policy: EmissionPolicy | None = None,
+    config: FeatureConfig | None = None,
+) -> pl.DataFrame:
+    """Per category and ``all``: how soon numbers make their calls, and how many can be scored.
+
+    Columns: numbers, share with k calls within ``minutes``, median minutes
+    to call k, share the emission rule can score at all (``scorable``).
+    """
+    policy, config = policy or EmissionPolicy(), config or FeatureConfig()
+    short, long = config.windows
+    offsets = pl.col("offsets")
+    scorable = (
+        _within(offsets, policy.min_calls, short.window_s / 60)
+        | _within(offsets, policy.min_long_calls, long.window_s / 60)
+    )
+    columns = [scorable.mean().alias("scorable")]
     for k in CALLS:
         kth = pl.col("offsets").list.get(k - 1, null_on_oob=True)
         columns.append((kth <= minutes).fill_null(False).mean().alias(f"{k} calls in time"))
@@ -74,7 +103,7 @@ def evidence_table(times: pl.DataFrame, minutes: float) -> pl.DataFrame:
 def markdown(family: str, table: pl.DataFrame, minutes: float) -> str:
     """The table as Markdown: shares as per cent, medians in minutes."""
     head = (["category", "numbers"] + [f"{k} calls within {minutes:g} min" for k in CALLS]
-            + [f"median min to call {k}" for k in CALLS])
+            + [f"median min to call {k}" for k in CALLS] + ["can be scored at all"])
     lines = [f"**{family}**", "", "| " + " | ".join(head) + " |",
              "|" + "---|" * len(head)]
     for row in table.iter_rows(named=True):
@@ -84,8 +113,9 @@ def markdown(family: str, table: pl.DataFrame, minutes: float) -> str:
             else f"{row[f'median to call {k}']:.0f}"
             for k in CALLS
         ]
+        scored = f"{100 * row['scorable']:.0f}%"
         lines.append("| " + " | ".join([row["category"], str(row["numbers"]), *shares,
-                                         *medians]) + " |")
+                                         *medians, scored]) + " |")
     return "\n".join(lines)
 
 

@@ -33,3 +33,16 @@ def test_counts_calls_within_the_window_and_medians_to_each_call() -> None:
     assert rows["all"]["median to call 2"] == 30.0
     # Most numbers never make a 3rd call: the median is "never".
     assert rows["all"]["median to call 3"] == float("inf")
+    # Scored at all: +1 has a burst (5 calls within 10 minutes); +2 and +3 never can.
+    assert rows["one_ring"]["scorable"] == 1.0 and rows["fraud"]["scorable"] == 0.0
+
+
+def test_a_steady_caller_is_scorable_by_its_calls_in_the_long_window() -> None:
+    hour = 60 * _MIN
+    cdrs = pl.DataFrame({"caller": ["+1"] * 10 + ["+2"] * 9,
+                         "start_ms": [i * hour for i in range(10)] + [i * hour for i in range(9)]})
+    truth = pl.DataFrame({"number": ["+1", "+2"], "category": ["fraud", "real_estate"]})
+    rows = {row["category"]: row
+            for row in evidence_table(call_times(cdrs, truth), minutes=10).iter_rows(named=True)}
+    assert rows["fraud"]["scorable"] == 1.0  # ten calls within a day
+    assert rows["real_estate"]["scorable"] == 0.0  # nine: never reaches the rule
