@@ -52,6 +52,21 @@ def _home(key: int, mask: np.uint64) -> np.int64:
 
 
 @njit(cache=True, nogil=True)  # type: ignore[misc]
+def _probe(table_keys: NDArray[np.int64], key: int, mask: np.uint64, step: int) -> (
+    tuple[np.int64, bool]
+):
+    """The slot that holds ``key``, or the empty slot where its probe ends; whether held."""
+    slot = _home(key, mask)
+    while True:
+        held = table_keys[slot]
+        if held == key:
+            return slot, True
+        if held == _EMPTY:
+            return slot, False
+        slot = (slot + 1) & step
+
+
+@njit(cache=True, nogil=True)  # type: ignore[misc]
 def _get_kernel(
     table_keys: NDArray[np.int64],
     table_rows: NDArray[np.int64],
@@ -62,18 +77,8 @@ def _get_kernel(
     mask = np.uint64(table_keys.size - 1)
     step = table_keys.size - 1
     for n in range(keys.size):
-        key = keys[n]
-        slot = _home(key, mask)
-        row = -1
-        while True:
-            held = table_keys[slot]
-            if held == key:
-                row = table_rows[slot]
-                break
-            if held == _EMPTY:
-                break
-            slot = (slot + 1) & step
-        out[n] = row
+        slot, held = _probe(table_keys, keys[n], mask, step)
+        out[n] = table_rows[slot] if held else -1
 
 
 @njit(cache=True, nogil=True)  # type: ignore[misc]
@@ -88,17 +93,10 @@ def _insert_kernel(
     step = table_keys.size - 1
     added = 0
     for n in range(keys.size):
-        key = keys[n]
-        slot = _home(key, mask)
-        while True:
-            held = table_keys[slot]
-            if held == key:
-                break
-            if held == _EMPTY:
-                table_keys[slot] = key
-                added += 1
-                break
-            slot = (slot + 1) & step
+        slot, held = _probe(table_keys, keys[n], mask, step)
+        if not held:
+            table_keys[slot] = keys[n]
+            added += 1
         table_rows[slot] = rows[n]
     return added
 
@@ -114,17 +112,7 @@ def _remove_kernel(
     step = table_keys.size - 1
     removed = 0
     for n in range(keys.size):
-        key = keys[n]
-        hole = _home(key, mask)
-        found = False
-        while True:
-            held = table_keys[hole]
-            if held == key:
-                found = True
-                break
-            if held == _EMPTY:
-                break
-            hole = (hole + 1) & step
+        hole, found = _probe(table_keys, keys[n], mask, step)
         if not found:
             continue
         removed += 1
