@@ -85,6 +85,12 @@ pid_alive() {
     [ -s "$PID_FILE" ] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null
 }
 
+server_alive() {
+    # The daemon writes its pid file a while after it forks (longer on a loaded
+    # machine): until then, find it by the pid file its arguments name.
+    pid_alive || pgrep -f -- "--pid-file=$PID_FILE" >/dev/null 2>&1
+}
+
 errors_since() {
     # Lines the error log gained after line $1 (the log is appended to across starts).
     tail -n "+$(($1 + 1))" "$LOG_DIR/clickhouse-server.err.log" 2>/dev/null
@@ -109,7 +115,7 @@ wait_ready() {
         if [ "$SECONDS" -ge "$deadline" ]; then
             die "no answer to SELECT 1 on $HOST:$PORT after ${WAIT_S}s; see $LOG_DIR/ (clickhouse-server.err.log, stderr.log)"
         fi
-        if ! pid_alive; then
+        if ! server_alive; then
             die "the server exited while starting; see $LOG_DIR/ (clickhouse-server.err.log, stderr.log)"
         fi
         sleep 0.1
