@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -38,7 +38,7 @@ from numpy.typing import NDArray
 
 from contracts.cdr import CDR
 from contracts.complaints import Complaint
-from contracts.number_keys import SERVICE_TAG, number_key, number_keys, number_texts
+from contracts.number_keys import are_keys, number_key, number_keys, number_texts
 
 __all__ = [
     "AppealColumns",
@@ -211,8 +211,6 @@ _OPTIONAL = {"appeals": frozenset({"kind"})}
 _KEY_COLUMNS = {"calls": frozenset({"caller", "callee"}),
                 "inbound": frozenset({"number", "from_number"})}
 _KEY_DTYPE = np.dtype("<i8")
-_E164_LIMIT = 10**15  # keys of E.164 numbers: 1 to 15 digits
-_SERVICE_LIMIT = SERVICE_TAG + 10**6  # service numbers: 1 to 6 digits
 
 
 def _column_value(values: Sequence[object] | NDArray[np.int64], key_column: bool) -> object:
@@ -389,29 +387,17 @@ def with_number_texts(batch: RoutedBatch) -> RoutedBatch:
     already texts are kept.
     """
 
-    def texts(column: list[int] | list[str] | NDArray[np.int64]) -> list[str]:
+    def texts(column: list[int] | list[str] | NDArray[np.int64]) -> Any:
         if not len(column) or isinstance(column[0], str):
-            return list(column)  # type: ignore[arg-type]
+            return list(column)
         return number_texts(column)  # type: ignore[arg-type]
 
     calls, inbound = batch.calls, batch.inbound
-    return RoutedBatch(
-        calls=CdrColumns(
-            cdr_id=calls.cdr_id,
-            caller=texts(calls.caller),  # type: ignore[arg-type]
-            callee=texts(calls.callee),  # type: ignore[arg-type]
-            start_ms=calls.start_ms,
-            duration_s=calls.duration_s,
-            disposition=calls.disposition,
-            ring_s=calls.ring_s,
-        ),
-        inbound=InboundColumns(
-            number=texts(inbound.number),  # type: ignore[arg-type]
-            from_number=texts(inbound.from_number),  # type: ignore[arg-type]
-            time_ms=inbound.time_ms,
-        ),
-        complaints=batch.complaints,
-        appeals=batch.appeals,
+    return replace(
+        batch,
+        calls=replace(calls, caller=texts(calls.caller), callee=texts(calls.callee)),
+        inbound=replace(inbound, number=texts(inbound.number),
+                        from_number=texts(inbound.from_number)),
     )
 
 
@@ -465,7 +451,7 @@ def _keys_of(value: object, part: str, column: str) -> NDArray[np.int64]:
             raise ValueError(f"{where}: {error}") from None
     else:
         raise ValueError(f"{where} is neither base64 nor a list")
-    valid = ((keys > 0) & (keys < _E164_LIMIT)) | ((keys > SERVICE_TAG) & (keys < _SERVICE_LIMIT))
+    valid = are_keys(keys)
     if not valid.all():
         raise ValueError(f"{where} holds {int(keys[np.argmin(valid)])}, which is no number key")
     return keys

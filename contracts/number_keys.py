@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 __all__ = [
     "SERVICE_TAG",
+    "are_keys",
     "as_keys",
     "feature_keys",
     "number_key",
@@ -71,6 +72,13 @@ def as_keys(numbers: Sequence[str] | Sequence[int] | NDArray[np.integer]) -> NDA
     if len(numbers) and isinstance(numbers[0], str):
         return number_keys(numbers)  # type: ignore[arg-type]
     return np.asarray(numbers, dtype=np.int64)
+
+
+def are_keys(keys: NDArray[np.int64]) -> NDArray[np.bool_]:
+    """Which values are keys of a normalised number (what :func:`number_texts` accepts)."""
+    keys = np.asarray(keys, dtype=np.int64)
+    e164 = (keys > 0) & (keys < 10**_E164_DIGITS)
+    return e164 | ((keys > SERVICE_TAG) & (keys < SERVICE_TAG + 10**_SERVICE_DIGITS))
 
 
 def feature_keys(keys: NDArray[np.int64]) -> NDArray[np.uint64]:

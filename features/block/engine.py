@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from contracts.number_keys import as_keys, number_keys, number_texts
+from contracts.number_keys import as_keys, number_key, number_keys, number_texts
 from features.aggregate import COMPLAINTS
 from features.batch import CallBatch, key_hash32
 from features.block.inbox_kernel import settle_inboxes
@@ -154,7 +154,7 @@ class CallerBlock:
     def row(self, number: str | int) -> int | None:
         """The row of ``number`` (text or key), if it has state."""
         try:
-            key = number_keys([number])[0] if isinstance(number, str) else int(number)
+            key = number_key(number) if isinstance(number, str) else int(number)
         except (TypeError, ValueError):
             return None
         if key < 0:
@@ -821,7 +821,7 @@ class CallerBlock:
 
     def load_row(self, number: str, data: bytes) -> int:
         """Restore ``number`` from :meth:`row_bytes` output (replacing its state); its row."""
-        key = number_keys([number])
+        key = np.array([number_key(number)], np.int64)
         existing = self.row(int(key[0]))
         if existing is not None:
             self.remove(np.array([existing]))

@@ -10,6 +10,7 @@ from kafka.partitioner.default import murmur2 as kafka_python_murmur2
 
 from contracts.number_keys import (
     SERVICE_TAG,
+    are_keys,
     as_keys,
     feature_keys,
     number_key,
@@ -50,6 +51,7 @@ def test_random_numbers_round_trip_and_distinct_texts_have_distinct_keys() -> No
     numbers = random_numbers(20_000, seed=3)
     keys = number_keys(numbers)
     assert number_texts(keys) == numbers
+    assert are_keys(keys).all()
     assert [number_key(number) for number in numbers] == keys.tolist()
     assert len(set(keys.tolist())) == len(set(numbers))
     service = np.array([not number.startswith("+") for number in numbers])
@@ -80,6 +82,7 @@ def test_a_text_that_is_not_normalised_is_named(text: str) -> None:
 
 @pytest.mark.parametrize("key", [0, -1, 10**15, SERVICE_TAG, SERVICE_TAG + 10**6])
 def test_a_value_that_is_no_key_is_refused(key: int) -> None:
+    assert not are_keys(np.array([key]))[0]
     with pytest.raises(ValueError, match="not a number key"):
         number_text(key)
     with pytest.raises(ValueError, match=f"not a number key: {key}"):
